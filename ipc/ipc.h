@@ -1,0 +1,143 @@
+/* ipc.h: frames exchanged between the supervisor and its workers, and the
+ * nng transport both sides use. Bytes only: no SX values here.
+ *
+ * Wire format (all integers little-endian), one frame per nng message:
+ *
+ *   offset size
+ *   0      4    magic "SXPF"
+ *   4      1    version (IPC_VERSION)
+ *   5      1    type (enum ipc_type)
+ *   6      2    field count n (<= IPC_MAX_FIELDS)
+ *   8      8    request id (0 when the frame is not about a request)
+ *   16     4    payload length p (= total length - 20)
+ *   20     p    n fields, each: u32 length L, then L bytes
+ *
+ * The decoder checks every length against what remains before using it;
+ * a frame with trailing bytes, a short field, too many fields or a total
+ * above IPC_MAX_FRAME is rejected with a specific error.
+ *
+ * Field layouts by type (each field is bytes; numbers are decimal text):
+ *   READY       slot, pid, mode ("jit" | "cek"), abi hash
+ *   REQUEST     method, path, query (raw, without '?'), body,
+ *               then header name, header value pairs (names lower-case)
+ *   RESPONSE    status, body, then header name, header value pairs
+ *   ERROR       status, kind, message        (a genuine program error)
+ *   JIT_FAULT   function, kind, message      (an error escaped native code)
+ *   BLACKLIST   function, code hash          (supervisor -> worker)
+ *   SHUTDOWN    (no fields)                  (supervisor -> worker)
+ */
+#ifndef SXPOOL_IPC_H
+#define SXPOOL_IPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IPC_MAGIC "SXPF"
+#define IPC_VERSION 1
+#define IPC_HEADER_SIZE 20
+#define IPC_MAX_FIELDS 1024
+#define IPC_MAX_FRAME (64u << 20)
+
+enum ipc_type {
+    IPC_READY = 1,
+    IPC_REQUEST = 2,
+    IPC_RESPONSE = 3,
+    IPC_ERROR = 4,
+    IPC_JIT_FAULT = 5,
+    IPC_BLACKLIST = 6,
+    IPC_SHUTDOWN = 7,
+};
+
+/* Error codes: negative errno values, and this module's own range. */
+enum {
+    IPC_ESHORT = -10001,    /* fewer bytes than the header or a field says */
+    IPC_EMAGIC = -10002,    /* not a frame */
+    IPC_EVERSION = -10003,  /* a version this build does not speak */
+    IPC_ETYPE = -10004,     /* unknown frame type */
+    IPC_ETOOBIG = -10005,   /* frame or field above IPC_MAX_FRAME */
+    IPC_EFIELDS = -10006,   /* more than IPC_MAX_FIELDS fields */
+    IPC_ETRAILING = -10007, /* bytes after the last field */
+    IPC_ENNG = -10008,      /* nng failure; see ipc_conn's last nng error */
+    IPC_ETIMEDOUT = -10009,
+    IPC_ECLOSED = -10010,
+};
+
+const char *ipc_strerror(int err);
+
+typedef struct ipc_field {
+    const char *p; /* points into the decoded buffer; not NUL-terminated */
+    uint32_t len;
+} ipc_field;
+
+typedef struct ipc_frame {
+    int type;
+    uint64_t id;
+    int nfields;
+    ipc_field fields[IPC_MAX_FIELDS];
+} ipc_frame;
+
+/**
+ * Encodes a frame.
+ * @param[out] out    malloc'd buffer, owned by the caller on success
+ * @param[out] outlen its length
+ * @return 0, IPC_ETYPE, IPC_EFIELDS, IPC_ETOOBIG or -ENOMEM
+ */
+int ipc_encode(int type, uint64_t id, const ipc_field *fields, int nfields, char **out,
+               size_t *outlen);
+
+/**
+ * Decodes buf[0..len) into f. Fields point into buf, which must outlive f.
+ * @return 0 or one of IPC_ESHORT, IPC_EMAGIC, IPC_EVERSION, IPC_ETYPE,
+ *         IPC_ETOOBIG, IPC_EFIELDS, IPC_ETRAILING
+ */
+int ipc_decode(const char *buf, size_t len, ipc_frame *f);
+
+/* Field i as a NUL-terminated copy in dst (truncated to cap-1); returns dst. */
+char *ipc_field_str(const ipc_frame *f, int i, char *dst, size_t cap);
+/* Field i parsed as a decimal integer; returns -1 and leaves *out if it is not. */
+int ipc_field_int(const ipc_frame *f, int i, long long *out);
+
+/* ---- transport: one nng PAIR1 socket per worker slot ------------------- */
+
+typedef struct ipc_conn ipc_conn;
+
+/* The address of slot `slot` under run directory `rundir`:
+ * "ipc://RUNDIR/slot-N.sock". */
+void ipc_slot_url(const char *rundir, int slot, char *dst, size_t cap);
+
+/**
+ * Supervisor side: listens on url. Received frames are delivered by calling
+ * on_recv from an nng thread (it must not block); the supervisor queues them
+ * to its loop. on_recv owns nothing: buf is valid only during the call.
+ */
+typedef void (*ipc_recv_cb)(void *arg, const char *buf, size_t len);
+int ipc_listen(const char *url, ipc_recv_cb on_recv, void *arg, ipc_conn **out);
+
+/* Worker side: dials url (retrying until timeout_ms) and uses blocking calls. */
+int ipc_dial(const char *url, int timeout_ms, ipc_conn **out);
+
+/* Sends one encoded frame (copied; the caller keeps buf). Non-blocking on
+ * the supervisor side (queued), blocking up to timeout on the worker side.
+ * Returns 0, IPC_ETOOBIG, IPC_ECLOSED (closed, or no worker connected to
+ * this slot: frames are never kept for the slot's next worker), -EAGAIN
+ * (supervisor side: too many frames queued), IPC_ETIMEDOUT (worker side),
+ * IPC_ENNG or -ENOMEM. */
+int ipc_send(ipc_conn *c, const char *buf, size_t len);
+
+/**
+ * Worker side: blocks until a frame arrives (timeout_ms < 0: forever).
+ * @param[out] buf malloc'd message bytes, owned by the caller
+ */
+int ipc_recv(ipc_conn *c, int timeout_ms, char **buf, size_t *len);
+
+/* Closes the socket. Never call from an nng callback. */
+void ipc_close(ipc_conn *c);
+
+/**
+ * The nng error code (NNG_E*, for nng_strerror) behind the last IPC_ENNG
+ * that a call on c returned.
+ * @return that code, or 0 if c has returned no IPC_ENNG
+ */
+int ipc_nng_error(const ipc_conn *c);
+
+#endif

@@ -1,0 +1,109 @@
+/* store.h: sxpool's durable state in LMDB. Bytes only: no SX values here.
+ *
+ * One environment per data directory, opened by each process after exec
+ * (never across fork). Named databases:
+ *   "kv"        the application's key/value data
+ *   "responses" request id -> committed response (idempotency records)
+ *   "blacklist" function name + code hash + ABI hash -> reason, time, count
+ *
+ * A request transaction (store_txn) is optimistic: reads go to a read-only
+ * snapshot, writes are buffered in memory and seen by the same transaction's
+ * later reads. store_txn_commit() takes LMDB's single write lock briefly,
+ * checks that every key (and every scanned range) the transaction read still
+ * has the value it saw, applies the writes and stores the response under
+ * the request id, all in one LMDB commit. If another request changed
+ * something it read, commit returns STORE_ECONFLICT and applies nothing: the
+ * caller runs the request again. Committed requests are serializable.
+ */
+#ifndef SXPOOL_STORE_H
+#define SXPOOL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    STORE_ECONFLICT = -20001, /* a value read by the txn changed; nothing applied */
+    STORE_ENOTFOUND = -20002,
+    STORE_ETOOBIG = -20003,   /* key or value above the limits */
+    STORE_ELMDB = -20004,     /* LMDB failure; logged with mdb_strerror */
+    STORE_EBADTXN = -20005,   /* txn already failed, committed or aborted */
+};
+
+#define STORE_MAX_KEY 480          /* LMDB's default max key size is 511 */
+#define STORE_MAX_VALUE (16u << 20)
+
+const char *store_strerror(int err);
+
+typedef struct store store;
+typedef struct store_txn store_txn;
+
+/**
+ * Opens (creating if needed, mode 0700) the environment in dir.
+ * @param[in] map_size bytes to reserve for the map (0: 1 GiB default)
+ * @return 0, -errno or STORE_ELMDB
+ */
+int store_open(const char *dir, size_t map_size, store **out);
+void store_close(store *s);
+
+/* Clears reader slots of dead processes (call after every worker death).
+ * Returns the number cleared or a negative error. */
+int store_reader_check(store *s);
+
+/* ---- request transactions ------------------------------------------- */
+
+int store_txn_begin(store *s, store_txn **out);
+
+/**
+ * Reads key. On success *val points to bytes valid until the next call on
+ * this txn. @return 0, STORE_ENOTFOUND or an error
+ */
+int store_get(store_txn *t, const char *key, size_t klen, const char **val, size_t *vlen);
+int store_put(store_txn *t, const char *key, size_t klen, const char *val, size_t vlen);
+/* @return 0 if the key existed (and is now deleted), STORE_ENOTFOUND if not */
+int store_del(store_txn *t, const char *key, size_t klen);
+
+/* Calls cb for up to limit keys starting with prefix, in byte order, with
+ * the txn's own writes applied. cb returns nonzero to stop early. */
+typedef int (*store_scan_cb)(void *arg, const char *key, size_t klen, const char *val,
+                             size_t vlen);
+int store_scan(store_txn *t, const char *prefix, size_t plen, size_t limit, store_scan_cb cb,
+               void *arg);
+
+/**
+ * Commits writes and, when req_id is not NULL, the response record, together.
+ * The txn is freed whatever the result.
+ * @return 0, STORE_ECONFLICT (nothing applied) or an error (nothing applied)
+ */
+int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t resp_len);
+/* Drops the txn and its writes. */
+void store_txn_abort(store_txn *t);
+
+/**
+ * Looks up the response committed under req_id.
+ * @param[out] resp malloc'd copy, owned by the caller
+ * @return 0 or STORE_ENOTFOUND
+ */
+int store_response_get(store *s, const char *req_id, char **resp, size_t *len);
+
+/* ---- blacklist -------------------------------------------------------- */
+
+typedef struct store_bl_entry {
+    char function[256];
+    char code_hash[40];
+    char abi_hash[40];
+    char reason[128];
+    int64_t time_ms; /* last fault */
+    uint32_t count;  /* faults seen */
+} store_bl_entry;
+
+/* Adds the entry or bumps its count and time. */
+int store_bl_add(store *s, const char *function, const char *code_hash, const char *abi_hash,
+                 const char *reason);
+int store_bl_remove(store *s, const char *function, const char *code_hash, const char *abi_hash);
+/* Calls cb for every entry (any ABI hash when abi_hash is NULL). */
+typedef int (*store_bl_cb)(void *arg, const store_bl_entry *e);
+int store_bl_each(store *s, const char *abi_hash, store_bl_cb cb, void *arg);
+/* Removes entries whose function matches glob (fnmatch); returns how many. */
+int store_bl_clear(store *s, const char *glob);
+
+#endif

@@ -1,0 +1,553 @@
+/* sx_api.c: the vm module's public entry points (vm.h) and the effects
+ * behind perform.
+ *
+ * Each entry point is one protected call: an SX error inside it is turned
+ * into an sx_failure and a status, never a longjmp out of the module. The
+ * in-memory effect store used by `sxpool eval` lives here too: a sorted
+ * array of malloc'd key/value pairs, since eval runs are small.
+ */
+#include <gc.h>
+#include <stdlib.h>
+#include <sys/time.h>
+
+#include "vm/sx_cek.h"
+#include "vm/sx_read.h"
+#include "vm/vm.h"
+
+void sx__compile_init(void);
+bool sx__is_toplevel_begin(sx_val form);
+sx_val sx__expand_toplevel(sx_ctx *cx, sx_val form);
+
+static sx_ctx ctx;
+static sx_effects *effects;
+
+/* ---- in-memory store for eval ----------------------------------------- */
+
+typedef struct mem_kv {
+    char *k, *v;
+    size_t kl, vl;
+} mem_kv;
+
+static struct {
+    mem_kv *items;
+    size_t n, cap;
+} mem;
+
+static int kv_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+/* Index of the first key >= k. */
+static size_t mem_find(const char *k, size_t kl)
+{
+    size_t lo = 0, hi = mem.n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (kv_cmp(mem.items[mid].k, mem.items[mid].kl, k, kl) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static bool mem_hit(size_t i, const char *k, size_t kl)
+{
+    return i < mem.n && kv_cmp(mem.items[i].k, mem.items[i].kl, k, kl) == 0;
+}
+
+static char *dup_bytes(const char *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d) abort();
+    memcpy(d, p, n);
+    d[n] = 0;
+    return d;
+}
+
+static int mem_get(void *arg, const char *k, size_t kl, const char **v, size_t *vl)
+{
+    size_t i = mem_find(k, kl);
+    if (!mem_hit(i, k, kl)) return 1;
+    *v = mem.items[i].v;
+    *vl = mem.items[i].vl;
+    return 0;
+}
+
+static int mem_put(void *arg, const char *k, size_t kl, const char *v, size_t vl)
+{
+    size_t i = mem_find(k, kl);
+    if (mem_hit(i, k, kl)) {
+        free(mem.items[i].v);
+        mem.items[i].v = dup_bytes(v, vl);
+        mem.items[i].vl = vl;
+        return 0;
+    }
+    if (mem.n == mem.cap) {
+        mem.cap = mem.cap ? mem.cap * 2 : 64;
+        mem.items = realloc(mem.items, mem.cap * sizeof *mem.items);
+        if (!mem.items) abort();
+    }
+    memmove(mem.items + i + 1, mem.items + i, (mem.n - i) * sizeof *mem.items);
+    mem.items[i] = (mem_kv){dup_bytes(k, kl), dup_bytes(v, vl), kl, vl};
+    mem.n++;
+    return 0;
+}
+
+static int mem_del(void *arg, const char *k, size_t kl)
+{
+    size_t i = mem_find(k, kl);
+    if (!mem_hit(i, k, kl)) return 1;
+    free(mem.items[i].k);
+    free(mem.items[i].v);
+    memmove(mem.items + i, mem.items + i + 1, (mem.n - i - 1) * sizeof *mem.items);
+    mem.n--;
+    return 0;
+}
+
+static int mem_scan(void *arg, const char *p, size_t pl, size_t limit, sx_scan_item_fn fn,
+                    void *c)
+{
+    for (size_t i = mem_find(p, pl); i < mem.n && limit > 0; i++, limit--) {
+        if (mem.items[i].kl < pl || memcmp(mem.items[i].k, p, pl) != 0) break;
+        if (fn(c, mem.items[i].k, mem.items[i].kl, mem.items[i].v, mem.items[i].vl)) break;
+    }
+    return 0;
+}
+
+static void stderr_log(void *arg, const char *line, size_t len)
+{
+    fwrite(line, 1, len, stderr);
+    fputc('\n', stderr);
+}
+
+static sx_effects mem_effects = {NULL, mem_get, mem_put, mem_del, mem_scan, stderr_log, ""};
+
+/* ---- perform --------------------------------------------------------------- */
+
+static _Noreturn void effect_error(sx_ctx *cx, sx_val op, const char *why)
+{
+    sx_error(cx, "effect-error", "perform :%s: %s", sx_sym_name(op), why);
+}
+
+static void need_strings(sx_ctx *cx, sx_val op, int argc, sx_val *argv, int n, const char *shape)
+{
+    if (argc != n) effect_error(cx, op, shape);
+    for (int i = 0; i < n; i++)
+        if (!sx_is_string(argv[i])) effect_error(cx, op, shape);
+}
+
+static int scan_collect(void *c, const char *k, size_t kl, const char *v, size_t vl)
+{
+    sx_val *tail = c;
+    sx_val cell = sx_cons(sx_cons(sx_mkstring(k, kl), sx_mkstring(v, vl)), SX_NIL);
+    SX_CDR(*tail) = cell;
+    *tail = cell;
+    return 0;
+}
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void check_fx(sx_ctx *cx, sx_val op, int rc)
+{
+    if (rc < 0) effect_error(cx, op, effects->errmsg[0] ? effects->errmsg : "store failure");
+}
+
+static sx_val host_perform(sx_ctx *cx, sx_val op, int argc, sx_val *argv)
+{
+    if (!sx_is(op, SX_T_KEYWORD))
+        sx_error(cx, "effect-error", "perform: expected a keyword naming the effect, got %s",
+                 sx_type_name(op));
+    const char *name = sx_sym_name(op);
+    effects->errmsg[0] = 0;
+    if (!strcmp(name, "kv/get")) {
+        need_strings(cx, op, argc, argv, 1, "expected (key)");
+        const char *v;
+        size_t vl;
+        int rc = effects->kv_get(effects->arg, sx_str(argv[0])->data, sx_str(argv[0])->len, &v, &vl);
+        check_fx(cx, op, rc);
+        return rc == 1 ? SX_NIL : sx_mkstring(v, vl);
+    }
+    if (!strcmp(name, "kv/put")) {
+        need_strings(cx, op, argc, argv, 2, "expected (key value), both strings");
+        check_fx(cx, op,
+                 effects->kv_put(effects->arg, sx_str(argv[0])->data, sx_str(argv[0])->len,
+                                 sx_str(argv[1])->data, sx_str(argv[1])->len));
+        return SX_NIL;
+    }
+    if (!strcmp(name, "kv/del")) {
+        need_strings(cx, op, argc, argv, 1, "expected (key)");
+        int rc = effects->kv_del(effects->arg, sx_str(argv[0])->data, sx_str(argv[0])->len);
+        check_fx(cx, op, rc);
+        return sx_bool(rc == 0);
+    }
+    if (!strcmp(name, "kv/scan")) {
+        if (argc != 2 || !sx_is_string(argv[0]) || !sx_is_fix(argv[1]) || sx_fix(argv[1]) < 0)
+            effect_error(cx, op, "expected (prefix limit), a string and an integer >= 0");
+        sx_val head = sx_cons(SX_NIL, SX_NIL), tail = head;
+        check_fx(cx, op,
+                 effects->kv_scan(effects->arg, sx_str(argv[0])->data, sx_str(argv[0])->len,
+                                  (size_t)sx_fix(argv[1]), scan_collect, &tail));
+        return SX_CDR(head);
+    }
+    if (!strcmp(name, "log")) {
+        sx_buf b;
+        sx_buf_init(&b);
+        for (int i = 0; i < argc; i++) {
+            if (i) sx_buf_addc(&b, ' ');
+            sx_print(&b, argv[i], false);
+        }
+        effects->log(effects->arg, b.p ? b.p : "", b.len);
+        sx_buf_free(&b);
+        return SX_NIL;
+    }
+    if (!strcmp(name, "now")) {
+        if (argc != 0) effect_error(cx, op, "expected no arguments");
+        return sx_mkfix(now_ms());
+    }
+    effect_error(cx, op, "unknown effect");
+}
+
+/* ---- failures ------------------------------------------------------------- */
+
+static void escape_newlines(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 3 < cap; i++) {
+        if (src[i] == '\n') {
+            dst[o++] = '\\';
+            dst[o++] = 'n';
+        } else {
+            dst[o++] = src[i];
+        }
+    }
+    dst[o] = 0;
+}
+
+static void fill_failure(sx_val obj, sx_failure *fail)
+{
+    sx_buf b;
+    sx_buf_init(&b);
+    if (sx_is(obj, SX_T_ERROR)) {
+        sx_errobj *e = SX_OBJ(sx_errobj, obj);
+        snprintf(fail->kind, sizeof fail->kind, "%s", sx_sym_name(e->kind));
+        sx_print(&b, e->message, false);
+        if (!strcmp(fail->kind, "user-error"))
+            for (sx_val l = e->payload; sx_is_pair(l); l = SX_CDR(l)) {
+                sx_buf_addc(&b, ' ');
+                sx_print(&b, SX_CAR(l), true);
+            }
+    } else {
+        snprintf(fail->kind, sizeof fail->kind, "raised");
+        sx_print(&b, obj, true);
+    }
+    size_t n = b.len < sizeof fail->message - 1 ? b.len : sizeof fail->message - 1;
+    memcpy(fail->message, b.p ? b.p : "", n);
+    fail->message[n] = 0;
+    char esc[1100];
+    escape_newlines(esc, sizeof esc, fail->message, n);
+    snprintf(fail->line, sizeof fail->line, "error: %s: %s", fail->kind, esc);
+    sx_buf_free(&b);
+}
+
+/* Runs fn(arg) as one protected call. */
+static int protect(void (*fn)(void *), void *arg, sx_failure *fail)
+{
+    sx_jmp j;
+    sx_cur = &ctx;
+    if (sx_try(&ctx, &j) == 0) {
+        fn(arg);
+        sx_try_end(&ctx, &j);
+        return 0;
+    }
+    sx_try_end(&ctx, &j);
+    sx_val obj = ctx.raised;
+    if (obj == SX_UNDEF) obj = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
+    if (fail) fill_failure(obj, fail);
+    return 1;
+}
+
+/* ---- entry points ------------------------------------------------------------ */
+
+static sx_val apply_hook(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
+{
+    return sx_cek_apply(cx, fn, argc, argv);
+}
+
+int sx_vm_init(const sx_options *opt)
+{
+    sx_options o = opt ? *opt : (sx_options){0};
+    char here;
+    sx_gc_init();
+    ctx.apply = apply_hook;
+    ctx.perform = host_perform;
+    ctx.kstack_max = o.kstack_max;
+    ctx.heap_limit = o.heap_limit ? o.heap_limit : (size_t)1 << 30;
+    ctx.cstack_limit = &here - (o.cstack_bytes ? o.cstack_bytes : (size_t)6 << 20);
+    ctx.out = stdout;
+    GC_set_max_heap_size(ctx.heap_limit);
+    sx_cur = &ctx;
+    effects = &mem_effects;
+    sx__init_prims_num();
+    sx__init_prims_list();
+    sx__init_prims_string();
+    sx__init_prims_vector();
+    sx__init_prims_dict();
+    sx__init_prims_misc();
+    sx__compile_init();
+    sx_cek_init(&ctx);
+    return 0;
+}
+
+void sx_vm_set_output(FILE *out)
+{
+    ctx.out = out;
+}
+
+void sx_vm_set_effects(sx_effects *fx)
+{
+    effects = fx ? fx : &mem_effects;
+}
+
+void sx_vm_interrupt(void)
+{
+    ctx.interrupt = 1;
+}
+
+static void load_form(sx_val form)
+{
+    form = sx__expand_toplevel(&ctx, form);
+    if (sx__is_toplevel_begin(form)) {
+        for (sx_val l = SX_CDR(form); sx_is_pair(l); l = SX_CDR(l)) load_form(SX_CAR(l));
+        return;
+    }
+    sx_cek_run_code(&ctx, sx_compile_toplevel(&ctx, form));
+}
+
+typedef struct load_args {
+    const char *buf;
+    size_t len;
+    FILE *print_to;
+} load_args;
+
+static void load_body(void *arg)
+{
+    load_args *a = arg;
+    sx_val forms = sx_read_all(&ctx, a->buf, a->len);
+    for (; sx_is_pair(forms); forms = SX_CDR(forms)) {
+        if (!a->print_to) {
+            load_form(SX_CAR(forms));
+            continue;
+        }
+        sx_val form = sx__expand_toplevel(&ctx, SX_CAR(forms));
+        sx_val v = sx_cek_run_code(&ctx, sx_compile_toplevel(&ctx, form));
+        sx_buf b;
+        sx_buf_init(&b);
+        sx_print(&b, v, true);
+        fwrite(b.p ? b.p : "", 1, b.len, a->print_to);
+        fputc('\n', a->print_to);
+        sx_buf_free(&b);
+    }
+}
+
+int sx_vm_load(const char *name, const char *buf, size_t len, sx_failure *fail)
+{
+    (void)name;
+    load_args a = {buf, len, NULL};
+    int rc = protect(load_body, &a, fail);
+    fflush(ctx.out);
+    return rc;
+}
+
+int sx_vm_eval_print(const char *buf, size_t len, FILE *out, sx_failure *fail)
+{
+    load_args a = {buf, len, out};
+    int rc = protect(load_body, &a, fail);
+    fflush(ctx.out);
+    return rc;
+}
+
+int sx_vm_load_file(const char *path, sx_failure *fail)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(fail->kind, sizeof fail->kind, "io-error");
+        snprintf(fail->message, sizeof fail->message, "cannot open %s: %m", path);
+        snprintf(fail->line, sizeof fail->line, "error: io-error: %s", fail->message);
+        return 1;
+    }
+    sx_buf b;
+    sx_buf_init(&b);
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sx_buf_add(&b, chunk, n);
+    fclose(f);
+    int rc = sx_vm_load(path, b.p ? b.p : "", b.len, fail);
+    sx_buf_free(&b);
+    return rc;
+}
+
+/* ---- handle ------------------------------------------------------------------- */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) ('+' is a space); invalid UTF-8 is kept as bytes
+ * replaced by '?', so SX strings stay valid. */
+static sx_val url_decode(const char *s, size_t n)
+{
+    char *out = sx_alloc_atomic(n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '+') out[o++] = ' ';
+        else if (s[i] == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
+                 hexval((unsigned char)s[i + 2]) >= 0) {
+            out[o++] = (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
+            i += 2;
+        } else out[o++] = s[i];
+    }
+    if (sx_utf8_count(out, o) < 0)
+        for (size_t i = 0; i < o; i++)
+            if ((unsigned char)out[i] >= 0x80) out[i] = '?';
+    return sx_mkstring(out, o);
+}
+
+static sx_val safe_string(const char *s, size_t n)
+{
+    if (sx_utf8_count(s, n) >= 0) return sx_mkstring(s, n);
+    char *c = sx_alloc_atomic(n + 1);
+    for (size_t i = 0; i < n; i++) c[i] = (unsigned char)s[i] >= 0x80 ? '?' : s[i];
+    return sx_mkstring(c, n);
+}
+
+static sx_val query_dict(const char *q, size_t n)
+{
+    sx_val d = sx_mkdict(4);
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && q[j] != '&') j++;
+        if (j > i) {
+            size_t eq = i;
+            while (eq < j && q[eq] != '=') eq++;
+            sx_val k = url_decode(q + i, eq - i);
+            sx_val v = eq < j ? url_decode(q + eq + 1, j - eq - 1) : sx_mkstring("", 0);
+            sx_dict_put(d, k, v);
+        }
+        i = j + 1;
+    }
+    return d;
+}
+
+static sx_val kw(const char *s)
+{
+    return sx_keyword(s, strlen(s));
+}
+
+typedef struct handle_args {
+    const sx_request *req;
+    sx_response *resp;
+} handle_args;
+
+static char *display_copy(sx_val v, size_t *len)
+{
+    sx_buf b;
+    sx_buf_init(&b);
+    if (v != SX_NIL) sx_print(&b, v, false);
+    char *p = malloc(b.len + 1);
+    if (!p) abort();
+    memcpy(p, b.p ? b.p : "", b.len);
+    p[b.len] = 0;
+    *len = b.len;
+    sx_buf_free(&b);
+    return p;
+}
+
+static void handle_body(void *arg)
+{
+    handle_args *a = arg;
+    const sx_request *r = a->req;
+    sx_val handle = sx_sym(sx_intern_c("handle"))->global;
+    if (!sx_is_procedure(handle))
+        sx_error(&ctx, "unbound-variable", "the app does not define (handle req)");
+    sx_val req = sx_mkdict(8);
+    sx_dict_put(req, kw("id"), safe_string(r->id, r->id_len));
+    sx_dict_put(req, kw("method"), safe_string(r->method, r->method_len));
+    sx_dict_put(req, kw("path"), safe_string(r->path, r->path_len));
+    sx_dict_put(req, kw("query"), query_dict(r->query ? r->query : "", r->query_len));
+    sx_val h = sx_mkdict((size_t)r->nheaders);
+    for (int i = 0; i < r->nheaders; i++)
+        sx_dict_put(h, safe_string(r->headers[i].name, r->headers[i].name_len),
+                    safe_string(r->headers[i].value, r->headers[i].value_len));
+    sx_dict_put(req, kw("headers"), h);
+    sx_dict_put(req, kw("body"), safe_string(r->body ? r->body : "", r->body_len));
+    sx_val out = sx_cek_apply(&ctx, handle, 1, &req);
+    sx_response *resp = a->resp;
+    if (sx_is_string(out)) {
+        resp->status = 200;
+        resp->body = display_copy(out, &resp->body_len);
+        resp->headers = calloc(1, sizeof(sx_header));
+        resp->headers[0] = (sx_header){strdup("content-type"), strdup("text/html; charset=utf-8"),
+                                       12, 24};
+        resp->nheaders = 1;
+        return;
+    }
+    if (!sx_is(out, SX_T_DICT))
+        sx_error(&ctx, "type-error", "handle: expected a string or a response dict, got %s",
+                 sx_type_name(out));
+    sx_val status = SX_NIL, headers = SX_NIL, body = SX_NIL;
+    sx_dict_lookup(out, kw("status"), &status);
+    sx_dict_lookup(out, kw("headers"), &headers);
+    sx_dict_lookup(out, kw("body"), &body);
+    if (status == SX_NIL) status = sx_mkfix(200);
+    if (!sx_is_fix(status) || sx_fix(status) < 100 || sx_fix(status) > 999)
+        sx_error(&ctx, "type-error", "handle: :status must be an integer from 100 to 999");
+    if (headers != SX_NIL && !sx_is(headers, SX_T_DICT))
+        sx_error(&ctx, "type-error", "handle: :headers must be a dict");
+    resp->status = (int)sx_fix(status);
+    resp->body = display_copy(body, &resp->body_len);
+    int nh = headers == SX_NIL ? 0 : (int)sx_dictp(headers)->count;
+    resp->headers = calloc((size_t)nh + 1, sizeof(sx_header));
+    resp->nheaders = 0;
+    if (nh == 0) return;
+    sx_dict *d = sx_dictp(headers);
+    for (uint32_t i = 0; i < d->used; i++) {
+        if (d->entries[i].key == SX_UNDEF) continue;
+        sx_header *hd = &resp->headers[resp->nheaders++];
+        sx_val k = d->entries[i].key;
+        if (sx_is(k, SX_T_KEYWORD)) k = sx_sym(k)->name;
+        hd->name = display_copy(k, &hd->name_len);
+        hd->value = display_copy(d->entries[i].val, &hd->value_len);
+    }
+}
+
+void sx_response_free(sx_response *resp)
+{
+    free(resp->body);
+    for (int i = 0; i < resp->nheaders; i++) {
+        free((char *)resp->headers[i].name);
+        free((char *)resp->headers[i].value);
+    }
+    free(resp->headers);
+    memset(resp, 0, sizeof *resp);
+}
+
+int sx_vm_handle(const sx_request *req, sx_response *resp, sx_failure *fail)
+{
+    memset(resp, 0, sizeof *resp);
+    handle_args a = {req, resp};
+    int rc = protect(handle_body, &a, fail);
+    fflush(ctx.out);
+    if (rc) sx_response_free(resp);
+    return rc;
+}

@@ -1,0 +1,86 @@
+/* sx_cek.h: the CEK evaluator's structures, shared by the compiler
+ * (sx_compile.c, source -> node tree with resolved variables) and the
+ * machine (sx_cek.c). Internal to vm/.
+ *
+ * Variables are resolved at load time to (depth, slot): depth counts
+ * lambda frames outward, slot indexes the frame. A lambda's frame holds its
+ * parameters and every variable bound by let forms, internal defines and
+ * guard in its body (not in nested lambdas), each with its own slot: SX
+ * has no first-class continuations, so a let body runs at most once per
+ * frame activation and a slot never needs to be fresh twice. Loops (named
+ * let, do) are calls and get a fresh frame per iteration.
+ */
+#ifndef SX_CEK_H
+#define SX_CEK_H
+
+#include "vm/sx_core.h"
+
+enum sx_op {
+    N_CONST,   /* v */
+    N_LREF,    /* depth a, slot b */
+    N_LREF_CK, /* same, checks for an unassigned letrec/define variable */
+    N_GREF,    /* v = symbol */
+    N_LSET,    /* depth a, slot b, x = value; result nil */
+    N_LINIT,   /* like N_LSET but for a binding form (result unused) */
+    N_GSET,    /* v = symbol, x = value (set! of a global) */
+    N_GDEF,    /* v = symbol, x = value (top-level define) */
+    N_IF,      /* x test, y then, z else */
+    N_SEQ,     /* kids[n] */
+    N_AND,     /* kids[n] */
+    N_OR,      /* kids[n] */
+    N_LAMBDA,  /* code */
+    N_CALL,    /* kids[0] operator, kids[1..n) arguments */
+    N_GUARD,   /* b = slot of the variable, x body, y clauses */
+    N_DICT,    /* kids[n]: key, value, key, value ... */
+};
+
+typedef struct sx_code sx_code;
+typedef struct sx_node sx_node;
+
+struct sx_node {
+    uint8_t op;
+    uint8_t simple; /* CONST, LREF, GREF, LAMBDA: evaluated without a frame */
+    uint16_t line;
+    int32_t a, b;
+    int32_t n;
+    sx_val v;
+    sx_node *x, *y, *z;
+    sx_node **kids;
+    sx_code *code;
+};
+
+struct sx_code {
+    sx_obj h;
+    sx_val name;       /* symbol, or SX_NIL when anonymous */
+    int32_t nreq;      /* required parameters */
+    int32_t rest;      /* 1 when a rest parameter follows (slot nreq) */
+    int32_t frame_size;
+    sx_node *body;
+};
+
+typedef struct sx_env {
+    sx_obj h; /* aux = number of slots */
+    struct sx_env *up;
+    sx_val slots[];
+} sx_env;
+
+typedef struct sx_closure {
+    sx_obj h;
+    sx_code *code;
+    sx_env *env;
+} sx_closure;
+
+/* Compiles one top-level form (macros expanded) into a 0-parameter code
+ * whose frame holds the form's own let-bound variables. Raises
+ * syntax-error for malformed forms. A top-level define-macro is handled
+ * here: the macro is defined and the result is a code returning nil. */
+sx_code *sx_compile_toplevel(sx_ctx *cx, sx_val form);
+
+/* The machine. */
+sx_val sx_cek_run_code(sx_ctx *cx, sx_code *code);
+sx_val sx_cek_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv);
+void sx_cek_init(sx_ctx *cx);
+
+sx_val sx_make_closure(sx_code *code, sx_env *env);
+
+#endif

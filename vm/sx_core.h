@@ -1,0 +1,216 @@
+/* sx_core.h: the vm module's internal interface, shared by its .c files:
+ * the evaluation context, allocation, constructors, errors, equality,
+ * printing and primitive registration. Not included outside vm/.
+ *
+ * Errors: sx_raise() and the sx_*_error() helpers longjmp to the innermost
+ * protected boundary (sx_try). Nothing non-local leaves the vm module: its
+ * public entry points (vm.h) return a status.
+ */
+#ifndef SX_CORE_H
+#define SX_CORE_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "vm/sx_value.h"
+
+/* ---- evaluation context ---------------------------------------------- */
+
+typedef struct sx_jmp {
+    jmp_buf buf;
+    struct sx_jmp *prev;
+} sx_jmp;
+
+typedef struct sx_ctx sx_ctx;
+
+/* Host effects: (perform op arg...). Returns the result or raises. */
+typedef sx_val (*sx_perform_fn)(sx_ctx *cx, sx_val op, int argc, sx_val *argv);
+
+struct sx_ctx {
+    sx_jmp *jmp;   /* innermost protected boundary */
+    sx_val raised; /* the value in flight while unwinding */
+
+    /* Apply a procedure from C (used by map, sort, apply, ...). Provided
+     * by the evaluator that runs (CEK now, the VM later). */
+    sx_val (*apply)(sx_ctx *cx, sx_val fn, int argc, sx_val *argv);
+
+    sx_perform_fn perform;
+    void *host; /* the host's own state for perform */
+
+    char *cstack_limit;   /* raise stack-overflow below this C address */
+    size_t kstack_max;    /* CEK continuation stack limit, in slots */
+    size_t heap_limit;    /* bytes; 0 = none */
+    void *eval;           /* the evaluator's own state */
+    FILE *out;            /* where display/print/write go */
+    volatile int interrupt; /* set asynchronously: raise timeout at the next call */
+};
+
+/* The context of this thread's running evaluation (one per process in
+ * practice). Allocation failures raise memory-limit through it. */
+extern sx_ctx *sx_cur;
+
+#define sx_try(cx, j) (((j)->prev = (cx)->jmp), ((cx)->jmp = (j)), setjmp((j)->buf))
+#define sx_try_end(cx, j) ((cx)->jmp = (j)->prev)
+
+_Noreturn void sx_raise(sx_ctx *cx, sx_val v);
+_Noreturn void sx_error(sx_ctx *cx, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "NAME: expected (EXPECTED), got (type of each argv)" */
+_Noreturn void sx_type_error(sx_ctx *cx, const char *name, const char *expected, int argc,
+                             const sx_val *argv);
+/* "NAME: expected 1 argument, got 2" and the other shapes of SX.md 9. */
+_Noreturn void sx_arity_error(sx_ctx *cx, const char *name, int min, int max, int got);
+_Noreturn void sx_overflow(sx_ctx *cx, const char *name);
+/* Check the C stack; raises stack-overflow when it runs low. */
+void sx_check_cstack(sx_ctx *cx);
+
+/* Type name used in error messages: integer float string symbol keyword
+ * char boolean nil list vector dict fn error. */
+const char *sx_type_name(sx_val v);
+
+/* ---- allocation ------------------------------------------------------- */
+
+void sx_gc_init(void);
+void *sx_alloc(size_t n);        /* zeroed, may hold pointers */
+void *sx_alloc_atomic(size_t n); /* not scanned, not zeroed */
+
+static inline sx_val sx_cons(sx_val a, sx_val d)
+{
+    sx_pair *p = (sx_pair *)sx_alloc(sizeof(sx_pair));
+    p->car = a;
+    p->cdr = d;
+    return (sx_val)p | SX_TAG_PAIR;
+}
+
+/* ---- constructors and accessors --------------------------------------- */
+
+sx_val sx_mkfloat(double d);
+static inline double sx_float(sx_val v)
+{
+    return SX_OBJ(sx_flonum, v)->d;
+}
+static inline bool sx_is_float(sx_val v)
+{
+    return sx_is(v, SX_T_FLOAT);
+}
+static inline bool sx_is_number(sx_val v)
+{
+    return sx_is_fix(v) || sx_is_float(v);
+}
+/* Integer result or overflow error naming the operation. */
+sx_val sx_mkint(sx_ctx *cx, int64_t i, const char *name);
+
+/* Strings: bytes must be valid UTF-8 (callers validate input). */
+sx_val sx_mkstring(const char *s, size_t len);
+sx_val sx_mkcstring(const char *s);
+static inline sx_string *sx_str(sx_val v)
+{
+    return SX_OBJ(sx_string, v);
+}
+static inline bool sx_is_string(sx_val v)
+{
+    return sx_is(v, SX_T_STRING);
+}
+/* Counts code points; returns -1 if the bytes are not valid UTF-8. */
+long sx_utf8_count(const char *s, size_t len);
+/* Decodes one code point at s (valid UTF-8), returns its byte length. */
+int sx_utf8_decode(const char *s, uint32_t *cp);
+/* Encodes cp into out (4 bytes room), returns the byte length. */
+int sx_utf8_encode(uint32_t cp, char *out);
+/* Byte offset of character index i in a string (i <= nchars). */
+size_t sx_str_offset(sx_string *s, size_t i);
+
+sx_val sx_intern(const char *name, size_t len);
+sx_val sx_intern_c(const char *name);
+sx_val sx_keyword(const char *name, size_t len); /* name without ':' */
+static inline sx_symbol *sx_sym(sx_val v)
+{
+    return SX_OBJ(sx_symbol, v);
+}
+static inline const char *sx_sym_name(sx_val v)
+{
+    return sx_str(sx_sym(v)->name)->data;
+}
+sx_val sx_gensym(void);
+
+sx_val sx_mkvector(size_t n, sx_val fill);
+/* h.aux of a vector the reader made from a dict literal {k v ...}: its
+ * items are unevaluated key and value forms. */
+#define SX_VEC_DICT_FORM 1u
+static inline sx_vector *sx_vec(sx_val v)
+{
+    return SX_OBJ(sx_vector, v);
+}
+
+sx_val sx_mkdict(size_t hint);
+static inline sx_dict *sx_dictp(sx_val v)
+{
+    return SX_OBJ(sx_dict, v);
+}
+/* Returns true and sets *out when key is present. */
+bool sx_dict_lookup(sx_val d, sx_val key, sx_val *out);
+void sx_dict_put(sx_val d, sx_val key, sx_val val); /* existing key keeps its place */
+bool sx_dict_remove(sx_val d, sx_val key);
+sx_val sx_dict_copy(sx_val d);
+
+sx_val sx_mkerror(sx_val kind, sx_val message, sx_val payload);
+sx_val sx_mkerror_c(const char *kind, const char *message);
+
+/* list helpers */
+sx_val sx_list(int n, ...);
+long sx_list_length(sx_val l); /* -1 if not a proper list */
+sx_val sx_reverse(sx_val l);
+
+/* ---- equality and hashing --------------------------------------------- */
+
+bool sx_eqv(sx_val a, sx_val b);
+bool sx_equal(sx_val a, sx_val b);
+uint64_t sx_hash(sx_val v); /* consistent with sx_equal */
+
+/* ---- printing ---------------------------------------------------------- */
+
+typedef struct sx_buf {
+    char *p;
+    size_t len, cap;
+} sx_buf;
+
+void sx_buf_init(sx_buf *b);
+void sx_buf_free(sx_buf *b);
+void sx_buf_add(sx_buf *b, const char *s, size_t n);
+void sx_buf_adds(sx_buf *b, const char *s);
+void sx_buf_addc(sx_buf *b, char c);
+void sx_buf_printf(sx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends v's write form (write=true) or display form. */
+void sx_print(sx_buf *b, sx_val v, bool write);
+/* Python-repr style float text, as SX.md 9 fixes. */
+void sx_print_float(sx_buf *b, double d);
+/* v's printed form as a new SX string. */
+sx_val sx_to_string(sx_val v, bool write);
+
+/* ---- procedures ------------------------------------------------------- */
+
+/* Name of a procedure for messages and #<fn NAME>; NULL if anonymous. */
+const char *sx_proc_name(sx_val f);
+bool sx_is_procedure(sx_val v);
+
+/* Defines a built-in as a global. max < 0: variadic. */
+void sx_defprim(const char *name, sx_prim_fn fn, int min, int max);
+
+/* Argument checks used by primitives. */
+#define SX_CHECK(cx, cond, name, expected, argc, argv)                                             \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            sx_type_error((cx), (name), (expected), (argc), (argv));                               \
+    } while (0)
+
+/* Primitive families, each in its own file. */
+void sx__init_prims_num(void);
+void sx__init_prims_list(void);
+void sx__init_prims_string(void);
+void sx__init_prims_vector(void);
+void sx__init_prims_dict(void);
+void sx__init_prims_misc(void);
+
+#endif

@@ -1,0 +1,421 @@
+/* sx_object.c: allocation, constructors, symbols and errors.
+ *
+ * Owns the Boehm collector's set-up and the symbol and keyword tables.
+ * Runs on the thread that evaluates SX (one per process). Allocation that
+ * fails (the heap limit is reached) raises memory-limit in sx_cur; the
+ * collector can then reclaim the aborted evaluation's garbage.
+ */
+#include <gc.h>
+#include <stdlib.h>
+
+#include "vm/sx_core.h"
+
+sx_ctx *sx_cur;
+
+/* ---- allocation ------------------------------------------------------- */
+
+static _Noreturn void sx__oom(void)
+{
+    if (sx_cur && sx_cur->jmp) {
+        sx_cur->raised = SX_UNDEF; /* cannot allocate the error object */
+        longjmp(sx_cur->jmp->buf, 2);
+    }
+    fputs("sxpool: out of memory\n", stderr);
+    abort();
+}
+
+static void *sx__gc_oom(size_t n)
+{
+    (void)n;
+    return NULL;
+}
+
+void sx_gc_init(void)
+{
+    static bool done;
+    if (done) return;
+    done = true;
+    GC_set_all_interior_pointers(1); /* pairs are referenced at +3 */
+    GC_INIT();
+    GC_set_oom_fn(sx__gc_oom);
+    GC_set_warn_proc(GC_ignore_warn_proc);
+}
+
+void *sx_alloc(size_t n)
+{
+    void *p = GC_MALLOC(n);
+    if (!p) sx__oom();
+    return p;
+}
+
+void *sx_alloc_atomic(size_t n)
+{
+    void *p = GC_MALLOC_ATOMIC(n);
+    if (!p) sx__oom();
+    return p;
+}
+
+/* ---- numbers ------------------------------------------------------------ */
+
+sx_val sx_mkfloat(double d)
+{
+    sx_flonum *f = sx_alloc_atomic(sizeof *f);
+    f->h.type = SX_T_FLOAT;
+    f->h.aux = 0;
+    f->d = d;
+    return sx_from_ptr(f);
+}
+
+sx_val sx_mkint(sx_ctx *cx, int64_t i, const char *name)
+{
+    if (!sx_fix_fits(i)) sx_overflow(cx, name);
+    return sx_mkfix(i);
+}
+
+/* ---- UTF-8 and strings ------------------------------------------------- */
+
+long sx_utf8_count(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    long n = 0;
+    while (p < end) {
+        unsigned c = *p;
+        size_t need;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            p++;
+            n++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) need = 1, cp = c & 0x1f, min = 0x80;
+        else if ((c & 0xf0) == 0xe0) need = 2, cp = c & 0x0f, min = 0x800;
+        else if ((c & 0xf8) == 0xf0) need = 3, cp = c & 0x07, min = 0x10000;
+        else return -1;
+        if ((size_t)(end - p) < need + 1) return -1;
+        for (size_t k = 1; k <= need; k++) {
+            if ((p[k] & 0xc0) != 0x80) return -1;
+            cp = (cp << 6) | (p[k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return -1;
+        p += need + 1;
+        n++;
+    }
+    return n;
+}
+
+int sx_utf8_decode(const char *s, uint32_t *cp)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned c = p[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if ((c & 0xe0) == 0xc0) {
+        *cp = ((c & 0x1f) << 6) | (p[1] & 0x3f);
+        return 2;
+    }
+    if ((c & 0xf0) == 0xe0) {
+        *cp = ((c & 0x0f) << 12) | ((p[1] & 0x3f) << 6) | (p[2] & 0x3f);
+        return 3;
+    }
+    *cp = ((c & 0x07) << 18) | ((p[1] & 0x3f) << 12) | ((p[2] & 0x3f) << 6) | (p[3] & 0x3f);
+    return 4;
+}
+
+int sx_utf8_encode(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+size_t sx_str_offset(sx_string *s, size_t i)
+{
+    if (s->nchars == s->len) return i;
+    size_t off = 0;
+    while (i-- > 0 && off < s->len) {
+        unsigned c = (unsigned char)s->data[off];
+        off += c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    }
+    return off;
+}
+
+sx_val sx_mkstring(const char *s, size_t len)
+{
+    sx_string *str = sx_alloc_atomic(sizeof *str + len + 1);
+    str->h.type = SX_T_STRING;
+    str->h.aux = 0;
+    str->len = (uint32_t)len;
+    long n = sx_utf8_count(s, len);
+    str->nchars = n < 0 ? (uint32_t)len : (uint32_t)n;
+    memcpy(str->data, s, len);
+    str->data[len] = 0;
+    return sx_from_ptr(str);
+}
+
+sx_val sx_mkcstring(const char *s)
+{
+    return sx_mkstring(s, strlen(s));
+}
+
+/* ---- symbols and keywords -------------------------------------------- */
+
+/* Interned names live forever: the tables are static roots. */
+typedef struct intern_table {
+    sx_symbol **slots;
+    size_t size, count;
+} intern_table;
+
+static intern_table symbols, keywords;
+
+static uint32_t hash_bytes(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static void table_grow(intern_table *t)
+{
+    size_t nsize = t->size ? t->size * 2 : 1024;
+    sx_symbol **ns = GC_MALLOC_UNCOLLECTABLE(nsize * sizeof *ns);
+    if (!ns) sx__oom();
+    for (size_t i = 0; i < t->size; i++) {
+        sx_symbol *s = t->slots[i];
+        while (s) {
+            sx_symbol *next = s->next;
+            size_t j = s->hash & (nsize - 1);
+            s->next = ns[j];
+            ns[j] = s;
+            s = next;
+        }
+    }
+    if (t->slots) GC_FREE(t->slots);
+    t->slots = ns;
+    t->size = nsize;
+}
+
+static sx_val intern_in(intern_table *t, enum sx_type type, const char *name, size_t len)
+{
+    if (t->count * 2 >= t->size) table_grow(t);
+    uint32_t h = hash_bytes(name, len);
+    for (sx_symbol *s = t->slots[h & (t->size - 1)]; s; s = s->next) {
+        sx_string *n = sx_str(s->name);
+        if (s->hash == h && n->len == len && memcmp(n->data, name, len) == 0)
+            return sx_from_ptr(s);
+    }
+    sx_symbol *s = sx_alloc(sizeof *s);
+    s->h.type = type;
+    s->hash = h;
+    s->name = sx_mkstring(name, len);
+    s->global = SX_UNDEF;
+    s->macro = SX_UNDEF;
+    s->special = 0;
+    size_t j = h & (t->size - 1);
+    s->next = t->slots[j];
+    t->slots[j] = s;
+    t->count++;
+    return sx_from_ptr(s);
+}
+
+sx_val sx_intern(const char *name, size_t len)
+{
+    return intern_in(&symbols, SX_T_SYMBOL, name, len);
+}
+
+sx_val sx_intern_c(const char *name)
+{
+    return sx_intern(name, strlen(name));
+}
+
+sx_val sx_keyword(const char *name, size_t len)
+{
+    return intern_in(&keywords, SX_T_KEYWORD, name, len);
+}
+
+/* Uninterned: a gensym is eq? only to itself. */
+sx_val sx_gensym(void)
+{
+    static unsigned long counter;
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "g%lu", ++counter);
+    sx_symbol *s = sx_alloc(sizeof *s);
+    s->h.type = SX_T_SYMBOL;
+    s->hash = hash_bytes(buf, (size_t)n);
+    s->name = sx_mkstring(buf, (size_t)n);
+    s->global = SX_UNDEF;
+    s->macro = SX_UNDEF;
+    return sx_from_ptr(s);
+}
+
+/* ---- vectors, errors, lists ------------------------------------------ */
+
+sx_val sx_mkvector(size_t n, sx_val fill)
+{
+    sx_vector *v = sx_alloc(sizeof *v + n * sizeof(sx_val));
+    v->h.type = SX_T_VECTOR;
+    v->len = (uint32_t)n;
+    for (size_t i = 0; i < n; i++) v->items[i] = fill;
+    return sx_from_ptr(v);
+}
+
+sx_val sx_mkerror(sx_val kind, sx_val message, sx_val payload)
+{
+    sx_errobj *e = sx_alloc(sizeof *e);
+    e->h.type = SX_T_ERROR;
+    e->kind = kind;
+    e->message = message;
+    e->payload = payload;
+    return sx_from_ptr(e);
+}
+
+sx_val sx_mkerror_c(const char *kind, const char *message)
+{
+    return sx_mkerror(sx_intern_c(kind), sx_mkcstring(message), SX_NIL);
+}
+
+sx_val sx_list(int n, ...)
+{
+    sx_val items[16], l = SX_NIL;
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n && i < 16; i++) items[i] = va_arg(ap, sx_val);
+    va_end(ap);
+    for (int i = (n < 16 ? n : 16) - 1; i >= 0; i--) l = sx_cons(items[i], l);
+    return l;
+}
+
+long sx_list_length(sx_val l)
+{
+    long n = 0;
+    while (sx_is_pair(l)) {
+        n++;
+        l = SX_CDR(l);
+    }
+    return l == SX_NIL ? n : -1;
+}
+
+sx_val sx_reverse(sx_val l)
+{
+    sx_val r = SX_NIL;
+    for (; sx_is_pair(l); l = SX_CDR(l)) r = sx_cons(SX_CAR(l), r);
+    return r;
+}
+
+/* ---- errors --------------------------------------------------------------- */
+
+void sx_raise(sx_ctx *cx, sx_val v)
+{
+    cx->raised = v;
+    if (!cx->jmp) {
+        fputs("sxpool: error raised outside any protected call\n", stderr);
+        abort();
+    }
+    longjmp(cx->jmp->buf, 1);
+}
+
+void sx_error(sx_ctx *cx, const char *kind, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    sx_raise(cx, sx_mkerror_c(kind, buf));
+}
+
+const char *sx_type_name(sx_val v)
+{
+    if (sx_is_fix(v)) return "integer";
+    if (sx_is_pair(v)) return "list";
+    if (v == SX_NIL) return "nil";
+    if (v == SX_TRUE || v == SX_FALSE) return "boolean";
+    if (sx_is_char(v)) return "char";
+    if (!sx_is_obj(v)) return "unknown";
+    switch (sx_type_of_obj(v)) {
+    case SX_T_FLOAT: return "float";
+    case SX_T_STRING: return "string";
+    case SX_T_SYMBOL: return "symbol";
+    case SX_T_KEYWORD: return "keyword";
+    case SX_T_VECTOR: return "vector";
+    case SX_T_DICT: return "dict";
+    case SX_T_PRIM:
+    case SX_T_CLOSURE: return "fn";
+    case SX_T_ERROR: return "error";
+    default: return "internal";
+    }
+}
+
+void sx_type_error(sx_ctx *cx, const char *name, const char *expected, int argc,
+                   const sx_val *argv)
+{
+    sx_buf b;
+    sx_buf_init(&b);
+    sx_buf_printf(&b, "%s: expected (%s), got (", name, expected);
+    for (int i = 0; i < argc; i++) {
+        if (i) sx_buf_addc(&b, ' ');
+        sx_buf_adds(&b, sx_type_name(argv[i]));
+    }
+    sx_buf_addc(&b, ')');
+    sx_val msg = sx_mkstring(b.p, b.len);
+    sx_buf_free(&b);
+    sx_raise(cx, sx_mkerror(sx_intern_c("type-error"), msg, SX_NIL));
+}
+
+void sx_arity_error(sx_ctx *cx, const char *name, int min, int max, int got)
+{
+    char want[64];
+    if (min == max)
+        snprintf(want, sizeof want, "%d argument%s", min, min == 1 ? "" : "s");
+    else if (max < 0)
+        snprintf(want, sizeof want, "at least %d argument%s", min, min == 1 ? "" : "s");
+    else if (max == min + 1)
+        snprintf(want, sizeof want, "%d or %d arguments", min, max);
+    else
+        snprintf(want, sizeof want, "%d to %d arguments", min, max);
+    sx_error(cx, "arity-error", "%s: expected %s, got %d", name ? name : "#<fn>", want, got);
+}
+
+void sx_overflow(sx_ctx *cx, const char *name)
+{
+    sx_error(cx, "overflow", "%s: integer result out of range", name);
+}
+
+void sx_check_cstack(sx_ctx *cx)
+{
+    char here;
+    if (cx->cstack_limit && &here < cx->cstack_limit)
+        sx_error(cx, "stack-overflow", "native stack exhausted");
+}
+
+/* ---- procedures ----------------------------------------------------------- */
+
+void sx_defprim(const char *name, sx_prim_fn fn, int min, int max)
+{
+    sx_prim *p = sx_alloc(sizeof *p);
+    p->h.type = SX_T_PRIM;
+    p->name = name;
+    p->fn = fn;
+    p->min_args = min;
+    p->max_args = max;
+    p->name_sym = sx_intern_c(name);
+    sx_sym(p->name_sym)->global = sx_from_ptr(p);
+}

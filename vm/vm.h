@@ -1,0 +1,95 @@
+/* vm.h: the vm module's public interface, used by worker/.
+ *
+ * One SX runtime per process (the collector and symbol table are global).
+ * Nothing non-local crosses this interface: every entry point returns a
+ * status and fills an sx_failure on error. Effects (perform) reach the host
+ * through the byte-level callbacks of sx_effects; the vm checks the
+ * arguments and converts values.
+ */
+#ifndef SXPOOL_VM_H
+#define SXPOOL_VM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Why an evaluation failed. line is the one-line report
+ * "error: KIND: MESSAGE [irritants]" with newlines written as \n. */
+typedef struct sx_failure {
+    char kind[48];
+    char message[1024];
+    char line[1200];
+} sx_failure;
+
+/* Host effects. Each returns 0 on success, 1 for "not found" where that
+ * applies, and a negative value on failure (the vm raises effect-error
+ * with errmsg). Values passed in are valid only during the call. */
+typedef int (*sx_scan_item_fn)(void *ctx, const char *key, size_t klen, const char *val,
+                               size_t vlen);
+typedef struct sx_effects {
+    void *arg;
+    int (*kv_get)(void *arg, const char *k, size_t kl, const char **v, size_t *vl);
+    int (*kv_put)(void *arg, const char *k, size_t kl, const char *v, size_t vl);
+    int (*kv_del)(void *arg, const char *k, size_t kl);
+    int (*kv_scan)(void *arg, const char *prefix, size_t pl, size_t limit, sx_scan_item_fn fn,
+                   void *ctx);
+    void (*log)(void *arg, const char *line, size_t len);
+    char errmsg[256];
+} sx_effects;
+
+typedef struct sx_options {
+    size_t heap_limit;   /* bytes of live heap before memory-limit; 0 = 1 GiB */
+    size_t kstack_max;   /* continuation stack words; 0 = default */
+    size_t cstack_bytes; /* C stack the evaluator may use; 0 = 6 MiB */
+} sx_options;
+
+/* Initializes the runtime. Call once per process. */
+int sx_vm_init(const sx_options *opt);
+
+/* Where display/write/print write (default stdout). */
+void sx_vm_set_output(FILE *out);
+
+/* Sets the effect handlers; NULL gives an in-memory store that lasts for
+ * the process (what `sxpool eval` uses) and :log to stderr. */
+void sx_vm_set_effects(sx_effects *fx);
+
+/* Reads the whole buffer, then loads each form in order (macros expanded
+ * at load time). @return 0, or 1 with *fail filled */
+int sx_vm_load(const char *name, const char *buf, size_t len, sx_failure *fail);
+int sx_vm_load_file(const char *path, sx_failure *fail);
+
+/* Reads and evaluates the forms in buf, writing the write form of each
+ * value followed by a newline to out (the REPL). @return 0 or 1 */
+int sx_vm_eval_print(const char *buf, size_t len, FILE *out, sx_failure *fail);
+
+/* An HTTP request for (handle req). */
+typedef struct sx_header {
+    const char *name, *value;
+    size_t name_len, value_len;
+} sx_header;
+
+typedef struct sx_request {
+    const char *id, *method, *path, *query, *body;
+    size_t id_len, method_len, path_len, query_len, body_len;
+    const sx_header *headers;
+    int nheaders;
+} sx_request;
+
+typedef struct sx_response {
+    int status;
+    char *body; /* malloc'd, owned by the caller after success */
+    size_t body_len;
+    sx_header *headers; /* malloc'd array and strings, freed by sx_response_free */
+    int nheaders;
+} sx_response;
+
+/* Calls the loaded program's (handle req). @return 0 with *resp filled,
+ * 1 with *fail filled (an SX error, or handle missing or returning a value
+ * that is not a string or response dict). */
+int sx_vm_handle(const sx_request *req, sx_response *resp, sx_failure *fail);
+void sx_response_free(sx_response *resp);
+
+/* Asks the running evaluation to stop with a timeout error (async-signal-safe). */
+void sx_vm_interrupt(void);
+
+#endif

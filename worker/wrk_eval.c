@@ -1,0 +1,136 @@
+/* wrk_eval.c: `sxpool eval` and `sxpool repl`, SX from the command line.
+ *
+ * Both run in the calling process with the in-memory effect store. eval
+ * loads each FILE top to bottom; an uncaught error is reported as one line
+ * "error: KIND: ..." on stderr with exit status 1. The REPL reads a complete
+ * form (it keeps reading lines while the input is unbalanced), prints each
+ * value in write form and goes on after errors until EOF.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vm/vm.h"
+#include "worker/worker.h"
+#include "worker/wrk_internal.h"
+
+static void eval_usage(FILE *to)
+{
+    fputs("usage: sxpool eval [--tier=cek|vm|jit] [--jit-threshold=N] FILE...\n", to);
+}
+
+int wrk_parse_tier(const char *prog, const char *value)
+{
+    if (!strcmp(value, "cek")) return 0;
+    if (!strcmp(value, "vm") || !strcmp(value, "jit")) {
+        fprintf(stderr, "%s: --tier=%s is not available in this build yet (only cek)\n", prog,
+                value);
+        return -2;
+    }
+    fprintf(stderr, "%s: --tier: expected cek, vm or jit, got '%s'\n", prog, value);
+    return -1;
+}
+
+static bool parse_count(const char *s, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == 0 || *end != 0 || v < 0) return false;
+    *out = v;
+    return true;
+}
+
+int wrk_eval_main(int argc, char **argv)
+{
+    int first = argc;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        long n;
+        if (!strncmp(a, "--tier=", 7)) {
+            if (wrk_parse_tier("sxpool eval", a + 7) < 0) return 2;
+        } else if (!strncmp(a, "--jit-threshold=", 16)) {
+            if (!parse_count(a + 16, &n)) {
+                fprintf(stderr, "sxpool eval: --jit-threshold: expected a count >= 0, got '%s'\n",
+                        a + 16);
+                return 2;
+            }
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            eval_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--")) {
+            first = i + 1;
+            break;
+        } else if (a[0] == '-' && a[1] != 0) {
+            fprintf(stderr, "sxpool eval: unknown flag '%s'\n", a);
+            return 2;
+        } else {
+            first = i;
+            break;
+        }
+    }
+    if (first >= argc) {
+        eval_usage(stderr);
+        return 2;
+    }
+    if (sx_vm_init(NULL) != 0) return 1;
+    for (int i = first; i < argc; i++) {
+        sx_failure fail;
+        if (sx_vm_load_file(argv[i], &fail) != 0) {
+            fflush(stdout);
+            fprintf(stderr, "%s\n", fail.line);
+            return 1;
+        }
+    }
+    fflush(stdout);
+    return 0;
+}
+
+static bool incomplete(const sx_failure *f)
+{
+    return !strcmp(f->kind, "read-error") &&
+           (strstr(f->message, "unexpected end of input") || strstr(f->message, "unbalanced") ||
+            strstr(f->message, "unterminated") || strstr(f->message, "without a datum"));
+}
+
+int wrk_repl_main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strncmp(argv[i], "--tier=", 7)) {
+            if (wrk_parse_tier("sxpool repl", argv[i] + 7) < 0) return 2;
+        } else {
+            fprintf(stderr, "sxpool repl: unknown argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (sx_vm_init(NULL) != 0) return 1;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    char line[4096];
+    for (;;) {
+        if (len == 0) fputs("sx> ", stdout);
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin)) break;
+        size_t n = strlen(line);
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                return 1;
+            }
+            buf = nb;
+        }
+        memcpy(buf + len, line, n);
+        len += n;
+        sx_failure fail;
+        if (sx_vm_eval_print(buf, len, stdout, &fail) != 0) {
+            if (incomplete(&fail)) continue;
+            fflush(stdout);
+            fprintf(stderr, "%s\n", fail.line);
+        }
+        len = 0;
+    }
+    fputc('\n', stdout);
+    free(buf);
+    return 0;
+}
