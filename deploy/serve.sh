@@ -1,0 +1,9 @@
+#!/bin/sh
+# Installs the dependencies, builds sxpool and serves the bundled example app
+# on 127.0.0.1:8080 with its data in ./sxpool-data. Extra arguments go to sxpool.
+set -eu
+cd "$(dirname "$0")/.."
+./deploy/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
+exec ./build/sxpool --listen=127.0.0.1:8080 --app=examples/hello --data=./sxpool-data "$@"
