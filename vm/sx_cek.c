@@ -38,6 +38,7 @@ typedef struct cek {
 
 static cek M;
 static sx_val err_memory_limit;
+static sx_val p_apply; /* (apply f ...) in tail position must stay a tail call */
 static GC_push_other_roots_proc prev_push_roots;
 
 static void GC_CALLBACK push_kstack(void)
@@ -59,6 +60,7 @@ void sx_cek_init(sx_ctx *cx)
     M.sp = M.fp = 0;
     prev_push_roots = GC_get_push_other_roots();
     GC_set_push_other_roots(push_kstack);
+    p_apply = sx_sym(sx_intern_c("apply"))->global;
     err_memory_limit = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
     GC_add_roots(&err_memory_limit, &err_memory_limit + 1);
 }
@@ -216,6 +218,21 @@ static sx_val build_dict(size_t from, int n)
     return d;
 }
 
+/* (apply f a ... list) -> a fresh vector f a ... elements; returns its
+ * length minus one (the argument count). */
+static int unpack_apply(sx_ctx *cx, int argc, const sx_val *argv, sx_val **out)
+{
+    sx_val last = argv[argc - 1];
+    long n = sx_list_length(last);
+    if (n < 0) sx_type_error(cx, "apply", "fn … list", argc, argv);
+    sx_val *v = sx_alloc(sizeof(sx_val) * (size_t)(argc - 1 + n));
+    int k = 0;
+    for (int i = 0; i < argc - 1; i++) v[k++] = argv[i];
+    for (; sx_is_pair(last); last = SX_CDR(last)) v[k++] = SX_CAR(last);
+    *out = v;
+    return k - 1;
+}
+
 /* ---- the machine ------------------------------------------------------- */
 
 /* Runs until the K_BASE frame below everything it pushes is reached. */
@@ -226,6 +243,9 @@ static sx_val loop(sx_ctx *cx, sx_node *c, sx_env *e)
     size_t f;
     int i;
     sx_val argv[9];
+    sx_val afn, *aargv;
+    int aargc;
+    bool pending;
 
 eval:
     switch (c->op) {
@@ -243,18 +263,17 @@ eval:
         }
         if (t->op == N_CALL && t->a) {
             for (int k = 0; k < t->n; k++) argv[k] = ev_simple(cx, t->kids[k], e);
-            if (sx_is(argv[0], SX_T_PRIM)) {
+            if (sx_is(argv[0], SX_T_PRIM) && argv[0] != p_apply) {
                 acc = call_prim(cx, argv[0], t->n - 1, argv + 1);
                 c = sx_truthy(acc) ? c->y : c->z;
                 goto eval;
             }
-            if (!sx_is(argv[0], SX_T_CLOSURE)) not_a_procedure(cx, argv[0]);
-            sx_closure *clo = SX_OBJ(sx_closure, argv[0]);
-            sx_env *ne = bind_args(cx, clo, t->n - 1, argv + 1);
             push_frame(cx, K_IF, c, e, 0);
-            c = clo->code->body;
-            e = ne;
-            goto eval;
+            afn = argv[0];
+            aargc = t->n - 1;
+            aargv = argv + 1;
+            pending = false;
+            goto apply;
         }
         push_frame(cx, K_IF, c, e, 0);
         c = t;
@@ -293,17 +312,12 @@ eval:
         goto dict_args;
     case N_CALL:
         if (c->a) {
-            int n = c->n;
-            for (int k = 0; k < n; k++) argv[k] = ev_simple(cx, c->kids[k], e);
-            if (sx_is(argv[0], SX_T_PRIM)) {
-                acc = call_prim(cx, argv[0], n - 1, argv + 1);
-                goto ret;
-            }
-            if (!sx_is(argv[0], SX_T_CLOSURE)) not_a_procedure(cx, argv[0]);
-            sx_closure *clo = SX_OBJ(sx_closure, argv[0]);
-            e = bind_args(cx, clo, n - 1, argv + 1);
-            c = clo->code->body;
-            goto eval;
+            for (int k = 0; k < c->n; k++) argv[k] = ev_simple(cx, c->kids[k], e);
+            afn = argv[0];
+            aargc = c->n - 1;
+            aargv = argv + 1;
+            pending = false;
+            goto apply;
         }
         push_frame(cx, K_ARGS, c, e, (size_t)c->n);
         i = 0;
@@ -323,22 +337,33 @@ args:
         goto eval;
     }
     f = M.fp;
-    {
-        sx_val fn = stk[f + FRAME];
-        int argc = (int)(M.sp - f - FRAME - 1);
-        sx_val *av = stk + f + FRAME + 1;
-        if (sx_is(fn, SX_T_PRIM)) {
-            acc = call_prim(cx, fn, argc, av);
-            pop_frame();
-            goto ret;
-        }
-        if (!sx_is(fn, SX_T_CLOSURE)) not_a_procedure(cx, fn);
-        sx_closure *clo = SX_OBJ(sx_closure, fn);
-        e = bind_args(cx, clo, argc, av);
-        pop_frame();
+    afn = stk[f + FRAME];
+    aargc = (int)(M.sp - f - FRAME - 1);
+    aargv = stk + f + FRAME + 1;
+    pending = true;
+
+apply: /* afn applied to aargv[0..aargc); pending: pop the K_ARGS frame holding them */
+    if (sx_is(afn, SX_T_CLOSURE)) {
+        sx_closure *clo = SX_OBJ(sx_closure, afn);
+        e = bind_args(cx, clo, aargc, aargv);
+        if (pending) pop_frame();
         c = clo->code->body;
         goto eval;
     }
+    if (!sx_is(afn, SX_T_PRIM)) not_a_procedure(cx, afn);
+    if (afn == p_apply) {
+        if (aargc < 2) sx_arity_error(cx, "apply", 2, -1, aargc);
+        sx_val *nv;
+        aargc = unpack_apply(cx, aargc, aargv, &nv);
+        if (pending) pop_frame();
+        pending = false;
+        afn = nv[0];
+        aargv = nv + 1;
+        goto apply;
+    }
+    acc = call_prim(cx, afn, aargc, aargv);
+    if (pending) pop_frame();
+    goto ret;
 
 dict_args:
     for (; i < c->n; i++) {
