@@ -1,0 +1,770 @@
+/* sup_http.c: the HTTP/1.1 front end: the listening socket, connections,
+ * request parsing with llhttp, limits, and writing responses.
+ *
+ * Runs on the supervisor's loop thread only.
+ *
+ * A connection has at most one request outstanding. When llhttp completes a
+ * message, on_message_complete pauses the parser and reading stops; bytes
+ * already read behind that message wait in c->pending. The request goes to
+ * the pool (or is answered here: /healthz, errors). Once its response has
+ * been written, the parser resumes on the pending bytes and reading starts
+ * again. So pipelined requests are answered in order, and a client that
+ * does not read its responses cannot make the server buffer without bound.
+ *
+ * Limits: request line + headers SUP_MAX_HEADER_BYTES and SUP_MAX_HEADERS
+ * lines (431), body cfg.max_body (413, checked against Content-Length
+ * before reading the body, and while reading a chunked one), headers within
+ * SUP_READ_TIMEOUT_MS of the request's first byte (or of the connection
+ * going idle) and no body gap longer than that (else the connection is
+ * closed). Malformed HTTP gets 400. Every error answer closes the
+ * connection: the response is written, our side is shut down, and the
+ * remaining input is read and discarded for up to SUP_LINGER_MS so the
+ * client sees the response rather than a reset.
+ *
+ * Memory: a sup_conn is freed only in its close callback; write requests
+ * own their buffers. A request being parsed belongs to its connection; a
+ * submitted one (c->inflight) belongs to the pool, which answers it through
+ * sup__http_respond even after the connection is gone (r->conn == NULL).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <llhttp.h>
+
+#include "supervisor/sup_internal.h"
+
+#define READ_BUF_SIZE 65536
+
+typedef struct sup_conn {
+    uv_tcp_t tcp;
+    uv_shutdown_t shutdown_req;
+    sup_server *srv;
+    struct sup_conn *prev, *next;
+    llhttp_t parser;
+    sup_request *cur;      /* being parsed; owned here */
+    sup_request *inflight; /* submitted; owned by the pool */
+    size_t header_bytes;
+    uint32_t name_off, value_off; /* header being parsed, within cur->hdata */
+    bool in_name;
+    int fail_status; /* set by a parser callback that rejects the request */
+    const char *fail_text;
+    bool paused;      /* the parser stopped after a complete request */
+    bool reading;     /* uv_read_start is in effect */
+    bool finishing;   /* the last response is queued; no more requests */
+    bool close_after; /* close after the response now outstanding */
+    bool lingering;   /* shut down; discarding input until EOF */
+    bool closing;     /* uv_close called */
+    char *pending;    /* bytes read after the paused request */
+    size_t pending_len;
+    uint64_t deadline_ms; /* 0: none */
+    int writes;           /* uv_write requests outstanding */
+} sup_conn;
+
+enum write_action {
+    W_INTERIM, /* 100 Continue: nothing to do when written */
+    W_KEEP,    /* response; then the next request */
+    W_CLOSE,   /* response; then close */
+};
+
+typedef struct sup_write {
+    uv_write_t req;
+    sup_conn *c;
+    char *buf; /* owned; NULL for static bytes */
+    enum write_action action;
+} sup_write;
+
+static char read_buf[READ_BUF_SIZE]; /* data is consumed or copied in on_read */
+
+void sup__request_free(sup_request *r)
+{
+    if (!r) return;
+    sup__buf_free(&r->url);
+    sup__buf_free(&r->hdata);
+    sup__buf_free(&r->body);
+    free(r->headers);
+    free(r);
+}
+
+static uint64_t now_ms(sup_conn *c)
+{
+    return uv_now(c->srv->loop);
+}
+
+/* ---- closing ------------------------------------------------------------------ */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    sup_conn *c = h->data;
+    sup_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    s->nconns--;
+    free(c);
+}
+
+static void conn_close(sup_conn *c)
+{
+    if (c->closing) return;
+    c->closing = true;
+    if (c->inflight) { /* the pool still answers it, to nobody */
+        c->inflight->conn = NULL;
+        c->inflight = NULL;
+    }
+    sup__request_free(c->cur);
+    c->cur = NULL;
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_len = 0;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    sup_conn *c = req->data;
+    if (c->closing) return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    c->deadline_ms = now_ms(c) + SUP_LINGER_MS;
+}
+
+/* Our side is done: shut down writing, discard input until EOF or timeout. */
+static void conn_linger(sup_conn *c)
+{
+    if (c->closing || c->lingering) return;
+    c->lingering = true;
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_len = 0;
+    c->shutdown_req.data = c;
+    c->deadline_ms = now_ms(c) + SUP_LINGER_MS;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->reading = true;
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+static void conn_resume(sup_conn *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    sup_write *wr = (sup_write *)req;
+    sup_conn *c = wr->c;
+    enum write_action action = wr->action;
+    free(wr->buf);
+    free(wr);
+    c->writes--;
+    if (c->closing) return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (action == W_INTERIM) return;
+    if (action == W_CLOSE || c->close_after || c->srv->stop != STOP_NONE)
+        conn_linger(c);
+    else
+        conn_resume(c);
+}
+
+/* Queues buf (owned when `owned`). On failure the connection is closed. */
+static void conn_write(sup_conn *c, char *buf, size_t len, bool owned, enum write_action action)
+{
+    sup_write *wr = malloc(sizeof *wr);
+    if (!wr) {
+        if (owned) free(buf);
+        conn_close(c);
+        return;
+    }
+    wr->c = c;
+    wr->buf = owned ? buf : NULL;
+    wr->action = action;
+    uv_buf_t ub = uv_buf_init(buf, (unsigned int)len);
+    int err = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write);
+    if (err != 0) {
+        free(wr->buf);
+        free(wr);
+        conn_close(c);
+        return;
+    }
+    c->writes++;
+    if (action != W_INTERIM) {
+        /* A client that does not take its response is dropped in time. */
+        c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
+        if (action == W_CLOSE) c->finishing = true;
+    }
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    }
+    if (status < 200) return "Informational";
+    if (status < 300) return "Success";
+    if (status < 400) return "Redirection";
+    if (status < 500) return "Client Error";
+    return "Server Error";
+}
+
+static bool is_tchar(unsigned char ch)
+{
+    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
+        return true;
+    return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* A handler's header is written only if it cannot break the framing. */
+static bool header_ok(const ipc_field *name, const ipc_field *value)
+{
+    if (name->len == 0) return false;
+    for (uint32_t i = 0; i < name->len; i++)
+        if (!is_tchar((unsigned char)name->p[i])) return false;
+    for (uint32_t i = 0; i < value->len; i++)
+        if (value->p[i] == '\r' || value->p[i] == '\n' || value->p[i] == '\0') return false;
+    return true;
+}
+
+static bool name_is(const ipc_field *name, const char *lit)
+{
+    size_t n = strlen(lit);
+    return name->len == n && strncasecmp(name->p, lit, n) == 0;
+}
+
+static int append_str(sup_buf *b, const char *s)
+{
+    return sup__buf_append(b, s, strlen(s));
+}
+
+static void conn_send(sup_conn *c, int status, const ipc_field *hdrs, int nhdr_fields,
+                      const char *body, size_t len, bool head, bool keep)
+{
+    sup_buf b = {0};
+    char line[128];
+    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+    int err = append_str(&b, line);
+    for (int i = 0; err == 0 && i + 1 < nhdr_fields; i += 2) {
+        const ipc_field *n = &hdrs[i], *v = &hdrs[i + 1];
+        if (name_is(n, "content-length") || name_is(n, "transfer-encoding") ||
+            name_is(n, "connection") || !header_ok(n, v))
+            continue;
+        err = sup__buf_append(&b, n->p, n->len);
+        if (err == 0) err = sup__buf_append(&b, ": ", 2);
+        if (err == 0) err = sup__buf_append(&b, v->p, v->len);
+        if (err == 0) err = sup__buf_append(&b, "\r\n", 2);
+    }
+    bool bodiless = status < 200 || status == 204 || status == 304;
+    if (err == 0 && !bodiless) {
+        snprintf(line, sizeof line, "content-length: %zu\r\n", len);
+        err = append_str(&b, line);
+    }
+    if (err == 0)
+        err = append_str(&b, keep ? "connection: keep-alive\r\n\r\n" : "connection: close\r\n\r\n");
+    if (err == 0 && !bodiless && !head) err = sup__buf_append(&b, body, len);
+    if (err != 0) {
+        sup__log("unable to build a %d response: out of memory; closing the connection", status);
+        sup__buf_free(&b);
+        conn_close(c);
+        return;
+    }
+    conn_write(c, b.p, b.len, true, keep ? W_KEEP : W_CLOSE);
+}
+
+static void conn_send_text(sup_conn *c, int status, const char *text, bool head, bool keep)
+{
+    static const char ct_name[] = "content-type", ct_value[] = "text/plain; charset=utf-8";
+    ipc_field hdr[2] = {{ct_name, sizeof ct_name - 1}, {ct_value, sizeof ct_value - 1}};
+    conn_send(c, status, hdr, 2, text, strlen(text), head, keep);
+}
+
+void sup__http_respond(sup_request *r, int status, const ipc_field *hdrs, int nhdr_fields,
+                       const char *body, size_t len)
+{
+    sup_conn *c = r->conn;
+    if (c && c->inflight == r && !c->closing) {
+        c->inflight = NULL;
+        bool keep = r->keep_alive && !c->close_after && c->srv->stop == STOP_NONE;
+        conn_send(c, status, hdrs, nhdr_fields, body, len, r->head, keep);
+    }
+    sup__request_free(r);
+}
+
+void sup__http_respond_text(sup_request *r, int status, const char *text)
+{
+    static const char ct_name[] = "content-type", ct_value[] = "text/plain; charset=utf-8";
+    ipc_field hdr[2] = {{ct_name, sizeof ct_name - 1}, {ct_value, sizeof ct_value - 1}};
+    sup__http_respond(r, status, hdr, 2, text, strlen(text));
+}
+
+/* ---- parser callbacks ------------------------------------------------------------ */
+
+static int reject(sup_conn *c, int status, const char *text)
+{
+    c->fail_status = status;
+    c->fail_text = text;
+    return -1;
+}
+
+static int count_header_bytes(sup_conn *c, size_t n)
+{
+    c->header_bytes += n;
+    if (c->header_bytes > SUP_MAX_HEADER_BYTES)
+        return reject(c, 431, "request header fields too large\n");
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    sup_conn *c = p->data;
+    sup__request_free(c->cur);
+    c->cur = calloc(1, sizeof *c->cur);
+    if (!c->cur) return reject(c, 503, "out of memory\n");
+    c->cur->slot = -1;
+    c->header_bytes = 0;
+    c->in_name = false;
+    c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
+    sup_conn *c = p->data;
+    if (count_header_bytes(c, n) != 0) return -1;
+    if (sup__buf_append(&c->cur->url, at, n) != 0) return reject(c, 503, "out of memory\n");
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+    sup_conn *c = p->data;
+    sup_request *r = c->cur;
+    if (count_header_bytes(c, n) != 0) return -1;
+    if (!c->in_name) {
+        c->in_name = true;
+        c->name_off = (uint32_t)r->hdata.len;
+    }
+    size_t start = r->hdata.len;
+    if (sup__buf_append(&r->hdata, at, n) != 0) return reject(c, 503, "out of memory\n");
+    for (size_t i = start; i < r->hdata.len; i++) {
+        char ch = r->hdata.p[i];
+        if (ch >= 'A' && ch <= 'Z') r->hdata.p[i] = (char)(ch - 'A' + 'a');
+    }
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    sup_conn *c = p->data;
+    c->in_name = false;
+    c->value_off = (uint32_t)c->cur->hdata.len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+    sup_conn *c = p->data;
+    if (count_header_bytes(c, n) != 0) return -1;
+    if (sup__buf_append(&c->cur->hdata, at, n) != 0) return reject(c, 503, "out of memory\n");
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    sup_conn *c = p->data;
+    sup_request *r = c->cur;
+    if (count_header_bytes(c, 4) != 0) return -1; /* ": " and CRLF */
+    if (r->nheaders >= SUP_MAX_HEADERS) return reject(c, 431, "too many header fields\n");
+    if (r->nheaders == r->cap_headers) {
+        int cap = r->cap_headers ? r->cap_headers * 2 : 16;
+        sup_header *h = realloc(r->headers, (size_t)cap * sizeof *h);
+        if (!h) return reject(c, 503, "out of memory\n");
+        r->headers = h;
+        r->cap_headers = cap;
+    }
+    uint32_t end = (uint32_t)r->hdata.len;
+    while (end > c->value_off && (r->hdata.p[end - 1] == ' ' || r->hdata.p[end - 1] == '\t'))
+        end--;
+    sup_header *h = &r->headers[r->nheaders++];
+    h->name_off = c->name_off;
+    h->name_len = c->value_off - c->name_off;
+    h->value_off = c->value_off;
+    h->value_len = end - c->value_off;
+    return 0;
+}
+
+static bool wants_continue(const sup_request *r)
+{
+    for (int i = 0; i < r->nheaders; i++) {
+        const sup_header *h = &r->headers[i];
+        if (h->name_len == 6 && memcmp(r->hdata.p + h->name_off, "expect", 6) == 0 &&
+            h->value_len == 12 && strncasecmp(r->hdata.p + h->value_off, "100-continue", 12) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    static char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    sup_conn *c = p->data;
+    sup_request *r = c->cur;
+    r->method = llhttp_method_name((llhttp_method_t)p->method);
+    r->head = p->method == HTTP_HEAD;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->cfg.max_body)
+        return reject(c, 413, "request body too large\n");
+    if (p->http_major == 1 && p->http_minor >= 1 && wants_continue(r))
+        conn_write(c, continue_line, sizeof continue_line - 1, false, W_INTERIM);
+    c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+    sup_conn *c = p->data;
+    sup_request *r = c->cur;
+    if (n > c->srv->cfg.max_body || r->body.len > c->srv->cfg.max_body - n)
+        return reject(c, 413, "request body too large\n");
+    if (sup__buf_append(&r->body, at, n) != 0) return reject(c, 503, "out of memory\n");
+    c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    sup_conn *c = p->data;
+    c->cur->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
+    c->paused = true;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- requests --------------------------------------------------------------------- */
+
+/* Splits the request target into path and query; the absolute form
+ * (http://host/path?query) is reduced to its path. */
+static void split_target(sup_request *r)
+{
+    const char *u = r->url.p ? r->url.p : "";
+    size_t n = r->url.len, start = 0;
+    const char *scheme = n > 3 ? memchr(u, ':', n) : NULL;
+    if (u[0] != '/' && scheme && (size_t)(scheme - u) + 3 <= n && scheme[1] == '/' &&
+        scheme[2] == '/') {
+        size_t auth = (size_t)(scheme - u) + 3;
+        const char *slash = memchr(u + auth, '/', n - auth);
+        const char *q = memchr(u + auth, '?', n - auth);
+        if (slash && (!q || slash < q))
+            start = (size_t)(slash - u);
+        else
+            start = q ? (size_t)(q - u) : n;
+    }
+    const char *q = start < n ? memchr(u + start, '?', n - start) : NULL;
+    r->path_off = start;
+    r->path_len = q ? (size_t)(q - (u + start)) : n - start;
+    r->query_off = q ? (size_t)(q - u) + 1 : n;
+}
+
+static bool is_healthz(const sup_request *r)
+{
+    return (strcmp(r->method, "GET") == 0 || r->head) && r->path_len == 8 &&
+           memcmp(r->url.p + r->path_off, "/healthz", 8) == 0;
+}
+
+static void stop_reading(sup_conn *c)
+{
+    if (!c->reading) return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+}
+
+/* A complete request is waiting in c->cur: answer it or hand it on. */
+static void request_ready(sup_conn *c)
+{
+    sup_request *r = c->cur;
+    c->cur = NULL;
+    c->deadline_ms = 0; /* the request's own deadline runs now */
+    split_target(r);
+    r->conn = c;
+    c->inflight = r;
+    if (c->srv->stop != STOP_NONE) c->close_after = true;
+    if (is_healthz(r))
+        sup__http_respond_text(r, 200, "ok\n");
+    else
+        sup__pool_submit(c->srv, r);
+}
+
+static int keep_pending(sup_conn *c, const char *data, size_t len)
+{
+    char *p = malloc(len);
+    if (!p) return -ENOMEM;
+    memcpy(p, data, len);
+    c->pending = p;
+    c->pending_len = len;
+    return 0;
+}
+
+/* Runs the parser over data. c->pending must be empty. */
+static void feed(sup_conn *c, const char *data, size_t len)
+{
+    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+    if (err == HPE_OK) return;
+    if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && c->paused && c->cur) {
+        const char *pos = llhttp_get_error_pos(&c->parser);
+        size_t used = (pos && pos >= data && pos <= data + len) ? (size_t)(pos - data) : len;
+        stop_reading(c);
+        if (err == HPE_PAUSED_UPGRADE) c->close_after = true; /* no protocol switch */
+        if (used < len && !c->close_after && keep_pending(c, data + used, len - used) != 0) {
+            sup__log("unable to keep pipelined input: out of memory; closing after this request");
+            c->close_after = true;
+        }
+        request_ready(c);
+        return;
+    }
+    stop_reading(c);
+    int status = c->fail_status ? c->fail_status : 400;
+    const char *text = c->fail_text ? c->fail_text : "bad request\n";
+    conn_send_text(c, status, text, false, false);
+}
+
+static void conn_start_reading(sup_conn *c)
+{
+    if (c->reading || c->closing) return;
+    int err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (err != 0) {
+        conn_close(c);
+        return;
+    }
+    c->reading = true;
+}
+
+/* The outstanding response is written: parse what the client sent next. */
+static void conn_resume(sup_conn *c)
+{
+    llhttp_resume(&c->parser);
+    c->paused = false;
+    c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
+    while (c->pending && !c->paused && !c->finishing && !c->closing) {
+        char *buf = c->pending;
+        size_t len = c->pending_len;
+        c->pending = NULL;
+        c->pending_len = 0;
+        feed(c, buf, len);
+        free(buf);
+    }
+    if (!c->paused && !c->finishing) conn_start_reading(c);
+}
+
+/* libuv reads into one buffer shared by all connections: on_read consumes
+ * or copies everything before returning, so no two reads overlap. */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    *buf = uv_buf_init(read_buf, sizeof read_buf);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    sup_conn *c = st->data;
+    if (c->closing) return;
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    if (nread == 0 || c->lingering || c->finishing) return;
+    if (c->paused) { /* not expected (reading stops on pause); keep the bytes */
+        size_t n = c->pending_len + (size_t)nread;
+        char *p = realloc(c->pending, n);
+        if (!p) {
+            conn_close(c);
+            return;
+        }
+        memcpy(p + c->pending_len, buf->base, (size_t)nread);
+        c->pending = p;
+        c->pending_len = n;
+        return;
+    }
+    feed(c, buf->base, (size_t)nread);
+}
+
+/* ---- listening ------------------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    sup_server *s = server->data;
+    if (status < 0) {
+        sup__log("unable to accept a connection: %s", uv_strerror(status));
+        return;
+    }
+    sup_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        sup__log("unable to accept a connection: out of memory");
+        return;
+    }
+    c->srv = s;
+    int err = uv_tcp_init(s->loop, &c->tcp);
+    if (err != 0) {
+        sup__log("unable to accept a connection: %s", uv_strerror(err));
+        free(c);
+        return;
+    }
+    c->tcp.data = c;
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    err = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (err != 0) {
+        sup__log("unable to accept a connection: %s", uv_strerror(err));
+        conn_close(c);
+        return;
+    }
+    if (s->stop != STOP_NONE) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
+    c->parser.data = c;
+    c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
+    conn_start_reading(c);
+}
+
+int sup__http_start(sup_server *s)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->cfg.port);
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+    int gerr = getaddrinfo(s->cfg.host, port, &hints, &ai);
+    if (gerr != 0 || !ai) {
+        sup__log("unable to listen on %s:%d: %s", s->cfg.host, s->cfg.port, gai_strerror(gerr));
+        return -EINVAL;
+    }
+    int err = uv_tcp_init(s->loop, &s->listener);
+    if (err != 0) {
+        freeaddrinfo(ai);
+        sup__log("unable to create the listening socket: %s", uv_strerror(err));
+        return err;
+    }
+    s->listener.data = s;
+    s->listener_open = true;
+    err = uv_tcp_bind(&s->listener, ai->ai_addr, 0);
+    freeaddrinfo(ai);
+    if (err == 0) err = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+    if (err != 0) {
+        sup__log("unable to listen on %s:%d: %s", s->cfg.host, s->cfg.port, uv_err_name(err));
+        return err;
+    }
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int bound = s->cfg.port;
+    err = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &sslen);
+    if (err != 0) {
+        sup__log("unable to read the listening address: %s", uv_strerror(err));
+        return err;
+    }
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, host, sizeof host);
+        bound = ntohs(a->sin6_port);
+        sup__log("listening on http://[%s]:%d", host, bound);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        uv_ip4_name(a, host, sizeof host);
+        bound = ntohs(a->sin_port);
+        sup__log("listening on http://%s:%d", host, bound);
+    }
+    return 0;
+}
+
+void sup__http_stop_accepting(sup_server *s)
+{
+    if (!s->listener_open) return;
+    s->listener_open = false;
+    uv_close((uv_handle_t *)&s->listener, NULL);
+}
+
+void sup__http_close_idle(sup_server *s)
+{
+    for (sup_conn *c = s->conns; c; c = c->next) {
+        if (c->closing) continue;
+        if (!c->inflight && c->writes == 0)
+            conn_close(c);
+        else
+            c->close_after = true;
+    }
+}
+
+void sup__http_close_all(sup_server *s)
+{
+    for (sup_conn *c = s->conns; c; c = c->next)
+        conn_close(c);
+}
+
+void sup__http_housekeeping(sup_server *s, uint64_t now)
+{
+    for (sup_conn *c = s->conns; c; c = c->next)
+        if (!c->closing && c->deadline_ms != 0 && now >= c->deadline_ms) conn_close(c);
+}

@@ -1,0 +1,233 @@
+/* sup_internal.h: what the supervisor's own files share. Only the supervisor's .c files
+ * include it; other modules see supervisor.h.
+ *
+ * Everything declared here runs on the supervisor's one libuv loop thread.
+ * The single exception is the nng receive callback inside sup_pool.c, which
+ * only copies bytes into the inbox (under inbox_lock) and wakes the loop.
+ *
+ * Ownership of a request (sup_request):
+ *   - while its HTTP message is being parsed, the connection owns it;
+ *   - once complete it goes to sup__pool_submit (or is answered at once), and
+ *     from then on the pool owns it until it is answered;
+ *   - answering it (sup__http_respond*) frees it, whether or not the client
+ *     is still there (r->conn is NULL once the connection has closed).
+ */
+#ifndef SXPOOL_SUP_INTERNAL_H
+#define SXPOOL_SUP_INTERNAL_H
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "ipc/ipc.h"
+#include "store/store.h"
+
+#define SUP_MAX_WORKERS 256
+#define SUP_MAX_HEADER_BYTES (64 * 1024) /* request line + headers; above: 431 */
+#define SUP_MAX_HEADERS 256              /* header lines; above: 431 */
+#define SUP_MAX_BODY_LIMIT (32u << 20)   /* largest accepted --max-body */
+#define SUP_MAX_QUEUE 4096               /* requests waiting for a worker; above: 503 */
+#define SUP_READ_TIMEOUT_MS 30000        /* headers (and each body gap) must arrive within */
+#define SUP_LINGER_MS 2000               /* draining a closing connection's input */
+#define SUP_HOUSEKEEPING_MS 100
+#define SUP_READY_TIMEOUT_MS 15000 /* spawn -> READY */
+#define SUP_DRAIN_MS 5000          /* shutdown: wait for in-flight requests */
+#define SUP_STOP_GRACE_MS 2000     /* shutdown: SHUTDOWN -> SIGKILL */
+#define SUP_DEATH_WINDOW_MS 10000  /* respawn throttle: deaths counted within */
+#define SUP_DEATHS_BEFORE_BACKOFF 5
+#define SUP_BACKOFF_MAX_MS 5000
+#define SUP_DEATH_RING 16
+
+void sup__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- growable byte buffer -------------------------------------------- */
+
+typedef struct sup_buf {
+    char *p;
+    size_t len, cap;
+} sup_buf;
+
+/* @return 0 or -ENOMEM (b unchanged) */
+int sup__buf_append(sup_buf *b, const void *src, size_t n);
+void sup__buf_free(sup_buf *b);
+
+/* ---- configuration (sup_main.c) -------------------------------------- */
+
+typedef struct sup_config {
+    int workers;
+    char host[256];
+    int port;
+    char app[PATH_MAX];  /* absolute, contains main.sx */
+    char data[PATH_MAX]; /* absolute, exists */
+    uint64_t timeout_ms;
+    size_t max_body;
+    bool hide_errors;
+} sup_config;
+
+/* ---- requests --------------------------------------------------------- */
+
+typedef struct sup_header {
+    uint32_t name_off, name_len; /* into sup_request.hdata; name lower-cased */
+    uint32_t value_off, value_len;
+} sup_header;
+
+struct sup_conn;
+
+typedef struct sup_request {
+    uint64_t id;
+    struct sup_conn *conn;           /* NULL once the client has gone */
+    struct sup_request *prev, *next; /* pool queue links */
+    int slot;                        /* worker slot running it, or -1 */
+    uint64_t queued_ms;              /* when it entered the queue */
+    uint64_t deadline_ms;            /* set at dispatch */
+    const char *method;              /* static string from llhttp */
+    bool head;                       /* HEAD: answer without a body */
+    bool keep_alive;                 /* the client may send another request */
+    sup_buf url;                     /* request target, raw */
+    size_t path_off, path_len;       /* the path within url */
+    size_t query_off;                /* url[query_off..) is the query, or url.len */
+    sup_buf hdata;                   /* header names and values */
+    sup_header *headers;
+    int nheaders, cap_headers;
+    sup_buf body;
+} sup_request;
+
+void sup__request_free(sup_request *r);
+
+/* ---- worker slots (sup_pool.c) ---------------------------------------- */
+
+enum sup_slot_state {
+    SLOT_DOWN,     /* no process; respawn_at_ms says when to start one */
+    SLOT_STARTING, /* spawned, waiting for READY */
+    SLOT_IDLE,     /* ready, no request */
+    SLOT_BUSY,     /* ready, running req */
+    SLOT_DYING,    /* killed or told to stop; waiting for its exit */
+};
+
+typedef struct sup_server sup_server;
+
+typedef struct sup_slot {
+    sup_server *srv;
+    int index;
+    ipc_conn *ipc;     /* listening socket, kept for the server's whole life */
+    uv_process_t proc; /* valid while proc_open */
+    bool proc_open;    /* handle initialised, close not yet finished */
+    bool running;      /* spawned and its exit not yet seen: pid may be signalled */
+    int pid;
+    enum sup_slot_state state;
+    bool killed;      /* SIGKILL sent to the current process */
+    sup_request *req; /* in flight, when SLOT_BUSY */
+    uint64_t spawned_ms;
+    uint64_t respawn_at_ms;
+    uint64_t deaths[SUP_DEATH_RING]; /* ring of recent death times */
+    unsigned ndeaths;
+    char mode[8];
+    char abi[80];
+} sup_slot;
+
+/* A frame copied off an nng thread, waiting for the loop. */
+typedef struct sup_msg {
+    struct sup_msg *next;
+    sup_slot *slot;
+    size_t len;
+    char data[];
+} sup_msg;
+
+/* ---- the server --------------------------------------------------------- */
+
+enum sup_stop_stage {
+    STOP_NONE,    /* serving */
+    STOP_DRAIN,   /* not accepting; letting in-flight requests finish */
+    STOP_WORKERS, /* SHUTDOWN sent; waiting for workers to exit */
+    STOP_CLOSING, /* closing every handle; the loop ends when all are closed */
+};
+
+struct sup_server {
+    sup_config cfg;
+    uv_loop_t *loop;
+    char exe[PATH_MAX];
+    char rundir[PATH_MAX]; /* empty until created */
+    store *store;
+
+    uv_tcp_t listener;
+    bool listener_open;
+    uv_timer_t housekeeping;
+    uv_signal_t sigint, sigterm;
+    uv_async_t inbox_async;
+    bool async_open;
+
+    uv_mutex_t inbox_lock;
+    sup_msg *inbox_head, *inbox_tail;
+
+    sup_slot *slots;
+    int nslots;
+    int next_slot; /* round-robin start for dispatch */
+
+    sup_request *queue_head, *queue_tail;
+    int queue_len;
+
+    struct sup_conn *conns; /* every open connection */
+    int nconns;
+
+    uint64_t boot_sec;
+    uint32_t id_counter;
+
+    enum sup_stop_stage stop;
+    uint64_t stop_stage_ms; /* when the current stop stage began */
+    bool workers_killed;
+    int exit_code;
+
+    ipc_frame frame; /* decode scratch; loop thread only */
+};
+
+/* ---- sup_http.c ---------------------------------------------------------- */
+
+/* Binds and listens, then logs "sxpool: listening on http://HOST:PORT".
+ * @return 0 or a negative libuv error (logged) */
+int sup__http_start(sup_server *s);
+void sup__http_stop_accepting(sup_server *s);
+/* Shutdown: closes connections with nothing outstanding; the others close
+ * after their current response. */
+void sup__http_close_idle(sup_server *s);
+void sup__http_close_all(sup_server *s);
+void sup__http_housekeeping(sup_server *s, uint64_t now);
+
+/**
+ * Answers r and frees it. hdrs are name, value pairs (nhdr_fields even);
+ * content-length, transfer-encoding and connection among them are replaced
+ * by the server's own, and a pair with CR, LF or NUL is dropped.
+ */
+void sup__http_respond(sup_request *r, int status, const ipc_field *hdrs, int nhdr_fields,
+                       const char *body, size_t len);
+/* Answers r with a text/plain body and frees it. */
+void sup__http_respond_text(sup_request *r, int status, const char *text);
+
+/* ---- sup_pool.c ---------------------------------------------------------- */
+
+/* Creates the slots, listens on each slot's socket, spawns every worker.
+ * @return 0, or a negative error (logged) if a slot could not be set up */
+int sup__pool_start(sup_server *s);
+/* Takes ownership of r: queues it for a worker, or answers it (503). */
+void sup__pool_submit(sup_server *s, sup_request *r);
+void sup__pool_housekeeping(sup_server *s, uint64_t now);
+/* True when no request is queued or running. */
+bool sup__pool_quiet(const sup_server *s);
+/* Answers every queued request with 503 (shutdown). */
+void sup__pool_fail_queued(sup_server *s, int status, const char *text);
+/* Sends SHUTDOWN to every live worker. */
+void sup__pool_stop_workers(sup_server *s);
+void sup__pool_kill_all(sup_server *s, const char *reason);
+/* Number of process handles still open. */
+int sup__pool_live(const sup_server *s);
+/* Closes the nng sockets and the inbox; call once no worker is left. */
+void sup__pool_close(sup_server *s);
+
+/* ---- sup_main.c ---------------------------------------------------------- */
+
+/* Begins (or, on a second signal, hurries) the shutdown sequence. */
+void sup__begin_stop(sup_server *s, const char *why);
+
+#endif

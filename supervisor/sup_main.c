@@ -1,0 +1,511 @@
+/* sup_main.c: the server's command line, start-up, signals, the periodic
+ * housekeeping timer and the shutdown sequence.
+ *
+ * Runs on the supervisor's loop thread (and before the loop exists, for
+ * argument parsing). Owns the sup_server: its loop, the timer, the signal
+ * handles, the store handle and the private run directory.
+ *
+ * Start-up order matters: the store and the run directory exist before any
+ * worker is spawned; nothing of nng or LMDB is ever created in a forked
+ * child (uv_spawn execs at once and this process never forks otherwise).
+ *
+ * Shutdown is a small sequence driven by the housekeeping timer:
+ *   STOP_NONE -> STOP_DRAIN   (signal: stop accepting, close idle connections)
+ *   -> STOP_WORKERS           (no request left, or SUP_DRAIN_MS passed:
+ *                              503 to queued ones, SHUTDOWN to workers,
+ *                              SIGKILL to those alive after SUP_STOP_GRACE_MS)
+ *   -> STOP_CLOSING           (no worker left: close every handle; the loop
+ *                              ends, the run directory is removed)
+ * A second signal skips the drain.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "supervisor/sup_internal.h"
+#include "supervisor/supervisor.h"
+
+#ifndef SXPOOL_DEFAULT_APP
+#define SXPOOL_DEFAULT_APP "examples/hello"
+#endif
+
+#define DEFAULT_WORKERS 2
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_PORT 8080
+#define DEFAULT_DATA "./sxpool-data"
+#define DEFAULT_TIMEOUT_S 30
+#define DEFAULT_MAX_BODY (1u << 20)
+#define MAX_TIMEOUT_S 86400
+
+/* ---- small shared helpers ---------------------------------------------- */
+
+void sup__log(const char *fmt, ...)
+{
+    char line[2048];
+    int n = snprintf(line, sizeof line, "sxpool: ");
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0) m = 0;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof line - 2) len = sizeof line - 2;
+    line[len++] = '\n';
+    /* One write per line, so lines from workers sharing stderr do not mix. */
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
+int sup__buf_append(sup_buf *b, const void *src, size_t n)
+{
+    if (n == 0) return 0;
+    if (b->len + n < b->len) return -ENOMEM;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n) {
+            if (cap > SIZE_MAX / 2) return -ENOMEM;
+            cap *= 2;
+        }
+        char *p = realloc(b->p, cap);
+        if (!p) return -ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+void sup__buf_free(sup_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ---- command line ------------------------------------------------------- */
+
+void sup_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sxpool [OPTIONS]            serve the app on a pool of workers\n"
+            "       sxpool eval FILE...         run SX files\n"
+            "       sxpool repl                 interactive SX\n"
+            "       sxpool blacklist list [--data=DIR]\n"
+            "       sxpool blacklist clear [GLOB] [--data=DIR]\n"
+            "\n"
+            "options:\n"
+            "  --workers=N        worker processes, 1 to %d (default %d)\n"
+            "  --listen=HOST:PORT address to serve on (default %s:%d; port 0 picks one)\n"
+            "  --app=DIR          application directory with main.sx\n"
+            "                     (default %s)\n"
+            "  --data=DIR         data directory, created if missing (default %s)\n"
+            "  --timeout=SECS     per-request deadline, 1 to %d (default %d)\n"
+            "  --max-body=BYTES   largest request body, up to %u (default %u)\n"
+            "  --hide-errors      500 bodies name the error kind only\n"
+            "  --help, --version\n",
+            SUP_MAX_WORKERS, DEFAULT_WORKERS, DEFAULT_HOST, DEFAULT_PORT, SXPOOL_DEFAULT_APP,
+            DEFAULT_DATA, MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S, SUP_MAX_BODY_LIMIT, DEFAULT_MAX_BODY);
+}
+
+/* Matches argv[*i] against "--name=value" or "--name value".
+ * @return 1 matched (*val set), 0 not this option, -1 value missing (reported) */
+static int opt_value(int argc, char **argv, int *i, const char *name, const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0') return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "sxpool: %s: missing value\n", name);
+        return -1;
+    }
+    *val = argv[++*i];
+    return 1;
+}
+
+/* Strict decimal in [min, max]. @return 0 or -1 */
+static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
+                      unsigned long long *out)
+{
+    if (*s == '\0' || strlen(s) > 20) return -1;
+    unsigned long long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (ULLONG_MAX - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    if (v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_listen(const char *v, sup_config *cfg)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v) goto bad;
+    size_t hlen = (size_t)(colon - v);
+    const char *h = v;
+    if (h[0] == '[') {
+        if (hlen < 3 || h[hlen - 1] != ']') goto bad;
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof cfg->host) goto bad;
+    unsigned long long port;
+    if (parse_uint(colon + 1, 0, 65535, &port) != 0) goto bad;
+    memcpy(cfg->host, h, hlen);
+    cfg->host[hlen] = '\0';
+    cfg->port = (int)port;
+    return 0;
+bad:
+    fprintf(stderr, "sxpool: --listen: expected HOST:PORT (port 0 to 65535), got '%s'\n", v);
+    return -1;
+}
+
+static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, const char **data)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        unsigned long long n;
+        int m;
+        if (strcmp(a, "--hide-errors") == 0) {
+            cfg->hide_errors = true;
+        } else if ((m = opt_value(argc, argv, &i, "--workers", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_uint(v, 1, SUP_MAX_WORKERS, &n) != 0) {
+                fprintf(stderr, "sxpool: --workers: expected a number from 1 to %d, got '%s'\n",
+                        SUP_MAX_WORKERS, v);
+                return -1;
+            }
+            cfg->workers = (int)n;
+        } else if ((m = opt_value(argc, argv, &i, "--listen", &v)) != 0) {
+            if (m < 0 || parse_listen(v, cfg) != 0) return -1;
+        } else if ((m = opt_value(argc, argv, &i, "--app", &v)) != 0) {
+            if (m < 0) return -1;
+            *app = v;
+        } else if ((m = opt_value(argc, argv, &i, "--data", &v)) != 0) {
+            if (m < 0) return -1;
+            *data = v;
+        } else if ((m = opt_value(argc, argv, &i, "--timeout", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_uint(v, 1, MAX_TIMEOUT_S, &n) != 0) {
+                fprintf(stderr,
+                        "sxpool: --timeout: expected a number of seconds from 1 to %d, got '%s'\n",
+                        MAX_TIMEOUT_S, v);
+                return -1;
+            }
+            cfg->timeout_ms = n * 1000;
+        } else if ((m = opt_value(argc, argv, &i, "--max-body", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_uint(v, 0, SUP_MAX_BODY_LIMIT, &n) != 0) {
+                fprintf(stderr,
+                        "sxpool: --max-body: expected a number of bytes from 0 to %u, got '%s'\n",
+                        SUP_MAX_BODY_LIMIT, v);
+                return -1;
+            }
+            cfg->max_body = (size_t)n;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "sxpool: unknown option '%s' (see sxpool --help)\n", a);
+            return -1;
+        } else {
+            fprintf(stderr, "sxpool: unexpected argument '%s' (see sxpool --help)\n", a);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Creates dir and its missing parents (mode 0700 for the ones created). */
+static int mkdir_p(const char *dir)
+{
+    char path[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof path) return -ENAMETOOLONG;
+    memcpy(path, dir, n + 1);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) return -errno;
+        *p = '/';
+    }
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) return -errno;
+    struct stat st;
+    if (stat(path, &st) != 0) return -errno;
+    if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
+    return 0;
+}
+
+/* Resolves --app and --data to absolute paths and checks them.
+ * @return 0, 2 (usage: bad app) or 1 (data directory unusable) */
+static int check_dirs(sup_config *cfg, const char *app, const char *data)
+{
+    if (!realpath(app, cfg->app)) {
+        fprintf(stderr, "sxpool: --app: cannot use '%s': %s\n", app, strerror(errno));
+        return 2;
+    }
+    char main_sx[PATH_MAX + 16];
+    snprintf(main_sx, sizeof main_sx, "%s/main.sx", cfg->app);
+    if (access(main_sx, R_OK) != 0) {
+        fprintf(stderr, "sxpool: --app: '%s' has no readable main.sx: %s\n", app, strerror(errno));
+        return 2;
+    }
+    int err = mkdir_p(data);
+    if (err != 0) {
+        fprintf(stderr, "sxpool: --data: cannot create '%s': %s\n", data, strerror(-err));
+        return 1;
+    }
+    if (!realpath(data, cfg->data)) {
+        fprintf(stderr, "sxpool: --data: cannot use '%s': %s\n", data, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- run directory ------------------------------------------------------- */
+
+static int make_rundir(sup_server *s)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp) tmp = "/tmp";
+    int n = snprintf(s->rundir, sizeof s->rundir, "%s/sxpool.XXXXXX", tmp);
+    if (n < 0 || (size_t)n >= sizeof s->rundir) {
+        sup__log("unable to create the run directory under %s: path too long", tmp);
+        s->rundir[0] = '\0';
+        return -ENAMETOOLONG;
+    }
+    if (!mkdtemp(s->rundir)) {
+        int e = errno;
+        sup__log("unable to create the run directory under %s: %s", tmp, strerror(e));
+        s->rundir[0] = '\0';
+        return -e;
+    }
+    if (chmod(s->rundir, 0700) != 0) {
+        int e = errno;
+        sup__log("unable to make %s private: %s", s->rundir, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+/* Removes the run directory and what the slots left in it (sockets only). */
+static void remove_rundir(sup_server *s)
+{
+    if (!s->rundir[0]) return;
+    DIR *d = opendir(s->rundir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            char p[PATH_MAX + 256];
+            snprintf(p, sizeof p, "%s/%s", s->rundir, e->d_name);
+            if (unlink(p) != 0 && errno != ENOENT)
+                sup__log("unable to remove %s: %s", p, strerror(errno));
+        }
+        closedir(d);
+    }
+    if (rmdir(s->rundir) != 0 && errno != ENOENT)
+        sup__log("unable to remove the run directory %s: %s", s->rundir, strerror(errno));
+    s->rundir[0] = '\0';
+}
+
+/* ---- signals and shutdown ------------------------------------------------ */
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void enter_stage(sup_server *s, enum sup_stop_stage st)
+{
+    s->stop = st;
+    s->stop_stage_ms = uv_now(s->loop);
+}
+
+/* Drain over: nothing more will be answered by a worker. */
+static void stop_workers(sup_server *s)
+{
+    sup__pool_fail_queued(s, 503, "server is shutting down\n");
+    sup__pool_stop_workers(s);
+    enter_stage(s, STOP_WORKERS);
+}
+
+void sup__begin_stop(sup_server *s, const char *why)
+{
+    switch (s->stop) {
+    case STOP_NONE:
+        sup__log("%s; shutting down", why);
+        enter_stage(s, STOP_DRAIN);
+        sup__http_stop_accepting(s);
+        sup__http_close_idle(s);
+        break;
+    case STOP_DRAIN:
+        sup__log("%s again; stopping the workers now", why);
+        stop_workers(s);
+        break;
+    case STOP_WORKERS:
+        if (!s->workers_killed) {
+            sup__pool_kill_all(s, "the server is stopping");
+            s->workers_killed = true;
+        }
+        break;
+    case STOP_CLOSING: break;
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    sup_server *s = h->data;
+    char why[64];
+    snprintf(why, sizeof why, "received SIG%s", sigabbrev_np(signum));
+    sup__begin_stop(s, why);
+}
+
+static void stop_tick(sup_server *s, uint64_t now)
+{
+    switch (s->stop) {
+    case STOP_NONE: return;
+    case STOP_DRAIN:
+        if (sup__pool_quiet(s)) {
+            stop_workers(s);
+        } else if (now - s->stop_stage_ms >= SUP_DRAIN_MS) {
+            sup__log("requests still running after %d ms; stopping the workers anyway",
+                     SUP_DRAIN_MS);
+            stop_workers(s);
+        }
+        return;
+    case STOP_WORKERS:
+        if (sup__pool_live(s) == 0) {
+            enter_stage(s, STOP_CLOSING);
+        } else if (!s->workers_killed && now - s->stop_stage_ms >= SUP_STOP_GRACE_MS) {
+            sup__pool_kill_all(s, "it did not stop within the shutdown grace period");
+            s->workers_killed = true;
+        }
+        return;
+    case STOP_CLOSING:
+        /* Let the last responses finish writing, within a bound. */
+        if (s->nconns > 0 && now - s->stop_stage_ms < SUP_LINGER_MS + 500) return;
+        sup__http_stop_accepting(s);
+        sup__http_close_all(s);
+        sup__pool_close(s);
+        close_handle((uv_handle_t *)&s->sigint);
+        close_handle((uv_handle_t *)&s->sigterm);
+        close_handle((uv_handle_t *)&s->housekeeping);
+        return;
+    }
+}
+
+static void on_housekeeping(uv_timer_t *t)
+{
+    sup_server *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    sup__http_housekeeping(s, now);
+    sup__pool_housekeeping(s, now);
+    stop_tick(s, now);
+}
+
+/* ---- start-up ------------------------------------------------------------- */
+
+static int start_handles(sup_server *s)
+{
+    int err;
+    if ((err = uv_timer_init(s->loop, &s->housekeeping)) != 0 ||
+        (err = uv_signal_init(s->loop, &s->sigint)) != 0 ||
+        (err = uv_signal_init(s->loop, &s->sigterm)) != 0) {
+        sup__log("unable to set up the event loop: %s", uv_strerror(err));
+        return err;
+    }
+    s->housekeeping.data = s->sigint.data = s->sigterm.data = s;
+    if ((err = uv_timer_start(&s->housekeeping, on_housekeeping, SUP_HOUSEKEEPING_MS,
+                              SUP_HOUSEKEEPING_MS)) != 0 ||
+        (err = uv_signal_start(&s->sigint, on_signal, SIGINT)) != 0 ||
+        (err = uv_signal_start(&s->sigterm, on_signal, SIGTERM)) != 0) {
+        sup__log("unable to watch signals and time: %s", uv_strerror(err));
+        return err;
+    }
+    return 0;
+}
+
+static int run_server(sup_server *s)
+{
+    s->loop = uv_default_loop();
+    if (!s->loop) {
+        sup__log("unable to create the event loop");
+        return 1;
+    }
+    int err = start_handles(s);
+    if (err != 0) return 1; /* handles not running yet: nothing to wind down */
+    if (sup__pool_start(s) != 0 || sup__http_start(s) != 0) {
+        /* Wind down whatever started: the loop runs the stop sequence. */
+        s->exit_code = 1;
+        sup__begin_stop(s, "start-up failed");
+        sup__begin_stop(s, "start-up failed");
+    }
+    uv_run(s->loop, UV_RUN_DEFAULT);
+    err = uv_loop_close(s->loop);
+    if (err != 0) sup__log("event loop closed with handles still open: %s", uv_strerror(err));
+    return s->exit_code;
+}
+
+int sup_main(int argc, char **argv)
+{
+    static sup_server server; /* large (frame scratch); one per process */
+    sup_server *s = &server;
+    const char *app = SXPOOL_DEFAULT_APP, *data = DEFAULT_DATA;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            sup_usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("sxpool %s\n", SXPOOL_VERSION);
+            return 0;
+        }
+    }
+    s->cfg.workers = DEFAULT_WORKERS;
+    snprintf(s->cfg.host, sizeof s->cfg.host, "%s", DEFAULT_HOST);
+    s->cfg.port = DEFAULT_PORT;
+    s->cfg.timeout_ms = DEFAULT_TIMEOUT_S * 1000ull;
+    s->cfg.max_body = DEFAULT_MAX_BODY;
+    if (parse_args(argc, argv, &s->cfg, &app, &data) != 0) return 2;
+    int rc = check_dirs(&s->cfg, app, data);
+    if (rc != 0) return rc;
+
+    /* A client that goes away must not kill the server. Children get
+     * default dispositions back: libuv resets them before exec. */
+    signal(SIGPIPE, SIG_IGN);
+
+    size_t exelen = sizeof s->exe;
+    int err = uv_exepath(s->exe, &exelen);
+    if (err != 0) {
+        sup__log("unable to find the sxpool executable to spawn workers: %s", uv_strerror(err));
+        return 1;
+    }
+    err = store_open(s->cfg.data, 0, &s->store);
+    if (err != 0) {
+        sup__log("unable to open the store in %s: %s", s->cfg.data, store_strerror(err));
+        return 1;
+    }
+    s->boot_sec = (uint64_t)time(NULL);
+    rc = 1;
+    if (make_rundir(s) == 0) rc = run_server(s);
+    remove_rundir(s);
+    store_close(s->store);
+    s->store = NULL;
+    if (rc == 0) sup__log("stopped");
+    return rc;
+}

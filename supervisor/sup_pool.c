@@ -1,0 +1,618 @@
+/* sup_pool.c: the worker slots: spawning, READY, dispatch, replies, death,
+ * respawn with backoff, and per-request deadlines.
+ *
+ * Threads: on_recv runs on nng's threads and does nothing but copy the
+ * frame into the inbox under inbox_lock and uv_async_send. Everything else
+ * here runs on the loop thread, which alone decodes frames and touches the
+ * slots, the queue and the requests.
+ *
+ * Invariants:
+ *   - one nng socket per slot, listened on before the slot's first spawn
+ *     and closed only at the very end (nng closes are slow and risky);
+ *   - a slot gets a request only in SLOT_IDLE, i.e. after the READY of the
+ *     process now running in it (READY carries the pid, so a late READY
+ *     from a dead predecessor is recognised and ignored);
+ *   - a slot holds at most one request (w->req, SLOT_BUSY); a reply is
+ *     accepted only if its id is that request's, so a late reply from a
+ *     killed worker can never answer another request;
+ *   - a request is answered exactly once: whoever takes it off w->req or
+ *     the queue answers it;
+ *   - a pid is signalled only while `running` (between spawn and exit_cb),
+ *     so a reused pid is never hit.
+ *
+ * Slot life (state x event):
+ *   DOWN     --spawn ok-->        STARTING  (spawn failed: DOWN, retried)
+ *   STARTING --READY-->           IDLE      (no READY in time: killed)
+ *   IDLE     --dispatch-->        BUSY
+ *   BUSY     --reply-->           IDLE      (deadline: 504, killed)
+ *   any      --kill/SHUTDOWN-->   DYING
+ *   any      --exit-->            DOWN      (in-flight request: 502;
+ *                                            respawn now, or after a backoff
+ *                                            if it keeps dying)
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "supervisor/sup_internal.h"
+
+/* ---- the inbox: nng threads -> loop thread --------------------------------- */
+
+/* nng thread. Must not block and must not touch anything but the inbox. */
+static void on_recv(void *arg, const char *buf, size_t len)
+{
+    sup_slot *w = arg;
+    sup_server *s = w->srv;
+    size_t copy = len > IPC_MAX_FRAME ? 0 : len; /* oversize: keep only the length */
+    sup_msg *m = malloc(sizeof *m + copy);
+    if (!m) {
+        sup__log("unable to queue a frame from worker slot %d: out of memory", w->index);
+        return;
+    }
+    m->next = NULL;
+    m->slot = w;
+    m->len = len;
+    memcpy(m->data, buf, copy);
+    uv_mutex_lock(&s->inbox_lock);
+    if (s->inbox_tail)
+        s->inbox_tail->next = m;
+    else
+        s->inbox_head = m;
+    s->inbox_tail = m;
+    uv_mutex_unlock(&s->inbox_lock);
+    int err = uv_async_send(&s->inbox_async);
+    if (err != 0) sup__log("unable to wake the loop for a worker frame: %s", uv_strerror(err));
+}
+
+static sup_msg *inbox_take(sup_server *s)
+{
+    uv_mutex_lock(&s->inbox_lock);
+    sup_msg *m = s->inbox_head;
+    s->inbox_head = s->inbox_tail = NULL;
+    uv_mutex_unlock(&s->inbox_lock);
+    return m;
+}
+
+/* ---- queue ------------------------------------------------------------------ */
+
+static void queue_push(sup_server *s, sup_request *r, bool front)
+{
+    r->prev = r->next = NULL;
+    if (!s->queue_head) {
+        s->queue_head = s->queue_tail = r;
+    } else if (front) {
+        r->next = s->queue_head;
+        s->queue_head->prev = r;
+        s->queue_head = r;
+    } else {
+        r->prev = s->queue_tail;
+        s->queue_tail->next = r;
+        s->queue_tail = r;
+    }
+    s->queue_len++;
+}
+
+static sup_request *queue_pop(sup_server *s)
+{
+    sup_request *r = s->queue_head;
+    if (!r) return NULL;
+    s->queue_head = r->next;
+    if (s->queue_head)
+        s->queue_head->prev = NULL;
+    else
+        s->queue_tail = NULL;
+    r->prev = r->next = NULL;
+    s->queue_len--;
+    return r;
+}
+
+/* ---- killing and spawning ------------------------------------------------- */
+
+static void kill_worker(sup_slot *w, const char *reason)
+{
+    if (!w->running) return;
+    if (!w->killed) {
+        w->killed = true;
+        sup__log("killing worker %d (pid %d): %s", w->index, w->pid, reason);
+    }
+    w->state = SLOT_DYING;
+    int err = uv_process_kill(&w->proc, SIGKILL);
+    if (err != 0 && err != UV_ESRCH)
+        sup__log("unable to kill worker %d (pid %d): %s", w->index, w->pid, uv_strerror(err));
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig);
+static void on_proc_closed(uv_handle_t *h);
+
+static void spawn_slot(sup_slot *w)
+{
+    sup_server *s = w->srv;
+    char slot_arg[32], rundir_arg[PATH_MAX + 16], app_arg[PATH_MAX + 16], data_arg[PATH_MAX + 16];
+    snprintf(slot_arg, sizeof slot_arg, "--slot=%d", w->index);
+    snprintf(rundir_arg, sizeof rundir_arg, "--rundir=%s", s->rundir);
+    snprintf(app_arg, sizeof app_arg, "--app=%s", s->cfg.app);
+    snprintf(data_arg, sizeof data_arg, "--data=%s", s->cfg.data);
+    char *args[] = {s->exe, "worker", slot_arg, rundir_arg, app_arg, data_arg, "--mode=jit", NULL};
+
+    uv_stdio_container_t stdio[3];
+    memset(stdio, 0, sizeof stdio);
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = 1;
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = 2;
+
+    uv_process_options_t o;
+    memset(&o, 0, sizeof o);
+    o.exit_cb = on_exit_cb;
+    o.file = s->exe;
+    o.args = args;
+    o.stdio_count = 3;
+    o.stdio = stdio;
+
+    w->respawn_at_ms = 0;
+    w->killed = false;
+    w->mode[0] = w->abi[0] = '\0';
+    w->proc.data = w;
+    int err = uv_spawn(s->loop, &w->proc, &o);
+    w->proc_open = true; /* initialised even when the spawn failed */
+    if (err != 0) {
+        sup__log("unable to spawn worker %d: %s", w->index, uv_strerror(err));
+        w->state = SLOT_DOWN;
+        w->deaths[w->ndeaths++ % SUP_DEATH_RING] = uv_now(s->loop);
+        uv_close((uv_handle_t *)&w->proc, on_proc_closed);
+        return;
+    }
+    w->running = true;
+    w->pid = w->proc.pid;
+    w->state = SLOT_STARTING;
+    w->spawned_ms = uv_now(s->loop);
+}
+
+/* How long to wait before respawning w: 0 unless it keeps dying. */
+static uint64_t respawn_delay(sup_slot *w, uint64_t now)
+{
+    unsigned recent = 0, n = w->ndeaths < SUP_DEATH_RING ? w->ndeaths : SUP_DEATH_RING;
+    for (unsigned i = 0; i < n; i++)
+        if (now - w->deaths[i] < SUP_DEATH_WINDOW_MS) recent++;
+    if (recent <= SUP_DEATHS_BEFORE_BACKOFF) return 0;
+    unsigned extra = recent - SUP_DEATHS_BEFORE_BACKOFF - 1;
+    uint64_t d = 500ull << (extra > 4 ? 4 : extra);
+    return d > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS : d;
+}
+
+static void on_proc_closed(uv_handle_t *h)
+{
+    sup_slot *w = h->data;
+    sup_server *s = w->srv;
+    w->proc_open = false;
+    if (s->stop != STOP_NONE) return;
+    uint64_t now = uv_now(s->loop);
+    uint64_t delay = respawn_delay(w, now);
+    if (delay == 0) {
+        spawn_slot(w);
+        return;
+    }
+    sup__log("worker %d died %d times within %d s; respawning it in %llu ms", w->index,
+             SUP_DEATHS_BEFORE_BACKOFF + 1, SUP_DEATH_WINDOW_MS / 1000, (unsigned long long)delay);
+    w->respawn_at_ms = now + delay;
+}
+
+static void describe_exit(char *dst, size_t cap, int64_t status, int sig)
+{
+    if (sig != 0) {
+        const char *abbrev = sigabbrev_np(sig);
+        snprintf(dst, cap, "killed by signal %d (SIG%s)", sig, abbrev ? abbrev : "?");
+    } else {
+        snprintf(dst, cap, "exited with status %lld", (long long)status);
+    }
+}
+
+static void dispatch(sup_server *s);
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+    sup_slot *w = p->data;
+    sup_server *s = w->srv;
+    char how[96];
+    describe_exit(how, sizeof how, status, sig);
+    sup__log("worker %d (pid %d) %s", w->index, w->pid, how);
+    w->running = false;
+    w->state = SLOT_DOWN;
+
+    sup_request *r = w->req;
+    w->req = NULL;
+    if (r) {
+        /* TODO(issue: re-dispatch): run a request whose worker died once more
+         * on another worker, as DESIGN.md's fault table says; for now 502. */
+        sup__log("request %llu was running on worker %d; answering 502", (unsigned long long)r->id,
+                 w->index);
+        sup__http_respond_text(r, 502, "the worker handling this request died\n");
+    }
+    int cleared = store_reader_check(s->store);
+    if (cleared < 0)
+        sup__log("unable to clear stale store readers after worker %d died: %s", w->index,
+                 store_strerror(cleared));
+    if (s->stop == STOP_NONE) w->deaths[w->ndeaths++ % SUP_DEATH_RING] = uv_now(s->loop);
+    uv_close((uv_handle_t *)&w->proc, on_proc_closed);
+}
+
+/* ---- frames from workers --------------------------------------------------- */
+
+static void malformed(sup_slot *w, const char *why)
+{
+    if (!w->running) {
+        sup__log("dropped a bad frame on worker slot %d, which has no live worker: %s", w->index,
+                 why);
+        return;
+    }
+    char reason[256];
+    snprintf(reason, sizeof reason, "it sent a bad frame (%s)", why);
+    /* The worker is not to be trusted any more; its exit answers its request. */
+    kill_worker(w, reason);
+}
+
+static void on_ready(sup_slot *w, ipc_frame *f)
+{
+    long long slot, pid;
+    if (f->nfields < 4 || ipc_field_int(f, 0, &slot) != 0 || ipc_field_int(f, 1, &pid) != 0) {
+        malformed(w, "READY without slot and pid");
+        return;
+    }
+    if (!w->running || pid != w->pid) {
+        sup__log("ignored a READY from pid %lld on slot %d (its worker is pid %d)", pid, w->index,
+                 w->running ? w->pid : 0);
+        return;
+    }
+    if (slot != w->index) {
+        malformed(w, "READY names another slot");
+        return;
+    }
+    if (w->state != SLOT_STARTING) {
+        if (w->state != SLOT_DYING) malformed(w, "a second READY");
+        return;
+    }
+    ipc_field_str(f, 2, w->mode, sizeof w->mode);
+    ipc_field_str(f, 3, w->abi, sizeof w->abi);
+    w->state = SLOT_IDLE;
+    sup__log("worker %d (pid %d) ready (mode %s, abi %s)", w->index, w->pid, w->mode, w->abi);
+    dispatch(w->srv);
+}
+
+static void reply_error(sup_slot *w, sup_request *r, ipc_frame *f)
+{
+    long long status = 500;
+    if (ipc_field_int(f, 0, &status) != 0 || status < 400 || status > 599) status = 500;
+    const ipc_field *kind = &f->fields[1], *msg = &f->fields[2];
+    sup_buf body = {0};
+    int err = sup__buf_append(&body, kind->p, kind->len);
+    if (err == 0 && !w->srv->cfg.hide_errors) {
+        err = sup__buf_append(&body, ": ", 2);
+        if (err == 0) err = sup__buf_append(&body, msg->p, msg->len);
+    }
+    if (err == 0) err = sup__buf_append(&body, "\n", 1);
+    if (err != 0) {
+        sup__buf_free(&body);
+        sup__http_respond_text(r, 500, "error\n");
+        return;
+    }
+    static const char ct_name[] = "content-type", ct_value[] = "text/plain; charset=utf-8";
+    ipc_field hdr[2] = {{ct_name, sizeof ct_name - 1}, {ct_value, sizeof ct_value - 1}};
+    sup__http_respond(r, (int)status, hdr, 2, body.p, body.len);
+    sup__buf_free(&body);
+}
+
+static void on_reply(sup_slot *w, ipc_frame *f)
+{
+    sup_request *r = w->req;
+    if (w->state != SLOT_BUSY || !r || r->id != f->id) {
+        sup__log("ignored a reply for request %llu on slot %d: not the request in flight",
+                 (unsigned long long)f->id, w->index);
+        return;
+    }
+    long long status = 0;
+    switch (f->type) {
+    case IPC_RESPONSE:
+        if (f->nfields < 2 || (f->nfields - 2) % 2 != 0) {
+            malformed(w, "RESPONSE with a bad field count");
+            return;
+        }
+        if (ipc_field_int(f, 0, &status) != 0 || status < 200 || status > 599) {
+            malformed(w, "RESPONSE with a bad status");
+            return;
+        }
+        w->req = NULL;
+        w->state = SLOT_IDLE;
+        sup__http_respond(r, (int)status, &f->fields[2], f->nfields - 2, f->fields[1].p,
+                          f->fields[1].len);
+        break;
+    case IPC_ERROR:
+        if (f->nfields < 3) {
+            malformed(w, "ERROR with fewer than 3 fields");
+            return;
+        }
+        w->req = NULL;
+        w->state = SLOT_IDLE;
+        reply_error(w, r, f);
+        break;
+    case IPC_JIT_FAULT: {
+        if (f->nfields < 3) {
+            malformed(w, "JIT_FAULT with fewer than 3 fields");
+            return;
+        }
+        char fn[256], kind[64], msg[256];
+        sup__log("worker %d (pid %d): %s escaped native code in %s: %s", w->index, w->pid,
+                 ipc_field_str(f, 1, kind, sizeof kind), ipc_field_str(f, 0, fn, sizeof fn),
+                 ipc_field_str(f, 2, msg, sizeof msg));
+        w->req = NULL;
+        w->state = SLOT_IDLE;
+        /* TODO(issue: re-dispatch): blacklist the function pool-wide and run
+         * the request again on a CEK worker instead of answering 502. */
+        sup__http_respond_text(r, 502, "jit-fault\n");
+        break;
+    }
+    }
+    dispatch(w->srv);
+}
+
+static void handle_msg(sup_server *s, sup_msg *m)
+{
+    sup_slot *w = m->slot;
+    ipc_frame *f = &s->frame;
+    int err = m->len > IPC_MAX_FRAME ? IPC_ETOOBIG : ipc_decode(m->data, m->len, f);
+    if (err != 0) {
+        malformed(w, ipc_strerror(err));
+        return;
+    }
+    switch (f->type) {
+    case IPC_READY: on_ready(w, f); break;
+    case IPC_RESPONSE:
+    case IPC_ERROR:
+    case IPC_JIT_FAULT: on_reply(w, f); break;
+    default: malformed(w, "a frame type workers do not send"); break;
+    }
+}
+
+static void on_inbox(uv_async_t *a)
+{
+    sup_server *s = a->data;
+    sup_msg *m = inbox_take(s);
+    while (m) {
+        sup_msg *next = m->next;
+        handle_msg(s, m);
+        free(m);
+        m = next;
+    }
+}
+
+/* ---- dispatch -------------------------------------------------------------- */
+
+static sup_slot *pick_idle(sup_server *s)
+{
+    for (int k = 0; k < s->nslots; k++) {
+        int i = (s->next_slot + k) % s->nslots;
+        if (s->slots[i].state == SLOT_IDLE) {
+            s->next_slot = (i + 1) % s->nslots;
+            return &s->slots[i];
+        }
+    }
+    return NULL;
+}
+
+/* @return 0 sent (w owns r now), 1 r answered, -1 not sent (r untouched) */
+static int send_request(sup_server *s, sup_slot *w, sup_request *r)
+{
+    static ipc_field fields[4 + 2 * SUP_MAX_HEADERS];
+    int n = 0;
+    fields[n++] = (ipc_field){r->method, (uint32_t)strlen(r->method)};
+    if (r->path_len > 0)
+        fields[n++] = (ipc_field){r->url.p + r->path_off, (uint32_t)r->path_len};
+    else
+        fields[n++] = (ipc_field){"/", 1};
+    fields[n++] = (ipc_field){r->url.p + r->query_off, (uint32_t)(r->url.len - r->query_off)};
+    fields[n++] = (ipc_field){r->body.p, (uint32_t)r->body.len};
+    for (int i = 0; i < r->nheaders; i++) {
+        const sup_header *h = &r->headers[i];
+        fields[n++] = (ipc_field){r->hdata.p + h->name_off, h->name_len};
+        fields[n++] = (ipc_field){r->hdata.p + h->value_off, h->value_len};
+    }
+    char *buf;
+    size_t len;
+    int err = ipc_encode(IPC_REQUEST, r->id, fields, n, &buf, &len);
+    if (err != 0) {
+        sup__log("unable to encode request %llu for a worker: %s", (unsigned long long)r->id,
+                 ipc_strerror(err));
+        sup__http_respond_text(r, err == IPC_ETOOBIG ? 413 : 500,
+                               "the request could not be passed to a worker\n");
+        return 1;
+    }
+    err = ipc_send(w->ipc, buf, len);
+    free(buf);
+    if (err != 0) {
+        sup__log("unable to send request %llu to worker %d (pid %d): %s", (unsigned long long)r->id,
+                 w->index, w->pid, ipc_strerror(err));
+        kill_worker(w, "its socket refused a request");
+        return -1;
+    }
+    w->req = r;
+    w->state = SLOT_BUSY;
+    r->slot = w->index;
+    r->deadline_ms = uv_now(s->loop) + s->cfg.timeout_ms;
+    return 0;
+}
+
+static void dispatch(sup_server *s)
+{
+    while (s->queue_head && s->stop < STOP_WORKERS) {
+        sup_slot *w = pick_idle(s);
+        if (!w) return;
+        sup_request *r = queue_pop(s);
+        if (!r->conn) { /* the client left while it waited */
+            sup__request_free(r);
+            continue;
+        }
+        if (send_request(s, w, r) < 0) queue_push(s, r, true);
+    }
+}
+
+void sup__pool_submit(sup_server *s, sup_request *r)
+{
+    r->id = (s->boot_sec << 32) | (uint64_t)++s->id_counter;
+    r->slot = -1;
+    if (s->stop >= STOP_WORKERS) {
+        sup__http_respond_text(r, 503, "server is shutting down\n");
+        return;
+    }
+    if (s->queue_len >= SUP_MAX_QUEUE) {
+        sup__http_respond_text(r, 503, "too many requests are waiting for a worker\n");
+        return;
+    }
+    r->queued_ms = uv_now(s->loop);
+    queue_push(s, r, false);
+    dispatch(s);
+}
+
+/* ---- housekeeping ---------------------------------------------------------- */
+
+static void check_slot(sup_server *s, sup_slot *w, uint64_t now)
+{
+    if (w->state == SLOT_BUSY && w->req && now >= w->req->deadline_ms) {
+        sup_request *r = w->req;
+        w->req = NULL;
+        char reason[128];
+        snprintf(reason, sizeof reason, "request %llu ran past its %llu s deadline",
+                 (unsigned long long)r->id, (unsigned long long)(s->cfg.timeout_ms / 1000));
+        kill_worker(w, reason);
+        sup__http_respond_text(r, 504, "the request ran past its deadline\n");
+    } else if (w->state == SLOT_STARTING && now - w->spawned_ms >= SUP_READY_TIMEOUT_MS) {
+        kill_worker(w, "it sent no READY in time");
+    } else if (w->state == SLOT_DOWN && !w->proc_open && w->respawn_at_ms != 0 &&
+               now >= w->respawn_at_ms && s->stop == STOP_NONE) {
+        spawn_slot(w);
+    }
+}
+
+void sup__pool_housekeeping(sup_server *s, uint64_t now)
+{
+    for (int i = 0; i < s->nslots; i++)
+        check_slot(s, &s->slots[i], now);
+    while (s->queue_head && now - s->queue_head->queued_ms >= s->cfg.timeout_ms) {
+        sup_request *r = queue_pop(s);
+        sup__http_respond_text(r, 503, "no worker was free within the request deadline\n");
+    }
+}
+
+/* ---- start and stop ---------------------------------------------------------- */
+
+int sup__pool_start(sup_server *s)
+{
+    int err = uv_mutex_init(&s->inbox_lock);
+    if (err != 0) {
+        sup__log("unable to create the worker inbox lock: %s", uv_strerror(err));
+        return err;
+    }
+    err = uv_async_init(s->loop, &s->inbox_async, on_inbox);
+    if (err != 0) {
+        sup__log("unable to create the worker inbox: %s", uv_strerror(err));
+        return err;
+    }
+    s->inbox_async.data = s;
+    s->async_open = true;
+    s->slots = calloc((size_t)s->cfg.workers, sizeof *s->slots);
+    if (!s->slots) {
+        sup__log("unable to allocate %d worker slots: out of memory", s->cfg.workers);
+        return -ENOMEM;
+    }
+    s->nslots = s->cfg.workers;
+    for (int i = 0; i < s->nslots; i++) {
+        sup_slot *w = &s->slots[i];
+        w->srv = s;
+        w->index = i;
+        w->state = SLOT_DOWN;
+        char url[PATH_MAX + 64];
+        ipc_slot_url(s->rundir, i, url, sizeof url);
+        err = ipc_listen(url, on_recv, w, &w->ipc);
+        if (err != 0) {
+            sup__log("unable to listen for worker %d on %s: %s", i, url, ipc_strerror(err));
+            w->ipc = NULL;
+            return err;
+        }
+    }
+    for (int i = 0; i < s->nslots; i++)
+        spawn_slot(&s->slots[i]);
+    return 0;
+}
+
+bool sup__pool_quiet(const sup_server *s)
+{
+    if (s->queue_len > 0) return false;
+    for (int i = 0; i < s->nslots; i++)
+        if (s->slots[i].req) return false;
+    return true;
+}
+
+void sup__pool_fail_queued(sup_server *s, int status, const char *text)
+{
+    sup_request *r;
+    while ((r = queue_pop(s)) != NULL)
+        sup__http_respond_text(r, status, text);
+}
+
+void sup__pool_stop_workers(sup_server *s)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int err = ipc_encode(IPC_SHUTDOWN, 0, NULL, 0, &buf, &len);
+    if (err != 0) sup__log("unable to encode SHUTDOWN: %s", ipc_strerror(err));
+    for (int i = 0; i < s->nslots; i++) {
+        sup_slot *w = &s->slots[i];
+        w->respawn_at_ms = 0;
+        if (!w->running || w->state == SLOT_DYING) continue;
+        if (!buf || (err = ipc_send(w->ipc, buf, len)) != 0) {
+            kill_worker(w, "SHUTDOWN could not be sent");
+            continue;
+        }
+        w->state = SLOT_DYING;
+    }
+    free(buf);
+}
+
+void sup__pool_kill_all(sup_server *s, const char *reason)
+{
+    for (int i = 0; i < s->nslots; i++)
+        kill_worker(&s->slots[i], reason);
+}
+
+int sup__pool_live(const sup_server *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->nslots; i++)
+        if (s->slots[i].proc_open) n++;
+    return n;
+}
+
+void sup__pool_close(sup_server *s)
+{
+    for (int i = 0; i < s->nslots; i++) {
+        if (s->slots[i].ipc) ipc_close(s->slots[i].ipc);
+        s->slots[i].ipc = NULL;
+    }
+    if (s->async_open) {
+        sup_msg *m = inbox_take(s);
+        while (m) {
+            sup_msg *next = m->next;
+            free(m);
+            m = next;
+        }
+        uv_close((uv_handle_t *)&s->inbox_async, NULL);
+        s->async_open = false;
+        uv_mutex_destroy(&s->inbox_lock);
+    }
+    if (sup__pool_live(s) == 0) {
+        free(s->slots);
+        s->slots = NULL;
+        s->nslots = 0;
+    }
+}

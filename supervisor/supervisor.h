@@ -1,0 +1,25 @@
+/* supervisor.h: entry points of the supervisor module, called by sxpool's
+ * main. Each returns the process exit status (0 ok, 1 failure, 2 usage). */
+#ifndef SXPOOL_SUPERVISOR_H
+#define SXPOOL_SUPERVISOR_H
+
+#include <stdio.h>
+
+/**
+ * The server: sxpool [--workers=N] [--listen=HOST:PORT] [--app=DIR]
+ * [--data=DIR] [--timeout=SECS] [--max-body=BYTES] [--hide-errors].
+ * argv[0] is the program name. Runs until SIGINT or SIGTERM.
+ */
+int sup_main(int argc, char **argv);
+
+/**
+ * sxpool blacklist list [--data=DIR]
+ * sxpool blacklist clear [GLOB] [--data=DIR]
+ * argv[0] is "blacklist".
+ */
+int sup_blacklist_main(int argc, char **argv);
+
+/* Writes the command-line help to out. */
+void sup_usage(FILE *out);
+
+#endif

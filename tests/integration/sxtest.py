@@ -1,0 +1,372 @@
+"""Shared helpers for sxpool's integration tests (Python 3 stdlib only).
+
+Each test file is run by ctest as `python3 test_X.py PATH_TO_SXPOOL`. It
+starts real sxpool processes on an ephemeral port with a private data
+directory, talks HTTP to them, and always stops them (SIGTERM, then SIGKILL)
+together with any worker they left behind, whatever happens to the test.
+
+Every wait here is bounded both in time and in the number of attempts.
+"""
+
+import atexit
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+APPS = os.path.join(HERE, "apps")
+
+LISTEN_RE = re.compile(r"sxpool: listening on http://([0-9.]+|\[[0-9a-fA-F:]+\]):(\d+)")
+READY_RE = re.compile(r"sxpool: worker (\d+) \(pid (\d+)\) ready")
+
+_SXPOOL = None
+_live_servers = []
+
+
+def sxpool():
+    """Path of the sxpool binary under test (the first argument)."""
+    global _SXPOOL
+    if _SXPOOL is None:
+        if len(sys.argv) < 2:
+            sys.exit("usage: python3 %s PATH_TO_SXPOOL" % os.path.basename(sys.argv[0]))
+        _SXPOOL = os.path.abspath(sys.argv[1])
+    return _SXPOOL
+
+
+def app_dir(name):
+    return os.path.join(APPS, name)
+
+
+def main():
+    """Runs the calling module's unittest cases; argv[1] is the binary."""
+    sxpool()
+    unittest.main(argv=[sys.argv[0]], verbosity=2)
+
+
+def wait_until(pred, timeout, interval=0.02, what="condition"):
+    """Polls pred() until it returns a true value; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / interval) + 2):
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def children_of(pid):
+    """Pids whose parent is pid, from /proc/PID/task/*/children, else a scan."""
+    kids = set()
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                    kids.update(int(x) for x in f.read().split())
+            except OSError:
+                pass
+        return sorted(kids)
+    except OSError:
+        pass
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                kids.add(int(name))
+        except (OSError, IndexError, ValueError):
+            pass
+    return sorted(kids)
+
+
+def is_worker(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            args = f.read().split(b"\0")
+        return len(args) > 1 and args[1] == b"worker"
+    except OSError:
+        return False
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # names lower-cased
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return "<Response %d %r %r>" % (self.status, self.headers, self.body[:200])
+
+
+class Server:
+    """One sxpool process. Use as a context manager, or call start()/stop()."""
+
+    def __init__(self, app="basic", workers=2, data=None, args=(), echo=True):
+        self.app = app if os.path.isabs(app) else app_dir(app)
+        self.workers = workers
+        self._tmp = None
+        if data is None:
+            self._tmp = tempfile.mkdtemp(prefix="sxpool-test-")
+            data = os.path.join(self._tmp, "data")
+        self.data = data
+        self.args = list(args)
+        self.echo = echo
+        self.proc = None
+        self.host = None
+        self.port = None
+        self.lines = []
+        self._cond = threading.Condition()
+        self._seen_workers = set()
+        self._reader = None
+
+    # ---- lifecycle -----------------------------------------------------
+
+    def command(self):
+        return [sxpool(), "--listen=127.0.0.1:0", "--data=" + self.data, "--app=" + self.app,
+                "--workers=%d" % self.workers] + self.args
+
+    def start(self, timeout=20):
+        _live_servers.append(self)
+        try:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE)
+            self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+            self._reader.start()
+            m = self.wait_line(LISTEN_RE, timeout=timeout)
+            self.host = m.group(1).strip("[]")
+            self.port = int(m.group(2))
+            self.wait_ready(self.workers, timeout=timeout)
+            wait_until(lambda: self._healthy(), timeout, interval=0.05, what="/healthz")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _healthy(self):
+        try:
+            return self.request("GET", "/healthz", timeout=2).status == 200
+        except OSError:
+            return False
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if self.echo:
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+
+    def stop(self, timeout=10):
+        """SIGTERM, then SIGKILL; kills any worker left behind. Returns the
+        exit status (negative: killed by that signal), or None if never run."""
+        if self in _live_servers:
+            _live_servers.remove(self)
+        rc = None
+        if self.proc is not None:
+            self._note_workers()
+            if self.proc.poll() is None:
+                try:
+                    self.proc.send_signal(signal.SIGTERM)
+                    rc = self.proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    rc = self.proc.wait(timeout=5)
+            else:
+                rc = self.proc.returncode
+            for pid in self._seen_workers:
+                if pid_alive(pid) and is_worker(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            if self._reader is not None:
+                self._reader.join(timeout=2)
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+        return rc
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    # ---- log lines -----------------------------------------------------
+
+    def wait_line(self, regex, timeout=10, start=0):
+        """First stderr line from index start matching regex; fails if the
+        process exits or timeout passes first."""
+        regex = re.compile(regex) if isinstance(regex, str) else regex
+        deadline = time.monotonic() + timeout
+        i = start
+        with self._cond:
+            while True:
+                while i < len(self.lines):
+                    m = regex.search(self.lines[i])
+                    if m:
+                        return m
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no line matching %r within %.1f s; stderr:\n%s"
+                                         % (regex.pattern, timeout, "\n".join(self.lines)))
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError("sxpool exited (%s) before a line matched %r; "
+                                         "stderr:\n%s" % (self.proc.returncode, regex.pattern,
+                                                          "\n".join(self.lines)))
+                self._cond.wait(min(left, 0.1))
+
+    def log_size(self):
+        with self._cond:
+            return len(self.lines)
+
+    def ready_pids(self, start=0):
+        """{pid: slot} of every worker that said READY, from line start."""
+        with self._cond:
+            lines = self.lines[start:]
+        out = {}
+        for line in lines:
+            m = READY_RE.search(line)
+            if m:
+                out[int(m.group(2))] = int(m.group(1))
+        return out
+
+    def wait_ready(self, n, timeout=20, start=0):
+        def enough():
+            pids = [p for p in self.ready_pids(start) if pid_alive(p)]
+            return pids if len(pids) >= n else None
+        if self.proc.poll() is not None:
+            raise AssertionError("sxpool exited with %s" % self.proc.returncode)
+        return wait_until(enough, timeout, interval=0.02, what="%d ready workers" % n)
+
+    def worker_pids(self):
+        pids = [p for p in children_of(self.proc.pid) if is_worker(p)]
+        self._seen_workers.update(pids)
+        return pids
+
+    def _note_workers(self):
+        try:
+            self.worker_pids()
+        except OSError:
+            pass
+        self._seen_workers.update(self.ready_pids())
+
+    # ---- HTTP ----------------------------------------------------------
+
+    def connection(self, timeout=10):
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        """One request on a new connection."""
+        conn = self.connection(timeout)
+        try:
+            return send(conn, method, path, body, headers)
+        finally:
+            conn.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def raw(self, data, timeout=10):
+        """Sends raw bytes, returns everything read until the server closes
+        or timeout passes."""
+        return raw_exchange(self.host, self.port, data, timeout)
+
+
+def send(conn, method, path, body=None, headers=None):
+    """A request on an existing http.client connection."""
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    data = r.read()
+    return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+
+
+def raw_exchange(host, port, data, timeout=10):
+    deadline = time.monotonic() + timeout
+    out = b""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(data)
+        for _ in range(100000):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            s.settimeout(left)
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def parse_responses(data):
+    """Splits raw HTTP/1.1 responses framed by content-length."""
+    out = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            raise AssertionError("incomplete response head: %r" % data[:200])
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        n = int(headers.get("content-length", "0"))
+        out.append(Response(status, headers, rest[:n]))
+        data = rest[n:]
+    return out
+
+
+def run(args, timeout=10):
+    """Runs sxpool with args; returns (exit status, stdout, stderr)."""
+    p = subprocess.Popen([sxpool()] + list(args), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate(timeout=5)
+        raise AssertionError("sxpool %s did not exit within %d s" % (" ".join(args), timeout))
+    return p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+@atexit.register
+def _stop_leftovers():
+    for srv in list(_live_servers):
+        srv.stop()

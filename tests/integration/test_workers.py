@@ -1,0 +1,107 @@
+"""Worker lifecycle: kill -9 and respawn, a worker killed mid-request, the
+request deadline (504), and a clean shutdown on SIGTERM."""
+
+import os
+import re
+import signal
+import threading
+import time
+import unittest
+
+import sxtest
+
+
+class Workers(unittest.TestCase):
+    def test_kill9_new_worker_within_a_second_and_no_failed_request(self):
+        with sxtest.Server(app="basic", workers=2) as srv:
+            for _ in range(4):
+                self.assertEqual(srv.get("/").status, 200)
+            before = set(srv.worker_pids())
+            self.assertEqual(len(before), 2, before)
+            victim = sorted(before)[0]
+            mark = srv.log_size()
+            t0 = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+            srv.wait_line(r"worker \d+ \(pid %d\) killed by signal 9 \(SIGKILL\)" % victim,
+                          timeout=5, start=mark)
+
+            def new_ready():
+                return [p for p in srv.ready_pids(mark) if p not in before and sxtest.pid_alive(p)]
+            new = sxtest.wait_until(new_ready, 1.0, interval=0.01, what="a new READY worker")
+            self.assertLess(time.monotonic() - t0, 1.0)
+            self.assertFalse(sxtest.pid_alive(victim))
+            self.assertEqual(len(new), 1, new)
+            for i in range(20):
+                r = srv.get("/echo?k=%d" % i)
+                self.assertEqual((r.status, r.text), (200, "GET /echo k=%d body=" % i), r)
+
+    def test_worker_killed_mid_request_still_answers(self):
+        with sxtest.Server(app="basic", workers=1, args=["--timeout=5"]) as srv:
+            (worker,) = srv.worker_pids()
+            result = {}
+
+            def call():
+                try:
+                    result["r"] = srv.get("/loop", timeout=20)
+                except Exception as e:  # noqa: BLE001 (reported below)
+                    result["e"] = e
+            t = threading.Thread(target=call, daemon=True)
+            base = cpu_ticks(worker)
+            t0 = time.monotonic()
+            t.start()
+            # The worker is busy once it burns CPU on the loop.
+            sxtest.wait_until(lambda: cpu_ticks(worker) > base + 10, 5,
+                              what="the worker to run /loop")
+            os.kill(worker, signal.SIGKILL)
+            t.join(timeout=15)
+            self.assertFalse(t.is_alive(), "no answer after the worker was killed")
+            self.assertNotIn("e", result, result.get("e"))
+            self.assertIn(result["r"].status, (502, 504), result["r"])
+            self.assertLess(time.monotonic() - t0, 10)
+            srv.wait_ready(1, timeout=5)
+            self.assertEqual(srv.get("/").status, 200)
+
+    def test_deadline_is_504_and_the_worker_is_replaced(self):
+        with sxtest.Server(app="basic", workers=1, args=["--timeout=1"]) as srv:
+            (worker,) = srv.worker_pids()
+            mark = srv.log_size()
+            t0 = time.monotonic()
+            r = srv.get("/loop", timeout=15)
+            elapsed = time.monotonic() - t0
+            self.assertEqual(r.status, 504, r)
+            self.assertGreaterEqual(elapsed, 0.9)
+            self.assertLess(elapsed, 4)
+            srv.wait_line(r"worker 0 \(pid %d\) killed by signal 9" % worker, timeout=5, start=mark)
+            r = srv.get("/")
+            self.assertEqual(r.status, 200, r)
+
+    def test_sigterm_stops_everything(self):
+        srv = sxtest.Server(app="basic", workers=2)
+        self.addCleanup(srv.stop)
+        srv.start()
+        pids = srv.worker_pids()
+        with open("/proc/%d/cmdline" % pids[0], "rb") as f:
+            args = f.read().decode().split("\0")
+        rundir = [a for a in args if a.startswith("--rundir=")][0][len("--rundir="):]
+        self.assertTrue(os.path.isdir(rundir))
+        self.assertEqual(os.stat(rundir).st_mode & 0o777, 0o700)
+        srv.proc.send_signal(signal.SIGTERM)
+        rc = srv.proc.wait(timeout=15)
+        self.assertEqual(rc, 0)
+        for p in pids:  # checked before stop() would kill leftovers
+            self.assertFalse(sxtest.pid_alive(p), "worker %d survived" % p)
+        srv.wait_line(r"sxpool: stopped", timeout=5)
+        self.assertFalse(os.path.exists(rundir), "run directory left behind")
+
+
+def cpu_ticks(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+if __name__ == "__main__":
+    sxtest.main()
