@@ -532,8 +532,8 @@ static bool is_healthz(const sup_request *r)
 static void stop_reading(sup_conn *c)
 {
     if (!c->reading) return;
-    uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
+    if (uv_read_stop((uv_stream_t *)&c->tcp) != 0) conn_close(c);
 }
 
 /* A complete request is waiting in c->cur: answer it or hand it on. */
@@ -571,6 +571,7 @@ static void feed(sup_conn *c, const char *data, size_t len)
         const char *pos = llhttp_get_error_pos(&c->parser);
         size_t used = (pos && pos >= data && pos <= data + len) ? (size_t)(pos - data) : len;
         stop_reading(c);
+        if (c->closing) return;
         if (err == HPE_PAUSED_UPGRADE) c->close_after = true; /* no protocol switch */
         if (used < len && !c->close_after && keep_pending(c, data + used, len - used) != 0) {
             sup__log("unable to keep pipelined input: out of memory; closing after this request");
@@ -580,6 +581,7 @@ static void feed(sup_conn *c, const char *data, size_t len)
         return;
     }
     stop_reading(c);
+    if (c->closing) return;
     int status = c->fail_status ? c->fail_status : 400;
     const char *text = c->fail_text ? c->fail_text : "bad request\n";
     conn_send_text(c, status, text, false, false);
@@ -680,7 +682,8 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
+    err = uv_tcp_nodelay(&c->tcp, 1); /* responses are single writes: no need to wait */
+    if (err != 0) sup__log("unable to disable Nagle on a connection: %s", uv_strerror(err));
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
     c->parser.data = c;
     c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;

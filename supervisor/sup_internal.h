@@ -172,8 +172,7 @@ struct sup_server {
     struct sup_conn *conns; /* every open connection */
     int nconns;
 
-    uint64_t boot_sec;
-    uint32_t id_counter;
+    uint64_t last_id; /* the last request id given out (see next_request_id) */
 
     enum sup_stop_stage stop;
     uint64_t stop_stage_ms; /* when the current stop stage began */

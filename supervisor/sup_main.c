@@ -27,7 +27,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "supervisor/sup_internal.h"
@@ -448,11 +447,14 @@ static int run_server(sup_server *s)
     }
     int err = start_handles(s);
     if (err != 0) return 1; /* handles not running yet: nothing to wind down */
-    if (sup__pool_start(s) != 0 || sup__http_start(s) != 0) {
+    /* Listen first: a busy port fails before any worker is spawned. */
+    if (sup__http_start(s) != 0 || sup__pool_start(s) != 0) {
         /* Wind down whatever started: the loop runs the stop sequence. */
+        sup__log("start-up failed; stopping");
         s->exit_code = 1;
-        sup__begin_stop(s, "start-up failed");
-        sup__begin_stop(s, "start-up failed");
+        enter_stage(s, STOP_DRAIN);
+        sup__http_stop_accepting(s);
+        stop_workers(s);
     }
     uv_run(s->loop, UV_RUN_DEFAULT);
     err = uv_loop_close(s->loop);
@@ -487,7 +489,10 @@ int sup_main(int argc, char **argv)
 
     /* A client that goes away must not kill the server. Children get
      * default dispositions back: libuv resets them before exec. */
-    signal(SIGPIPE, SIG_IGN);
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        sup__log("unable to ignore SIGPIPE: %s", strerror(errno));
+        return 1;
+    }
 
     size_t exelen = sizeof s->exe;
     int err = uv_exepath(s->exe, &exelen);
@@ -500,7 +505,6 @@ int sup_main(int argc, char **argv)
         sup__log("unable to open the store in %s: %s", s->cfg.data, store_strerror(err));
         return 1;
     }
-    s->boot_sec = (uint64_t)time(NULL);
     rc = 1;
     if (make_rundir(s) == 0) rc = run_server(s);
     remove_rundir(s);

@@ -319,12 +319,18 @@ static void on_reply(sup_slot *w, ipc_frame *f)
             malformed(w, "RESPONSE with a bad field count");
             return;
         }
-        if (ipc_field_int(f, 0, &status) != 0 || status < 200 || status > 599) {
-            malformed(w, "RESPONSE with a bad status");
+        if (ipc_field_int(f, 0, &status) != 0) {
+            malformed(w, "RESPONSE without a numeric status");
             return;
         }
         w->req = NULL;
         w->state = SLOT_IDLE;
+        if (status < 200 || status > 599) { /* the handler's mistake, not the worker's */
+            sup__log("request %llu: the handler returned status %lld; answering 500",
+                     (unsigned long long)r->id, status);
+            sup__http_respond_text(r, 500, "bad-status: a handler status must be 200 to 599\n");
+            break;
+        }
         sup__http_respond(r, (int)status, &f->fields[2], f->nfields - 2, f->fields[1].p,
                           f->fields[1].len);
         break;
@@ -457,9 +463,26 @@ static void dispatch(sup_server *s)
     }
 }
 
+/* Request ids must never repeat for a data directory, across restarts too:
+ * a worker answers a known id from its committed response record. So an
+ * id follows the wall clock: (milliseconds since the epoch << 20), or the
+ * previous id + 1 when that is not larger. Ids of a later run start above
+ * every id of an earlier one as long as the clock does not step back and
+ * fewer than 2^20 requests arrive per millisecond on average. */
+static uint64_t next_request_id(sup_server *s)
+{
+    uv_timeval64_t tv;
+    uint64_t id = 0;
+    if (uv_gettimeofday(&tv) == 0)
+        id = ((uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000) << 20;
+    if (id <= s->last_id) id = s->last_id + 1;
+    s->last_id = id;
+    return id;
+}
+
 void sup__pool_submit(sup_server *s, sup_request *r)
 {
-    r->id = (s->boot_sec << 32) | (uint64_t)++s->id_counter;
+    r->id = next_request_id(s);
     r->slot = -1;
     if (s->stop >= STOP_WORKERS) {
         sup__http_respond_text(r, 503, "server is shutting down\n");
