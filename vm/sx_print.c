@@ -74,11 +74,16 @@ void sx_buf_addc(sx_buf *b, char c)
 
 void sx_buf_printf(sx_buf *b, const char *fmt, ...)
 {
+    char small[128];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
-    if (n <= 0) return;
+    if (n < 0) return;
+    if ((size_t)n < sizeof small) {
+        sx_buf_add(b, small, (size_t)n);
+        return;
+    }
     buf_reserve(b, (size_t)n);
     va_start(ap, fmt);
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
