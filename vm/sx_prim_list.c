@@ -180,6 +180,14 @@ static sx_val p_reverse(sx_ctx *cx, int argc, sx_val *argv)
     return sx_reverse(argv[0]);
 }
 
+static long count_pairs(sx_val l)
+{
+    long n = 0;
+    for (; sx_is_pair(l); l = SX_CDR(l))
+        n++;
+    return n;
+}
+
 /* Walks k cdrs down argv[0]; *walked counts the pairs passed. */
 static sx_val nth_tail(sx_ctx *cx, int argc, sx_val *argv, const char *name, long *walked)
 {
@@ -187,7 +195,7 @@ static sx_val nth_tail(sx_ctx *cx, int argc, sx_val *argv, const char *name, lon
     int64_t k = sx_fix(argv[1]);
     sx_val l = argv[0];
     long i = 0;
-    if (k < 0) index_error(cx, name, k, sx_list_length(argv[0]));
+    if (k < 0) index_error(cx, name, k, count_pairs(argv[0]));
     for (; i < k && sx_is_pair(l); i++)
         l = SX_CDR(l);
     if (i < k) index_error(cx, name, k, i);

@@ -155,7 +155,7 @@ static sx_val p_apply(sx_ctx *cx, int argc, sx_val *argv)
 {
     sx_val tail = argv[argc - 1];
     long n = sx_list_length(tail);
-    SX_CHECK(cx, sx_is_procedure(argv[0]) && n >= 0, "apply", "fn any … list", argc, argv);
+    SX_CHECK(cx, sx_is_procedure(argv[0]) && n >= 0, "apply", "fn … list", argc, argv);
     size_t total = (size_t)(argc - 2) + (size_t)n;
     sx_val local[LOCAL_ARGS];
     sx_val *args = total <= LOCAL_ARGS ? local : sx_alloc((total + 1) * sizeof(sx_val));

@@ -6,10 +6,10 @@
  * MAX_DEPTH levels of nesting it prints "..." instead of going deeper.
  *
  * Floats print like Python's repr (SX.md 9): the shortest digit string
- * that reads back as the same double, found by trying 1..17 significant
- * digits with printf's correctly rounded %e (plus the neighbouring digit
- * string, which wins when the nearest one falls just outside the narrower
- * half of the rounding interval below a power of two), then laid out
+ * that reads back as the same double, found by bisection over 1..17
+ * significant digits with printf's correctly rounded %e (plus the next
+ * digit string up, which wins when the nearest one falls just outside the
+ * narrower half of the rounding interval below a power of two), then laid out
  * positionally when 1e-4 <= |x| < 1e16 and in exponent form otherwise.
  *
  * Control characters (C0, DEL and C1) are the only text the write form
@@ -135,22 +135,34 @@ static void next_digits(const decimal *dec, decimal *out)
     }
 }
 
-/* Below a power of two the rounding interval is narrower than above it, so
- * when the nearest n digits (below x) fail, the next ones up may not. Just
- * above or at the nearest both halves are equal and no neighbour can win. */
+/* The n-digit decimal that reads back as x, if there is one: the nearest,
+ * or else the next one up. Below a power of two the rounding interval is
+ * narrower than above it, so when the nearest digits (below x) fail the
+ * next ones up may not; in every other case no neighbour can win. */
+static bool try_digits(double x, int n, decimal *dec)
+{
+    decimal up;
+    nearest_digits(x, n, dec);
+    if (reads_back(dec, x)) return true;
+    next_digits(dec, &up);
+    if (!reads_back(&up, x)) return false;
+    *dec = up;
+    return true;
+}
+
+/* Any n-digit decimal is also an (n+1)-digit one, so if some n digits read
+ * back, so do some n+1: the shortest length can be found by bisection. */
 static void shortest_digits(double x, decimal *dec)
 {
-    for (int n = 1; n < 17; n++) {
-        decimal up;
-        nearest_digits(x, n, dec);
-        if (reads_back(dec, x)) return;
-        next_digits(dec, &up);
-        if (reads_back(&up, x)) {
-            *dec = up;
-            return;
-        }
+    int lo = 1, hi = 17; /* 17 significant digits always read back */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (try_digits(x, mid, dec))
+            hi = mid;
+        else
+            lo = mid + 1;
     }
-    nearest_digits(x, 17, dec);
+    if (!try_digits(x, hi, dec)) nearest_digits(x, 17, dec);
 }
 
 static void strip_zeros(decimal *dec)
