@@ -38,6 +38,15 @@ static uint32_t find_slot(sx_dict *d, sx_val key, uint64_t hash, bool *found)
     }
 }
 
+/* Points the first free slot of entry n's probe chain at it. */
+static void index_insert(sx_dict *d, uint32_t n)
+{
+    uint32_t i = (uint32_t)d->entries[n].hash & d->mask;
+    while (d->index[i])
+        i = (i + 1) & d->mask;
+    d->index[i] = n + 1;
+}
+
 static void rebuild_index(sx_dict *d)
 {
     uint32_t size = 8;
@@ -46,12 +55,8 @@ static void rebuild_index(sx_dict *d)
     d->index = sx_alloc_atomic(size * sizeof(uint32_t));
     memset(d->index, 0, size * sizeof(uint32_t));
     d->mask = size - 1;
-    for (uint32_t n = 0; n < d->used; n++) {
-        uint32_t i = (uint32_t)d->entries[n].hash & d->mask;
-        while (d->index[i])
-            i = (i + 1) & d->mask;
-        d->index[i] = n + 1;
-    }
+    for (uint32_t n = 0; n < d->used; n++)
+        index_insert(d, n);
 }
 
 /* Drops deleted entries, keeping the order of the live ones. */
@@ -109,10 +114,7 @@ static void append(sx_dict *d, sx_val key, sx_val val, uint64_t hash)
     make_room(d);
     uint32_t n = d->used++;
     d->entries[n] = (sx_dict_entry){key, val, hash};
-    uint32_t i = (uint32_t)hash & d->mask;
-    while (d->index[i])
-        i = (i + 1) & d->mask;
-    d->index[i] = n + 1;
+    index_insert(d, n);
     d->count++;
 }
 
@@ -161,9 +163,11 @@ sx_val sx_dict_copy(sx_val dv)
     sx_val cv = sx_mkdict(src->count);
     sx_dict *d = sx_dictp(cv);
     if (src->count == 0) return cv;
-    for (uint32_t i = 0; i < src->used; i++)
-        if (src->entries[i].key != SX_UNDEF) d->entries[d->used++] = src->entries[i];
+    for (uint32_t i = 0; i < src->used; i++) {
+        if (src->entries[i].key == SX_UNDEF) continue;
+        d->entries[d->used] = src->entries[i];
+        index_insert(d, d->used++);
+    }
     d->count = d->used;
-    rebuild_index(d);
     return cv;
 }
