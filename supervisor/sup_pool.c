@@ -172,11 +172,12 @@ static void spawn_slot(sup_slot *w)
 }
 
 /* How long to wait before respawning w: 0 unless it keeps dying. */
-static uint64_t respawn_delay(sup_slot *w, uint64_t now)
+static uint64_t respawn_delay(sup_slot *w, uint64_t now, unsigned *recent_out)
 {
     unsigned recent = 0, n = w->ndeaths < SUP_DEATH_RING ? w->ndeaths : SUP_DEATH_RING;
     for (unsigned i = 0; i < n; i++)
         if (now - w->deaths[i] < SUP_DEATH_WINDOW_MS) recent++;
+    *recent_out = recent;
     if (recent <= SUP_DEATHS_BEFORE_BACKOFF) return 0;
     unsigned extra = recent - SUP_DEATHS_BEFORE_BACKOFF - 1;
     uint64_t d = 500ull << (extra > 4 ? 4 : extra);
@@ -190,13 +191,14 @@ static void on_proc_closed(uv_handle_t *h)
     w->proc_open = false;
     if (s->stop != STOP_NONE) return;
     uint64_t now = uv_now(s->loop);
-    uint64_t delay = respawn_delay(w, now);
+    unsigned recent;
+    uint64_t delay = respawn_delay(w, now, &recent);
     if (delay == 0) {
         spawn_slot(w);
         return;
     }
-    sup__log("worker %d died %d times within %d s; respawning it in %llu ms", w->index,
-             SUP_DEATHS_BEFORE_BACKOFF + 1, SUP_DEATH_WINDOW_MS / 1000, (unsigned long long)delay);
+    sup__log("worker %d died %u times within %d s; respawning it in %llu ms", w->index, recent,
+             SUP_DEATH_WINDOW_MS / 1000, (unsigned long long)delay);
     w->respawn_at_ms = now + delay;
 }
 

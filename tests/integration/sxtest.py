@@ -126,7 +126,7 @@ class Response:
 class Server:
     """One sxpool process. Use as a context manager, or call start()/stop()."""
 
-    def __init__(self, app="basic", workers=2, data=None, args=(), echo=True):
+    def __init__(self, app="basic", workers=2, data=None, args=(), echo=True, wait_workers=True):
         self.app = app if os.path.isabs(app) else app_dir(app)
         self.workers = workers
         self._tmp = None
@@ -136,6 +136,7 @@ class Server:
         self.data = data
         self.args = list(args)
         self.echo = echo
+        self.wait_workers = wait_workers
         self.proc = None
         self.host = None
         self.port = None
@@ -160,7 +161,8 @@ class Server:
             m = self.wait_line(LISTEN_RE, timeout=timeout)
             self.host = m.group(1).strip("[]")
             self.port = int(m.group(2))
-            self.wait_ready(self.workers, timeout=timeout)
+            if self.wait_workers:
+                self.wait_ready(self.workers, timeout=timeout)
             wait_until(lambda: self._healthy(), timeout, interval=0.05, what="/healthz")
         except BaseException:
             self.stop()

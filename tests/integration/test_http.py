@@ -120,5 +120,14 @@ class Http(unittest.TestCase):
         self.assertIn(b"connection: close", out)
 
 
+class HideErrors(unittest.TestCase):
+    def test_500_names_only_the_kind(self):
+        with sxtest.Server(app="basic", workers=1, args=["--hide-errors"]) as srv:
+            r = srv.get("/raise")
+            self.assertEqual((r.status, r.text), (500, "user-error\n"), r)
+            r = srv.get("/type-error")
+            self.assertEqual((r.status, r.text), (500, "type-error\n"), r)
+
+
 if __name__ == "__main__":
     sxtest.main()

@@ -93,6 +93,44 @@ class Workers(unittest.TestCase):
         srv.wait_line(r"sxpool: stopped", timeout=5)
         self.assertFalse(os.path.exists(rundir), "run directory left behind")
 
+    def test_sigterm_lets_the_request_in_flight_finish(self):
+        with sxtest.Server(app="basic", workers=1) as srv:
+            (worker,) = srv.worker_pids()
+            result = {}
+
+            def call():
+                try:
+                    result["r"] = srv.get("/work?n=15000000", timeout=20)
+                except Exception as e:  # noqa: BLE001 (reported below)
+                    result["e"] = e
+            t = threading.Thread(target=call, daemon=True)
+            base = cpu_ticks(worker)
+            t.start()
+            sxtest.wait_until(lambda: cpu_ticks(worker) > base + 10, 5,
+                              what="the worker to run /work")
+            srv.proc.send_signal(signal.SIGTERM)
+            t.join(timeout=15)
+            self.assertNotIn("e", result, result.get("e"))
+            self.assertEqual((result["r"].status, result["r"].text), (200, "done"), result["r"])
+            self.assertEqual(result["r"].headers.get("connection"), "close")
+            self.assertEqual(srv.proc.wait(timeout=10), 0)
+            srv.wait_line(r"received SIGTERM; shutting down", timeout=5)
+
+    def test_app_that_cannot_load(self):
+        # Workers exit at start: the supervisor stays up, answers /healthz,
+        # backs off respawning, and answers requests 503 instead of hanging.
+        with sxtest.Server(app="broken", workers=1, args=["--timeout=1"],
+                           wait_workers=False) as srv:
+            srv.wait_line(r"worker 0 \(pid \d+\) exited with status [1-9]", timeout=10)
+            t0 = time.monotonic()
+            r = srv.get("/")
+            self.assertEqual(r.status, 503, r)
+            self.assertLess(time.monotonic() - t0, 4)
+            srv.wait_line(r"worker 0 died \d+ times within 10 s; respawning it in \d+ ms", timeout=10)
+            self.assertEqual(srv.get("/healthz").status, 200)
+            self.assertEqual(srv.ready_pids(), {})
+            self.assertEqual(srv.stop(), 0)
+
 
 def cpu_ticks(pid):
     try:
