@@ -189,7 +189,7 @@ static void on_proc_closed(uv_handle_t *h)
     sup_slot *w = h->data;
     sup_server *s = w->srv;
     w->proc_open = false;
-    if (s->stop != STOP_NONE) return;
+    if (s->stop >= STOP_WORKERS) return; /* while draining, queued requests need workers */
     uint64_t now = uv_now(s->loop);
     unsigned recent;
     uint64_t delay = respawn_delay(w, now, &recent);
@@ -237,7 +237,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     if (cleared < 0)
         sup__log("unable to clear stale store readers after worker %d died: %s", w->index,
                  store_strerror(cleared));
-    if (s->stop == STOP_NONE) w->deaths[w->ndeaths++ % SUP_DEATH_RING] = uv_now(s->loop);
+    if (s->stop < STOP_WORKERS) w->deaths[w->ndeaths++ % SUP_DEATH_RING] = uv_now(s->loop);
     uv_close((uv_handle_t *)&w->proc, on_proc_closed);
 }
 
@@ -308,8 +308,9 @@ static void reply_error(sup_slot *w, sup_request *r, ipc_frame *f)
 
 static void on_reply(sup_slot *w, ipc_frame *f)
 {
+    /* A worker told to stop (DYING) may still finish its request: take it. */
     sup_request *r = w->req;
-    if (w->state != SLOT_BUSY || !r || r->id != f->id) {
+    if (!r || r->id != f->id) {
         sup__log("ignored a reply for request %llu on slot %d: not the request in flight",
                  (unsigned long long)f->id, w->index);
         return;
@@ -326,7 +327,7 @@ static void on_reply(sup_slot *w, ipc_frame *f)
             return;
         }
         w->req = NULL;
-        w->state = SLOT_IDLE;
+        if (w->state == SLOT_BUSY) w->state = SLOT_IDLE;
         if (status < 200 || status > 599) { /* the handler's mistake, not the worker's */
             sup__log("request %llu: the handler returned status %lld; answering 500",
                      (unsigned long long)r->id, status);
@@ -342,7 +343,7 @@ static void on_reply(sup_slot *w, ipc_frame *f)
             return;
         }
         w->req = NULL;
-        w->state = SLOT_IDLE;
+        if (w->state == SLOT_BUSY) w->state = SLOT_IDLE;
         reply_error(w, r, f);
         break;
     case IPC_JIT_FAULT: {
@@ -355,7 +356,7 @@ static void on_reply(sup_slot *w, ipc_frame *f)
                  ipc_field_str(f, 1, kind, sizeof kind), ipc_field_str(f, 0, fn, sizeof fn),
                  ipc_field_str(f, 2, msg, sizeof msg));
         w->req = NULL;
-        w->state = SLOT_IDLE;
+        if (w->state == SLOT_BUSY) w->state = SLOT_IDLE;
         /* TODO(issue: re-dispatch): blacklist the function pool-wide and run
          * the request again on a CEK worker instead of answering 502. */
         sup__http_respond_text(r, 502, "jit-fault\n");
@@ -514,7 +515,7 @@ static void check_slot(sup_server *s, sup_slot *w, uint64_t now)
     } else if (w->state == SLOT_STARTING && now - w->spawned_ms >= SUP_READY_TIMEOUT_MS) {
         kill_worker(w, "it sent no READY in time");
     } else if (w->state == SLOT_DOWN && !w->proc_open && w->respawn_at_ms != 0 &&
-               now >= w->respawn_at_ms && s->stop == STOP_NONE) {
+               now >= w->respawn_at_ms && s->stop < STOP_WORKERS) {
         spawn_slot(w);
     }
 }
