@@ -8,6 +8,7 @@
  */
 #include <gc.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 
 #include "vm/sx_cek.h"
@@ -279,6 +280,25 @@ static sx_val apply_hook(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
     return sx_cek_apply(cx, fn, argc, argv);
 }
 
+/* The main thread's stack grows on demand up to RLIMIT_STACK, and the
+ * kernel leaves at least 128 MiB below it for that: raise the soft limit so
+ * recursion through primitives such as map (C recursion) can go deep.
+ * Returns the bytes the evaluator may use. */
+static size_t grow_cstack(size_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_STACK, &rl) != 0) return (size_t)6 << 20;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want + ((size_t)2 << 20)) {
+        rlim_t target = want + ((size_t)2 << 20);
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < target) target = rl.rlim_max;
+        rl.rlim_cur = target;
+        if (setrlimit(RLIMIT_STACK, &rl) != 0) getrlimit(RLIMIT_STACK, &rl);
+    }
+    size_t have = rl.rlim_cur == RLIM_INFINITY ? want : (size_t)rl.rlim_cur;
+    size_t margin = (size_t)2 << 20;
+    return have > margin ? (have - margin < want ? have - margin : want) : have / 2;
+}
+
 int sx_vm_init(const sx_options *opt)
 {
     sx_options o = opt ? *opt : (sx_options){0};
@@ -288,7 +308,7 @@ int sx_vm_init(const sx_options *opt)
     ctx.perform = host_perform;
     ctx.kstack_max = o.kstack_max;
     ctx.heap_limit = o.heap_limit ? o.heap_limit : (size_t)1 << 30;
-    ctx.cstack_limit = &here - (o.cstack_bytes ? o.cstack_bytes : (size_t)6 << 20);
+    ctx.cstack_limit = &here - grow_cstack(o.cstack_bytes ? o.cstack_bytes : (size_t)64 << 20);
     ctx.out = stdout;
     GC_set_max_heap_size(ctx.heap_limit);
     sx_cur = &ctx;

@@ -40,7 +40,7 @@ typedef struct sx_effects {
 typedef struct sx_options {
     size_t heap_limit;   /* bytes of live heap before memory-limit; 0 = 1 GiB */
     size_t kstack_max;   /* continuation stack words; 0 = default */
-    size_t cstack_bytes; /* C stack the evaluator may use; 0 = 6 MiB */
+    size_t cstack_bytes; /* C stack the evaluator may use; 0 = 64 MiB */
 } sx_options;
 
 /* Initializes the runtime. Call once per process. */
