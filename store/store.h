@@ -75,6 +75,10 @@ int store_scan(store_txn *t, const char *prefix, size_t plen, size_t limit, stor
  * @return 0, STORE_ECONFLICT (nothing applied) or an error (nothing applied)
  */
 int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t resp_len);
+/* Number of buffered writes (puts and deletes) in the txn. A request
+ * with none needs no response record: running it again changes nothing. */
+size_t store_txn_nwrites(const store_txn *t);
+
 /* Drops the txn and its writes. */
 void store_txn_abort(store_txn *t);
 

@@ -188,7 +188,9 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
             w->txn = NULL;
             return rc;
         }
-        rc = store_txn_commit(w->txn, r->id, *out, *outlen);
+        /* read-only requests commit no record: running them again is harmless */
+        bool writes = store_txn_nwrites(w->txn) > 0;
+        rc = store_txn_commit(w->txn, writes ? r->id : NULL, *out, *outlen);
         w->txn = NULL;
         if (rc == 0) return 0;
         free(*out);

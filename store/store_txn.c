@@ -1,0 +1,686 @@
+/* store_txn.c: optimistic request transactions over the "kv" database.
+ *
+ * A store_txn holds:
+ *  - snap: a read-only LMDB transaction, the snapshot all reads come from.
+ *    It stays open until commit or abort, so every MDB_val it returned stays
+ *    valid; the read set points into it instead of copying values.
+ *  - the write set: writes buffered in an array sorted by key (LMDB's byte
+ *    order: memcmp, then shorter first), each a value or a tombstone.
+ *  - the read set: for each key read from the snapshot (store_get, and
+ *    store_del, which reports whether the key existed), whether it was
+ *    there and the value seen. Keys answered by the write set are not
+ *    recorded: they do not depend on other transactions.
+ *  - the scan set: for each store_scan, its prefix, how far it went (up to
+ *    and including the last key it delivered, or the whole prefix range
+ *    when it ran out of keys) and every snapshot entry it consumed in that
+ *    range, shadowed or not.
+ *
+ * store_txn_commit() opens a write transaction while the snapshot is still
+ * open, checks byte for byte that every recorded read and every recorded
+ * scan range would read the same now, and only then applies the writes and
+ * the response record; any difference is STORE_ECONFLICT and nothing is
+ * applied. A transaction that wrote nothing and stores no response commits
+ * without the write lock: its reads came from one consistent snapshot.
+ *
+ * A store_txn is used by one thread at a time. A scan callback may call
+ * store_get/put/del/scan on the same txn (the scan re-seeks its position in
+ * the write set when it changes) but must not commit or abort it.
+ * Any LMDB or allocation failure marks the txn failed: later calls return
+ * STORE_EBADTXN and its commit applies nothing.
+ */
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { TXN_OPEN, TXN_FAILED };
+
+typedef struct wentry {
+    char *key; /* one allocation: key bytes, then value bytes */
+    size_t klen;
+    char *val;
+    size_t vlen;
+    int del;
+} wentry;
+
+typedef struct rentry {
+    char *key;
+    size_t klen;
+    int found;
+    MDB_val val; /* points into the snapshot when found */
+} rentry;
+
+typedef struct sitem {
+    MDB_val key, val; /* both point into the snapshot */
+} sitem;
+
+typedef struct srec {
+    char prefix[STORE_MAX_KEY];
+    size_t plen;
+    int bounded; /* 1: the scan stopped at end[0..elen) inclusive */
+    char end[STORE_MAX_KEY];
+    size_t elen;
+    sitem *items;
+    size_t n, cap;
+} srec;
+
+struct store_txn {
+    store *s;
+    MDB_txn *snap;
+    int state;
+    wentry **w;
+    size_t nw, capw;
+    unsigned long wgen; /* bumped whenever w changes shape or contents */
+    rentry **r;
+    size_t nr, capr;
+    srec **scans;
+    size_t ns, caps;
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* LMDB's default key order. */
+static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen;
+    int c = n ? memcmp(a, b, n) : 0;
+
+    if (c != 0)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+static int has_prefix(const void *k, size_t klen, const char *p, size_t plen)
+{
+    return klen >= plen && (plen == 0 || memcmp(k, p, plen) == 0);
+}
+
+static int val_eq(const MDB_val *a, const MDB_val *b)
+{
+    return a->mv_size == b->mv_size &&
+           (a->mv_size == 0 || memcmp(a->mv_data, b->mv_data, a->mv_size) == 0);
+}
+
+/* Grows *arr (of element size sz) so that it holds at least need elements. */
+static int grow(void *arr, size_t *cap, size_t need, size_t sz)
+{
+    void **p = arr;
+    size_t ncap = *cap ? *cap : 8;
+    void *n;
+
+    if (need <= *cap)
+        return 0;
+    while (ncap < need)
+        ncap *= 2;
+    n = realloc(*p, ncap * sz);
+    if (n == NULL)
+        return -ENOMEM;
+    *p = n;
+    *cap = ncap;
+    return 0;
+}
+
+/* Marks t failed and returns rc (an LMDB failure is logged first). */
+static int txn_fail(store_txn *t, const char *what, int mdb_rc, int rc)
+{
+    t->state = TXN_FAILED;
+    if (mdb_rc != 0)
+        return store__fail(what, mdb_rc);
+    return rc;
+}
+
+static int check_key(store_txn *t, const char *key, size_t klen)
+{
+    if (t == NULL || (key == NULL && klen > 0))
+        return -EINVAL;
+    if (t->state != TXN_OPEN)
+        return STORE_EBADTXN;
+    if (klen == 0)
+        return -EINVAL;
+    if (klen > STORE_MAX_KEY)
+        return STORE_ETOOBIG;
+    return 0;
+}
+
+/* Index of the first entry of t->w whose key is >= key (> key if after). */
+static size_t w_lower(const store_txn *t, const char *key, size_t klen, int after)
+{
+    size_t lo = 0, hi = t->nw;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = key_cmp(t->w[mid]->key, t->w[mid]->klen, key, klen);
+
+        if (c < 0 || (after && c == 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static wentry *w_find(const store_txn *t, const char *key, size_t klen)
+{
+    size_t i = w_lower(t, key, klen, 0);
+
+    if (i < t->nw && key_cmp(t->w[i]->key, t->w[i]->klen, key, klen) == 0)
+        return t->w[i];
+    return NULL;
+}
+
+static size_t r_lower(const store_txn *t, const char *key, size_t klen)
+{
+    size_t lo = 0, hi = t->nr;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (key_cmp(t->r[mid]->key, t->r[mid]->klen, key, klen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Inserts or replaces the buffered write of key (val NULL: a tombstone). */
+static int w_set(store_txn *t, const char *key, size_t klen, const char *val, size_t vlen,
+                 int del)
+{
+    size_t i = w_lower(t, key, klen, 0);
+    int exists = i < t->nw && key_cmp(t->w[i]->key, t->w[i]->klen, key, klen) == 0;
+    wentry *e = malloc(sizeof(*e) + klen + (del ? 0 : vlen) + 1);
+
+    if (e == NULL)
+        return -ENOMEM;
+    e->key = (char *)(e + 1);
+    e->klen = klen;
+    memcpy(e->key, key, klen);
+    e->val = e->key + klen;
+    e->vlen = del ? 0 : vlen;
+    if (e->vlen > 0)
+        memcpy(e->val, val, vlen);
+    e->val[e->vlen] = '\0';
+    e->del = del;
+    if (exists) {
+        free(t->w[i]);
+        t->w[i] = e;
+    } else {
+        if (grow(&t->w, &t->capw, t->nw + 1, sizeof(*t->w)) != 0) {
+            free(e);
+            return -ENOMEM;
+        }
+        memmove(t->w + i + 1, t->w + i, (t->nw - i) * sizeof(*t->w));
+        t->w[i] = e;
+        t->nw++;
+    }
+    t->wgen++;
+    return 0;
+}
+
+/* Records that key was read from the snapshot (found or not). */
+static int r_note(store_txn *t, const char *key, size_t klen, int found, const MDB_val *val)
+{
+    size_t i = r_lower(t, key, klen);
+    rentry *e;
+
+    if (i < t->nr && key_cmp(t->r[i]->key, t->r[i]->klen, key, klen) == 0)
+        return 0; /* the snapshot answers the same every time */
+    if (grow(&t->r, &t->capr, t->nr + 1, sizeof(*t->r)) != 0)
+        return -ENOMEM;
+    e = malloc(sizeof(*e) + klen);
+    if (e == NULL)
+        return -ENOMEM;
+    e->key = (char *)(e + 1);
+    memcpy(e->key, key, klen);
+    e->klen = klen;
+    e->found = found;
+    if (found)
+        e->val = *val;
+    else
+        e->val.mv_data = NULL, e->val.mv_size = 0;
+    memmove(t->r + i + 1, t->r + i, (t->nr - i) * sizeof(*t->r));
+    t->r[i] = e;
+    t->nr++;
+    return 0;
+}
+
+/* Reads key from the snapshot and records the read.
+ * @return 0 (found, *v set), STORE_ENOTFOUND or a failure */
+static int snap_get(store_txn *t, const char *key, size_t klen, MDB_val *v)
+{
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_get(t->snap, t->s->kv, &k, v);
+
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return txn_fail(t, "read a key", rc, 0);
+    if (r_note(t, key, klen, rc == 0, v) != 0)
+        return txn_fail(t, NULL, 0, -ENOMEM);
+    return rc == 0 ? 0 : STORE_ENOTFOUND;
+}
+
+/* ---- begin, get, put, del --------------------------------------------- */
+
+int store_txn_begin(store *s, store_txn **out)
+{
+    store_txn *t;
+    int rc;
+
+    if (s == NULL || out == NULL)
+        return -EINVAL;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    t->s = s;
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->snap)) != 0) {
+        free(t);
+        return store__fail("begin a read transaction", rc);
+    }
+    *out = t;
+    return 0;
+}
+
+int store_get(store_txn *t, const char *key, size_t klen, const char **val, size_t *vlen)
+{
+    wentry *w;
+    MDB_val v;
+    int rc;
+
+    if ((rc = check_key(t, key, klen)) != 0)
+        return rc;
+    if (val == NULL || vlen == NULL)
+        return -EINVAL;
+    if ((w = w_find(t, key, klen)) != NULL) {
+        if (w->del)
+            return STORE_ENOTFOUND;
+        *val = w->val;
+        *vlen = w->vlen;
+        return 0;
+    }
+    if ((rc = snap_get(t, key, klen, &v)) != 0)
+        return rc;
+    *val = v.mv_data;
+    *vlen = v.mv_size;
+    return 0;
+}
+
+int store_put(store_txn *t, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    int rc;
+
+    if ((rc = check_key(t, key, klen)) != 0)
+        return rc;
+    if (val == NULL && vlen > 0)
+        return -EINVAL;
+    if (vlen > STORE_MAX_VALUE)
+        return STORE_ETOOBIG;
+    if (w_set(t, key, klen, val, vlen, 0) != 0)
+        return txn_fail(t, NULL, 0, -ENOMEM);
+    return 0;
+}
+
+int store_del(store_txn *t, const char *key, size_t klen)
+{
+    wentry *w;
+    MDB_val v;
+    int rc;
+
+    if ((rc = check_key(t, key, klen)) != 0)
+        return rc;
+    if ((w = w_find(t, key, klen)) != NULL) {
+        if (w->del)
+            return STORE_ENOTFOUND;
+    } else if ((rc = snap_get(t, key, klen, &v)) != 0) {
+        return rc; /* absent: nothing to delete, the read is recorded */
+    }
+    if (w_set(t, key, klen, NULL, 0, 1) != 0)
+        return txn_fail(t, NULL, 0, -ENOMEM);
+    return 0;
+}
+
+/* ---- scan --------------------------------------------------------------- */
+
+static int srec_add(store_txn *t, const char *prefix, size_t plen, size_t *idx)
+{
+    srec *r;
+
+    if (grow(&t->scans, &t->caps, t->ns + 1, sizeof(*t->scans)) != 0)
+        return -ENOMEM;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return -ENOMEM;
+    if (plen > 0)
+        memcpy(r->prefix, prefix, plen);
+    r->plen = plen;
+    t->scans[t->ns] = r;
+    *idx = t->ns++;
+    return 0;
+}
+
+static int srec_item(srec *r, const MDB_val *k, const MDB_val *v)
+{
+    if (grow(&r->items, &r->cap, r->n + 1, sizeof(*r->items)) != 0)
+        return -ENOMEM;
+    r->items[r->n].key = *k;
+    r->items[r->n].val = *v;
+    r->n++;
+    return 0;
+}
+
+/* Moves the cursor (first positioning when op is not MDB_NEXT) and tells
+ * whether it is on a key with the prefix. @return 1, 0 or an LMDB error */
+static int cursor_step(MDB_cursor *cur, MDB_cursor_op op, const char *prefix, size_t plen,
+                       MDB_val *k, MDB_val *v)
+{
+    int rc;
+
+    if (op == MDB_SET_RANGE) {
+        k->mv_data = (void *)prefix;
+        k->mv_size = plen;
+    }
+    rc = mdb_cursor_get(cur, k, v, op);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    return has_prefix(k->mv_data, k->mv_size, prefix, plen);
+}
+
+/* State of one merge of the snapshot with the write set. */
+typedef struct scan_state {
+    MDB_cursor *cur;
+    int s_ok; /* the cursor is on a key with the prefix */
+    MDB_val sk, sv;
+    size_t wi; /* next write entry */
+    unsigned long wgen;
+    char last[STORE_MAX_KEY]; /* last key delivered */
+    size_t llen;
+    size_t delivered;
+} scan_state;
+
+static int w_ok(const store_txn *t, const scan_state *st, const char *prefix, size_t plen)
+{
+    return st->wi < t->nw && has_prefix(t->w[st->wi]->key, t->w[st->wi]->klen, prefix, plen);
+}
+
+/* Delivers one entry; @return 1 when the scan must stop there. */
+static int deliver(store_txn *t, scan_state *st, const char *k, size_t kl, const char *v,
+                   size_t vl, size_t limit, store_scan_cb cb, void *arg)
+{
+    int stop;
+
+    memcpy(st->last, k, kl);
+    st->llen = kl;
+    st->delivered++;
+    stop = cb(arg, k, kl, v, vl) != 0;
+    if (st->wgen != t->wgen) { /* the callback wrote: find our place again */
+        st->wi = w_lower(t, st->last, st->llen, 1);
+        st->wgen = t->wgen;
+    }
+    return stop || st->delivered == limit || t->state != TXN_OPEN;
+}
+
+static int scan_merge(store_txn *t, size_t ri, scan_state *st, size_t limit, store_scan_cb cb,
+                      void *arg)
+{
+    const char *prefix = t->scans[ri]->prefix;
+    size_t plen = t->scans[ri]->plen;
+
+    for (;;) {
+        int wk = w_ok(t, st, prefix, plen), c, stop = 0;
+        wentry *w = wk ? t->w[st->wi] : NULL;
+
+        if (!st->s_ok && !wk)
+            return 0; /* the whole prefix range was read */
+        if (!st->s_ok)
+            c = 1;
+        else if (!wk)
+            c = -1;
+        else
+            c = key_cmp(st->sk.mv_data, st->sk.mv_size, w->key, w->klen);
+        if (c <= 0 && srec_item(t->scans[ri], &st->sk, &st->sv) != 0)
+            return txn_fail(t, NULL, 0, -ENOMEM);
+        if (c < 0) {
+            MDB_val k = st->sk, v = st->sv;
+
+            st->s_ok = cursor_step(st->cur, MDB_NEXT, prefix, plen, &st->sk, &st->sv);
+            stop = deliver(t, st, k.mv_data, k.mv_size, v.mv_data, v.mv_size, limit, cb, arg);
+        } else {
+            if (c == 0)
+                st->s_ok = cursor_step(st->cur, MDB_NEXT, prefix, plen, &st->sk, &st->sv);
+            st->wi++;
+            if (!w->del)
+                stop = deliver(t, st, w->key, w->klen, w->val, w->vlen, limit, cb, arg);
+        }
+        if (st->s_ok < 0)
+            return txn_fail(t, "scan", st->s_ok, 0);
+        if (stop) {
+            srec *r = t->scans[ri];
+
+            r->bounded = 1;
+            memcpy(r->end, st->last, st->llen);
+            r->elen = st->llen;
+            return t->state == TXN_OPEN ? 0 : STORE_EBADTXN;
+        }
+    }
+}
+
+int store_scan(store_txn *t, const char *prefix, size_t plen, size_t limit, store_scan_cb cb,
+               void *arg)
+{
+    scan_state st;
+    size_t ri;
+    int rc;
+
+    if (t == NULL || cb == NULL || (prefix == NULL && plen > 0))
+        return -EINVAL;
+    if (t->state != TXN_OPEN)
+        return STORE_EBADTXN;
+    if (plen > STORE_MAX_KEY)
+        return STORE_ETOOBIG;
+    if (limit == 0)
+        return 0;
+    memset(&st, 0, sizeof(st));
+    if ((rc = mdb_cursor_open(t->snap, t->s->kv, &st.cur)) != 0)
+        return txn_fail(t, "scan", rc, 0);
+    if (srec_add(t, prefix, plen, &ri) != 0) {
+        mdb_cursor_close(st.cur);
+        return txn_fail(t, NULL, 0, -ENOMEM);
+    }
+    st.s_ok = cursor_step(st.cur, plen ? MDB_SET_RANGE : MDB_FIRST, prefix, plen, &st.sk,
+                          &st.sv);
+    if (st.s_ok < 0) {
+        rc = txn_fail(t, "scan", st.s_ok, 0);
+    } else {
+        st.wi = w_lower(t, prefix, plen, 0);
+        st.wgen = t->wgen;
+        rc = scan_merge(t, ri, &st, limit, cb, arg);
+    }
+    mdb_cursor_close(st.cur);
+    return rc;
+}
+
+/* ---- commit and abort ------------------------------------------------- */
+
+static void txn_free(store_txn *t)
+{
+    for (size_t i = 0; i < t->nw; i++)
+        free(t->w[i]);
+    for (size_t i = 0; i < t->nr; i++)
+        free(t->r[i]);
+    for (size_t i = 0; i < t->ns; i++) {
+        free(t->scans[i]->items);
+        free(t->scans[i]);
+    }
+    free(t->w);
+    free(t->r);
+    free(t->scans);
+    if (t->snap != NULL)
+        mdb_txn_abort(t->snap);
+    free(t);
+}
+
+/* Re-runs one recorded scan in wtxn. @return 0, STORE_ECONFLICT or an LMDB error */
+static int validate_scan(store_txn *t, MDB_txn *wtxn, const srec *r)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    size_t i = 0;
+    int ok, rc = 0;
+
+    if ((rc = mdb_cursor_open(wtxn, t->s->kv, &cur)) != 0)
+        return rc;
+    ok = cursor_step(cur, r->plen ? MDB_SET_RANGE : MDB_FIRST, r->prefix, r->plen, &k, &v);
+    for (;;) {
+        if (ok < 0) {
+            rc = ok;
+            break;
+        }
+        if (ok && r->bounded && key_cmp(k.mv_data, k.mv_size, r->end, r->elen) > 0)
+            ok = 0;
+        if (!ok || i == r->n) {
+            rc = (!ok && i == r->n) ? 0 : STORE_ECONFLICT;
+            break;
+        }
+        if (!val_eq(&k, &r->items[i].key) || !val_eq(&v, &r->items[i].val)) {
+            rc = STORE_ECONFLICT;
+            break;
+        }
+        i++;
+        ok = cursor_step(cur, MDB_NEXT, r->prefix, r->plen, &k, &v);
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* @return 0, STORE_ECONFLICT or an LMDB error */
+static int validate(store_txn *t, MDB_txn *wtxn)
+{
+    for (size_t i = 0; i < t->nr; i++) {
+        const rentry *e = t->r[i];
+        MDB_val k = {e->klen, e->key}, v;
+        int rc = mdb_get(wtxn, t->s->kv, &k, &v);
+
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+        if ((rc == 0) != e->found || (e->found && !val_eq(&v, &e->val)))
+            return STORE_ECONFLICT;
+    }
+    for (size_t i = 0; i < t->ns; i++) {
+        int rc = validate_scan(t, wtxn, t->scans[i]);
+
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Writes the buffered writes and the response record into wtxn.
+ * @return 0 or an LMDB error */
+static int apply(store_txn *t, MDB_txn *wtxn, const char *req_id, const char *resp,
+                 size_t resp_len)
+{
+    int rc;
+
+    for (size_t i = 0; i < t->nw; i++) {
+        wentry *e = t->w[i];
+        MDB_val k = {e->klen, e->key}, v = {e->vlen, e->val};
+
+        if (e->del)
+            rc = mdb_del(wtxn, t->s->kv, &k, NULL);
+        else
+            rc = mdb_put(wtxn, t->s->kv, &k, &v, 0);
+        if (rc != 0 && !(e->del && rc == MDB_NOTFOUND))
+            return rc;
+    }
+    if (req_id != NULL) {
+        MDB_val k = {strlen(req_id), (void *)req_id}, v = {resp_len + 8, NULL};
+
+        if ((rc = mdb_put(wtxn, t->s->responses, &k, &v, MDB_RESERVE)) != 0)
+            return rc;
+        store__put_i64(v.mv_data, store__now_ms());
+        if (resp_len > 0)
+            memcpy((char *)v.mv_data + 8, resp, resp_len);
+    }
+    return 0;
+}
+
+/* Checks that no response is already committed under req_id: a request
+ * that ran twice (its first worker died after committing) must not apply
+ * its effects a second time. @return 0, STORE_ECONFLICT or an LMDB error */
+static int check_response_absent(store_txn *t, MDB_txn *wtxn, const char *req_id)
+{
+    MDB_val k = {strlen(req_id), (void *)req_id}, v;
+    int rc = mdb_get(wtxn, t->s->responses, &k, &v);
+
+    if (rc == 0)
+        return STORE_ECONFLICT;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int check_commit_args(const char *req_id, const char *resp, size_t resp_len)
+{
+    size_t n;
+
+    if (req_id == NULL)
+        return 0;
+    n = strlen(req_id);
+    if (n == 0 || (resp == NULL && resp_len > 0))
+        return -EINVAL;
+    if (n > STORE_MAX_KEY || resp_len > STORE__MAX_RESPONSE)
+        return STORE_ETOOBIG;
+    return 0;
+}
+
+int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t resp_len)
+{
+    MDB_txn *wtxn = NULL;
+    int rc;
+
+    if (t == NULL)
+        return -EINVAL;
+    if (t->state != TXN_OPEN) {
+        rc = STORE_EBADTXN;
+        goto out;
+    }
+    if ((rc = check_commit_args(req_id, resp, resp_len)) != 0)
+        goto out;
+    if (t->nw == 0 && req_id == NULL)
+        goto out; /* read-only: serializable at its snapshot */
+    if ((rc = mdb_txn_begin(t->s->env, NULL, 0, &wtxn)) != 0) {
+        wtxn = NULL;
+        goto lmdb_fail;
+    }
+    if ((rc = validate(t, wtxn)) != 0 ||
+        (req_id != NULL && (rc = check_response_absent(t, wtxn, req_id)) != 0))
+        goto fail;
+    if ((rc = apply(t, wtxn, req_id, resp, resp_len)) != 0)
+        goto fail;
+    rc = mdb_txn_commit(wtxn);
+    wtxn = NULL;
+    if (rc != 0)
+        goto lmdb_fail;
+    goto out;
+
+fail:
+    mdb_txn_abort(wtxn);
+    if (rc == STORE_ECONFLICT)
+        goto out;
+lmdb_fail:
+    rc = store__fail("commit", rc);
+out:
+    txn_free(t);
+    return rc;
+}
+
+size_t store_txn_nwrites(const store_txn *t)
+{
+    return t ? t->nw : 0;
+}
+
+void store_txn_abort(store_txn *t)
+{
+    if (t != NULL)
+        txn_free(t);
+}
