@@ -504,8 +504,12 @@ static const llhttp_settings_t parser_settings = {
  * (http://host/path?query) is reduced to its path. */
 static void split_target(sup_request *r)
 {
-    const char *u = r->url.p ? r->url.p : "";
-    size_t n = r->url.len, start = 0;
+    const char *u = r->url.p;
+    size_t n = u ? r->url.len : 0, start = 0;
+    if (n == 0) {
+        r->path_off = r->path_len = r->query_off = 0;
+        return;
+    }
     const char *scheme = n > 3 ? memchr(u, ':', n) : NULL;
     if (u[0] != '/' && scheme && (size_t)(scheme - u) + 3 <= n && scheme[1] == '/' &&
         scheme[2] == '/') {
