@@ -46,8 +46,10 @@ static size_t mem_find(const char *k, size_t kl)
     size_t lo = 0, hi = mem.n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (kv_cmp(mem.items[mid].k, mem.items[mid].kl, k, kl) < 0) lo = mid + 1;
-        else hi = mid;
+        if (kv_cmp(mem.items[mid].k, mem.items[mid].kl, k, kl) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -106,8 +108,7 @@ static int mem_del(void *arg, const char *k, size_t kl)
     return 0;
 }
 
-static int mem_scan(void *arg, const char *p, size_t pl, size_t limit, sx_scan_item_fn fn,
-                    void *c)
+static int mem_scan(void *arg, const char *p, size_t pl, size_t limit, sx_scan_item_fn fn, void *c)
 {
     for (size_t i = mem_find(p, pl); i < mem.n && limit > 0; i++, limit--) {
         if (mem.items[i].kl < pl || memcmp(mem.items[i].k, p, pl) != 0) break;
@@ -170,7 +171,8 @@ static sx_val host_perform(sx_ctx *cx, sx_val op, int argc, sx_val *argv)
         need_strings(cx, op, argc, argv, 1, "expected (key)");
         const char *v;
         size_t vl;
-        int rc = effects->kv_get(effects->arg, sx_str(argv[0])->data, sx_str(argv[0])->len, &v, &vl);
+        int rc =
+            effects->kv_get(effects->arg, sx_str(argv[0])->data, sx_str(argv[0])->len, &v, &vl);
         check_fx(cx, op, rc);
         return rc == 1 ? SX_NIL : sx_mkstring(v, vl);
     }
@@ -343,7 +345,8 @@ static void load_form(sx_val form)
 {
     form = sx__expand_toplevel(&ctx, form);
     if (sx__is_toplevel_begin(form)) {
-        for (sx_val l = SX_CDR(form); sx_is_pair(l); l = SX_CDR(l)) load_form(SX_CAR(l));
+        for (sx_val l = SX_CDR(form); sx_is_pair(l); l = SX_CDR(l))
+            load_form(SX_CAR(l));
         return;
     }
     sx_cek_run_code(&ctx, sx_compile_toplevel(&ctx, form));
@@ -405,7 +408,8 @@ int sx_vm_load_file(const char *path, sx_failure *fail)
     sx_buf_init(&b);
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sx_buf_add(&b, chunk, n);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        sx_buf_add(&b, chunk, n);
     fclose(f);
     int rc = sx_vm_load(path, b.p ? b.p : "", b.len, fail);
     sx_buf_free(&b);
@@ -429,12 +433,15 @@ static sx_val url_decode(const char *s, size_t n)
     char *out = sx_alloc_atomic(n + 1);
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '+') out[o++] = ' ';
+        if (s[i] == '+')
+            out[o++] = ' ';
         else if (s[i] == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
                  hexval((unsigned char)s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
+            out[o++] =
+                (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
             i += 2;
-        } else out[o++] = s[i];
+        } else
+            out[o++] = s[i];
     }
     if (sx_utf8_count(out, o) < 0)
         for (size_t i = 0; i < o; i++)
@@ -446,7 +453,8 @@ static sx_val safe_string(const char *s, size_t n)
 {
     if (sx_utf8_count(s, n) >= 0) return sx_mkstring(s, n);
     char *c = sx_alloc_atomic(n + 1);
-    for (size_t i = 0; i < n; i++) c[i] = (unsigned char)s[i] >= 0x80 ? '?' : s[i];
+    for (size_t i = 0; i < n; i++)
+        c[i] = (unsigned char)s[i] >= 0x80 ? '?' : s[i];
     return sx_mkstring(c, n);
 }
 
@@ -456,10 +464,12 @@ static sx_val query_dict(const char *q, size_t n)
     size_t i = 0;
     while (i < n) {
         size_t j = i;
-        while (j < n && q[j] != '&') j++;
+        while (j < n && q[j] != '&')
+            j++;
         if (j > i) {
             size_t eq = i;
-            while (eq < j && q[eq] != '=') eq++;
+            while (eq < j && q[eq] != '=')
+                eq++;
             sx_val k = url_decode(q + i, eq - i);
             sx_val v = eq < j ? url_decode(q + eq + 1, j - eq - 1) : sx_mkstring("", 0);
             sx_dict_put(d, k, v);
@@ -517,8 +527,8 @@ static void handle_body(void *arg)
         resp->status = 200;
         resp->body = display_copy(out, &resp->body_len);
         resp->headers = calloc(1, sizeof(sx_header));
-        resp->headers[0] = (sx_header){strdup("content-type"), strdup("text/html; charset=utf-8"),
-                                       12, 24};
+        resp->headers[0] =
+            (sx_header){strdup("content-type"), strdup("text/html; charset=utf-8"), 12, 24};
         resp->nheaders = 1;
         return;
     }

@@ -145,7 +145,8 @@ static inline sx_val ev_simple(sx_ctx *cx, sx_node *n, sx_env *e)
     case N_LREF:
     case N_LREF_CK: {
         sx_env *f = e;
-        for (int d = n->a; d > 0; d--) f = f->up;
+        for (int d = n->a; d > 0; d--)
+            f = f->up;
         sx_val v = f->slots[n->b];
         if (v == SX_UNDEF && n->op == N_LREF_CK) unbound(cx, n->v);
         return v;
@@ -175,13 +176,16 @@ static sx_env *bind_args(sx_ctx *cx, sx_closure *clo, int argc, const sx_val *ar
     env->h.aux = (uint32_t)n;
     env->up = clo->env;
     int i = 0;
-    for (; i < k->nreq; i++) env->slots[i] = argv[i];
+    for (; i < k->nreq; i++)
+        env->slots[i] = argv[i];
     if (k->rest) {
         sx_val rest = SX_NIL;
-        for (int j = argc - 1; j >= k->nreq; j--) rest = sx_cons(argv[j], rest);
+        for (int j = argc - 1; j >= k->nreq; j--)
+            rest = sx_cons(argv[j], rest);
         env->slots[i++] = rest;
     }
-    for (; (size_t)i < n; i++) env->slots[i] = SX_UNDEF;
+    for (; (size_t)i < n; i++)
+        env->slots[i] = SX_UNDEF;
     return env;
 }
 
@@ -199,7 +203,8 @@ static void do_set(sx_ctx *cx, sx_node *c, sx_env *e, sx_val v)
     case N_LINIT: e->slots[c->b] = v; break;
     case N_LSET: {
         sx_env *f = e;
-        for (int d = c->a; d > 0; d--) f = f->up;
+        for (int d = c->a; d > 0; d--)
+            f = f->up;
         f->slots[c->b] = v;
         break;
     }
@@ -214,7 +219,8 @@ static void do_set(sx_ctx *cx, sx_node *c, sx_env *e, sx_val v)
 static sx_val build_dict(size_t from, int n)
 {
     sx_val d = sx_mkdict((size_t)n / 2);
-    for (int k = 0; k + 1 < n; k += 2) sx_dict_put(d, M.stk[from + k], M.stk[from + k + 1]);
+    for (int k = 0; k + 1 < n; k += 2)
+        sx_dict_put(d, M.stk[from + k], M.stk[from + k + 1]);
     return d;
 }
 
@@ -227,8 +233,10 @@ static int unpack_apply(sx_ctx *cx, int argc, const sx_val *argv, sx_val **out)
     if (n < 0) sx_type_error(cx, "apply", "fn … list", argc, argv);
     sx_val *v = sx_alloc(sizeof(sx_val) * (size_t)(argc - 1 + n));
     int k = 0;
-    for (int i = 0; i < argc - 1; i++) v[k++] = argv[i];
-    for (; sx_is_pair(last); last = SX_CDR(last)) v[k++] = SX_CAR(last);
+    for (int i = 0; i < argc - 1; i++)
+        v[k++] = argv[i];
+    for (; sx_is_pair(last); last = SX_CDR(last))
+        v[k++] = SX_CAR(last);
     *out = v;
     return k - 1;
 }
@@ -262,7 +270,8 @@ eval:
             goto eval;
         }
         if (t->op == N_CALL && t->a) {
-            for (int k = 0; k < t->n; k++) argv[k] = ev_simple(cx, t->kids[k], e);
+            for (int k = 0; k < t->n; k++)
+                argv[k] = ev_simple(cx, t->kids[k], e);
             if (sx_is(argv[0], SX_T_PRIM) && argv[0] != p_apply) {
                 acc = call_prim(cx, argv[0], t->n - 1, argv + 1);
                 c = sx_truthy(acc) ? c->y : c->z;
@@ -312,7 +321,8 @@ eval:
         goto dict_args;
     case N_CALL:
         if (c->a) {
-            for (int k = 0; k < c->n; k++) argv[k] = ev_simple(cx, c->kids[k], e);
+            for (int k = 0; k < c->n; k++)
+                argv[k] = ev_simple(cx, c->kids[k], e);
             afn = argv[0];
             aargc = c->n - 1;
             aargv = argv + 1;
@@ -415,8 +425,10 @@ ret:
             pop_frame();
             goto ret;
         }
-        if (i == c->n - 1) pop_frame();
-        else stk[f + F_I] = (sx_val)(i + 1);
+        if (i == c->n - 1)
+            pop_frame();
+        else
+            stk[f + F_I] = (sx_val)(i + 1);
         c = c->kids[i];
         goto eval;
     case K_SET:
@@ -482,7 +494,8 @@ sx_val sx_cek_run_code(sx_ctx *cx, sx_code *code)
     sx_env *e = sx_alloc(sizeof(sx_env) + (size_t)code->frame_size * sizeof(sx_val));
     e->h.type = SX_T_ENV;
     e->h.aux = (uint32_t)code->frame_size;
-    for (int i = 0; i < code->frame_size; i++) e->slots[i] = SX_UNDEF;
+    for (int i = 0; i < code->frame_size; i++)
+        e->slots[i] = SX_UNDEF;
     push_frame(cx, K_BASE, NULL, NULL, 0);
     return run(cx, code->body, e);
 }

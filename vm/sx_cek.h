@@ -51,9 +51,9 @@ struct sx_node {
 
 struct sx_code {
     sx_obj h;
-    sx_val name;       /* symbol, or SX_NIL when anonymous */
-    int32_t nreq;      /* required parameters */
-    int32_t rest;      /* 1 when a rest parameter follows (slot nreq) */
+    sx_val name;  /* symbol, or SX_NIL when anonymous */
+    int32_t nreq; /* required parameters */
+    int32_t rest; /* 1 when a rest parameter follows (slot nreq) */
     int32_t frame_size;
     sx_node *body;
 };

@@ -41,18 +41,18 @@ static const struct {
     const char *name;
     int id;
 } specials[] = {
-    {"quote", SF_QUOTE},         {"quasiquote", SF_QUASIQUOTE},
-    {"unquote", SF_UNQUOTE},     {"unquote-splicing", SF_UNQUOTE_SPLICING},
-    {"lambda", SF_LAMBDA},       {"fn", SF_LAMBDA},
-    {"define", SF_DEFINE},       {"if", SF_IF},
-    {"when", SF_WHEN},           {"unless", SF_UNLESS},
-    {"cond", SF_COND},           {"case", SF_CASE},
-    {"and", SF_AND},             {"or", SF_OR},
-    {"begin", SF_BEGIN},         {"let", SF_LET},
-    {"let*", SF_LETSTAR},        {"letrec", SF_LETREC},
-    {"letrec*", SF_LETREC},      {"do", SF_DO},
-    {"set!", SF_SET},            {"define-macro", SF_DEFINE_MACRO},
-    {"guard", SF_GUARD},         {"perform", SF_PERFORM},
+    {"quote", SF_QUOTE},     {"quasiquote", SF_QUASIQUOTE},
+    {"unquote", SF_UNQUOTE}, {"unquote-splicing", SF_UNQUOTE_SPLICING},
+    {"lambda", SF_LAMBDA},   {"fn", SF_LAMBDA},
+    {"define", SF_DEFINE},   {"if", SF_IF},
+    {"when", SF_WHEN},       {"unless", SF_UNLESS},
+    {"cond", SF_COND},       {"case", SF_CASE},
+    {"and", SF_AND},         {"or", SF_OR},
+    {"begin", SF_BEGIN},     {"let", SF_LET},
+    {"let*", SF_LETSTAR},    {"letrec", SF_LETREC},
+    {"letrec*", SF_LETREC},  {"do", SF_DO},
+    {"set!", SF_SET},        {"define-macro", SF_DEFINE_MACRO},
+    {"guard", SF_GUARD},     {"perform", SF_PERFORM},
 };
 
 /* Built-ins the compiled code calls directly (immune to user redefinition). */
@@ -251,7 +251,8 @@ static _Noreturn void syntax_error(sx_ctx *cx, const char *what, sx_val form)
 
 static sx_val nth(sx_val l, int i)
 {
-    while (i-- > 0 && sx_is_pair(l)) l = SX_CDR(l);
+    while (i-- > 0 && sx_is_pair(l))
+        l = SX_CDR(l);
     return sx_is_pair(l) ? SX_CAR(l) : SX_UNDEF;
 }
 
@@ -325,7 +326,8 @@ static sx_node *comp_args_call(cscope *sc, sx_node *op, sx_val args, sx_val whol
     nodelist l = {0};
     nl_add(&l, op);
     sx_val a = args;
-    for (; sx_is_pair(a); a = SX_CDR(a)) nl_add(&l, comp(sc, SX_CAR(a)));
+    for (; sx_is_pair(a); a = SX_CDR(a))
+        nl_add(&l, comp(sc, SX_CAR(a)));
     if (a != SX_NIL) syntax_error(sc->cx, "improper argument list", whole);
     return mkcall(l.n, l.v);
 }
@@ -335,7 +337,8 @@ static sx_node *comp_qq(cscope *sc, sx_val x, int depth)
 {
     if (sx_is(x, SX_T_VECTOR) && sx_vec(x)->h.aux == 0) {
         sx_val l = SX_NIL;
-        for (uint32_t i = sx_vec(x)->len; i > 0; i--) l = sx_cons(sx_vec(x)->items[i - 1], l);
+        for (uint32_t i = sx_vec(x)->len; i > 0; i--)
+            l = sx_cons(sx_vec(x)->items[i - 1], l);
         sx_node *ln = comp_qq(sc, l, depth);
         if (ln->op == N_CONST) return mkconst(x);
         return mkcall2(p_list_to_vector, ln, NULL);
@@ -354,8 +357,7 @@ static sx_node *comp_qq(cscope *sc, sx_val x, int depth)
         return mkcall2(p_list, mkconst(sym_quasiquote), inner);
     }
     sx_node *rest = comp_qq(sc, SX_CDR(x), depth);
-    if (sx_is_pair(head) && SX_CAR(head) == sym_unquote_splicing &&
-        sx_list_length(head) == 2) {
+    if (sx_is_pair(head) && SX_CAR(head) == sym_unquote_splicing && sx_list_length(head) == 2) {
         if (depth == 1) return mkcall2(p_append2, comp(sc, nth(head, 1)), rest);
         sx_node *inner = comp_qq(sc, nth(head, 1), depth - 1);
         sx_node *h = inner->op == N_CONST ? mkconst(head)
@@ -368,8 +370,7 @@ static sx_node *comp_qq(cscope *sc, sx_val x, int depth)
     return mkcall2(p_cons, h, rest);
 }
 
-static sx_node *comp_lambda_node(cscope *sc, sx_val params, sx_val body, sx_val name,
-                                 sx_val whole)
+static sx_node *comp_lambda_node(cscope *sc, sx_val params, sx_val body, sx_val name, sx_val whole)
 {
     sx_node *n = mknode(N_LAMBDA);
     n->code = comp_lambda(sc, params, body, name, whole);
@@ -411,7 +412,8 @@ static sx_node *comp_if(cscope *sc, sx_val x)
 static sx_node *comp_seq(cscope *sc, sx_val forms)
 {
     nodelist l = {0};
-    for (; sx_is_pair(forms); forms = SX_CDR(forms)) nl_add(&l, comp(sc, SX_CAR(forms)));
+    for (; sx_is_pair(forms); forms = SX_CDR(forms))
+        nl_add(&l, comp(sc, SX_CAR(forms)));
     return nl_seq(&l);
 }
 
@@ -558,7 +560,8 @@ static sx_node *comp_let(cscope *sc, sx_val x, int kind)
     } else { /* letrec, letrec* */
         cvar **vs = sx_alloc(sizeof(cvar *) * (size_t)(sx_list_length(bindings) + 1));
         int i = 0;
-        for (sx_val b = bindings; sx_is_pair(b); b = SX_CDR(b)) vs[i++] = bind(sc, SX_CAR(SX_CAR(b)), true);
+        for (sx_val b = bindings; sx_is_pair(b); b = SX_CDR(b))
+            vs[i++] = bind(sc, SX_CAR(SX_CAR(b)), true);
         i = 0;
         for (sx_val b = bindings; sx_is_pair(b); b = SX_CDR(b), i++) {
             sx_val one = SX_CAR(b), e = nth(one, 1);
@@ -566,7 +569,8 @@ static sx_node *comp_let(cscope *sc, sx_val x, int kind)
             if (sx_is_pair(e) && special_of(sc, SX_CAR(e)) == SF_LAMBDA && !is_macro_call(sc, e) &&
                 sx_list_length(e) >= 3)
                 init = comp_lambda_node(sc, nth(e, 1), SX_CDR(SX_CDR(e)), SX_CAR(one), e);
-            else init = binding_init(sc, one);
+            else
+                init = binding_init(sc, one);
             nl_add(&l, mklinit(vs[i]->slot, init));
         }
     }
@@ -595,7 +599,8 @@ static sx_node *comp_do(cscope *sc, sx_val x)
         nl_add(&init, comp(sc, nth(one, 1)));
         nvars++;
     }
-    for (sx_val s = specs; sx_is_pair(s); s = SX_CDR(s)) bind(&inner, SX_CAR(SX_CAR(s)), false);
+    for (sx_val s = specs; sx_is_pair(s); s = SX_CDR(s))
+        bind(&inner, SX_CAR(SX_CAR(s)), false);
     /* the loop variable lives in the enclosing frame, seen from inner at depth 1 */
     int loop_slot = temp_slot(sc);
     nodelist step = {0};
@@ -606,7 +611,8 @@ static sx_node *comp_do(cscope *sc, sx_val x)
         nl_add(&step, sx_list_length(one) == 3 ? comp(&inner, nth(one, 2)) : mklref(0, i));
     }
     nodelist loop_body = {0};
-    for (sx_val b = body; sx_is_pair(b); b = SX_CDR(b)) nl_add(&loop_body, comp(&inner, SX_CAR(b)));
+    for (sx_val b = body; sx_is_pair(b); b = SX_CDR(b))
+        nl_add(&loop_body, comp(&inner, SX_CAR(b)));
     nl_add(&loop_body, mkcall(step.n, step.v));
     sx_node *done = comp_seq(&inner, SX_CDR(exit));
     sx_code *code = sx_alloc(sizeof *code);
@@ -660,8 +666,8 @@ static sx_node *comp_guard(cscope *sc, sx_val x)
     for (sx_val c = clauses; sx_is_pair(c); c = SX_CDR(c))
         if (sx_is_pair(SX_CAR(c)) && SX_CAR(SX_CAR(c)) == sym_else) has_else = true;
     if (!has_else)
-        clauses = sx_reverse(sx_cons(sx_list(2, sym_else, sx_list(2, p_raise, SX_CAR(spec))),
-                                     sx_reverse(clauses)));
+        clauses = sx_reverse(
+            sx_cons(sx_list(2, sym_else, sx_list(2, p_raise, SX_CAR(spec))), sx_reverse(clauses)));
     g->y = comp_cond_clauses(sc, clauses, x);
     sc->vars = saved;
     return g;
@@ -722,7 +728,8 @@ static sx_node *comp(cscope *sc, sx_val x)
     }
     if (sx_is(x, SX_T_VECTOR) && sx_vec(x)->h.aux == SX_VEC_DICT_FORM) {
         nodelist l = {0};
-        for (uint32_t i = 0; i < sx_vec(x)->len; i++) nl_add(&l, comp(sc, sx_vec(x)->items[i]));
+        for (uint32_t i = 0; i < sx_vec(x)->len; i++)
+            nl_add(&l, comp(sc, sx_vec(x)->items[i]));
         sx_node *n = mknode(N_DICT);
         n->n = l.n;
         n->kids = l.v;
@@ -790,7 +797,8 @@ static sx_code *comp_lambda(cscope *sc, sx_val params, sx_val body, sx_val name,
     for (; sx_is_pair(p); p = SX_CDR(p)) {
         sx_val s = SX_CAR(p);
         int d;
-        if (!sx_is(s, SX_T_SYMBOL)) syntax_error(sc->cx, "lambda: parameter is not a symbol", whole);
+        if (!sx_is(s, SX_T_SYMBOL))
+            syntax_error(sc->cx, "lambda: parameter is not a symbol", whole);
         cvar *dup = lookup(&inner, s, &d);
         if (dup && d == 0) syntax_error(sc->cx, "lambda: duplicate parameter", whole);
         bind(&inner, s, false);

@@ -38,11 +38,11 @@ struct sx_ctx {
     sx_perform_fn perform;
     void *host; /* the host's own state for perform */
 
-    char *cstack_limit;   /* raise stack-overflow below this C address */
-    size_t kstack_max;    /* CEK continuation stack limit, in slots */
-    size_t heap_limit;    /* bytes; 0 = none */
-    void *eval;           /* the evaluator's own state */
-    FILE *out;            /* where display/print/write go */
+    char *cstack_limit;     /* raise stack-overflow below this C address */
+    size_t kstack_max;      /* CEK continuation stack limit, in slots */
+    size_t heap_limit;      /* bytes; 0 = none */
+    void *eval;             /* the evaluator's own state */
+    FILE *out;              /* where display/print/write go */
     volatile int interrupt; /* set asynchronously: raise timeout at the next call */
 };
 
@@ -201,8 +201,7 @@ void sx_defprim(const char *name, sx_prim_fn fn, int min, int max);
 /* Argument checks used by primitives. */
 #define SX_CHECK(cx, cond, name, expected, argc, argv)                                             \
     do {                                                                                           \
-        if (!(cond))                                                                               \
-            sx_type_error((cx), (name), (expected), (argc), (argv));                               \
+        if (!(cond)) sx_type_error((cx), (name), (expected), (argc), (argv));                      \
     } while (0)
 
 /* Primitive families, each in its own file. */

@@ -87,10 +87,14 @@ long sx_utf8_count(const char *s, size_t len)
             n++;
             continue;
         }
-        if ((c & 0xe0) == 0xc0) need = 1, cp = c & 0x1f, min = 0x80;
-        else if ((c & 0xf0) == 0xe0) need = 2, cp = c & 0x0f, min = 0x800;
-        else if ((c & 0xf8) == 0xf0) need = 3, cp = c & 0x07, min = 0x10000;
-        else return -1;
+        if ((c & 0xe0) == 0xc0)
+            need = 1, cp = c & 0x1f, min = 0x80;
+        else if ((c & 0xf0) == 0xe0)
+            need = 2, cp = c & 0x0f, min = 0x800;
+        else if ((c & 0xf8) == 0xf0)
+            need = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return -1;
         if ((size_t)(end - p) < need + 1) return -1;
         for (size_t k = 1; k <= need; k++) {
             if ((p[k] & 0xc0) != 0x80) return -1;
@@ -189,7 +193,8 @@ static intern_table symbols, keywords;
 static uint32_t hash_bytes(const char *s, size_t len)
 {
     uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
     return h;
 }
 
@@ -219,8 +224,7 @@ static sx_val intern_in(intern_table *t, enum sx_type type, const char *name, si
     uint32_t h = hash_bytes(name, len);
     for (sx_symbol *s = t->slots[h & (t->size - 1)]; s; s = s->next) {
         sx_string *n = sx_str(s->name);
-        if (s->hash == h && n->len == len && memcmp(n->data, name, len) == 0)
-            return sx_from_ptr(s);
+        if (s->hash == h && n->len == len && memcmp(n->data, name, len) == 0) return sx_from_ptr(s);
     }
     sx_symbol *s = sx_alloc(sizeof *s);
     s->h.type = type;
@@ -273,7 +277,8 @@ sx_val sx_mkvector(size_t n, sx_val fill)
     sx_vector *v = sx_alloc(sizeof *v + n * sizeof(sx_val));
     v->h.type = SX_T_VECTOR;
     v->len = (uint32_t)n;
-    for (size_t i = 0; i < n; i++) v->items[i] = fill;
+    for (size_t i = 0; i < n; i++)
+        v->items[i] = fill;
     return sx_from_ptr(v);
 }
 
@@ -297,9 +302,11 @@ sx_val sx_list(int n, ...)
     sx_val items[16], l = SX_NIL;
     va_list ap;
     va_start(ap, n);
-    for (int i = 0; i < n && i < 16; i++) items[i] = va_arg(ap, sx_val);
+    for (int i = 0; i < n && i < 16; i++)
+        items[i] = va_arg(ap, sx_val);
     va_end(ap);
-    for (int i = (n < 16 ? n : 16) - 1; i >= 0; i--) l = sx_cons(items[i], l);
+    for (int i = (n < 16 ? n : 16) - 1; i >= 0; i--)
+        l = sx_cons(items[i], l);
     return l;
 }
 
@@ -316,7 +323,8 @@ long sx_list_length(sx_val l)
 sx_val sx_reverse(sx_val l)
 {
     sx_val r = SX_NIL;
-    for (; sx_is_pair(l); l = SX_CDR(l)) r = sx_cons(SX_CAR(l), r);
+    for (; sx_is_pair(l); l = SX_CDR(l))
+        r = sx_cons(SX_CAR(l), r);
     return r;
 }
 
@@ -364,8 +372,7 @@ const char *sx_type_name(sx_val v)
     }
 }
 
-void sx_type_error(sx_ctx *cx, const char *name, const char *expected, int argc,
-                   const sx_val *argv)
+void sx_type_error(sx_ctx *cx, const char *name, const char *expected, int argc, const sx_val *argv)
 {
     sx_buf b;
     sx_buf_init(&b);

@@ -94,7 +94,8 @@ static void skip_space(reader *r)
         if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
             r->p++;
         } else if (c == ';') {
-            while (r->p < r->end && *r->p != '\n') r->p++;
+            while (r->p < r->end && *r->p != '\n')
+                r->p++;
         } else if (c == '#' && r->p + 1 < r->end && r->p[1] == '|') {
             const char *open = r->p;
             r->p += 2;
@@ -117,7 +118,8 @@ static void skip_space(reader *r)
 static const char *token_end(reader *r)
 {
     const char *q = r->p;
-    while (q < r->end && !is_delim((unsigned char)*q)) q++;
+    while (q < r->end && !is_delim((unsigned char)*q))
+        q++;
     return q;
 }
 
@@ -136,14 +138,19 @@ sx_val sx_parse_number(sx_ctx *cx, const char *s, size_t len, int radix, bool *o
     *overflow = false;
     while (len >= 2 && s[0] == '#') {
         char c = (char)(s[1] | 0x20);
-        if (c == 'x') radix = 16;
-        else if (c == 'b') radix = 2;
-        else if (c == 'o') radix = 8;
-        else if (c == 'd') radix = 10;
+        if (c == 'x')
+            radix = 16;
+        else if (c == 'b')
+            radix = 2;
+        else if (c == 'o')
+            radix = 8;
+        else if (c == 'd')
+            radix = 10;
         else if (c == 'e' || c == 'i') {
             if (exactness) return SX_FALSE;
             exactness = c;
-        } else return SX_FALSE;
+        } else
+            return SX_FALSE;
         s += 2;
         len -= 2;
     }
@@ -182,17 +189,20 @@ sx_val sx_parse_number(sx_ctx *cx, const char *s, size_t len, int radix, bool *o
     /* decimal: [sign] digits [. digits] [e [sign] digits], at least one digit */
     size_t k = i;
     int ndig = 0;
-    while (k < len && buf[k] >= '0' && buf[k] <= '9') k++, ndig++;
+    while (k < len && buf[k] >= '0' && buf[k] <= '9')
+        k++, ndig++;
     if (k < len && buf[k] == '.') {
         k++;
-        while (k < len && buf[k] >= '0' && buf[k] <= '9') k++, ndig++;
+        while (k < len && buf[k] >= '0' && buf[k] <= '9')
+            k++, ndig++;
     }
     if (ndig == 0) return SX_FALSE;
     if (k < len && (buf[k] == 'e' || buf[k] == 'E')) {
         k++;
         if (k < len && (buf[k] == '+' || buf[k] == '-')) k++;
         int edig = 0;
-        while (k < len && buf[k] >= '0' && buf[k] <= '9') k++, edig++;
+        while (k < len && buf[k] >= '0' && buf[k] <= '9')
+            k++, edig++;
         if (!edig) return SX_FALSE;
     }
     if (k != len) return SX_FALSE;
@@ -246,9 +256,9 @@ static const struct {
     const char *name;
     uint32_t cp;
 } char_names[] = {
-    {"space", ' '},   {"newline", '\n'}, {"tab", '\t'},     {"nul", 0},       {"null", 0},
-    {"alarm", 7},     {"backspace", 8},  {"delete", 127},   {"escape", 27},   {"return", '\r'},
-    {"linefeed", 10}, {"altmode", 27},   {"rubout", 127},   {"page", 12},
+    {"space", ' '},   {"newline", '\n'}, {"tab", '\t'},   {"nul", 0},     {"null", 0},
+    {"alarm", 7},     {"backspace", 8},  {"delete", 127}, {"escape", 27}, {"return", '\r'},
+    {"linefeed", 10}, {"altmode", 27},   {"rubout", 127}, {"page", 12},
 };
 
 static sx_val read_char(reader *r, const char *at)
@@ -259,7 +269,8 @@ static sx_val read_char(reader *r, const char *at)
     int n = sx_utf8_decode(r->p, &cp);
     const char *first_end = r->p + n;
     const char *e = first_end;
-    while (e < r->end && !is_delim((unsigned char)*e)) e++;
+    while (e < r->end && !is_delim((unsigned char)*e))
+        e++;
     if (e == first_end) {
         r->p = first_end;
         return sx_mkchar(cp);
@@ -343,12 +354,14 @@ static sx_val read_string(reader *r)
         case '\t': {
             /* R7RS line continuation: \ <intraline ws>* newline <intraline ws>* */
             const char *q = r->p - 1;
-            while (q < r->end && (*q == ' ' || *q == '\t')) q++;
+            while (q < r->end && (*q == ' ' || *q == '\t'))
+                q++;
             if (q < r->end && *q == '\n') {
                 r->line++;
                 q++;
                 r->line_start = q;
-                while (q < r->end && (*q == ' ' || *q == '\t')) q++;
+                while (q < r->end && (*q == ' ' || *q == '\t'))
+                    q++;
                 r->p = q;
                 break;
             }
@@ -400,8 +413,10 @@ static sx_val read_seq(reader *r, char close, const char *open, bool allow_dot)
         }
         sx_val x = read_form(r);
         sx_val cell = sx_cons(x, SX_NIL);
-        if (head == SX_NIL) head = cell;
-        else SX_CDR(tail) = cell;
+        if (head == SX_NIL)
+            head = cell;
+        else
+            SX_CDR(tail) = cell;
         tail = cell;
     }
 }
@@ -411,7 +426,8 @@ static sx_val list_to_vector(sx_val l, uint32_t aux)
     long n = sx_list_length(l);
     sx_val v = sx_mkvector((size_t)n, SX_NIL);
     sx_vec(v)->h.aux = aux;
-    for (long i = 0; i < n; i++, l = SX_CDR(l)) sx_vec(v)->items[i] = SX_CAR(l);
+    for (long i = 0; i < n; i++, l = SX_CDR(l))
+        sx_vec(v)->items[i] = SX_CAR(l);
     return v;
 }
 
@@ -445,7 +461,8 @@ static sx_val read_form(reader *r)
     case ',': {
         const char *name = "quote";
         r->p++;
-        if (c == '`') name = "quasiquote";
+        if (c == '`')
+            name = "quasiquote";
         else if (c == ',') {
             name = "unquote";
             if (peek(r) == '@') {
@@ -517,8 +534,10 @@ sx_val sx_read_all(sx_ctx *cx, const char *buf, size_t len)
         skip_space(&r);
         if (r.p >= r.end) return head;
         sx_val cell = sx_cons(read_form(&r), SX_NIL);
-        if (head == SX_NIL) head = cell;
-        else SX_CDR(tail) = cell;
+        if (head == SX_NIL)
+            head = cell;
+        else
+            SX_CDR(tail) = cell;
         tail = cell;
     }
 }

@@ -39,8 +39,8 @@ typedef uintptr_t sx_val;
 #define SX_FALSE ((sx_val)0x06)
 #define SX_TRUE ((sx_val)0x0a)
 #define SX_CHAR_SUB ((sx_val)0x0e)
-#define SX_UNDEF ((sx_val)0x12)   /* unassigned variable (letrec, globals) */
-#define SX_NOARG ((sx_val)0x16)   /* "argument not given" marker */
+#define SX_UNDEF ((sx_val)0x12) /* unassigned variable (letrec, globals) */
+#define SX_NOARG ((sx_val)0x16) /* "argument not given" marker */
 
 #define SX_FIX_MIN (-((int64_t)1 << 61))
 #define SX_FIX_MAX (((int64_t)1 << 61) - 1)
@@ -153,10 +153,10 @@ typedef struct sx_string {
 typedef struct sx_symbol {
     sx_obj h;
     uint32_t hash;
-    sx_val name;   /* sx_string */
-    sx_val global; /* SX_UNDEF when unbound */
-    sx_val macro;  /* SX_UNDEF when not a macro */
-    int special;   /* special-form id, 0 if none (set by the expander) */
+    sx_val name;            /* sx_string */
+    sx_val global;          /* SX_UNDEF when unbound */
+    sx_val macro;           /* SX_UNDEF when not a macro */
+    int special;            /* special-form id, 0 if none (set by the expander) */
     struct sx_symbol *next; /* intern chain */
 } sx_symbol;
 

@@ -92,4 +92,17 @@ void sx_response_free(sx_response *resp);
 /* Asks the running evaluation to stop with a timeout error (async-signal-safe). */
 void sx_vm_interrupt(void);
 
+/* ---- for tests and fuzzing (vm/sx_fuzz_api.c) ---- */
+
+/* Reads every form in buf without evaluating anything. Call sx_vm_init
+ * first. @return 0, or 1 with *fail filled (a read-error, whose message
+ * starts "LINE:COL: "). */
+int sx_vm_read_only(const char *buf, size_t len, sx_failure *fail);
+
+/* Like sx_vm_read_only, and on success also sets *text to the write form
+ * of each form read, each followed by a newline (*text_len bytes plus a
+ * terminating NUL). On success the caller owns *text and frees it with
+ * free(); on failure *text is NULL. @return 0, or 1 with *fail filled */
+int sx_vm_read_write(const char *buf, size_t len, char **text, size_t *text_len, sx_failure *fail);
+
 #endif

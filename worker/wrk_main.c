@@ -246,11 +246,16 @@ static int parse_flags(wrk *w, int argc, char **argv)
     w->mode = "jit";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strncmp(a, "--slot=", 7)) w->slot = atoi(a + 7);
-        else if (!strncmp(a, "--rundir=", 9)) w->rundir = a + 9;
-        else if (!strncmp(a, "--app=", 6)) w->app = a + 6;
-        else if (!strncmp(a, "--data=", 7)) w->data = a + 7;
-        else if (!strncmp(a, "--mode=", 7)) w->mode = a + 7;
+        if (!strncmp(a, "--slot=", 7))
+            w->slot = atoi(a + 7);
+        else if (!strncmp(a, "--rundir=", 9))
+            w->rundir = a + 9;
+        else if (!strncmp(a, "--app=", 6))
+            w->app = a + 6;
+        else if (!strncmp(a, "--data=", 7))
+            w->data = a + 7;
+        else if (!strncmp(a, "--mode=", 7))
+            w->mode = a + 7;
         else {
             fprintf(stderr, "sxpool worker: unknown flag '%s'\n", a);
             return -1;
@@ -327,8 +332,10 @@ int wrk_main(int argc, char **argv)
             free(buf);
             break;
         }
-        if (fr->type == IPC_REQUEST) rc = serve_request(&w, fr);
-        else wlog(&w, "ignoring a frame of type %d", fr->type);
+        if (fr->type == IPC_REQUEST)
+            rc = serve_request(&w, fr);
+        else
+            wlog(&w, "ignoring a frame of type %d", fr->type);
         free(buf);
         if (rc != 0) {
             wlog(&w, "unable to answer a request: %s", ipc_strerror(rc));

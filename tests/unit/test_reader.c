@@ -42,8 +42,8 @@ static const char *read_str(const char *src, size_t len)
     do {                                                                                           \
         const char *got_ = read_str((src), strlen(src));                                           \
         if (strcmp(got_, (want)) != 0) {                                                           \
-            fprintf(stderr, "%s:%d: read %s\n  want: %s\n  got:  %s\n", __FILE__, __LINE__,      \
-                    #src, (want), got_);                                                           \
+            fprintf(stderr, "%s:%d: read %s\n  want: %s\n  got:  %s\n", __FILE__, __LINE__, #src,  \
+                    (want), got_);                                                                 \
             failures++;                                                                            \
         }                                                                                          \
     } while (0)
@@ -51,8 +51,8 @@ static const char *read_str(const char *src, size_t len)
 #define EXPECT_ERROR(src, prefix)                                                                  \
     do {                                                                                           \
         const char *got_ = read_str((src), strlen(src));                                           \
-        if (strncmp(got_, "ERROR: read-error: " prefix, strlen("ERROR: read-error: " prefix))) {  \
-            fprintf(stderr, "%s:%d: read %s\n  want: read-error %s...\n  got:  %s\n", __FILE__,  \
+        if (strncmp(got_, "ERROR: read-error: " prefix, strlen("ERROR: read-error: " prefix))) {   \
+            fprintf(stderr, "%s:%d: read %s\n  want: read-error %s...\n  got:  %s\n", __FILE__,    \
                     __LINE__, #src, prefix, got_);                                                 \
             failures++;                                                                            \
         }                                                                                          \
