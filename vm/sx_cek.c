@@ -241,6 +241,63 @@ static int unpack_apply(sx_ctx *cx, int argc, const sx_val *argv, sx_val **out)
     return k - 1;
 }
 
+/* The inline fast path of a marked call (see sx_inline_op). Returns false
+ * when the operands need the built-in itself (non-fixnums, errors). */
+static inline bool fast_op(int op, const sx_val *a, sx_val *out)
+{
+    int64_t r;
+    switch (op) {
+    case OP_ADD:
+        if (!sx_is_fix(a[0]) || !sx_is_fix(a[1]) ||
+            __builtin_add_overflow((int64_t)a[0], (int64_t)(a[1] - 1), &r))
+            return false;
+        *out = (sx_val)r;
+        return true;
+    case OP_SUB:
+        if (!sx_is_fix(a[0]) || !sx_is_fix(a[1]) ||
+            __builtin_sub_overflow((int64_t)a[0], (int64_t)a[1], &r))
+            return false;
+        *out = (sx_val)r + 1;
+        return true;
+    case OP_LT:
+    case OP_GT:
+    case OP_LE:
+    case OP_GE:
+    case OP_NUMEQ: {
+        if (!sx_is_fix(a[0]) || !sx_is_fix(a[1])) return false;
+        int64_t x = (int64_t)a[0], y = (int64_t)a[1];
+        bool b = op == OP_LT   ? x < y
+                 : op == OP_GT ? x > y
+                 : op == OP_LE ? x <= y
+                 : op == OP_GE ? x >= y
+                               : x == y;
+        *out = sx_bool(b);
+        return true;
+    }
+    case OP_CAR:
+        if (!sx_is_pair(a[0])) return false;
+        *out = SX_CAR(a[0]);
+        return true;
+    case OP_CDR:
+        if (!sx_is_pair(a[0])) return false;
+        *out = SX_CDR(a[0]);
+        return true;
+    case OP_NULLP: *out = sx_bool(a[0] == SX_NIL); return true;
+    case OP_PAIRP: *out = sx_bool(sx_is_pair(a[0])); return true;
+    case OP_NOT: *out = sx_bool(!sx_truthy(a[0])); return true;
+    case OP_EQ:
+        if (sx_is_obj(a[0]) && sx_is_float(a[0])) return false;
+        *out = sx_bool(a[0] == a[1]);
+        return true;
+    case OP_ZEROP:
+        if (!sx_is_fix(a[0])) return false;
+        *out = sx_bool(a[0] == sx_mkfix(0));
+        return true;
+    case OP_CONS: *out = sx_cons(a[0], a[1]); return true;
+    default: return false;
+    }
+}
+
 /* ---- the machine ------------------------------------------------------- */
 
 /* Runs until the K_BASE frame below everything it pushes is reached. */
@@ -272,6 +329,10 @@ eval:
         if (t->op == N_CALL && t->a) {
             for (int k = 0; k < t->n; k++)
                 argv[k] = ev_simple(cx, t->kids[k], e);
+            if (t->b && argv[0] == t->v && fast_op(t->b, argv + 1, &acc)) {
+                c = sx_truthy(acc) ? c->y : c->z;
+                goto eval;
+            }
             if (sx_is(argv[0], SX_T_PRIM) && argv[0] != p_apply) {
                 acc = call_prim(cx, argv[0], t->n - 1, argv + 1);
                 c = sx_truthy(acc) ? c->y : c->z;
@@ -323,6 +384,7 @@ eval:
         if (c->a) {
             for (int k = 0; k < c->n; k++)
                 argv[k] = ev_simple(cx, c->kids[k], e);
+            if (c->b && argv[0] == c->v && fast_op(c->b, argv + 1, &acc)) goto ret;
             afn = argv[0];
             aargc = c->n - 1;
             aargv = argv + 1;
@@ -347,6 +409,10 @@ args:
         goto eval;
     }
     f = M.fp;
+    if (c->b && stk[f + FRAME] == c->v && fast_op(c->b, stk + f + FRAME + 1, &acc)) {
+        pop_frame();
+        goto ret;
+    }
     afn = stk[f + FRAME];
     aargc = (int)(M.sp - f - FRAME - 1);
     aargv = stk + f + FRAME + 1;

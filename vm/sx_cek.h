@@ -29,9 +29,32 @@ enum sx_op {
     N_AND,     /* kids[n] */
     N_OR,      /* kids[n] */
     N_LAMBDA,  /* code */
-    N_CALL,    /* kids[0] operator, kids[1..n) arguments */
+    N_CALL,    /* kids[0] operator, kids[1..n) arguments; a: all parts simple;
+                  b: an sx_inline_op when the operator is a global naming a
+                  built-in with an inline fast path, v: that built-in */
     N_GUARD,   /* b = slot of the variable, x body, y clauses */
     N_DICT,    /* kids[n]: key, value, key, value ... */
+};
+
+/* Built-ins the machine runs inline on fixnums and pairs while their global
+ * still holds the original; anything else takes the normal call. */
+enum sx_inline_op {
+    OP_NONE,
+    OP_ADD,
+    OP_SUB,
+    OP_LT,
+    OP_GT,
+    OP_LE,
+    OP_GE,
+    OP_NUMEQ,
+    OP_CAR,
+    OP_CDR,
+    OP_NULLP,
+    OP_PAIRP,
+    OP_NOT,
+    OP_EQ,
+    OP_ZEROP,
+    OP_CONS,
 };
 
 typedef struct sx_code sx_code;

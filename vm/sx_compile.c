@@ -184,6 +184,31 @@ static sx_node *mkif(sx_node *t, sx_node *a, sx_node *b)
     return n;
 }
 
+static const struct {
+    const char *name;
+    int op, argc;
+} inline_ops[] = {
+    {"+", OP_ADD, 2},   {"-", OP_SUB, 2},       {"<", OP_LT, 2},        {">", OP_GT, 2},
+    {"<=", OP_LE, 2},   {">=", OP_GE, 2},       {"=", OP_NUMEQ, 2},     {"car", OP_CAR, 1},
+    {"cdr", OP_CDR, 1}, {"null?", OP_NULLP, 1}, {"pair?", OP_PAIRP, 1}, {"not", OP_NOT, 1},
+    {"eq?", OP_EQ, 2},  {"zero?", OP_ZEROP, 1}, {"cons", OP_CONS, 2},
+};
+
+/* Marks a call of a global built-in that the machine can run inline. */
+static void inline_op(sx_node *c, sx_val sym, int argc)
+{
+    sx_val g = sx_sym(sym)->global;
+    if (!sx_is(g, SX_T_PRIM)) return;
+    const char *name = SX_OBJ(sx_prim, g)->name;
+    for (size_t i = 0; i < sizeof inline_ops / sizeof inline_ops[0]; i++)
+        if (inline_ops[i].argc == argc && !strcmp(inline_ops[i].name, name) &&
+            sx_intern_c(name) == sym) {
+            c->b = inline_ops[i].op;
+            c->v = g;
+            return;
+        }
+}
+
 static sx_node *mkcall(int n, sx_node **kids)
 {
     sx_node *c = mknode(N_CALL);
@@ -195,6 +220,7 @@ static sx_node *mkcall(int n, sx_node **kids)
         all = all && kids[i]->simple;
     }
     c->a = all && n <= 8; /* all parts simple: evaluated without frames */
+    if (kids[0]->op == N_GREF) inline_op(c, kids[0]->v, n - 1);
     return c;
 }
 

@@ -16,7 +16,9 @@
 
 static void eval_usage(FILE *to)
 {
-    fputs("usage: sxpool eval [--tier=cek|vm|jit] [--jit-threshold=N] FILE...\n", to);
+    fputs("usage: sxpool eval [--tier=cek|vm|jit] [--jit-threshold=N] [--memory-limit=SIZE] "
+          "FILE...\n",
+          to);
 }
 
 int wrk_parse_tier(const char *prog, const char *value)
@@ -31,6 +33,23 @@ int wrk_parse_tier(const char *prog, const char *value)
     return -1;
 }
 
+bool wrk_parse_size(const char *s, size_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *s == '-') return false;
+    unsigned long long mult = 1;
+    if (*end == 'K' || *end == 'k')
+        mult = 1ull << 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        mult = 1ull << 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        mult = 1ull << 30, end++;
+    if (*end != 0 || v == 0 || v > (1ull << 44) / mult) return false;
+    *out = (size_t)(v * mult);
+    return true;
+}
+
 static bool parse_count(const char *s, long *out)
 {
     char *end;
@@ -43,10 +62,18 @@ static bool parse_count(const char *s, long *out)
 int wrk_eval_main(int argc, char **argv)
 {
     int first = argc;
+    sx_options opt = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long n;
-        if (!strncmp(a, "--tier=", 7)) {
+        if (!strncmp(a, "--memory-limit=", 15)) {
+            if (!wrk_parse_size(a + 15, &opt.heap_limit)) {
+                fprintf(stderr,
+                        "sxpool eval: --memory-limit: expected a size like 512M or 2G, got '%s'\n",
+                        a + 15);
+                return 2;
+            }
+        } else if (!strncmp(a, "--tier=", 7)) {
             if (wrk_parse_tier("sxpool eval", a + 7) < 0) return 2;
         } else if (!strncmp(a, "--jit-threshold=", 16)) {
             if (!parse_count(a + 16, &n)) {
@@ -72,7 +99,7 @@ int wrk_eval_main(int argc, char **argv)
         eval_usage(stderr);
         return 2;
     }
-    if (sx_vm_init(NULL) != 0) return 1;
+    if (sx_vm_init(&opt) != 0) return 1;
     for (int i = first; i < argc; i++) {
         sx_failure fail;
         if (sx_vm_load_file(argv[i], &fail) != 0) {
