@@ -101,12 +101,15 @@ static void skip_space(reader *r)
             r->p += 2;
             skip_block_comment(r, open);
         } else if (c == '#' && r->p + 1 < r->end && r->p[1] == ';') {
+            /* #;#;#;... recurses here before read_form counts depth */
             const char *at = r->p;
+            if (++r->depth > SX_READ_MAX_DEPTH) read_error_at(r, at, "nesting too deep");
             r->p += 2;
             skip_space(r);
             if (r->p >= r->end || *r->p == ')' || *r->p == '}')
                 read_error_at(r, at, "#; without a datum to comment out");
             (void)read_form(r);
+            r->depth--;
         } else {
             return;
         }
