@@ -65,6 +65,7 @@ typedef struct sup_config {
     uint64_t timeout_ms;
     size_t max_body;
     bool hide_errors;
+    char memory_limit[32]; /* per-worker SX heap limit, as given (e.g. 512M) */
 } sup_config;
 
 /* ---- requests --------------------------------------------------------- */

@@ -110,6 +110,8 @@ void sup_usage(FILE *out)
             "  --timeout=SECS     per-request deadline, 1 to %d (default %d)\n"
             "  --max-body=BYTES   largest request body, up to %u (default %u)\n"
             "  --hide-errors      500 bodies name the error kind only\n"
+            "  --memory-limit=SIZE  SX heap per worker, e.g. 512M or 2G (default 1G);\n"
+            "                     a request past it fails with memory-limit\n"
             "  --help, --version\n",
             SUP_MAX_WORKERS, DEFAULT_WORKERS, DEFAULT_HOST, DEFAULT_PORT, SXPOOL_DEFAULT_APP,
             DEFAULT_DATA, MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S, SUP_MAX_BODY_LIMIT, DEFAULT_MAX_BODY);
@@ -175,6 +177,24 @@ bad:
     return -1;
 }
 
+/* Checks a byte size with an optional K, M or G suffix, 16 MiB to 64 GiB. */
+static int parse_size(const char *v)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (end == v || *v == '-' || errno != 0) return -1;
+    unsigned long long mult = 1;
+    if (*end == 'K' || *end == 'k')
+        mult = 1ull << 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        mult = 1ull << 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        mult = 1ull << 30, end++;
+    if (*end != 0 || n > (64ull << 30) / mult || n * mult < (16ull << 20)) return -1;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, const char **data)
 {
     for (int i = 1; i < argc; i++) {
@@ -208,6 +228,16 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
                 return -1;
             }
             cfg->timeout_ms = n * 1000;
+        } else if ((m = opt_value(argc, argv, &i, "--memory-limit", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_size(v) != 0 || strlen(v) >= sizeof cfg->memory_limit) {
+                fprintf(stderr,
+                        "sxpool: --memory-limit: expected a size from 16M to 64G like 512M or "
+                        "2G, got '%s'\n",
+                        v);
+                return -1;
+            }
+            snprintf(cfg->memory_limit, sizeof cfg->memory_limit, "%s", v);
         } else if ((m = opt_value(argc, argv, &i, "--max-body", &v)) != 0) {
             if (m < 0) return -1;
             if (parse_uint(v, 0, SUP_MAX_BODY_LIMIT, &n) != 0) {

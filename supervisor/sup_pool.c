@@ -134,7 +134,11 @@ static void spawn_slot(sup_slot *w)
     snprintf(rundir_arg, sizeof rundir_arg, "--rundir=%s", s->rundir);
     snprintf(app_arg, sizeof app_arg, "--app=%s", s->cfg.app);
     snprintf(data_arg, sizeof data_arg, "--data=%s", s->cfg.data);
-    char *args[] = {s->exe, "worker", slot_arg, rundir_arg, app_arg, data_arg, "--mode=jit", NULL};
+    char mem_arg[64];
+    snprintf(mem_arg, sizeof mem_arg, "--memory-limit=%s",
+             s->cfg.memory_limit[0] ? s->cfg.memory_limit : "1G");
+    char *args[] = {s->exe,   "worker", slot_arg,     rundir_arg, app_arg,
+                    data_arg, mem_arg,  "--mode=jit", NULL};
 
     uv_stdio_container_t stdio[3];
     memset(stdio, 0, sizeof stdio);

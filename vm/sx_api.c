@@ -258,9 +258,20 @@ static void fill_failure(sx_val obj, sx_failure *fail)
     sx_buf_free(&b);
 }
 
+/* Zeroes the stack area the next evaluation's frames will occupy: the
+ * collector scans the C stack conservatively, and stale words left there by
+ * an earlier evaluation (for example one that ran out of memory) would
+ * otherwise keep its garbage alive. */
+static __attribute__((noinline)) void clear_stack_below(void)
+{
+    volatile char pad[32 * 1024];
+    memset((char *)pad, 0, sizeof pad);
+}
+
 /* Runs fn(arg) as one protected call. */
 static int protect(void (*fn)(void *), void *arg, sx_failure *fail)
 {
+    clear_stack_below();
     sx_jmp j;
     sx_cur = &ctx;
     if (sx_try(&ctx, &j) == 0) {
@@ -270,7 +281,14 @@ static int protect(void (*fn)(void *), void *arg, sx_failure *fail)
     }
     sx_try_end(&ctx, &j);
     sx_val obj = ctx.raised;
-    if (obj == SX_UNDEF) obj = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
+    if (obj == SX_UNDEF || (sx_is(obj, SX_T_ERROR) &&
+                            !strcmp(sx_sym_name(SX_OBJ(sx_errobj, obj)->kind), "memory-limit"))) {
+        /* out of heap: collect now, the collector does not retry by itself
+         * after a failed expansion */
+        GC_gcollect();
+        if (obj == SX_UNDEF)
+            obj = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
+    }
     if (fail) fill_failure(obj, fail);
     return 1;
 }

@@ -121,15 +121,19 @@ static bool incomplete(const sx_failure *f)
 
 int wrk_repl_main(int argc, char **argv)
 {
+    sx_options opt = {0};
     for (int i = 1; i < argc; i++) {
         if (!strncmp(argv[i], "--tier=", 7)) {
             if (wrk_parse_tier("sxpool repl", argv[i] + 7) < 0) return 2;
+        } else if (!strncmp(argv[i], "--memory-limit=", 15) &&
+                   wrk_parse_size(argv[i] + 15, &opt.heap_limit)) {
+            continue;
         } else {
             fprintf(stderr, "sxpool repl: unknown argument '%s'\n", argv[i]);
             return 2;
         }
     }
-    if (sx_vm_init(NULL) != 0) return 1;
+    if (sx_vm_init(&opt) != 0) return 1;
     char *buf = NULL;
     size_t len = 0, cap = 0;
     char line[4096];

@@ -39,6 +39,7 @@ typedef struct wrk {
     store *st;
     ipc_conn *conn;
     store_txn *txn; /* the running request's transaction */
+    sx_options opt;
 } wrk;
 
 static void wlog(const wrk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -256,7 +257,12 @@ static int parse_flags(wrk *w, int argc, char **argv)
             w->data = a + 7;
         else if (!strncmp(a, "--mode=", 7))
             w->mode = a + 7;
-        else {
+        else if (!strncmp(a, "--memory-limit=", 15)) {
+            if (!wrk_parse_size(a + 15, &w->opt.heap_limit)) {
+                fprintf(stderr, "sxpool worker: --memory-limit: bad size '%s'\n", a + 15);
+                return -1;
+            }
+        } else {
             fprintf(stderr, "sxpool worker: unknown flag '%s'\n", a);
             return -1;
         }
@@ -294,7 +300,7 @@ int wrk_main(int argc, char **argv)
         wlog(&w, "unable to open the store in %s: %s", w.data, store_strerror(rc));
         return 1;
     }
-    sx_vm_init(NULL);
+    sx_vm_init(&w.opt);
     fx = (sx_effects){&w, fx_get, fx_put, fx_del, fx_scan, fx_log, ""};
     sx_vm_set_effects(&fx);
     char path[4096];
