@@ -11,7 +11,7 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 
-#include "vm/sx_cek.h"
+#include "vm/sx_bc.h"
 #include "vm/sx_read.h"
 #include "vm/vm.h"
 
@@ -295,9 +295,19 @@ static int protect(void (*fn)(void *), void *arg, sx_failure *fail)
 
 /* ---- entry points ------------------------------------------------------------ */
 
+static int tier;
+
 static sx_val apply_hook(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
 {
+    if (sx_is(fn, SX_T_VMCLOSURE)) return sx_vm_apply(cx, fn, argc, argv);
     return sx_cek_apply(cx, fn, argc, argv);
+}
+
+/* Runs a loaded top-level form on the process's tier. */
+static sx_val run_code(sx_code *code)
+{
+    if (tier == SX_TIER_VM) return sx_vm_run_proto(&ctx, sx_bc_compile(&ctx, code));
+    return sx_cek_run_code(&ctx, code);
 }
 
 /* The main thread's stack grows on demand up to RLIMIT_STACK, and the
@@ -341,6 +351,8 @@ int sx_vm_init(const sx_options *opt)
     sx__init_prims_misc();
     sx__compile_init();
     sx_cek_init(&ctx);
+    tier = o.tier;
+    if (tier == SX_TIER_VM) sx_vm_tier_init(&ctx);
     return 0;
 }
 
@@ -367,7 +379,7 @@ static void load_form(sx_val form)
             load_form(SX_CAR(l));
         return;
     }
-    sx_cek_run_code(&ctx, sx_compile_toplevel(&ctx, form));
+    run_code(sx_compile_toplevel(&ctx, form));
 }
 
 typedef struct load_args {
@@ -386,7 +398,7 @@ static void load_body(void *arg)
             continue;
         }
         sx_val form = sx__expand_toplevel(&ctx, SX_CAR(forms));
-        sx_val v = sx_cek_run_code(&ctx, sx_compile_toplevel(&ctx, form));
+        sx_val v = run_code(sx_compile_toplevel(&ctx, form));
         sx_buf b;
         sx_buf_init(&b);
         sx_print(&b, v, true);
@@ -539,7 +551,7 @@ static void handle_body(void *arg)
                     safe_string(r->headers[i].value, r->headers[i].value_len));
     sx_dict_put(req, kw("headers"), h);
     sx_dict_put(req, kw("body"), safe_string(r->body ? r->body : "", r->body_len));
-    sx_val out = sx_cek_apply(&ctx, handle, 1, &req);
+    sx_val out = apply_hook(&ctx, handle, 1, &req);
     sx_response *resp = a->resp;
     if (sx_is_string(out)) {
         resp->status = 200;

@@ -26,7 +26,7 @@
 #include <gc/gc_mark.h>
 #include <sys/mman.h>
 
-#include "vm/sx_cek.h"
+#include "vm/sx_bc.h"
 
 enum { F_PREV, F_TAG, F_NODE, F_ENV, F_I, FRAME };
 enum { K_BASE = 1, K_ARGS, K_IF, K_SEQ, K_ANDOR, K_SET, K_GUARD, K_DICT };
@@ -81,12 +81,16 @@ const char *sx_proc_name(sx_val f)
         sx_val n = SX_OBJ(sx_closure, f)->code->name;
         return n == SX_NIL ? NULL : sx_sym_name(n);
     }
+    if (sx_is(f, SX_T_VMCLOSURE)) {
+        sx_val n = SX_OBJ(sx_vmclosure, f)->proto->name;
+        return n == SX_NIL ? NULL : sx_sym_name(n);
+    }
     return NULL;
 }
 
 bool sx_is_procedure(sx_val v)
 {
-    return sx_is(v, SX_T_PRIM) || sx_is(v, SX_T_CLOSURE);
+    return sx_is(v, SX_T_PRIM) || sx_is(v, SX_T_CLOSURE) || sx_is(v, SX_T_VMCLOSURE);
 }
 
 static bool catchable(sx_val obj)
@@ -241,63 +245,6 @@ static int unpack_apply(sx_ctx *cx, int argc, const sx_val *argv, sx_val **out)
     return k - 1;
 }
 
-/* The inline fast path of a marked call (see sx_inline_op). Returns false
- * when the operands need the built-in itself (non-fixnums, errors). */
-static inline bool fast_op(int op, const sx_val *a, sx_val *out)
-{
-    int64_t r;
-    switch (op) {
-    case OP_ADD:
-        if (!sx_is_fix(a[0]) || !sx_is_fix(a[1]) ||
-            __builtin_add_overflow((int64_t)a[0], (int64_t)(a[1] - 1), &r))
-            return false;
-        *out = (sx_val)r;
-        return true;
-    case OP_SUB:
-        if (!sx_is_fix(a[0]) || !sx_is_fix(a[1]) ||
-            __builtin_sub_overflow((int64_t)a[0], (int64_t)a[1], &r))
-            return false;
-        *out = (sx_val)r + 1;
-        return true;
-    case OP_LT:
-    case OP_GT:
-    case OP_LE:
-    case OP_GE:
-    case OP_NUMEQ: {
-        if (!sx_is_fix(a[0]) || !sx_is_fix(a[1])) return false;
-        int64_t x = (int64_t)a[0], y = (int64_t)a[1];
-        bool b = op == OP_LT   ? x < y
-                 : op == OP_GT ? x > y
-                 : op == OP_LE ? x <= y
-                 : op == OP_GE ? x >= y
-                               : x == y;
-        *out = sx_bool(b);
-        return true;
-    }
-    case OP_CAR:
-        if (!sx_is_pair(a[0])) return false;
-        *out = SX_CAR(a[0]);
-        return true;
-    case OP_CDR:
-        if (!sx_is_pair(a[0])) return false;
-        *out = SX_CDR(a[0]);
-        return true;
-    case OP_NULLP: *out = sx_bool(a[0] == SX_NIL); return true;
-    case OP_PAIRP: *out = sx_bool(sx_is_pair(a[0])); return true;
-    case OP_NOT: *out = sx_bool(!sx_truthy(a[0])); return true;
-    case OP_EQ:
-        if (sx_is_obj(a[0]) && sx_is_float(a[0])) return false;
-        *out = sx_bool(a[0] == a[1]);
-        return true;
-    case OP_ZEROP:
-        if (!sx_is_fix(a[0])) return false;
-        *out = sx_bool(a[0] == sx_mkfix(0));
-        return true;
-    case OP_CONS: *out = sx_cons(a[0], a[1]); return true;
-    default: return false;
-    }
-}
-
 /* ---- the machine ------------------------------------------------------- */
 
 /* Runs until the K_BASE frame below everything it pushes is reached. */
@@ -329,7 +276,7 @@ eval:
         if (t->op == N_CALL && t->a) {
             for (int k = 0; k < t->n; k++)
                 argv[k] = ev_simple(cx, t->kids[k], e);
-            if (t->b && argv[0] == t->v && fast_op(t->b, argv + 1, &acc)) {
+            if (t->b && argv[0] == t->v && sx_fast_op(t->b, argv + 1, &acc)) {
                 c = sx_truthy(acc) ? c->y : c->z;
                 goto eval;
             }
@@ -384,7 +331,7 @@ eval:
         if (c->a) {
             for (int k = 0; k < c->n; k++)
                 argv[k] = ev_simple(cx, c->kids[k], e);
-            if (c->b && argv[0] == c->v && fast_op(c->b, argv + 1, &acc)) goto ret;
+            if (c->b && argv[0] == c->v && sx_fast_op(c->b, argv + 1, &acc)) goto ret;
             afn = argv[0];
             aargc = c->n - 1;
             aargv = argv + 1;
@@ -409,7 +356,7 @@ args:
         goto eval;
     }
     f = M.fp;
-    if (c->b && stk[f + FRAME] == c->v && fast_op(c->b, stk + f + FRAME + 1, &acc)) {
+    if (c->b && stk[f + FRAME] == c->v && sx_fast_op(c->b, stk + f + FRAME + 1, &acc)) {
         pop_frame();
         goto ret;
     }
@@ -425,6 +372,11 @@ apply: /* afn applied to aargv[0..aargc); pending: pop the K_ARGS frame holding 
         if (pending) pop_frame();
         c = clo->code->body;
         goto eval;
+    }
+    if (sx_is(afn, SX_T_VMCLOSURE)) { /* defined on the VM tier, called by a macro */
+        acc = sx_vm_apply(cx, afn, aargc, aargv);
+        if (pending) pop_frame();
+        goto ret;
     }
     if (!sx_is(afn, SX_T_PRIM)) not_a_procedure(cx, afn);
     if (afn == p_apply) {
@@ -547,6 +499,7 @@ static sx_val run(sx_ctx *cx, sx_node *c0, sx_env *e0)
 sx_val sx_cek_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
 {
     if (sx_is(fn, SX_T_PRIM)) return call_prim(cx, fn, argc, argv);
+    if (sx_is(fn, SX_T_VMCLOSURE)) return sx_vm_apply(cx, fn, argc, argv);
     if (!sx_is(fn, SX_T_CLOSURE)) not_a_procedure(cx, fn);
     sx_check_cstack(cx);
     sx_closure *clo = SX_OBJ(sx_closure, fn);

@@ -79,6 +79,8 @@ struct sx_code {
     int32_t rest; /* 1 when a rest parameter follows (slot nreq) */
     int32_t frame_size;
     sx_node *body;
+    uint8_t *captured;      /* per slot: referenced from an inner lambda (VM) */
+    struct sx_proto *proto; /* its bytecode, once compiled (VM) */
 };
 
 typedef struct sx_env {
@@ -105,5 +107,62 @@ sx_val sx_cek_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv);
 void sx_cek_init(sx_ctx *cx);
 
 sx_val sx_make_closure(sx_code *code, sx_env *env);
+
+/* The inline fast path of a marked call (see sx_inline_op). Returns false
+ * when the operands need the built-in itself (non-fixnums, errors). */
+static inline bool sx_fast_op(int op, const sx_val *a, sx_val *out)
+{
+    int64_t r;
+    switch (op) {
+    case OP_ADD:
+        if (!sx_is_fix(a[0]) || !sx_is_fix(a[1]) ||
+            __builtin_add_overflow((int64_t)a[0], (int64_t)(a[1] - 1), &r))
+            return false;
+        *out = (sx_val)r;
+        return true;
+    case OP_SUB:
+        if (!sx_is_fix(a[0]) || !sx_is_fix(a[1]) ||
+            __builtin_sub_overflow((int64_t)a[0], (int64_t)a[1], &r))
+            return false;
+        *out = (sx_val)r + 1;
+        return true;
+    case OP_LT:
+    case OP_GT:
+    case OP_LE:
+    case OP_GE:
+    case OP_NUMEQ: {
+        if (!sx_is_fix(a[0]) || !sx_is_fix(a[1])) return false;
+        int64_t x = (int64_t)a[0], y = (int64_t)a[1];
+        bool b = op == OP_LT   ? x < y
+                 : op == OP_GT ? x > y
+                 : op == OP_LE ? x <= y
+                 : op == OP_GE ? x >= y
+                               : x == y;
+        *out = sx_bool(b);
+        return true;
+    }
+    case OP_CAR:
+        if (!sx_is_pair(a[0])) return false;
+        *out = SX_CAR(a[0]);
+        return true;
+    case OP_CDR:
+        if (!sx_is_pair(a[0])) return false;
+        *out = SX_CDR(a[0]);
+        return true;
+    case OP_NULLP: *out = sx_bool(a[0] == SX_NIL); return true;
+    case OP_PAIRP: *out = sx_bool(sx_is_pair(a[0])); return true;
+    case OP_NOT: *out = sx_bool(!sx_truthy(a[0])); return true;
+    case OP_EQ:
+        if (sx_is_obj(a[0]) && sx_is_float(a[0])) return false;
+        *out = sx_bool(a[0] == a[1]);
+        return true;
+    case OP_ZEROP:
+        if (!sx_is_fix(a[0])) return false;
+        *out = sx_bool(a[0] == sx_mkfix(0));
+        return true;
+    case OP_CONS: *out = sx_cons(a[0], a[1]); return true;
+    default: return false;
+    }
+}
 
 #endif

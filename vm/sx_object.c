@@ -366,6 +366,7 @@ const char *sx_type_name(sx_val v)
     case SX_T_VECTOR: return "vector";
     case SX_T_DICT: return "dict";
     case SX_T_PRIM:
+    case SX_T_VMCLOSURE:
     case SX_T_CLOSURE: return "fn";
     case SX_T_ERROR: return "error";
     default: return "internal";

@@ -402,6 +402,7 @@ static void print_obj(sx_buf *b, sx_val v, bool write, int depth)
     case SX_T_VECTOR: print_vector(b, sx_vec(v), write, depth); break;
     case SX_T_DICT: print_dict(b, sx_dictp(v), write, depth); break;
     case SX_T_PRIM:
+    case SX_T_VMCLOSURE:
     case SX_T_CLOSURE: print_proc(b, v); break;
     case SX_T_ERROR: print_error(b, SX_OBJ(sx_errobj, v), depth); break;
     default: sx_buf_adds(b, internal_name(sx_type_of_obj(v)));

@@ -119,6 +119,8 @@ enum sx_type {
     SX_T_ENV,     /* CEK environment frame (internal) */
     SX_T_BOX,     /* internal mutable cell */
     SX_T_CODE,    /* compiled lambda template (internal) */
+    SX_T_VMCLOSURE, /* procedure made by lambda (VM) */
+    SX_T_PROTO,     /* bytecode function (internal) */
 };
 
 typedef struct sx_obj {

@@ -37,10 +37,13 @@ typedef struct sx_effects {
     char errmsg[256];
 } sx_effects;
 
+enum { SX_TIER_CEK = 0, SX_TIER_VM = 1 };
+
 typedef struct sx_options {
     size_t heap_limit;   /* bytes of live heap before memory-limit; 0 = 1 GiB */
     size_t kstack_max;   /* continuation stack words; 0 = default */
     size_t cstack_bytes; /* C stack the evaluator may use; 0 = 64 MiB */
+    int tier;            /* SX_TIER_CEK or SX_TIER_VM */
 } sx_options;
 
 /* Initializes the runtime. Call once per process. */

@@ -23,9 +23,10 @@ static void eval_usage(FILE *to)
 
 int wrk_parse_tier(const char *prog, const char *value)
 {
-    if (!strcmp(value, "cek")) return 0;
-    if (!strcmp(value, "vm") || !strcmp(value, "jit")) {
-        fprintf(stderr, "%s: --tier=%s is not available in this build yet (only cek)\n", prog,
+    if (!strcmp(value, "cek")) return SX_TIER_CEK;
+    if (!strcmp(value, "vm")) return SX_TIER_VM;
+    if (!strcmp(value, "jit")) {
+        fprintf(stderr, "%s: --tier=%s is not available in this build yet (cek and vm are)\n", prog,
                 value);
         return -2;
     }
@@ -74,7 +75,7 @@ int wrk_eval_main(int argc, char **argv)
                 return 2;
             }
         } else if (!strncmp(a, "--tier=", 7)) {
-            if (wrk_parse_tier("sxpool eval", a + 7) < 0) return 2;
+            if ((opt.tier = wrk_parse_tier("sxpool eval", a + 7)) < 0) return 2;
         } else if (!strncmp(a, "--jit-threshold=", 16)) {
             if (!parse_count(a + 16, &n)) {
                 fprintf(stderr, "sxpool eval: --jit-threshold: expected a count >= 0, got '%s'\n",
@@ -124,7 +125,7 @@ int wrk_repl_main(int argc, char **argv)
     sx_options opt = {0};
     for (int i = 1; i < argc; i++) {
         if (!strncmp(argv[i], "--tier=", 7)) {
-            if (wrk_parse_tier("sxpool repl", argv[i] + 7) < 0) return 2;
+            if ((opt.tier = wrk_parse_tier("sxpool repl", argv[i] + 7)) < 0) return 2;
         } else if (!strncmp(argv[i], "--memory-limit=", 15) &&
                    wrk_parse_size(argv[i] + 15, &opt.heap_limit)) {
             continue;

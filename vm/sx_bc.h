@@ -1,0 +1,94 @@
+/* sx_bc.h: bytecode and the VM tier. Internal to vm/.
+ *
+ * The bytecode compiler (sx_bcomp.c) translates the node trees the loader
+ * builds (sx_cek.h: macros expanded, variables resolved) into one sx_proto
+ * per lambda, so the VM and CEK share the front end and differ only in how
+ * they run. The VM (sx_vm.c) is a stack machine: a call's frame is a window
+ * on one value stack holding the callee, its local slots and its operand
+ * stack. Slots captured by an inner lambda live instead in a heap sx_env
+ * made at entry, chained to the closure's env; slots nobody captures stay
+ * on the stack, so most calls allocate nothing.
+ *
+ * An instruction is an opcode word followed by its operands, all int32.
+ * Jump offsets are relative to the word after the jump's last operand.
+ */
+#ifndef SX_BC_H
+#define SX_BC_H
+
+#include "vm/sx_cek.h"
+
+/* X(name, operand count) */
+#define SX_OPCODES(X)                                                                              \
+    X(CONST, 1)           /* k: push K[k] */                                                       \
+    X(NIL, 0)             /* push nil */                                                           \
+    X(LOCAL, 1)           /* i: push slot i */                                                     \
+    X(LOCAL_CK, 2)        /* i k: push slot i, unbound-variable K[k] if unassigned */              \
+    X(SET_LOCAL, 1)       /* i: pop into slot i */                                                 \
+    X(ENV, 2)             /* d i: push env d hops up, slot i */                                    \
+    X(ENV_CK, 3)          /* d i k: same, checked */                                               \
+    X(SET_ENV, 2)         /* d i: pop into env slot */                                             \
+    X(GLOBAL, 1)          /* k: push the global K[k] (a symbol) */                                 \
+    X(SET_GLOBAL, 1)      /* k: pop into an existing global */                                     \
+    X(DEF_GLOBAL, 1)      /* k: pop into a global, defining it */                                  \
+    X(POP, 0)             /* drop the top */                                                       \
+    X(JUMP, 1)            /* off */                                                                \
+    X(JUMP_FALSE, 1)      /* off: pop, jump if false */                                            \
+    X(JUMP_FALSE_KEEP, 1) /* off: if the top is false jump (keeping it), else pop */               \
+    X(JUMP_TRUE_KEEP, 1)  /* off: if the top is true jump (keeping it), else pop */                \
+    X(CLOSURE, 1)         /* k: push a closure of proto K[k] over the current env */               \
+    X(CALL, 1)            /* n: call the procedure below n arguments */                            \
+    X(TAIL_CALL, 1)       /* n: the same, replacing the current frame */                           \
+    X(PRIM, 3)            /* op k n: like CALL n, inline when the callee is the built-in K[k] */   \
+    X(RETURN, 0)          /* return the top */                                                     \
+    X(GUARD, 1)     /* off: install a handler at pc+off; a raise lands there with the value */     \
+    X(GUARD_END, 0) /* remove the innermost handler */                                             \
+    X(DICT, 1)      /* n: pop n keys and values, push a new dict */
+
+enum sx_opcode {
+#define SX_OP_ENUM(name, n) BC_##name,
+    SX_OPCODES(SX_OP_ENUM)
+#undef SX_OP_ENUM
+        BC__COUNT
+};
+
+extern const char *const sx_opcode_names[];
+extern const int sx_opcode_operands[];
+
+typedef struct sx_proto {
+    sx_obj h;
+    sx_val name;       /* symbol or nil */
+    int32_t nreq;      /* required parameters */
+    int32_t rest;      /* 1 if a rest list follows */
+    int32_t nslots;    /* local slots (the code's frame size) */
+    int32_t maxstack;  /* operand stack words needed above the slots */
+    int32_t env_size;  /* slots moved to a heap env (0: none) */
+    int32_t *slot_env; /* per slot: index in the env, or -1 (stays on the stack) */
+    int32_t *code;
+    int32_t ncode;
+    sx_val *k; /* constants */
+    int32_t nk;
+    sx_code *src;   /* the node tree it was compiled from */
+    uint32_t calls; /* tier-up counter */
+    void *native;   /* native code, when the JIT has compiled it */
+} sx_proto;
+
+typedef struct sx_vmclosure {
+    sx_obj h;
+    sx_proto *proto;
+    sx_env *env;
+} sx_vmclosure;
+
+/* Compiles code (and every lambda inside it) to bytecode. */
+sx_proto *sx_bc_compile(sx_ctx *cx, sx_code *code);
+
+/* The machine. */
+void sx_vm_tier_init(sx_ctx *cx);
+sx_val sx_vm_run_proto(sx_ctx *cx, sx_proto *p);
+sx_val sx_vm_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv);
+
+/* Debugging: the disassembly of p (and the lambdas in it) into b. */
+void sx_bc_disassemble(sx_buf *b, sx_proto *p);
+/* Turns tracing on or off; while on, each instruction is appended to b. */
+void sx_vm_set_trace(sx_buf *b);
+
+#endif

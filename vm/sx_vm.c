@@ -1,0 +1,608 @@
+/* sx_vm.c: the bytecode interpreter (see sx_bc.h for the frame layout).
+ *
+ * One value stack and one frame stack, both reserved once and never moved
+ * (argument vectors handed to primitives stay valid while those call back
+ * into SX); the collector scans their live parts. A frame is
+ *
+ *     base[-1]              the procedure being run
+ *     base[0 .. nslots)     its local slots (parameters first)
+ *     base[nslots ..]       its operand stack
+ *
+ * Calls from C (sx_vm_apply, used by map, sort, ... through cx->apply) run
+ * a nested interpreter loop whose first frame is marked stop: returning
+ * from it returns to C. A guard installs a handler recording the frame
+ * depth, the stack top and the handler's pc; a raise (a longjmp from a
+ * primitive or from the VM itself) lands in run(), which restores exactly
+ * that frame depth and stack top before resuming at the handler, so no
+ * call after an unwind can see shifted arguments. Handlers below this
+ * run's first one belong to outer runs: if there is none here, the run
+ * drops its frames and re-raises.
+ *
+ * Dispatch uses computed goto when SX_COMPUTED_GOTO is defined, a switch
+ * otherwise; both builds are tested.
+ */
+#include <gc.h>
+#include <gc/gc_mark.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "vm/sx_bc.h"
+
+typedef struct vm_frame {
+    sx_proto *p;
+    const int32_t *pc; /* saved while a callee runs */
+    sx_val *base;
+    sx_env *env;
+    int stop; /* returning from this frame returns to C */
+} vm_frame;
+
+typedef struct vm_handler {
+    int frame;  /* frame index that installed it */
+    sx_val *sp; /* stack top when installed */
+    const int32_t *pc;
+} vm_handler;
+
+static struct {
+    sx_val *stk, *stk_end;
+    sx_val *sp; /* live top, kept current across calls out of the loop */
+    vm_frame *frames;
+    int nframes, max_frames;
+    vm_handler *handlers;
+    int nhandlers, hcap;
+    sx_buf *trace;
+} V;
+
+static GC_push_other_roots_proc prev_push_roots;
+static sx_val p_apply;
+
+static void GC_CALLBACK push_vm_roots(void)
+{
+    if (V.stk && V.sp > V.stk) GC_push_all(V.stk, V.sp);
+    if (V.frames && V.nframes > 0) GC_push_all(V.frames, V.frames + V.nframes);
+    if (prev_push_roots) prev_push_roots();
+}
+
+static void *reserve(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED) {
+        perror("sxpool: unable to reserve the VM stacks");
+        abort();
+    }
+    return p;
+}
+
+void sx_vm_tier_init(sx_ctx *cx)
+{
+    if (V.stk) return;
+    size_t words = cx->kstack_max ? cx->kstack_max : (size_t)4 << 20;
+    V.stk = reserve(words * sizeof(sx_val));
+    V.stk_end = V.stk + words;
+    V.sp = V.stk;
+    V.max_frames = 1 << 20;
+    V.frames = reserve((size_t)V.max_frames * sizeof(vm_frame));
+    prev_push_roots = GC_get_push_other_roots();
+    GC_set_push_other_roots(push_vm_roots);
+    p_apply = sx_sym(sx_intern_c("apply"))->global;
+}
+
+void sx_vm_set_trace(sx_buf *b)
+{
+    V.trace = b;
+}
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static _Noreturn void vm_not_a_procedure(sx_ctx *cx, sx_val v)
+{
+    sx_buf b;
+    sx_buf_init(&b);
+    sx_buf_adds(&b, "not a procedure: ");
+    sx_print(&b, v, true);
+    sx_val msg = sx_mkstring(b.p, b.len);
+    sx_buf_free(&b);
+    sx_raise(cx, sx_mkerror(sx_intern_c("type-error"), msg, SX_NIL));
+}
+
+static _Noreturn void vm_unbound(sx_ctx *cx, sx_val sym)
+{
+    sx_error(cx, "unbound-variable", "unbound variable: %s", sx_sym_name(sym));
+}
+
+static _Noreturn void vm_overflow(sx_ctx *cx)
+{
+    sx_error(cx, "stack-overflow", "evaluation nested too deeply");
+}
+
+static inline sx_env *env_up(sx_env *e, int hops)
+{
+    while (hops-- > 0)
+        e = e->up;
+    return e;
+}
+
+static sx_val make_vmclosure(sx_proto *p, sx_env *env)
+{
+    sx_vmclosure *c = sx_alloc(sizeof *c);
+    c->h.type = SX_T_VMCLOSURE;
+    c->proto = p;
+    c->env = env;
+    return sx_from_ptr(c);
+}
+
+static inline sx_val call_prim(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
+{
+    sx_prim *p = SX_OBJ(sx_prim, fn);
+    if (argc < p->min_args || (p->max_args >= 0 && argc > p->max_args))
+        sx_arity_error(cx, p->name, p->min_args, p->max_args, argc);
+    return p->fn(cx, argc, argv);
+}
+
+/* Sets up a frame for closure fn whose arguments are at args[0..argc)
+ * (fn itself at args[-1]). Returns the new frame. */
+static vm_frame *enter(sx_ctx *cx, sx_vmclosure *clo, sx_val *args, int argc, int stop)
+{
+    sx_proto *p = clo->proto;
+    if (argc < p->nreq || (!p->rest && argc > p->nreq))
+        sx_arity_error(cx, p->name == SX_NIL ? NULL : sx_sym_name(p->name), p->nreq,
+                       p->rest ? -1 : p->nreq, argc);
+    if (cx->interrupt) {
+        cx->interrupt = 0;
+        sx_error(cx, "timeout", "evaluation interrupted: deadline passed");
+    }
+    if (args + p->nslots + p->maxstack >= V.stk_end || V.nframes + 1 >= V.max_frames)
+        vm_overflow(cx);
+    int i = p->nreq;
+    if (p->rest) {
+        sx_val rest = SX_NIL;
+        for (int j = argc - 1; j >= p->nreq; j--)
+            rest = sx_cons(args[j], rest);
+        args[i++] = rest;
+    }
+    for (; i < p->nslots; i++)
+        args[i] = SX_UNDEF;
+    sx_env *env = clo->env;
+    if (p->env_size) {
+        sx_env *ne = sx_alloc(sizeof(sx_env) + (size_t)p->env_size * sizeof(sx_val));
+        ne->h.type = SX_T_ENV;
+        ne->h.aux = (uint32_t)p->env_size;
+        ne->up = env;
+        for (int s = 0; s < p->nslots; s++)
+            if (p->slot_env[s] >= 0) ne->slots[p->slot_env[s]] = args[s];
+        env = ne;
+    }
+    vm_frame *f = &V.frames[V.nframes++];
+    f->p = p;
+    f->pc = p->code;
+    f->base = args;
+    f->env = env;
+    f->stop = stop;
+    V.sp = args + p->nslots;
+    return f;
+}
+
+/* (apply f a ... list) on the stack at args[-1..argc): rewrites it in place
+ * as f a ... elements; returns the new argument count. */
+static int spread_apply(sx_ctx *cx, sx_val *args, int argc)
+{
+    if (argc < 2) sx_arity_error(cx, "apply", 2, -1, argc);
+    sx_val last = args[argc - 1];
+    long n = sx_list_length(last);
+    if (n < 0 || !sx_is_procedure(args[0])) sx_type_error(cx, "apply", "fn … list", argc, args);
+    if (args + argc + n + 8 >= V.stk_end) vm_overflow(cx);
+    /* shift f a ... down over the apply slot */
+    for (int i = 0; i < argc - 1; i++)
+        args[i - 1] = args[i];
+    int k = argc - 2;
+    for (; sx_is_pair(last); last = SX_CDR(last))
+        args[k++] = SX_CAR(last);
+    return k;
+}
+
+static void trace_insn(vm_frame *f, const int32_t *pc, sx_val *sp)
+{
+    sx_buf *b = V.trace;
+    int op = *pc;
+    sx_buf_printf(b, "%s@%-4d %-16s", f->p->name == SX_NIL ? "#<fn>" : sx_sym_name(f->p->name),
+                  (int)(pc - f->p->code), sx_opcode_names[op]);
+    for (int i = 1; i <= sx_opcode_operands[op]; i++)
+        sx_buf_printf(b, " %d", pc[i]);
+    sx_buf_adds(b, "  [");
+    sx_val *from = f->base + f->p->nslots;
+    for (sx_val *q = from; q < sp; q++) {
+        if (q != from) sx_buf_addc(b, ' ');
+        if (*q == SX_UNDEF)
+            sx_buf_adds(b, "#<unassigned>");
+        else
+            sx_print(b, *q, true);
+    }
+    sx_buf_adds(b, "]\n");
+}
+
+/* ---- the interpreter loop ---------------------------------------------------------- */
+
+#ifdef SX_COMPUTED_GOTO
+#define vmdispatch(o) goto *dispatch_table[o];
+#define vmcase(l) L_##l:
+#define vmbreak                                                                                    \
+    do {                                                                                           \
+        if (__builtin_expect(V.trace != NULL, 0)) trace_insn(f, pc, sp);                           \
+        goto *dispatch_table[*pc];                                                                 \
+    } while (0)
+#else
+#define vmdispatch(o) switch (o)
+#define vmcase(l) case BC_##l:
+#define vmbreak goto next
+#endif
+
+/* Saves the live stack top before anything that can raise, allocate or
+ * call out, so the collector and the unwinder see it. */
+#define SAVE() (V.sp = sp)
+
+static sx_val loop(sx_ctx *cx)
+{
+#ifdef SX_COMPUTED_GOTO
+    static const void *const dispatch_table[] = {
+#define SX_OP_LABEL(name, n) &&L_##name,
+        SX_OPCODES(SX_OP_LABEL)
+#undef SX_OP_LABEL
+    };
+#endif
+    vm_frame *f = &V.frames[V.nframes - 1];
+    const int32_t *pc = f->pc;
+    sx_val *base = f->base;
+    sx_val *sp = V.sp;
+    sx_val *K = f->p->k;
+    int n;
+    sx_val fn, *args;
+
+#ifdef SX_COMPUTED_GOTO
+    vmbreak;
+#else
+next:
+    if (__builtin_expect(V.trace != NULL, 0)) trace_insn(f, pc, sp);
+#endif
+    vmdispatch(*pc)
+    {
+        vmcase(CONST)
+        {
+            *sp++ = K[pc[1]];
+            pc += 2;
+            vmbreak;
+        }
+        vmcase(NIL)
+        {
+            *sp++ = SX_NIL;
+            pc += 1;
+            vmbreak;
+        }
+        vmcase(LOCAL)
+        {
+            *sp++ = base[pc[1]];
+            pc += 2;
+            vmbreak;
+        }
+        vmcase(LOCAL_CK)
+        {
+            sx_val v = base[pc[1]];
+            if (v == SX_UNDEF) {
+                SAVE();
+                vm_unbound(cx, K[pc[2]]);
+            }
+            *sp++ = v;
+            pc += 3;
+            vmbreak;
+        }
+        vmcase(SET_LOCAL)
+        {
+            base[pc[1]] = *--sp;
+            pc += 2;
+            vmbreak;
+        }
+        vmcase(ENV)
+        {
+            *sp++ = env_up(f->env, pc[1])->slots[pc[2]];
+            pc += 3;
+            vmbreak;
+        }
+        vmcase(ENV_CK)
+        {
+            sx_val v = env_up(f->env, pc[1])->slots[pc[2]];
+            if (v == SX_UNDEF) {
+                SAVE();
+                vm_unbound(cx, K[pc[3]]);
+            }
+            *sp++ = v;
+            pc += 4;
+            vmbreak;
+        }
+        vmcase(SET_ENV)
+        {
+            env_up(f->env, pc[1])->slots[pc[2]] = *--sp;
+            pc += 3;
+            vmbreak;
+        }
+        vmcase(GLOBAL)
+        {
+            sx_val v = sx_sym(K[pc[1]])->global;
+            if (v == SX_UNDEF) {
+                SAVE();
+                vm_unbound(cx, K[pc[1]]);
+            }
+            *sp++ = v;
+            pc += 2;
+            vmbreak;
+        }
+        vmcase(SET_GLOBAL)
+        {
+            sx_symbol *s = sx_sym(K[pc[1]]);
+            if (s->global == SX_UNDEF) {
+                SAVE();
+                vm_unbound(cx, K[pc[1]]);
+            }
+            s->global = *--sp;
+            pc += 2;
+            vmbreak;
+        }
+        vmcase(DEF_GLOBAL)
+        {
+            sx_sym(K[pc[1]])->global = *--sp;
+            pc += 2;
+            vmbreak;
+        }
+        vmcase(POP)
+        {
+            sp--;
+            pc += 1;
+            vmbreak;
+        }
+        vmcase(JUMP)
+        {
+            pc += 2 + pc[1];
+            vmbreak;
+        }
+        vmcase(JUMP_FALSE)
+        {
+            pc += sx_truthy(*--sp) ? 2 : 2 + pc[1];
+            vmbreak;
+        }
+        vmcase(JUMP_FALSE_KEEP)
+        {
+            if (!sx_truthy(sp[-1]))
+                pc += 2 + pc[1];
+            else {
+                sp--;
+                pc += 2;
+            }
+            vmbreak;
+        }
+        vmcase(JUMP_TRUE_KEEP)
+        {
+            if (sx_truthy(sp[-1]))
+                pc += 2 + pc[1];
+            else {
+                sp--;
+                pc += 2;
+            }
+            vmbreak;
+        }
+        vmcase(CLOSURE)
+        {
+            SAVE();
+            sx_val c = make_vmclosure(SX_OBJ(sx_proto, K[pc[1]]), f->env);
+            *sp++ = c;
+            pc += 2;
+            vmbreak;
+        }
+        vmcase(PRIM)
+        {
+            n = pc[3];
+            args = sp - n;
+            SAVE(); /* the fast path may allocate (cons) */
+            if (args[-1] == K[pc[2]] && sx_fast_op(pc[1], args, &args[-1])) {
+                sp = args;
+                pc += 4;
+                vmbreak;
+            }
+            pc += 4;
+            if (*pc == BC_RETURN) goto do_tail_call; /* PRIM then RETURN: a tail call */
+            goto do_call;
+        }
+        vmcase(CALL)
+        {
+            n = pc[1];
+            args = sp - n;
+            pc += 2;
+        do_call: /* args[-1] applied to args[0..n); pc is the return address */
+            fn = args[-1];
+            if (sx_is(fn, SX_T_VMCLOSURE)) {
+                f->pc = pc;
+                SAVE();
+                f = enter(cx, SX_OBJ(sx_vmclosure, fn), args, n, 0);
+                pc = f->pc;
+                base = f->base;
+                sp = V.sp;
+                K = f->p->k;
+                vmbreak;
+            }
+            SAVE();
+            f->pc = pc;
+            if (fn == p_apply) {
+                n = spread_apply(cx, args, n);
+                sp = args + n;
+                goto do_call;
+            }
+            if (sx_is(fn, SX_T_PRIM))
+                args[-1] = call_prim(cx, fn, n, args);
+            else if (sx_is(fn, SX_T_CLOSURE))
+                args[-1] = cx->apply(cx, fn, n, args);
+            else
+                vm_not_a_procedure(cx, fn);
+            sp = args;
+            vmbreak;
+        }
+        vmcase(TAIL_CALL)
+        {
+            n = pc[1];
+            args = sp - n;
+            pc += 2;
+        do_tail_call:
+            fn = args[-1];
+            if (sx_is(fn, SX_T_VMCLOSURE)) {
+                /* move the callee and its arguments down over this frame */
+                sx_val *dst = base - 1;
+                for (int i = -1; i < n; i++)
+                    dst[i + 1] = args[i];
+                int stop = f->stop;
+                V.nframes--;
+                sp = base + n;
+                SAVE();
+                f = enter(cx, SX_OBJ(sx_vmclosure, fn), base, n, stop);
+                pc = f->pc;
+                base = f->base;
+                sp = V.sp;
+                K = f->p->k;
+                vmbreak;
+            }
+            SAVE();
+            f->pc = pc;
+            if (fn == p_apply) {
+                n = spread_apply(cx, args, n);
+                sp = args + n;
+                goto do_tail_call;
+            }
+            if (sx_is(fn, SX_T_PRIM))
+                args[-1] = call_prim(cx, fn, n, args);
+            else if (sx_is(fn, SX_T_CLOSURE))
+                args[-1] = cx->apply(cx, fn, n, args);
+            else
+                vm_not_a_procedure(cx, fn);
+            sp = args;
+            goto do_return_value;
+        }
+        vmcase(RETURN)
+        {
+        do_return_value:;
+            sx_val r = sp[-1];
+            base[-1] = r;
+            sp = base;
+            int stop = f->stop;
+            V.nframes--;
+            V.sp = sp;
+            if (stop) return r;
+            f = &V.frames[V.nframes - 1];
+            pc = f->pc;
+            base = f->base;
+            K = f->p->k;
+            vmbreak;
+        }
+        vmcase(GUARD)
+        {
+            if (V.nhandlers == V.hcap) {
+                int ncap = V.hcap ? V.hcap * 2 : 64;
+                vm_handler *nh = realloc(V.handlers, (size_t)ncap * sizeof *nh);
+                if (!nh) {
+                    SAVE();
+                    sx_error(cx, "memory-limit", "too many nested guards");
+                }
+                V.handlers = nh;
+                V.hcap = ncap;
+            }
+            vm_handler *h = &V.handlers[V.nhandlers++];
+            h->frame = V.nframes - 1;
+            h->sp = sp;
+            h->pc = pc + 2 + pc[1];
+            pc += 2;
+            vmbreak;
+        }
+        vmcase(GUARD_END)
+        {
+            V.nhandlers--;
+            pc += 1;
+            vmbreak;
+        }
+        vmcase(DICT)
+        {
+            n = pc[1];
+            SAVE();
+            sx_val d = sx_mkdict((size_t)n / 2);
+            for (int i = 0; i + 1 < n; i += 2)
+                sx_dict_put(d, sp[i - n], sp[i + 1 - n]);
+            sp -= n;
+            *sp++ = d;
+            pc += 2;
+            vmbreak;
+        }
+#ifndef SX_COMPUTED_GOTO
+    default: break;
+#endif
+    }
+    SAVE();
+    sx_error(cx, "internal-error", "bad opcode %d", *pc);
+}
+
+static bool catchable(sx_val obj)
+{
+    if (!sx_is(obj, SX_T_ERROR)) return true;
+    const char *k = sx_sym_name(SX_OBJ(sx_errobj, obj)->kind);
+    return strcmp(k, "stack-overflow") && strcmp(k, "memory-limit") && strcmp(k, "timeout");
+}
+
+/* Runs the frame on top (marked stop) to its return. */
+static sx_val run(sx_ctx *cx)
+{
+    int frame0 = V.nframes - 1; /* the stop frame */
+    sx_val *sp0 = V.frames[frame0].base - 1;
+    int hbase = V.nhandlers;
+    sx_jmp j;
+    for (;;) {
+        if (sx_try(cx, &j) == 0) {
+            sx_val v = loop(cx);
+            sx_try_end(cx, &j);
+            return v;
+        }
+        sx_try_end(cx, &j);
+        sx_val obj = cx->raised;
+        if (obj == SX_UNDEF)
+            obj = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
+        if (catchable(obj) && V.nhandlers > hbase) {
+            vm_handler h = V.handlers[--V.nhandlers];
+            V.nframes = h.frame + 1;
+            V.frames[h.frame].pc = h.pc;
+            V.sp = h.sp;
+            *V.sp++ = obj;
+            continue;
+        }
+        V.nhandlers = hbase;
+        V.nframes = frame0;
+        V.sp = sp0;
+        sx_raise(cx, obj);
+    }
+}
+
+sx_val sx_vm_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
+{
+    if (sx_is(fn, SX_T_PRIM)) return call_prim(cx, fn, argc, argv);
+    if (!sx_is(fn, SX_T_VMCLOSURE)) {
+        if (sx_is(fn, SX_T_CLOSURE)) return cx->apply(cx, fn, argc, argv);
+        vm_not_a_procedure(cx, fn);
+    }
+    sx_check_cstack(cx);
+    sx_val *args = V.sp + 1;
+    if (args + argc + 8 >= V.stk_end) vm_overflow(cx);
+    args[-1] = fn;
+    memmove(args, argv, (size_t)argc * sizeof(sx_val)); /* argv may be on this stack */
+    V.sp = args + argc;
+    sx_val *saved = args - 1;
+    enter(cx, SX_OBJ(sx_vmclosure, fn), args, argc, 1);
+    sx_val r = run(cx);
+    V.sp = saved;
+    return r;
+}
+
+sx_val sx_vm_run_proto(sx_ctx *cx, sx_proto *p)
+{
+    sx_val clo = make_vmclosure(p, NULL);
+    return sx_vm_apply(cx, clo, 0, NULL);
+}
