@@ -16,6 +16,7 @@
 #include "vm/vm.h"
 
 void sx__compile_init(void);
+void sx__init_prims_debug(void);
 bool sx__is_toplevel_begin(sx_val form);
 sx_val sx__expand_toplevel(sx_ctx *cx, sx_val form);
 
@@ -350,6 +351,7 @@ int sx_vm_init(const sx_options *opt)
     sx__init_prims_dict();
     sx__init_prims_misc();
     sx__compile_init();
+    sx__init_prims_debug();
     sx_cek_init(&ctx);
     tier = o.tier;
     if (tier == SX_TIER_VM) sx_vm_tier_init(&ctx);

@@ -300,6 +300,8 @@ int wrk_main(int argc, char **argv)
         wlog(&w, "unable to open the store in %s: %s", w.data, store_strerror(rc));
         return 1;
     }
+    /* JIT workers run the bytecode VM (native code comes later); CEK workers the reference */
+    w.opt.tier = strcmp(w.mode, "cek") ? SX_TIER_VM : SX_TIER_CEK;
     sx_vm_init(&w.opt);
     fx = (sx_effects){&w, fx_get, fx_put, fx_del, fx_scan, fx_log, ""};
     sx_vm_set_effects(&fx);
