@@ -592,7 +592,7 @@ sx_val sx_vm_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
     sx_val *args = V.sp + 1;
     if (args + argc + 8 >= V.stk_end) vm_overflow(cx);
     args[-1] = fn;
-    memmove(args, argv, (size_t)argc * sizeof(sx_val)); /* argv may be on this stack */
+    if (argc) memmove(args, argv, (size_t)argc * sizeof(sx_val)); /* argv may be on this stack */
     V.sp = args + argc;
     sx_val *saved = args - 1;
     enter(cx, SX_OBJ(sx_vmclosure, fn), args, argc, 1);
