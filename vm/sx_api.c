@@ -290,7 +290,17 @@ static int protect(void (*fn)(void *), void *arg, sx_failure *fail)
         if (obj == SX_UNDEF)
             obj = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
     }
-    if (fail) fill_failure(obj, fail);
+    if (fail) {
+        fill_failure(obj, fail);
+        fail->native_fn[0] = fail->code_hash[0] = 0;
+        sx_proto *np = ctx.raised_native;
+        if (np && obj != SX_UNDEF) {
+            snprintf(fail->native_fn, sizeof fail->native_fn, "%s",
+                     np->name == SX_NIL ? "#<fn>" : sx_sym_name(np->name));
+            snprintf(fail->code_hash, sizeof fail->code_hash, "%s", sx_proto_hash(np));
+        }
+    }
+    ctx.raised_native = ctx.native_proto = NULL;
     return 1;
 }
 
@@ -366,6 +376,13 @@ void sx_vm_set_output(FILE *out)
 void sx_vm_set_effects(sx_effects *fx)
 {
     effects = fx ? fx : &mem_effects;
+}
+
+void (*sx_jit_blacklist_hook)(const char *fn, const char *code_hash);
+
+void sx_vm_blacklist(const char *fn, const char *code_hash)
+{
+    if (sx_jit_blacklist_hook) sx_jit_blacklist_hook(fn, code_hash);
 }
 
 void sx_vm_interrupt(void)

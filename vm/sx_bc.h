@@ -68,9 +68,74 @@ typedef struct sx_proto {
     sx_val *k; /* constants */
     int32_t nk;
     sx_code *src;   /* the node tree it was compiled from */
-    uint32_t calls; /* tier-up counter */
-    void *native;   /* native code, when the JIT has compiled it */
+    uint32_t calls;          /* tier-up counter */
+    void *volatile native;   /* native code (sx_native_fn), when compiled */
+    volatile int jit_state;  /* enum sx_jit_state */
+    char hash[17];           /* code hash (hex), computed when first needed */
 } sx_proto;
+
+enum sx_jit_state {
+    SX_JIT_NONE,        /* not looked at yet */
+    SX_JIT_QUEUED,      /* waiting for (or in) a compile */
+    SX_JIT_NATIVE,      /* native code installed */
+    SX_JIT_FAILED,      /* the compiler rejected it: stays on the VM */
+    SX_JIT_UNSUPPORTED, /* uses something the JIT does not compile */
+    SX_JIT_BLACKLISTED, /* its native code faulted: never again */
+    SX_JIT_EXCLUDED,    /* matched a jit-exclude! glob */
+};
+
+/* ---- the native tier's view of the VM ------------------------------------ *
+ *
+ * Native code is entered by the interpreter after it has set up the frame
+ * as for the VM (slots, env). Everything that depends on addresses in this
+ * process comes in through the arguments, so code compiled by one process
+ * runs in another: constants and symbols through K, runtime entry points
+ * through the link table. A native function returns its result, or
+ * SX_JIT_TAILCALL after writing a callee and its arguments to base[-1 ..
+ * n) and n to cx->jit_tail_n: the interpreter then makes that tail call.
+ */
+#define SX_JIT_LINK_VERSION 1
+#define SX_JIT_TAILCALL SX_NOARG
+
+typedef struct sx_jit_link {
+    uint32_t version, size;
+    /* argv[0] applied to argv[1..n]; returns its value (may raise) */
+    sx_val (*call)(sx_ctx *cx, sx_val *argv, int64_t n);
+    void (*unbound)(sx_ctx *cx, sx_val sym);           /* raises */
+    sx_val (*closure)(sx_ctx *cx, sx_val proto, sx_env *env);
+    sx_val (*dict)(sx_ctx *cx, sx_val *kv, int64_t n); /* n keys and values */
+    sx_env *(*new_env)(sx_ctx *cx, sx_env *up, int64_t size);
+    void (*interrupted)(sx_ctx *cx);                   /* raises timeout */
+    sx_val (*fallback_op)(sx_ctx *cx, sx_val *argv, int64_t n); /* a PRIM's slow path */
+} sx_jit_link;
+
+typedef sx_val (*sx_native_fn)(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,
+                               const sx_jit_link *L);
+
+/* Set by the native tier: called when a function becomes hot (the VM
+ * counts calls); may install p->native before returning (threshold 0). */
+extern void (*sx_jit_hot_hook)(sx_ctx *cx, sx_proto *p);
+extern uint32_t sx_jit_threshold;
+extern const sx_jit_link sx_jit_link_table;
+extern uint64_t sx_jit_native_calls;
+/* Set by the native tier: sx_vm_blacklist lands here. */
+extern void (*sx_jit_blacklist_hook)(const char *fn, const char *code_hash);
+
+/* Counters behind (jit-stats), kept by the native tier. */
+typedef struct sx_jit_counters {
+    uint64_t compiled, failed, blacklisted, excluded, unsupported, cache_hits;
+} sx_jit_counters;
+extern sx_jit_counters sx_jit_stats;
+
+/* jit-exclude! globs (fnmatch patterns on function names). */
+void sx_jit_exclude_add(const char *glob);
+bool sx_jit_excluded(const char *name);
+/* Set by the native tier: drop native code of functions now excluded. */
+extern void (*sx_jit_exclude_hook)(void);
+
+/* The code hash of p (16 hex digits), computed on first use. */
+const char *sx_proto_hash(sx_proto *p);
+
 
 typedef struct sx_vmclosure {
     sx_obj h;
@@ -85,6 +150,8 @@ sx_proto *sx_bc_compile(sx_ctx *cx, sx_code *code);
 void sx_vm_tier_init(sx_ctx *cx);
 sx_val sx_vm_run_proto(sx_ctx *cx, sx_proto *p);
 sx_val sx_vm_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv);
+/* argv[0] applied to argv[1..n] from native code (the link table's call). */
+sx_val sx_vm_jit_call(sx_ctx *cx, sx_val *argv, int64_t n);
 
 /* Debugging: the disassembly of p (and the lambdas in it) into b. */
 void sx_bc_disassemble(sx_buf *b, sx_proto *p);

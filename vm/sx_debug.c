@@ -149,8 +149,38 @@ static sx_val p_vm_trace(sx_ctx *cx, int argc, sx_val *argv)
     return buf_string(&b);
 }
 
+/* (jit-exclude! "glob" ...) */
+static sx_val p_jit_exclude(sx_ctx *cx, int argc, sx_val *argv)
+{
+    for (int i = 0; i < argc; i++)
+        SX_CHECK(cx, sx_is_string(argv[i]), "jit-exclude!", "string …", argc, argv);
+    for (int i = 0; i < argc; i++) sx_jit_exclude_add(sx_str(argv[i])->data);
+    return SX_NIL;
+}
+
+static void put_count(sx_val d, const char *key, uint64_t n)
+{
+    sx_dict_put(d, sx_keyword(key, strlen(key)), sx_mkfix((int64_t)(n & SX_FIX_MAX)));
+}
+
+/* (jit-stats) */
+static sx_val p_jit_stats(sx_ctx *cx, int argc, sx_val *argv)
+{
+    sx_val d = sx_mkdict(8);
+    put_count(d, "compiled", sx_jit_stats.compiled);
+    put_count(d, "failed", sx_jit_stats.failed);
+    put_count(d, "blacklisted", sx_jit_stats.blacklisted);
+    put_count(d, "excluded", sx_jit_stats.excluded);
+    put_count(d, "unsupported", sx_jit_stats.unsupported);
+    put_count(d, "cache-hits", sx_jit_stats.cache_hits);
+    put_count(d, "native-calls", sx_jit_native_calls);
+    return d;
+}
+
 void sx__init_prims_debug(void)
 {
+    sx_defprim("jit-exclude!", p_jit_exclude, 0, -1);
+    sx_defprim("jit-stats", p_jit_stats, 0, 0);
     sx_defprim("bytecode-inspect", p_bytecode_inspect, 1, 1);
     sx_defprim("prim-check", p_prim_check, 1, 1);
     sx_defprim("vm-trace", p_vm_trace, 1, 1);

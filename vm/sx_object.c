@@ -333,6 +333,7 @@ sx_val sx_reverse(sx_val l)
 void sx_raise(sx_ctx *cx, sx_val v)
 {
     cx->raised = v;
+    cx->raised_native = cx->native_proto;
     if (!cx->jmp) {
         fputs("sxpool: error raised outside any protected call\n", stderr);
         abort();

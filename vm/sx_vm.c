@@ -153,6 +153,8 @@ static vm_frame *enter(sx_ctx *cx, sx_vmclosure *clo, sx_val *args, int argc, in
     }
     if (args + p->nslots + p->maxstack >= V.stk_end || V.nframes + 1 >= V.max_frames)
         vm_overflow(cx);
+    if (sx_jit_hot_hook && p->jit_state == SX_JIT_NONE && ++p->calls > sx_jit_threshold)
+        sx_jit_hot_hook(cx, p);
     int i = p->nreq;
     if (p->rest) {
         sx_val rest = SX_NIL;
@@ -180,6 +182,18 @@ static vm_frame *enter(sx_ctx *cx, sx_vmclosure *clo, sx_val *args, int argc, in
     f->stop = stop;
     V.sp = args + p->nslots;
     return f;
+}
+
+/* Runs frame f's native code; returns its value or SX_JIT_TAILCALL. */
+static inline sx_val call_native(sx_ctx *cx, vm_frame *f)
+{
+    void *prev = cx->native_proto;
+    cx->native_proto = f->p;
+    sx_jit_native_calls++;
+    sx_native_fn fn = (sx_native_fn)f->p->native;
+    sx_val r = fn(cx, f->base, f->env, f->p->k, &sx_jit_link_table);
+    cx->native_proto = prev;
+    return r;
 }
 
 /* (apply f a ... list) on the stack at args[-1..argc): rewrites it in place
@@ -257,6 +271,7 @@ static sx_val loop(sx_ctx *cx)
     int n;
     sx_val fn, *args;
 
+    if (f->p->native && pc == f->p->code) goto native_entry;
 #ifdef SX_COMPUTED_GOTO
     vmbreak;
 #else
@@ -420,6 +435,7 @@ next:
                 f->pc = pc;
                 SAVE();
                 f = enter(cx, SX_OBJ(sx_vmclosure, fn), args, n, 0);
+                if (f->p->native) goto native_entry;
                 pc = f->pc;
                 base = f->base;
                 sp = V.sp;
@@ -459,6 +475,7 @@ next:
                 sp = base + n;
                 SAVE();
                 f = enter(cx, SX_OBJ(sx_vmclosure, fn), base, n, stop);
+                if (f->p->native) goto native_entry;
                 pc = f->pc;
                 base = f->base;
                 sp = V.sp;
@@ -497,6 +514,22 @@ next:
             K = f->p->k;
             vmbreak;
         }
+    native_entry:
+    {
+        /* f was just entered and has native code */
+        sx_val r = call_native(cx, f);
+        base = f->base;
+        if (r == SX_JIT_TAILCALL) {
+            n = (int)cx->jit_tail_n;
+            args = base;
+            sp = base + n;
+            K = f->p->k;
+            goto do_tail_call;
+        }
+        sp = base;
+        *sp++ = r;
+        goto do_return_value;
+    }
         vmcase(GUARD)
         {
             if (V.nhandlers == V.hcap) {
@@ -566,7 +599,9 @@ static sx_val run(sx_ctx *cx)
         sx_val obj = cx->raised;
         if (obj == SX_UNDEF)
             obj = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
+        cx->native_proto = NULL; /* this run's own frames are interpreted */
         if (catchable(obj) && V.nhandlers > hbase) {
+            cx->raised_native = NULL; /* handled: it no longer escapes anything */
             vm_handler h = V.handlers[--V.nhandlers];
             V.nframes = h.frame + 1;
             V.frames[h.frame].pc = h.pc;
@@ -595,14 +630,62 @@ sx_val sx_vm_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
     if (argc) memmove(args, argv, (size_t)argc * sizeof(sx_val)); /* argv may be on this stack */
     V.sp = args + argc;
     sx_val *saved = args - 1;
+    void *prev_native = cx->native_proto;
+    cx->native_proto = NULL;
     enter(cx, SX_OBJ(sx_vmclosure, fn), args, argc, 1);
     sx_val r = run(cx);
+    cx->native_proto = prev_native;
+    V.sp = saved;
+    return r;
+}
+
+/* The link table's call: argv[0] applied to argv[1..n], from native code.
+ * A callee with native code is entered directly, without an interpreter
+ * run (a raise unwinds to the run below, which resets the stacks), and the
+ * tail calls it hands back are made here in a loop, so native code calling
+ * native code in tail position runs in constant C stack. */
+sx_val sx_vm_jit_call(sx_ctx *cx, sx_val *argv, int64_t n64)
+{
+    sx_val fn = argv[0];
+    int n = (int)n64;
+    if (sx_is(fn, SX_T_PRIM) && fn != p_apply) return call_prim(cx, fn, n, argv + 1);
+    if (!sx_is(fn, SX_T_VMCLOSURE) || !SX_OBJ(sx_vmclosure, fn)->proto->native)
+        return sx_vm_apply(cx, fn, n, argv + 1);
+    sx_check_cstack(cx);
+    sx_val *args = V.sp + 1;
+    if (args + n + 8 >= V.stk_end) vm_overflow(cx);
+    sx_val *saved = args - 1;
+    args[-1] = fn;
+    if (n) memmove(args, argv + 1, (size_t)n * sizeof(sx_val));
+    V.sp = args + n;
+    sx_val r;
+    for (;;) {
+        vm_frame *f = enter(cx, SX_OBJ(sx_vmclosure, fn), args, n, 1);
+        if (!f->p->native) { /* dropped meanwhile: interpret it */
+            void *prev = cx->native_proto;
+            cx->native_proto = NULL;
+            r = run(cx);
+            cx->native_proto = prev;
+            break;
+        }
+        r = call_native(cx, f);
+        V.nframes--;
+        if (r != SX_JIT_TAILCALL) break;
+        n = (int)cx->jit_tail_n;
+        fn = args[-1];
+        V.sp = args + n;
+        if (sx_is(fn, SX_T_VMCLOSURE) && SX_OBJ(sx_vmclosure, fn)->proto->native) continue;
+        if (sx_is(fn, SX_T_PRIM) && fn != p_apply) r = call_prim(cx, fn, n, args);
+        else r = sx_vm_apply(cx, fn, n, args);
+        break;
+    }
     V.sp = saved;
     return r;
 }
 
 sx_val sx_vm_run_proto(sx_ctx *cx, sx_proto *p)
 {
+    p->jit_state = SX_JIT_UNSUPPORTED; /* top-level forms run once */
     sx_val clo = make_vmclosure(p, NULL);
     return sx_vm_apply(cx, clo, 0, NULL);
 }

@@ -19,6 +19,10 @@ typedef struct sx_failure {
     char kind[48];
     char message[1024];
     char line[1200];
+    /* Set when the error escaped from native (JIT) code: the SX function
+     * it escaped from and its code hash. Empty otherwise. */
+    char native_fn[256];
+    char code_hash[40];
 } sx_failure;
 
 /* Host effects. Each returns 0 on success, 1 for "not found" where that
@@ -94,6 +98,13 @@ void sx_response_free(sx_response *resp);
 
 /* Asks the running evaluation to stop with a timeout error (async-signal-safe). */
 void sx_vm_interrupt(void);
+
+/* ---- native tier hooks (see jit/jit.h) --------------------------------- */
+
+/* Drops the native code of the function named fn whose code hash is
+ * code_hash (any hash when NULL) and never compiles it again: it runs on
+ * the VM from its next call. Safe between requests. */
+void sx_vm_blacklist(const char *fn, const char *code_hash);
 
 /* ---- for tests and fuzzing (vm/sx_fuzz_api.c) ---- */
 

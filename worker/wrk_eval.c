@@ -12,7 +12,20 @@
 
 #include "vm/vm.h"
 #include "worker/worker.h"
+#include "jit/jit.h"
 #include "worker/wrk_internal.h"
+
+int wrk_start_tier(sx_options *opt, const jit_options *jopt)
+{
+    int tier = opt->tier;
+    if (tier == WRK_TIER_JIT) opt->tier = SX_TIER_VM;
+    if (sx_vm_init(opt) != 0) return -1;
+    if (tier == WRK_TIER_JIT && jit_init(jopt, NULL) != 0) {
+        fputs("sxpool: unable to start the native tier\n", stderr);
+        return -1;
+    }
+    return 0;
+}
 
 static void eval_usage(FILE *to)
 {
@@ -25,11 +38,7 @@ int wrk_parse_tier(const char *prog, const char *value)
 {
     if (!strcmp(value, "cek")) return SX_TIER_CEK;
     if (!strcmp(value, "vm")) return SX_TIER_VM;
-    if (!strcmp(value, "jit")) {
-        fprintf(stderr, "%s: --tier=%s is not available in this build yet (cek and vm are)\n", prog,
-                value);
-        return -2;
-    }
+    if (!strcmp(value, "jit")) return WRK_TIER_JIT;
     fprintf(stderr, "%s: --tier: expected cek, vm or jit, got '%s'\n", prog, value);
     return -1;
 }
@@ -64,6 +73,7 @@ int wrk_eval_main(int argc, char **argv)
 {
     int first = argc;
     sx_options opt = {0};
+    jit_options jopt = {NULL, 1000, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long n;
@@ -76,12 +86,15 @@ int wrk_eval_main(int argc, char **argv)
             }
         } else if (!strncmp(a, "--tier=", 7)) {
             if ((opt.tier = wrk_parse_tier("sxpool eval", a + 7)) < 0) return 2;
+        } else if (!strncmp(a, "--jit-exclude=", 14)) {
+            jopt.exclude = a + 14;
         } else if (!strncmp(a, "--jit-threshold=", 16)) {
-            if (!parse_count(a + 16, &n)) {
+            if (!parse_count(a + 16, &n) || n > 1000000000) {
                 fprintf(stderr, "sxpool eval: --jit-threshold: expected a count >= 0, got '%s'\n",
                         a + 16);
                 return 2;
             }
+            jopt.threshold = (uint32_t)n;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             eval_usage(stdout);
             return 0;
@@ -100,7 +113,7 @@ int wrk_eval_main(int argc, char **argv)
         eval_usage(stderr);
         return 2;
     }
-    if (sx_vm_init(&opt) != 0) return 1;
+    if (wrk_start_tier(&opt, &jopt) != 0) return 1;
     for (int i = first; i < argc; i++) {
         sx_failure fail;
         if (sx_vm_load_file(argv[i], &fail) != 0) {
@@ -134,7 +147,8 @@ int wrk_repl_main(int argc, char **argv)
             return 2;
         }
     }
-    if (sx_vm_init(&opt) != 0) return 1;
+    jit_options jopt = {NULL, 1000, NULL};
+    if (wrk_start_tier(&opt, &jopt) != 0) return 1;
     char *buf = NULL;
     size_t len = 0, cap = 0;
     char line[4096];

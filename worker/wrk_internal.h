@@ -4,11 +4,58 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "ipc/ipc.h"
+#include "jit/jit.h"
 
 /* Checks a --tier value: 0 for cek; prints why and returns < 0 otherwise. */
 int wrk_parse_tier(const char *prog, const char *value);
 
 /* Parses a byte size with an optional K, M or G suffix. */
 bool wrk_parse_size(const char *s, size_t *out);
+
+/* ---- wrk_native.c: the native tier, or stubs when it is not built ------- */
+
+/* True when this build has the native tier (SXPOOL_HAVE_JIT). */
+bool wrk_native_built(void);
+/* jit_init. @return 0, or -errno (-ENOSYS: not built) */
+int wrk_native_init(const jit_options *opt, const jit_hooks *hooks);
+/* jit_abi_hash, or NULL when the tier is not built. */
+const char *wrk_native_abi_hash(void);
+/* jit_lookup_pc (async-signal-safe). @return 1 found, 0 not */
+int wrk_native_lookup_pc(uintptr_t pc, char *name, size_t name_cap, char *hash, size_t hash_cap);
+/* sx_vm_blacklist: drops fn's native code (code_hash NULL: any). */
+void wrk_native_blacklist(const char *fn, const char *code_hash);
+
+/* ---- wrk_board.c: this slot's crash scoreboard ----------------------------- */
+
+/* Maps RUNDIR/slot-N.board (created by the supervisor). @return 0 or -errno;
+ * on error the other calls do nothing. */
+int wrk_board_open(const char *rundir, int slot);
+/* The mapped board, or NULL (async-signal-safe). */
+ipc_board *wrk_board(void);
+/* Records pid and ABI hash. */
+void wrk_board_identity(const char *abi_hash);
+void wrk_board_request_begin(uint64_t id);
+void wrk_board_request_end(void);
+/* The JIT batch hooks that record each batch in the board. */
+void wrk_board_hooks(jit_hooks *out);
+/* Bounded NUL-terminated copy without libc (async-signal-safe). */
+void wrk_board_copy(char *dst, size_t cap, const char *src);
+
+/* ---- wrk_crash.c ------------------------------------------------------------ */
+
+/* Installs the crash handler on an alternate stack for the calling thread.
+ * native: look up the faulting PC in the JIT's registry. @return 0 or -errno */
+int wrk_crash_install(bool native);
+
+/* --tier=jit: the VM with the native tier on top. */
+#define WRK_TIER_JIT 2
+
+struct sx_options;
+struct jit_options;
+/* Initializes the vm for opt->tier (WRK_TIER_JIT: the VM, then jit_init). */
+int wrk_start_tier(struct sx_options *opt, const struct jit_options *jopt);
 
 #endif

@@ -1,0 +1,568 @@
+/* jit.c: the native tier's policy: tier-up, the compile thread, batches,
+ * the code cache on disk, the registry of native code, the blacklist and
+ * the test-only fault injection.
+ *
+ * Threads: the evaluating thread counts calls (in the VM) and, when a
+ * function gets hot, either installs it from the code cache at once or
+ * queues it; one compile thread takes the queue in batches (one libgccjit
+ * context per batch, ~16 ms before any function) and installs the results
+ * by storing proto->native, which the interpreter reads at each call. With
+ * threshold 0 the evaluating thread compiles before the first call, so
+ * tests see native code deterministically. J.mu guards the queue and every
+ * jit_state transition; the compile thread touches only queued protos,
+ * which the queue keeps alive (it is an uncollectable allocation).
+ *
+ * The code cache: DIR/ABI/<batch>.so holds a batch; DIR/ABI/<hash>.idx
+ * names the .so holding function <hash>. Both are written to a temporary
+ * name and renamed, so a second process either sees a whole entry or none.
+ * An entry under another ABI hash is never looked at.
+ *
+ * The registry (PC -> function) is an array filled before the code is
+ * installed and read without locks by the crash handler.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gc.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jit/jit_int.h"
+
+#define JIT_MAX_BATCH 64
+#define JIT_MAX_REGIONS 65536
+#define JIT_MAX_INJECT 32
+
+typedef struct jit_region {
+    uintptr_t lo, hi;
+    const sx_proto *p;
+    char name[256];
+    char hash[17];
+} jit_region;
+
+static struct {
+    bool on;
+    uint32_t threshold;
+    char cache[4096]; /* DIR/ABI, empty without a cache */
+    jit_hooks hooks;
+    char abi[17];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sx_proto **queue; /* uncollectable: keeps queued protos alive */
+    int qn, qcap;
+    bool thread_started;
+    sx_proto **natives; /* uncollectable: protos with native code */
+    int nn, ncap;
+    char (*bl_name)[256];
+    char (*bl_hash)[17];
+    int nbl;
+    struct {
+        int kind;
+        char name[256];
+    } inject[JIT_MAX_INJECT];
+    int ninject;
+    jit_region *regions;
+    volatile int nregions;
+    unsigned long tmp_counter;
+} J = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void jlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void jlog(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "sxpool jit (pid %d): ", (int)getpid());
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static const char *proto_name(const sx_proto *p)
+{
+    return p->name == SX_NIL ? "#<fn>" : sx_sym_name(p->name);
+}
+
+/* ---- ABI hash, injection ---------------------------------------------------------- */
+
+static void compute_abi(void)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "sxpool %s|gccjit %d.%d.%d|O2|link %d|%zu %zu %zu %zu|ops %d",
+             SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
+             gcc_jit_version_patchlevel(), SX_JIT_LINK_VERSION, offsetof(sx_symbol, global),
+             offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n), sizeof(sx_jit_link),
+             BC__COUNT);
+    uint64_t h = 14695981039346656037ull;
+    for (const char *c = buf; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    snprintf(J.abi, sizeof J.abi, "%016llx", (unsigned long long)h);
+}
+
+/* SXPOOL_INJECT=KIND:FUNCTION[,KIND:FUNCTION...] (tests only). */
+static void parse_inject(void)
+{
+    const char *spec = getenv("SXPOOL_INJECT");
+    if (!spec || !*spec) return;
+    char *copy = strdup(spec), *save = NULL;
+    if (!copy) return;
+    for (char *item = strtok_r(copy, ",", &save); item && J.ninject < JIT_MAX_INJECT;
+         item = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(item, ':');
+        if (!colon) continue;
+        *colon = 0;
+        int kind = !strcmp(item, "wrong-prim-arg") ? JIT_INJECT_WRONG_PRIM_ARG
+                   : !strcmp(item, "null-deref")   ? JIT_INJECT_NULL_DEREF
+                   : !strcmp(item, "ice")          ? JIT_INJECT_ICE
+                                                   : 0;
+        if (!kind) {
+            jlog("SXPOOL_INJECT: unknown fault kind '%s' ignored", item);
+            continue;
+        }
+        J.inject[J.ninject].kind = kind;
+        snprintf(J.inject[J.ninject].name, sizeof J.inject[0].name, "%s", colon + 1);
+        J.ninject++;
+        jlog("test fault injection: %s in %s", item, colon + 1);
+    }
+    free(copy);
+}
+
+static int inject_for(const char *name)
+{
+    int k = 0;
+    for (int i = 0; i < J.ninject; i++)
+        if (!strcmp(J.inject[i].name, name)) k |= J.inject[i].kind;
+    return k;
+}
+
+/* ---- blacklist ------------------------------------------------------------------- */
+
+static bool blacklisted(const char *name, const char *hash)
+{
+    for (int i = 0; i < J.nbl; i++)
+        if (!strcmp(J.bl_name[i], name) && (!J.bl_hash[i][0] || !strcmp(J.bl_hash[i], hash)))
+            return true;
+    return false;
+}
+
+/* Called with J.mu held. */
+static void drop_native(sx_proto *p, int state)
+{
+    __atomic_store_n(&p->native, NULL, __ATOMIC_RELEASE);
+    p->jit_state = state;
+}
+
+static void blacklist_hook(const char *fn, const char *hash)
+{
+    pthread_mutex_lock(&J.mu);
+    if (!blacklisted(fn, hash ? hash : "")) {
+        void *a = realloc(J.bl_name, sizeof *J.bl_name * (size_t)(J.nbl + 1));
+        if (a) J.bl_name = a;
+        void *b = realloc(J.bl_hash, sizeof *J.bl_hash * (size_t)(J.nbl + 1));
+        if (b) J.bl_hash = b;
+        if (a && b) {
+            snprintf(J.bl_name[J.nbl], sizeof J.bl_name[0], "%s", fn);
+            snprintf(J.bl_hash[J.nbl], sizeof J.bl_hash[0], "%s", hash ? hash : "");
+            J.nbl++;
+        }
+    }
+    int dropped = 0;
+    for (int i = 0; i < J.nn; i++) {
+        sx_proto *p = J.natives[i];
+        if (p->jit_state == SX_JIT_NATIVE && !strcmp(proto_name(p), fn) &&
+            (!hash || !*hash || !strcmp(sx_proto_hash(p), hash))) {
+            drop_native(p, SX_JIT_BLACKLISTED);
+            sx_jit_stats.blacklisted++;
+            dropped++;
+        }
+    }
+    pthread_mutex_unlock(&J.mu);
+    if (dropped) jlog("blacklisted %s: native code dropped (%d)", fn, dropped);
+}
+
+static void exclude_hook(void)
+{
+    pthread_mutex_lock(&J.mu);
+    for (int i = 0; i < J.nn; i++) {
+        sx_proto *p = J.natives[i];
+        if (p->jit_state == SX_JIT_NATIVE && sx_jit_excluded(proto_name(p))) {
+            drop_native(p, SX_JIT_EXCLUDED);
+            sx_jit_stats.excluded++;
+        }
+    }
+    pthread_mutex_unlock(&J.mu);
+}
+
+/* ---- registry ---------------------------------------------------------------------- */
+
+static void register_region(const sx_proto *p, void *fn)
+{
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    size_t size = 4096;
+    if (dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size)
+        size = sym->st_size;
+    int i = J.nregions;
+    if (i >= JIT_MAX_REGIONS) return;
+    jit_region *r = &J.regions[i];
+    r->lo = (uintptr_t)fn;
+    r->hi = (uintptr_t)fn + size;
+    r->p = p;
+    snprintf(r->name, sizeof r->name, "%s", proto_name(p));
+    snprintf(r->hash, sizeof r->hash, "%s", p->hash);
+    __atomic_store_n(&J.nregions, i + 1, __ATOMIC_RELEASE);
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t i = 0;
+    if (!cap) return;
+    for (; src[i] && i + 1 < cap; i++) dst[i] = src[i];
+    dst[i] = 0;
+}
+
+int jit_lookup_pc(uintptr_t pc, char *name, size_t name_cap, char *hash, size_t hash_cap)
+{
+    int n = __atomic_load_n(&J.nregions, __ATOMIC_ACQUIRE);
+    const jit_region *hit = NULL;
+    for (int i = 0; i < n && !hit; i++)
+        if (pc >= J.regions[i].lo && pc < J.regions[i].hi) hit = &J.regions[i];
+    if (!hit && sx_cur && sx_cur->native_proto)
+        for (int i = 0; i < n && !hit; i++)
+            if (J.regions[i].p == sx_cur->native_proto) hit = &J.regions[i];
+    if (!hit) return 0;
+    copy_str(name, name_cap, hit->name);
+    copy_str(hash, hash_cap, hit->hash);
+    return 1;
+}
+
+/* Called with J.mu held: makes p run its native code from the next call. */
+static void install(sx_proto *p, void *fn)
+{
+    if (p->jit_state != SX_JIT_QUEUED) return; /* blacklisted or excluded meanwhile */
+    register_region(p, fn);
+    if (J.nn == J.ncap) {
+        int ncap = J.ncap ? J.ncap * 2 : 256;
+        sx_proto **n = GC_MALLOC_UNCOLLECTABLE(sizeof *n * (size_t)ncap);
+        if (!n) return;
+        if (J.nn) memcpy(n, J.natives, sizeof *n * (size_t)J.nn);
+        if (J.natives) GC_FREE(J.natives);
+        J.natives = n;
+        J.ncap = ncap;
+    }
+    J.natives[J.nn++] = p;
+    p->jit_state = SX_JIT_NATIVE;
+    __atomic_store_n(&p->native, fn, __ATOMIC_RELEASE);
+}
+
+/* ---- the code cache -------------------------------------------------------------- */
+
+static void idx_path(char *dst, size_t cap, const char *hash, int inject)
+{
+    if (inject) snprintf(dst, cap, "%s/%s-i%d.idx", J.cache, hash, inject);
+    else snprintf(dst, cap, "%s/%s.idx", J.cache, hash);
+}
+
+/* Writes bytes to path through a temporary name and a rename. */
+static int write_atomic(const char *path, const char *bytes, size_t len)
+{
+    char tmp[4400];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%d-%lu", path, (int)getpid(), ++J.tmp_counter) >=
+        (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) return -errno;
+    ssize_t w = write(fd, bytes, len);
+    int err = (w == (ssize_t)len) ? 0 : -EIO;
+    if (close(fd) != 0 && !err) err = -errno;
+    if (!err && rename(tmp, path) != 0) err = -errno;
+    if (err) unlink(tmp);
+    return err;
+}
+
+/* The native function for hash from the cache, or NULL. */
+static void *cache_lookup(const char *hash, const char *symbol, int inject)
+{
+    if (!J.cache[0]) return NULL;
+    char idx[4200], so[4096], path[8400];
+    idx_path(idx, sizeof idx, hash, inject);
+    int fd = open(idx, O_RDONLY);
+    if (fd < 0) return NULL;
+    ssize_t n = read(fd, so, sizeof so - 1);
+    close(fd);
+    if (n <= 0) return NULL;
+    so[n] = 0;
+    if (strchr(so, '/')) return NULL; /* entries name files in this directory only */
+    snprintf(path, sizeof path, "%s/%s", J.cache, so);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) return NULL;
+    return dlsym(h, symbol);
+}
+
+/* ---- compiling a batch ---------------------------------------------------------------- */
+
+static void job_init(jit_job *j, sx_proto *p)
+{
+    memset(j, 0, sizeof *j);
+    j->p = p;
+    snprintf(j->name, sizeof j->name, "%s", proto_name(p));
+    snprintf(j->hash, sizeof j->hash, "%s", sx_proto_hash(p));
+    j->inject = inject_for(j->name);
+    snprintf(j->symbol, sizeof j->symbol, "sx_%s%s", j->hash, j->inject ? "_inj" : "");
+}
+
+static gcc_jit_context *new_context(void)
+{
+    gcc_jit_context *c = gcc_jit_context_acquire();
+    if (!c) return NULL;
+    gcc_jit_context_set_int_option(c, GCC_JIT_INT_OPTION_OPTIMIZATION_LEVEL, 2);
+    gcc_jit_context_set_bool_allow_unreachable_blocks(c, 1);
+    return c;
+}
+
+/* Compiles jobs[0..n) into one shared object and installs what compiled.
+ * Runs on the compile thread, or the evaluating one with threshold 0. */
+static void compile_batch(jit_job *jobs, int n)
+{
+    if (n == 0) return;
+    const char *names[JIT_MAX_BATCH], *hashes[JIT_MAX_BATCH];
+    for (int i = 0; i < n; i++) {
+        names[i] = jobs[i].name;
+        hashes[i] = jobs[i].hash;
+    }
+    if (J.hooks.batch_begin) J.hooks.batch_begin(J.hooks.arg, names, hashes, n);
+    for (int i = 0; i < n; i++)
+        if (jobs[i].inject & JIT_INJECT_ICE) {
+            jlog("test fault injection: internal compiler error while compiling %s", jobs[i].name);
+            exit(4);
+        }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    gcc_jit_context *c = new_context();
+    int lowered = 0;
+    for (int i = 0; c && i < n; i++) {
+        jobs[i].ok = jit__lower(c, &jobs[i]) == 0;
+        lowered += jobs[i].ok;
+    }
+    char dir[4096], so_name[64], so_path[8200];
+    snprintf(dir, sizeof dir, "%s", J.cache[0] ? J.cache : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"));
+    snprintf(so_name, sizeof so_name, "b%s-%d-%lu.so", jobs[0].hash, (int)getpid(), ++J.tmp_counter);
+    snprintf(so_path, sizeof so_path, "%s/%s", dir, so_name);
+    const char *err = NULL;
+    if (c && lowered) {
+        gcc_jit_context_compile_to_file(c, GCC_JIT_OUTPUT_KIND_DYNAMIC_LIBRARY, so_path);
+        err = gcc_jit_context_get_first_error(c);
+    }
+    if (err && n > 1) {
+        /* isolate the function the compiler rejects */
+        gcc_jit_context_release(c);
+        if (J.hooks.batch_end) J.hooks.batch_end(J.hooks.arg);
+        for (int i = 0; i < n; i++) compile_batch(&jobs[i], 1);
+        return;
+    }
+    void *h = NULL;
+    if (!err && lowered) {
+        h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+        if (!h) err = dlerror();
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    pthread_mutex_lock(&J.mu);
+    for (int i = 0; i < n; i++) {
+        jit_job *j = &jobs[i];
+        if (!j->ok) {
+            if (j->p->jit_state == SX_JIT_QUEUED) j->p->jit_state = SX_JIT_UNSUPPORTED;
+            sx_jit_stats.unsupported++;
+            continue;
+        }
+        void *fn = h ? dlsym(h, j->symbol) : NULL;
+        if (!fn) {
+            if (j->p->jit_state == SX_JIT_QUEUED) j->p->jit_state = SX_JIT_FAILED;
+            sx_jit_stats.failed++;
+            jlog("unable to compile %s (%s): %s", j->name, j->hash, err ? err : "symbol missing");
+            continue;
+        }
+        install(j->p, fn);
+        sx_jit_stats.compiled++;
+        if (J.cache[0]) {
+            char idx[4200];
+            idx_path(idx, sizeof idx, j->hash, j->inject);
+            write_atomic(idx, so_name, strlen(so_name));
+        }
+    }
+    pthread_mutex_unlock(&J.mu);
+    if (c) gcc_jit_context_release(c);
+    if (!J.cache[0]) unlink(so_path);
+    if (getenv("SXPOOL_JIT_VERBOSE"))
+        jlog("batch of %d (%d lowered) in %.1f ms", n, lowered, ms);
+    if (J.hooks.batch_end) J.hooks.batch_end(J.hooks.arg);
+}
+
+/* ---- the compile thread ------------------------------------------------------------------ */
+
+static void *compile_thread(void *arg)
+{
+    (void)arg;
+    jit_job *jobs = calloc(JIT_MAX_BATCH, sizeof *jobs);
+    if (!jobs) return NULL;
+    for (;;) {
+        pthread_mutex_lock(&J.mu);
+        while (J.qn == 0) pthread_cond_wait(&J.cv, &J.mu);
+        int n = J.qn < JIT_MAX_BATCH ? J.qn : JIT_MAX_BATCH;
+        for (int i = 0; i < n; i++) jobs[i].p = J.queue[i];
+        pthread_mutex_unlock(&J.mu);
+        /* job_init reads only the protos; hashes were computed when queued */
+        for (int i = 0; i < n; i++) job_init(&jobs[i], jobs[i].p);
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            void *fn = cache_lookup(jobs[i].hash, jobs[i].symbol, jobs[i].inject);
+            if (fn) {
+                pthread_mutex_lock(&J.mu);
+                install(jobs[i].p, fn);
+                sx_jit_stats.cache_hits++;
+                pthread_mutex_unlock(&J.mu);
+            } else {
+                jobs[m++] = jobs[i];
+            }
+        }
+        compile_batch(jobs, m);
+        pthread_mutex_lock(&J.mu);
+        memmove(J.queue, J.queue + n, sizeof *J.queue * (size_t)(J.qn - n));
+        J.qn -= n;
+        pthread_mutex_unlock(&J.mu);
+    }
+    return NULL;
+}
+
+static void enqueue(sx_proto *p)
+{
+    pthread_mutex_lock(&J.mu);
+    if (J.qn == J.qcap) {
+        int ncap = J.qcap ? J.qcap * 2 : 256;
+        sx_proto **q = GC_MALLOC_UNCOLLECTABLE(sizeof *q * (size_t)ncap);
+        if (!q) {
+            p->jit_state = SX_JIT_FAILED;
+            pthread_mutex_unlock(&J.mu);
+            return;
+        }
+        if (J.qn) memcpy(q, J.queue, sizeof *q * (size_t)J.qn);
+        if (J.queue) GC_FREE(J.queue);
+        J.queue = q;
+        J.qcap = ncap;
+    }
+    J.queue[J.qn++] = p;
+    if (!J.thread_started) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, (size_t)16 << 20);
+        if (pthread_create(&t, &attr, compile_thread, NULL) == 0) J.thread_started = true;
+        else jlog("unable to start the compile thread: %s", strerror(errno));
+        pthread_attr_destroy(&attr);
+    }
+    pthread_cond_signal(&J.cv);
+    pthread_mutex_unlock(&J.mu);
+}
+
+/* The VM calls this when p gets hot. */
+static void hot(sx_ctx *cx, sx_proto *p)
+{
+    const char *name = proto_name(p);
+    const char *hash = sx_proto_hash(p);
+    if (sx_jit_excluded(name)) {
+        p->jit_state = SX_JIT_EXCLUDED;
+        sx_jit_stats.excluded++;
+        return;
+    }
+    pthread_mutex_lock(&J.mu);
+    bool bl = blacklisted(name, hash);
+    pthread_mutex_unlock(&J.mu);
+    if (bl) {
+        p->jit_state = SX_JIT_BLACKLISTED;
+        sx_jit_stats.blacklisted++;
+        return;
+    }
+    if (!jit__supported(p)) {
+        p->jit_state = SX_JIT_UNSUPPORTED;
+        sx_jit_stats.unsupported++;
+        return;
+    }
+    p->jit_state = SX_JIT_QUEUED;
+    if (J.threshold > 0) {
+        enqueue(p);
+        return;
+    }
+    /* threshold 0: compile now, on this thread, before the first call */
+    jit_job job;
+    job_init(&job, p);
+    void *fn = cache_lookup(job.hash, job.symbol, job.inject);
+    if (fn) {
+        pthread_mutex_lock(&J.mu);
+        install(p, fn);
+        sx_jit_stats.cache_hits++;
+        pthread_mutex_unlock(&J.mu);
+        return;
+    }
+    compile_batch(&job, 1);
+}
+
+/* ---- start-up --------------------------------------------------------------------------- */
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *c = tmp + 1; *c; c++) {
+        if (*c != '/') continue;
+        *c = 0;
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -errno;
+        *c = '/';
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -errno;
+    return 0;
+}
+
+const char *jit_abi_hash(void)
+{
+    if (!J.abi[0]) compute_abi();
+    return J.abi;
+}
+
+int jit_init(const jit_options *opt, const jit_hooks *hooks)
+{
+    if (J.on) return 0;
+    compute_abi();
+    J.threshold = opt ? opt->threshold : 1000;
+    if (hooks) J.hooks = *hooks;
+    J.regions = mmap(NULL, sizeof(jit_region) * JIT_MAX_REGIONS, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (J.regions == MAP_FAILED) return -errno;
+    if (opt && opt->cache_dir) {
+        snprintf(J.cache, sizeof J.cache, "%s/%s", opt->cache_dir, J.abi);
+        int rc = mkdir_p(J.cache);
+        if (rc != 0) {
+            jlog("unable to create the code cache %s: %s; compiling without it", J.cache,
+                 strerror(-rc));
+            J.cache[0] = 0;
+        }
+    }
+    if (opt && opt->exclude) {
+        char *copy = strdup(opt->exclude), *save = NULL;
+        for (char *g = copy ? strtok_r(copy, ",", &save) : NULL; g; g = strtok_r(NULL, ",", &save))
+            sx_jit_exclude_add(g);
+        free(copy);
+    }
+    parse_inject();
+    sx_jit_threshold = J.threshold;
+    sx_jit_blacklist_hook = blacklist_hook;
+    sx_jit_exclude_hook = exclude_hook;
+    sx_jit_hot_hook = hot;
+    J.on = true;
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* jit.h: the native tier's public interface, used by worker/.
+ *
+ * The JIT compiles hot bytecode functions (sx_proto, vm/) to native code
+ * with libgccjit, off the request path, in batches, through a code cache on
+ * disk shared by the pool. This header is what the worker needs: turning it
+ * on, the hooks that let the worker record what is being compiled in its
+ * crash scoreboard, and the async-signal-safe lookups its crash handler uses.
+ */
+#ifndef SXPOOL_JIT_H
+#define SXPOOL_JIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct jit_options {
+    const char *cache_dir; /* code cache (under --data); NULL: no cache */
+    uint32_t threshold;    /* calls before a function is hot; 0: before its first call */
+    const char *exclude;   /* comma-separated globs, or NULL */
+} jit_options;
+
+/* Hooks called by the compiler thread around each batch. names/hashes have
+ * n entries. Must be quick; may be called from a thread other than main. */
+typedef struct jit_hooks {
+    void *arg;
+    void (*batch_begin)(void *arg, const char *const *names, const char *const *hashes, int n);
+    void (*batch_end)(void *arg);
+} jit_hooks;
+
+/* Turns the native tier on for this process (after sx_vm_init with the VM
+ * tier). @return 0 or -errno */
+int jit_init(const jit_options *opt, const jit_hooks *hooks);
+
+/* The ABI hash (sxpool version, libgccjit version, options): 16 hex digits. */
+const char *jit_abi_hash(void);
+
+/**
+ * Async-signal-safe: the SX function whose native code contains pc, or, if
+ * pc is not in native code, the native function running innermost (native
+ * code calling into the runtime). Copies its name and code hash.
+ * @return 1 if found, 0 if no native code was running
+ */
+int jit_lookup_pc(uintptr_t pc, char *name, size_t name_cap, char *hash, size_t hash_cap);
+
+#endif

@@ -1,0 +1,41 @@
+/* jit_int.h: shared between the native tier's files.
+ *
+ * jit/ is the one module that sees vm/'s internal headers (sx_bc.h): it
+ * lowers the VM's bytecode, so it must know the bytecode and the value
+ * layout, exactly as the runtime that interprets them does.
+ */
+#ifndef SXPOOL_JIT_INT_H
+#define SXPOOL_JIT_INT_H
+
+#include <libgccjit.h>
+
+#include "jit/jit.h"
+#include "vm/sx_bc.h"
+
+/* Test-only fault injection (SXPOOL_INJECT=KIND:FUNCTION,...). */
+enum jit_inject {
+    JIT_INJECT_NONE = 0,
+    JIT_INJECT_WRONG_PRIM_ARG = 1, /* a wrong first argument to the first primitive call */
+    JIT_INJECT_NULL_DEREF = 2,     /* dereference NULL on entry */
+    JIT_INJECT_ICE = 4,            /* exit(4) while compiling it */
+};
+
+/* One function of a batch. */
+typedef struct jit_job {
+    sx_proto *p;
+    char name[256];
+    char hash[17];
+    char symbol[64]; /* exported symbol: sx_<hash> */
+    int inject;      /* enum jit_inject bits */
+    int ok;          /* lowered without error */
+} jit_job;
+
+/* Lowers job->p into ctxt as an exported function named job->symbol.
+ * @return 0, or -1 when the function uses something the JIT does not
+ * compile (it then stays on the VM; nothing was added to ctxt) */
+int jit__lower(gcc_jit_context *ctxt, jit_job *job);
+
+/* True if p uses only what jit__lower compiles. */
+bool jit__supported(const sx_proto *p);
+
+#endif

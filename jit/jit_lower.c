@@ -1,0 +1,665 @@
+/* jit_lower.c: one sx_proto's bytecode -> one libgccjit function.
+ *
+ * Runs on whichever thread compiles (the JIT thread, or the evaluating one
+ * when the threshold is 0); reads only the proto's bytecode arrays, which
+ * never change once built. The generated function has the sx_native_fn
+ * signature (vm/sx_bc.h):
+ *
+ *   sx_val f(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,
+ *            const sx_jit_link *L)
+ *
+ * One block per bytecode basic block; the VM's local slots and operand
+ * stack slots become C locals (the operand depth at every pc is known
+ * statically); calls and slow paths copy their operands to a local array
+ * and go through the link table. Fixnum arithmetic, comparisons and pair
+ * access of unchanged built-ins are inline, with the same overflow rule as
+ * the VM (64-bit overflow of the tagged words). A self tail call becomes a
+ * jump back to the top; any other tail call is handed back to the
+ * interpreter (SX_JIT_TAILCALL), so the C stack never grows with them.
+ * Names by role, after the runtime's: emit_* mirrors one VM instruction.
+ */
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "jit/jit_int.h"
+
+typedef struct lower {
+    gcc_jit_context *c;
+    gcc_jit_function *fn;
+    gcc_jit_type *t_i64, *t_u64, *t_i32, *t_bool, *t_char, *t_voidp, *t_i64p, *t_i32p, *t_charp;
+    gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted,
+        *f_fallback;
+    gcc_jit_param *cx, *base, *env0, *K, *L;
+    gcc_jit_lvalue *env;  /* current env (changes on a self tail call) */
+    gcc_jit_lvalue *up0;  /* the closure's env: parent of a fresh env */
+    gcc_jit_lvalue **slot, **stk, *argbuf;
+    gcc_jit_block **blk; /* per pc: the block starting there, or NULL */
+    gcc_jit_block *cur, *head;
+    int *depth; /* per pc: operand depth before it, -1 if unreachable */
+    int *pushed_by; /* per operand depth: pc of the GLOBAL that pushed it, or -1 */
+    sx_proto *p;
+    jit_job *job;
+    bool injected_prim; /* the wrong-prim-arg fault has been placed */
+    int nblocks;
+} lower;
+
+/* ---- small builders ------------------------------------------------------- */
+
+static gcc_jit_rvalue *i64(lower *l, long v)
+{
+    return gcc_jit_context_new_rvalue_from_long(l->c, l->t_i64, v);
+}
+
+static gcc_jit_rvalue *rv(gcc_jit_lvalue *lv)
+{
+    return gcc_jit_lvalue_as_rvalue(lv);
+}
+
+static gcc_jit_rvalue *prv(gcc_jit_param *p)
+{
+    return gcc_jit_param_as_rvalue(p);
+}
+
+static gcc_jit_rvalue *binop(lower *l, enum gcc_jit_binary_op op, gcc_jit_type *t,
+                             gcc_jit_rvalue *a, gcc_jit_rvalue *b)
+{
+    return gcc_jit_context_new_binary_op(l->c, NULL, op, t, a, b);
+}
+
+static gcc_jit_rvalue *cmp(lower *l, enum gcc_jit_comparison op, gcc_jit_rvalue *a,
+                           gcc_jit_rvalue *b)
+{
+    return gcc_jit_context_new_comparison(l->c, NULL, op, a, b);
+}
+
+static gcc_jit_rvalue *land(lower *l, gcc_jit_rvalue *a, gcc_jit_rvalue *b)
+{
+    return binop(l, GCC_JIT_BINARY_OP_LOGICAL_AND, l->t_bool, a, b);
+}
+
+/* The word at index i of the memory a tagged value (minus off) points to. */
+static gcc_jit_lvalue *word_at(lower *l, gcc_jit_rvalue *v, long off, long i)
+{
+    gcc_jit_rvalue *addr = off ? binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_i64, v, i64(l, off)) : v;
+    gcc_jit_rvalue *ptr = gcc_jit_context_new_bitcast(l->c, NULL, addr, l->t_i64p);
+    return gcc_jit_context_new_array_access(l->c, NULL, ptr, i64(l, i));
+}
+
+static gcc_jit_lvalue *ptr_word(lower *l, gcc_jit_rvalue *ptr, long i)
+{
+    return gcc_jit_context_new_array_access(l->c, NULL, ptr, i64(l, i));
+}
+
+/* An int32 field at byte offset off of the pointer p (a void* or value). */
+static gcc_jit_lvalue *i32_field(lower *l, gcc_jit_rvalue *p, long off)
+{
+    gcc_jit_rvalue *cp = gcc_jit_context_new_cast(l->c, NULL, p, l->t_charp);
+    gcc_jit_lvalue *at = gcc_jit_context_new_array_access(l->c, NULL, cp, i64(l, off));
+    gcc_jit_rvalue *ip =
+        gcc_jit_context_new_cast(l->c, NULL, gcc_jit_lvalue_get_address(at, NULL), l->t_i32p);
+    return gcc_jit_rvalue_dereference(ip, NULL);
+}
+
+static gcc_jit_lvalue *i64_field(lower *l, gcc_jit_rvalue *p, long off)
+{
+    gcc_jit_rvalue *cp = gcc_jit_context_new_cast(l->c, NULL, p, l->t_charp);
+    gcc_jit_lvalue *at = gcc_jit_context_new_array_access(l->c, NULL, cp, i64(l, off));
+    gcc_jit_rvalue *ip =
+        gcc_jit_context_new_cast(l->c, NULL, gcc_jit_lvalue_get_address(at, NULL), l->t_i64p);
+    return gcc_jit_rvalue_dereference(ip, NULL);
+}
+
+static gcc_jit_rvalue *tag_is(lower *l, gcc_jit_rvalue *v, long tag)
+{
+    return cmp(l, GCC_JIT_COMPARISON_EQ, binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, v, i64(l, 3)),
+               i64(l, tag));
+}
+
+static gcc_jit_rvalue *truthy(lower *l, gcc_jit_rvalue *v)
+{
+    return cmp(l, GCC_JIT_COMPARISON_NE, binop(l, GCC_JIT_BINARY_OP_BITWISE_OR, l->t_i64, v, i64(l, 4)),
+               i64(l, 6));
+}
+
+static gcc_jit_rvalue *as_bool_val(lower *l, gcc_jit_rvalue *b)
+{
+    /* #t is 0x0a, #f 0x06: 6 + 4 * b */
+    gcc_jit_rvalue *n = gcc_jit_context_new_cast(l->c, NULL, b, l->t_i64);
+    return binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, i64(l, 6),
+                 binop(l, GCC_JIT_BINARY_OP_MULT, l->t_i64, n, i64(l, 4)));
+}
+
+static gcc_jit_block *new_block(lower *l)
+{
+    char name[32];
+    snprintf(name, sizeof name, "b%d", l->nblocks++);
+    return gcc_jit_function_new_block(l->fn, name);
+}
+
+static void assign(lower *l, gcc_jit_lvalue *dst, gcc_jit_rvalue *v)
+{
+    gcc_jit_block_add_assignment(l->cur, NULL, dst, v);
+}
+
+static gcc_jit_rvalue *link_fn(lower *l, gcc_jit_field *f)
+{
+    return rv(gcc_jit_rvalue_dereference_field(prv(l->L), NULL, f));
+}
+
+static gcc_jit_rvalue *call_link(lower *l, gcc_jit_field *f, int n, gcc_jit_rvalue **args)
+{
+    return gcc_jit_context_new_call_through_ptr(l->c, NULL, link_fn(l, f), n, args);
+}
+
+static gcc_jit_rvalue *argbuf_addr(lower *l)
+{
+    gcc_jit_lvalue *first = gcc_jit_context_new_array_access(l->c, NULL, rv(l->argbuf), i64(l, 0));
+    return gcc_jit_lvalue_get_address(first, NULL);
+}
+
+/* Calls a link entry that does not return, then ends the block. */
+static void call_noreturn(lower *l, gcc_jit_field *f, gcc_jit_rvalue *a)
+{
+    gcc_jit_rvalue *args[2] = {prv(l->cx), a};
+    gcc_jit_block_add_eval(l->cur, NULL, call_link(l, f, a ? 2 : 1, args));
+    gcc_jit_block_end_with_return(l->cur, NULL, i64(l, SX_NIL));
+}
+
+/* if (cond) { error block: call f(cx, a) } else continue in a new block */
+static void check_or_raise(lower *l, gcc_jit_rvalue *bad, gcc_jit_field *f, gcc_jit_rvalue *a)
+{
+    gcc_jit_block *err = new_block(l), *ok = new_block(l);
+    gcc_jit_block_end_with_conditional(l->cur, NULL, bad, err, ok);
+    l->cur = err;
+    call_noreturn(l, f, a);
+    l->cur = ok;
+}
+
+/* ---- analysis ------------------------------------------------------------------ */
+
+bool jit__supported(const sx_proto *p)
+{
+    for (int pc = 0; pc < p->ncode; pc += 1 + sx_opcode_operands[p->code[pc]]) {
+        int op = p->code[pc];
+        if (op == BC_GUARD || op == BC_GUARD_END) return false;
+    }
+    return p->ncode > 0;
+}
+
+static int succ_depth(int op, const int32_t *pc, int d, int *branch_depth)
+{
+    *branch_depth = -1;
+    switch (op) {
+    case BC_CONST:
+    case BC_NIL:
+    case BC_LOCAL:
+    case BC_LOCAL_CK:
+    case BC_ENV:
+    case BC_ENV_CK:
+    case BC_GLOBAL:
+    case BC_CLOSURE: return d + 1;
+    case BC_SET_LOCAL:
+    case BC_SET_ENV:
+    case BC_SET_GLOBAL:
+    case BC_DEF_GLOBAL:
+    case BC_POP: return d - 1;
+    case BC_JUMP: *branch_depth = d; return -1;
+    case BC_JUMP_FALSE: *branch_depth = d - 1; return d - 1;
+    case BC_JUMP_FALSE_KEEP:
+    case BC_JUMP_TRUE_KEEP: *branch_depth = d; return d - 1;
+    case BC_PRIM: return d - pc[3];
+    case BC_CALL: return d - pc[1];
+    case BC_DICT: return d - pc[1] + 1;
+    default: return -1; /* RETURN, TAIL_CALL: no successor */
+    }
+}
+
+/* Fills l->depth and marks block leaders in l->blk (non-NULL placeholder). */
+static int analyze(lower *l)
+{
+    sx_proto *p = l->p;
+    int *work = calloc((size_t)p->ncode + 1, sizeof(int));
+    if (!work) return -1;
+    for (int i = 0; i < p->ncode; i++) l->depth[i] = -1;
+    int nw = 0;
+    l->depth[0] = 0;
+    work[nw++] = 0;
+    bool *leader = calloc((size_t)p->ncode + 1, sizeof(bool));
+    if (!leader) {
+        free(work);
+        return -1;
+    }
+    leader[0] = true;
+    while (nw > 0) {
+        int pc = work[--nw];
+        int d = l->depth[pc];
+        for (;;) {
+            int op = p->code[pc];
+            int bd;
+            int nd = succ_depth(op, p->code + pc, d, &bd);
+            int next = pc + 1 + sx_opcode_operands[op];
+            if (bd >= 0) {
+                int target = next + p->code[pc + 1];
+                leader[target] = true;
+                if (next < p->ncode) leader[next] = true;
+                if (l->depth[target] < 0) {
+                    l->depth[target] = bd;
+                    work[nw++] = target;
+                }
+            }
+            if (nd < 0 || next >= p->ncode) {
+                if (next < p->ncode) leader[next] = true;
+                break;
+            }
+            if (l->depth[next] >= 0) break;
+            l->depth[next] = nd;
+            pc = next;
+            d = nd;
+        }
+    }
+    for (int i = 0; i < p->ncode; i++)
+        if (leader[i] && l->depth[i] >= 0) l->blk[i] = new_block(l);
+    free(leader);
+    free(work);
+    return 0;
+}
+
+/* ---- instructions ----------------------------------------------------------------- */
+
+static gcc_jit_rvalue *S(lower *l, int i)
+{
+    return rv(l->stk[i]);
+}
+
+static gcc_jit_lvalue *env_slot(lower *l, int hops, int i)
+{
+    gcc_jit_rvalue *e = rv(l->env);
+    for (int h = 0; h < hops; h++)
+        e = gcc_jit_context_new_bitcast(l->c, NULL, rv(ptr_word(l, e, 1)), l->t_i64p);
+    return ptr_word(l, e, 2 + i);
+}
+
+static gcc_jit_lvalue *global_of(lower *l, int k)
+{
+    return word_at(l, rv(ptr_word(l, prv(l->K), k)), 0,
+                   (long)(offsetof(sx_symbol, global) / sizeof(sx_val)));
+}
+
+static void emit_load_checked(lower *l, gcc_jit_lvalue *src, int d, int k)
+{
+    assign(l, l->stk[d], rv(src));
+    check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, d), i64(l, SX_UNDEF)), l->f_unbound,
+                   rv(ptr_word(l, prv(l->K), k)));
+}
+
+/* Copies stk[from .. from+n) to argbuf[0..n). */
+static void spill_args(lower *l, int from, int n)
+{
+    for (int i = 0; i < n; i++)
+        assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->argbuf), i64(l, i)),
+               S(l, from + i));
+}
+
+/* stk[d-n-1] = call(stk[d-n-1 .. d)) through the link table. */
+static void emit_generic_call(lower *l, int d, int n)
+{
+    spill_args(l, d - n - 1, n + 1);
+    gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, n)};
+    assign(l, l->stk[d - n - 1], call_link(l, l->f_call, 3, args));
+}
+
+/* Places the wrong-prim-arg fault at the first primitive call site. */
+static bool inject_here(lower *l, int n)
+{
+    if (!(l->job->inject & JIT_INJECT_WRONG_PRIM_ARG) || l->injected_prim || n < 1) return false;
+    l->injected_prim = true;
+    return true;
+}
+
+static void emit_prim(lower *l, const int32_t *pc, int d)
+{
+    int op = pc[1], k = pc[2], n = pc[3];
+    int at = d - n - 1;
+    gcc_jit_rvalue *a = S(l, at + 1), *b = n > 1 ? S(l, at + 2) : NULL;
+    if (inject_here(l, n)) {
+        /* a miscompile: the primitive gets a value it rejects */
+        assign(l, l->stk[at + 1], i64(l, SX_TRUE));
+        emit_generic_call(l, d, n);
+        return;
+    }
+    gcc_jit_rvalue *same = cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, prv(l->K), k)));
+    gcc_jit_block *fast = new_block(l), *slow = new_block(l), *join = new_block(l);
+    gcc_jit_rvalue *guard = same, *result = NULL;
+    gcc_jit_rvalue *ovf = NULL;
+    switch (op) {
+    case OP_ADD:
+    case OP_SUB: {
+        guard = land(l, same, land(l, tag_is(l, a, 1), tag_is(l, b, 1)));
+        break;
+    }
+    case OP_LT:
+    case OP_GT:
+    case OP_LE:
+    case OP_GE:
+    case OP_NUMEQ:
+    case OP_ZEROP: guard = land(l, same, op == OP_ZEROP ? tag_is(l, a, 1) : land(l, tag_is(l, a, 1), tag_is(l, b, 1))); break;
+    case OP_CAR:
+    case OP_CDR: guard = land(l, same, tag_is(l, a, 3)); break;
+    case OP_EQ:
+        guard = land(l, same, cmp(l, GCC_JIT_COMPARISON_NE,
+                                  binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, a, i64(l, 3)),
+                                  i64(l, 0)));
+        break;
+    case OP_NULLP:
+    case OP_PAIRP:
+    case OP_NOT: break;
+    default: guard = NULL; /* cons and the rest: always the call */
+    }
+    if (!guard) {
+        emit_generic_call(l, d, n);
+        return;
+    }
+    gcc_jit_block_end_with_conditional(l->cur, NULL, guard, fast, slow);
+    l->cur = fast;
+    switch (op) {
+    case OP_ADD:
+    case OP_SUB: {
+        gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "r");
+        gcc_jit_rvalue *ua = gcc_jit_context_new_bitcast(l->c, NULL, a, l->t_u64);
+        gcc_jit_rvalue *ub = gcc_jit_context_new_bitcast(l->c, NULL, b, l->t_u64);
+        if (op == OP_ADD) {
+            /* r = a + (b - 1); overflow iff a and b-1 share a sign r lacks */
+            gcc_jit_rvalue *ub1 = binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ub,
+                                        gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1));
+            assign(l, r, gcc_jit_context_new_bitcast(
+                             l->c, NULL, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, ua, ub1),
+                             l->t_i64));
+            gcc_jit_rvalue *b1 = gcc_jit_context_new_bitcast(l->c, NULL, ub1, l->t_i64);
+            ovf = cmp(l, GCC_JIT_COMPARISON_LT,
+                      binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64,
+                            binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, rv(r)),
+                            binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, b1, rv(r))),
+                      i64(l, 0));
+        } else {
+            /* r = a - b; overflow iff a and b differ in sign and r's differs from a's */
+            assign(l, r, gcc_jit_context_new_bitcast(
+                             l->c, NULL, binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ua, ub),
+                             l->t_i64));
+            ovf = cmp(l, GCC_JIT_COMPARISON_LT,
+                      binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64,
+                            binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, b),
+                            binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, rv(r))),
+                      i64(l, 0));
+        }
+        gcc_jit_block *store = new_block(l);
+        gcc_jit_block_end_with_conditional(l->cur, NULL, ovf, slow, store);
+        l->cur = store;
+        result = op == OP_ADD ? rv(r) : binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(r), i64(l, 1));
+        break;
+    }
+    case OP_LT: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_LT, a, b)); break;
+    case OP_GT: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_GT, a, b)); break;
+    case OP_LE: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_LE, a, b)); break;
+    case OP_GE: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_GE, a, b)); break;
+    case OP_NUMEQ:
+    case OP_EQ: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, b)); break;
+    case OP_ZEROP: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, 1))); break;
+    case OP_CAR: result = rv(word_at(l, a, 3, 0)); break;
+    case OP_CDR: result = rv(word_at(l, a, 3, 1)); break;
+    case OP_NULLP: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, SX_NIL))); break;
+    case OP_PAIRP: result = as_bool_val(l, tag_is(l, a, 3)); break;
+    case OP_NOT:
+        result = as_bool_val(l, gcc_jit_context_new_unary_op(l->c, NULL, GCC_JIT_UNARY_OP_LOGICAL_NEGATE,
+                                                             l->t_bool, truthy(l, a)));
+        break;
+    }
+    assign(l, l->stk[at], result);
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = slow;
+    spill_args(l, at, n + 1);
+    gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, n)};
+    assign(l, l->stk[at], call_link(l, l->f_fallback, 3, args));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = join;
+}
+
+static void emit_call(lower *l, const int32_t *pc, int d, bool first_prim_site)
+{
+    int n = pc[1];
+    if (first_prim_site && inject_here(l, n)) assign(l, l->stk[d - n], i64(l, SX_TRUE));
+    emit_generic_call(l, d, n);
+}
+
+/* The interrupt check a loop back-edge makes (timeouts). */
+static void emit_interrupt_check(lower *l)
+{
+    gcc_jit_rvalue *flag = rv(i32_field(l, prv(l->cx), (long)offsetof(sx_ctx, interrupt)));
+    check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_NE, flag, gcc_jit_context_new_rvalue_from_int(l->c, l->t_i32, 0)),
+                   l->f_interrupted, NULL);
+}
+
+static void emit_tail_call(lower *l, const int32_t *pc, int d)
+{
+    sx_proto *p = l->p;
+    int n = pc[1];
+    int at = d - n - 1;
+    gcc_jit_block *self = NULL, *other = new_block(l);
+    if (!p->rest && n == p->nreq) {
+        self = new_block(l);
+        gcc_jit_rvalue *me = rv(ptr_word(l, prv(l->base), -1));
+        gcc_jit_block_end_with_conditional(l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), me),
+                                           self, other);
+        l->cur = self;
+        emit_interrupt_check(l);
+        for (int i = 0; i < n; i++) assign(l, l->slot[i], S(l, at + 1 + i));
+        for (int i = n; i < p->nslots; i++) assign(l, l->slot[i], i64(l, SX_UNDEF));
+        if (p->env_size) {
+            gcc_jit_rvalue *args[3] = {prv(l->cx), rv(l->up0), i64(l, p->env_size)};
+            gcc_jit_rvalue *ne = call_link(l, l->f_new_env, 3, args);
+            assign(l, l->env, gcc_jit_context_new_cast(l->c, NULL, ne, l->t_i64p));
+            for (int s = 0; s < n; s++)
+                if (p->slot_env[s] >= 0) assign(l, ptr_word(l, rv(l->env), 2 + p->slot_env[s]), rv(l->slot[s]));
+        }
+        gcc_jit_block_end_with_jump(l->cur, NULL, l->head);
+    } else {
+        gcc_jit_block_end_with_jump(l->cur, NULL, other);
+    }
+    l->cur = other;
+    for (int i = 0; i <= n; i++) assign(l, ptr_word(l, prv(l->base), i - 1), S(l, at + i));
+    assign(l, i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, jit_tail_n)), i64(l, n));
+    gcc_jit_block_end_with_return(l->cur, NULL, i64(l, SX_JIT_TAILCALL));
+}
+
+/* Emits one instruction at pc (operand depth d). Returns false if the block ended. */
+static bool emit_insn(lower *l, int pc, int d)
+{
+    const int32_t *c = l->p->code + pc;
+    int next = pc + 1 + sx_opcode_operands[c[0]];
+    switch (c[0]) {
+    case BC_CONST: assign(l, l->stk[d], rv(ptr_word(l, prv(l->K), c[1]))); return true;
+    case BC_NIL: assign(l, l->stk[d], i64(l, SX_NIL)); return true;
+    case BC_LOCAL: assign(l, l->stk[d], rv(l->slot[c[1]])); return true;
+    case BC_LOCAL_CK: emit_load_checked(l, l->slot[c[1]], d, c[2]); return true;
+    case BC_SET_LOCAL: assign(l, l->slot[c[1]], S(l, d - 1)); return true;
+    case BC_ENV: assign(l, l->stk[d], rv(env_slot(l, c[1], c[2]))); return true;
+    case BC_ENV_CK: emit_load_checked(l, env_slot(l, c[1], c[2]), d, c[3]); return true;
+    case BC_SET_ENV: assign(l, env_slot(l, c[1], c[2]), S(l, d - 1)); return true;
+    case BC_GLOBAL: emit_load_checked(l, global_of(l, c[1]), d, c[1]); return true;
+    case BC_SET_GLOBAL:
+        check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_EQ, rv(global_of(l, c[1])), i64(l, SX_UNDEF)),
+                       l->f_unbound, rv(ptr_word(l, prv(l->K), c[1])));
+        assign(l, global_of(l, c[1]), S(l, d - 1));
+        return true;
+    case BC_DEF_GLOBAL: assign(l, global_of(l, c[1]), S(l, d - 1)); return true;
+    case BC_POP: return true;
+    case BC_JUMP: gcc_jit_block_end_with_jump(l->cur, NULL, l->blk[next + c[1]]); return false;
+    case BC_JUMP_FALSE:
+        gcc_jit_block_end_with_conditional(l->cur, NULL, truthy(l, S(l, d - 1)), l->blk[next],
+                                           l->blk[next + c[1]]);
+        return false;
+    case BC_JUMP_FALSE_KEEP:
+        gcc_jit_block_end_with_conditional(l->cur, NULL, truthy(l, S(l, d - 1)), l->blk[next],
+                                           l->blk[next + c[1]]);
+        return false;
+    case BC_JUMP_TRUE_KEEP:
+        gcc_jit_block_end_with_conditional(l->cur, NULL, truthy(l, S(l, d - 1)),
+                                           l->blk[next + c[1]], l->blk[next]);
+        return false;
+    case BC_CLOSURE: {
+        gcc_jit_rvalue *args[3] = {prv(l->cx), rv(ptr_word(l, prv(l->K), c[1])),
+                                   gcc_jit_context_new_cast(l->c, NULL, rv(l->env), l->t_voidp)};
+        assign(l, l->stk[d], call_link(l, l->f_closure, 3, args));
+        return true;
+    }
+    case BC_PRIM:
+        emit_prim(l, c, d);
+        return true;
+    case BC_CALL: {
+        /* a primitive call site: the callee was loaded from a global that
+         * holds a built-in now */
+        int by = l->pushed_by[d - c[1] - 1];
+        bool prim_site = false;
+        if (by >= 0 && l->p->code[by] == BC_GLOBAL) {
+            sx_val sym = l->p->k[l->p->code[by + 1]];
+            prim_site = sx_is(sx_sym(sym)->global, SX_T_PRIM);
+        }
+        emit_call(l, c, d, prim_site);
+        return true;
+    }
+    case BC_TAIL_CALL: emit_tail_call(l, c, d); return false;
+    case BC_RETURN: gcc_jit_block_end_with_return(l->cur, NULL, S(l, d - 1)); return false;
+    case BC_DICT: {
+        int n = c[1];
+        spill_args(l, d - n, n);
+        gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, n)};
+        assign(l, l->stk[d - n], call_link(l, l->f_dict, 3, args));
+        return true;
+    }
+    default: return false;
+    }
+}
+
+/* ---- the function ---------------------------------------------------------------------- */
+
+static void make_types(lower *l)
+{
+    gcc_jit_context *c = l->c;
+    l->t_i64 = gcc_jit_context_get_type(c, GCC_JIT_TYPE_INT64_T);
+    l->t_u64 = gcc_jit_context_get_type(c, GCC_JIT_TYPE_UINT64_T);
+    l->t_i32 = gcc_jit_context_get_type(c, GCC_JIT_TYPE_INT);
+    l->t_bool = gcc_jit_context_get_type(c, GCC_JIT_TYPE_BOOL);
+    l->t_char = gcc_jit_context_get_type(c, GCC_JIT_TYPE_CHAR);
+    l->t_voidp = gcc_jit_context_get_type(c, GCC_JIT_TYPE_VOID_PTR);
+    l->t_i64p = gcc_jit_type_get_pointer(l->t_i64);
+    l->t_i32p = gcc_jit_type_get_pointer(gcc_jit_type_get_volatile(l->t_i32));
+    l->t_charp = gcc_jit_type_get_pointer(l->t_char);
+    gcc_jit_type *u32 = gcc_jit_context_get_type(c, GCC_JIT_TYPE_UINT32_T);
+    gcc_jit_type *p3[3] = {l->t_voidp, l->t_i64p, l->t_i64};
+    gcc_jit_type *call_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 3, p3, 0);
+    gcc_jit_type *p2[2] = {l->t_voidp, l->t_i64};
+    gcc_jit_type *unbound_t = gcc_jit_context_new_function_ptr_type(
+        c, NULL, gcc_jit_context_get_type(c, GCC_JIT_TYPE_VOID), 2, p2, 0);
+    gcc_jit_type *pc3[3] = {l->t_voidp, l->t_i64, l->t_voidp};
+    gcc_jit_type *closure_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 3, pc3, 0);
+    gcc_jit_type *pe3[3] = {l->t_voidp, l->t_voidp, l->t_i64};
+    gcc_jit_type *env_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_voidp, 3, pe3, 0);
+    gcc_jit_type *p1[1] = {l->t_voidp};
+    gcc_jit_type *intr_t = gcc_jit_context_new_function_ptr_type(
+        c, NULL, gcc_jit_context_get_type(c, GCC_JIT_TYPE_VOID), 1, p1, 0);
+    gcc_jit_field *fields[9] = {
+        gcc_jit_context_new_field(c, NULL, u32, "version"),
+        gcc_jit_context_new_field(c, NULL, u32, "size"),
+        l->f_call = gcc_jit_context_new_field(c, NULL, call_t, "call"),
+        l->f_unbound = gcc_jit_context_new_field(c, NULL, unbound_t, "unbound"),
+        l->f_closure = gcc_jit_context_new_field(c, NULL, closure_t, "closure"),
+        l->f_dict = gcc_jit_context_new_field(c, NULL, call_t, "dict"),
+        l->f_new_env = gcc_jit_context_new_field(c, NULL, env_t, "new_env"),
+        l->f_interrupted = gcc_jit_context_new_field(c, NULL, intr_t, "interrupted"),
+        l->f_fallback = gcc_jit_context_new_field(c, NULL, call_t, "fallback_op"),
+    };
+    gcc_jit_struct *link = gcc_jit_context_new_struct_type(c, NULL, "sx_jit_link", 9, fields);
+    gcc_jit_type *link_p = gcc_jit_type_get_pointer(gcc_jit_struct_as_type(link));
+    l->cx = gcc_jit_context_new_param(c, NULL, l->t_voidp, "cx");
+    l->base = gcc_jit_context_new_param(c, NULL, l->t_i64p, "base");
+    l->env0 = gcc_jit_context_new_param(c, NULL, l->t_i64p, "env");
+    l->K = gcc_jit_context_new_param(c, NULL, l->t_i64p, "K");
+    l->L = gcc_jit_context_new_param(c, NULL, link_p, "L");
+}
+
+int jit__lower(gcc_jit_context *ctxt, jit_job *job)
+{
+    sx_proto *p = job->p;
+    if (!jit__supported(p)) return -1;
+    lower l = {0};
+    l.c = ctxt;
+    l.p = p;
+    l.job = job;
+    make_types(&l);
+    gcc_jit_param *params[5] = {l.cx, l.base, l.env0, l.K, l.L};
+    l.fn = gcc_jit_context_new_function(ctxt, NULL, GCC_JIT_FUNCTION_EXPORTED, l.t_i64, job->symbol,
+                                        5, params, 0);
+    int nstk = p->maxstack + 2;
+    l.slot = calloc((size_t)p->nslots + 1, sizeof *l.slot);
+    l.stk = calloc((size_t)nstk, sizeof *l.stk);
+    l.blk = calloc((size_t)p->ncode + 1, sizeof *l.blk);
+    l.depth = calloc((size_t)p->ncode + 1, sizeof *l.depth);
+    l.pushed_by = calloc((size_t)nstk + 1, sizeof *l.pushed_by);
+    int rc = -1;
+    if (!l.slot || !l.stk || !l.blk || !l.depth || !l.pushed_by) goto out;
+    for (int i = 0; i <= nstk; i++) l.pushed_by[i] = -1;
+    char name[32];
+    for (int i = 0; i < p->nslots; i++) {
+        snprintf(name, sizeof name, "l%d", i);
+        l.slot[i] = gcc_jit_function_new_local(l.fn, NULL, l.t_i64, name);
+    }
+    for (int i = 0; i < nstk; i++) {
+        snprintf(name, sizeof name, "s%d", i);
+        l.stk[i] = gcc_jit_function_new_local(l.fn, NULL, l.t_i64, name);
+    }
+    l.argbuf = gcc_jit_function_new_local(
+        l.fn, NULL, gcc_jit_context_new_array_type(ctxt, NULL, l.t_i64, nstk + 1), "argv");
+    l.env = gcc_jit_function_new_local(l.fn, NULL, l.t_i64p, "e");
+    l.up0 = gcc_jit_function_new_local(l.fn, NULL, l.t_voidp, "up0");
+
+    gcc_jit_block *entry = gcc_jit_function_new_block(l.fn, "entry");
+    l.cur = entry;
+    if (job->inject & JIT_INJECT_NULL_DEREF) {
+        gcc_jit_type *vp = gcc_jit_type_get_pointer(gcc_jit_type_get_volatile(l.t_i64));
+        gcc_jit_rvalue *null = gcc_jit_context_null(ctxt, vp);
+        gcc_jit_lvalue *junk = gcc_jit_function_new_local(l.fn, NULL, l.t_i64, "junk");
+        assign(&l, junk, rv(gcc_jit_rvalue_dereference(null, NULL)));
+    }
+    for (int i = 0; i < p->nslots; i++) assign(&l, l.slot[i], rv(ptr_word(&l, prv(l.base), i)));
+    assign(&l, l.env, prv(l.env0));
+    /* the closure's env: the parent of the env this frame made, if any */
+    if (p->env_size)
+        assign(&l, l.up0, gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(&l, prv(l.env0), 1)),
+                                                      l.t_voidp));
+    else assign(&l, l.up0, gcc_jit_context_new_cast(ctxt, NULL, prv(l.env0), l.t_voidp));
+    l.head = gcc_jit_function_new_block(l.fn, "head");
+    gcc_jit_block_end_with_jump(l.cur, NULL, l.head);
+    if (analyze(&l) != 0) goto out;
+    l.cur = l.head;
+    bool open = true;
+    for (int pc = 0; pc < p->ncode; pc += 1 + sx_opcode_operands[p->code[pc]]) {
+        if (l.depth[pc] < 0) continue;
+        if (l.blk[pc]) {
+            if (open) gcc_jit_block_end_with_jump(l.cur, NULL, l.blk[pc]);
+            l.cur = l.blk[pc];
+            open = true;
+        }
+        if (!open) continue;
+        int d = l.depth[pc];
+        open = emit_insn(&l, pc, d);
+        l.pushed_by[d] = p->code[pc] == BC_GLOBAL ? pc : -1;
+    }
+    if (open) gcc_jit_block_end_with_return(l.cur, NULL, i64(&l, SX_NIL));
+    rc = 0;
+out:
+    free(l.slot);
+    free(l.stk);
+    free(l.blk);
+    free(l.depth);
+    free(l.pushed_by);
+    return rc;
+}
