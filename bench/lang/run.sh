@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# run.sh [SXPOOL] [--tiers=cek,vm,jit] [--out=DIR]: language benchmarks.
+#
+# Runs each program in this directory (fib, tak, queens, closure) on every
+# implementation that is installed: sxpool (`eval --tier=T` for each tier
+# asked for and available in the binary), lua5.4, luajit (the .lua files),
+# guile (the .scm files; package guile-3.0 is installed with apt-get when
+# missing and we are root) and python3. First every program runs once on
+# every implementation and the checksum line it prints must be the expected
+# one; any difference stops the run (exit 1) before anything is timed.
+# Then hyperfine times each program (--warmup 1 --runs 5, no shell in
+# between, JSON in DIR, by default a fresh temporary directory) and a table
+# of medians in seconds follows, with the ratio to lua5.4 in parentheses.
+# A missing implementation is skipped with a note. SXPOOL defaults to the
+# first of build-bench/, build/ in the source tree, or `sxpool` on PATH.
+set -u
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+benches=(fib tak queens closure)
+declare -A expect=([fib]=832040 [tak]=4200 [queens]=64400 [closure]=1800000)
+
+sxpool=
+tiers=cek
+out=
+for arg in "$@"; do
+    case "$arg" in
+        --tiers=*) tiers=${arg#--tiers=} ;;
+        --out=*) out=${arg#--out=} ;;
+        -h|--help)
+            sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            exit 0 ;;
+        -*) echo "run.sh: unknown option $arg" >&2; exit 2 ;;
+        *) sxpool=$arg ;;
+    esac
+done
+
+note() { echo "note: $*" >&2; }
+
+for tool in hyperfine python3; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "run.sh: $tool is needed to time the runs and make the table" >&2
+        exit 2
+    fi
+done
+
+if [ -z "$sxpool" ]; then
+    for c in "$root/build-bench/sxpool" "$root/build/sxpool" "$(command -v sxpool || true)"; do
+        if [ -n "$c" ] && [ -x "$c" ]; then sxpool=$c; break; fi
+    done
+fi
+
+# ---- implementations: name, file extension, command prefix ----
+names=()
+declare -A ext cmd
+
+add_impl() { names+=("$1"); ext[$1]=$2; cmd[$1]=$3; }
+
+if [ -n "$sxpool" ] && [ -x "$sxpool" ]; then
+    probe=$(mktemp "${TMPDIR:-/tmp}/sx-probe.XXXXXX.sx")
+    echo '(print (+ 1 2))' >"$probe"
+    IFS=, read -r -a tier_list <<<"$tiers"
+    for t in "${tier_list[@]}"; do
+        if [ "$("$sxpool" eval --tier="$t" "$probe" 2>/dev/null)" = 3 ]; then
+            add_impl "sxpool-$t" sx "$(printf '%q eval --tier=%q' "$sxpool" "$t")"
+        else
+            note "sxpool --tier=$t is not available in $sxpool; skipped"
+        fi
+    done
+    rm -f "$probe"
+else
+    note "no sxpool binary found (build it or pass its path); SX skipped"
+fi
+
+if command -v lua5.4 >/dev/null; then add_impl lua5.4 lua lua5.4; else note "lua5.4 not installed; skipped"; fi
+if command -v luajit >/dev/null; then add_impl luajit lua luajit; else note "luajit not installed; skipped"; fi
+
+if ! command -v guile >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    note "installing guile-3.0"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q guile-3.0 >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null 2>&1 &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -q guile-3.0 >/dev/null 2>&1; }
+fi
+if command -v guile >/dev/null; then
+    add_impl guile scm "guile"
+else
+    note "guile not installed (and could not be installed); skipped"
+fi
+
+if command -v python3 >/dev/null; then add_impl python3 py python3; fi
+
+if [ ${#names[@]} -eq 0 ]; then
+    echo "run.sh: no implementation to run" >&2
+    exit 1
+fi
+
+# ---- checksums ----
+echo "checking checksums..."
+bad=0
+for b in "${benches[@]}"; do
+    for impl in "${names[@]}"; do
+        file="$here/$b.${ext[$impl]}"
+        got=$(eval "${cmd[$impl]} $(printf '%q' "$file")" 2>/dev/null | tail -n 1)
+        if [ "$got" != "${expect[$b]}" ]; then
+            echo "  $b on $impl printed '${got}', expected '${expect[$b]}'" >&2
+            bad=1
+        fi
+    done
+done
+if [ $bad -ne 0 ]; then
+    echo "run.sh: checksums disagree; nothing timed" >&2
+    exit 1
+fi
+echo "  all ${#benches[@]} programs print the same checksum on ${names[*]}"
+
+# ---- timing ----
+if [ -z "$out" ]; then out=$(mktemp -d "${TMPDIR:-/tmp}/sx-bench.XXXXXX"); fi
+mkdir -p "$out"
+for b in "${benches[@]}"; do
+    echo "timing $b..."
+    args=()
+    for impl in "${names[@]}"; do
+        args+=(-n "$impl" "${cmd[$impl]} $(printf '%q' "$here/$b.${ext[$impl]}")")
+    done
+    if ! hyperfine --shell=none --warmup 1 --runs 5 --style none --export-json "$out/$b.json" "${args[@]}"; then
+        echo "run.sh: hyperfine failed on $b" >&2
+        exit 1
+    fi
+done
+
+# ---- table ----
+python3 - "$out" "${benches[*]}" "${names[*]}" <<'EOF'
+import json, sys
+
+out, benches, names = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+medians = {}
+for b in benches:
+    with open(f"{out}/{b}.json") as f:
+        for r in json.load(f)["results"]:
+            medians[(b, r["command"])] = r["median"]
+
+def cell(b, n):
+    m = medians.get((b, n))
+    if m is None:
+        return "-"
+    base = medians.get((b, "lua5.4"))
+    return f"{m:.3f} ({m / base:.1f}x)" if base else f"{m:.3f}"
+
+rows = [["benchmark"] + names] + [[b] + [cell(b, n) for n in names] for b in benches]
+widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+print("\nmedian seconds of 5 runs (ratio to lua5.4)")
+for k, r in enumerate(rows):
+    print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    if k == 0:
+        print("  ".join("-" * w for w in widths))
+print(f"\nhyperfine JSON in {out}")
+EOF
