@@ -100,7 +100,8 @@ static void compute_abi(void)
              offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n), sizeof(sx_jit_link),
              BC__COUNT);
     uint64_t h = 14695981039346656037ull;
-    for (const char *c = buf; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    for (const char *c = buf; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
     snprintf(J.abi, sizeof J.abi, "%016llx", (unsigned long long)h);
 }
 
@@ -222,7 +223,8 @@ static void copy_str(char *dst, size_t cap, const char *src)
 {
     size_t i = 0;
     if (!cap) return;
-    for (; src[i] && i + 1 < cap; i++) dst[i] = src[i];
+    for (; src[i] && i + 1 < cap; i++)
+        dst[i] = src[i];
     dst[i] = 0;
 }
 
@@ -264,8 +266,10 @@ static void install(sx_proto *p, void *fn)
 
 static void idx_path(char *dst, size_t cap, const char *hash, int inject)
 {
-    if (inject) snprintf(dst, cap, "%s/%s-i%d.idx", J.cache, hash, inject);
-    else snprintf(dst, cap, "%s/%s.idx", J.cache, hash);
+    if (inject)
+        snprintf(dst, cap, "%s/%s-i%d.idx", J.cache, hash, inject);
+    else
+        snprintf(dst, cap, "%s/%s.idx", J.cache, hash);
 }
 
 /* Writes bytes to path through a temporary name and a rename. */
@@ -350,8 +354,10 @@ static void compile_batch(jit_job *jobs, int n)
         lowered += jobs[i].ok;
     }
     char dir[4096], so_name[64], so_path[8200];
-    snprintf(dir, sizeof dir, "%s", J.cache[0] ? J.cache : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"));
-    snprintf(so_name, sizeof so_name, "b%s-%d-%lu.so", jobs[0].hash, (int)getpid(), ++J.tmp_counter);
+    snprintf(dir, sizeof dir, "%s",
+             J.cache[0] ? J.cache : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"));
+    snprintf(so_name, sizeof so_name, "b%s-%d-%lu.so", jobs[0].hash, (int)getpid(),
+             ++J.tmp_counter);
     snprintf(so_path, sizeof so_path, "%s/%s", dir, so_name);
     const char *err = NULL;
     if (c && lowered) {
@@ -362,7 +368,8 @@ static void compile_batch(jit_job *jobs, int n)
         /* isolate the function the compiler rejects */
         gcc_jit_context_release(c);
         if (J.hooks.batch_end) J.hooks.batch_end(J.hooks.arg);
-        for (int i = 0; i < n; i++) compile_batch(&jobs[i], 1);
+        for (int i = 0; i < n; i++)
+            compile_batch(&jobs[i], 1);
         return;
     }
     void *h = NULL;
@@ -398,8 +405,7 @@ static void compile_batch(jit_job *jobs, int n)
     pthread_mutex_unlock(&J.mu);
     if (c) gcc_jit_context_release(c);
     if (!J.cache[0]) unlink(so_path);
-    if (getenv("SXPOOL_JIT_VERBOSE"))
-        jlog("batch of %d (%d lowered) in %.1f ms", n, lowered, ms);
+    if (getenv("SXPOOL_JIT_VERBOSE")) jlog("batch of %d (%d lowered) in %.1f ms", n, lowered, ms);
     if (J.hooks.batch_end) J.hooks.batch_end(J.hooks.arg);
 }
 
@@ -412,12 +418,15 @@ static void *compile_thread(void *arg)
     if (!jobs) return NULL;
     for (;;) {
         pthread_mutex_lock(&J.mu);
-        while (J.qn == 0) pthread_cond_wait(&J.cv, &J.mu);
+        while (J.qn == 0)
+            pthread_cond_wait(&J.cv, &J.mu);
         int n = J.qn < JIT_MAX_BATCH ? J.qn : JIT_MAX_BATCH;
-        for (int i = 0; i < n; i++) jobs[i].p = J.queue[i];
+        for (int i = 0; i < n; i++)
+            jobs[i].p = J.queue[i];
         pthread_mutex_unlock(&J.mu);
         /* job_init reads only the protos; hashes were computed when queued */
-        for (int i = 0; i < n; i++) job_init(&jobs[i], jobs[i].p);
+        for (int i = 0; i < n; i++)
+            job_init(&jobs[i], jobs[i].p);
         int m = 0;
         for (int i = 0; i < n; i++) {
             void *fn = cache_lookup(jobs[i].hash, jobs[i].symbol, jobs[i].inject);
@@ -462,8 +471,10 @@ static void enqueue(sx_proto *p)
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, (size_t)16 << 20);
-        if (pthread_create(&t, &attr, compile_thread, NULL) == 0) J.thread_started = true;
-        else jlog("unable to start the compile thread: %s", strerror(errno));
+        if (pthread_create(&t, &attr, compile_thread, NULL) == 0)
+            J.thread_started = true;
+        else
+            jlog("unable to start the compile thread: %s", strerror(errno));
         pthread_attr_destroy(&attr);
     }
     pthread_cond_signal(&J.cv);

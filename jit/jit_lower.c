@@ -27,15 +27,14 @@ typedef struct lower {
     gcc_jit_context *c;
     gcc_jit_function *fn;
     gcc_jit_type *t_i64, *t_u64, *t_i32, *t_bool, *t_char, *t_voidp, *t_i64p, *t_i32p, *t_charp;
-    gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted,
-        *f_fallback;
+    gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted, *f_fallback;
     gcc_jit_param *cx, *base, *env0, *K, *L;
-    gcc_jit_lvalue *env;  /* current env (changes on a self tail call) */
-    gcc_jit_lvalue *up0;  /* the closure's env: parent of a fresh env */
+    gcc_jit_lvalue *env; /* current env (changes on a self tail call) */
+    gcc_jit_lvalue *up0; /* the closure's env: parent of a fresh env */
     gcc_jit_lvalue **slot, **stk, *argbuf;
     gcc_jit_block **blk; /* per pc: the block starting there, or NULL */
     gcc_jit_block *cur, *head;
-    int *depth; /* per pc: operand depth before it, -1 if unreachable */
+    int *depth;     /* per pc: operand depth before it, -1 if unreachable */
     int *pushed_by; /* per operand depth: pc of the GLOBAL that pushed it, or -1 */
     sx_proto *p;
     jit_job *job;
@@ -111,14 +110,14 @@ static gcc_jit_lvalue *i64_field(lower *l, gcc_jit_rvalue *p, long off)
 
 static gcc_jit_rvalue *tag_is(lower *l, gcc_jit_rvalue *v, long tag)
 {
-    return cmp(l, GCC_JIT_COMPARISON_EQ, binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, v, i64(l, 3)),
-               i64(l, tag));
+    return cmp(l, GCC_JIT_COMPARISON_EQ,
+               binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, v, i64(l, 3)), i64(l, tag));
 }
 
 static gcc_jit_rvalue *truthy(lower *l, gcc_jit_rvalue *v)
 {
-    return cmp(l, GCC_JIT_COMPARISON_NE, binop(l, GCC_JIT_BINARY_OP_BITWISE_OR, l->t_i64, v, i64(l, 4)),
-               i64(l, 6));
+    return cmp(l, GCC_JIT_COMPARISON_NE,
+               binop(l, GCC_JIT_BINARY_OP_BITWISE_OR, l->t_i64, v, i64(l, 4)), i64(l, 6));
 }
 
 static gcc_jit_rvalue *as_bool_val(lower *l, gcc_jit_rvalue *b)
@@ -220,7 +219,8 @@ static int analyze(lower *l)
     sx_proto *p = l->p;
     int *work = calloc((size_t)p->ncode + 1, sizeof(int));
     if (!work) return -1;
-    for (int i = 0; i < p->ncode; i++) l->depth[i] = -1;
+    for (int i = 0; i < p->ncode; i++)
+        l->depth[i] = -1;
     int nw = 0;
     l->depth[0] = 0;
     work[nw++] = 0;
@@ -342,13 +342,17 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     case OP_LE:
     case OP_GE:
     case OP_NUMEQ:
-    case OP_ZEROP: guard = land(l, same, op == OP_ZEROP ? tag_is(l, a, 1) : land(l, tag_is(l, a, 1), tag_is(l, b, 1))); break;
+    case OP_ZEROP:
+        guard = land(l, same,
+                     op == OP_ZEROP ? tag_is(l, a, 1) : land(l, tag_is(l, a, 1), tag_is(l, b, 1)));
+        break;
     case OP_CAR:
     case OP_CDR: guard = land(l, same, tag_is(l, a, 3)); break;
     case OP_EQ:
-        guard = land(l, same, cmp(l, GCC_JIT_COMPARISON_NE,
-                                  binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, a, i64(l, 3)),
-                                  i64(l, 0)));
+        guard =
+            land(l, same,
+                 cmp(l, GCC_JIT_COMPARISON_NE,
+                     binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, a, i64(l, 3)), i64(l, 0)));
         break;
     case OP_NULLP:
     case OP_PAIRP:
@@ -371,9 +375,9 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
             /* r = a + (b - 1); overflow iff a and b-1 share a sign r lacks */
             gcc_jit_rvalue *ub1 = binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ub,
                                         gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1));
-            assign(l, r, gcc_jit_context_new_bitcast(
-                             l->c, NULL, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, ua, ub1),
-                             l->t_i64));
+            assign(l, r,
+                   gcc_jit_context_new_bitcast(
+                       l->c, NULL, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, ua, ub1), l->t_i64));
             gcc_jit_rvalue *b1 = gcc_jit_context_new_bitcast(l->c, NULL, ub1, l->t_i64);
             ovf = cmp(l, GCC_JIT_COMPARISON_LT,
                       binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64,
@@ -382,9 +386,9 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
                       i64(l, 0));
         } else {
             /* r = a - b; overflow iff a and b differ in sign and r's differs from a's */
-            assign(l, r, gcc_jit_context_new_bitcast(
-                             l->c, NULL, binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ua, ub),
-                             l->t_i64));
+            assign(l, r,
+                   gcc_jit_context_new_bitcast(
+                       l->c, NULL, binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ua, ub), l->t_i64));
             ovf = cmp(l, GCC_JIT_COMPARISON_LT,
                       binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64,
                             binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, b),
@@ -394,7 +398,8 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
         gcc_jit_block *store = new_block(l);
         gcc_jit_block_end_with_conditional(l->cur, NULL, ovf, slow, store);
         l->cur = store;
-        result = op == OP_ADD ? rv(r) : binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(r), i64(l, 1));
+        result =
+            op == OP_ADD ? rv(r) : binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(r), i64(l, 1));
         break;
     }
     case OP_LT: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_LT, a, b)); break;
@@ -409,8 +414,9 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     case OP_NULLP: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, SX_NIL))); break;
     case OP_PAIRP: result = as_bool_val(l, tag_is(l, a, 3)); break;
     case OP_NOT:
-        result = as_bool_val(l, gcc_jit_context_new_unary_op(l->c, NULL, GCC_JIT_UNARY_OP_LOGICAL_NEGATE,
-                                                             l->t_bool, truthy(l, a)));
+        result =
+            as_bool_val(l, gcc_jit_context_new_unary_op(l->c, NULL, GCC_JIT_UNARY_OP_LOGICAL_NEGATE,
+                                                        l->t_bool, truthy(l, a)));
         break;
     }
     assign(l, l->stk[at], result);
@@ -434,8 +440,10 @@ static void emit_call(lower *l, const int32_t *pc, int d, bool first_prim_site)
 static void emit_interrupt_check(lower *l)
 {
     gcc_jit_rvalue *flag = rv(i32_field(l, prv(l->cx), (long)offsetof(sx_ctx, interrupt)));
-    check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_NE, flag, gcc_jit_context_new_rvalue_from_int(l->c, l->t_i32, 0)),
-                   l->f_interrupted, NULL);
+    check_or_raise(
+        l,
+        cmp(l, GCC_JIT_COMPARISON_NE, flag, gcc_jit_context_new_rvalue_from_int(l->c, l->t_i32, 0)),
+        l->f_interrupted, NULL);
 }
 
 static void emit_tail_call(lower *l, const int32_t *pc, int d)
@@ -447,27 +455,41 @@ static void emit_tail_call(lower *l, const int32_t *pc, int d)
     if (!p->rest && n == p->nreq) {
         self = new_block(l);
         gcc_jit_rvalue *me = rv(ptr_word(l, prv(l->base), -1));
-        gcc_jit_block_end_with_conditional(l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), me),
-                                           self, other);
+        gcc_jit_block_end_with_conditional(
+            l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), me), self, other);
         l->cur = self;
         emit_interrupt_check(l);
-        for (int i = 0; i < n; i++) assign(l, l->slot[i], S(l, at + 1 + i));
-        for (int i = n; i < p->nslots; i++) assign(l, l->slot[i], i64(l, SX_UNDEF));
+        for (int i = 0; i < n; i++)
+            assign(l, l->slot[i], S(l, at + 1 + i));
+        for (int i = n; i < p->nslots; i++)
+            assign(l, l->slot[i], i64(l, SX_UNDEF));
         if (p->env_size) {
             gcc_jit_rvalue *args[3] = {prv(l->cx), rv(l->up0), i64(l, p->env_size)};
             gcc_jit_rvalue *ne = call_link(l, l->f_new_env, 3, args);
             assign(l, l->env, gcc_jit_context_new_cast(l->c, NULL, ne, l->t_i64p));
             for (int s = 0; s < n; s++)
-                if (p->slot_env[s] >= 0) assign(l, ptr_word(l, rv(l->env), 2 + p->slot_env[s]), rv(l->slot[s]));
+                if (p->slot_env[s] >= 0)
+                    assign(l, ptr_word(l, rv(l->env), 2 + p->slot_env[s]), rv(l->slot[s]));
         }
         gcc_jit_block_end_with_jump(l->cur, NULL, l->head);
     } else {
         gcc_jit_block_end_with_jump(l->cur, NULL, other);
     }
     l->cur = other;
-    for (int i = 0; i <= n; i++) assign(l, ptr_word(l, prv(l->base), i - 1), S(l, at + i));
+    for (int i = 0; i <= n; i++)
+        assign(l, ptr_word(l, prv(l->base), i - 1), S(l, at + i));
     assign(l, i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, jit_tail_n)), i64(l, n));
     gcc_jit_block_end_with_return(l->cur, NULL, i64(l, SX_JIT_TAILCALL));
+}
+
+/* Whether the callee at operand depth at was loaded from a global that
+ * holds a built-in now: a primitive call site. */
+static bool prim_site(lower *l, int at)
+{
+    int by = at >= 0 ? l->pushed_by[at] : -1;
+    if (by < 0 || l->p->code[by] != BC_GLOBAL) return false;
+    sx_val sym = l->p->k[l->p->code[by + 1]];
+    return sx_is(sx_sym(sym)->global, SX_T_PRIM);
 }
 
 /* Emits one instruction at pc (operand depth d). Returns false if the block ended. */
@@ -511,22 +533,13 @@ static bool emit_insn(lower *l, int pc, int d)
         assign(l, l->stk[d], call_link(l, l->f_closure, 3, args));
         return true;
     }
-    case BC_PRIM:
-        emit_prim(l, c, d);
-        return true;
-    case BC_CALL: {
-        /* a primitive call site: the callee was loaded from a global that
-         * holds a built-in now */
-        int by = l->pushed_by[d - c[1] - 1];
-        bool prim_site = false;
-        if (by >= 0 && l->p->code[by] == BC_GLOBAL) {
-            sx_val sym = l->p->k[l->p->code[by + 1]];
-            prim_site = sx_is(sx_sym(sym)->global, SX_T_PRIM);
-        }
-        emit_call(l, c, d, prim_site);
-        return true;
-    }
-    case BC_TAIL_CALL: emit_tail_call(l, c, d); return false;
+    case BC_PRIM: emit_prim(l, c, d); return true;
+    case BC_CALL: emit_call(l, c, d, prim_site(l, d - c[1] - 1)); return true;
+    case BC_TAIL_CALL:
+        if (prim_site(l, d - c[1] - 1) && inject_here(l, c[1]))
+            assign(l, l->stk[d - c[1]], i64(l, SX_TRUE));
+        emit_tail_call(l, c, d);
+        return false;
     case BC_RETURN: gcc_jit_block_end_with_return(l->cur, NULL, S(l, d - 1)); return false;
     case BC_DICT: {
         int n = c[1];
@@ -606,7 +619,8 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     l.pushed_by = calloc((size_t)nstk + 1, sizeof *l.pushed_by);
     int rc = -1;
     if (!l.slot || !l.stk || !l.blk || !l.depth || !l.pushed_by) goto out;
-    for (int i = 0; i <= nstk; i++) l.pushed_by[i] = -1;
+    for (int i = 0; i <= nstk; i++)
+        l.pushed_by[i] = -1;
     char name[32];
     for (int i = 0; i < p->nslots; i++) {
         snprintf(name, sizeof name, "l%d", i);
@@ -624,18 +638,23 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     gcc_jit_block *entry = gcc_jit_function_new_block(l.fn, "entry");
     l.cur = entry;
     if (job->inject & JIT_INJECT_NULL_DEREF) {
+        /* a volatile pointer holding NULL, so the compiler cannot see it */
         gcc_jit_type *vp = gcc_jit_type_get_pointer(gcc_jit_type_get_volatile(l.t_i64));
-        gcc_jit_rvalue *null = gcc_jit_context_null(ctxt, vp);
-        gcc_jit_lvalue *junk = gcc_jit_function_new_local(l.fn, NULL, l.t_i64, "junk");
-        assign(&l, junk, rv(gcc_jit_rvalue_dereference(null, NULL)));
+        gcc_jit_lvalue *np =
+            gcc_jit_function_new_local(l.fn, NULL, gcc_jit_type_get_volatile(vp), "np");
+        assign(&l, np, gcc_jit_context_null(ctxt, vp));
+        assign(&l, gcc_jit_rvalue_dereference(rv(np), NULL), i64(&l, 0));
     }
-    for (int i = 0; i < p->nslots; i++) assign(&l, l.slot[i], rv(ptr_word(&l, prv(l.base), i)));
+    for (int i = 0; i < p->nslots; i++)
+        assign(&l, l.slot[i], rv(ptr_word(&l, prv(l.base), i)));
     assign(&l, l.env, prv(l.env0));
     /* the closure's env: the parent of the env this frame made, if any */
     if (p->env_size)
-        assign(&l, l.up0, gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(&l, prv(l.env0), 1)),
-                                                      l.t_voidp));
-    else assign(&l, l.up0, gcc_jit_context_new_cast(ctxt, NULL, prv(l.env0), l.t_voidp));
+        assign(
+            &l, l.up0,
+            gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(&l, prv(l.env0), 1)), l.t_voidp));
+    else
+        assign(&l, l.up0, gcc_jit_context_new_cast(ctxt, NULL, prv(l.env0), l.t_voidp));
     l.head = gcc_jit_function_new_block(l.fn, "head");
     gcc_jit_block_end_with_jump(l.cur, NULL, l.head);
     if (analyze(&l) != 0) goto out;

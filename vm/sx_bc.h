@@ -67,11 +67,11 @@ typedef struct sx_proto {
     int32_t ncode;
     sx_val *k; /* constants */
     int32_t nk;
-    sx_code *src;   /* the node tree it was compiled from */
-    uint32_t calls;          /* tier-up counter */
-    void *volatile native;   /* native code (sx_native_fn), when compiled */
-    volatile int jit_state;  /* enum sx_jit_state */
-    char hash[17];           /* code hash (hex), computed when first needed */
+    sx_code *src;           /* the node tree it was compiled from */
+    uint32_t calls;         /* tier-up counter */
+    void *volatile native;  /* native code (sx_native_fn), when compiled */
+    volatile int jit_state; /* enum sx_jit_state */
+    char hash[17];          /* code hash (hex), computed when first needed */
 } sx_proto;
 
 enum sx_jit_state {
@@ -101,11 +101,11 @@ typedef struct sx_jit_link {
     uint32_t version, size;
     /* argv[0] applied to argv[1..n]; returns its value (may raise) */
     sx_val (*call)(sx_ctx *cx, sx_val *argv, int64_t n);
-    void (*unbound)(sx_ctx *cx, sx_val sym);           /* raises */
+    void (*unbound)(sx_ctx *cx, sx_val sym); /* raises */
     sx_val (*closure)(sx_ctx *cx, sx_val proto, sx_env *env);
     sx_val (*dict)(sx_ctx *cx, sx_val *kv, int64_t n); /* n keys and values */
     sx_env *(*new_env)(sx_ctx *cx, sx_env *up, int64_t size);
-    void (*interrupted)(sx_ctx *cx);                   /* raises timeout */
+    void (*interrupted)(sx_ctx *cx);                            /* raises timeout */
     sx_val (*fallback_op)(sx_ctx *cx, sx_val *argv, int64_t n); /* a PRIM's slow path */
 } sx_jit_link;
 
@@ -135,7 +135,6 @@ extern void (*sx_jit_exclude_hook)(void);
 
 /* The code hash of p (16 hex digits), computed on first use. */
 const char *sx_proto_hash(sx_proto *p);
-
 
 typedef struct sx_vmclosure {
     sx_obj h;

@@ -154,7 +154,8 @@ static sx_val p_jit_exclude(sx_ctx *cx, int argc, sx_val *argv)
 {
     for (int i = 0; i < argc; i++)
         SX_CHECK(cx, sx_is_string(argv[i]), "jit-exclude!", "string …", argc, argv);
-    for (int i = 0; i < argc; i++) sx_jit_exclude_add(sx_str(argv[i])->data);
+    for (int i = 0; i < argc; i++)
+        sx_jit_exclude_add(sx_str(argv[i])->data);
     return SX_NIL;
 }
 

@@ -76,7 +76,8 @@ static sx_val rt_closure(sx_ctx *cx, sx_val proto, sx_env *env)
 static sx_val rt_dict(sx_ctx *cx, sx_val *kv, int64_t n)
 {
     sx_val d = sx_mkdict((size_t)n / 2);
-    for (int64_t i = 0; i + 1 < n; i += 2) sx_dict_put(d, kv[i], kv[i + 1]);
+    for (int64_t i = 0; i + 1 < n; i += 2)
+        sx_dict_put(d, kv[i], kv[i + 1]);
     return d;
 }
 
@@ -86,7 +87,8 @@ static sx_env *rt_new_env(sx_ctx *cx, sx_env *up, int64_t size)
     e->h.type = SX_T_ENV;
     e->h.aux = (uint32_t)size;
     e->up = up;
-    for (int64_t i = 0; i < size; i++) e->slots[i] = SX_UNDEF;
+    for (int64_t i = 0; i < size; i++)
+        e->slots[i] = SX_UNDEF;
     return e;
 }
 
@@ -106,7 +108,8 @@ const sx_jit_link sx_jit_link_table = {
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ c[i]) * 1099511628211ull;
     return h;
 }
 
@@ -135,7 +138,8 @@ static uint64_t hash_proto(sx_proto *p, int depth)
     h = fnv(h, shape, sizeof shape);
     h = fnv(h, p->slot_env, sizeof(int32_t) * (size_t)p->nslots);
     h = fnv(h, p->code, sizeof(int32_t) * (size_t)p->ncode);
-    for (int i = 0; i < p->nk; i++) h = hash_const(h, p->k[i], depth);
+    for (int i = 0; i < p->nk; i++)
+        h = hash_const(h, p->k[i], depth);
     if (p->name != SX_NIL) h = fnv(h, sx_sym_name(p->name), strlen(sx_sym_name(p->name)));
     return h;
 }

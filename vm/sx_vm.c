@@ -514,8 +514,7 @@ next:
             K = f->p->k;
             vmbreak;
         }
-    native_entry:
-    {
+    native_entry : {
         /* f was just entered and has native code */
         sx_val r = call_native(cx, f);
         base = f->base;
@@ -675,8 +674,10 @@ sx_val sx_vm_jit_call(sx_ctx *cx, sx_val *argv, int64_t n64)
         fn = args[-1];
         V.sp = args + n;
         if (sx_is(fn, SX_T_VMCLOSURE) && SX_OBJ(sx_vmclosure, fn)->proto->native) continue;
-        if (sx_is(fn, SX_T_PRIM) && fn != p_apply) r = call_prim(cx, fn, n, args);
-        else r = sx_vm_apply(cx, fn, n, args);
+        if (sx_is(fn, SX_T_PRIM) && fn != p_apply)
+            r = call_prim(cx, fn, n, args);
+        else
+            r = sx_vm_apply(cx, fn, n, args);
         break;
     }
     V.sp = saved;

@@ -86,6 +86,8 @@ int wrk_eval_main(int argc, char **argv)
             }
         } else if (!strncmp(a, "--tier=", 7)) {
             if ((opt.tier = wrk_parse_tier("sxpool eval", a + 7)) < 0) return 2;
+        } else if (!strncmp(a, "--jit-cache=", 12)) {
+            jopt.cache_dir = a + 12;
         } else if (!strncmp(a, "--jit-exclude=", 14)) {
             jopt.exclude = a + 14;
         } else if (!strncmp(a, "--jit-threshold=", 16)) {

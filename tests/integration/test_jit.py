@@ -1,0 +1,129 @@
+"""The native tier through `sxpool eval --tier=jit`: tier-up at the
+threshold (off the request path), the code cache shared between processes
+and keyed by the ABI hash, jit-exclude!, deep recursion and native stack
+exhaustion, and the test-only fault injection switch (SXPOOL_INJECT)."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+SXPOOL = None
+
+
+def run(args, src, env=None, timeout=120):
+    with tempfile.NamedTemporaryFile("w", suffix=".sx", delete=False) as f:
+        f.write(src)
+        path = f.name
+    try:
+        e = dict(os.environ)
+        e.pop("SXPOOL_INJECT", None)
+        e.update(env or {})
+        p = subprocess.run([SXPOOL, "eval"] + args + [path], capture_output=True, text=True,
+                           timeout=timeout, env=e)
+        return p.returncode, p.stdout, p.stderr
+    finally:
+        os.unlink(path)
+
+
+FIB = """
+(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
+(print (fib 20))
+(define s (jit-stats))
+(print "compiled " (get s :compiled) " cache-hits " (get s :cache-hits)
+       " native " (> (get s :native-calls) 0))
+"""
+
+
+class Jit(unittest.TestCase):
+    def test_threshold_zero_compiles_before_the_first_call(self):
+        rc, out, err = run(["--tier=jit", "--jit-threshold=0"], FIB)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, "6765\ncompiled 1 cache-hits 0 native #t\n")
+
+    def test_hot_function_tiers_up_in_the_background(self):
+        src = """
+(define (sq x) (* x x))
+(define (wait i)
+  (cond ((> (get (jit-stats) :compiled) 0) 'compiled)
+        ((> i 2000000) 'never)
+        (else (sq i) (wait (+ i 1)))))
+(print (wait 0))
+(print (> (get (jit-stats) :native-calls) 0))
+"""
+        # wait is a loop (self tail calls); sq gets hot after 10 calls
+        rc, out, err = run(["--tier=jit", "--jit-threshold=10"], src)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.splitlines()[0], "compiled")
+
+    def test_vm_tier_never_compiles(self):
+        rc, out, err = run(["--tier=vm"], FIB)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, "6765\ncompiled 0 cache-hits 0 native #f\n")
+
+    def test_code_cache_is_shared_and_keyed_by_abi(self):
+        with tempfile.TemporaryDirectory(prefix="sxpool-jitcache-") as cache:
+            args = ["--tier=jit", "--jit-threshold=0", "--jit-cache=" + cache]
+            rc, out, err = run(args, FIB)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"), err)
+            rc, out, err = run(args, FIB)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 1 native #t\n"), err)
+            abis = os.listdir(cache)
+            self.assertEqual(len(abis), 1, abis)
+            # an entry filed under another ABI hash is never looked at
+            os.rename(os.path.join(cache, abis[0]), os.path.join(cache, "0000000000000000"))
+            rc, out, err = run(args, FIB)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"), err)
+
+    def test_jit_exclude(self):
+        src = '(jit-exclude! "fi*")\n' + FIB
+        rc, out, err = run(["--tier=jit", "--jit-threshold=0"], src)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, "6765\ncompiled 0 cache-hits 0 native #f\n")
+        rc, out, err = run(["--tier=jit", "--jit-threshold=0", "--jit-exclude=f*,g*"], FIB)
+        self.assertEqual(out, "6765\ncompiled 0 cache-hits 0 native #f\n")
+
+    def test_deep_recursion_and_native_stack_exhaustion(self):
+        src = """
+(define (down n) (if (= n 0) 0 (+ 1 (down (- n 1)))))
+(print (down 100000))
+(define (loop n) (if (= n 0) 'done (loop (- n 1))))
+(print (loop 5000000))
+(define (ping n) (if (= n 0) 'ping (pong (- n 1))))
+(define (pong n) (if (= n 0) 'pong (ping (- n 1))))
+(print (ping 1000001))
+(define (forever n) (+ 1 (forever n)))
+(forever 0)
+"""
+        rc, out, err = run(["--tier=jit", "--jit-threshold=0"], src)
+        self.assertEqual(out, "100000\ndone\npong\n")
+        self.assertEqual(rc, 1, err)
+        self.assertTrue(err.startswith("error: stack-overflow: "), err)
+
+    def test_fault_injection(self):
+        src = """
+(define (edges-block xs) (map (lambda (x) (* x 2)) xs))
+(print (edges-block '(1 2 3)))
+"""
+        inj = {"SXPOOL_INJECT": "wrong-prim-arg:edges-block"}
+        rc, out, err = run(["--tier=jit", "--jit-threshold=0"], src, env=inj)
+        self.assertEqual(rc, 1)
+        self.assertIn("error: type-error: map: expected (fn list", err)
+        for tier in ("vm", "cek"):
+            rc, out, err = run(["--tier=" + tier], src, env=inj)
+            self.assertEqual((rc, out), (0, "(2 4 6)\n"), err)
+        rc, out, err = run(["--tier=jit", "--jit-threshold=0"], src,
+                           env={"SXPOOL_INJECT": "null-deref:edges-block"})
+        self.assertEqual(rc, -11, err)  # SIGSEGV
+        rc, out, err = run(["--tier=jit", "--jit-threshold=0"], src,
+                           env={"SXPOOL_INJECT": "ice:edges-block"})
+        self.assertEqual(rc, 4, err)
+        rc, out, err = run(["--tier=jit", "--jit-threshold=0"], src,
+                           env={"SXPOOL_INJECT": "ice:some-other-function"})
+        self.assertEqual((rc, out), (0, "(2 4 6)\n"), err)
+
+
+if __name__ == "__main__":
+    SXPOOL = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
