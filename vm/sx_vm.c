@@ -141,7 +141,8 @@ static inline sx_val call_prim(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
 
 /* Sets up a frame for closure fn whose arguments are at args[0..argc)
  * (fn itself at args[-1]). Returns the new frame. */
-static vm_frame *enter(sx_ctx *cx, sx_vmclosure *clo, sx_val *args, int argc, int stop)
+static inline __attribute__((always_inline)) vm_frame *enter(sx_ctx *cx, sx_vmclosure *clo,
+                                                             sx_val *args, int argc, int stop)
 {
     sx_proto *p = clo->proto;
     if (argc < p->nreq || (!p->rest && argc > p->nreq))
@@ -237,13 +238,11 @@ static void trace_insn(vm_frame *f, const int32_t *pc, sx_val *sp)
 /* ---- the interpreter loop ---------------------------------------------------------- */
 
 #ifdef SX_COMPUTED_GOTO
-#define vmdispatch(o) goto *dispatch_table[o];
+/* Tracing swaps in a table whose every entry goes through the tracer, so
+ * the normal dispatch pays nothing for it. */
+#define vmdispatch(o) goto *table[o];
 #define vmcase(l) L_##l:
-#define vmbreak                                                                                    \
-    do {                                                                                           \
-        if (__builtin_expect(V.trace != NULL, 0)) trace_insn(f, pc, sp);                           \
-        goto *dispatch_table[*pc];                                                                 \
-    } while (0)
+#define vmbreak goto *table[*pc]
 #else
 #define vmdispatch(o) switch (o)
 #define vmcase(l) case BC_##l:
@@ -262,6 +261,12 @@ static sx_val loop(sx_ctx *cx)
         SX_OPCODES(SX_OP_LABEL)
 #undef SX_OP_LABEL
     };
+    static const void *const trace_table[] = {
+#define SX_OP_TRACE(name, n) &&L__trace,
+        SX_OPCODES(SX_OP_TRACE)
+#undef SX_OP_TRACE
+    };
+    const void *const *table = V.trace ? trace_table : dispatch_table;
 #endif
     vm_frame *f = &V.frames[V.nframes - 1];
     const int32_t *pc = f->pc;
@@ -274,6 +279,9 @@ static sx_val loop(sx_ctx *cx)
     if (f->p->native && pc == f->p->code) goto native_entry;
 #ifdef SX_COMPUTED_GOTO
     vmbreak;
+L__trace:
+    trace_insn(f, pc, sp);
+    goto *dispatch_table[*pc];
 #else
 next:
     if (__builtin_expect(V.trace != NULL, 0)) trace_insn(f, pc, sp);
