@@ -12,6 +12,10 @@
  *   16     4    payload length p (= total length - 20)
  *   20     p    n fields, each: u32 length L, then L bytes
  *
+ * Besides frames, the transport itself sends one empty message to a worker
+ * when the supervisor accepts it (ipc_dial waits for it); frames are never
+ * empty, and empty messages never reach on_recv or ipc_recv.
+ *
  * The decoder checks every length against what remains before using it;
  * a frame with trailing bytes, a short field, too many fields or a total
  * above IPC_MAX_FRAME is rejected with a specific error.
@@ -22,8 +26,10 @@
  *               then header name, header value pairs (names lower-case)
  *   RESPONSE    status, body, then header name, header value pairs
  *   ERROR       status, kind, message        (a genuine program error)
- *   JIT_FAULT   function, kind, message      (an error escaped native code)
- *   BLACKLIST   function, code hash          (supervisor -> worker)
+ *   JIT_FAULT   function, kind, message, code hash
+ *                                            (an error escaped native code)
+ *   BLACKLIST   function, code hash          (supervisor -> worker; an empty
+ *                                            hash means any code hash)
  *   SHUTDOWN    (no fields)                  (supervisor -> worker)
  */
 #ifndef SXPOOL_IPC_H
@@ -113,7 +119,22 @@ void ipc_slot_url(const char *rundir, int slot, char *dst, size_t cap);
 typedef void (*ipc_recv_cb)(void *arg, const char *buf, size_t len);
 int ipc_listen(const char *url, ipc_recv_cb on_recv, void *arg, ipc_conn **out);
 
-/* Worker side: dials url (retrying until timeout_ms) and uses blocking calls. */
+/**
+ * Supervisor side: closes the nng listener of c and listens again on the
+ * same url. Call it before starting a worker for a slot that has none (nng
+ * 1.5.2 can stop accepting on a listener after a peer vanished during the
+ * connection handshake; see ipc_nng.c). Call it from the supervisor's thread,
+ * never from a callback, and only while no worker process of this slot runs.
+ * @return 0, -EBUSY (a worker is connected), -EINVAL (not a listener) or
+ *         IPC_ENNG
+ */
+int ipc_listen_restart(ipc_conn *c);
+
+/* Worker side: dials url (retrying until timeout_ms) and uses blocking calls.
+ * Returns once the supervisor has accepted this worker as the slot's peer;
+ * IPC_ETIMEDOUT if that did not happen in time (no listener, or the slot
+ * still has another worker). Once that peer goes away, ipc_send and
+ * ipc_recv return IPC_ECLOSED. */
 int ipc_dial(const char *url, int timeout_ms, ipc_conn **out);
 
 /* Sends one encoded frame (copied; the caller keeps buf). Non-blocking on
@@ -132,6 +153,69 @@ int ipc_recv(ipc_conn *c, int timeout_ms, char **buf, size_t *len);
 
 /* Closes the socket. Never call from an nng callback. */
 void ipc_close(ipc_conn *c);
+
+/* ---- the crash scoreboard: one record per worker slot ------------------ *
+ *
+ * A file RUNDIR/slot-N.board of sizeof(ipc_board), created and zeroed by the
+ * supervisor before it spawns the slot's worker, mapped MAP_SHARED by both.
+ * The worker writes it with plain stores and one release fence per update
+ * (its crash handler writes it too, so everything here is async-signal-safe
+ * to write: fixed-size, no pointers). The supervisor reads it after the
+ * worker has died (or with seq checks while it lives), so a record
+ * survives the death of the process that wrote it.
+ */
+#define IPC_BOARD_MAGIC 0x53584231u /* "SXB1" */
+#define IPC_BOARD_NAME 256
+#define IPC_BOARD_HASH 40
+#define IPC_BOARD_BATCH 64
+
+enum ipc_board_state {
+    IPC_BOARD_IDLE = 0,
+    IPC_BOARD_REQUEST = 1,   /* running request_id */
+    IPC_BOARD_COMPILING = 2, /* the JIT is compiling batch[] (request_id may be set too) */
+};
+/* Two threads write state (the worker's main thread: IDLE <-> REQUEST, by
+ * compare-and-swap so it never overwrites COMPILING; the compiler thread:
+ * COMPILING and back). batch_len is written only by the compiler thread,
+ * non-zero exactly while a batch compiles, so readers take "compiling" to
+ * be state == COMPILING or batch_len > 0. */
+
+typedef struct ipc_board_fn {
+    char name[IPC_BOARD_NAME];
+    char code_hash[IPC_BOARD_HASH];
+} ipc_board_fn;
+
+typedef struct ipc_board {
+    uint32_t magic;
+    uint32_t pid;
+    volatile uint32_t state;      /* enum ipc_board_state */
+    volatile uint32_t seq;        /* bumped on every update */
+    volatile uint64_t request_id; /* 0 when none */
+    /* Set by the crash handler: the signal and the native function the
+     * faulting PC belongs to (name empty if the PC was not in native code). */
+    volatile int32_t crash_signal;
+    uint32_t pad;
+    ipc_board_fn crash_fn;
+    /* What the JIT is compiling right now (state COMPILING). */
+    volatile uint32_t batch_len;
+    uint32_t pad2;
+    ipc_board_fn batch[IPC_BOARD_BATCH];
+    char abi_hash[IPC_BOARD_HASH];
+} ipc_board;
+
+/* The path of slot `slot`'s board under rundir. */
+void ipc_board_path(const char *rundir, int slot, char *dst, size_t cap);
+
+/**
+ * Maps the board file MAP_SHARED. With create set, creates it if needed and
+ * zeroes it (magic set, everything else 0); without, the file must exist
+ * with the right size and magic.
+ * @return 0, or -errno from open/ftruncate/mmap, -EINVAL (wrong size) or
+ *         -EPROTO (wrong magic); on success *out stays mapped until
+ *         ipc_board_unmap
+ */
+int ipc_board_map(const char *path, int create, ipc_board **out);
+void ipc_board_unmap(ipc_board *b);
 
 /**
  * The nng error code (NNG_E*, for nng_strerror) behind the last IPC_ENNG

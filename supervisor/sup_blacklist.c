@@ -8,12 +8,18 @@
  * --data.
  *
  * `list` prints one entry per line, space-separated: function, code hash,
- * ABI hash, count, reason (last, as it may contain spaces).
+ * ABI hash, count, time of the last fault (UTC, ISO 8601), reason (last, as
+ * it may contain spaces). An empty hash is printed as "-" so the columns
+ * stay put. GLOB (fnmatch) keeps the functions it matches; --abi=HASH the
+ * entries of that ABI hash only, the ones workers of that build load.
  */
 #include <errno.h>
+#include <fnmatch.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "store/store.h"
 #include "supervisor/supervisor.h"
@@ -22,17 +28,36 @@
 
 static void blacklist_usage(FILE *out)
 {
-    fprintf(out, "usage: sxpool blacklist list [--data=DIR]\n"
+    fprintf(out, "usage: sxpool blacklist list [GLOB] [--abi=HASH] [--data=DIR]\n"
                  "       sxpool blacklist clear [GLOB] [--data=DIR]\n");
+}
+
+typedef struct list_ctx {
+    const char *glob;
+    unsigned n;
+    bool failed;
+} list_ctx;
+
+static const char *or_dash(const char *s)
+{
+    return *s ? s : "-";
 }
 
 static int print_entry(void *arg, const store_bl_entry *e)
 {
-    unsigned *n = arg;
-    if (printf("%s %s %s %u %s\n", e->function, e->code_hash, e->abi_hash, (unsigned)e->count,
-               e->reason) < 0)
+    list_ctx *c = arg;
+    if (c->glob && fnmatch(c->glob, e->function, 0) != 0) return 0;
+    char when[32] = "-";
+    time_t t = (time_t)(e->time_ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) && strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(when, sizeof when, "-");
+    if (printf("%s %s %s %u %s %s\n", e->function, or_dash(e->code_hash), or_dash(e->abi_hash),
+               (unsigned)e->count, when, e->reason) < 0) {
+        c->failed = true;
         return 1;
-    (*n)++;
+    }
+    c->n++;
     return 0;
 }
 
@@ -59,7 +84,7 @@ static int open_store(const char *data, store **out)
 
 int sup_blacklist_main(int argc, char **argv)
 {
-    const char *data = DEFAULT_DATA, *cmd = NULL, *glob = NULL;
+    const char *data = DEFAULT_DATA, *cmd = NULL, *glob = NULL, *abi = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -69,12 +94,16 @@ int sup_blacklist_main(int argc, char **argv)
             data = a + 7;
         } else if (strcmp(a, "--data") == 0 && i + 1 < argc) {
             data = argv[++i];
+        } else if (strncmp(a, "--abi=", 6) == 0) {
+            abi = a + 6;
+        } else if (strcmp(a, "--abi") == 0 && i + 1 < argc) {
+            abi = argv[++i];
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "sxpool: blacklist: unknown option '%s'\n", a);
             return 2;
         } else if (!cmd) {
             cmd = a;
-        } else if (!glob && strcmp(cmd, "clear") == 0) {
+        } else if (!glob) {
             glob = a;
         } else {
             fprintf(stderr, "sxpool: blacklist: unexpected argument '%s'\n", a);
@@ -88,6 +117,10 @@ int sup_blacklist_main(int argc, char **argv)
             blacklist_usage(stderr);
         return 2;
     }
+    if (abi && strcmp(cmd, "list") != 0) {
+        fprintf(stderr, "sxpool: blacklist: --abi applies to list only\n");
+        return 2;
+    }
     if (!*data) {
         fprintf(stderr, "sxpool: blacklist: --data: expected a directory, got ''\n");
         return 2;
@@ -97,8 +130,9 @@ int sup_blacklist_main(int argc, char **argv)
     if (open_store(data, &st) != 0) return 1;
     int rc = 0;
     if (strcmp(cmd, "list") == 0) {
-        unsigned n = 0;
-        int err = store_bl_each(st, NULL, print_entry, &n);
+        list_ctx c = {glob, 0, false};
+        int err = store_bl_each(st, abi, print_entry, &c);
+        if (c.failed) rc = 1;
         if (err < 0) {
             fprintf(stderr, "sxpool: blacklist: unable to read the blacklist: %s\n",
                     store_strerror(err));

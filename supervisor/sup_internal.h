@@ -57,7 +57,10 @@ void sup__buf_free(sup_buf *b);
 /* ---- configuration (sup_main.c) -------------------------------------- */
 
 typedef struct sup_config {
-    int workers;
+    int workers;     /* JIT workers (slots 0 .. workers-1) */
+    int cek_workers; /* CEK workers (the slots after them) */
+    uint32_t jit_threshold;
+    char jit_exclude[4096]; /* comma-separated globs, or empty */
     char host[256];
     int port;
     char app[PATH_MAX];  /* absolute, contains main.sx */
@@ -94,6 +97,17 @@ typedef struct sup_request {
     sup_header *headers;
     int nheaders, cap_headers;
     sup_buf body;
+    int attempts;  /* dispatches so far; a request is tried at most twice */
+    bool need_cek; /* queued again after a native-code fault: CEK workers only */
+    /* The JIT fault that made it run again, kept to lift the blacklist
+     * entry if the CEK worker fails with the same error kind. */
+    struct {
+        bool set;
+        char function[IPC_BOARD_NAME];
+        char code_hash[IPC_BOARD_HASH];
+        char abi[80];
+        char kind[48];
+    } fault;
 } sup_request;
 
 void sup__request_free(sup_request *r);
@@ -125,9 +139,17 @@ typedef struct sup_slot {
     uint64_t respawn_at_ms;
     uint64_t deaths[SUP_DEATH_RING]; /* ring of recent death times */
     unsigned ndeaths;
-    char mode[8];
-    char abi[80];
+    char mode[8];     /* from READY */
+    char abi[80];     /* from READY */
+    bool cek;         /* a CEK slot (--cek-workers), else a JIT slot */
+    ipc_board *board; /* this slot's crash scoreboard, mapped for the server's life */
 } sup_slot;
+
+/* Requests waiting for a worker, oldest first (linked through prev/next). */
+typedef struct sup_queue {
+    sup_request *head, *tail;
+    int len;
+} sup_queue;
 
 /* A frame copied off an nng thread, waiting for the loop. */
 typedef struct sup_msg {
@@ -167,8 +189,8 @@ struct sup_server {
     int nslots;
     int next_slot; /* round-robin start for dispatch */
 
-    sup_request *queue_head, *queue_tail;
-    int queue_len;
+    sup_queue queue; /* first attempts */
+    sup_queue retry; /* second attempts, served first */
 
     struct sup_conn *conns; /* every open connection */
     int nconns;
@@ -224,6 +246,29 @@ void sup__pool_kill_all(sup_server *s, const char *reason);
 int sup__pool_live(const sup_server *s);
 /* Closes the nng sockets and the inbox; call once no worker is left. */
 void sup__pool_close(sup_server *s);
+/* Queues r, whose first worker failed it, for its second and last attempt:
+ * on a CEK worker (need_cek), or on a CEK worker if one is up, else any.
+ * The caller calls sup__pool_dispatch afterwards. */
+void sup__pool_retry(sup_server *s, sup_request *r, bool need_cek);
+void sup__pool_dispatch(sup_server *s);
+/* Sends BLACKLIST (function, code hash) to every live JIT worker; one that
+ * cannot be told is killed. @return the number of workers told */
+int sup__pool_push_blacklist(sup_server *s, const char *function, const char *code_hash);
+
+/* ---- sup_fault.c: the fault classifier --------------------------------------- */
+
+/* A JIT_FAULT reply for r (already taken off w): blacklists the function,
+ * pushes it to the JIT workers, and re-dispatches r to a CEK worker (502 if
+ * this was its second attempt). */
+void sup__fault_jit_reply(sup_slot *w, sup_request *r, const ipc_frame *f);
+/* An ERROR reply for r: if r runs again after a JIT fault and failed with
+ * the same error kind, lifts that blacklist entry (the program is at
+ * fault). The caller answers the error either way. */
+void sup__fault_error_reply(sup_slot *w, sup_request *r, const ipc_frame *f);
+/* w's process has exited; r was in flight on it (or NULL). Classifies the
+ * death with w's scoreboard, blacklists what it names, logs what was done
+ * and re-dispatches r once (or answers 502). Does not respawn. */
+void sup__fault_death(sup_slot *w, sup_request *r, int64_t status, int sig);
 
 /* ---- sup_main.c ---------------------------------------------------------- */
 

@@ -37,6 +37,8 @@
 #endif
 
 #define DEFAULT_WORKERS 2
+#define DEFAULT_CEK_WORKERS 1
+#define DEFAULT_JIT_THRESHOLD 1000
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 8080
 #define DEFAULT_DATA "./sxpool-data"
@@ -98,11 +100,18 @@ void sup_usage(FILE *out)
             "usage: sxpool [OPTIONS]            serve the app on a pool of workers\n"
             "       sxpool eval FILE...         run SX files\n"
             "       sxpool repl                 interactive SX\n"
-            "       sxpool blacklist list [--data=DIR]\n"
+            "       sxpool blacklist list [GLOB] [--abi=HASH] [--data=DIR]\n"
             "       sxpool blacklist clear [GLOB] [--data=DIR]\n"
             "\n"
             "options:\n"
-            "  --workers=N        worker processes, 1 to %d (default %d)\n"
+            "  --workers=N        JIT worker processes, 1 to %d (default %d)\n"
+            "  --cek-workers=M    CEK-only worker processes, 1 to %d (default %d); they\n"
+            "                     serve requests again after a fault in native code,\n"
+            "                     and everything while no JIT worker is up\n"
+            "  --jit-threshold=N  calls before a function is compiled (default %d;\n"
+            "                     0: before its first call)\n"
+            "  --jit-exclude=GLOB functions never compiled (comma-separated globs;\n"
+            "                     may be repeated)\n"
             "  --listen=HOST:PORT address to serve on (default %s:%d; port 0 picks one)\n"
             "  --app=DIR          application directory with main.sx\n"
             "                     (default %s)\n"
@@ -113,8 +122,9 @@ void sup_usage(FILE *out)
             "  --memory-limit=SIZE  SX heap per worker, e.g. 512M or 2G (default 1G);\n"
             "                     a request past it fails with memory-limit\n"
             "  --help, --version\n",
-            SUP_MAX_WORKERS, DEFAULT_WORKERS, DEFAULT_HOST, DEFAULT_PORT, SXPOOL_DEFAULT_APP,
-            DEFAULT_DATA, MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S, SUP_MAX_BODY_LIMIT, DEFAULT_MAX_BODY);
+            SUP_MAX_WORKERS, DEFAULT_WORKERS, SUP_MAX_WORKERS, DEFAULT_CEK_WORKERS,
+            DEFAULT_JIT_THRESHOLD, DEFAULT_HOST, DEFAULT_PORT, SXPOOL_DEFAULT_APP, DEFAULT_DATA,
+            MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S, SUP_MAX_BODY_LIMIT, DEFAULT_MAX_BODY);
 }
 
 /* Matches argv[*i] against "--name=value" or "--name value".
@@ -195,6 +205,21 @@ static int parse_size(const char *v)
     return 0;
 }
 
+/* Appends globs to cfg->jit_exclude, comma-separated. @return 0 or -1 (reported) */
+static int add_exclude(sup_config *cfg, const char *globs)
+{
+    size_t have = strlen(cfg->jit_exclude), add = strlen(globs);
+    if (add == 0 || have + add + 2 > sizeof cfg->jit_exclude) {
+        fprintf(stderr,
+                "sxpool: --jit-exclude: expected globs (at most %zu bytes in all), got '%s'\n",
+                sizeof cfg->jit_exclude - 1, globs);
+        return -1;
+    }
+    if (have > 0) cfg->jit_exclude[have++] = ',';
+    memcpy(cfg->jit_exclude + have, globs, add + 1);
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, const char **data)
 {
     for (int i = 1; i < argc; i++) {
@@ -211,6 +236,25 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
                 return -1;
             }
             cfg->workers = (int)n;
+        } else if ((m = opt_value(argc, argv, &i, "--cek-workers", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_uint(v, 1, SUP_MAX_WORKERS, &n) != 0) {
+                fprintf(stderr, "sxpool: --cek-workers: expected a number from 1 to %d, got '%s'\n",
+                        SUP_MAX_WORKERS, v);
+                return -1;
+            }
+            cfg->cek_workers = (int)n;
+        } else if ((m = opt_value(argc, argv, &i, "--jit-threshold", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_uint(v, 0, UINT32_MAX, &n) != 0) {
+                fprintf(stderr,
+                        "sxpool: --jit-threshold: expected a number from 0 to %u, got '%s'\n",
+                        UINT32_MAX, v);
+                return -1;
+            }
+            cfg->jit_threshold = (uint32_t)n;
+        } else if ((m = opt_value(argc, argv, &i, "--jit-exclude", &v)) != 0) {
+            if (m < 0 || add_exclude(cfg, v) != 0) return -1;
         } else if ((m = opt_value(argc, argv, &i, "--listen", &v)) != 0) {
             if (m < 0 || parse_listen(v, cfg) != 0) return -1;
         } else if ((m = opt_value(argc, argv, &i, "--app", &v)) != 0) {
@@ -330,7 +374,7 @@ static int make_rundir(sup_server *s)
     return 0;
 }
 
-/* Removes the run directory and what the slots left in it (sockets only). */
+/* Removes the run directory and what the slots left in it (sockets, scoreboards). */
 static void remove_rundir(sup_server *s)
 {
     if (!s->rundir[0]) return;
@@ -509,6 +553,8 @@ int sup_main(int argc, char **argv)
         }
     }
     s->cfg.workers = DEFAULT_WORKERS;
+    s->cfg.cek_workers = DEFAULT_CEK_WORKERS;
+    s->cfg.jit_threshold = DEFAULT_JIT_THRESHOLD;
     snprintf(s->cfg.host, sizeof s->cfg.host, "%s", DEFAULT_HOST);
     s->cfg.port = DEFAULT_PORT;
     s->cfg.timeout_ms = DEFAULT_TIMEOUT_S * 1000ull;

@@ -1,6 +1,15 @@
 /* sup_pool.c: the worker slots: spawning, READY, dispatch, replies, death,
  * respawn with backoff, and per-request deadlines.
  *
+ * Slots 0 .. workers-1 run JIT workers (--mode=jit), the next cek_workers
+ * slots CEK workers (--mode=cek). Dispatch: a first attempt goes to an idle
+ * JIT worker, or to a CEK worker when no JIT worker is up (ready: IDLE or
+ * BUSY); it waits otherwise, keeping the CEK workers free for re-dispatches.
+ * Second attempts (the retry queue, see sup_fault.c) go first, to CEK
+ * workers (need_cek: only there; else to any idle worker when no CEK worker
+ * is up). Each slot's crash scoreboard is created before its first spawn and
+ * zeroed before every spawn.
+ *
  * Threads: on_recv runs on nng's threads and does nothing but copy the
  * frame into the inbox under inbox_lock and uv_async_send. Everything else
  * here runs on the loop thread, which alone decodes frames and touches the
@@ -75,36 +84,36 @@ static sup_msg *inbox_take(sup_server *s)
     return m;
 }
 
-/* ---- queue ------------------------------------------------------------------ */
+/* ---- queues ----------------------------------------------------------------- */
 
-static void queue_push(sup_server *s, sup_request *r, bool front)
+static void queue_push(sup_queue *q, sup_request *r, bool front)
 {
     r->prev = r->next = NULL;
-    if (!s->queue_head) {
-        s->queue_head = s->queue_tail = r;
+    if (!q->head) {
+        q->head = q->tail = r;
     } else if (front) {
-        r->next = s->queue_head;
-        s->queue_head->prev = r;
-        s->queue_head = r;
+        r->next = q->head;
+        q->head->prev = r;
+        q->head = r;
     } else {
-        r->prev = s->queue_tail;
-        s->queue_tail->next = r;
-        s->queue_tail = r;
+        r->prev = q->tail;
+        q->tail->next = r;
+        q->tail = r;
     }
-    s->queue_len++;
+    q->len++;
 }
 
-static sup_request *queue_pop(sup_server *s)
+static sup_request *queue_pop(sup_queue *q)
 {
-    sup_request *r = s->queue_head;
+    sup_request *r = q->head;
     if (!r) return NULL;
-    s->queue_head = r->next;
-    if (s->queue_head)
-        s->queue_head->prev = NULL;
+    q->head = r->next;
+    if (q->head)
+        q->head->prev = NULL;
     else
-        s->queue_tail = NULL;
+        q->tail = NULL;
     r->prev = r->next = NULL;
-    s->queue_len--;
+    q->len--;
     return r;
 }
 
@@ -134,11 +143,28 @@ static void spawn_slot(sup_slot *w)
     snprintf(rundir_arg, sizeof rundir_arg, "--rundir=%s", s->rundir);
     snprintf(app_arg, sizeof app_arg, "--app=%s", s->cfg.app);
     snprintf(data_arg, sizeof data_arg, "--data=%s", s->cfg.data);
-    char mem_arg[64];
+    char mem_arg[64], threshold_arg[48], exclude_arg[sizeof s->cfg.jit_exclude + 16];
     snprintf(mem_arg, sizeof mem_arg, "--memory-limit=%s",
              s->cfg.memory_limit[0] ? s->cfg.memory_limit : "1G");
-    char *args[] = {s->exe,   "worker", slot_arg,     rundir_arg, app_arg,
-                    data_arg, mem_arg,  "--mode=jit", NULL};
+    snprintf(threshold_arg, sizeof threshold_arg, "--jit-threshold=%u",
+             (unsigned)s->cfg.jit_threshold);
+    snprintf(exclude_arg, sizeof exclude_arg, "--jit-exclude=%s", s->cfg.jit_exclude);
+    char *args[12] = {s->exe, "worker", slot_arg, rundir_arg, app_arg, data_arg, mem_arg};
+    int n = 7;
+    if (w->cek) {
+        args[n++] = "--mode=cek";
+    } else {
+        args[n++] = "--mode=jit";
+        args[n++] = threshold_arg;
+        if (s->cfg.jit_exclude[0]) args[n++] = exclude_arg;
+    }
+    args[n] = NULL;
+
+    /* A fresh scoreboard: nothing a predecessor recorded may be read as
+     * this process's. No process maps it now (the previous one exited). */
+    memset(w->board, 0, sizeof *w->board);
+    w->board->magic = IPC_BOARD_MAGIC;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
 
     uv_stdio_container_t stdio[3];
     memset(stdio, 0, sizeof stdio);
@@ -230,13 +256,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 
     sup_request *r = w->req;
     w->req = NULL;
-    if (r) {
-        /* TODO(issue: re-dispatch): run a request whose worker died once more
-         * on another worker, as DESIGN.md's fault table says; for now 502. */
-        sup__log("request %llu was running on worker %d; answering 502", (unsigned long long)r->id,
-                 w->index);
-        sup__http_respond_text(r, 502, "the worker handling this request died\n");
-    }
+    sup__fault_death(w, r, status, sig); /* re-dispatches r, or answers it */
     int cleared = store_reader_check(s->store);
     if (cleared < 0)
         sup__log("unable to clear stale store readers after worker %d died: %s", w->index,
@@ -348,24 +368,18 @@ static void on_reply(sup_slot *w, ipc_frame *f)
         }
         w->req = NULL;
         if (w->state == SLOT_BUSY) w->state = SLOT_IDLE;
+        sup__fault_error_reply(w, r, f);
         reply_error(w, r, f);
         break;
-    case IPC_JIT_FAULT: {
+    case IPC_JIT_FAULT:
         if (f->nfields < 3) {
             malformed(w, "JIT_FAULT with fewer than 3 fields");
             return;
         }
-        char fn[256], kind[64], msg[256];
-        sup__log("worker %d (pid %d): %s escaped native code in %s: %s", w->index, w->pid,
-                 ipc_field_str(f, 1, kind, sizeof kind), ipc_field_str(f, 0, fn, sizeof fn),
-                 ipc_field_str(f, 2, msg, sizeof msg));
         w->req = NULL;
         if (w->state == SLOT_BUSY) w->state = SLOT_IDLE;
-        /* TODO(issue: re-dispatch): blacklist the function pool-wide and run
-         * the request again on a CEK worker instead of answering 502. */
-        sup__http_respond_text(r, 502, "jit-fault\n");
+        sup__fault_jit_reply(w, r, f);
         break;
-    }
     }
     dispatch(w->srv);
 }
@@ -402,16 +416,47 @@ static void on_inbox(uv_async_t *a)
 
 /* ---- dispatch -------------------------------------------------------------- */
 
-static sup_slot *pick_idle(sup_server *s)
+enum pick { PICK_JIT, PICK_CEK, PICK_ANY };
+
+static bool kind_ok(const sup_slot *w, enum pick kind)
+{
+    return kind == PICK_ANY || w->cek == (kind == PICK_CEK);
+}
+
+/* An idle worker of that kind, round-robin. */
+static sup_slot *pick_idle(sup_server *s, enum pick kind)
 {
     for (int k = 0; k < s->nslots; k++) {
         int i = (s->next_slot + k) % s->nslots;
-        if (s->slots[i].state == SLOT_IDLE) {
+        if (s->slots[i].state == SLOT_IDLE && kind_ok(&s->slots[i], kind)) {
             s->next_slot = (i + 1) % s->nslots;
             return &s->slots[i];
         }
     }
     return NULL;
+}
+
+/* True if a worker of that kind is ready (idle or busy). */
+static bool any_up(const sup_server *s, enum pick kind)
+{
+    for (int i = 0; i < s->nslots; i++) {
+        const sup_slot *w = &s->slots[i];
+        if ((w->state == SLOT_IDLE || w->state == SLOT_BUSY) && kind_ok(w, kind)) return true;
+    }
+    return false;
+}
+
+/* The worker for the request at the head of q, or NULL (it waits). */
+static sup_slot *pick_for(sup_server *s, const sup_request *r, bool retry)
+{
+    if (retry) {
+        sup_slot *w = pick_idle(s, PICK_CEK);
+        if (!w && !r->need_cek && !any_up(s, PICK_CEK)) w = pick_idle(s, PICK_ANY);
+        return w;
+    }
+    sup_slot *w = pick_idle(s, PICK_JIT);
+    if (!w && !any_up(s, PICK_JIT)) w = pick_idle(s, PICK_CEK);
+    return w;
 }
 
 /* @return 0 sent (w owns r now), 1 r answered, -1 not sent (r untouched) */
@@ -452,22 +497,73 @@ static int send_request(sup_server *s, sup_slot *w, sup_request *r)
     w->req = r;
     w->state = SLOT_BUSY;
     r->slot = w->index;
+    r->attempts++;
     r->deadline_ms = uv_now(s->loop) + s->cfg.timeout_ms;
     return 0;
 }
 
-static void dispatch(sup_server *s)
+/* Sends the requests of q to workers while there are workers for them. */
+static void dispatch_queue(sup_server *s, sup_queue *q, bool retry)
 {
-    while (s->queue_head && s->stop < STOP_WORKERS) {
-        sup_slot *w = pick_idle(s);
-        if (!w) return;
-        sup_request *r = queue_pop(s);
-        if (!r->conn) { /* the client left while it waited */
-            sup__request_free(r);
+    while (q->head && s->stop < STOP_WORKERS) {
+        if (!q->head->conn) { /* the client left while it waited */
+            sup__request_free(queue_pop(q));
             continue;
         }
-        if (send_request(s, w, r) < 0) queue_push(s, r, true);
+        sup_slot *w = pick_for(s, q->head, retry);
+        if (!w) return;
+        sup_request *r = queue_pop(q);
+        if (send_request(s, w, r) < 0) queue_push(q, r, true);
     }
+}
+
+static void dispatch(sup_server *s)
+{
+    dispatch_queue(s, &s->retry, true);
+    dispatch_queue(s, &s->queue, false);
+}
+
+void sup__pool_dispatch(sup_server *s)
+{
+    dispatch(s);
+}
+
+void sup__pool_retry(sup_server *s, sup_request *r, bool need_cek)
+{
+    r->slot = -1;
+    r->need_cek = need_cek;
+    r->queued_ms = uv_now(s->loop);
+    queue_push(&s->retry, r, false);
+}
+
+int sup__pool_push_blacklist(sup_server *s, const char *function, const char *code_hash)
+{
+    ipc_field f[2] = {{function, (uint32_t)strlen(function)},
+                      {code_hash, (uint32_t)strlen(code_hash)}};
+    char *buf;
+    size_t len;
+    int err = ipc_encode(IPC_BLACKLIST, 0, f, 2, &buf, &len);
+    if (err != 0) {
+        sup__log("unable to encode a BLACKLIST frame for %s: %s", function, ipc_strerror(err));
+        return 0;
+    }
+    int told = 0;
+    for (int i = 0; i < s->nslots; i++) {
+        sup_slot *w = &s->slots[i];
+        if (w->cek || !w->running || w->state == SLOT_DYING) continue;
+        err = ipc_send(w->ipc, buf, len);
+        if (err == 0) {
+            told++;
+        } else if (err == IPC_ECLOSED && w->state == SLOT_STARTING) {
+            /* Not connected yet: it reads the store's blacklist once it is. */
+        } else {
+            sup__log("unable to send BLACKLIST %s to worker %d (pid %d): %s", function, w->index,
+                     w->pid, ipc_strerror(err));
+            kill_worker(w, "it could not be told to drop a blacklisted function");
+        }
+    }
+    free(buf);
+    return told;
 }
 
 /* Request ids must never repeat for a data directory, across restarts too:
@@ -495,12 +591,12 @@ void sup__pool_submit(sup_server *s, sup_request *r)
         sup__http_respond_text(r, 503, "server is shutting down\n");
         return;
     }
-    if (s->queue_len >= SUP_MAX_QUEUE) {
+    if (s->queue.len >= SUP_MAX_QUEUE) {
         sup__http_respond_text(r, 503, "too many requests are waiting for a worker\n");
         return;
     }
     r->queued_ms = uv_now(s->loop);
-    queue_push(s, r, false);
+    queue_push(&s->queue, r, false);
     dispatch(s);
 }
 
@@ -528,9 +624,12 @@ void sup__pool_housekeeping(sup_server *s, uint64_t now)
 {
     for (int i = 0; i < s->nslots; i++)
         check_slot(s, &s->slots[i], now);
-    while (s->queue_head && now - s->queue_head->queued_ms >= s->cfg.timeout_ms) {
-        sup_request *r = queue_pop(s);
-        sup__http_respond_text(r, 503, "no worker was free within the request deadline\n");
+    sup_queue *qs[2] = {&s->retry, &s->queue};
+    for (int k = 0; k < 2; k++) {
+        while (qs[k]->head && now - qs[k]->head->queued_ms >= s->cfg.timeout_ms) {
+            sup_request *r = queue_pop(qs[k]);
+            sup__http_respond_text(r, 503, "no worker was free within the request deadline\n");
+        }
     }
 }
 
@@ -550,17 +649,27 @@ int sup__pool_start(sup_server *s)
     }
     s->inbox_async.data = s;
     s->async_open = true;
-    s->slots = calloc((size_t)s->cfg.workers, sizeof *s->slots);
+    int n = s->cfg.workers + s->cfg.cek_workers;
+    s->slots = calloc((size_t)n, sizeof *s->slots);
     if (!s->slots) {
-        sup__log("unable to allocate %d worker slots: out of memory", s->cfg.workers);
+        sup__log("unable to allocate %d worker slots: out of memory", n);
         return -ENOMEM;
     }
-    s->nslots = s->cfg.workers;
+    s->nslots = n;
     for (int i = 0; i < s->nslots; i++) {
         sup_slot *w = &s->slots[i];
         w->srv = s;
         w->index = i;
         w->state = SLOT_DOWN;
+        w->cek = i >= s->cfg.workers;
+        char board[PATH_MAX + 64];
+        ipc_board_path(s->rundir, i, board, sizeof board);
+        err = ipc_board_map(board, 1, &w->board);
+        if (err != 0) {
+            sup__log("unable to create the crash scoreboard %s: %s", board, strerror(-err));
+            w->board = NULL;
+            return err;
+        }
         char url[PATH_MAX + 64];
         ipc_slot_url(s->rundir, i, url, sizeof url);
         err = ipc_listen(url, on_recv, w, &w->ipc);
@@ -577,7 +686,7 @@ int sup__pool_start(sup_server *s)
 
 bool sup__pool_quiet(const sup_server *s)
 {
-    if (s->queue_len > 0) return false;
+    if (s->queue.len > 0 || s->retry.len > 0) return false;
     for (int i = 0; i < s->nslots; i++)
         if (s->slots[i].req) return false;
     return true;
@@ -586,7 +695,9 @@ bool sup__pool_quiet(const sup_server *s)
 void sup__pool_fail_queued(sup_server *s, int status, const char *text)
 {
     sup_request *r;
-    while ((r = queue_pop(s)) != NULL)
+    while ((r = queue_pop(&s->retry)) != NULL)
+        sup__http_respond_text(r, status, text);
+    while ((r = queue_pop(&s->queue)) != NULL)
         sup__http_respond_text(r, status, text);
 }
 
@@ -641,6 +752,8 @@ void sup__pool_close(sup_server *s)
         uv_mutex_destroy(&s->inbox_lock);
     }
     if (sup__pool_live(s) == 0) {
+        for (int i = 0; i < s->nslots; i++)
+            ipc_board_unmap(s->slots[i].board);
         free(s->slots);
         s->slots = NULL;
         s->nslots = 0;

@@ -6,14 +6,16 @@
 #include <stdio.h>
 
 /**
- * The server: sxpool [--workers=N] [--listen=HOST:PORT] [--app=DIR]
- * [--data=DIR] [--timeout=SECS] [--max-body=BYTES] [--hide-errors].
- * argv[0] is the program name. Runs until SIGINT or SIGTERM.
+ * The server: sxpool [--workers=N] [--cek-workers=M] [--listen=HOST:PORT]
+ * [--app=DIR] [--data=DIR] [--timeout=SECS] [--max-body=BYTES]
+ * [--hide-errors] [--memory-limit=SIZE] [--jit-threshold=N]
+ * [--jit-exclude=GLOB]. argv[0] is the program name. Runs until SIGINT or
+ * SIGTERM.
  */
 int sup_main(int argc, char **argv);
 
 /**
- * sxpool blacklist list [--data=DIR]
+ * sxpool blacklist list [GLOB] [--abi=HASH] [--data=DIR]
  * sxpool blacklist clear [GLOB] [--data=DIR]
  * argv[0] is "blacklist".
  */

@@ -15,13 +15,11 @@ int wrk_parse_tier(const char *prog, const char *value);
 /* Parses a byte size with an optional K, M or G suffix. */
 bool wrk_parse_size(const char *s, size_t *out);
 
-/* ---- wrk_native.c: the native tier, or stubs when it is not built ------- */
+/* ---- wrk_native.c: the worker's calls into the native tier -------------- */
 
-/* True when this build has the native tier (SXPOOL_HAVE_JIT). */
-bool wrk_native_built(void);
-/* jit_init. @return 0, or -errno (-ENOSYS: not built) */
+/* jit_init. @return 0 or -errno */
 int wrk_native_init(const jit_options *opt, const jit_hooks *hooks);
-/* jit_abi_hash, or NULL when the tier is not built. */
+/* jit_abi_hash (16 hex digits). */
 const char *wrk_native_abi_hash(void);
 /* jit_lookup_pc (async-signal-safe). @return 1 found, 0 not */
 int wrk_native_lookup_pc(uintptr_t pc, char *name, size_t name_cap, char *hash, size_t hash_cap);

@@ -1,17 +1,32 @@
 /* wrk_main.c: the worker process (`sxpool worker ...`), started by the
  * supervisor with uv_spawn.
  *
- * Single-threaded apart from nng's own threads: it opens its LMDB
- * environment and dials its slot's nng socket after exec, loads the app,
- * announces READY and then serves one request at a time:
+ * Single-threaded apart from nng's own threads (and, in jit mode, the JIT's
+ * compiler thread): it maps its slot's crash scoreboard, opens its LMDB
+ * environment, turns the native tier on (jit mode only: CEK workers never
+ * load native code), drops the native code of every function blacklisted
+ * for its ABI hash, loads the app, dials its slot's nng socket, announces
+ * READY and then serves one request at a time:
  *
  *   REQUEST -> answered from the response record if this request id was
  *              already committed (a re-dispatch after a death), otherwise
  *              (handle req) runs in a store transaction; a RESPONSE is
  *              committed together with the writes under the request id,
  *              then sent. A conflict at commit reruns the handler (nothing
- *              was applied). An SX error aborts the transaction: ERROR.
+ *              was applied). An SX error aborts the transaction: ERROR, or
+ *              JIT_FAULT when it escaped from native code.
+ *   BLACKLIST -> drops that function's native code (before the next
+ *              request, since frames are handled in order).
  *   SHUTDOWN -> exit 0.
+ *
+ * The scoreboard says which request is running (set before the handler,
+ * cleared after the reply); the crash handler (wrk_crash.c) adds the signal
+ * and the native function when the process dies of a fault.
+ *
+ * Test hook, off unless the environment sets it:
+ * SXPOOL_TEST_HOOK=exit-after-commit:PATH makes the worker _exit(9) right
+ * after committing a request whose path is PATH, before replying: the
+ * supervisor's re-dispatch must then answer from the committed record.
  *
  * Any failure of the link to the supervisor ends the process: the
  * supervisor respawns the slot.
@@ -22,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,10 +48,19 @@
 #include "worker/wrk_internal.h"
 
 #define WRK_MAX_RETRIES 64
+#define WRK_DEFAULT_JIT_THRESHOLD 1000
+#define WRK_MAX_EXCLUDE 4096
 
 typedef struct wrk {
     int slot;
     const char *rundir, *app, *data, *mode;
+    bool jit_mode;                 /* --mode=jit */
+    bool native;                   /* the native tier is on in this process */
+    uint32_t jit_threshold;        /* --jit-threshold */
+    char exclude[WRK_MAX_EXCLUDE]; /* --jit-exclude globs, comma-separated */
+    char abi[IPC_BOARD_HASH];      /* what READY announces */
+    const char *exit_after_commit; /* test hook: a request path, or NULL */
+    bool bl_quiet;                 /* load_blacklist: no line per entry */
     store *st;
     ipc_conn *conn;
     store_txn *txn; /* the running request's transaction */
@@ -117,6 +142,17 @@ static int send_error(wrk *w, uint64_t id, const sx_failure *fail)
     return send_frame(w, IPC_ERROR, id, f, 3);
 }
 
+/* The error escaped from native code: the supervisor blacklists the
+ * function and runs the request again on a CEK worker. */
+static int send_jit_fault(wrk *w, uint64_t id, const sx_failure *fail)
+{
+    wlog(w, "request %llu: %s escaped native code in %s: %s", (unsigned long long)id, fail->kind,
+         fail->native_fn, fail->message);
+    ipc_field f[4] = {fstr(fail->native_fn), fstr(fail->kind), fstr(fail->message),
+                      fstr(fail->code_hash)};
+    return send_frame(w, IPC_JIT_FAULT, id, f, 4);
+}
+
 /* Encodes a RESPONSE frame for resp. */
 static int encode_response(uint64_t id, const sx_response *resp, char **buf, size_t *len)
 {
@@ -177,6 +213,7 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
         int rc = store_txn_begin(w->st, &w->txn);
         if (rc != 0) return rc;
         sx_response resp;
+        memset(fail, 0, sizeof *fail); /* native_fn stays empty unless native code failed */
         if (sx_vm_handle(r, &resp, fail) != 0) {
             store_txn_abort(w->txn);
             w->txn = NULL;
@@ -193,7 +230,12 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
         bool writes = store_txn_nwrites(w->txn) > 0;
         rc = store_txn_commit(w->txn, writes ? r->id : NULL, *out, *outlen);
         w->txn = NULL;
-        if (rc == 0) return 0;
+        if (rc == 0) {
+            if (writes && w->exit_after_commit && strlen(w->exit_after_commit) == r->path_len &&
+                memcmp(w->exit_after_commit, r->path, r->path_len) == 0)
+                _exit(9); /* test hook: committed, never replied */
+            return 0;
+        }
         free(*out);
         *out = NULL;
         if (rc != STORE_ECONFLICT) return rc;
@@ -203,7 +245,7 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
     return STORE_ECONFLICT;
 }
 
-static int serve_request(wrk *w, const ipc_frame *fr)
+static int serve_request_body(wrk *w, const ipc_frame *fr)
 {
     char id[32];
     snprintf(id, sizeof id, "%llu", (unsigned long long)fr->id);
@@ -228,7 +270,10 @@ static int serve_request(wrk *w, const ipc_frame *fr)
     sx_failure fail;
     int rc = run_request(w, &r, fr->id, &out, &outlen, &fail);
     free(hs);
-    if (rc == 1) return send_error(w, fr->id, &fail);
+    if (rc == 1) {
+        if (w->native && fail.native_fn[0]) return send_jit_fault(w, fr->id, &fail);
+        return send_error(w, fr->id, &fail);
+    }
     if (rc < 0) {
         snprintf(fail.kind, sizeof fail.kind, "effect-error");
         snprintf(fail.message, sizeof fail.message, "store: %s", store_strerror(rc));
@@ -239,12 +284,85 @@ static int serve_request(wrk *w, const ipc_frame *fr)
     return rc;
 }
 
+static int serve_request(wrk *w, const ipc_frame *fr)
+{
+    wrk_board_request_begin(fr->id);
+    int rc = serve_request_body(w, fr);
+    wrk_board_request_end();
+    return rc;
+}
+
+/* ---- the blacklist -------------------------------------------------------------- */
+
+static void drop_native(wrk *w, const char *fn, const char *code_hash, const char *why)
+{
+    wrk_native_blacklist(fn, code_hash && *code_hash ? code_hash : NULL);
+    wlog(w, "dropped the native code of %s (code %s): %s", fn,
+         code_hash && *code_hash ? code_hash : "any", why);
+}
+
+static int load_entry(void *arg, const store_bl_entry *e)
+{
+    wrk *w = arg;
+    if (w->bl_quiet)
+        wrk_native_blacklist(e->function, e->code_hash[0] ? e->code_hash : NULL);
+    else
+        drop_native(w, e->function, e->code_hash, "blacklisted in the store");
+    return 0;
+}
+
+/* Drops every function blacklisted for this worker's ABI hash (dropping one
+ * twice is harmless; quiet: without a log line per function). */
+static int load_blacklist(wrk *w, bool quiet)
+{
+    if (!w->native) return 0;
+    w->bl_quiet = quiet;
+    int rc = store_bl_each(w->st, w->abi, load_entry, w);
+    if (rc != 0) wlog(w, "unable to read the blacklist: %s", store_strerror(rc));
+    return rc;
+}
+
+/* A BLACKLIST frame: function, code hash. CEK workers have no native code. */
+static void on_blacklist(wrk *w, const ipc_frame *fr)
+{
+    if (fr->nfields < 1 || fr->fields[0].len == 0) {
+        wlog(w, "ignoring a BLACKLIST frame without a function name");
+        return;
+    }
+    if (!w->native) return;
+    char fn[IPC_BOARD_NAME], hash[IPC_BOARD_HASH] = "";
+    ipc_field_str(fr, 0, fn, sizeof fn);
+    if (fr->nfields >= 2) ipc_field_str(fr, 1, hash, sizeof hash);
+    drop_native(w, fn, hash, "blacklisted by the supervisor");
+}
+
 /* ---- start-up ---------------------------------------------------------------- */
+
+/* Appends one --jit-exclude value to the comma-separated list. */
+static int add_exclude(wrk *w, const char *globs)
+{
+    size_t have = strlen(w->exclude), add = strlen(globs);
+    if (add == 0 || have + add + 2 > sizeof w->exclude) return -1;
+    if (have > 0) w->exclude[have++] = ',';
+    memcpy(w->exclude + have, globs, add + 1);
+    return 0;
+}
+
+static int parse_threshold(const char *v, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n > UINT32_MAX) return -1;
+    *out = (uint32_t)n;
+    return 0;
+}
 
 static int parse_flags(wrk *w, int argc, char **argv)
 {
     w->slot = -1;
     w->mode = "jit";
+    w->jit_threshold = WRK_DEFAULT_JIT_THRESHOLD;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strncmp(a, "--slot=", 7))
@@ -262,6 +380,16 @@ static int parse_flags(wrk *w, int argc, char **argv)
                 fprintf(stderr, "sxpool worker: --memory-limit: bad size '%s'\n", a + 15);
                 return -1;
             }
+        } else if (!strncmp(a, "--jit-threshold=", 16)) {
+            if (parse_threshold(a + 16, &w->jit_threshold) != 0) {
+                fprintf(stderr, "sxpool worker: --jit-threshold: bad count '%s'\n", a + 16);
+                return -1;
+            }
+        } else if (!strncmp(a, "--jit-exclude=", 14)) {
+            if (add_exclude(w, a + 14) != 0) {
+                fprintf(stderr, "sxpool worker: --jit-exclude: empty or too long '%s'\n", a + 14);
+                return -1;
+            }
         } else {
             fprintf(stderr, "sxpool worker: unknown flag '%s'\n", a);
             return -1;
@@ -269,7 +397,7 @@ static int parse_flags(wrk *w, int argc, char **argv)
     }
     if (w->slot < 0 || !w->rundir || !w->app || !w->data) {
         fputs("usage: sxpool worker --slot=N --rundir=DIR --app=DIR --data=DIR "
-              "[--mode=jit|cek]\n",
+              "[--mode=jit|cek] [--jit-threshold=N] [--jit-exclude=GLOBS]\n",
               stderr);
         return -1;
     }
@@ -277,7 +405,45 @@ static int parse_flags(wrk *w, int argc, char **argv)
         fprintf(stderr, "sxpool worker: --mode: expected jit or cek, got '%s'\n", w->mode);
         return -1;
     }
+    w->jit_mode = strcmp(w->mode, "jit") == 0;
     return 0;
+}
+
+/* SXPOOL_TEST_HOOK=exit-after-commit:PATH (tests only). */
+static void read_test_hook(wrk *w)
+{
+    const char *v = getenv("SXPOOL_TEST_HOOK");
+    static const char kind[] = "exit-after-commit:";
+    if (!v || !*v) return;
+    if (strncmp(v, kind, sizeof kind - 1) == 0 && v[sizeof kind - 1] == '/') {
+        w->exit_after_commit = v + sizeof kind - 1;
+        wlog(w, "test hook: exiting after the commit of a request to %s", w->exit_after_commit);
+    } else {
+        wlog(w, "ignoring an unknown SXPOOL_TEST_HOOK '%s'", v);
+    }
+}
+
+/* jit mode: turns the native tier on; the worker runs the bytecode VM
+ * without it if it is not available. */
+static void start_native(wrk *w)
+{
+    snprintf(w->abi, sizeof w->abi, "sxpool-%s", SXPOOL_VERSION);
+    if (!w->jit_mode) return;
+    char cache[4200];
+    snprintf(cache, sizeof cache, "%s/jit-cache", w->data);
+    if (mkdir(cache, 0700) != 0 && errno != EEXIST)
+        wlog(w, "unable to create the code cache %s: %s", cache, strerror(errno));
+    jit_options o = {cache, w->jit_threshold, w->exclude[0] ? w->exclude : NULL};
+    jit_hooks hooks;
+    wrk_board_hooks(&hooks);
+    int rc = wrk_native_init(&o, &hooks);
+    if (rc != 0) {
+        wlog(w, "unable to start the native tier: %s; running the bytecode VM only", strerror(-rc));
+        return;
+    }
+    w->native = true;
+    const char *abi = wrk_native_abi_hash();
+    if (abi && *abi) snprintf(w->abi, sizeof w->abi, "%s", abi);
 }
 
 static int send_ready(wrk *w)
@@ -285,41 +451,68 @@ static int send_ready(wrk *w)
     char slot[16], pid[16];
     snprintf(slot, sizeof slot, "%d", w->slot);
     snprintf(pid, sizeof pid, "%d", (int)getpid());
-    ipc_field f[4] = {fstr(slot), fstr(pid), fstr(w->mode), fstr("sxpool-" SXPOOL_VERSION)};
+    ipc_field f[4] = {fstr(slot), fstr(pid), fstr(w->mode), fstr(w->abi)};
     return send_frame(w, IPC_READY, 0, f, 4);
+}
+
+/* Everything before READY. @return 0 or the process exit status */
+static int start(wrk *w)
+{
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        wlog(w, "unable to ignore SIGPIPE: %s", strerror(errno));
+        return 1;
+    }
+    srand((unsigned)getpid());
+    read_test_hook(w);
+    int rc = wrk_board_open(w->rundir, w->slot);
+    if (rc != 0)
+        wlog(w, "unable to map the crash scoreboard of slot %d: %s; crashes will go unexplained",
+             w->slot, strerror(-rc));
+    rc = store_open(w->data, 0, &w->st);
+    if (rc != 0) {
+        wlog(w, "unable to open the store in %s: %s", w->data, store_strerror(rc));
+        return 1;
+    }
+    /* JIT workers run the VM and native code; CEK workers the reference evaluator only */
+    w->opt.tier = w->jit_mode ? SX_TIER_VM : SX_TIER_CEK;
+    if (sx_vm_init(&w->opt) != 0) {
+        wlog(w, "unable to start the SX runtime");
+        return 1;
+    }
+    start_native(w);
+    wrk_board_identity(w->abi);
+    rc = wrk_crash_install(w->native);
+    if (rc != 0) wlog(w, "unable to install the crash handler: %s", strerror(-rc));
+    if (load_blacklist(w, false) != 0) return 1;
+    fx = (sx_effects){w, fx_get, fx_put, fx_del, fx_scan, fx_log, ""};
+    sx_vm_set_effects(&fx);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/main.sx", w->app);
+    sx_failure fail;
+    memset(&fail, 0, sizeof fail);
+    if (sx_vm_load_file(path, &fail) != 0) {
+        wlog(w, "unable to load %s: %s", path, fail.line);
+        return 1;
+    }
+    char url[4200];
+    ipc_slot_url(w->rundir, w->slot, url, sizeof url);
+    rc = ipc_dial(url, 5000, &w->conn);
+    if (rc != 0) {
+        wlog(w, "unable to connect to the supervisor at %s: %s", url, ipc_strerror(rc));
+        return 1;
+    }
+    /* Again, now that BLACKLIST frames reach us: an entry added while we
+     * were not yet connected was not pushed to us. */
+    if (load_blacklist(w, true) != 0) return 1;
+    return send_ready(w) != 0 ? 1 : 0;
 }
 
 int wrk_main(int argc, char **argv)
 {
     wrk w = {0};
     if (parse_flags(&w, argc, argv) != 0) return 2;
-    signal(SIGPIPE, SIG_IGN);
-    srand((unsigned)getpid());
-    int rc = store_open(w.data, 0, &w.st);
-    if (rc != 0) {
-        wlog(&w, "unable to open the store in %s: %s", w.data, store_strerror(rc));
-        return 1;
-    }
-    /* JIT workers run the bytecode VM (native code comes later); CEK workers the reference */
-    w.opt.tier = strcmp(w.mode, "cek") ? SX_TIER_VM : SX_TIER_CEK;
-    sx_vm_init(&w.opt);
-    fx = (sx_effects){&w, fx_get, fx_put, fx_del, fx_scan, fx_log, ""};
-    sx_vm_set_effects(&fx);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/main.sx", w.app);
-    sx_failure fail;
-    if (sx_vm_load_file(path, &fail) != 0) {
-        wlog(&w, "unable to load %s: %s", path, fail.line);
-        return 1;
-    }
-    char url[4200];
-    ipc_slot_url(w.rundir, w.slot, url, sizeof url);
-    rc = ipc_dial(url, 5000, &w.conn);
-    if (rc != 0) {
-        wlog(&w, "unable to connect to the supervisor at %s: %s", url, ipc_strerror(rc));
-        return 1;
-    }
-    if (send_ready(&w) != 0) return 1;
+    int rc = start(&w);
+    if (rc != 0) return rc;
     ipc_frame *fr = malloc(sizeof *fr);
     if (!fr) return 1;
     for (;;) {
@@ -342,6 +535,8 @@ int wrk_main(int argc, char **argv)
         }
         if (fr->type == IPC_REQUEST)
             rc = serve_request(&w, fr);
+        else if (fr->type == IPC_BLACKLIST)
+            on_blacklist(&w, fr);
         else
             wlog(&w, "ignoring a frame of type %d", fr->type);
         free(buf);

@@ -100,11 +100,14 @@ def children_of(pid):
     return sorted(kids)
 
 
-def is_worker(pid):
+def is_worker(pid, mode=None):
+    """True if pid is an sxpool worker (of that --mode, "jit" or "cek", if given)."""
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             args = f.read().split(b"\0")
-        return len(args) > 1 and args[1] == b"worker"
+        if len(args) < 2 or args[1] != b"worker":
+            return False
+        return mode is None or ("--mode=" + mode).encode() in args
     except OSError:
         return False
 
@@ -126,9 +129,12 @@ class Response:
 class Server:
     """One sxpool process. Use as a context manager, or call start()/stop()."""
 
-    def __init__(self, app="basic", workers=2, data=None, args=(), echo=True, wait_workers=True):
+    def __init__(self, app="basic", workers=2, data=None, args=(), echo=True, wait_workers=True,
+                 cek_workers=1, env=None):
         self.app = app if os.path.isabs(app) else app_dir(app)
-        self.workers = workers
+        self.workers = workers  # JIT workers
+        self.cek_workers = cek_workers
+        self.env = env  # extra environment variables for the server (and its workers)
         self._tmp = None
         if data is None:
             self._tmp = tempfile.mkdtemp(prefix="sxpool-test-")
@@ -149,20 +155,24 @@ class Server:
 
     def command(self):
         return [sxpool(), "--listen=127.0.0.1:0", "--data=" + self.data, "--app=" + self.app,
-                "--workers=%d" % self.workers] + self.args
+                "--workers=%d" % self.workers, "--cek-workers=%d" % self.cek_workers] + self.args
 
     def start(self, timeout=20):
         _live_servers.append(self)
         try:
+            env = None
+            if self.env:
+                env = dict(os.environ)
+                env.update(self.env)
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE)
+                                         stderr=subprocess.PIPE, env=env)
             self._reader = threading.Thread(target=self._read_stderr, daemon=True)
             self._reader.start()
             m = self.wait_line(LISTEN_RE, timeout=timeout)
             self.host = m.group(1).strip("[]")
             self.port = int(m.group(2))
             if self.wait_workers:
-                self.wait_ready(self.workers, timeout=timeout)
+                self.wait_ready(self.workers + self.cek_workers, timeout=timeout)
             wait_until(lambda: self._healthy(), timeout, interval=0.05, what="/healthz")
         except BaseException:
             self.stop()
@@ -272,10 +282,11 @@ class Server:
             raise AssertionError("sxpool exited with %s" % self.proc.returncode)
         return wait_until(enough, timeout, interval=0.02, what="%d ready workers" % n)
 
-    def worker_pids(self):
+    def worker_pids(self, mode=None):
+        """Pids of the live workers (of that mode, "jit" or "cek", if given)."""
         pids = [p for p in children_of(self.proc.pid) if is_worker(p)]
         self._seen_workers.update(pids)
-        return pids
+        return [p for p in pids if mode is None or is_worker(p, mode)]
 
     def _note_workers(self):
         try:

@@ -16,7 +16,7 @@ class Workers(unittest.TestCase):
         with sxtest.Server(app="basic", workers=2) as srv:
             for _ in range(4):
                 self.assertEqual(srv.get("/").status, 200)
-            before = set(srv.worker_pids())
+            before = set(srv.worker_pids("jit"))
             self.assertEqual(len(before), 2, before)
             victim = sorted(before)[0]
             mark = srv.log_size()
@@ -37,7 +37,7 @@ class Workers(unittest.TestCase):
 
     def test_worker_killed_mid_request_still_answers(self):
         with sxtest.Server(app="basic", workers=1, args=["--timeout=5"]) as srv:
-            (worker,) = srv.worker_pids()
+            (worker,) = srv.worker_pids("jit")
             result = {}
 
             def call():
@@ -63,7 +63,7 @@ class Workers(unittest.TestCase):
 
     def test_deadline_is_504_and_the_worker_is_replaced(self):
         with sxtest.Server(app="basic", workers=1, args=["--timeout=1"]) as srv:
-            (worker,) = srv.worker_pids()
+            (worker,) = srv.worker_pids("jit")
             mark = srv.log_size()
             t0 = time.monotonic()
             r = srv.get("/loop", timeout=15)
@@ -95,7 +95,7 @@ class Workers(unittest.TestCase):
 
     def test_sigterm_lets_the_request_in_flight_finish(self):
         with sxtest.Server(app="basic", workers=1) as srv:
-            (worker,) = srv.worker_pids()
+            (worker,) = srv.worker_pids("jit")
             result = {}
 
             def call():
