@@ -349,7 +349,7 @@ int sx_vm_init(const sx_options *opt)
     ctx.perform = host_perform;
     ctx.kstack_max = o.kstack_max;
     ctx.heap_limit = o.heap_limit ? o.heap_limit : (size_t)1 << 30;
-    ctx.cstack_limit = &here - grow_cstack(o.cstack_bytes ? o.cstack_bytes : (size_t)64 << 20);
+    ctx.cstack_limit = &here - grow_cstack(o.cstack_bytes ? o.cstack_bytes : (size_t)768 << 20);
     ctx.out = stdout;
     GC_set_max_heap_size(ctx.heap_limit);
     sx_cur = &ctx;
@@ -390,15 +390,18 @@ void sx_vm_interrupt(void)
     ctx.interrupt = 1;
 }
 
-static void load_form(sx_val form)
+/* Loads one top-level form (a begin's forms each as top-level forms) and
+ * returns its value (a begin's: its last form's). */
+static sx_val load_form_value(sx_val form)
 {
     form = sx__expand_toplevel(&ctx, form);
     if (sx__is_toplevel_begin(form)) {
+        sx_val v = SX_NIL;
         for (sx_val l = SX_CDR(form); sx_is_pair(l); l = SX_CDR(l))
-            load_form(SX_CAR(l));
-        return;
+            v = load_form_value(SX_CAR(l));
+        return v;
     }
-    run_code(sx_compile_toplevel(&ctx, form));
+    return run_code(sx_compile_toplevel(&ctx, form));
 }
 
 typedef struct load_args {
@@ -413,11 +416,10 @@ static void load_body(void *arg)
     sx_val forms = sx_read_all(&ctx, a->buf, a->len);
     for (; sx_is_pair(forms); forms = SX_CDR(forms)) {
         if (!a->print_to) {
-            load_form(SX_CAR(forms));
+            load_form_value(SX_CAR(forms));
             continue;
         }
-        sx_val form = sx__expand_toplevel(&ctx, SX_CAR(forms));
-        sx_val v = run_code(sx_compile_toplevel(&ctx, form));
+        sx_val v = load_form_value(SX_CAR(forms));
         sx_buf b;
         sx_buf_init(&b);
         sx_print(&b, v, true);
@@ -459,6 +461,14 @@ int sx_vm_load_file(const char *path, sx_failure *fail)
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
         sx_buf_add(&b, chunk, n);
+    if (ferror(f)) {
+        snprintf(fail->kind, sizeof fail->kind, "io-error");
+        snprintf(fail->message, sizeof fail->message, "cannot read %s: %m", path);
+        snprintf(fail->line, sizeof fail->line, "error: io-error: %s", fail->message);
+        fclose(f);
+        sx_buf_free(&b);
+        return 1;
+    }
     fclose(f);
     int rc = sx_vm_load(path, b.p ? b.p : "", b.len, fail);
     sx_buf_free(&b);

@@ -132,7 +132,7 @@ static bool incomplete(const sx_failure *f)
 {
     return !strcmp(f->kind, "read-error") &&
            (strstr(f->message, "unexpected end of input") || strstr(f->message, "unbalanced") ||
-            strstr(f->message, "unterminated") || strstr(f->message, "without a datum"));
+            strstr(f->message, "unterminated"));
 }
 
 int wrk_repl_main(int argc, char **argv)
