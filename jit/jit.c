@@ -70,6 +70,13 @@ static struct {
     int ninject;
     jit_region *regions;
     volatile int nregions;
+    struct jit_done {
+        sx_proto *p;
+        void *fn;
+        bool from_cache;
+    } * done; /* compiled, waiting for the evaluating thread to install */
+    int ndone, donecap;
+    volatile int pending; /* ndone, readable without the lock */
     unsigned long tmp_counter;
 } J = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
@@ -94,10 +101,18 @@ static const char *proto_name(const sx_proto *p)
 static void compute_abi(void)
 {
     char buf[512];
-    snprintf(buf, sizeof buf, "sxpool %s|gccjit %d.%d.%d|O2|link %d|%zu %zu %zu %zu|ops %d",
+    /* everything generated code depends on: versions, options, the link
+     * table and the layout of what it reads directly */
+    snprintf(buf, sizeof buf,
+             "sxpool %s|gccjit %d.%d.%d|O2|link %d %zu|sym %zu|cx %zu %zu %zu %zu %zu|"
+             "clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu|ops %d",
              SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
-             gcc_jit_version_patchlevel(), SX_JIT_LINK_VERSION, offsetof(sx_symbol, global),
-             offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n), sizeof(sx_jit_link),
+             gcc_jit_version_patchlevel(), SX_JIT_LINK_VERSION, sizeof(sx_jit_link),
+             offsetof(sx_symbol, global), offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n),
+             offsetof(sx_ctx, native_proto), offsetof(sx_ctx, cstack_limit), sizeof(sx_ctx),
+             offsetof(sx_vmclosure, proto), offsetof(sx_vmclosure, env), offsetof(sx_proto, native),
+             offsetof(sx_proto, nreq), offsetof(sx_proto, rest), offsetof(sx_proto, nslots),
+             offsetof(sx_proto, maxstack), offsetof(sx_proto, env_size), offsetof(sx_proto, k),
              BC__COUNT);
     uint64_t h = 14695981039346656037ull;
     for (const char *c = buf; *c; c++)
@@ -243,7 +258,42 @@ int jit_lookup_pc(uintptr_t pc, char *name, size_t name_cap, char *hash, size_t 
     return 1;
 }
 
-/* Called with J.mu held: makes p run its native code from the next call. */
+/* Called with J.mu held, on any thread: hands fn to the evaluating thread,
+ * which installs it at its next poll (only that thread allocates). */
+static void deliver(sx_proto *p, void *fn, bool from_cache)
+{
+    if (J.ndone == J.donecap) {
+        int ncap = J.donecap ? J.donecap * 2 : 64;
+        void *n = realloc(J.done, sizeof *J.done * (size_t)ncap);
+        if (!n) return;
+        J.done = n;
+        J.donecap = ncap;
+    }
+    J.done[J.ndone++] = (struct jit_done){p, fn, from_cache};
+    __atomic_store_n(&J.pending, J.ndone, __ATOMIC_RELEASE);
+}
+
+static void install(sx_proto *p, void *fn);
+
+/* On the evaluating thread: installs what the compile thread delivered. */
+static void poll_done(void)
+{
+    if (!__atomic_load_n(&J.pending, __ATOMIC_ACQUIRE)) return;
+    pthread_mutex_lock(&J.mu);
+    for (int i = 0; i < J.ndone; i++) {
+        install(J.done[i].p, J.done[i].fn);
+        if (J.done[i].from_cache)
+            sx_jit_stats.cache_hits++;
+        else
+            sx_jit_stats.compiled++;
+    }
+    J.ndone = 0;
+    __atomic_store_n(&J.pending, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&J.mu);
+}
+
+/* Called with J.mu held, on the evaluating thread: makes p run its native
+ * code from the next call. */
 static void install(sx_proto *p, void *fn)
 {
     if (p->jit_state != SX_JIT_QUEUED) return; /* blacklisted or excluded meanwhile */
@@ -394,8 +444,7 @@ static void compile_batch(jit_job *jobs, int n)
             jlog("unable to compile %s (%s): %s", j->name, j->hash, err ? err : "symbol missing");
             continue;
         }
-        install(j->p, fn);
-        sx_jit_stats.compiled++;
+        deliver(j->p, fn, false);
         if (J.cache[0]) {
             char idx[4200];
             idx_path(idx, sizeof idx, j->hash, j->inject);
@@ -432,8 +481,7 @@ static void *compile_thread(void *arg)
             void *fn = cache_lookup(jobs[i].hash, jobs[i].symbol, jobs[i].inject);
             if (fn) {
                 pthread_mutex_lock(&J.mu);
-                install(jobs[i].p, fn);
-                sx_jit_stats.cache_hits++;
+                deliver(jobs[i].p, fn, true);
                 pthread_mutex_unlock(&J.mu);
             } else {
                 jobs[m++] = jobs[i];
@@ -484,6 +532,8 @@ static void enqueue(sx_proto *p)
 /* The VM calls this when p gets hot. */
 static void hot(sx_ctx *cx, sx_proto *p)
 {
+    poll_done();
+    if (p->jit_state != SX_JIT_NONE) return; /* queued: waiting for its code */
     const char *name = proto_name(p);
     const char *hash = sx_proto_hash(p);
     if (sx_jit_excluded(name)) {
@@ -521,6 +571,7 @@ static void hot(sx_ctx *cx, sx_proto *p)
         return;
     }
     compile_batch(&job, 1);
+    poll_done();
 }
 
 /* ---- start-up --------------------------------------------------------------------------- */

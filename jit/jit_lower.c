@@ -27,7 +27,10 @@ typedef struct lower {
     gcc_jit_context *c;
     gcc_jit_function *fn;
     gcc_jit_type *t_i64, *t_u64, *t_i32, *t_bool, *t_char, *t_voidp, *t_i64p, *t_i32p, *t_charp;
-    gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted, *f_fallback;
+    gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted, *f_fallback,
+        *f_finish_tail, *f_native_calls;
+    gcc_jit_type *t_native; /* pointer to an sx_native_fn */
+    gcc_jit_lvalue *cframe; /* a direct callee's frame */
     gcc_jit_param *cx, *base, *env0, *K, *L;
     gcc_jit_lvalue *env; /* current env (changes on a self tail call) */
     gcc_jit_lvalue *up0; /* the closure's env: parent of a fresh env */
@@ -308,6 +311,179 @@ static void emit_generic_call(lower *l, int d, int n)
     assign(l, l->stk[d - n - 1], call_link(l, l->f_call, 3, args));
 }
 
+#define JIT_CFRAME 64 /* words of a direct callee's frame on the C stack */
+
+static gcc_jit_rvalue *i32_at(lower *l, gcc_jit_rvalue *p, size_t off)
+{
+    return gcc_jit_context_new_cast(l->c, NULL, rv(i32_field(l, p, (long)off)), l->t_i64);
+}
+
+static gcc_jit_rvalue *cf_addr(lower *l, int i)
+{
+    return gcc_jit_lvalue_get_address(
+        gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, i)), NULL);
+}
+
+/* A call whose callee turns out to be a closure with native code, a plain
+ * parameter list and no heap env calls that code directly, its frame in
+ * this function's cframe; anything else takes the link table's call. */
+/* Calls this very function (the callee is the running closure): a direct
+ * call, its frame in cframe, everything about it known here. */
+static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
+{
+    sx_proto *p = l->p;
+    gcc_jit_rvalue *callee = S(l, at);
+    assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 0)), callee);
+    for (int i = 0; i < n; i++)
+        assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 1 + i)),
+               S(l, at + 1 + i));
+    for (int i = n; i < p->nslots; i++)
+        assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 1 + i)),
+               i64(l, SX_UNDEF));
+    gcc_jit_lvalue *counter = gcc_jit_rvalue_dereference(link_fn(l, l->f_native_calls), NULL);
+    assign(l, counter,
+           binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, rv(counter),
+                 gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
+    gcc_jit_rvalue *cargs[5] = {
+        prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p),
+        gcc_jit_context_new_cast(l->c, NULL, rv(l->up0), l->t_i64p), prv(l->K), prv(l->L)};
+    gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "self_r");
+    assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->fn, 5, cargs));
+    gcc_jit_block *tail = new_block(l), *done = new_block(l);
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, rv(r), i64(l, SX_JIT_TAILCALL)), tail, done);
+    l->cur = tail;
+    gcc_jit_rvalue *targs[2] = {prv(l->cx),
+                                gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p)};
+    assign(l, r, call_link(l, l->f_finish_tail, 2, targs));
+    gcc_jit_block_end_with_jump(l->cur, NULL, done);
+    l->cur = done;
+    assign(l, l->stk[at], rv(r));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+}
+
+static void emit_call_direct(lower *l, int d, int n)
+{
+    int at = d - n - 1;
+    gcc_jit_rvalue *callee = S(l, at);
+    gcc_jit_block *chk = new_block(l), *chk2 = new_block(l), *direct = new_block(l),
+                  *slow = new_block(l), *join = new_block(l);
+    sx_proto *p = l->p;
+    if (!p->rest && n == p->nreq && p->env_size == 0 && p->nslots + p->maxstack < JIT_CFRAME) {
+        gcc_jit_block *self = new_block(l), *other = new_block(l);
+        gcc_jit_rvalue *me = rv(ptr_word(l, prv(l->base), -1));
+        gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, cstack_limit)));
+        gcc_jit_rvalue *here = gcc_jit_context_new_bitcast(l->c, NULL, cf_addr(l, 0), l->t_i64);
+        gcc_jit_block_end_with_conditional(
+            l->cur, NULL,
+            land(l, cmp(l, GCC_JIT_COMPARISON_EQ, callee, me),
+                 land(l, cmp(l, GCC_JIT_COMPARISON_GT, here, limit),
+                      cmp(l, GCC_JIT_COMPARISON_EQ,
+                          i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)), i64(l, 0)))),
+            self, other);
+        l->cur = self;
+        emit_self_call(l, at, n, join);
+        l->cur = other;
+    }
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL,
+        land(l, tag_is(l, callee, 0), cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))), chk, slow);
+    l->cur = chk;
+    gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)),
+        chk2, slow);
+    l->cur = chk2;
+    gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_proto");
+    assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
+    gcc_jit_rvalue *pp = gcc_jit_context_new_bitcast(l->c, NULL, rv(proto), l->t_voidp);
+    gcc_jit_lvalue *nat = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_native");
+    assign(l, nat, rv(i64_field(l, pp, (long)offsetof(sx_proto, native))));
+    gcc_jit_rvalue *size =
+        binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, i32_at(l, pp, offsetof(sx_proto, nslots)),
+              i32_at(l, pp, offsetof(sx_proto, maxstack)));
+    gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, cstack_limit)));
+    gcc_jit_rvalue *here = gcc_jit_context_new_bitcast(l->c, NULL, cf_addr(l, 0), l->t_i64);
+    gcc_jit_rvalue *ok = land(
+        l, cmp(l, GCC_JIT_COMPARISON_NE, rv(nat), i64(l, 0)),
+        land(l, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, nreq)), i64(l, n)),
+             land(l,
+                  cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, rest)), i64(l, 0)),
+                  land(l,
+                       cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, env_size)),
+                           i64(l, 0)),
+                       land(l, cmp(l, GCC_JIT_COMPARISON_LT, size, i64(l, JIT_CFRAME)),
+                            land(l, cmp(l, GCC_JIT_COMPARISON_GT, here, limit),
+                                 cmp(l, GCC_JIT_COMPARISON_EQ,
+                                     i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)),
+                                     i64(l, 0))))))));
+    gcc_jit_block_end_with_conditional(l->cur, NULL, ok, direct, slow);
+
+    l->cur = direct;
+    assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 0)), callee);
+    for (int i = 0; i < n; i++)
+        assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 1 + i)),
+               S(l, at + 1 + i));
+    /* slots past the parameters start unassigned: fill up to nslots */
+    gcc_jit_lvalue *j = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "fill");
+    gcc_jit_block *fill = new_block(l), *fill_body = new_block(l), *go = new_block(l);
+    assign(l, j, i64(l, n));
+    gcc_jit_block_end_with_jump(l->cur, NULL, fill);
+    l->cur = fill;
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL,
+        cmp(l, GCC_JIT_COMPARISON_LT, rv(j), i32_at(l, pp, offsetof(sx_proto, nslots))), fill_body,
+        go);
+    l->cur = fill_body;
+    assign(l,
+           gcc_jit_context_new_array_access(
+               l->c, NULL, rv(l->cframe),
+               binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(j), i64(l, 1))),
+           i64(l, SX_UNDEF));
+    assign(l, j, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(j), i64(l, 1)));
+    gcc_jit_block_end_with_jump(l->cur, NULL, fill);
+    l->cur = go;
+    gcc_jit_lvalue *cur_native = i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto));
+    gcc_jit_lvalue *saved = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "saved_native");
+    assign(l, saved, rv(cur_native));
+    assign(l, cur_native, rv(proto));
+    gcc_jit_lvalue *counter = gcc_jit_rvalue_dereference(link_fn(l, l->f_native_calls), NULL);
+    assign(l, counter,
+           binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, rv(counter),
+                 gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
+    gcc_jit_rvalue *cenv = rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, env)));
+    gcc_jit_rvalue *ck = rv(i64_field(l, pp, (long)offsetof(sx_proto, k)));
+    gcc_jit_rvalue *cargs[5] = {
+        prv(l->cx),
+        gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p),
+        gcc_jit_context_new_bitcast(l->c, NULL, cenv, l->t_i64p),
+        gcc_jit_context_new_bitcast(l->c, NULL, ck, l->t_i64p),
+        prv(l->L),
+    };
+    gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "direct_r");
+    assign(
+        l, r,
+        gcc_jit_context_new_call_through_ptr(
+            l->c, NULL, gcc_jit_context_new_bitcast(l->c, NULL, rv(nat), l->t_native), 5, cargs));
+    assign(l, cur_native, rv(saved));
+    gcc_jit_block *tail = new_block(l), *done = new_block(l);
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, rv(r), i64(l, SX_JIT_TAILCALL)), tail, done);
+    l->cur = tail;
+    gcc_jit_rvalue *targs[2] = {prv(l->cx),
+                                gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p)};
+    assign(l, r, call_link(l, l->f_finish_tail, 2, targs));
+    gcc_jit_block_end_with_jump(l->cur, NULL, done);
+    l->cur = done;
+    assign(l, l->stk[at], rv(r));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+
+    l->cur = slow;
+    emit_generic_call(l, d, n);
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = join;
+}
+
 /* Places the wrong-prim-arg fault at the first primitive call site. */
 static bool inject_here(lower *l, int n)
 {
@@ -432,8 +608,15 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
 static void emit_call(lower *l, const int32_t *pc, int d, bool first_prim_site)
 {
     int n = pc[1];
-    if (first_prim_site && inject_here(l, n)) assign(l, l->stk[d - n], i64(l, SX_TRUE));
-    emit_generic_call(l, d, n);
+    if (first_prim_site && inject_here(l, n)) {
+        assign(l, l->stk[d - n], i64(l, SX_TRUE));
+        emit_generic_call(l, d, n);
+        return;
+    }
+    if (first_prim_site)
+        emit_generic_call(l, d, n); /* a built-in: no native callee */
+    else
+        emit_call_direct(l, d, n);
 }
 
 /* The interrupt check a loop back-edge makes (timeouts). */
@@ -579,7 +762,9 @@ static void make_types(lower *l)
     gcc_jit_type *p1[1] = {l->t_voidp};
     gcc_jit_type *intr_t = gcc_jit_context_new_function_ptr_type(
         c, NULL, gcc_jit_context_get_type(c, GCC_JIT_TYPE_VOID), 1, p1, 0);
-    gcc_jit_field *fields[9] = {
+    gcc_jit_type *pt2[2] = {l->t_voidp, l->t_i64p};
+    gcc_jit_type *tail_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 2, pt2, 0);
+    gcc_jit_field *fields[11] = {
         gcc_jit_context_new_field(c, NULL, u32, "version"),
         gcc_jit_context_new_field(c, NULL, u32, "size"),
         l->f_call = gcc_jit_context_new_field(c, NULL, call_t, "call"),
@@ -589,9 +774,14 @@ static void make_types(lower *l)
         l->f_new_env = gcc_jit_context_new_field(c, NULL, env_t, "new_env"),
         l->f_interrupted = gcc_jit_context_new_field(c, NULL, intr_t, "interrupted"),
         l->f_fallback = gcc_jit_context_new_field(c, NULL, call_t, "fallback_op"),
+        l->f_finish_tail = gcc_jit_context_new_field(c, NULL, tail_t, "finish_tail"),
+        l->f_native_calls =
+            gcc_jit_context_new_field(c, NULL, gcc_jit_type_get_pointer(l->t_u64), "native_calls"),
     };
-    gcc_jit_struct *link = gcc_jit_context_new_struct_type(c, NULL, "sx_jit_link", 9, fields);
+    gcc_jit_struct *link = gcc_jit_context_new_struct_type(c, NULL, "sx_jit_link", 11, fields);
     gcc_jit_type *link_p = gcc_jit_type_get_pointer(gcc_jit_struct_as_type(link));
+    gcc_jit_type *pn[5] = {l->t_voidp, l->t_i64p, l->t_i64p, l->t_i64p, link_p};
+    l->t_native = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 5, pn, 0);
     l->cx = gcc_jit_context_new_param(c, NULL, l->t_voidp, "cx");
     l->base = gcc_jit_context_new_param(c, NULL, l->t_i64p, "base");
     l->env0 = gcc_jit_context_new_param(c, NULL, l->t_i64p, "env");
@@ -633,6 +823,8 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     l.argbuf = gcc_jit_function_new_local(
         l.fn, NULL, gcc_jit_context_new_array_type(ctxt, NULL, l.t_i64, nstk + 1), "argv");
     l.env = gcc_jit_function_new_local(l.fn, NULL, l.t_i64p, "e");
+    l.cframe = gcc_jit_function_new_local(
+        l.fn, NULL, gcc_jit_context_new_array_type(ctxt, NULL, l.t_i64, JIT_CFRAME + 1), "cframe");
     l.up0 = gcc_jit_function_new_local(l.fn, NULL, l.t_voidp, "up0");
 
     gcc_jit_block *entry = gcc_jit_function_new_block(l.fn, "entry");

@@ -94,7 +94,7 @@ enum sx_jit_state {
  * SX_JIT_TAILCALL after writing a callee and its arguments to base[-1 ..
  * n) and n to cx->jit_tail_n: the interpreter then makes that tail call.
  */
-#define SX_JIT_LINK_VERSION 1
+#define SX_JIT_LINK_VERSION 2
 #define SX_JIT_TAILCALL SX_NOARG
 
 typedef struct sx_jit_link {
@@ -107,6 +107,10 @@ typedef struct sx_jit_link {
     sx_env *(*new_env)(sx_ctx *cx, sx_env *up, int64_t size);
     void (*interrupted)(sx_ctx *cx);                            /* raises timeout */
     sx_val (*fallback_op)(sx_ctx *cx, sx_val *argv, int64_t n); /* a PRIM's slow path */
+    /* finishes a call whose native callee returned SX_JIT_TAILCALL (base is
+     * the callee's frame, holding the tail callee at base[-1]) */
+    sx_val (*finish_tail)(sx_ctx *cx, sx_val *base);
+    uint64_t *native_calls; /* counter behind (jit-stats) :native-calls */
 } sx_jit_link;
 
 typedef sx_val (*sx_native_fn)(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,

@@ -98,9 +98,16 @@ static void rt_interrupted(sx_ctx *cx)
     sx_error(cx, "timeout", "evaluation interrupted: deadline passed");
 }
 
+static sx_val rt_finish_tail(sx_ctx *cx, sx_val *base)
+{
+    return sx_vm_jit_call(cx, base - 1, cx->jit_tail_n);
+}
+
 const sx_jit_link sx_jit_link_table = {
-    SX_JIT_LINK_VERSION, sizeof(sx_jit_link), sx_vm_jit_call, rt_unbound, rt_closure, rt_dict,
-    rt_new_env,          rt_interrupted,      rt_call,
+    SX_JIT_LINK_VERSION, sizeof(sx_jit_link),  sx_vm_jit_call,
+    rt_unbound,          rt_closure,           rt_dict,
+    rt_new_env,          rt_interrupted,       rt_call,
+    rt_finish_tail,      &sx_jit_native_calls,
 };
 
 /* ---- code hashes ---------------------------------------------------------- */

@@ -154,7 +154,7 @@ static inline __attribute__((always_inline)) vm_frame *enter(sx_ctx *cx, sx_vmcl
     }
     if (args + p->nslots + p->maxstack >= V.stk_end || V.nframes + 1 >= V.max_frames)
         vm_overflow(cx);
-    if (sx_jit_hot_hook && p->jit_state == SX_JIT_NONE && ++p->calls > sx_jit_threshold)
+    if (sx_jit_hot_hook && p->jit_state <= SX_JIT_QUEUED && ++p->calls > sx_jit_threshold)
         sx_jit_hot_hook(cx, p);
     int i = p->nreq;
     if (p->rest) {
