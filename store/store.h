@@ -71,7 +71,10 @@ int store_scan(store_txn *t, const char *prefix, size_t plen, size_t limit, stor
 
 /**
  * Commits writes and, when req_id is not NULL, the response record, together.
- * The txn is freed whatever the result.
+ * The txn is freed whatever the result. A txn that wrote nothing and has
+ * no req_id commits without taking the write lock. A response already
+ * committed under req_id is a conflict too (the request ran elsewhere): look
+ * it up with store_response_get instead of running the request again.
  * @return 0, STORE_ECONFLICT (nothing applied) or an error (nothing applied)
  */
 int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t resp_len);

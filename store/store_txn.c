@@ -86,8 +86,7 @@ static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
     size_t n = alen < blen ? alen : blen;
     int c = n ? memcmp(a, b, n) : 0;
 
-    if (c != 0)
-        return c;
+    if (c != 0) return c;
     return alen < blen ? -1 : alen > blen;
 }
 
@@ -109,13 +108,11 @@ static int grow(void *arr, size_t *cap, size_t need, size_t sz)
     size_t ncap = *cap ? *cap : 8;
     void *n;
 
-    if (need <= *cap)
-        return 0;
+    if (need <= *cap) return 0;
     while (ncap < need)
         ncap *= 2;
     n = realloc(*p, ncap * sz);
-    if (n == NULL)
-        return -ENOMEM;
+    if (n == NULL) return -ENOMEM;
     *p = n;
     *cap = ncap;
     return 0;
@@ -125,21 +122,16 @@ static int grow(void *arr, size_t *cap, size_t need, size_t sz)
 static int txn_fail(store_txn *t, const char *what, int mdb_rc, int rc)
 {
     t->state = TXN_FAILED;
-    if (mdb_rc != 0)
-        return store__fail(what, mdb_rc);
+    if (mdb_rc != 0) return store__fail(what, mdb_rc);
     return rc;
 }
 
 static int check_key(store_txn *t, const char *key, size_t klen)
 {
-    if (t == NULL || (key == NULL && klen > 0))
-        return -EINVAL;
-    if (t->state != TXN_OPEN)
-        return STORE_EBADTXN;
-    if (klen == 0)
-        return -EINVAL;
-    if (klen > STORE_MAX_KEY)
-        return STORE_ETOOBIG;
+    if (t == NULL || (key == NULL && klen > 0)) return -EINVAL;
+    if (t->state != TXN_OPEN) return STORE_EBADTXN;
+    if (klen == 0) return -EINVAL;
+    if (klen > STORE_MAX_KEY) return STORE_ETOOBIG;
     return 0;
 }
 
@@ -164,8 +156,7 @@ static wentry *w_find(const store_txn *t, const char *key, size_t klen)
 {
     size_t i = w_lower(t, key, klen, 0);
 
-    if (i < t->nw && key_cmp(t->w[i]->key, t->w[i]->klen, key, klen) == 0)
-        return t->w[i];
+    if (i < t->nw && key_cmp(t->w[i]->key, t->w[i]->klen, key, klen) == 0) return t->w[i];
     return NULL;
 }
 
@@ -185,22 +176,19 @@ static size_t r_lower(const store_txn *t, const char *key, size_t klen)
 }
 
 /* Inserts or replaces the buffered write of key (val NULL: a tombstone). */
-static int w_set(store_txn *t, const char *key, size_t klen, const char *val, size_t vlen,
-                 int del)
+static int w_set(store_txn *t, const char *key, size_t klen, const char *val, size_t vlen, int del)
 {
     size_t i = w_lower(t, key, klen, 0);
     int exists = i < t->nw && key_cmp(t->w[i]->key, t->w[i]->klen, key, klen) == 0;
     wentry *e = malloc(sizeof(*e) + klen + (del ? 0 : vlen) + 1);
 
-    if (e == NULL)
-        return -ENOMEM;
+    if (e == NULL) return -ENOMEM;
     e->key = (char *)(e + 1);
     e->klen = klen;
     memcpy(e->key, key, klen);
     e->val = e->key + klen;
     e->vlen = del ? 0 : vlen;
-    if (e->vlen > 0)
-        memcpy(e->val, val, vlen);
+    if (e->vlen > 0) memcpy(e->val, val, vlen);
     e->val[e->vlen] = '\0';
     e->del = del;
     if (exists) {
@@ -227,11 +215,9 @@ static int r_note(store_txn *t, const char *key, size_t klen, int found, const M
 
     if (i < t->nr && key_cmp(t->r[i]->key, t->r[i]->klen, key, klen) == 0)
         return 0; /* the snapshot answers the same every time */
-    if (grow(&t->r, &t->capr, t->nr + 1, sizeof(*t->r)) != 0)
-        return -ENOMEM;
+    if (grow(&t->r, &t->capr, t->nr + 1, sizeof(*t->r)) != 0) return -ENOMEM;
     e = malloc(sizeof(*e) + klen);
-    if (e == NULL)
-        return -ENOMEM;
+    if (e == NULL) return -ENOMEM;
     e->key = (char *)(e + 1);
     memcpy(e->key, key, klen);
     e->klen = klen;
@@ -253,10 +239,8 @@ static int snap_get(store_txn *t, const char *key, size_t klen, MDB_val *v)
     MDB_val k = {klen, (void *)key};
     int rc = mdb_get(t->snap, t->s->kv, &k, v);
 
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return txn_fail(t, "read a key", rc, 0);
-    if (r_note(t, key, klen, rc == 0, v) != 0)
-        return txn_fail(t, NULL, 0, -ENOMEM);
+    if (rc != 0 && rc != MDB_NOTFOUND) return txn_fail(t, "read a key", rc, 0);
+    if (r_note(t, key, klen, rc == 0, v) != 0) return txn_fail(t, NULL, 0, -ENOMEM);
     return rc == 0 ? 0 : STORE_ENOTFOUND;
 }
 
@@ -267,11 +251,9 @@ int store_txn_begin(store *s, store_txn **out)
     store_txn *t;
     int rc;
 
-    if (s == NULL || out == NULL)
-        return -EINVAL;
+    if (s == NULL || out == NULL) return -EINVAL;
     t = calloc(1, sizeof(*t));
-    if (t == NULL)
-        return -ENOMEM;
+    if (t == NULL) return -ENOMEM;
     t->s = s;
     if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->snap)) != 0) {
         free(t);
@@ -287,19 +269,15 @@ int store_get(store_txn *t, const char *key, size_t klen, const char **val, size
     MDB_val v;
     int rc;
 
-    if ((rc = check_key(t, key, klen)) != 0)
-        return rc;
-    if (val == NULL || vlen == NULL)
-        return -EINVAL;
+    if ((rc = check_key(t, key, klen)) != 0) return rc;
+    if (val == NULL || vlen == NULL) return -EINVAL;
     if ((w = w_find(t, key, klen)) != NULL) {
-        if (w->del)
-            return STORE_ENOTFOUND;
+        if (w->del) return STORE_ENOTFOUND;
         *val = w->val;
         *vlen = w->vlen;
         return 0;
     }
-    if ((rc = snap_get(t, key, klen, &v)) != 0)
-        return rc;
+    if ((rc = snap_get(t, key, klen, &v)) != 0) return rc;
     *val = v.mv_data;
     *vlen = v.mv_size;
     return 0;
@@ -309,14 +287,10 @@ int store_put(store_txn *t, const char *key, size_t klen, const char *val, size_
 {
     int rc;
 
-    if ((rc = check_key(t, key, klen)) != 0)
-        return rc;
-    if (val == NULL && vlen > 0)
-        return -EINVAL;
-    if (vlen > STORE_MAX_VALUE)
-        return STORE_ETOOBIG;
-    if (w_set(t, key, klen, val, vlen, 0) != 0)
-        return txn_fail(t, NULL, 0, -ENOMEM);
+    if ((rc = check_key(t, key, klen)) != 0) return rc;
+    if (val == NULL && vlen > 0) return -EINVAL;
+    if (vlen > STORE_MAX_VALUE) return STORE_ETOOBIG;
+    if (w_set(t, key, klen, val, vlen, 0) != 0) return txn_fail(t, NULL, 0, -ENOMEM);
     return 0;
 }
 
@@ -326,16 +300,13 @@ int store_del(store_txn *t, const char *key, size_t klen)
     MDB_val v;
     int rc;
 
-    if ((rc = check_key(t, key, klen)) != 0)
-        return rc;
+    if ((rc = check_key(t, key, klen)) != 0) return rc;
     if ((w = w_find(t, key, klen)) != NULL) {
-        if (w->del)
-            return STORE_ENOTFOUND;
+        if (w->del) return STORE_ENOTFOUND;
     } else if ((rc = snap_get(t, key, klen, &v)) != 0) {
         return rc; /* absent: nothing to delete, the read is recorded */
     }
-    if (w_set(t, key, klen, NULL, 0, 1) != 0)
-        return txn_fail(t, NULL, 0, -ENOMEM);
+    if (w_set(t, key, klen, NULL, 0, 1) != 0) return txn_fail(t, NULL, 0, -ENOMEM);
     return 0;
 }
 
@@ -345,13 +316,10 @@ static int srec_add(store_txn *t, const char *prefix, size_t plen, size_t *idx)
 {
     srec *r;
 
-    if (grow(&t->scans, &t->caps, t->ns + 1, sizeof(*t->scans)) != 0)
-        return -ENOMEM;
+    if (grow(&t->scans, &t->caps, t->ns + 1, sizeof(*t->scans)) != 0) return -ENOMEM;
     r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return -ENOMEM;
-    if (plen > 0)
-        memcpy(r->prefix, prefix, plen);
+    if (r == NULL) return -ENOMEM;
+    if (plen > 0) memcpy(r->prefix, prefix, plen);
     r->plen = plen;
     t->scans[t->ns] = r;
     *idx = t->ns++;
@@ -360,8 +328,7 @@ static int srec_add(store_txn *t, const char *prefix, size_t plen, size_t *idx)
 
 static int srec_item(srec *r, const MDB_val *k, const MDB_val *v)
 {
-    if (grow(&r->items, &r->cap, r->n + 1, sizeof(*r->items)) != 0)
-        return -ENOMEM;
+    if (grow(&r->items, &r->cap, r->n + 1, sizeof(*r->items)) != 0) return -ENOMEM;
     r->items[r->n].key = *k;
     r->items[r->n].val = *v;
     r->n++;
@@ -380,10 +347,8 @@ static int cursor_step(MDB_cursor *cur, MDB_cursor_op op, const char *prefix, si
         k->mv_size = plen;
     }
     rc = mdb_cursor_get(cur, k, v, op);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return rc;
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc != 0) return rc;
     return has_prefix(k->mv_data, k->mv_size, prefix, plen);
 }
 
@@ -405,8 +370,8 @@ static int w_ok(const store_txn *t, const scan_state *st, const char *prefix, si
 }
 
 /* Delivers one entry; @return 1 when the scan must stop there. */
-static int deliver(store_txn *t, scan_state *st, const char *k, size_t kl, const char *v,
-                   size_t vl, size_t limit, store_scan_cb cb, void *arg)
+static int deliver(store_txn *t, scan_state *st, const char *k, size_t kl, const char *v, size_t vl,
+                   size_t limit, store_scan_cb cb, void *arg)
 {
     int stop;
 
@@ -431,8 +396,7 @@ static int scan_merge(store_txn *t, size_t ri, scan_state *st, size_t limit, sto
         int wk = w_ok(t, st, prefix, plen), c, stop = 0;
         wentry *w = wk ? t->w[st->wi] : NULL;
 
-        if (!st->s_ok && !wk)
-            return 0; /* the whole prefix range was read */
+        if (!st->s_ok && !wk) return 0; /* the whole prefix range was read */
         if (!st->s_ok)
             c = 1;
         else if (!wk)
@@ -447,14 +411,11 @@ static int scan_merge(store_txn *t, size_t ri, scan_state *st, size_t limit, sto
             st->s_ok = cursor_step(st->cur, MDB_NEXT, prefix, plen, &st->sk, &st->sv);
             stop = deliver(t, st, k.mv_data, k.mv_size, v.mv_data, v.mv_size, limit, cb, arg);
         } else {
-            if (c == 0)
-                st->s_ok = cursor_step(st->cur, MDB_NEXT, prefix, plen, &st->sk, &st->sv);
+            if (c == 0) st->s_ok = cursor_step(st->cur, MDB_NEXT, prefix, plen, &st->sk, &st->sv);
             st->wi++;
-            if (!w->del)
-                stop = deliver(t, st, w->key, w->klen, w->val, w->vlen, limit, cb, arg);
+            if (!w->del) stop = deliver(t, st, w->key, w->klen, w->val, w->vlen, limit, cb, arg);
         }
-        if (st->s_ok < 0)
-            return txn_fail(t, "scan", st->s_ok, 0);
+        if (st->s_ok < 0) return txn_fail(t, "scan", st->s_ok, 0);
         if (stop) {
             srec *r = t->scans[ri];
 
@@ -473,23 +434,17 @@ int store_scan(store_txn *t, const char *prefix, size_t plen, size_t limit, stor
     size_t ri;
     int rc;
 
-    if (t == NULL || cb == NULL || (prefix == NULL && plen > 0))
-        return -EINVAL;
-    if (t->state != TXN_OPEN)
-        return STORE_EBADTXN;
-    if (plen > STORE_MAX_KEY)
-        return STORE_ETOOBIG;
-    if (limit == 0)
-        return 0;
+    if (t == NULL || cb == NULL || (prefix == NULL && plen > 0)) return -EINVAL;
+    if (t->state != TXN_OPEN) return STORE_EBADTXN;
+    if (plen > STORE_MAX_KEY) return STORE_ETOOBIG;
+    if (limit == 0) return 0;
     memset(&st, 0, sizeof(st));
-    if ((rc = mdb_cursor_open(t->snap, t->s->kv, &st.cur)) != 0)
-        return txn_fail(t, "scan", rc, 0);
+    if ((rc = mdb_cursor_open(t->snap, t->s->kv, &st.cur)) != 0) return txn_fail(t, "scan", rc, 0);
     if (srec_add(t, prefix, plen, &ri) != 0) {
         mdb_cursor_close(st.cur);
         return txn_fail(t, NULL, 0, -ENOMEM);
     }
-    st.s_ok = cursor_step(st.cur, plen ? MDB_SET_RANGE : MDB_FIRST, prefix, plen, &st.sk,
-                          &st.sv);
+    st.s_ok = cursor_step(st.cur, plen ? MDB_SET_RANGE : MDB_FIRST, prefix, plen, &st.sk, &st.sv);
     if (st.s_ok < 0) {
         rc = txn_fail(t, "scan", st.s_ok, 0);
     } else {
@@ -516,8 +471,7 @@ static void txn_free(store_txn *t)
     free(t->w);
     free(t->r);
     free(t->scans);
-    if (t->snap != NULL)
-        mdb_txn_abort(t->snap);
+    if (t->snap != NULL) mdb_txn_abort(t->snap);
     free(t);
 }
 
@@ -529,16 +483,14 @@ static int validate_scan(store_txn *t, MDB_txn *wtxn, const srec *r)
     size_t i = 0;
     int ok, rc = 0;
 
-    if ((rc = mdb_cursor_open(wtxn, t->s->kv, &cur)) != 0)
-        return rc;
+    if ((rc = mdb_cursor_open(wtxn, t->s->kv, &cur)) != 0) return rc;
     ok = cursor_step(cur, r->plen ? MDB_SET_RANGE : MDB_FIRST, r->prefix, r->plen, &k, &v);
     for (;;) {
         if (ok < 0) {
             rc = ok;
             break;
         }
-        if (ok && r->bounded && key_cmp(k.mv_data, k.mv_size, r->end, r->elen) > 0)
-            ok = 0;
+        if (ok && r->bounded && key_cmp(k.mv_data, k.mv_size, r->end, r->elen) > 0) ok = 0;
         if (!ok || i == r->n) {
             rc = (!ok && i == r->n) ? 0 : STORE_ECONFLICT;
             break;
@@ -562,24 +514,20 @@ static int validate(store_txn *t, MDB_txn *wtxn)
         MDB_val k = {e->klen, e->key}, v;
         int rc = mdb_get(wtxn, t->s->kv, &k, &v);
 
-        if (rc != 0 && rc != MDB_NOTFOUND)
-            return rc;
-        if ((rc == 0) != e->found || (e->found && !val_eq(&v, &e->val)))
-            return STORE_ECONFLICT;
+        if (rc != 0 && rc != MDB_NOTFOUND) return rc;
+        if ((rc == 0) != e->found || (e->found && !val_eq(&v, &e->val))) return STORE_ECONFLICT;
     }
     for (size_t i = 0; i < t->ns; i++) {
         int rc = validate_scan(t, wtxn, t->scans[i]);
 
-        if (rc != 0)
-            return rc;
+        if (rc != 0) return rc;
     }
     return 0;
 }
 
 /* Writes the buffered writes and the response record into wtxn.
  * @return 0 or an LMDB error */
-static int apply(store_txn *t, MDB_txn *wtxn, const char *req_id, const char *resp,
-                 size_t resp_len)
+static int apply(store_txn *t, MDB_txn *wtxn, const char *req_id, const char *resp, size_t resp_len)
 {
     int rc;
 
@@ -591,17 +539,14 @@ static int apply(store_txn *t, MDB_txn *wtxn, const char *req_id, const char *re
             rc = mdb_del(wtxn, t->s->kv, &k, NULL);
         else
             rc = mdb_put(wtxn, t->s->kv, &k, &v, 0);
-        if (rc != 0 && !(e->del && rc == MDB_NOTFOUND))
-            return rc;
+        if (rc != 0 && !(e->del && rc == MDB_NOTFOUND)) return rc;
     }
     if (req_id != NULL) {
         MDB_val k = {strlen(req_id), (void *)req_id}, v = {resp_len + 8, NULL};
 
-        if ((rc = mdb_put(wtxn, t->s->responses, &k, &v, MDB_RESERVE)) != 0)
-            return rc;
+        if ((rc = mdb_put(wtxn, t->s->responses, &k, &v, MDB_RESERVE)) != 0) return rc;
         store__put_i64(v.mv_data, store__now_ms());
-        if (resp_len > 0)
-            memcpy((char *)v.mv_data + 8, resp, resp_len);
+        if (resp_len > 0) memcpy((char *)v.mv_data + 8, resp, resp_len);
     }
     return 0;
 }
@@ -614,8 +559,7 @@ static int check_response_absent(store_txn *t, MDB_txn *wtxn, const char *req_id
     MDB_val k = {strlen(req_id), (void *)req_id}, v;
     int rc = mdb_get(wtxn, t->s->responses, &k, &v);
 
-    if (rc == 0)
-        return STORE_ECONFLICT;
+    if (rc == 0) return STORE_ECONFLICT;
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -623,13 +567,10 @@ static int check_commit_args(const char *req_id, const char *resp, size_t resp_l
 {
     size_t n;
 
-    if (req_id == NULL)
-        return 0;
+    if (req_id == NULL) return 0;
     n = strlen(req_id);
-    if (n == 0 || (resp == NULL && resp_len > 0))
-        return -EINVAL;
-    if (n > STORE_MAX_KEY || resp_len > STORE__MAX_RESPONSE)
-        return STORE_ETOOBIG;
+    if (n == 0 || (resp == NULL && resp_len > 0)) return -EINVAL;
+    if (n > STORE_MAX_KEY || resp_len > STORE__MAX_RESPONSE) return STORE_ETOOBIG;
     return 0;
 }
 
@@ -638,16 +579,13 @@ int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t 
     MDB_txn *wtxn = NULL;
     int rc;
 
-    if (t == NULL)
-        return -EINVAL;
+    if (t == NULL) return -EINVAL;
     if (t->state != TXN_OPEN) {
         rc = STORE_EBADTXN;
         goto out;
     }
-    if ((rc = check_commit_args(req_id, resp, resp_len)) != 0)
-        goto out;
-    if (t->nw == 0 && req_id == NULL)
-        goto out; /* read-only: serializable at its snapshot */
+    if ((rc = check_commit_args(req_id, resp, resp_len)) != 0) goto out;
+    if (t->nw == 0 && req_id == NULL) goto out; /* read-only: serializable at its snapshot */
     if ((rc = mdb_txn_begin(t->s->env, NULL, 0, &wtxn)) != 0) {
         wtxn = NULL;
         goto lmdb_fail;
@@ -655,18 +593,15 @@ int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t 
     if ((rc = validate(t, wtxn)) != 0 ||
         (req_id != NULL && (rc = check_response_absent(t, wtxn, req_id)) != 0))
         goto fail;
-    if ((rc = apply(t, wtxn, req_id, resp, resp_len)) != 0)
-        goto fail;
+    if ((rc = apply(t, wtxn, req_id, resp, resp_len)) != 0) goto fail;
     rc = mdb_txn_commit(wtxn);
     wtxn = NULL;
-    if (rc != 0)
-        goto lmdb_fail;
+    if (rc != 0) goto lmdb_fail;
     goto out;
 
 fail:
     mdb_txn_abort(wtxn);
-    if (rc == STORE_ECONFLICT)
-        goto out;
+    if (rc == STORE_ECONFLICT) goto out;
 lmdb_fail:
     rc = store__fail("commit", rc);
 out:
@@ -681,6 +616,5 @@ size_t store_txn_nwrites(const store_txn *t)
 
 void store_txn_abort(store_txn *t)
 {
-    if (t != NULL)
-        txn_free(t);
+    if (t != NULL) txn_free(t);
 }

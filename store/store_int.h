@@ -1,0 +1,35 @@
+/* store_int.h: what the files of store/ share. Not for other modules. */
+#ifndef SXPOOL_STORE_INT_H
+#define SXPOOL_STORE_INT_H
+
+#include <lmdb.h>
+
+#include "store/store.h"
+
+/* Largest response record store_txn_commit() accepts (a frame's worth). */
+#define STORE__MAX_RESPONSE (64u << 20)
+
+struct store {
+    MDB_env *env;
+    MDB_dbi kv;        /* "kv" */
+    MDB_dbi responses; /* "responses" */
+    MDB_dbi blacklist; /* "blacklist" */
+};
+
+/**
+ * Logs "store: unable to WHAT: <mdb_strerror(rc)>" on stderr.
+ * @param[in] what what could not be done, e.g. "commit"
+ * @param[in] rc   an LMDB or errno code
+ * @return STORE_ELMDB
+ */
+int store__fail(const char *what, int rc);
+
+/** @return the wall-clock time in milliseconds since the epoch */
+int64_t store__now_ms(void);
+
+/** Stores v little-endian in p[0..8). */
+void store__put_i64(unsigned char *p, int64_t v);
+/** @return the little-endian value in p[0..8) */
+int64_t store__get_i64(const unsigned char *p);
+
+#endif

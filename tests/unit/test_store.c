@@ -1,0 +1,565 @@
+/* test_store.c: request transactions, response records and the blacklist
+ * of store/, each test in its own mkdtemp data directory.
+ *
+ * LMDB must not be used across fork() nor opened twice by one process, so
+ * the multi-process counter test forks before any environment on its
+ * directory is open and every child opens its own.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CHECK_EQ(a, b)                                                                             \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_) {                                                                            \
+            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b,  \
+                    a_, b_);                                                                       \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                            \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        if (strcmp(a_, b_) != 0) {                                                                 \
+            fprintf(stderr, "%s:%d: %s == %s failed: \"%s\" != \"%s\"\n", __FILE__, __LINE__, #a,  \
+                    #b, a_, b_);                                                                   \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: %s failed\n", __FILE__, __LINE__, #c);                         \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char *new_dir(void)
+{
+    char *d = strdup("/tmp/sxpool-store-XXXXXX");
+
+    CHECK(d != NULL);
+    CHECK(mkdtemp(d) != NULL);
+    return d;
+}
+
+static void rm_dir(char *d)
+{
+    char cmd[256];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+    CHECK_EQ(system(cmd), 0);
+    free(d);
+}
+
+static store *open_store(const char *dir)
+{
+    store *s;
+
+    CHECK_EQ(store_open(dir, 64u << 20, &s), 0);
+    return s;
+}
+
+static int put(store_txn *t, const char *k, const char *v)
+{
+    return store_put(t, k, strlen(k), v, strlen(v));
+}
+
+static int del(store_txn *t, const char *k)
+{
+    return store_del(t, k, strlen(k));
+}
+
+/* The value of k as a string ("" if absent: compare the status too). */
+static int get(store_txn *t, const char *k, char *out, size_t cap)
+{
+    const char *v;
+    size_t n;
+    int rc = store_get(t, k, strlen(k), &v, &n);
+
+    out[0] = '\0';
+    if (rc == 0) {
+        CHECK(n < cap);
+        memcpy(out, v, n);
+        out[n] = '\0';
+    }
+    return rc;
+}
+
+/* Commits one write of k = v in its own txn. */
+static void set1(store *s, const char *k, const char *v)
+{
+    store_txn *t;
+
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(put(t, k, v), 0);
+    CHECK_EQ(store_txn_commit(t, NULL, NULL, 0), 0);
+}
+
+/* Collects a scan as "k=v;k=v;" in buf. */
+typedef struct collect {
+    char buf[1024];
+    int stop_after; /* stop once this many were seen (0: never) */
+    int seen;
+} collect;
+
+static int collect_cb(void *arg, const char *k, size_t kl, const char *v, size_t vl)
+{
+    collect *c = arg;
+    size_t n = strlen(c->buf);
+
+    CHECK(n + kl + vl + 3 < sizeof(c->buf));
+    snprintf(c->buf + n, sizeof(c->buf) - n, "%.*s=%.*s;", (int)kl, k, (int)vl, v);
+    c->seen++;
+    return c->stop_after && c->seen >= c->stop_after;
+}
+
+static const char *scan(store_txn *t, const char *prefix, size_t limit, collect *c)
+{
+    memset(c, 0, sizeof(*c));
+    CHECK_EQ(store_scan(t, prefix, strlen(prefix), limit, collect_cb, c), 0);
+    return c->buf;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_own_writes(void)
+{
+    char *dir = new_dir(), v[64];
+    store *s = open_store(dir);
+    store_txn *t;
+    collect c;
+
+    set1(s, "a:1", "one");
+    set1(s, "a:3", "three");
+    set1(s, "b:1", "bee");
+
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(get(t, "a:1", v, sizeof(v)), 0);
+    CHECK_STR(v, "one");
+    CHECK_EQ(get(t, "a:2", v, sizeof(v)), STORE_ENOTFOUND);
+    CHECK_EQ(put(t, "a:2", "two"), 0);
+    CHECK_EQ(get(t, "a:2", v, sizeof(v)), 0);
+    CHECK_STR(v, "two");
+    CHECK_EQ(put(t, "a:1", "uno"), 0);
+    CHECK_EQ(get(t, "a:1", v, sizeof(v)), 0);
+    CHECK_STR(v, "uno");
+    CHECK_EQ(del(t, "a:3"), 0);
+    CHECK_EQ(del(t, "a:3"), STORE_ENOTFOUND);
+    CHECK_EQ(del(t, "a:9"), STORE_ENOTFOUND);
+    CHECK_EQ(get(t, "a:3", v, sizeof(v)), STORE_ENOTFOUND);
+    CHECK_EQ(put(t, "a:0", ""), 0);
+    CHECK_EQ(get(t, "a:0", v, sizeof(v)), 0);
+    CHECK_STR(v, "");
+
+    CHECK_STR(scan(t, "a:", 100, &c), "a:0=;a:1=uno;a:2=two;");
+    CHECK_STR(scan(t, "a:", 2, &c), "a:0=;a:1=uno;");
+    CHECK_STR(scan(t, "", 100, &c), "a:0=;a:1=uno;a:2=two;b:1=bee;");
+    CHECK_STR(scan(t, "b", 100, &c), "b:1=bee;");
+    CHECK_STR(scan(t, "c", 100, &c), "");
+    CHECK_STR(scan(t, "a:", 0, &c), "");
+    memset(&c, 0, sizeof(c));
+    c.stop_after = 1;
+    CHECK_EQ(store_scan(t, "a:", 2, 100, collect_cb, &c), 0);
+    CHECK_STR(c.buf, "a:0=;");
+
+    /* limits */
+    {
+        static char big[STORE_MAX_KEY + 1];
+
+        memset(big, 'k', sizeof(big));
+        CHECK_EQ(store_put(t, big, STORE_MAX_KEY + 1, "v", 1), STORE_ETOOBIG);
+        CHECK_EQ(store_put(t, big, STORE_MAX_KEY, "v", 1), 0);
+        CHECK_EQ(store_put(t, "x", 1, big, (size_t)STORE_MAX_VALUE + 1), STORE_ETOOBIG);
+        CHECK_EQ(store_get(t, big, STORE_MAX_KEY + 1, &(const char *){0}, &(size_t){0}),
+                 STORE_ETOOBIG);
+        CHECK_EQ(store_put(t, "", 0, "v", 1), -EINVAL);
+    }
+    CHECK_EQ(store_txn_commit(t, NULL, NULL, 0), 0);
+
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_STR(scan(t, "a:", 100, &c), "a:0=;a:1=uno;a:2=two;");
+    store_txn_abort(t);
+    store_close(s);
+    rm_dir(dir);
+}
+
+static void test_abort_and_visibility(void)
+{
+    char *dir = new_dir(), v[64];
+    store *s = open_store(dir);
+    store_txn *t, *old;
+
+    set1(s, "k", "v0");
+    CHECK_EQ(store_txn_begin(s, &old), 0); /* snapshot before the next commits */
+
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(put(t, "k", "aborted"), 0);
+    CHECK_EQ(put(t, "new", "aborted"), 0);
+    store_txn_abort(t);
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(get(t, "k", v, sizeof(v)), 0);
+    CHECK_STR(v, "v0");
+    CHECK_EQ(get(t, "new", v, sizeof(v)), STORE_ENOTFOUND);
+    store_txn_abort(t);
+
+    set1(s, "k", "v1");
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(get(t, "k", v, sizeof(v)), 0);
+    CHECK_STR(v, "v1");
+    store_txn_abort(t);
+
+    /* the older snapshot still reads v0; read-only, it commits fine */
+    CHECK_EQ(get(old, "k", v, sizeof(v)), 0);
+    CHECK_STR(v, "v0");
+    CHECK_EQ(store_txn_commit(old, NULL, NULL, 0), 0);
+    store_close(s);
+    rm_dir(dir);
+}
+
+static void test_conflicts(void)
+{
+    char *dir = new_dir(), v[64];
+    store *s = open_store(dir);
+    store_txn *a, *b;
+    collect c;
+
+    set1(s, "k", "0");
+
+    /* A reads k, B writes k and commits first: A conflicts, applies nothing */
+    CHECK_EQ(store_txn_begin(s, &a), 0);
+    CHECK_EQ(store_txn_begin(s, &b), 0);
+    CHECK_EQ(get(a, "k", v, sizeof(v)), 0);
+    CHECK_EQ(put(a, "k", "a"), 0);
+    CHECK_EQ(put(a, "other", "a"), 0);
+    CHECK_EQ(put(b, "k", "b"), 0);
+    CHECK_EQ(store_txn_commit(b, NULL, NULL, 0), 0);
+    CHECK_EQ(store_txn_commit(a, "req-a", "resp", 4), STORE_ECONFLICT);
+    CHECK_EQ(store_txn_begin(s, &a), 0);
+    CHECK_EQ(get(a, "k", v, sizeof(v)), 0);
+    CHECK_STR(v, "b");
+    CHECK_EQ(get(a, "other", v, sizeof(v)), STORE_ENOTFOUND);
+    store_txn_abort(a);
+    CHECK_EQ(store_response_get(s, "req-a", &(char *){0}, &(size_t){0}), STORE_ENOTFOUND);
+
+    /* reading an absent key, then someone creates it */
+    CHECK_EQ(store_txn_begin(s, &a), 0);
+    CHECK_EQ(get(a, "absent", v, sizeof(v)), STORE_ENOTFOUND);
+    CHECK_EQ(put(a, "x", "1"), 0);
+    set1(s, "absent", "now");
+    CHECK_EQ(store_txn_commit(a, NULL, NULL, 0), STORE_ECONFLICT);
+
+    /* del reports existence: a concurrent delete conflicts */
+    CHECK_EQ(store_txn_begin(s, &a), 0);
+    CHECK_EQ(del(a, "absent"), 0);
+    CHECK_EQ(store_txn_begin(s, &b), 0);
+    CHECK_EQ(del(b, "absent"), 0);
+    CHECK_EQ(store_txn_commit(b, NULL, NULL, 0), 0);
+    CHECK_EQ(store_txn_commit(a, NULL, NULL, 0), STORE_ECONFLICT);
+
+    /* blind writes do not conflict: last committer wins */
+    CHECK_EQ(store_txn_begin(s, &a), 0);
+    CHECK_EQ(put(a, "blind", "a"), 0);
+    set1(s, "blind", "b");
+    CHECK_EQ(store_txn_commit(a, NULL, NULL, 0), 0);
+
+    /* same value written back: no conflict */
+    CHECK_EQ(store_txn_begin(s, &a), 0);
+    CHECK_EQ(get(a, "k", v, sizeof(v)), 0);
+    CHECK_EQ(put(a, "y", "1"), 0);
+    set1(s, "k", "b");
+    CHECK_EQ(store_txn_commit(a, NULL, NULL, 0), 0);
+
+    /* a scan sees a phantom insert in its range */
+    set1(s, "p:1", "1");
+    set1(s, "p:3", "3");
+    CHECK_EQ(store_txn_begin(s, &a), 0);
+    CHECK_STR(scan(a, "p:", 100, &c), "p:1=1;p:3=3;");
+    CHECK_EQ(put(a, "sum", "4"), 0);
+    set1(s, "p:2", "2");
+    CHECK_EQ(store_txn_commit(a, NULL, NULL, 0), STORE_ECONFLICT);
+    CHECK_EQ(store_txn_begin(s, &a), 0);
+    CHECK_EQ(get(a, "sum", v, sizeof(v)), STORE_ENOTFOUND);
+    store_txn_abort(a);
+
+    /* ... a change of a value it returned, a delete ... */
+    CHECK_EQ(store_txn_begin(s, &a), 0);
+    CHECK_STR(scan(a, "p:", 100, &c), "p:1=1;p:2=2;p:3=3;");
+    CHECK_EQ(put(a, "sum", "6"), 0);
+    set1(s, "p:3", "33");
+    CHECK_EQ(store_txn_commit(a, NULL, NULL, 0), STORE_ECONFLICT);
+
+    /* ... but not a change past where a limited scan stopped */
+    CHECK_EQ(store_txn_begin(s, &a), 0);
+    CHECK_STR(scan(a, "p:", 2, &c), "p:1=1;p:2=2;");
+    CHECK_EQ(put(a, "first2", "3"), 0);
+    set1(s, "p:3", "333");
+    set1(s, "q", "outside");
+    CHECK_EQ(store_txn_commit(a, NULL, NULL, 0), 0);
+
+    /* a write of the txn's own inside the scanned range, then a concurrent
+     * insert of the same key: still a conflict */
+    CHECK_EQ(store_txn_begin(s, &a), 0);
+    CHECK_STR(scan(a, "p:", 100, &c), "p:1=1;p:2=2;p:3=333;");
+    CHECK_EQ(put(a, "p:4", "mine"), 0);
+    set1(s, "p:4", "theirs");
+    CHECK_EQ(store_txn_commit(a, NULL, NULL, 0), STORE_ECONFLICT);
+
+    store_close(s);
+    rm_dir(dir);
+}
+
+/* A scan callback that writes into the txn while it scans. */
+static int writing_cb(void *arg, const char *k, size_t kl, const char *v, size_t vl)
+{
+    store_txn *t = arg;
+    char key[64];
+
+    (void)v;
+    (void)vl;
+    if (kl == 3 && memcmp(k, "w:1", 3) == 0) {
+        CHECK_EQ(put(t, "w:0", "before"), 0); /* behind us: not delivered */
+        CHECK_EQ(put(t, "w:2", "ahead"), 0);  /* ahead of us: delivered */
+        CHECK_EQ(del(t, "w:3"), 0);           /* ahead, deleted: skipped */
+    }
+    snprintf(key, sizeof(key), "seen:%.*s", (int)kl, k);
+    CHECK_EQ(put(t, key, "1"), 0);
+    return 0;
+}
+
+static void test_scan_writer(void)
+{
+    char *dir = new_dir(), v[64];
+    store *s = open_store(dir);
+    store_txn *t;
+    collect c;
+
+    set1(s, "w:1", "1");
+    set1(s, "w:3", "3");
+    set1(s, "w:4", "4");
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(store_scan(t, "w:", 2, 100, writing_cb, t), 0);
+    CHECK_EQ(get(t, "seen:w:1", v, sizeof(v)), 0);
+    CHECK_EQ(get(t, "seen:w:2", v, sizeof(v)), 0);
+    CHECK_EQ(get(t, "seen:w:3", v, sizeof(v)), STORE_ENOTFOUND);
+    CHECK_EQ(get(t, "seen:w:4", v, sizeof(v)), 0);
+    CHECK_EQ(get(t, "seen:w:0", v, sizeof(v)), STORE_ENOTFOUND);
+    CHECK_STR(scan(t, "w:", 100, &c), "w:0=before;w:1=1;w:2=ahead;w:4=4;");
+    CHECK_EQ(store_txn_commit(t, NULL, NULL, 0), 0);
+    store_close(s);
+    rm_dir(dir);
+}
+
+static void test_responses(void)
+{
+    char *dir = new_dir(), *resp;
+    store *s = open_store(dir);
+    store_txn *t;
+    size_t len;
+
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(put(t, "k", "v"), 0);
+    CHECK_EQ(store_txn_commit(t, "req-1", "HTTP 200\0ok", 11), 0);
+    CHECK_EQ(store_response_get(s, "req-1", &resp, &len), 0);
+    CHECK_EQ(len, 11);
+    CHECK(memcmp(resp, "HTTP 200\0ok", 11) == 0);
+    free(resp);
+    CHECK_EQ(store_response_get(s, "req-2", &resp, &len), STORE_ENOTFOUND);
+
+    /* read-only request with a response record */
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(store_txn_commit(t, "req-2", "", 0), 0);
+    CHECK_EQ(store_response_get(s, "req-2", &resp, &len), 0);
+    CHECK_EQ(len, 0);
+    free(resp);
+
+    /* the same request committed a second time applies nothing */
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(put(t, "k", "again"), 0);
+    CHECK_EQ(store_txn_commit(t, "req-1", "other", 5), STORE_ECONFLICT);
+    CHECK_EQ(store_response_get(s, "req-1", &resp, &len), 0);
+    CHECK_EQ(len, 11);
+    free(resp);
+    store_close(s);
+    rm_dir(dir);
+}
+
+/* ---- blacklist ------------------------------------------------------------ */
+
+typedef struct bl_list {
+    char buf[2048];
+    int n;
+    store_bl_entry last;
+} bl_list;
+
+static int bl_cb(void *arg, const store_bl_entry *e)
+{
+    bl_list *l = arg;
+    size_t n = strlen(l->buf);
+
+    snprintf(l->buf + n, sizeof(l->buf) - n, "%s/%s/%s:%u;", e->function, e->code_hash, e->abi_hash,
+             e->count);
+    l->n++;
+    l->last = *e;
+    return 0;
+}
+
+static const char *bl_all(store *s, const char *abi, bl_list *l)
+{
+    memset(l, 0, sizeof(*l));
+    CHECK_EQ(store_bl_each(s, abi, bl_cb, l), 0);
+    return l->buf;
+}
+
+static void test_blacklist(void)
+{
+    char *dir = new_dir(), longname[300];
+    store *s = open_store(dir);
+    bl_list l;
+
+    CHECK_EQ(store_bl_add(s, "fib", "c1", "abi1", "type-error"), 0);
+    CHECK_STR(bl_all(s, NULL, &l), "fib/c1/abi1:1;");
+    CHECK_STR(l.last.reason, "type-error");
+    CHECK(l.last.time_ms > 1600000000000LL);
+    CHECK_EQ(store_bl_add(s, "fib", "c1", "abi1", "SIGSEGV"), 0);
+    CHECK_STR(bl_all(s, NULL, &l), "fib/c1/abi1:2;");
+    CHECK_STR(l.last.reason, "SIGSEGV");
+
+    CHECK_EQ(store_bl_add(s, "fib", "c2", "abi1", "x"), 0);
+    CHECK_EQ(store_bl_add(s, "fact", "c1", "abi2", "x"), 0);
+    CHECK_EQ(store_bl_add(s, "app/render", "c9", "abi2", NULL), 0);
+    CHECK_EQ(store_bl_add(s, "map", "c1", "abi1", "x"), 0);
+    CHECK_STR(bl_all(s, NULL, &l),
+              "app/render/c9/abi2:1;fact/c1/abi2:1;fib/c1/abi1:2;fib/c2/abi1:1;map/c1/abi1:1;");
+    CHECK_STR(bl_all(s, "abi2", &l), "app/render/c9/abi2:1;fact/c1/abi2:1;");
+    CHECK_STR(bl_all(s, "abi3", &l), "");
+
+    CHECK_EQ(store_bl_remove(s, "fib", "c2", "abi1"), 0);
+    CHECK_EQ(store_bl_remove(s, "fib", "c2", "abi1"), STORE_ENOTFOUND);
+    CHECK_EQ(store_bl_clear(s, "f*"), 2);
+    CHECK_STR(bl_all(s, NULL, &l), "app/render/c9/abi2:1;map/c1/abi1:1;");
+    CHECK_EQ(store_bl_clear(s, "nomatch"), 0);
+    CHECK_EQ(store_bl_clear(s, "app/*"), 1);
+    CHECK_EQ(store_bl_add(s, "fib", "c1", "abi1", "x"), 0);
+    CHECK_EQ(store_bl_clear(s, NULL), 2);
+    CHECK_STR(bl_all(s, NULL, &l), "");
+    CHECK_EQ(store_bl_add(s, "a", "c", "x", "r"), 0);
+    CHECK_EQ(store_bl_add(s, "b", "c", "x", "r"), 0);
+    CHECK_EQ(store_bl_clear(s, "*"), 2);
+
+    memset(longname, 'f', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    CHECK_EQ(store_bl_add(s, longname, "c", "a", "r"), STORE_ETOOBIG);
+
+    /* entries survive a reopen */
+    CHECK_EQ(store_bl_add(s, "keep", "c", "a", "r"), 0);
+    store_close(s);
+    s = open_store(dir);
+    CHECK_STR(bl_all(s, NULL, &l), "keep/c/a:1;");
+    CHECK_EQ(store_reader_check(s), 0);
+    store_close(s);
+    rm_dir(dir);
+}
+
+/* ---- many processes, one counter -------------------------------------- */
+
+#define NPROC 4
+#define NINC 250
+
+static int child_increments(const char *dir)
+{
+    store *s;
+    int conflicts = 0;
+
+    if (store_open(dir, 64u << 20, &s) != 0) return 2;
+    for (int i = 0; i < NINC; i++) {
+        for (;;) {
+            store_txn *t;
+            const char *v;
+            size_t n;
+            char buf[32];
+            long cur = 0;
+            int rc;
+
+            if (store_txn_begin(s, &t) != 0) return 3;
+            rc = store_get(t, "counter", 7, &v, &n);
+            if (rc == 0) {
+                if (n >= sizeof(buf)) return 4;
+                memcpy(buf, v, n);
+                buf[n] = '\0';
+                cur = strtol(buf, NULL, 10);
+            } else if (rc != STORE_ENOTFOUND) {
+                return 5;
+            }
+            snprintf(buf, sizeof(buf), "%ld", cur + 1);
+            if (store_put(t, "counter", 7, buf, strlen(buf)) != 0) return 6;
+            rc = store_txn_commit(t, NULL, NULL, 0);
+            if (rc == 0) break;
+            if (rc != STORE_ECONFLICT) return 7;
+            conflicts++;
+        }
+    }
+    store_close(s);
+    printf("counter child %d: %d conflicts retried\n", (int)getpid(), conflicts);
+    fflush(stdout);
+    return 0;
+}
+
+static void test_counter(void)
+{
+    char *dir = new_dir(), v[32];
+    pid_t pids[NPROC];
+    store *s;
+    store_txn *t;
+
+    for (int i = 0; i < NPROC; i++) {
+        pids[i] = fork();
+        CHECK(pids[i] >= 0);
+        if (pids[i] == 0) _exit(child_increments(dir));
+    }
+    for (int i = 0; i < NPROC; i++) {
+        int status;
+
+        CHECK_EQ(waitpid(pids[i], &status, 0), pids[i]);
+        CHECK(WIFEXITED(status));
+        CHECK_EQ(WEXITSTATUS(status), 0);
+    }
+    s = open_store(dir);
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(get(t, "counter", v, sizeof(v)), 0);
+    CHECK_STR(v, "1000");
+    store_txn_abort(t);
+    store_close(s);
+    rm_dir(dir);
+}
+
+static void test_strerror(void)
+{
+    for (int e = STORE_EBADTXN; e <= STORE_ECONFLICT; e++)
+        CHECK(strcmp(store_strerror(e), "unknown error") != 0);
+    CHECK_STR(store_strerror(-ENOENT), strerror(ENOENT));
+}
+
+int main(void)
+{
+    test_strerror();
+    test_own_writes();
+    test_abort_and_visibility();
+    test_conflicts();
+    test_scan_writer();
+    test_responses();
+    test_blacklist();
+    test_counter();
+    printf("test_store: ok\n");
+    return 0;
+}
