@@ -48,6 +48,17 @@ void wrk_board_copy(char *dst, size_t cap, const char *src);
  * native: look up the faulting PC in the JIT's registry. @return 0 or -errno */
 int wrk_crash_install(bool native);
 
+/* ---- wrk_hook.c: test-only failure points (SXPOOL_TEST_HOOK) --------------- */
+
+/* Reads SXPOOL_TEST_HOOK for a worker of mode ("jit" or "cek"). */
+void wrk_hook_init(const char *mode);
+/* True if this worker is to exit before READY. */
+bool wrk_hook_exit_at_start(void);
+/* After a request to path committed its writes: may _exit(9). */
+void wrk_hook_after_commit(const char *path, size_t len);
+/* Before a request to path runs: may raise SIGSEGV (CEK workers). */
+void wrk_hook_before_request(const char *path, size_t len);
+
 /* --tier=jit: the VM with the native tier on top. */
 #define WRK_TIER_JIT 2
 

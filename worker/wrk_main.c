@@ -23,10 +23,8 @@
  * cleared after the reply); the crash handler (wrk_crash.c) adds the signal
  * and the native function when the process dies of a fault.
  *
- * Test hook, off unless the environment sets it:
- * SXPOOL_TEST_HOOK=exit-after-commit:PATH makes the worker _exit(9) right
- * after committing a request whose path is PATH, before replying: the
- * supervisor's re-dispatch must then answer from the committed record.
+ * Test-only hooks (SXPOOL_TEST_HOOK, wrk_hook.c) can make the worker die
+ * right after a commit, at start, or at a request's start.
  *
  * Any failure of the link to the supervisor ends the process: the
  * supervisor respawns the slot.
@@ -59,7 +57,6 @@ typedef struct wrk {
     uint32_t jit_threshold;        /* --jit-threshold */
     char exclude[WRK_MAX_EXCLUDE]; /* --jit-exclude globs, comma-separated */
     char abi[IPC_BOARD_HASH];      /* what READY announces */
-    const char *exit_after_commit; /* test hook: a request path, or NULL */
     bool bl_quiet;                 /* load_blacklist: no line per entry */
     store *st;
     ipc_conn *conn;
@@ -70,12 +67,18 @@ typedef struct wrk {
 static void wlog(const wrk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void wlog(const wrk *w, const char *fmt, ...)
 {
+    /* One write per line: the supervisor and every worker share stderr. */
+    char line[2048];
+    int n = snprintf(line, sizeof line, "sxpool worker %d (pid %d): ", w->slot, (int)getpid());
     va_list ap;
-    fprintf(stderr, "sxpool worker %d (pid %d): ", w->slot, (int)getpid());
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 2) len = sizeof line - 2;
+    line[len++] = '\n';
+    ssize_t wr = write(STDERR_FILENO, line, len);
+    (void)wr; /* nowhere left to report a failed log write */
 }
 
 /* ---- effects backed by the request transaction ------------------------- */
@@ -231,9 +234,7 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
         rc = store_txn_commit(w->txn, writes ? r->id : NULL, *out, *outlen);
         w->txn = NULL;
         if (rc == 0) {
-            if (writes && w->exit_after_commit && strlen(w->exit_after_commit) == r->path_len &&
-                memcmp(w->exit_after_commit, r->path, r->path_len) == 0)
-                _exit(9); /* test hook: committed, never replied */
+            if (writes) wrk_hook_after_commit(r->path, r->path_len);
             return 0;
         }
         free(*out);
@@ -265,6 +266,7 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
     if (!hs) return -ENOMEM;
     sx_request r;
     request_of(fr, id, &r, hs);
+    wrk_hook_before_request(r.path, r.path_len);
     char *out = NULL;
     size_t outlen = 0;
     sx_failure fail;
@@ -409,20 +411,6 @@ static int parse_flags(wrk *w, int argc, char **argv)
     return 0;
 }
 
-/* SXPOOL_TEST_HOOK=exit-after-commit:PATH (tests only). */
-static void read_test_hook(wrk *w)
-{
-    const char *v = getenv("SXPOOL_TEST_HOOK");
-    static const char kind[] = "exit-after-commit:";
-    if (!v || !*v) return;
-    if (strncmp(v, kind, sizeof kind - 1) == 0 && v[sizeof kind - 1] == '/') {
-        w->exit_after_commit = v + sizeof kind - 1;
-        wlog(w, "test hook: exiting after the commit of a request to %s", w->exit_after_commit);
-    } else {
-        wlog(w, "ignoring an unknown SXPOOL_TEST_HOOK '%s'", v);
-    }
-}
-
 /* jit mode: turns the native tier on; the worker runs the bytecode VM
  * without it if it is not available. */
 static void start_native(wrk *w)
@@ -463,7 +451,11 @@ static int start(wrk *w)
         return 1;
     }
     srand((unsigned)getpid());
-    read_test_hook(w);
+    wrk_hook_init(w->mode);
+    if (wrk_hook_exit_at_start()) {
+        wlog(w, "test hook: exiting at start");
+        return 1;
+    }
     int rc = wrk_board_open(w->rundir, w->slot);
     if (rc != 0)
         wlog(w, "unable to map the crash scoreboard of slot %d: %s; crashes will go unexplained",

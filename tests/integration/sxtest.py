@@ -112,6 +112,27 @@ def is_worker(pid, mode=None):
         return False
 
 
+def cpu_ticks(pid):
+    """User + system CPU time of pid in clock ticks (0 if it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def busy_one(pids, base, ticks=5, timeout=10):
+    """The pid among pids whose CPU time rose by more than ticks since
+    base ({pid: ticks}); waits for one."""
+    def busy():
+        for p in pids:
+            if cpu_ticks(p) > base.get(p, 0) + ticks:
+                return p
+        return None
+    return wait_until(busy, timeout, interval=0.01, what="a worker to start running")
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status

@@ -1,0 +1,150 @@
+"""Worker deaths that need no native tier: a request whose worker is killed
+is served again, once, by a CEK worker and its write is applied once; a
+request that kills two workers gets 502; a worker that dies after its
+commit and before its reply is answered from the committed record; and
+dispatch prefers JIT workers but serves from CEK workers when no JIT
+worker is up."""
+
+import os
+import re
+import signal
+import threading
+import time
+import unittest
+
+import sxtest
+from sxtest import busy_one, cpu_ticks
+
+
+def in_thread(fn):
+    """Runs fn() in a thread; returns (thread, result dict with "r" or "e")."""
+    out = {}
+
+    def run():
+        try:
+            out["r"] = fn()
+        except Exception as e:  # noqa: BLE001 (reported by the caller)
+            out["e"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, out
+
+
+class Traffic:
+    """GET / in a loop on its own connection until stopped."""
+
+    def __init__(self, srv):
+        self.srv = srv
+        self.statuses = []
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop_flag.is_set():
+            try:
+                self.statuses.append(self.srv.get("/", timeout=30).status)
+            except OSError as e:
+                self.statuses.append(repr(e))
+            time.sleep(0.01)
+
+    def stop(self):
+        self.stop_flag.set()
+        self.thread.join(timeout=40)
+        return self.statuses
+
+
+class Faults(unittest.TestCase):
+    def test_killed_mid_request_is_served_again_with_its_write_applied_once(self):
+        # count-to stays on the VM so the first attempt runs long enough to be killed
+        with sxtest.Server(app="faults", workers=1, cek_workers=1,
+                           args=["--timeout=60", "--jit-exclude=count-to"]) as srv:
+            (jit,) = srv.worker_pids("jit")
+            (cek,) = srv.worker_pids("cek")
+            base = {p: cpu_ticks(p) for p in (jit, cek)}
+            t, out = in_thread(lambda: srv.get("/write-then-work?n=20000000", timeout=60))
+            busy_one([jit], base)
+            mark = srv.log_size()
+            os.kill(jit, signal.SIGKILL)
+            t.join(timeout=60)
+            self.assertFalse(t.is_alive(), "no answer")
+            self.assertNotIn("e", out, out.get("e"))
+            self.assertEqual((out["r"].status, out["r"].text), (200, "1"), out["r"])
+            srv.wait_line(r"worker 0 \(pid %d\) died of SIGKILL while running request (\d+); "
+                          r"re-dispatched request \1 to a CEK worker" % jit, timeout=5, start=mark)
+            self.assertGreater(cpu_ticks(cek), base[cek] + 5, "the CEK worker did not run it")
+            self.assertEqual(srv.get("/read?k=worked").text, "1")
+
+    def test_request_that_kills_two_workers_gets_502_and_others_succeed(self):
+        with sxtest.Server(app="faults", workers=2, cek_workers=1, args=["--timeout=60"]) as srv:
+            jits = srv.worker_pids("jit")
+            (cek,) = srv.worker_pids("cek")
+            base = {p: cpu_ticks(p) for p in jits + [cek]}
+            traffic = Traffic(srv)
+            t, out = in_thread(lambda: srv.get("/loop", timeout=60))
+            first = busy_one(jits, base)
+            mark = srv.log_size()
+            os.kill(first, signal.SIGKILL)
+            m = srv.wait_line(r"worker \d+ \(pid %d\) died of SIGKILL while running request "
+                              r"(\d+); re-dispatched request \1 to a CEK worker" % first,
+                              timeout=5, start=mark)
+            rid = m.group(1)
+            busy_one([cek], {cek: cpu_ticks(cek)})
+            os.kill(cek, signal.SIGKILL)
+            t.join(timeout=20)
+            self.assertFalse(t.is_alive(), "no answer after the second death")
+            self.assertNotIn("e", out, out.get("e"))
+            self.assertEqual(out["r"].status, 502, out["r"])
+            srv.wait_line(r"worker \d+ \(pid %d\) died of SIGKILL while running request %s; "
+                          r"answered request %s with 502" % (cek, rid, rid), timeout=5,
+                          start=mark)
+            time.sleep(0.3)
+            statuses = traffic.stop()
+            self.assertGreater(len(statuses), 5)
+            self.assertEqual([s for s in statuses if s != 200], [])
+            with srv._cond:
+                deaths = [ln for ln in srv.lines[mark:]
+                          if re.search(r"died of \w+ while running request %s\b" % rid, ln)]
+            self.assertEqual(len(deaths), 2, deaths)
+            srv.wait_ready(2, timeout=10, start=mark)  # both replaced
+            self.assertEqual(srv.get("/").status, 200)
+
+    def test_killed_after_commit_is_answered_from_the_record(self):
+        hook = {"SXPOOL_TEST_HOOK": "exit-after-commit:/commit"}
+        with sxtest.Server(app="faults", workers=1, cek_workers=1, env=hook) as srv:
+            for n in (1, 2):
+                (jit,) = srv.worker_pids("jit")
+                mark = srv.log_size()
+                r = srv.get("/commit", timeout=20)
+                self.assertEqual((r.status, r.text), (200, str(n)), r)
+                srv.wait_line(r"worker 0 \(pid %d\) exited with status 9 while running request "
+                              r"(\d+); re-dispatched request \1" % jit, timeout=5, start=mark)
+                self.assertEqual(srv.get("/read?k=committed").text, str(n))
+                srv.wait_line(r"worker 0 \(pid \d+\) ready", timeout=10, start=mark)
+
+    def test_jit_workers_take_first_attempts(self):
+        with sxtest.Server(app="faults", workers=1, cek_workers=1) as srv:
+            (jit,) = srv.worker_pids("jit")
+            (cek,) = srv.worker_pids("cek")
+            base = {p: cpu_ticks(p) for p in (jit, cek)}
+            for _ in range(5):
+                r = srv.get("/work?n=2000000", timeout=30)
+                self.assertEqual((r.status, r.text), (200, "done"), r)
+            self.assertGreater(cpu_ticks(jit), base[jit] + 5)
+            self.assertLess(cpu_ticks(cek), base[cek] + 3, "a CEK worker took first attempts")
+
+    def test_only_cek_workers_up_still_serves(self):
+        hook = {"SXPOOL_TEST_HOOK": "exit-at-start:jit"}
+        with sxtest.Server(app="faults", workers=2, cek_workers=1, env=hook,
+                           wait_workers=False) as srv:
+            srv.wait_ready(1, timeout=10)
+            srv.wait_line(r"worker [01] \(pid \d+\) exited with status 1", timeout=10)
+            for i in range(10):
+                r = srv.get("/count", timeout=10)
+                self.assertEqual((r.status, r.text), (200, str(i + 1)), r)
+            self.assertEqual(set(srv.ready_pids().values()), {2}, "only slot 2 (CEK) is up")
+            self.assertEqual(len(srv.worker_pids("cek")), 1)
+
+
+if __name__ == "__main__":
+    sxtest.main()

@@ -1,0 +1,87 @@
+/* wrk_hook.c: test-only hooks that make a worker fail at a chosen point, so
+ * the integration tests can drive the supervisor's fault handling
+ * deterministically. Off unless the environment sets
+ *
+ *   SXPOOL_TEST_HOOK=HOOK[,HOOK...]
+ *
+ *   exit-after-commit:PATH  _exit(9) right after a request to PATH has
+ *                           committed its writes and response record, before
+ *                           the reply (the re-dispatch must answer from the
+ *                           record)
+ *   exit-at-start:MODE      a worker of that mode ("jit" or "cek") exits 1
+ *                           before READY (so no worker of that kind is up)
+ *   segv-in-cek:PATH        a CEK worker raises SIGSEGV when it starts a
+ *                           request to PATH (with a native-code fault on
+ *                           the JIT side: a request that kills both tiers)
+ *
+ * An unknown hook is logged and ignored. Read once at start, on the main
+ * thread; the checks afterwards only compare strings.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "worker/wrk_internal.h"
+
+#define HOOK_PATH_MAX 256
+
+static struct {
+    bool cek; /* this worker runs --mode=cek */
+    char exit_after_commit[HOOK_PATH_MAX];
+    char segv_in_cek[HOOK_PATH_MAX];
+    bool exit_at_start;
+} H;
+
+static bool take(const char *item, const char *kind, char *dst)
+{
+    size_t n = strlen(kind);
+    if (strncmp(item, kind, n) != 0 || strlen(item + n) >= HOOK_PATH_MAX) return false;
+    memcpy(dst, item + n, strlen(item + n) + 1);
+    return true;
+}
+
+void wrk_hook_init(const char *mode)
+{
+    H.cek = strcmp(mode, "cek") == 0;
+    const char *v = getenv("SXPOOL_TEST_HOOK");
+    if (!v || !*v) return;
+    char *copy = strdup(v), *save = NULL;
+    if (!copy) {
+        fprintf(stderr, "sxpool worker: SXPOOL_TEST_HOOK ignored: out of memory\n");
+        return;
+    }
+    for (char *it = strtok_r(copy, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+        char m[HOOK_PATH_MAX];
+        if (take(it, "exit-after-commit:", H.exit_after_commit) ||
+            take(it, "segv-in-cek:", H.segv_in_cek))
+            continue;
+        if (take(it, "exit-at-start:", m)) {
+            if (strcmp(m, mode) == 0) H.exit_at_start = true;
+            continue;
+        }
+        fprintf(stderr, "sxpool worker: ignoring an unknown SXPOOL_TEST_HOOK '%s'\n", it);
+    }
+    free(copy);
+}
+
+static bool is(const char *hook, const char *path, size_t len)
+{
+    return hook[0] && strlen(hook) == len && memcmp(hook, path, len) == 0;
+}
+
+bool wrk_hook_exit_at_start(void)
+{
+    return H.exit_at_start;
+}
+
+void wrk_hook_after_commit(const char *path, size_t len)
+{
+    if (is(H.exit_after_commit, path, len)) _exit(9);
+}
+
+void wrk_hook_before_request(const char *path, size_t len)
+{
+    if (H.cek && is(H.segv_in_cek, path, len)) raise(SIGSEGV);
+}
