@@ -175,6 +175,7 @@ static void died_compiling(sup_slot *w, sup_request *r, const char *how)
     uint32_t n = w->board->batch_len;
     if (n > IPC_BOARD_BATCH) n = IPC_BOARD_BATCH;
     settle(w, r, true, did_req, sizeof did_req);
+    bool named = false;
     for (uint32_t i = 0; i < n; i++) {
         char fn[IPC_BOARD_NAME], hash[IPC_BOARD_HASH], reason[128], did_bl[256];
         board_str(fn, sizeof fn, w->board->batch[i].name, IPC_BOARD_NAME);
@@ -185,7 +186,12 @@ static void died_compiling(sup_slot *w, sup_request *r, const char *how)
         sup__log("fault: %s: the compiler %s while compiling it (batch of %u); worker %d (pid %d); "
                  "%s; %s; respawning the slot",
                  fn, how, n, w->index, w->pid, did_bl, did_req);
+        named = true;
     }
+    if (!named)
+        sup__log("worker %d (pid %d) %s while the native tier was compiling, with no function "
+                 "recorded; %s; respawning the slot",
+                 w->index, w->pid, how, did_req);
 }
 
 void sup__fault_death(sup_slot *w, sup_request *r, int64_t status, int sig)

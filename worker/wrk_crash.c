@@ -46,17 +46,26 @@ static uintptr_t pc_of(void *ucv)
 #endif
 }
 
+/* True if the kernel raised sig for an instruction of this process (a
+ * fault), or it is SIGABRT (abort() raises it itself, from runtime code
+ * that native code may have called). A SIGSEGV sent with kill(2) by
+ * someone else names no function: it says nothing about native code. */
+static bool from_this_process(int sig, const siginfo_t *si)
+{
+    return sig == SIGABRT || (si && si->si_code > 0);
+}
+
 static void on_crash(int sig, siginfo_t *si, void *ucv)
 {
-    (void)si;
     int saved = errno;
     ipc_board *b = wrk_board();
     if (b) {
         ipc_board_fn *f = &b->crash_fn;
         f->name[0] = f->code_hash[0] = '\0';
         uintptr_t pc = pc_of(ucv);
-        if (look_up_native && wrk_native_lookup_pc(pc, f->name, sizeof f->name, f->code_hash,
-                                                   sizeof f->code_hash) != 1)
+        if (look_up_native && from_this_process(sig, si) &&
+            wrk_native_lookup_pc(pc, f->name, sizeof f->name, f->code_hash, sizeof f->code_hash) !=
+                1)
             f->name[0] = f->code_hash[0] = '\0';
         __atomic_thread_fence(__ATOMIC_RELEASE);
         b->crash_signal = sig;

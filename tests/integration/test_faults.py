@@ -8,6 +8,7 @@ worker is up."""
 import os
 import re
 import signal
+import tempfile
 import threading
 import time
 import unittest
@@ -144,6 +145,42 @@ class Faults(unittest.TestCase):
                 self.assertEqual((r.status, r.text), (200, str(i + 1)), r)
             self.assertEqual(set(srv.ready_pids().values()), {2}, "only slot 2 (CEK) is up")
             self.assertEqual(len(srv.worker_pids("cek")), 1)
+
+
+class CommandLine(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="sxpool-faults-cli-")
+        self.addCleanup(self.tmp.cleanup)
+        self.data = os.path.join(self.tmp.name, "data")
+
+    def usage_error(self, args, message):
+        base = ["--listen=127.0.0.1:0", "--data=" + self.data, "--app=" + sxtest.app_dir("faults")]
+        rc, out, err = sxtest.run(base + args, timeout=10)
+        self.assertEqual((rc, out, err), (2, "", message + "\n"), args)
+
+    def test_pool_flags(self):
+        self.usage_error(["--cek-workers=0"],
+                         "sxpool: --cek-workers: expected a number from 1 to 256, got '0'")
+        self.usage_error(["--cek-workers=x"],
+                         "sxpool: --cek-workers: expected a number from 1 to 256, got 'x'")
+        self.usage_error(["--jit-threshold=-1"],
+                         "sxpool: --jit-threshold: expected a number from 0 to 4294967295, "
+                         "got '-1'")
+        self.usage_error(["--jit-exclude="],
+                         "sxpool: --jit-exclude: expected globs (at most 4095 bytes in all), "
+                         "got ''")
+        rc, out, err = sxtest.run(["--help"])
+        self.assertEqual(rc, 0, err)
+        for flag in ("--cek-workers=M", "--jit-threshold=N", "--jit-exclude=GLOB", "--abi=HASH"):
+            self.assertIn(flag, out)
+
+    def test_blacklist_list_filters(self):
+        os.makedirs(self.data)
+        for args in (["--abi=0123456789abcdef"], ["edges-*"], ["*", "--abi", "x"]):
+            rc, out, err = sxtest.run(["blacklist", "list", "--data=" + self.data] + args)
+            self.assertEqual((rc, out), (0, ""), (args, err))
+        rc, out, err = sxtest.run(["blacklist", "clear", "--abi=x", "--data=" + self.data])
+        self.assertEqual(rc, 2, err)
 
 
 if __name__ == "__main__":
