@@ -11,8 +11,10 @@
 # Then hyperfine times each program (--warmup 1 --runs 5, no shell in
 # between, JSON in DIR, by default a fresh temporary directory) and a table
 # of medians in seconds follows, with the ratio to lua5.4 in parentheses.
-# A missing implementation is skipped with a note. SXPOOL defaults to the
-# first of build-bench/, build/ in the source tree, or `sxpool` on PATH.
+# A run that fails while being timed shows as "failed" and makes the exit
+# status 1. A missing implementation is skipped with a note. SXPOOL
+# defaults to the first of build-bench/, build/ in the source tree, or
+# `sxpool` on PATH.
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,7 +30,7 @@ for arg in "$@"; do
         --tiers=*) tiers=${arg#--tiers=} ;;
         --out=*) out=${arg#--out=} ;;
         -h|--help)
-            sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0 ;;
         -*) echo "run.sh: unknown option $arg" >&2; exit 2 ;;
         *) sxpool=$arg ;;
@@ -114,18 +116,22 @@ fi
 echo "  all ${#benches[@]} programs print the same checksum on ${names[*]}"
 
 # ---- timing ----
+# One hyperfine call per program and implementation, so a run that crashes
+# (hyperfine stops at a nonzero exit) costs only its own cell.
 if [ -z "$out" ]; then out=$(mktemp -d "${TMPDIR:-/tmp}/sx-bench.XXXXXX"); fi
 mkdir -p "$out"
+failed=0
 for b in "${benches[@]}"; do
     echo "timing $b..."
-    args=()
     for impl in "${names[@]}"; do
-        args+=(-n "$impl" "${cmd[$impl]} $(printf '%q' "$here/$b.${ext[$impl]}")")
+        json="$out/$b.$impl.json"
+        if ! hyperfine --shell=none --warmup 1 --runs 5 --style none --export-json "$json" \
+            -n "$impl" "${cmd[$impl]} $(printf '%q' "$here/$b.${ext[$impl]}")"; then
+            echo "  $b on $impl failed while being timed (crash or nonzero exit)" >&2
+            rm -f "$json"
+            failed=1
+        fi
     done
-    if ! hyperfine --shell=none --warmup 1 --runs 5 --style none --export-json "$out/$b.json" "${args[@]}"; then
-        echo "run.sh: hyperfine failed on $b" >&2
-        exit 1
-    fi
 done
 
 # ---- table ----
@@ -135,14 +141,17 @@ import json, sys
 out, benches, names = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 medians = {}
 for b in benches:
-    with open(f"{out}/{b}.json") as f:
-        for r in json.load(f)["results"]:
-            medians[(b, r["command"])] = r["median"]
+    for n in names:
+        try:
+            with open(f"{out}/{b}.{n}.json") as f:
+                medians[(b, n)] = json.load(f)["results"][0]["median"]
+        except FileNotFoundError:
+            pass
 
 def cell(b, n):
     m = medians.get((b, n))
     if m is None:
-        return "-"
+        return "failed"
     base = medians.get((b, "lua5.4"))
     return f"{m:.3f} ({m / base:.1f}x)" if base else f"{m:.3f}"
 
@@ -155,3 +164,4 @@ for k, r in enumerate(rows):
         print("  ".join("-" * w for w in widths))
 print(f"\nhyperfine JSON in {out}")
 EOF
+exit $failed
