@@ -400,6 +400,14 @@ static void compile_batch(jit_job *jobs, int n)
     gcc_jit_context *c = new_context();
     int lowered = 0;
     for (int i = 0; c && i < n; i++) {
+        /* protos with the same code (and injection) share one function */
+        int same = -1;
+        for (int k = 0; k < i && same < 0; k++)
+            if (!strcmp(jobs[k].symbol, jobs[i].symbol)) same = k;
+        if (same >= 0) {
+            jobs[i].ok = jobs[same].ok;
+            continue;
+        }
         jobs[i].ok = jit__lower(c, &jobs[i]) == 0;
         lowered += jobs[i].ok;
     }

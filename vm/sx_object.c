@@ -36,6 +36,10 @@ void sx_gc_init(void)
     if (done) return;
     done = true;
     GC_set_all_interior_pointers(1); /* pairs are referenced at +3 */
+    /* The only forks in an sx process are libgccjit's (as, ld), whose
+     * children exec at once: no fork handlers, which would stop the
+     * evaluating thread's allocation around every one of them. */
+    GC_set_handle_fork(0);
     GC_INIT();
     GC_set_oom_fn(sx__gc_oom);
     GC_set_warn_proc(GC_ignore_warn_proc);
