@@ -504,7 +504,6 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
         return;
     }
     gcc_jit_rvalue *same = cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, prv(l->K), k)));
-    gcc_jit_block *fast = new_block(l), *slow = new_block(l), *join = new_block(l);
     gcc_jit_rvalue *guard = same, *result = NULL;
     gcc_jit_rvalue *ovf = NULL;
     switch (op) {
@@ -539,6 +538,7 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
         emit_generic_call(l, d, n);
         return;
     }
+    gcc_jit_block *fast = new_block(l), *slow = new_block(l), *join = new_block(l);
     gcc_jit_block_end_with_conditional(l->cur, NULL, guard, fast, slow);
     l->cur = fast;
     switch (op) {
@@ -629,6 +629,77 @@ static void emit_interrupt_check(lower *l)
         l->f_interrupted, NULL);
 }
 
+/* The callee and its n arguments are in base[-1 .. n). If the callee is a
+ * closure with native code, a plain parameter list, no heap env and a frame
+ * that fits the margin, jump to it in this frame (a real tail call);
+ * otherwise fall through to the interpreter's trampoline. */
+static void emit_native_tail_call(lower *l, int n)
+{
+    gcc_jit_rvalue *callee = rv(ptr_word(l, prv(l->base), -1));
+    gcc_jit_block *chk = new_block(l), *chk2 = new_block(l), *go = new_block(l),
+                  *tramp = new_block(l);
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL,
+        land(l, tag_is(l, callee, 0), cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))), chk,
+        tramp);
+    l->cur = chk;
+    gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL,
+        cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)), chk2, tramp);
+    l->cur = chk2;
+    gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "tail_proto");
+    assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
+    gcc_jit_rvalue *pp = gcc_jit_context_new_bitcast(l->c, NULL, rv(proto), l->t_voidp);
+    gcc_jit_lvalue *nat = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "tail_native");
+    assign(l, nat, rv(i64_field(l, pp, (long)offsetof(sx_proto, native))));
+    gcc_jit_rvalue *size = binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64,
+                                 i32_at(l, pp, offsetof(sx_proto, nslots)),
+                                 i32_at(l, pp, offsetof(sx_proto, maxstack)));
+    gcc_jit_rvalue *ok = land(
+        l, cmp(l, GCC_JIT_COMPARISON_NE, rv(nat), i64(l, 0)),
+        land(l, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, nreq)), i64(l, n)),
+             land(l, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, rest)), i64(l, 0)),
+                  land(l,
+                       cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, env_size)),
+                           i64(l, 0)),
+                       land(l, cmp(l, GCC_JIT_COMPARISON_LT, size, i64(l, SX_JIT_FRAME_MARGIN)),
+                            cmp(l, GCC_JIT_COMPARISON_EQ,
+                                i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)),
+                                i64(l, 0)))))));
+    gcc_jit_block_end_with_conditional(l->cur, NULL, ok, go, tramp);
+    l->cur = go;
+    /* slots past the parameters start unassigned */
+    gcc_jit_lvalue *j = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "tfill");
+    gcc_jit_block *fill = new_block(l), *fill_body = new_block(l), *jump = new_block(l);
+    assign(l, j, i64(l, n));
+    gcc_jit_block_end_with_jump(l->cur, NULL, fill);
+    l->cur = fill;
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL,
+        cmp(l, GCC_JIT_COMPARISON_LT, rv(j), i32_at(l, pp, offsetof(sx_proto, nslots))),
+        fill_body, jump);
+    l->cur = fill_body;
+    assign(l, gcc_jit_context_new_array_access(l->c, NULL, prv(l->base), rv(j)), i64(l, SX_UNDEF));
+    assign(l, j, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(j), i64(l, 1)));
+    gcc_jit_block_end_with_jump(l->cur, NULL, fill);
+    l->cur = jump;
+    assign(l, i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto)), rv(proto));
+    gcc_jit_lvalue *counter = gcc_jit_rvalue_dereference(link_fn(l, l->f_native_calls), NULL);
+    assign(l, counter, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, rv(counter),
+                             gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
+    gcc_jit_rvalue *cenv = rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, env)));
+    gcc_jit_rvalue *ck = rv(i64_field(l, pp, (long)offsetof(sx_proto, k)));
+    gcc_jit_rvalue *cargs[5] = {prv(l->cx), prv(l->base),
+                                gcc_jit_context_new_bitcast(l->c, NULL, cenv, l->t_i64p),
+                                gcc_jit_context_new_bitcast(l->c, NULL, ck, l->t_i64p), prv(l->L)};
+    gcc_jit_rvalue *call = gcc_jit_context_new_call_through_ptr(
+        l->c, NULL, gcc_jit_context_new_bitcast(l->c, NULL, rv(nat), l->t_native), 5, cargs);
+    gcc_jit_rvalue_set_bool_require_tail_call(call, 1);
+    gcc_jit_block_end_with_return(l->cur, NULL, call);
+    l->cur = tramp;
+}
+
 static void emit_tail_call(lower *l, const int32_t *pc, int d)
 {
     sx_proto *p = l->p;
@@ -661,6 +732,7 @@ static void emit_tail_call(lower *l, const int32_t *pc, int d)
     l->cur = other;
     for (int i = 0; i <= n; i++)
         assign(l, ptr_word(l, prv(l->base), i - 1), S(l, at + i));
+    emit_native_tail_call(l, n);
     assign(l, i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, jit_tail_n)), i64(l, n));
     gcc_jit_block_end_with_return(l->cur, NULL, i64(l, SX_JIT_TAILCALL));
 }

@@ -96,6 +96,7 @@ enum sx_jit_state {
  */
 #define SX_JIT_LINK_VERSION 2
 #define SX_JIT_TAILCALL SX_NOARG
+#define SX_JIT_FRAME_MARGIN 64
 
 typedef struct sx_jit_link {
     uint32_t version, size;

@@ -152,7 +152,10 @@ static inline __attribute__((always_inline)) vm_frame *enter(sx_ctx *cx, sx_vmcl
         cx->interrupt = 0;
         sx_error(cx, "timeout", "evaluation interrupted: deadline passed");
     }
-    if (args + p->nslots + p->maxstack >= V.stk_end || V.nframes + 1 >= V.max_frames)
+    /* the margin lets native code reuse a frame for a tail callee of up to
+     * SX_JIT_FRAME_MARGIN words */
+    if (args + p->nslots + p->maxstack + SX_JIT_FRAME_MARGIN >= V.stk_end ||
+        V.nframes + 1 >= V.max_frames)
         vm_overflow(cx);
     if (sx_jit_hot_hook && p->jit_state <= SX_JIT_QUEUED && ++p->calls > sx_jit_threshold)
         sx_jit_hot_hook(cx, p);
