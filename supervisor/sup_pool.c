@@ -35,9 +35,11 @@
  *   IDLE     --dispatch-->        BUSY
  *   BUSY     --reply-->           IDLE      (deadline: 504, killed)
  *   any      --kill/SHUTDOWN-->   DYING
- *   any      --exit-->            DOWN      (in-flight request: 502;
- *                                            respawn now, or after a backoff
- *                                            if it keeps dying)
+ *   any      --exit-->            DOWN      (the death and its in-flight
+ *                                            request go to sup_fault.c: run
+ *                                            again once, or 502; respawn
+ *                                            now, or after a backoff if it
+ *                                            keeps dying)
  */
 #include <errno.h>
 #include <signal.h>
