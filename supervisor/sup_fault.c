@@ -17,9 +17,9 @@
  *   a second failure             502; a request never runs a third time
  *
  * A request runs again under the same id (so a worker answers it from its
- * committed response record if the first attempt committed), from the
- * front of its own queue, with a full deadline of its own: a request of
- * death costs at most two workers and two deadlines.
+ * committed response record if the first attempt committed), through a
+ * queue served before new requests, with a full deadline of its own: a
+ * request of death costs at most two workers and two deadlines.
  *
  * Respawning is sup_pool.c's (after every death, with backoff). Each fault
  * gets one log line, "fault: FUNCTION: what happened; worker N (pid P);
