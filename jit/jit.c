@@ -450,6 +450,11 @@ static void compile_batch(jit_job *jobs, int n)
             if (j->p->jit_state == SX_JIT_QUEUED) j->p->jit_state = SX_JIT_FAILED;
             sx_jit_stats.failed++;
             jlog("unable to compile %s (%s): %s", j->name, j->hash, err ? err : "symbol missing");
+            if (getenv("SXPOOL_JIT_STRICT")) {
+                /* tests: a function the JIT should compile but cannot is a bug */
+                jlog("SXPOOL_JIT_STRICT: exiting");
+                exit(3);
+            }
             continue;
         }
         deliver(j->p, fn, false);

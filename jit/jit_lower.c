@@ -28,7 +28,7 @@ typedef struct lower {
     gcc_jit_function *fn;
     gcc_jit_type *t_i64, *t_u64, *t_i32, *t_bool, *t_char, *t_voidp, *t_i64p, *t_i32p, *t_charp;
     gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted, *f_fallback,
-        *f_finish_tail, *f_native_calls;
+        *f_finish_tail, *f_native_calls, *f_frame_env;
     gcc_jit_type *t_native; /* pointer to an sx_native_fn */
     gcc_jit_lvalue *cframe; /* a direct callee's frame */
     gcc_jit_param *cx, *base, *env0, *K, *L;
@@ -313,6 +313,31 @@ static void emit_generic_call(lower *l, int d, int n)
 
 #define JIT_CFRAME 64 /* words of a direct callee's frame on the C stack */
 
+static gcc_jit_rvalue *i32_at(lower *l, gcc_jit_rvalue *p, size_t off);
+
+/* The env a callee of proto pp (closure env cenv, frame at fbase) runs
+ * with: its own heap env when it has captured slots, else cenv. */
+static gcc_jit_rvalue *callee_env(lower *l, gcc_jit_rvalue *proto, gcc_jit_rvalue *pp,
+                                  gcc_jit_rvalue *cenv, gcc_jit_rvalue *fbase)
+{
+    gcc_jit_lvalue *e = gcc_jit_function_new_local(l->fn, NULL, l->t_voidp, "callee_env");
+    gcc_jit_block *mk = new_block(l), *plain = new_block(l), *join = new_block(l);
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL,
+        cmp(l, GCC_JIT_COMPARISON_NE, i32_at(l, pp, offsetof(sx_proto, env_size)), i64(l, 0)), mk,
+        plain);
+    l->cur = mk;
+    gcc_jit_rvalue *args[4] = {prv(l->cx), proto, fbase,
+                               gcc_jit_context_new_bitcast(l->c, NULL, cenv, l->t_voidp)};
+    assign(l, e, call_link(l, l->f_frame_env, 4, args));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = plain;
+    assign(l, e, gcc_jit_context_new_bitcast(l->c, NULL, cenv, l->t_voidp));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = join;
+    return gcc_jit_context_new_cast(l->c, NULL, rv(e), l->t_i64p);
+}
+
 static gcc_jit_rvalue *i32_at(lower *l, gcc_jit_rvalue *p, size_t off)
 {
     return gcc_jit_context_new_cast(l->c, NULL, rv(i32_field(l, p, (long)off)), l->t_i64);
@@ -362,6 +387,36 @@ static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
     gcc_jit_block_end_with_jump(l->cur, NULL, join);
 }
 
+/* The callee (pcallee, at operand depth at) may be a built-in: call its C
+ * function directly when the argument count fits its arity (otherwise the
+ * slow path raises the arity error). Ends the current block. */
+static void emit_prim_direct(lower *l, gcc_jit_rvalue *pcallee, int at, int n, gcc_jit_block *slow,
+                             gcc_jit_block *join)
+{
+    gcc_jit_block *call = new_block(l);
+    gcc_jit_rvalue *mn = i32_at(l, pcallee, offsetof(sx_prim, min_args));
+    gcc_jit_rvalue *mx = i32_at(l, pcallee, offsetof(sx_prim, max_args));
+    gcc_jit_rvalue *ok =
+        land(l, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_PRIM)),
+             land(l, cmp(l, GCC_JIT_COMPARISON_LE, mn, i64(l, n)),
+                  binop(l, GCC_JIT_BINARY_OP_LOGICAL_OR, l->t_bool,
+                        cmp(l, GCC_JIT_COMPARISON_LT, mx, i64(l, 0)),
+                        cmp(l, GCC_JIT_COMPARISON_GE, mx, i64(l, n)))));
+    gcc_jit_block_end_with_conditional(l->cur, NULL, ok, call, slow);
+    l->cur = call;
+    spill_args(l, at, n + 1);
+    gcc_jit_type *pt[3] = {l->t_voidp, l->t_i32, l->t_i64p};
+    gcc_jit_type *fn_t = gcc_jit_context_new_function_ptr_type(l->c, NULL, l->t_i64, 3, pt, 0);
+    gcc_jit_rvalue *fnp = gcc_jit_context_new_bitcast(
+        l->c, NULL, rv(i64_field(l, pcallee, (long)offsetof(sx_prim, fn))), fn_t);
+    gcc_jit_rvalue *argv1 = gcc_jit_lvalue_get_address(
+        gcc_jit_context_new_array_access(l->c, NULL, rv(l->argbuf), i64(l, 1)), NULL);
+    gcc_jit_rvalue *args[3] = {prv(l->cx), gcc_jit_context_new_rvalue_from_int(l->c, l->t_i32, n),
+                               argv1};
+    assign(l, l->stk[at], gcc_jit_context_new_call_through_ptr(l->c, NULL, fnp, 3, args));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+}
+
 static void emit_call_direct(lower *l, int d, int n)
 {
     int at = d - n - 1;
@@ -390,9 +445,12 @@ static void emit_call_direct(lower *l, int d, int n)
         land(l, tag_is(l, callee, 0), cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))), chk, slow);
     l->cur = chk;
     gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
+    gcc_jit_block *primchk = new_block(l);
     gcc_jit_block_end_with_conditional(
         l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)),
-        chk2, slow);
+        chk2, primchk);
+    l->cur = primchk;
+    emit_prim_direct(l, pcallee, at, n, slow, join);
     l->cur = chk2;
     gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_proto");
     assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
@@ -409,14 +467,11 @@ static void emit_call_direct(lower *l, int d, int n)
         land(l, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, nreq)), i64(l, n)),
              land(l,
                   cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, rest)), i64(l, 0)),
-                  land(l,
-                       cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, env_size)),
-                           i64(l, 0)),
-                       land(l, cmp(l, GCC_JIT_COMPARISON_LT, size, i64(l, JIT_CFRAME)),
-                            land(l, cmp(l, GCC_JIT_COMPARISON_GT, here, limit),
-                                 cmp(l, GCC_JIT_COMPARISON_EQ,
-                                     i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)),
-                                     i64(l, 0))))))));
+                  (land(
+                      l, cmp(l, GCC_JIT_COMPARISON_LT, size, i64(l, JIT_CFRAME)),
+                      land(l, cmp(l, GCC_JIT_COMPARISON_GT, here, limit),
+                           cmp(l, GCC_JIT_COMPARISON_EQ,
+                               i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)), i64(l, 0))))))));
     gcc_jit_block_end_with_conditional(l->cur, NULL, ok, direct, slow);
 
     l->cur = direct;
@@ -453,10 +508,11 @@ static void emit_call_direct(lower *l, int d, int n)
                  gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
     gcc_jit_rvalue *cenv = rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, env)));
     gcc_jit_rvalue *ck = rv(i64_field(l, pp, (long)offsetof(sx_proto, k)));
+    gcc_jit_rvalue *fb = gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p);
     gcc_jit_rvalue *cargs[5] = {
         prv(l->cx),
-        gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p),
-        gcc_jit_context_new_bitcast(l->c, NULL, cenv, l->t_i64p),
+        fb,
+        callee_env(l, rv(proto), pp, cenv, fb),
         gcc_jit_context_new_bitcast(l->c, NULL, ck, l->t_i64p),
         prv(l->L),
     };
@@ -645,28 +701,25 @@ static void emit_native_tail_call(lower *l, int n)
     l->cur = chk;
     gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
     gcc_jit_block_end_with_conditional(
-        l->cur, NULL,
-        cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)), chk2, tramp);
+        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)),
+        chk2, tramp);
     l->cur = chk2;
     gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "tail_proto");
     assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
     gcc_jit_rvalue *pp = gcc_jit_context_new_bitcast(l->c, NULL, rv(proto), l->t_voidp);
     gcc_jit_lvalue *nat = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "tail_native");
     assign(l, nat, rv(i64_field(l, pp, (long)offsetof(sx_proto, native))));
-    gcc_jit_rvalue *size = binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64,
-                                 i32_at(l, pp, offsetof(sx_proto, nslots)),
-                                 i32_at(l, pp, offsetof(sx_proto, maxstack)));
+    gcc_jit_rvalue *size =
+        binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, i32_at(l, pp, offsetof(sx_proto, nslots)),
+              i32_at(l, pp, offsetof(sx_proto, maxstack)));
     gcc_jit_rvalue *ok = land(
         l, cmp(l, GCC_JIT_COMPARISON_NE, rv(nat), i64(l, 0)),
         land(l, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, nreq)), i64(l, n)),
-             land(l, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, rest)), i64(l, 0)),
-                  land(l,
-                       cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, env_size)),
-                           i64(l, 0)),
-                       land(l, cmp(l, GCC_JIT_COMPARISON_LT, size, i64(l, SX_JIT_FRAME_MARGIN)),
-                            cmp(l, GCC_JIT_COMPARISON_EQ,
-                                i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)),
-                                i64(l, 0)))))));
+             land(l,
+                  cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, rest)), i64(l, 0)),
+                  (land(l, cmp(l, GCC_JIT_COMPARISON_LT, size, i64(l, SX_JIT_FRAME_MARGIN)),
+                        cmp(l, GCC_JIT_COMPARISON_EQ,
+                            i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)), i64(l, 0)))))));
     gcc_jit_block_end_with_conditional(l->cur, NULL, ok, go, tramp);
     l->cur = go;
     /* slots past the parameters start unassigned */
@@ -677,8 +730,8 @@ static void emit_native_tail_call(lower *l, int n)
     l->cur = fill;
     gcc_jit_block_end_with_conditional(
         l->cur, NULL,
-        cmp(l, GCC_JIT_COMPARISON_LT, rv(j), i32_at(l, pp, offsetof(sx_proto, nslots))),
-        fill_body, jump);
+        cmp(l, GCC_JIT_COMPARISON_LT, rv(j), i32_at(l, pp, offsetof(sx_proto, nslots))), fill_body,
+        jump);
     l->cur = fill_body;
     assign(l, gcc_jit_context_new_array_access(l->c, NULL, prv(l->base), rv(j)), i64(l, SX_UNDEF));
     assign(l, j, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(j), i64(l, 1)));
@@ -686,12 +739,13 @@ static void emit_native_tail_call(lower *l, int n)
     l->cur = jump;
     assign(l, i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto)), rv(proto));
     gcc_jit_lvalue *counter = gcc_jit_rvalue_dereference(link_fn(l, l->f_native_calls), NULL);
-    assign(l, counter, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, rv(counter),
-                             gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
+    assign(l, counter,
+           binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, rv(counter),
+                 gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
     gcc_jit_rvalue *cenv = rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, env)));
     gcc_jit_rvalue *ck = rv(i64_field(l, pp, (long)offsetof(sx_proto, k)));
     gcc_jit_rvalue *cargs[5] = {prv(l->cx), prv(l->base),
-                                gcc_jit_context_new_bitcast(l->c, NULL, cenv, l->t_i64p),
+                                callee_env(l, rv(proto), pp, cenv, prv(l->base)),
                                 gcc_jit_context_new_bitcast(l->c, NULL, ck, l->t_i64p), prv(l->L)};
     gcc_jit_rvalue *call = gcc_jit_context_new_call_through_ptr(
         l->c, NULL, gcc_jit_context_new_bitcast(l->c, NULL, rv(nat), l->t_native), 5, cargs);
@@ -836,7 +890,9 @@ static void make_types(lower *l)
         c, NULL, gcc_jit_context_get_type(c, GCC_JIT_TYPE_VOID), 1, p1, 0);
     gcc_jit_type *pt2[2] = {l->t_voidp, l->t_i64p};
     gcc_jit_type *tail_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 2, pt2, 0);
-    gcc_jit_field *fields[11] = {
+    gcc_jit_type *pf4[4] = {l->t_voidp, l->t_i64, l->t_i64p, l->t_voidp};
+    gcc_jit_type *fenv_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_voidp, 4, pf4, 0);
+    gcc_jit_field *fields[12] = {
         gcc_jit_context_new_field(c, NULL, u32, "version"),
         gcc_jit_context_new_field(c, NULL, u32, "size"),
         l->f_call = gcc_jit_context_new_field(c, NULL, call_t, "call"),
@@ -849,8 +905,9 @@ static void make_types(lower *l)
         l->f_finish_tail = gcc_jit_context_new_field(c, NULL, tail_t, "finish_tail"),
         l->f_native_calls =
             gcc_jit_context_new_field(c, NULL, gcc_jit_type_get_pointer(l->t_u64), "native_calls"),
+        l->f_frame_env = gcc_jit_context_new_field(c, NULL, fenv_t, "frame_env"),
     };
-    gcc_jit_struct *link = gcc_jit_context_new_struct_type(c, NULL, "sx_jit_link", 11, fields);
+    gcc_jit_struct *link = gcc_jit_context_new_struct_type(c, NULL, "sx_jit_link", 12, fields);
     gcc_jit_type *link_p = gcc_jit_type_get_pointer(gcc_jit_struct_as_type(link));
     gcc_jit_type *pn[5] = {l->t_voidp, l->t_i64p, l->t_i64p, l->t_i64p, link_p};
     l->t_native = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 5, pn, 0);

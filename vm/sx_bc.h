@@ -94,7 +94,7 @@ enum sx_jit_state {
  * SX_JIT_TAILCALL after writing a callee and its arguments to base[-1 ..
  * n) and n to cx->jit_tail_n: the interpreter then makes that tail call.
  */
-#define SX_JIT_LINK_VERSION 2
+#define SX_JIT_LINK_VERSION 3
 #define SX_JIT_TAILCALL SX_NOARG
 #define SX_JIT_FRAME_MARGIN 64
 
@@ -112,6 +112,8 @@ typedef struct sx_jit_link {
      * the callee's frame, holding the tail callee at base[-1]) */
     sx_val (*finish_tail)(sx_ctx *cx, sx_val *base);
     uint64_t *native_calls; /* counter behind (jit-stats) :native-calls */
+    /* the heap env of a frame of proto p at base (captured slots copied) */
+    sx_env *(*frame_env)(sx_ctx *cx, sx_val p, sx_val *base, sx_env *up);
 } sx_jit_link;
 
 typedef sx_val (*sx_native_fn)(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,

@@ -98,6 +98,18 @@ static void rt_interrupted(sx_ctx *cx)
     sx_error(cx, "timeout", "evaluation interrupted: deadline passed");
 }
 
+static sx_env *rt_frame_env(sx_ctx *cx, sx_val pv, sx_val *base, sx_env *up)
+{
+    sx_proto *p = SX_OBJ(sx_proto, pv);
+    sx_env *e = sx_alloc(sizeof(sx_env) + (size_t)p->env_size * sizeof(sx_val));
+    e->h.type = SX_T_ENV;
+    e->h.aux = (uint32_t)p->env_size;
+    e->up = up;
+    for (int s = 0; s < p->nslots; s++)
+        if (p->slot_env[s] >= 0) e->slots[p->slot_env[s]] = base[s];
+    return e;
+}
+
 static sx_val rt_finish_tail(sx_ctx *cx, sx_val *base)
 {
     return sx_vm_jit_call(cx, base - 1, cx->jit_tail_n);
@@ -107,7 +119,7 @@ const sx_jit_link sx_jit_link_table = {
     SX_JIT_LINK_VERSION, sizeof(sx_jit_link),  sx_vm_jit_call,
     rt_unbound,          rt_closure,           rt_dict,
     rt_new_env,          rt_interrupted,       rt_call,
-    rt_finish_tail,      &sx_jit_native_calls,
+    rt_finish_tail,      &sx_jit_native_calls, rt_frame_env,
 };
 
 /* ---- code hashes ---------------------------------------------------------- */

@@ -58,6 +58,19 @@ class Jit(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertEqual(out.splitlines()[0], "compiled")
 
+    def test_benchmarks_compile_and_agree_with_the_vm(self):
+        # every function of the language benchmarks lowers and compiles:
+        # SXPOOL_JIT_STRICT turns a compile failure into exit status 3
+        bench = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench",
+                             "lang")
+        for name in ("fib", "tak", "queens", "closure"):
+            path = os.path.join(bench, name + ".sx")
+            with open(path) as f:
+                src = f.read()
+            want = run(["--tier=vm"], src)
+            got = run(["--tier=jit", "--jit-threshold=0"], src, env={"SXPOOL_JIT_STRICT": "1"})
+            self.assertEqual(got[:2], want[:2], (name, got[2]))
+
     def test_vm_tier_never_compiles(self):
         rc, out, err = run(["--tier=vm"], FIB)
         self.assertEqual(rc, 0, err)
