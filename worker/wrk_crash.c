@@ -9,7 +9,7 @@
  *
  * Async-signal-safety: the handler touches only the mapped board (plain
  * stores, fixed-size arrays), calls jit_lookup_pc (async-signal-safe by its
- * contract), sigaction and raise. No allocation, no stdio, no locks.
+ * contract), gettid, sigaction and raise. No allocation, no stdio, no locks.
  *
  * It runs on an alternate signal stack (sigaltstack, SA_ONSTACK), so a
  * native stack overflow, whose SIGSEGV finds no room on the normal stack, is
@@ -21,6 +21,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 static volatile sig_atomic_t look_up_native; /* set when native code may run */
+static pid_t main_tid;                       /* the thread that runs SX (and native code) */
 
 /* The faulting (or interrupted) PC from the signal's ucontext, or 0. */
 static uintptr_t pc_of(void *ucv)
@@ -55,6 +58,15 @@ static bool from_this_process(int sig, const siginfo_t *si)
     return sig == SIGABRT || (si && si->si_code > 0);
 }
 
+/* Native code runs on the main thread only. A crash on another thread (the
+ * JIT's compile thread, inside libgccjit) must not be pinned on whatever
+ * native function the main thread happens to be running: it names none, and
+ * the supervisor blames the batch being compiled. */
+static bool on_main_thread(void)
+{
+    return (pid_t)syscall(SYS_gettid) == main_tid;
+}
+
 static void on_crash(int sig, siginfo_t *si, void *ucv)
 {
     int saved = errno;
@@ -63,7 +75,7 @@ static void on_crash(int sig, siginfo_t *si, void *ucv)
         ipc_board_fn *f = &b->crash_fn;
         f->name[0] = f->code_hash[0] = '\0';
         uintptr_t pc = pc_of(ucv);
-        if (look_up_native && from_this_process(sig, si) &&
+        if (look_up_native && from_this_process(sig, si) && on_main_thread() &&
             wrk_native_lookup_pc(pc, f->name, sizeof f->name, f->code_hash, sizeof f->code_hash) !=
                 1)
             f->name[0] = f->code_hash[0] = '\0';
@@ -87,6 +99,7 @@ static void on_crash(int sig, siginfo_t *si, void *ucv)
 int wrk_crash_install(bool native)
 {
     look_up_native = native;
+    main_tid = (pid_t)syscall(SYS_gettid);
     stack_t ss;
     memset(&ss, 0, sizeof ss);
     ss.ss_sp = malloc(ALT_STACK_SIZE); /* kept for the life of the process */
