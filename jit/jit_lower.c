@@ -352,6 +352,53 @@ static gcc_jit_rvalue *cf_addr(lower *l, int i)
 /* A call whose callee turns out to be a closure with native code, a plain
  * parameter list and no heap env calls that code directly, its frame in
  * this function's cframe; anything else takes the link table's call. */
+/* frame[j] = unassigned for n <= j < the nslots of proto pp (a frame's
+ * slots past its parameters). */
+static void fill_unassigned(lower *l, gcc_jit_rvalue *frame, int n, gcc_jit_rvalue *pp)
+{
+    gcc_jit_rvalue *ptr = gcc_jit_context_new_cast(l->c, NULL, frame, l->t_i64p);
+    gcc_jit_lvalue *j = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "fill");
+    gcc_jit_block *test = new_block(l), *body = new_block(l), *done = new_block(l);
+    assign(l, j, i64(l, n));
+    gcc_jit_block_end_with_jump(l->cur, NULL, test);
+    l->cur = test;
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL,
+        cmp(l, GCC_JIT_COMPARISON_LT, rv(j), i32_at(l, pp, offsetof(sx_proto, nslots))), body,
+        done);
+    l->cur = body;
+    assign(l, gcc_jit_context_new_array_access(l->c, NULL, ptr, rv(j)), i64(l, SX_UNDEF));
+    assign(l, j, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(j), i64(l, 1)));
+    gcc_jit_block_end_with_jump(l->cur, NULL, test);
+    l->cur = done;
+}
+
+/* (jit-stats) :native-calls += 1 */
+static void count_native_call(lower *l)
+{
+    gcc_jit_lvalue *counter = gcc_jit_rvalue_dereference(link_fn(l, l->f_native_calls), NULL);
+    assign(l, counter,
+           binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, rv(counter),
+                 gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
+}
+
+/* After a direct call whose value is in r: a callee that handed back a
+ * tail call has it finished by the runtime; the value goes to stk[at]. */
+static void finish_direct(lower *l, gcc_jit_lvalue *r, int at, gcc_jit_block *join)
+{
+    gcc_jit_block *tail = new_block(l), *done = new_block(l);
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, rv(r), i64(l, SX_JIT_TAILCALL)), tail, done);
+    l->cur = tail;
+    gcc_jit_rvalue *targs[2] = {prv(l->cx),
+                                gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p)};
+    assign(l, r, call_link(l, l->f_finish_tail, 2, targs));
+    gcc_jit_block_end_with_jump(l->cur, NULL, done);
+    l->cur = done;
+    assign(l, l->stk[at], rv(r));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+}
+
 /* Calls this very function (the callee is the running closure): a direct
  * call, its frame in cframe, everything about it known here. */
 static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
@@ -365,26 +412,13 @@ static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
     for (int i = n; i < p->nslots; i++)
         assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 1 + i)),
                i64(l, SX_UNDEF));
-    gcc_jit_lvalue *counter = gcc_jit_rvalue_dereference(link_fn(l, l->f_native_calls), NULL);
-    assign(l, counter,
-           binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, rv(counter),
-                 gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
+    count_native_call(l);
     gcc_jit_rvalue *cargs[5] = {
         prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p),
         gcc_jit_context_new_cast(l->c, NULL, rv(l->up0), l->t_i64p), prv(l->K), prv(l->L)};
     gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "self_r");
     assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->fn, 5, cargs));
-    gcc_jit_block *tail = new_block(l), *done = new_block(l);
-    gcc_jit_block_end_with_conditional(
-        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, rv(r), i64(l, SX_JIT_TAILCALL)), tail, done);
-    l->cur = tail;
-    gcc_jit_rvalue *targs[2] = {prv(l->cx),
-                                gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p)};
-    assign(l, r, call_link(l, l->f_finish_tail, 2, targs));
-    gcc_jit_block_end_with_jump(l->cur, NULL, done);
-    l->cur = done;
-    assign(l, l->stk[at], rv(r));
-    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    finish_direct(l, r, at, join);
 }
 
 /* The callee (pcallee, at operand depth at) may be a built-in: call its C
@@ -480,32 +514,12 @@ static void emit_call_direct(lower *l, int d, int n)
         assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 1 + i)),
                S(l, at + 1 + i));
     /* slots past the parameters start unassigned: fill up to nslots */
-    gcc_jit_lvalue *j = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "fill");
-    gcc_jit_block *fill = new_block(l), *fill_body = new_block(l), *go = new_block(l);
-    assign(l, j, i64(l, n));
-    gcc_jit_block_end_with_jump(l->cur, NULL, fill);
-    l->cur = fill;
-    gcc_jit_block_end_with_conditional(
-        l->cur, NULL,
-        cmp(l, GCC_JIT_COMPARISON_LT, rv(j), i32_at(l, pp, offsetof(sx_proto, nslots))), fill_body,
-        go);
-    l->cur = fill_body;
-    assign(l,
-           gcc_jit_context_new_array_access(
-               l->c, NULL, rv(l->cframe),
-               binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(j), i64(l, 1))),
-           i64(l, SX_UNDEF));
-    assign(l, j, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(j), i64(l, 1)));
-    gcc_jit_block_end_with_jump(l->cur, NULL, fill);
-    l->cur = go;
+    fill_unassigned(l, cf_addr(l, 1), n, pp);
     gcc_jit_lvalue *cur_native = i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto));
     gcc_jit_lvalue *saved = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "saved_native");
     assign(l, saved, rv(cur_native));
     assign(l, cur_native, rv(proto));
-    gcc_jit_lvalue *counter = gcc_jit_rvalue_dereference(link_fn(l, l->f_native_calls), NULL);
-    assign(l, counter,
-           binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, rv(counter),
-                 gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
+    count_native_call(l);
     gcc_jit_rvalue *cenv = rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, env)));
     gcc_jit_rvalue *ck = rv(i64_field(l, pp, (long)offsetof(sx_proto, k)));
     gcc_jit_rvalue *fb = gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p);
@@ -522,17 +536,7 @@ static void emit_call_direct(lower *l, int d, int n)
         gcc_jit_context_new_call_through_ptr(
             l->c, NULL, gcc_jit_context_new_bitcast(l->c, NULL, rv(nat), l->t_native), 5, cargs));
     assign(l, cur_native, rv(saved));
-    gcc_jit_block *tail = new_block(l), *done = new_block(l);
-    gcc_jit_block_end_with_conditional(
-        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, rv(r), i64(l, SX_JIT_TAILCALL)), tail, done);
-    l->cur = tail;
-    gcc_jit_rvalue *targs[2] = {prv(l->cx),
-                                gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p)};
-    assign(l, r, call_link(l, l->f_finish_tail, 2, targs));
-    gcc_jit_block_end_with_jump(l->cur, NULL, done);
-    l->cur = done;
-    assign(l, l->stk[at], rv(r));
-    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    finish_direct(l, r, at, join);
 
     l->cur = slow;
     emit_generic_call(l, d, n);
@@ -723,25 +727,9 @@ static void emit_native_tail_call(lower *l, int n)
     gcc_jit_block_end_with_conditional(l->cur, NULL, ok, go, tramp);
     l->cur = go;
     /* slots past the parameters start unassigned */
-    gcc_jit_lvalue *j = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "tfill");
-    gcc_jit_block *fill = new_block(l), *fill_body = new_block(l), *jump = new_block(l);
-    assign(l, j, i64(l, n));
-    gcc_jit_block_end_with_jump(l->cur, NULL, fill);
-    l->cur = fill;
-    gcc_jit_block_end_with_conditional(
-        l->cur, NULL,
-        cmp(l, GCC_JIT_COMPARISON_LT, rv(j), i32_at(l, pp, offsetof(sx_proto, nslots))), fill_body,
-        jump);
-    l->cur = fill_body;
-    assign(l, gcc_jit_context_new_array_access(l->c, NULL, prv(l->base), rv(j)), i64(l, SX_UNDEF));
-    assign(l, j, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(j), i64(l, 1)));
-    gcc_jit_block_end_with_jump(l->cur, NULL, fill);
-    l->cur = jump;
+    fill_unassigned(l, prv(l->base), n, pp);
     assign(l, i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto)), rv(proto));
-    gcc_jit_lvalue *counter = gcc_jit_rvalue_dereference(link_fn(l, l->f_native_calls), NULL);
-    assign(l, counter,
-           binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, rv(counter),
-                 gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
+    count_native_call(l);
     gcc_jit_rvalue *cenv = rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, env)));
     gcc_jit_rvalue *ck = rv(i64_field(l, pp, (long)offsetof(sx_proto, k)));
     gcc_jit_rvalue *cargs[5] = {prv(l->cx), prv(l->base),
