@@ -492,7 +492,8 @@ static sx_val run(sx_ctx *cx, sx_node *c0, sx_env *e0)
         }
         M.sp = base;
         M.fp = (size_t)M.stk[base + F_PREV];
-        sx_raise(cx, obj);
+        cx->raised = obj;
+        sx_rethrow(cx);
     }
 }
 

@@ -57,6 +57,9 @@ extern sx_ctx *sx_cur;
 #define sx_try_end(cx, j) ((cx)->jmp = (j)->prev)
 
 _Noreturn void sx_raise(sx_ctx *cx, sx_val v);
+/* Passes the value in flight (cx->raised) on to the next boundary, keeping
+ * what was recorded when it was raised (cx->raised_native). */
+_Noreturn void sx_rethrow(sx_ctx *cx);
 _Noreturn void sx_error(sx_ctx *cx, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* "NAME: expected (EXPECTED), got (type of each argv)" */

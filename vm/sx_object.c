@@ -345,6 +345,15 @@ void sx_raise(sx_ctx *cx, sx_val v)
     longjmp(cx->jmp->buf, 1);
 }
 
+void sx_rethrow(sx_ctx *cx)
+{
+    if (!cx->jmp) {
+        fputs("sxpool: error raised outside any protected call\n", stderr);
+        abort();
+    }
+    longjmp(cx->jmp->buf, 1);
+}
+
 void sx_error(sx_ctx *cx, const char *kind, const char *fmt, ...)
 {
     char buf[1024];

@@ -622,7 +622,8 @@ static sx_val run(sx_ctx *cx)
         V.nhandlers = hbase;
         V.nframes = frame0;
         V.sp = sp0;
-        sx_raise(cx, obj);
+        cx->raised = obj;
+        sx_rethrow(cx);
     }
 }
 
