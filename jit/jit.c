@@ -83,12 +83,17 @@ static struct {
 static void jlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void jlog(const char *fmt, ...)
 {
+    /* one write per line: workers share the supervisor's stderr */
+    char line[1024];
+    int n = snprintf(line, sizeof line, "sxpool jit (pid %d): ", (int)getpid());
     va_list ap;
-    fprintf(stderr, "sxpool jit (pid %d): ", (int)getpid());
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    if (n > (int)sizeof line - 2) n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t w = write(2, line, (size_t)n);
+    (void)w;
 }
 
 static const char *proto_name(const sx_proto *p)
@@ -249,13 +254,14 @@ int jit_lookup_pc(uintptr_t pc, char *name, size_t name_cap, char *hash, size_t 
     const jit_region *hit = NULL;
     for (int i = 0; i < n && !hit; i++)
         if (pc >= J.regions[i].lo && pc < J.regions[i].hi) hit = &J.regions[i];
+    int found = hit ? 1 : 2;
     if (!hit && sx_cur && sx_cur->native_proto)
         for (int i = 0; i < n && !hit; i++)
             if (J.regions[i].p == sx_cur->native_proto) hit = &J.regions[i];
     if (!hit) return 0;
     copy_str(name, name_cap, hit->name);
     copy_str(hash, hash_cap, hit->hash);
-    return 1;
+    return found;
 }
 
 /* Called with J.mu held, on any thread: hands fn to the evaluating thread,
@@ -384,7 +390,7 @@ static gcc_jit_context *new_context(void)
 static void compile_batch(jit_job *jobs, int n)
 {
     if (n == 0) return;
-    const char *names[JIT_MAX_BATCH], *hashes[JIT_MAX_BATCH];
+    const char *names[JIT_MAX_BATCH] = {0}, *hashes[JIT_MAX_BATCH] = {0};
     for (int i = 0; i < n; i++) {
         names[i] = jobs[i].name;
         hashes[i] = jobs[i].hash;

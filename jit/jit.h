@@ -37,7 +37,9 @@ const char *jit_abi_hash(void);
  * Async-signal-safe: the SX function whose native code contains pc, or, if
  * pc is not in native code, the native function running innermost (native
  * code calling into the runtime). Copies its name and code hash.
- * @return 1 if found, 0 if no native code was running
+ * @return 1 if pc is in that function's native code, 2 if pc is elsewhere
+ *         (the runtime, a library) while that native function runs, 0 if
+ *         no native code was running
  */
 int jit_lookup_pc(uintptr_t pc, char *name, size_t name_cap, char *hash, size_t hash_cap);
 

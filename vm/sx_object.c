@@ -334,10 +334,21 @@ sx_val sx_reverse(sx_val l)
 
 /* ---- errors --------------------------------------------------------------- */
 
+/* Whether an error raised while native code runs counts against that code:
+ * the checks a miscompile trips (wrong types, counts, indexes, effects),
+ * not the program's own error/raise nor the evaluation's limits. */
+static bool native_fault_kind(sx_val v)
+{
+    if (!sx_is(v, SX_T_ERROR)) return false;
+    const char *k = sx_sym_name(SX_OBJ(sx_errobj, v)->kind);
+    return strcmp(k, "user-error") && strcmp(k, "stack-overflow") && strcmp(k, "memory-limit") &&
+           strcmp(k, "timeout");
+}
+
 void sx_raise(sx_ctx *cx, sx_val v)
 {
     cx->raised = v;
-    cx->raised_native = cx->native_proto;
+    cx->raised_native = native_fault_kind(v) ? cx->native_proto : NULL;
     if (!cx->jmp) {
         fputs("sxpool: error raised outside any protected call\n", stderr);
         abort();

@@ -188,6 +188,17 @@ static inline __attribute__((always_inline)) vm_frame *enter(sx_ctx *cx, sx_vmcl
     return f;
 }
 
+/* Calls a built-in on behalf of native function p (its tail call), so that
+ * an error it raises is recorded as escaping p's native code. */
+static sx_val call_prim_for(sx_ctx *cx, sx_proto *p, sx_val fn, int argc, sx_val *argv)
+{
+    void *prev = cx->native_proto;
+    cx->native_proto = p;
+    sx_val r = call_prim(cx, fn, argc, argv);
+    cx->native_proto = prev;
+    return r;
+}
+
 /* Runs frame f's native code; returns its value or SX_JIT_TAILCALL. */
 static inline sx_val call_native(sx_ctx *cx, vm_frame *f)
 {
@@ -534,6 +545,14 @@ next:
             args = base;
             sp = base + n;
             K = f->p->k;
+            if (sx_is(args[-1], SX_T_PRIM) && args[-1] != p_apply) {
+                /* a built-in the native code called in tail position: what
+                 * it raises escapes that native code */
+                SAVE();
+                args[-1] = call_prim_for(cx, f->p, args[-1], n, args);
+                sp = args;
+                goto do_return_value;
+            }
             goto do_tail_call;
         }
         sp = base;
@@ -679,6 +698,7 @@ sx_val sx_vm_jit_call(sx_ctx *cx, sx_val *argv, int64_t n64)
             cx->native_proto = prev;
             break;
         }
+        sx_proto *caller = f->p;
         r = call_native(cx, f);
         V.nframes--;
         if (r != SX_JIT_TAILCALL) break;
@@ -687,7 +707,7 @@ sx_val sx_vm_jit_call(sx_ctx *cx, sx_val *argv, int64_t n64)
         V.sp = args + n;
         if (sx_is(fn, SX_T_VMCLOSURE) && SX_OBJ(sx_vmclosure, fn)->proto->native) continue;
         if (sx_is(fn, SX_T_PRIM) && fn != p_apply)
-            r = call_prim(cx, fn, n, args);
+            r = call_prim_for(cx, caller, fn, n, args);
         else
             r = sx_vm_apply(cx, fn, n, args);
         break;

@@ -75,9 +75,15 @@ static void on_crash(int sig, siginfo_t *si, void *ucv)
         ipc_board_fn *f = &b->crash_fn;
         f->name[0] = f->code_hash[0] = '\0';
         uintptr_t pc = pc_of(ucv);
-        if (look_up_native && from_this_process(sig, si) && on_main_thread() &&
-            wrk_native_lookup_pc(pc, f->name, sizeof f->name, f->code_hash, sizeof f->code_hash) !=
-                1)
+        /* 1: the PC is in a native function; 2: native code is running and
+         * called into the runtime, which crashed on what it was given (the
+         * native function is blamed), unless the JIT is compiling on this
+         * thread, in which case the batch is */
+        int found = 0;
+        if (look_up_native && from_this_process(sig, si) && on_main_thread())
+            found = wrk_native_lookup_pc(pc, f->name, sizeof f->name, f->code_hash,
+                                         sizeof f->code_hash);
+        if (!(found == 1 || (found == 2 && b->state != IPC_BOARD_COMPILING)))
             f->name[0] = f->code_hash[0] = '\0';
         __atomic_thread_fence(__ATOMIC_RELEASE);
         b->crash_signal = sig;

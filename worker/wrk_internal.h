@@ -21,7 +21,8 @@ bool wrk_parse_size(const char *s, size_t *out);
 int wrk_native_init(const jit_options *opt, const jit_hooks *hooks);
 /* jit_abi_hash (16 hex digits). */
 const char *wrk_native_abi_hash(void);
-/* jit_lookup_pc (async-signal-safe). @return 1 found, 0 not */
+/* jit_lookup_pc (async-signal-safe). @return 1 pc in native code, 2 native
+ * code running but pc elsewhere, 0 no native code */
 int wrk_native_lookup_pc(uintptr_t pc, char *name, size_t name_cap, char *hash, size_t hash_cap);
 /* sx_vm_blacklist: drops fn's native code (code_hash NULL: any). */
 void wrk_native_blacklist(const char *fn, const char *code_hash);
