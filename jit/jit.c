@@ -137,10 +137,11 @@ static void parse_inject(void)
         char *colon = strchr(item, ':');
         if (!colon) continue;
         *colon = 0;
-        int kind = !strcmp(item, "wrong-prim-arg") ? JIT_INJECT_WRONG_PRIM_ARG
-                   : !strcmp(item, "null-deref")   ? JIT_INJECT_NULL_DEREF
-                   : !strcmp(item, "ice")          ? JIT_INJECT_ICE
-                                                   : 0;
+        int kind = !strcmp(item, "wrong-prim-arg")  ? JIT_INJECT_WRONG_PRIM_ARG
+                   : !strcmp(item, "null-deref")    ? JIT_INJECT_NULL_DEREF
+                   : !strcmp(item, "ice")           ? JIT_INJECT_ICE
+                   : !strcmp(item, "compile-error") ? JIT_INJECT_COMPILE_ERROR
+                                                    : 0;
         if (!kind) {
             jlog("SXPOOL_INJECT: unknown fault kind '%s' ignored", item);
             continue;
@@ -345,9 +346,15 @@ static int write_atomic(const char *path, const char *bytes, size_t len)
     return err;
 }
 
-/* The native function for hash from the cache, or NULL. */
-static void *cache_lookup(const char *hash, const char *symbol, int inject)
+/* A cache index entry naming no file: some process of this ABI failed to
+ * compile the function, so none tries again (it stays on the VM pool-wide). */
+#define CACHE_FAILED "!failed"
+
+/* The native function for hash from the cache, or NULL. *failed is set when
+ * the cache records that the function does not compile. */
+static void *cache_lookup(const char *hash, const char *symbol, int inject, bool *failed)
 {
+    *failed = false;
     if (!J.cache[0]) return NULL;
     char idx[4200], so[4096], path[8400];
     idx_path(idx, sizeof idx, hash, inject);
@@ -357,6 +364,10 @@ static void *cache_lookup(const char *hash, const char *symbol, int inject)
     close(fd);
     if (n <= 0) return NULL;
     so[n] = 0;
+    if (!strcmp(so, CACHE_FAILED)) {
+        *failed = true;
+        return NULL;
+    }
     if (strchr(so, '/')) return NULL; /* entries name files in this directory only */
     snprintf(path, sizeof path, "%s/%s", J.cache, so);
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -456,6 +467,11 @@ static void compile_batch(jit_job *jobs, int n)
             if (j->p->jit_state == SX_JIT_QUEUED) j->p->jit_state = SX_JIT_FAILED;
             sx_jit_stats.failed++;
             jlog("unable to compile %s (%s): %s", j->name, j->hash, err ? err : "symbol missing");
+            if (J.cache[0]) {
+                char idx[4200];
+                idx_path(idx, sizeof idx, j->hash, j->inject);
+                write_atomic(idx, CACHE_FAILED, strlen(CACHE_FAILED));
+            }
             if (getenv("SXPOOL_JIT_STRICT")) {
                 /* tests: a function the JIT should compile but cannot is a bug */
                 jlog("SXPOOL_JIT_STRICT: exiting");
@@ -497,8 +513,14 @@ static void *compile_thread(void *arg)
             job_init(&jobs[i], jobs[i].p);
         int m = 0;
         for (int i = 0; i < n; i++) {
-            void *fn = cache_lookup(jobs[i].hash, jobs[i].symbol, jobs[i].inject);
-            if (fn) {
+            bool failed;
+            void *fn = cache_lookup(jobs[i].hash, jobs[i].symbol, jobs[i].inject, &failed);
+            if (failed) {
+                pthread_mutex_lock(&J.mu);
+                if (jobs[i].p->jit_state == SX_JIT_QUEUED) jobs[i].p->jit_state = SX_JIT_FAILED;
+                sx_jit_stats.failed++;
+                pthread_mutex_unlock(&J.mu);
+            } else if (fn) {
                 pthread_mutex_lock(&J.mu);
                 deliver(jobs[i].p, fn, true);
                 pthread_mutex_unlock(&J.mu);
@@ -581,7 +603,13 @@ static void hot(sx_ctx *cx, sx_proto *p)
     /* threshold 0: compile now, on this thread, before the first call */
     jit_job job;
     job_init(&job, p);
-    void *fn = cache_lookup(job.hash, job.symbol, job.inject);
+    bool failed;
+    void *fn = cache_lookup(job.hash, job.symbol, job.inject, &failed);
+    if (failed) {
+        p->jit_state = SX_JIT_FAILED;
+        sx_jit_stats.failed++;
+        return;
+    }
     if (fn) {
         pthread_mutex_lock(&J.mu);
         install(p, fn);

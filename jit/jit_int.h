@@ -18,6 +18,7 @@ enum jit_inject {
     JIT_INJECT_WRONG_PRIM_ARG = 1, /* a wrong first argument to the first primitive call */
     JIT_INJECT_NULL_DEREF = 2,     /* dereference NULL on entry */
     JIT_INJECT_ICE = 4,            /* exit(4) while compiling it */
+    JIT_INJECT_COMPILE_ERROR = 8,  /* emit code libgccjit rejects (a compile error) */
 };
 
 /* One function of a batch. */

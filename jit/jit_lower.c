@@ -982,6 +982,8 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
         l.pushed_by[d] = p->code[pc] == BC_GLOBAL ? pc : -1;
     }
     if (open) gcc_jit_block_end_with_return(l.cur, NULL, i64(&l, SX_NIL));
+    if (job->inject & JIT_INJECT_COMPILE_ERROR)
+        (void)gcc_jit_function_new_block(l.fn, "never_terminated"); /* rejected at compile */
     rc = 0;
 out:
     free(l.slot);

@@ -90,6 +90,22 @@ class Jit(unittest.TestCase):
             rc, out, err = run(args, FIB)
             self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"), err)
 
+    def test_compile_error_keeps_the_function_on_the_vm_pool_wide(self):
+        # a function libgccjit rejects stays on the VM, the error is logged
+        # with its name, and the shared cache keeps other processes from
+        # trying again
+        inj = {"SXPOOL_INJECT": "compile-error:fib"}
+        with tempfile.TemporaryDirectory(prefix="sxpool-jitcache-") as cache:
+            args = ["--tier=jit", "--jit-threshold=0", "--jit-cache=" + cache]
+            stats = "(print (get (jit-stats) :compiled) \" \" (get (jit-stats) :failed))\n"
+            src = FIB.split("(define s")[0] + stats
+            rc, out, err = run(args, src, env=inj)
+            self.assertEqual((rc, out), (0, "6765\n0 1\n"), err)
+            self.assertIn("unable to compile fib", err)
+            rc, out, err = run(args, src, env=inj)
+            self.assertEqual((rc, out), (0, "6765\n0 1\n"), err)
+            self.assertNotIn("unable to compile", err)
+
     def test_jit_exclude(self):
         src = '(jit-exclude! "fi*")\n' + FIB
         rc, out, err = run(["--tier=jit", "--jit-threshold=0"], src)
