@@ -188,6 +188,15 @@ static inline __attribute__((always_inline)) vm_frame *enter(sx_ctx *cx, sx_vmcl
     return f;
 }
 
+/* Applies a callee that is not a VM closure: a built-in (apply excepted,
+ * the caller spreads it), a CEK closure (macro code), or an error. */
+static sx_val call_other(sx_ctx *cx, sx_val fn, int n, sx_val *args)
+{
+    if (sx_is(fn, SX_T_PRIM)) return call_prim(cx, fn, n, args);
+    if (sx_is(fn, SX_T_CLOSURE)) return cx->apply(cx, fn, n, args);
+    vm_not_a_procedure(cx, fn);
+}
+
 /* Calls a built-in on behalf of native function p (its tail call), so that
  * an error it raises is recorded as escaping p's native code. */
 static sx_val call_prim_for(sx_ctx *cx, sx_proto *p, sx_val fn, int argc, sx_val *argv)
@@ -266,6 +275,9 @@ static void trace_insn(vm_frame *f, const int32_t *pc, sx_val *sp)
 /* Saves the live stack top before anything that can raise, allocate or
  * call out, so the collector and the unwinder see it. */
 #define SAVE() (V.sp = sp)
+
+/* Loads the interpreter's registers from the frame just entered. */
+#define LOAD_FRAME() (pc = f->pc, base = f->base, sp = V.sp, K = f->p->k)
 
 static sx_val loop(sx_ctx *cx)
 {
@@ -458,10 +470,7 @@ next:
                 SAVE();
                 f = enter(cx, SX_OBJ(sx_vmclosure, fn), args, n, 0);
                 if (f->p->native) goto native_entry;
-                pc = f->pc;
-                base = f->base;
-                sp = V.sp;
-                K = f->p->k;
+                LOAD_FRAME();
                 vmbreak;
             }
             SAVE();
@@ -471,12 +480,7 @@ next:
                 sp = args + n;
                 goto do_call;
             }
-            if (sx_is(fn, SX_T_PRIM))
-                args[-1] = call_prim(cx, fn, n, args);
-            else if (sx_is(fn, SX_T_CLOSURE))
-                args[-1] = cx->apply(cx, fn, n, args);
-            else
-                vm_not_a_procedure(cx, fn);
+            args[-1] = call_other(cx, fn, n, args);
             sp = args;
             vmbreak;
         }
@@ -498,10 +502,7 @@ next:
                 SAVE();
                 f = enter(cx, SX_OBJ(sx_vmclosure, fn), base, n, stop);
                 if (f->p->native) goto native_entry;
-                pc = f->pc;
-                base = f->base;
-                sp = V.sp;
-                K = f->p->k;
+                LOAD_FRAME();
                 vmbreak;
             }
             SAVE();
@@ -511,12 +512,7 @@ next:
                 sp = args + n;
                 goto do_tail_call;
             }
-            if (sx_is(fn, SX_T_PRIM))
-                args[-1] = call_prim(cx, fn, n, args);
-            else if (sx_is(fn, SX_T_CLOSURE))
-                args[-1] = cx->apply(cx, fn, n, args);
-            else
-                vm_not_a_procedure(cx, fn);
+            args[-1] = call_other(cx, fn, n, args);
             sp = args;
             goto do_return_value;
         }
