@@ -321,6 +321,15 @@ static sx_val run_code(sx_code *code)
     return sx_cek_run_code(&ctx, code);
 }
 
+/* The C stack the evaluator may use by default. AddressSanitizer cannot
+ * follow a longjmp across more than 64 MiB of stack (it then reports false
+ * errors), so sanitizer builds stay below that and recurse less deeply. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SX_DEFAULT_CSTACK ((size_t)56 << 20)
+#else
+#define SX_DEFAULT_CSTACK ((size_t)768 << 20)
+#endif
+
 /* The main thread's stack grows on demand up to RLIMIT_STACK, and the
  * kernel leaves at least 128 MiB below it for that: raise the soft limit so
  * recursion through primitives such as map (C recursion) can go deep.
@@ -349,7 +358,7 @@ int sx_vm_init(const sx_options *opt)
     ctx.perform = host_perform;
     ctx.kstack_max = o.kstack_max;
     ctx.heap_limit = o.heap_limit ? o.heap_limit : (size_t)1 << 30;
-    ctx.cstack_limit = &here - grow_cstack(o.cstack_bytes ? o.cstack_bytes : (size_t)768 << 20);
+    ctx.cstack_limit = &here - grow_cstack(o.cstack_bytes ? o.cstack_bytes : SX_DEFAULT_CSTACK);
     ctx.out = stdout;
     GC_set_max_heap_size(ctx.heap_limit);
     sx_cur = &ctx;
