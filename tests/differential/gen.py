@@ -1,0 +1,1561 @@
+#!/usr/bin/env python3
+"""Random SX programs for differential testing of the CEK, VM and JIT tiers.
+
+`generate(seed)` returns a `Program`: the source text of a well-formed SX
+program that terminates quickly, prints its intermediate results, and whose
+output SX.md pins down completely, so every tier must print exactly the same
+bytes and end with the same exit status and error kind.  The same seed always
+gives the same program (only a private `random.Random(seed)` is used).
+
+Design
+------
+Expressions come from a small type system, so programs are well formed and
+mostly compute something rather than failing at once:
+
+    int float num bool str sym char any
+    ilist (list of ints)  slist (list of strings)  vec (vector of ints)
+    dict (keys :a "k" 1 ..., integer values)
+    procedures: int->int, int int->int, int->bool, thunk returning int
+
+Every generator method returns source text and adds an estimate of the
+evaluation steps it costs to a meter, `self.cost`.  A loop measures its body
+once and adds the rest of its iterations; a lambda measures its body, takes
+it off the meter (creating a closure runs nothing) and hands back the cost
+of one call, which `map`, `filter`, `fold-left` ... multiply by the longest
+list they can see; a top-level function records the cost of a call the same
+way.  `fit` regenerates a piece that is over budget, so every program runs
+in milliseconds.  Termination is by construction: loop counters are never
+assigned, loop bounds are literals, recursion goes down from a literal or
+`(modulo x K)`, every list production is told the longest list it may
+produce (at most LMAX), and only ints, floats, booleans and size-bounded
+lists are ever `set!`.
+
+Errors are a feature: arithmetic overflows near 2^61 and divides by zero,
+`car` of an empty list is a type-error, indexes go out of range, and
+templates raise deliberate errors (user `error`, `raise` of non-error values,
+arity errors, errors deep inside recursion and inside `map`/`for-each`/
+`fold-left`/`vector-map` callbacks) caught by `guard` at many depths and
+followed by more `map`/`rest` calls whose results show whether the evaluator
+survived the unwinding intact.  Other templates stress a compiler more than
+an evaluator: calls with hundreds of arguments, hundreds of locals or
+captured variables, a `cond` with a hundred clauses, a thousand constants,
+expressions nested hundreds deep, tail calls from every tail position
+300,000 times, recursion 100,000 deep, closures nested sixty deep.  Each top-level test form is wrapped in a
+catch-all guard printing only `(error-kind e)`, so one error never hides the
+rest; global definitions fall back to a literal when their initial value
+fails.  At most one uncaught error is allowed, as the last form, and
+`Program.expect_error` says whether it is there.
+
+Things SX.md leaves open are avoided: `eq?` is used on symbols and integers
+only; no procedure or error object is ever printed; error messages are
+printed only where SX.md fixes them (user `error` messages and irritants, the
+write form of a raised value, arity errors of named and anonymous
+procedures, the `map: expected (fn list …), got (fn integer)` type-error);
+`sort` comparators and `fold-right` callbacks come from a fixed list of pure,
+total procedures; where R7RS leaves the order of evaluation open (`let`,
+named `let` and `do` bindings, dict literals, quasiquote) at most one
+subexpression may fail or have an effect; quoted constants and vector
+literals are never mutated; `min`/`max` see integers only; case conversion
+and character classes see ASCII only; nothing cyclic is built; `gensym` and
+`current-time-ms` are not used.
+
+Run `gen.py SEED` to print the program for a seed.
+"""
+
+import random
+import sys
+from contextlib import contextmanager
+
+INT_MAX = (1 << 61) - 1
+INT_MIN = -(1 << 61)
+LMAX = 10              # no list or vector expression is longer than this
+REC_DEPTH = 12         # recursive helpers are called with 0 .. REC_DEPTH
+FORM_BUDGET = 60000    # cost limit of one top-level form
+FN_BUDGET = 3000       # cost limit of one call of a top-level function
+CB_BUDGET = 300        # cost limit of one call of a callback
+PROGRAM_BUDGET = 400000
+
+INT, FLOAT, NUM, BOOL, STR, SYM, CHAR = 'int', 'float', 'num', 'bool', 'str', 'sym', 'char'
+ILIST, SLIST, DICT, VEC, ANY = 'ilist', 'slist', 'dict', 'vec', 'any'
+PRINTABLE = [INT, FLOAT, BOOL, STR, SYM, CHAR, ILIST, SLIST, DICT, VEC]
+SIZED = (ILIST, SLIST, VEC)
+SETTABLE = (INT, FLOAT, BOOL, ILIST)
+
+FN1 = ('fn', (INT,), INT)
+FN2 = ('fn', (INT, INT), INT)
+PRED = ('fn', (INT,), BOOL)
+THUNK = ('fn', (), INT)
+
+BIG_INTS = [INT_MAX, INT_MIN, INT_MAX - 1, INT_MIN + 1, 1 << 60, -(1 << 60),
+            1518500249, 1518500250, 3037000500, 4294967296, 2147483648,
+            1000000007, 999999999999, 121645100408832000, INT_MAX - 2,
+            1 << 59, -(1 << 59), 1 << 31, -(1 << 31), (1 << 32) - 1, 1 << 30,
+            (1 << 53) + 1]
+FLOATS = ['0.5', '1.5', '-2.25', '0.1', '0.2', '0.3', '3.0', '-0.0', '0.0',
+          '1e300', '-1e300', '1e-300', '2.5', '1e16', '123.456', '1e-05',
+          '5e-324', '+inf.0', '-inf.0', '+nan.0', '2305843009213693951.0',
+          '1e19', '-7.75', '100.0']
+# (source, length in characters)
+STRINGS = [('""', 0), ('"a"', 1), ('"hello"', 5), ('"Hello World"', 11),
+           ('"a,b,,c"', 6), ('"x y  z"', 6), ('"h\u00e9llo"', 5),
+           ('"\u03bbx.x"', 4), ('"tab\\there"', 8), ('"q\\"uote"', 6),
+           ('"back\\\\slash"', 10), ('"line\\nbreak"', 10), ('"42"', 2),
+           ('"-17"', 3), ('"3.25"', 4), ('"abc"', 3), ('"  padded  "', 10),
+           ('"\u65e5\u672c"', 2), ('"zz"', 2), ('"Ab,Cd"', 5),
+           ('"nul\\x0;bell\\x7;del\\x7f;"', 10), ('"cr\\r"', 3)]
+ASCII_STRINGS = ['"Hello World"', '"abc"', '"MiXeD 42"', '""', '"q\\"uote"']
+NUMERIC_STRINGS = ['"42"', '"-17"', '"3.25"', '"1e3"', '"#xff"', '"abc"',
+                   '"12abc"', '""', '"#b101"', '"1.5e2"', '".5"', '"-0.0"',
+                   '"+inf.0"', '"007"', '"2305843009213693951"']
+SYMBOLS = ['a', 'b', 'c', 'foo', 'bar', 'x-y', 'ok']
+CHARS = ['#\\a', '#\\z', '#\\A', '#\\space', '#\\0', '#\\9', '#\\\u00e9',
+         '#\\-', '#\\,', '#\\x']
+ASCII_CHARS = ['#\\a', '#\\Z', '#\\space', '#\\7', '#\\-', '#\\newline']
+DICT_KEYS = [':a', ':b', ':c', ':d', '"k"', '"m"', '1', '2']
+KEYWORDS = [':a', ':b', ':key', ':x-y']
+SEPARATORS = ['","', '" "', '""', '#\\,', '", "', '"b"']
+INT_CMPS = ['<', '>', '(lambda (a b) (< a b))', '(lambda (a b) (> a b))',
+            '(lambda (a b) (< (modulo a 3) (modulo b 3)))',
+            '(lambda (a b) (> (abs a) (abs b)))',
+            '(lambda (a b) (< (- a) (- b)))',
+            '(lambda (a b) (and (even? a) (odd? b)))']
+STR_CMPS = ['string<?', 'string>?',
+            '(lambda (a b) (< (string-length a) (string-length b)))']
+PURE_FOLDS = ['+', '-', '*', 'max', 'min', '(lambda (x acc) (+ x (* 2 acc)))',
+              '(lambda (x acc) (- acc x))']
+# Expressions that always fail; {x} is an int variable in scope.
+ERRORS = ['(car {x})', '(vector-ref (vector 1 2) (+ 5 (abs {x})))',
+          '(error "deep failure" {x})', '(error "plain failure")',
+          '(raise (quote boom))', '(raise (list (quote deep) {x}))',
+          '(raise {x})', '(raise "text")', '((lambda (a b) a) {x})',
+          '(quotient {x} 0)', '(+ 2305843009213693951 1 (abs {x}))',
+          '(string-ref "abc" 7)', '(list-ref (list 1 2) 2)',
+          '(+ {x} "one")', '(symbol->string {x})', '(cdr (list-tail (list 1) 2))']
+
+
+def form(*parts):
+    """(part ...), leaving out empty parts."""
+    return '(%s)' % ' '.join(p for p in parts if p)
+
+
+class Var:
+    """A variable in scope: type, the longest its value can be (sized
+    types), whether it may be set!, and the cost of a call (procedures)."""
+
+    def __init__(self, name, ty, size=LMAX, mutable=True, cost=1):
+        self.name, self.ty, self.size = name, ty, size
+        self.mutable, self.cost = mutable, cost
+
+
+class Fn:
+    """A top-level function: parameter types, whether it takes a rest list
+    of ints, result type and size bound, cost of one call, and whether its
+    int arguments must be small and non-negative (they bound recursion)."""
+
+    def __init__(self, name, params, ret, cost, size=LMAX, rest=False, small=False):
+        self.name, self.params, self.ret, self.cost = name, params, ret, cost
+        self.size, self.rest, self.small = size, rest, small
+
+
+class Program:
+    """Generated source, its seed, and whether it must end with an uncaught
+    error (exit status 1) rather than exit status 0."""
+
+    def __init__(self, seed, text, expect_error):
+        self.seed, self.text, self.expect_error = seed, text, expect_error
+
+
+class Gen:
+    def __init__(self, seed):
+        self.r = random.Random(seed)
+        self.seed = seed
+        self.cost = 0
+        self.scope = []       # Vars, innermost last
+        self.fns = []         # top-level functions defined so far
+        self.n = 0            # for fresh names
+        self.labels = 0
+        self.fail_fns = []    # int -> int functions that fail on one argument
+        self.deep_fns = []    # functions that fail at the bottom of a recursion
+
+    # ----------------------------------------------------------------- helpers
+
+    def chance(self, p):
+        return self.r.random() < p
+
+    def choice(self, xs):
+        return self.r.choice(xs)
+
+    def fresh(self, prefix):
+        self.n += 1
+        return '%s%d' % (prefix, self.n)
+
+    def label(self):
+        self.labels += 1
+        return '"t%d"' % self.labels
+
+    def pick(self, options):
+        """options: list of (weight, thunk); calls one thunk."""
+        total = sum(w for w, _ in options)
+        x = self.r.random() * total
+        for w, f in options:
+            x -= w
+            if x < 0:
+                return f()
+        return options[-1][1]()
+
+    def spend(self, k):
+        self.cost += k
+
+    def measure(self, make):
+        """(make(), cost make() added to the meter)."""
+        before = self.cost
+        txt = make()
+        return txt, self.cost - before
+
+    def repeat(self, make, times):
+        """Text of make(), metered as if it ran `times` times."""
+        txt, used = self.measure(make)
+        self.spend(used * (times - 1))
+        return txt
+
+    def fit(self, make, budget, fallback):
+        """make() again (up to six tries) until it costs at most budget."""
+        start = self.cost
+        for _ in range(6):
+            self.cost = start
+            txt = make()
+            if self.cost - start <= budget:
+                return txt
+        self.cost = start
+        return fallback()
+
+    @contextmanager
+    def bound(self, *variables):
+        self.scope.extend(variables)
+        try:
+            yield
+        finally:
+            del self.scope[len(self.scope) - len(variables):]
+
+    def visible(self):
+        seen = {}
+        for v in self.scope:
+            seen[v.name] = v
+        return list(seen.values())
+
+    def vars_of(self, t, n=LMAX):
+        out = []
+        for v in self.visible():
+            if v.ty == t or (t == ANY and v.ty in PRINTABLE) or \
+                    (t == NUM and v.ty in (INT, FLOAT)):
+                if v.ty not in SIZED or v.size <= n:
+                    out.append(v)
+        return out
+
+    def small_arg(self, d):
+        """A non-negative int no larger than REC_DEPTH."""
+        if d > 0 and self.chance(0.3):
+            return '(modulo %s %d)' % (self.expr(INT, d - 1), REC_DEPTH + 1)
+        self.spend(1)
+        return str(self.r.randint(0, REC_DEPTH))
+
+    def index(self, d):
+        """An index: usually within a short list, sometimes anything."""
+        if d > 0 and self.chance(0.15):
+            return self.expr(INT, d - 1)
+        self.spend(1)
+        return str(self.r.randint(0, 3 if self.chance(0.8) else LMAX))
+
+    # ---------------------------------------------------------------- literals
+
+    def lit_int(self):
+        x = self.r.random()
+        if x < 0.65:
+            return str(self.r.randint(-5, 20))
+        if x < 0.85:
+            return str(self.r.randint(-1000, 1000))
+        if x < 0.95:
+            return str(self.choice(BIG_INTS))
+        return '0'
+
+    def lit_float(self):
+        if self.chance(0.3):
+            return repr(round(self.r.uniform(-100, 100), self.r.randint(0, 3)))
+        return self.choice(FLOATS)
+
+    def lit_str(self, n=40):
+        ok = [s for s, ln in STRINGS if ln <= n]
+        return self.choice(ok) if ok else '""'
+
+    def lit_ilist(self, n):
+        k = self.r.randint(0, min(n, 6))
+        items = ' '.join(self.lit_int() if self.chance(0.3) else str(self.r.randint(-3, 9))
+                         for _ in range(k))
+        if k == 0:
+            return self.choice(["'()", 'nil', '(list)'])
+        return "'(%s)" % items if self.chance(0.5) else '(list %s)' % items
+
+    def literal(self, t, n=LMAX):
+        """A literal of type t; dicts and vectors are freshly built."""
+        self.spend(1)
+        if t == INT:
+            return self.lit_int()
+        if t == FLOAT:
+            return self.lit_float()
+        if t == NUM:
+            return self.lit_int() if self.chance(0.6) else self.lit_float()
+        if t == BOOL:
+            return self.choice(['#t', '#f', 'true', 'false'])
+        if t == STR:
+            return self.lit_str()
+        if t == SYM:
+            return "'" + self.choice(SYMBOLS)
+        if t == CHAR:
+            return self.choice(CHARS)
+        if t == ILIST:
+            return self.lit_ilist(n)
+        if t == SLIST:
+            k = self.r.randint(0, min(n, 4))
+            return "'(%s)" % ' '.join(self.lit_str(10) for _ in range(k))
+        if t == DICT:
+            keys = self.r.sample(DICT_KEYS, self.r.randint(0, 4))
+            body = ' '.join('%s %s' % (k, self.lit_int()) for k in keys)
+            return '{%s}' % body if self.chance(0.7) else form('dict', body)
+        if t == VEC:
+            k = self.r.randint(0, min(n, 5))
+            return form('vector', *[self.lit_int() for _ in range(k)])
+        if t == ANY:
+            return self.literal(self.choice(PRINTABLE), n)
+        raise ValueError(t)
+
+    def leaf(self, t, n=LMAX):
+        """A variable or a literal: never fails, has no effect."""
+        vs = self.vars_of(t, n)
+        if vs and self.chance(0.6):
+            self.spend(1)
+            return self.choice(vs).name
+        return self.literal(t, n)
+
+    # ------------------------------------------------------------- expressions
+
+    def expr(self, t, d, n=LMAX):
+        """An expression of type t (lists at most n long), depth about d."""
+        if isinstance(t, tuple):
+            return self.fn_expr(t, d)[0]
+        if d <= 0 or self.chance(0.12):
+            return self.leaf(t, n)
+        if t == NUM:
+            return self.pick([(6, lambda: self.expr(INT, d, n)),
+                              (3, lambda: self.expr(FLOAT, d, n)),
+                              (1, lambda: self.call('/', [INT, INT], d))])
+        if t == ANY:
+            return self.any_expr(d, n)
+        if self.chance(0.22):
+            return self.generic(t, d, n)
+        return getattr(self, 'e_' + t)(d, n)
+
+    def call(self, op, args, d, n=LMAX):
+        """(op arg ...): a type in args becomes an expression of that type,
+        anything else is used as source text."""
+        parts = [op]
+        for a in args:
+            if a in PRINTABLE or a in (ANY, NUM):
+                parts.append(self.expr(a, d - 1, n))
+            else:
+                parts.append(a)
+        self.spend(1)
+        return '(%s)' % ' '.join(parts)
+
+    def generic(self, t, d, n):
+        """Forms of any type: if, let, let*, cond, case, guard, begin with an
+        effect, immediate lambdas, internal defines, user function calls."""
+        opts = [
+            (3, lambda: self.g_if(t, d, n)),
+            (3, lambda: self.g_let(t, d, n)),
+            (2, lambda: self.g_let_star(t, d, n)),
+            (1, lambda: self.g_cond(t, d, n)),
+            (1, lambda: self.g_case(t, d, n)),
+            (3, lambda: self.g_guard(t, d, n)),
+            (2, lambda: self.g_begin(t, d, n)),
+            (1, lambda: self.g_immediate_lambda(t, d, n)),
+            (1, lambda: self.g_internal_define(t, d, n)),
+        ]
+        fns = [f for f in self.fns if f.ret == t and (t not in SIZED or f.size <= n)]
+        if fns:
+            opts.append((4, lambda: self.user_call(self.choice(fns), d)))
+        return self.pick(opts)
+
+    def g_if(self, t, d, n):
+        return '(if %s %s %s)' % (self.expr(BOOL, d - 1), self.expr(t, d - 1, n),
+                                  self.expr(t, d - 1, n))
+
+    def new_binding(self, d, n, safe=False, ty=None):
+        """(Var, init text) for a new local; safe inits cannot fail."""
+        ty = ty or self.choice(PRINTABLE + [INT, INT, ILIST, FN1])
+        name = self.fresh(self.choice(['x', 'y', 'v']))
+        if self.chance(0.15):
+            same = [v for v in self.visible() if v.ty == ty]
+            if same:
+                name = self.choice(same).name      # shadow an outer variable
+        if isinstance(ty, tuple):
+            txt, callc = self.fn_expr(ty, 0 if safe else d - 1)
+            return Var(name, ty, cost=callc, mutable=False), txt
+        size = n if ty in SIZED else LMAX
+        txt = self.leaf(ty, size) if safe else self.expr(ty, d - 1, size)
+        return Var(name, ty, size, ty in SETTABLE), txt
+
+    def g_let(self, t, d, n):
+        k = self.r.randint(1, 3)
+        loud = self.r.randrange(k)   # the only init that may fail or act
+        seen, keep = set(), []
+        for i in range(k):
+            v, txt = self.new_binding(d, n, safe=(i != loud))
+            if v.name not in seen:
+                seen.add(v.name)
+                keep.append((v, '(%s %s)' % (v.name, txt)))
+        with self.bound(*[v for v, _ in keep]):
+            body = self.body(t, d - 1, n)
+        return '(let (%s) %s)' % (' '.join(b for _, b in keep), body)
+
+    def g_let_star(self, t, d, n):
+        vs, bindings = [], []
+        for _ in range(self.r.randint(1, 3)):
+            with self.bound(*vs):
+                v, txt = self.new_binding(d, n)
+            bindings.append('(%s %s)' % (v.name, txt))
+            vs.append(v)
+        with self.bound(*vs):
+            body = self.body(t, d - 1, n)
+        return '(let* (%s) %s)' % (' '.join(bindings), body)
+
+    def body(self, t, d, n):
+        """A body: maybe some effects first, then the value."""
+        parts = [self.stmt(d) for _ in range(self.choice([0, 0, 0, 1, 2]))]
+        parts.append(self.expr(t, d, n))
+        return ' '.join(parts)
+
+    def g_cond(self, t, d, n):
+        clauses = ['(%s %s)' % (self.expr(BOOL, d - 1), self.expr(t, d - 1, n))
+                   for _ in range(self.r.randint(1, 3))]
+        if t == INT and self.chance(0.3):
+            clauses.insert(0, '((member %s %s) => length)' % (self.expr(INT, d - 1),
+                                                              self.expr(ILIST, d - 1)))
+            self.spend(LMAX)
+        clauses.append('(else %s)' % self.expr(t, d - 1, n))
+        return '(cond %s)' % ' '.join(clauses)
+
+    def g_case(self, t, d, n):
+        kind = self.choice([INT, SYM, CHAR])
+        key = self.expr(kind, d - 1)
+        pool = list({INT: [str(i) for i in range(-2, 8)], SYM: SYMBOLS, CHAR: CHARS}[kind])
+        self.r.shuffle(pool)
+        clauses, i = [], 0
+        for _ in range(self.r.randint(1, 3)):
+            m = self.r.randint(1, 2)
+            data, i = pool[i:i + m], i + m
+            if data:
+                clauses.append('((%s) %s)' % (' '.join(data), self.expr(t, d - 1, n)))
+        clauses.append('(else %s)' % self.expr(t, d - 1, n))
+        return '(case %s %s)' % (key, ' '.join(clauses))
+
+    def g_guard(self, t, d, n):
+        e = self.fresh('e')
+        x = self.expr(t, d - 1, n)
+        f1, f2 = self.leaf(t, n), self.leaf(t, n)
+        shape = self.r.randrange(5)
+        if shape == 0:
+            clauses = '(#t %s)' % f1
+        elif shape == 1:
+            clauses = '((error? %s) %s) (else %s)' % (e, f1, f2)
+        elif shape == 2:    # may match nothing: re-raised to an outer guard
+            clauses = '((symbol? %s) %s) ((string? %s) %s)' % (e, f1, e, f2)
+        elif shape == 3:
+            clauses = "((eq? (error-kind %s) '%s) %s) (else %s)" % (
+                e, self.choice(['type-error', 'raised', 'user-error', 'overflow',
+                                'index-error', 'arity-error', 'division-by-zero']), f1, f2)
+        else:
+            clauses = '((error? %s) => (lambda (b) %s))' % (e, f1)
+        return '(guard (%s %s) %s)' % (e, clauses, x)
+
+    def g_begin(self, t, d, n):
+        return '(begin %s %s)' % (self.stmt(d - 1), self.expr(t, d - 1, n))
+
+    def g_immediate_lambda(self, t, d, n):
+        vs, args = [], []
+        for _ in range(self.r.randint(0, 2)):
+            ty = self.choice([INT, INT, STR, ILIST])
+            v = Var(self.fresh('p'), ty, n if ty == ILIST else LMAX, ty in SETTABLE)
+            args.append(self.expr(ty, d - 1, v.size))
+            vs.append(v)
+        with self.bound(*vs):
+            body = self.body(t, d - 1, n)
+        kw = self.choice(['lambda', 'lambda', 'fn'])
+        return form('(%s (%s) %s)' % (kw, ' '.join(v.name for v in vs), body), *args)
+
+    def g_internal_define(self, t, d, n):
+        v, txt = self.new_binding(d, n, ty=self.choice([INT, STR, ILIST]))
+        v.name = self.fresh('w')
+        parts = ['(define %s %s)' % (v.name, txt)]
+        with self.bound(v):
+            if self.chance(0.6):
+                h = Var(self.fresh('h'), FN1, mutable=False)
+                p = Var(self.fresh('q'), INT)
+                with self.bound(p):
+                    hb, h.cost = self.measure(lambda: self.expr(INT, min(d - 1, 2)))
+                self.spend(-h.cost)
+                parts.append('(define (%s %s) %s)' % (h.name, p.name, hb))
+                with self.bound(h):
+                    parts.append(self.body(t, d - 1, n))
+            else:
+                parts.append(self.body(t, d - 1, n))
+        return '(let () %s)' % ' '.join(parts)
+
+    def user_call(self, f, d):
+        args = []
+        for t in f.params:
+            if f.small and t == INT:
+                args.append(self.small_arg(d - 1))
+            else:
+                args.append(self.expr(t, d - 1, f.size if t in SIZED else LMAX))
+        if f.rest:
+            args += [self.expr(INT, d - 1) for _ in range(self.r.randint(0, 3))]
+        self.spend(f.cost + 1)
+        return '(%s)' % ' '.join([f.name] + args)
+
+    # -- procedure values
+
+    def fn_expr(self, sig, d):
+        """(text, cost of one call) of a procedure value of type sig."""
+        _, params, ret = sig
+        vs = [v for v in self.vars_of(sig) if v.cost <= CB_BUDGET]
+        if vs and self.chance(0.3):
+            self.spend(1)
+            v = self.choice(vs)
+            return v.name, v.cost
+        builtins = {FN1: ['abs', '-', '(lambda (x) (* x x))'],
+                    FN2: ['+', '-', '*', 'max', 'min', 'quotient'],
+                    PRED: ['odd?', 'even?', 'zero?', 'positive?', 'negative?']}.get(sig, [])
+        if builtins and (d <= 0 or self.chance(0.25)):
+            return self.choice(builtins), 2
+        if sig == FN1 and self.fail_fns and self.chance(0.15):
+            return self.choice(self.fail_fns), 3
+        if sig == FN1 and self.chance(0.1):
+            adders = [f for f in self.fns if f.ret == FN1]
+            if adders:
+                f = self.choice(adders)
+                return '(%s %s)' % (f.name, self.expr(INT, d - 1)), 3
+        return self.lambda_expr(params, ret, max(d, 1))
+
+    def lambda_expr(self, params, ret, d):
+        vs = [Var(self.fresh('a'), t, mutable=(t in SETTABLE)) for t in params]
+
+        def make():
+            with self.bound(*vs):
+                return self.body(ret, min(d, 3), LMAX)
+        body, used = self.measure(lambda: self.fit(make, CB_BUDGET, lambda: self.literal(ret)))
+        self.spend(-used)
+        kw = 'fn' if self.chance(0.1) else 'lambda'
+        return '(%s (%s) %s)' % (kw, ' '.join(v.name for v in vs), body), used + 1
+
+    # -- typed productions
+
+    def e_int(self, d, n):
+        c = self.call
+        return self.pick([
+            (5, lambda: c(self.choice(['+', '-', '*']), [INT, INT], d)),
+            (2, lambda: c(self.choice(['+', '*']), [INT, INT, INT], d)),
+            (1, lambda: c('-', [INT], d)),
+            (3, lambda: c(self.choice(['quotient', 'remainder', 'modulo']),
+                          [INT, self.choice(['2', '3', '7', '-4', self.lit_int()])], d)),
+            (1, lambda: c(self.choice(['quotient', 'remainder', 'modulo']), [INT, INT], d)),
+            (1, lambda: c('abs', [INT], d)),
+            (2, lambda: c(self.choice(['min', 'max']), [INT] * self.r.randint(1, 3), d)),
+            (1, lambda: c('expt', [INT, str(self.r.randint(0, 3))], d)),
+            (1, lambda: c('expt', [self.choice(['2', '-2', '3', '10']),
+                                   str(self.choice([1, 10, 38, 39, 60, 61, 62]))], d)),
+            (2, lambda: c('length', [ILIST], d)),
+            (1, lambda: c('string-length', [STR], d)),
+            (1, lambda: c('vector-length', [VEC], d)),
+            (1, lambda: c('dict-count', [DICT], d)),
+            (2, lambda: c('get', [DICT, self.choice(DICT_KEYS), INT], d)),
+            (2, lambda: c(self.choice(['car', 'first', 'cadr', 'second', 'third']), [ILIST], d)),
+            (2, lambda: self.e_list_ref(d)),
+            (2, lambda: '(vector-ref %s %s)' % (self.expr(VEC, d - 1), self.index(d))),
+            (2, lambda: self.e_int_fold(d)),
+            (1, lambda: c('char->integer', [CHAR], d)),
+            (1, lambda: c('exact', [c(self.choice(['round', 'floor', 'truncate', 'ceiling']),
+                                      [FLOAT], d - 1)], d)),
+            (1, lambda: c('string->number', [c('number->string', [INT], d - 1)], d)),
+            (2, lambda: self.e_fn_call(FN1, [INT], d)),
+            (1, lambda: self.e_fn_call(FN2, [INT, INT], d)),
+            (1, lambda: self.e_fn_call(THUNK, [], d)),
+            (2, lambda: self.e_int_loop(d)),
+            (1, lambda: self.e_letrec(d)),
+            (1, lambda: '(length %s)' % self.e_filter(d - 1, LMAX)),
+            (1, lambda: '(length (string-split %s %s))' % (self.lit_str(), self.choice(SEPARATORS))),
+            (1, lambda: '(apply + %s %s)' % (self.expr(INT, d - 1), self.expr(ILIST, d - 1))),
+        ])
+
+    def e_list_ref(self, d):
+        l, i = self.expr(ILIST, d - 1), self.index(d)
+        self.spend(LMAX)
+        if self.chance(0.3):
+            return '(car (list-tail %s %s))' % (l, i)
+        return '(list-ref %s %s)' % (l, i)
+
+    def e_int_fold(self, d):
+        l, init = self.expr(ILIST, d - 1), self.expr(INT, d - 1)
+        x = self.r.randrange(6)
+        if x == 0:
+            self.spend(LMAX)
+            return '(apply %s %s)' % (self.choice(['+', '*', 'max', 'min', '-']), l)
+        if x == 2:
+            self.spend(3 * LMAX)
+            return '(fold-right %s %s %s)' % (self.choice(PURE_FOLDS), init, l)
+        if x == 4:
+            self.spend(LMAX)
+            return '(fold-left + %s %s %s)' % (init, l, self.expr(ILIST, d - 1))
+        if x == 5:
+            acc, y = Var(self.fresh('acc'), INT), Var(self.fresh('x'), INT)
+            with self.bound(acc, y):
+                b = self.repeat(lambda: self.expr(INT, min(d - 1, 2)), LMAX)
+            return '(fold-left (lambda (%s %s) %s) %s %s)' % (acc.name, y.name, b, init, l)
+        f, callc = self.fn_expr(FN2, d - 1)
+        self.spend(LMAX * callc)
+        return '(%s %s %s %s)' % ('fold-left' if x == 1 else 'reduce', f, init, l)
+
+    def e_fn_call(self, sig, arg_types, d):
+        f, callc = self.fn_expr(sig, d - 1)
+        args = [self.expr(t, d - 1) for t in arg_types]
+        self.spend(callc + 1)
+        if sig == FN1 and self.chance(0.2):
+            return '(apply %s (list %s))' % (f, ' '.join(args))
+        return '(%s)' % ' '.join([f] + args)
+
+    def e_int_loop(self, d):
+        k = self.r.randint(0, 15)
+        i = Var(self.fresh('i'), INT, mutable=False)
+        acc = Var(self.fresh('acc'), INT)
+        init = self.expr(INT, d - 1)
+        with self.bound(i, acc):
+            step = self.repeat(lambda: self.expr(INT, min(d - 1, 3)), k + 1)
+            style = self.r.randrange(3)
+            if style == 0:
+                loop = self.fresh('loop')
+                return '(let %s ((%s 0) (%s %s)) (if (>= %s %d) %s (%s (+ %s 1) %s)))' % (
+                    loop, i.name, acc.name, init, i.name, k, acc.name, loop, i.name, step)
+            if style == 1:
+                return '(do ((%s 0 (+ %s 1)) (%s %s %s)) ((>= %s %d) %s))' % (
+                    i.name, i.name, acc.name, init, step, i.name, k, acc.name)
+            s = self.repeat(lambda: self.stmt(min(d - 1, 2)), k + 1)
+        return '(let ((%s %s)) (do ((%s 0 (+ %s 1))) ((= %s %d) %s) %s (set! %s %s)))' % (
+            acc.name, init, i.name, i.name, i.name, k, acc.name, s, acc.name, step)
+
+    def e_letrec(self, d):
+        h, h2, n_ = self.fresh('h'), self.fresh('h'), self.fresh('n')
+        k = self.r.randint(0, 40)
+        if self.chance(0.5):
+            self.spend(3 * k)
+            return ('(letrec ((%s (lambda (%s) (if (= %s 0) 0 (%s (- %s 1))))) '
+                    '(%s (lambda (%s) (if (= %s 0) 1 (%s (- %s 1)))))) (%s %d))' % (
+                        h, n_, n_, h2, n_, h2, n_, n_, h, n_, self.choice([h, h2]), k))
+        with self.bound(Var(n_, INT, mutable=False)):
+            step = self.repeat(lambda: self.expr(INT, 1), k + 1)
+        return '(letrec ((%s (lambda (%s) (if (<= %s 0) 0 (+ %s (%s (- %s 1))))))) (%s %d))' % (
+            h, n_, n_, step, h, n_, h, k)
+
+    def e_float(self, d, n):
+        c = self.call
+        return self.pick([
+            (3, lambda: c(self.choice(['exact->inexact', 'inexact']), [INT], d)),
+            (4, lambda: c(self.choice(['+', '-', '*']), [FLOAT, NUM], d)),
+            (2, lambda: c(self.choice(['+', '*']), [NUM, FLOAT], d)),
+            (2, lambda: c('/', [FLOAT, NUM], d)),
+            (1, lambda: c('/', [NUM, FLOAT], d)),
+            (1, lambda: c('/', [FLOAT], d)),
+            (1, lambda: c('-', [FLOAT], d)),
+            (2, lambda: c('sqrt', [FLOAT], d)),
+            (2, lambda: c(self.choice(['floor', 'ceiling', 'round', 'truncate', 'abs']), [FLOAT], d)),
+            (1, lambda: c('expt', [FLOAT, str(self.r.randint(0, 4))], d)),
+            (1, lambda: c('expt', [self.choice(['2', '3', '10', '-2', '7']), str(self.r.randint(-3, -1))], d)),
+            (1, lambda: c('exact->inexact', [c('/', [INT, self.choice(['3', '7', '-2', '0'])], d - 1)], d)),
+            (1, lambda: c('*', ['1.0', INT], d)),
+        ])
+
+    def e_bool(self, d, n):
+        c = self.call
+        return self.pick([
+            (4, lambda: c(self.choice(['<', '>', '<=', '>=', '=']),
+                          [self.choice([INT, INT, NUM]) for _ in range(self.r.randint(2, 3))], d)),
+            (2, lambda: c(self.choice(['even?', 'odd?', 'zero?', 'positive?', 'negative?']), [INT], d)),
+            (1, lambda: c(self.choice(['zero?', 'positive?', 'negative?', 'integer?', 'float?', 'number?']),
+                          [NUM], d)),
+            (2, lambda: c(self.choice(['null?', 'pair?', 'list?', 'empty?']), [ILIST], d)),
+            (2, lambda: c(self.choice(['number?', 'string?', 'symbol?', 'list?', 'vector?', 'dict?',
+                                       'boolean?', 'char?', 'keyword?', 'integer?', 'pair?']), [ANY], d)),
+            (2, lambda: self.e_equal(d)),
+            (1, lambda: c(self.choice(['eqv?', 'eq?']), [INT, INT], d)),
+            (1, lambda: c('eq?', [SYM, SYM], d)),
+            (2, lambda: c(self.choice(['string=?', 'string<?', 'string>?', 'string-prefix?',
+                                       'string-suffix?', 'string-contains?']), [STR, STR], d)),
+            (1, lambda: c('has-key?', [DICT, self.choice(DICT_KEYS)], d)),
+            (2, lambda: c('not', [BOOL], d)),
+            (2, lambda: c(self.choice(['and', 'or']), [BOOL] * self.r.randint(0, 3), d)),
+            (2, lambda: self.e_fn_call(PRED, [INT], d)),
+            (1, lambda: '(%s %s)' % (self.choice(['char-alphabetic?', 'char-numeric?', 'char-whitespace?']),
+                                     self.choice(ASCII_CHARS))),
+            (1, lambda: c(self.choice(['char=?', 'char<?']), [CHAR, CHAR], d)),
+            (1, lambda: '(procedure? %s)' % self.choice(['car', "'car", '(lambda () 1)', '5'])),
+            (1, lambda: '(if (member %s %s) #t #f)' % (self.expr(INT, d - 1), self.expr(ILIST, d - 1))),
+        ])
+
+    def e_equal(self, d):
+        t = self.choice(PRINTABLE)
+        a = self.expr(t, d - 1)
+        b = self.expr(t, d - 1) if self.chance(0.6) else a
+        self.spend(LMAX)
+        op = 'eqv?' if t in (INT, SYM, CHAR, BOOL) and self.chance(0.5) else 'equal?'
+        return '(%s %s %s)' % (op, a, b)
+
+    def e_str(self, d, n):
+        c = self.call
+        return self.pick([
+            (3, lambda: c('string-append', [STR] * self.r.randint(0, 3), d)),
+            (3, lambda: c('str', [self.choice([INT, FLOAT, STR, SYM, CHAR, BOOL, ILIST])
+                                  for _ in range(self.r.randint(0, 3))], d)),
+            (2, lambda: c('substring', [STR] + [str(i) for i in (lambda i: (i, i + self.r.randint(0, 4)))(
+                self.r.randint(0, 3))], d)),
+            (1, lambda: c('substring', [STR, str(self.r.randint(0, 3))], d)),
+            (2, lambda: c('number->string', [NUM], d)),
+            (1, lambda: c('number->string', [INT, self.choice(['2', '8', '16', '10'])], d)),
+            (1, lambda: c('symbol->string', [SYM], d)),
+            (1, lambda: '(keyword->string %s)' % self.choice(KEYWORDS)),
+            (1, lambda: '(%s %s)' % (self.choice(['string-upcase', 'string-downcase']),
+                                     self.choice(ASCII_STRINGS))),
+            (2, lambda: c('string-join', [SLIST] + ([self.choice(['", "', '"-"', '""'])]
+                                                    if self.chance(0.6) else []), d)),
+            (1, lambda: '(list->string (reverse (string->list %s)))' % self.expr(STR, d - 1)),
+            (1, lambda: '(list->string %s)' % form(
+                'list', *[self.expr(CHAR, d - 1) for _ in range(self.r.randint(0, 3))])),
+            (2, lambda: c(self.choice(['car', 'cadr']), [SLIST], d)),
+            (1, lambda: self.e_str_loop()),
+        ])
+
+    def e_str_loop(self):
+        k = self.r.randint(0, 8)
+        loop, i, s = self.fresh('sloop'), self.fresh('i'), self.fresh('s')
+        self.spend(5 * k)
+        return '(let %s ((%s 0) (%s "")) (if (= %s %d) %s (%s (+ %s 1) (string-append %s (number->string %s) %s))))' % (
+            loop, i, s, i, k, s, loop, i, s, i, self.choice(['","', '""', '" "']))
+
+    def e_sym(self, d, n):
+        return self.pick([
+            (2, lambda: self.call('string->symbol', [STR], d)),
+            (2, lambda: "(car '(%s))" % ' '.join(self.r.sample(SYMBOLS, 3))),
+            (2, lambda: "(guard (e (#t (error-kind e))) %s 'no-error)" % self.expr(ANY, d - 1)),
+            (1, lambda: "(case %s ((0 1) 'small) ((2 3 4) 'medium) (else 'large))" % self.expr(INT, d - 1)),
+        ])
+
+    def e_char(self, d, n):
+        return self.pick([
+            (3, lambda: self.call('string-ref', [STR, str(self.r.randint(0, 3))], d)),
+            (1, lambda: '(integer->char (+ 97 (modulo %s 26)))' % self.expr(INT, d - 1)),
+            (1, lambda: '(car (string->list %s))' % self.expr(STR, d - 1)),
+        ])
+
+    def e_ilist(self, d, n):
+        c = self.call
+        opts = [(2, lambda: self.literal(ILIST, n)),
+                (1, lambda: c('list', [INT] * self.r.randint(0, min(n, 4)), d))]
+        if n >= 1:
+            opts += [
+                (2, lambda: '(range %d)' % self.r.randint(0, n)),
+                (1, lambda: self.e_range(n)),
+                (1, lambda: '(iota %d%s)' % (self.r.randint(0, n), self.choice(['', ' 1', ' -3 2']))),
+                (3, lambda: c('cons', [INT, ILIST], d, n - 1)),
+                (1, lambda: c('vector->list', [VEC], d, n)),
+            ]
+        opts += [
+            (2, lambda: c(self.choice(['cdr', 'rest']), [ILIST], d, n)),
+            (2, lambda: '(append %s %s)' % (self.expr(ILIST, d - 1, n // 2),
+                                            self.expr(ILIST, d - 1, n - n // 2))),
+            (2, lambda: c(self.choice(['reverse', 'list-copy']), [ILIST], d, n)),
+            (3, lambda: self.e_map(d, n)),
+            (2, lambda: self.e_filter(d, n)),
+            (2, lambda: '(sort %s %s)' % (self.expr(ILIST, d - 1, n), self.choice(INT_CMPS))),
+            (1, lambda: '(list-tail %s %d)' % (self.expr(ILIST, d - 1, n), self.r.randint(0, 3))),
+            (1, lambda: self.e_list_loop(d, n)),
+        ]
+        if n >= 8:
+            opts.append((1, lambda: c('vals', [DICT], d)))
+        self.spend(3 * LMAX)
+        return self.pick(opts)
+
+    def e_range(self, n):
+        while True:
+            a, b = self.r.randint(-5, 10), self.r.randint(-10, 10)
+            step = self.choice([1, 2, -1, -2, 3, 0])
+            if step == 0 or len(range(a, b, step)) <= n:
+                return '(range %d %d %d)' % (a, b, step)
+
+    def e_map(self, d, n):
+        l = self.expr(ILIST, d - 1, n)
+        x = self.r.randrange(5)
+        if x == 0:
+            l2 = self.expr(ILIST, d - 1, n)
+            f, callc = self.fn_expr(FN2, d - 1)
+            self.spend(n * callc)
+            return '(map %s %s %s)' % (f, l, l2)
+        if x == 1:   # a callback that catches its own errors
+            a, e = Var(self.fresh('a'), INT), self.fresh('e')
+            with self.bound(a):
+                b = self.repeat(lambda: self.expr(INT, min(d - 1, 3)), n)
+            return '(map (lambda (%s) (guard (%s (#t %s)) %s)) %s)' % (a.name, e, self.lit_int(), b, l)
+        if x == 2 and self.fail_fns:
+            self.spend(3 * n)
+            return '(guard (e (#t (list (error-kind e)))) (map %s %s))' % (self.choice(self.fail_fns), l)
+        if x == 3:
+            self.spend(2 * n)
+            return '(map + %s %s)' % (l, self.expr(ILIST, d - 1, n))
+        f, callc = self.fn_expr(FN1, d - 1)
+        self.spend(n * callc)
+        return '(map %s %s)' % (f, l)
+
+    def e_filter(self, d, n):
+        l = self.expr(ILIST, d - 1, n)
+        f, callc = self.fn_expr(PRED, d - 1)
+        self.spend(n * callc)
+        return '(filter %s %s)' % (f, l)
+
+    def e_list_loop(self, d, n):
+        k = self.r.randint(0, n)
+        i = Var(self.fresh('i'), INT, mutable=False)
+        with self.bound(i):
+            x = self.repeat(lambda: self.expr(INT, min(d - 1, 2)), k + 1)
+        acc = self.fresh('acc')
+        if self.chance(0.5):
+            loop = self.fresh('loop')
+            return "(let %s ((%s 0) (%s '())) (if (= %s %d) (reverse %s) (%s (+ %s 1) (cons %s %s))))" % (
+                loop, i.name, acc, i.name, k, acc, loop, i.name, x, acc)
+        return "(do ((%s 0 (+ %s 1)) (%s '() (cons %s %s))) ((= %s %d) %s))" % (
+            i.name, i.name, acc, x, acc, i.name, k, acc)
+
+    def e_slist(self, d, n):
+        c = self.call
+        opts = [
+            (2, lambda: self.literal(SLIST, n)),
+            (1, lambda: c('list', [STR] * self.r.randint(0, min(n, 3)), d)),
+            (2, lambda: '(map number->string %s)' % self.expr(ILIST, d - 1, n)),
+            (1, lambda: '(sort %s %s)' % (self.expr(SLIST, d - 1, n), self.choice(STR_CMPS))),
+            (1, lambda: c(self.choice(['reverse', 'cdr']), [SLIST], d, n)),
+            (1, lambda: '(map string-upcase %s)' % form(
+                'list', *[self.choice(ASCII_STRINGS) for _ in range(self.r.randint(0, min(n, 3)))])),
+            (1, lambda: '(filter (lambda (s) (> (string-length s) 1)) %s)' % self.expr(SLIST, d - 1, n)),
+        ]
+        if n >= 3:
+            opts.append((1, lambda: "(map symbol->string '(a bb ccc))"))
+        if n >= 1:
+            opts.append((1, lambda: c('cons', [STR, SLIST], d, n - 1)))
+        if n >= 12:
+            opts.append((2, lambda: '(string-split %s%s)' % (
+                self.lit_str(n - 1), (' ' + self.choice(SEPARATORS)) if self.chance(0.8) else '')))
+        self.spend(5 * LMAX)
+        return self.pick(opts)
+
+    def e_dict(self, d, n):
+        key = self.choice(DICT_KEYS)
+        self.spend(10)
+        return self.pick([
+            (2, lambda: self.e_dict_literal(d)),
+            (2, lambda: '(assoc %s %s %s)' % (self.expr(DICT, d - 1), key, self.expr(INT, d - 1))),
+            (1, lambda: '(dissoc %s %s)' % (self.expr(DICT, d - 1), key)),
+            (1, lambda: self.e_dict_built(d)),
+        ])
+
+    def e_dict_literal(self, d):
+        keys = self.r.sample(DICT_KEYS, self.r.randint(0, 4))
+        loud = self.r.randrange(len(keys)) if keys else -1
+        parts = ['%s %s' % (k, self.expr(INT, d - 1) if i == loud else self.leaf(INT))
+                 for i, k in enumerate(keys)]
+        if self.chance(0.6):
+            return '{%s}' % ' '.join(parts)
+        return form('dict', *parts)
+
+    def e_dict_built(self, d):
+        v = self.fresh('d')
+        ops = []
+        for _ in range(self.r.randint(1, 4)):
+            k = self.choice(DICT_KEYS)
+            if self.chance(0.75):
+                ops.append('(dict-set! %s %s %s)' % (v, k, self.expr(INT, d - 1)))
+            else:
+                ops.append('(dict-delete! %s %s)' % (v, k))
+        return '(let ((%s (dict))) %s %s)' % (v, ' '.join(ops), v)
+
+    def e_vec(self, d, n):
+        c = self.call
+        self.spend(2 * LMAX)
+        return self.pick([
+            (3, lambda: c('vector', [INT] * self.r.randint(0, min(n, 4)), d)),
+            (1, lambda: '(make-vector %d %s)' % (self.r.randint(0, n), self.expr(INT, d - 1))),
+            (2, lambda: c('list->vector', [ILIST], d, n)),
+            (2, lambda: self.e_vector_map(d, n)),
+        ])
+
+    def e_vector_map(self, d, n):
+        f, callc = self.fn_expr(FN1, d - 1)
+        self.spend(n * callc)
+        return '(vector-map %s %s)' % (f, self.expr(VEC, d - 1, n))
+
+    def any_expr(self, d, n):
+        c = self.call
+        self.spend(LMAX)
+        opts = [
+            (10, lambda: self.expr(self.choice(PRINTABLE), d, n)),
+            (2, lambda: c('list', [ANY] * self.r.randint(0, min(n, 3)), d, n)),
+            (1, lambda: c('cons', [ANY, ANY], d, n)),
+            (1, lambda: c('vector', [ANY] * self.r.randint(0, min(n, 3)), d, n)),
+            (1, lambda: c(self.choice(['member', 'memv']), [INT, ILIST], d, n)),
+            (1, lambda: c('memq', [SYM, "'(a b c foo)"], d)),
+            (1, lambda: c('member', [INT, ILIST, self.choice(
+                ['(lambda (a b) (= (modulo a 3) (modulo b 3)))', '<', '(lambda (a b) (> a b))'])], d)),
+            (1, lambda: c(self.choice(['assoc', 'assv']),
+                          [INT, "'((1 . one) (2 . two) (%d . three))" % self.r.randint(0, 5)], d)),
+            (1, lambda: c('assq', [SYM, "'((a 1) (b 2) (foo 3))"], d)),
+            (1, lambda: c(self.choice(['keys', 'dict->list']), [DICT], d)),
+            (1, lambda: self.e_quasi(d, n)),
+            (1, lambda: '(string->number %s)' % self.choice(NUMERIC_STRINGS)),
+            (1, lambda: c('string-index', [STR, self.choice(CHARS[:4] + ['char-numeric?'])], d)),
+            (1, lambda: c(self.choice(['when', 'unless']), [BOOL, ANY], d)),
+            (1, lambda: c('string->list', [STR], d)),
+            (1, lambda: c('get', [DICT, self.choice(DICT_KEYS)], d)),
+            (1, lambda: c('last-pair', [ILIST], d)),
+            (1, lambda: c('apply', ['list', INT, ILIST], d)),
+            (1, lambda: self.e_raise_catch(d)),
+            (1, lambda: "(list %s 'sym (void) (if #f #f) '() (begin))" % self.choice(KEYWORDS)),
+            (1, lambda: c('or', [BOOL, ANY], d)),
+        ]
+        fns = [f for f in self.fns if f.ret == ANY]
+        if fns:
+            opts.append((2, lambda: self.user_call(self.choice(fns), d)))
+        return self.pick(opts)
+
+    def e_quasi(self, d, n):
+        x = self.expr(INT, d - 1)
+        return '`(%s ,%s ,@%s (nested ,%s) . tail)' % (self.choice(SYMBOLS), x,
+                                                        self.leaf(ILIST, n), self.leaf(STR))
+
+    def e_raise_catch(self, d):
+        """Raise a value or an error and show what guard sees."""
+        e = self.fresh('e')
+        body = self.raising(d)
+        handler = self.choice([
+            "(list 'kind (error-kind %s) (error? %s))" % (e, e),
+            "(if (error? %s) (error-kind %s) (list 'raised (error-payload %s) (error-message %s)))" % (e, e, e, e),
+            "(if (eq? (error-kind %s) 'user-error) (list (error-message %s) (error-payload %s)) (error-kind %s))"
+            % (e, e, e, e),
+        ])
+        return '(guard (%s (#t %s)) %s)' % (e, handler, body)
+
+    def raising(self, d):
+        """An expression that always raises."""
+        x = self.expr(ANY, min(d - 1, 2))
+        return self.choice([
+            '(raise %s)' % x,
+            '(error "failed" %s)' % x,
+            '(error "no irritants")',
+            '(raise (list %s))' % x,
+            '(car %s)' % self.lit_int(),
+            '(vector-ref (vector) 0)',
+            '(begin %s (raise (quote stop)))' % x,
+        ])
+
+    # -------------------------------------------------------------- statements
+
+    def stmt(self, d):
+        """An expression run for its effect: assignment, printing, mutation
+        of dicts and vectors, loops, closure counters, guarded blocks."""
+        c = self.call
+        self.spend(2)
+        opts = [(3, lambda: self.s_print(d))]
+        settable = [v for v in self.vars_of(ANY) if v.mutable and v.ty in SETTABLE]
+        if settable:
+            def set_one():
+                v = self.choice(settable)
+                return '(set! %s %s)' % (v.name, self.expr(v.ty, d - 1, v.size))
+            opts.append((5, set_one))
+        vecs = self.vars_of(VEC)
+        if vecs:
+            opts.append((2, lambda: '(vector-set! %s %s %s)' % (
+                self.choice(vecs).name, self.index(d), self.expr(INT, d - 1))))
+            opts.append((1, lambda: '(vector-fill! %s %s)' % (self.choice(vecs).name, self.lit_int())))
+        dicts = self.vars_of(DICT)
+        if dicts:
+            opts.append((2, lambda: '(dict-set! %s %s %s)' % (
+                self.choice(dicts).name, self.choice(DICT_KEYS), self.expr(INT, d - 1))))
+            opts.append((1, lambda: '(dict-delete! %s %s)' % (self.choice(dicts).name, self.choice(DICT_KEYS))))
+        thunks = self.vars_of(THUNK)
+        if thunks:
+            opts.append((2, lambda: '(%s)' % self.choice(thunks).name))
+        if d > 0:
+            opts += [
+                (1, lambda: c(self.choice(['when', 'unless']), [BOOL, self.stmt(d - 1)], d)),
+                (1, lambda: c('if', [BOOL, self.stmt(d - 1), self.stmt(d - 1)], d)),
+                (2, lambda: self.s_for_each(d)),
+                (1, lambda: self.s_do(d)),
+                (1, lambda: self.s_guarded(d)),
+            ]
+        return self.pick(opts)
+
+    def s_guarded(self, d):
+        e = self.fresh('e')
+        return '(guard (%s (#t (print "  caught " (error-kind %s)))) %s %s)' % (
+            e, e, self.stmt(d - 1), self.stmt(d - 1))
+
+    def s_print(self, d):
+        x = self.expr(self.choice(PRINTABLE), min(d, 2))
+        lab = '"  p%d "' % self.r.randint(0, 99)
+        if self.chance(0.5):
+            return '(print %s %s)' % (lab, x)
+        return '(begin (display %s) (write %s) (newline))' % (lab, x)
+
+    def s_for_each(self, d):
+        a = Var(self.fresh('a'), INT)
+        l = self.expr(ILIST, d - 1)
+        if self.chance(0.3):
+            b = Var(self.fresh('b'), INT)
+            l2 = self.expr(ILIST, d - 1)
+            with self.bound(a, b):
+                s = self.repeat(lambda: self.stmt(min(d - 1, 2)) + ' ' + self.stmt(min(d - 1, 2)), LMAX)
+            return '(for-each (lambda (%s %s) %s) %s %s)' % (a.name, b.name, s, l, l2)
+        with self.bound(a):
+            s = self.repeat(lambda: self.stmt(min(d - 1, 2)), LMAX)
+        if self.chance(0.2):
+            return '(vector-for-each (lambda (%s) %s) %s)' % (a.name, s, self.expr(VEC, d - 1))
+        return '(for-each (lambda (%s) %s) %s)' % (a.name, s, l)
+
+    def s_do(self, d):
+        i = Var(self.fresh('i'), INT, mutable=False)
+        k = self.r.randint(0, 6)
+        with self.bound(i):
+            s = self.repeat(lambda: self.stmt(min(d - 1, 2)), k + 1)
+        return '(do ((%s 0 (+ %s 1))) ((>= %s %d)) %s)' % (i.name, i.name, i.name, k, s)
+
+    # ------------------------------------------------------- top-level pieces
+
+    def global_var(self):
+        ty = self.choice([INT, INT, ILIST, ILIST, STR, DICT, VEC, FLOAT, BOOL, SLIST, FN1, PRED])
+        name = self.fresh('g')
+        if isinstance(ty, tuple):
+            txt, callc = self.fn_expr(ty, 3)
+            self.scope.append(Var(name, ty, cost=callc, mutable=False))
+            return '(define %s (guard (e (#t %s)) %s))' % (name, 'abs' if ty == FN1 else 'odd?', txt)
+        txt = self.fit(lambda: self.expr(ty, 3), FORM_BUDGET // 4, lambda: self.literal(ty))
+        fallback = self.literal(ty)
+        self.scope.append(Var(name, ty, LMAX, ty in SETTABLE))
+        return '(define %s (guard (e (#t %s)) %s))' % (name, fallback, txt)
+
+    def function(self):
+        """One or two top-level function definitions."""
+        return self.pick([
+            (5, self.f_plain),
+            (1, self.f_variadic),
+            (2, self.f_recursive),
+            (1, self.f_list_recursive),
+            (1, self.f_fib),
+            (1, self.f_mutual),
+            (2, self.f_deep_error),
+            (2, self.f_fail_at),
+            (2, self.f_counter),
+            (1, self.f_adder),
+        ])
+
+    def define_fn(self, make, fallback):
+        """Text of a function body and the cost of one call; the meter is
+        left as it was (defining a function runs nothing)."""
+        body, used = self.measure(lambda: self.fit(make, FN_BUDGET, fallback))
+        self.spend(-used)
+        return body, used + 1
+
+    def f_plain(self):
+        name = self.fresh('f')
+        params = []
+        for _ in range(self.r.randint(0, 3)):
+            ty = self.choice([INT, INT, INT, ILIST, STR, FLOAT, DICT])
+            params.append(Var(self.fresh('p'), ty, 6, ty in SETTABLE))
+        ret = self.choice([INT, INT, ILIST, STR, BOOL, ANY, FLOAT])
+
+        def make():
+            parts, inner = [], []
+            with self.bound(*params):
+                try:
+                    for _ in range(self.choice([0, 0, 1, 2])):
+                        v, txt = self.new_binding(3, 6, ty=self.choice([INT, ILIST, STR]))
+                        v.name = self.fresh('w')
+                        parts.append('(define %s %s)' % (v.name, txt))
+                        inner.append(v)
+                        self.scope.append(v)
+                    parts.append(self.body(ret, 3, 6))
+                finally:
+                    del self.scope[len(self.scope) - len(inner):]
+            return ' '.join(parts)
+
+        body, cost = self.define_fn(make, lambda: self.literal(ret, 6))
+        self.fns.append(Fn(name, [p.ty for p in params], ret, cost, size=6))
+        return '(define (%s) %s)' % (' '.join([name] + [p.name for p in params]), body)
+
+    def f_variadic(self):
+        name, rest = self.fresh('f'), self.fresh('rest')
+        if self.chance(0.5):
+            a = self.fresh('p')
+            with self.bound(Var(a, INT), Var(rest, ILIST, 3)):
+                body, cost = self.define_fn(lambda: self.expr(INT, 3), lambda: a)
+            self.fns.append(Fn(name, [INT], INT, cost, rest=True))
+            return '(define (%s %s . %s) %s)' % (name, a, rest, body)
+        with self.bound(Var(rest, ILIST, 3)):
+            body, cost = self.define_fn(lambda: self.expr(ILIST, 3, 6), lambda: rest)
+        self.fns.append(Fn(name, [], ILIST, cost, rest=True, size=6))
+        return '(define (%s . %s) %s)' % (name, rest, body)
+
+    def f_recursive(self):
+        name, n_ = self.fresh('rec'), self.fresh('n')
+        nv = Var(n_, INT, mutable=False)
+        if self.chance(0.5):   # not a tail call
+            with self.bound(nv):
+                base, bc = self.define_fn(lambda: self.expr(INT, 2), lambda: '0')
+                step, sc = self.define_fn(lambda: self.expr(INT, 2), lambda: n_)
+            op = self.choice(['+', '-', '*', 'max'])
+            self.fns.append(Fn(name, [INT], INT, (REC_DEPTH + 1) * (bc + sc + 5), small=True))
+            return '(define (%s %s) (if (<= %s 0) %s (%s (%s (- %s 1)) %s)))' % (
+                name, n_, n_, base, op, name, n_, step)
+        acc = self.fresh('acc')
+        with self.bound(nv, Var(acc, INT)):
+            step, sc = self.define_fn(lambda: self.expr(INT, 2), lambda: acc)
+        self.fns.append(Fn(name, [INT, INT], INT, (REC_DEPTH + 1) * (sc + 5), small=True))
+        return '(define (%s %s %s) (if (<= %s 0) %s (%s (- %s 1) %s)))' % (
+            name, n_, acc, n_, acc, name, n_, step)
+
+    def f_list_recursive(self):
+        name, l, x = self.fresh('walk'), self.fresh('l'), self.fresh('x')
+        with self.bound(Var(x, INT)):
+            f, fc = self.define_fn(lambda: self.expr(INT, 2), lambda: x)
+        if self.chance(0.5):
+            self.fns.append(Fn(name, [ILIST], ILIST, LMAX * (fc + 5)))
+            return "(define (%s %s) (if (null? %s) '() (cons (let ((%s (car %s))) %s) (%s (cdr %s)))))" % (
+                name, l, l, x, l, f, name, l)
+        self.fns.append(Fn(name, [ILIST], INT, LMAX * (fc + 5)))
+        return '(define (%s %s) (if (null? %s) 0 (+ (let ((%s (car %s))) %s) (%s (cdr %s)))))' % (
+            name, l, l, x, l, f, name, l)
+
+    def f_fib(self):
+        name, n_ = self.fresh('fib'), self.fresh('n')
+        self.fns.append(Fn(name, [INT], INT, 3 * 400, small=True))
+        return '(define (%s %s) (if (< %s 2) %s (+ (%s (- %s 1)) (%s (- %s 2)))))' % (
+            name, n_, n_, n_, name, n_, name, n_)
+
+    def f_mutual(self):
+        ev, od, n_ = self.fresh('ev'), self.fresh('od'), self.fresh('n')
+        self.fns.append(Fn(ev, [INT], BOOL, 3 * REC_DEPTH, small=True))
+        self.fns.append(Fn(od, [INT], BOOL, 3 * REC_DEPTH, small=True))
+        return ('(define (%s %s) (if (= %s 0) #t (%s (- %s 1))))\n'
+                '(define (%s %s) (if (= %s 0) #f (%s (- %s 1))))') % (
+                    ev, n_, n_, od, n_, od, n_, n_, ev, n_)
+
+    def f_deep_error(self):
+        name, n_ = self.fresh('deep'), self.fresh('n')
+        err = self.choice(ERRORS).format(x=n_)
+        op = self.choice(['+ 1', '* 2', '- 3', 'list'])
+        self.deep_fns.append(name)
+        self.fns.append(Fn(name, [INT], ANY if op == 'list' else INT, 5 * REC_DEPTH, small=True))
+        return '(define (%s %s) (if (<= %s 0) %s (%s (%s (- %s 1)))))' % (
+            name, n_, n_, err, op, name, n_)
+
+    def f_fail_at(self):
+        name, x = self.fresh('failat'), self.fresh('x')
+        err = self.choice(ERRORS).format(x=x)
+        self.fail_fns.append(name)
+        self.fns.append(Fn(name, [INT], INT, 5))
+        return '(define (%s %s) (if (= %s %d) %s (* %s 2)))' % (
+            name, x, x, self.r.randint(0, 5), err, x)
+
+    def f_counter(self):
+        maker, inst, k = self.fresh('make-counter'), self.fresh('c'), self.fresh('k')
+        start, step = self.r.randint(-3, 10), self.choice([1, 2, 5, -1, 1000000000000])
+        if self.chance(0.5):
+            self.scope.append(Var(inst, THUNK, cost=3, mutable=False))
+            return ('(define (%s) (let ((%s %d)) (lambda () (set! %s (+ %s %d)) %s)))\n'
+                    '(define %s (%s))') % (maker, k, start, k, k, step, k, inst, maker)
+        self.scope.append(Var(inst, FN1, cost=3, mutable=False))
+        return ('(define (%s %s) (lambda (x) (set! %s (+ %s x)) %s))\n'
+                '(define %s (%s %d))') % (maker, k, k, k, k, inst, maker, start)
+
+    def f_adder(self):
+        name, k, x = self.fresh('make-adder'), self.fresh('k'), self.fresh('x')
+        self.fns.append(Fn(name, [INT], FN1, 2, size=3))
+        return '(define (%s %s) (lambda (%s) (%s %s %s)))' % (
+            name, k, x, self.choice(['+', '*', '-']), x, k)
+
+    # ------------------------------------------------------------- test forms
+
+    def catch_all(self, x):
+        return "(guard (e (#t (list 'caught (error-kind e)))) %s)" % x
+
+    def test_form(self):
+        return self.pick([
+            (12, self.t_show),
+            (3, self.t_block),
+            (2, self.t_set_global),
+            (6, self.t_unwind),
+            (1, self.t_arity_message),
+            (1, self.t_map_message),
+            (2, self.t_raise),
+            (2, self.t_counter),
+            (1, self.t_deep),
+            (1, self.t_shadow),
+            (2, self.t_guard_loop),
+            (1, self.t_tail),
+            (2, self.t_stress),
+        ])
+
+    def t_show(self):
+        t = self.choice(PRINTABLE + [ANY, ANY, INT, ILIST])
+        x = self.fit(lambda: self.expr(t, self.r.randint(2, 5)), FORM_BUDGET,
+                     lambda: self.literal(t))
+        if self.chance(0.2):
+            return '(print %s " " %s)' % (self.label(), self.catch_all(x))
+        return '(show %s %s)' % (self.label(), self.catch_all(x))
+
+    def t_block(self):
+        def make():
+            return ' '.join(self.stmt(3) for _ in range(self.r.randint(1, 4)))
+        body = self.fit(make, FORM_BUDGET, lambda: '(print "  empty")')
+        lab = self.label()
+        return "(guard (e (#t (show %s (list 'caught (error-kind e))))) (print %s) %s)" % (lab, lab, body)
+
+    def t_set_global(self):
+        vs = [v for v in self.visible() if v.name.startswith('g') and v.mutable and v.ty in SETTABLE]
+        if not vs:
+            return self.t_show()
+        v = self.choice(vs)
+        x = self.fit(lambda: self.expr(v.ty, 3, v.size), FORM_BUDGET, lambda: self.literal(v.ty))
+        lab = self.label()
+        return "(guard (e (#t (show %s (list 'caught (error-kind e) %s)))) (set! %s %s) (show %s %s))" % (
+            lab, v.name, v.name, x, lab, v.name)
+
+    def small_list(self):
+        return '(list %s)' % ' '.join(str(self.r.randint(0, 6)) for _ in range(self.r.randint(2, 6)))
+
+    def failing_fn(self):
+        """An int -> int procedure that fails on one argument in 0..5."""
+        if self.fail_fns and self.chance(0.6):
+            return self.choice(self.fail_fns)
+        x = self.fresh('x')
+        err = self.choice(ERRORS).format(x=x)
+        return '(lambda (%s) (if (= %s %d) %s (+ %s 1)))' % (x, x, self.r.randint(0, 5), err, x)
+
+    def deep_call(self):
+        """A call that fails at the bottom of a recursion."""
+        if self.deep_fns and self.chance(0.6):
+            return '(%s %d)' % (self.choice(self.deep_fns), self.r.randint(0, 30))
+        loop, n_ = self.fresh('down'), self.fresh('n')
+        err = self.choice(ERRORS).format(x=n_)
+        return '(let %s ((%s %d)) (if (= %s 0) %s (+ 1 (%s (- %s 1)))))' % (
+            loop, n_, self.r.randint(0, 40), n_, err, loop, n_)
+
+    def after(self):
+        """A call whose result shows whether the evaluator is still intact."""
+        xs = self.small_list()
+        return self.choice([
+            '(map (lambda (x y) (+ x y)) %s %s)' % (xs, self.small_list()),
+            '(rest %s)' % xs,
+            '(map + %s (rest %s))' % (xs, xs),
+            '(list (car %s) (cdr %s))' % (xs, xs),
+            '(apply max %s)' % xs,
+            "(map (lambda (x) (list x 'ok)) (rest %s))" % xs,
+            '(fold-left - 100 %s)' % xs,
+            '(vector-map - (vector 1 2 3))',
+            '(let ((v (vector 0 0))) (vector-set! v 1 %d) v)' % self.r.randint(0, 9),
+            '(string-append "a" (number->string %d) "b")' % self.r.randint(0, 99),
+        ])
+
+    def t_unwind(self):
+        """Errors thrown deep inside callbacks and nested calls, caught, then
+        calls that must still see the right arguments."""
+        lab, e, xs, bad = self.label(), self.fresh('e'), self.small_list(), self.failing_fn()
+        handler = "(list 'caught (error-kind %s))" % e
+        x = self.choice([
+            lambda: '(guard (%s (#t %s)) (map %s %s))' % (e, handler, bad, xs),
+            lambda: '(guard (%s (#t %s)) (for-each (lambda (x) (print "  item " x) (%s x)) %s))' % (
+                e, handler, bad, xs),
+            lambda: '(+ 1 (guard (%s (#t 100)) (+ 2 (* 3 %s))) (length %s))' % (e, self.deep_call(), xs),
+            lambda: '(list 1 2 (guard (%s (#t %s)) (list 3 4 %s 6)) 7 (map - %s))' % (
+                e, handler, self.deep_call(), xs),
+            lambda: "(map (lambda (x) (guard (%s ((error? %s) (error-kind %s)) (else (list 'r %s))) (%s x))) %s)" % (
+                e, e, e, e, bad, xs),
+            lambda: "(map (lambda (row) (guard (%s (#t 'bad)) (apply + (map %s row)))) (list %s %s %s))" % (
+                e, bad, self.small_list(), self.small_list(), self.small_list()),
+            lambda: '(guard (%s (#t %s)) (fold-left (lambda (acc x) (+ acc (%s x))) 0 %s))' % (
+                e, handler, bad, xs),
+            lambda: '(guard (%s (#t %s)) (filter (lambda (x) (odd? (%s x))) %s))' % (e, handler, bad, xs),
+            lambda: '(guard (%s (#t %s)) (vector-map %s (list->vector %s)))' % (e, handler, bad, xs),
+            lambda: ('(let ((log (list))) (guard (%s (#t (list (reverse log) (error-kind %s)))) '
+                     '(for-each (lambda (x) (set! log (cons (%s x) log))) %s) (reverse log)))' % (e, e, bad, xs)),
+            lambda: ("(guard (%s (#t (list 'outer (error-kind %s)))) "
+                     "(guard (%s ((string? %s) 'inner)) (map (lambda (x) (list x (%s x))) %s)))" % (
+                         e, e, e, e, bad, xs)),
+            lambda: ("(let loop ((i 0) (acc '())) (if (= i 6) (reverse acc) "
+                     '(loop (+ i 1) (cons (guard (%s (#t (error-kind %s))) (%s i)) acc))))' % (e, e, bad)),
+            lambda: ('(let* ((a (guard (%s (#t (error-kind %s))) (%s 3))) (b %s) (c (%s 0))) (list a b c))'
+                     % (e, e, bad, self.after(), '(lambda (z) (* z 10))')),
+            lambda: ('(apply + (map (lambda (x) (guard (%s ((error? %s) 1000) (else 2000)) (* 10 (%s x)))) %s))'
+                     % (e, e, bad, xs)),
+            lambda: '(guard (%s (#t %s)) (member 99 %s (lambda (a b) (= a (%s b)))))' % (e, handler, xs, bad),
+            lambda: '(guard (%s (#t %s)) (string-index "abcdef" (lambda (ch) (odd? (%s (- (char->integer ch) 97))))))' % (
+                e, handler, bad),
+            lambda: '(guard (%s (#t %s)) (apply (lambda (a . r) (map %s (cons a r))) %s))' % (e, handler, bad, xs),
+            lambda: '(guard (%s (#t %s)) (list {:a 0 :b (%s %d) :c 2} (dict :a (%s 0) :b (%s 1) :c (%s 2))))' % (
+                e, handler, bad, self.r.randint(0, 5), bad, bad, bad),
+            lambda: '(guard (%s (#t %s)) (list %s (%s %d) %s))' % (
+                e, handler, ' '.join(str(i) for i in range(self.choice([10, 100, 300]))), bad,
+                self.r.randint(0, 5), ' '.join(str(i) for i in range(self.choice([5, 50])))),
+            lambda: '(guard (%s (#t %s)) (vector-for-each (lambda (x) (print "  v " (%s x))) (list->vector %s)))' % (
+                e, handler, bad, xs),
+        ])()
+        self.spend(2000)
+        return '(show %s (list %s %s %s))' % (lab, self.catch_all(x), self.after(), self.after())
+
+    def t_arity_message(self):
+        lab, e = self.label(), self.fresh('e')
+        wrap = "(guard (%s ((eq? (error-kind %s) 'arity-error) (error-message %s)) (else (error-kind %s))) %%s)" % (
+            e, e, e, e)
+        fns = [f for f in self.fns if f.params or not f.rest]
+        if fns and self.chance(0.6):
+            f = self.choice(fns)
+            k = len(f.params) - 1 if f.rest else len(f.params) + self.choice([-1, 1, 2])
+            if k < 0:
+                k = len(f.params) + 1
+            call = '(%s)' % ' '.join([f.name] + [str(self.r.randint(0, 5)) for _ in range(k)])
+            self.spend(f.cost)
+        elif self.chance(0.5):
+            call = self.choice(['((lambda (x) x))', '((lambda (x y) x) 1)', '((lambda () 1) 2)',
+                                '((lambda (a b . r) a) 1)', '((fn (x) x) 1 2 3)'])
+        else:
+            loop = self.fresh('loop')
+            call = '(let %s ((i 0)) (if (= i 0) (%s 1 2) i))' % (loop, loop)
+        return '(show %s %s)' % (lab, wrap % call)
+
+    def t_map_message(self):
+        return '(show %s (guard (e (#t (list (error-kind e) (error-message e)))) (map %s %d)))' % (
+            self.label(), self.choice(['car', '(lambda (x) x)', 'abs', 'list']), self.r.randint(-9, 99))
+
+    def t_raise(self):
+        lab = self.label()
+        payload = self.choice(["'sym", '42', '"text"', "(list 'a 1 \"b\")", '{:code 7}', '#f', 'nil',
+                               '(vector 1 2)', '3.5', '#\\c', ':kw'])
+        inner = self.choice([
+            '(raise %s)' % payload,
+            '(error "msg" %s)' % payload,
+            '(error "msg with \\"quotes\\"")',
+            "(guard (e ((string? e) 'inner)) (raise %s))" % payload,
+            '(guard (e (#t (raise e))) (error "again" %s))' % payload,
+            "(guard (e (#t (raise (list 'wrapped (error-kind e))))) (car %s))" % payload,
+            '(map (lambda (x) (if (= x 2) (raise %s) x)) (list 1 2 3))' % payload,
+        ])
+        handler = self.choice([
+            "((symbol? e) (list 'symbol e)) ((string? e) (list 'string e)) "
+            "((error? e) (list 'error (error-kind e))) (else (list 'other (error-kind e) e))",
+            "((error? e) => (lambda (b) (list b (error-kind e) (if (eq? (error-kind e) 'user-error) "
+            "(list (error-message e) (error-payload e)) '-)))) "
+            "(else (list 'raised (error-payload e) (error-message e)))",
+        ])
+        return '(show %s %s)' % (lab, self.catch_all('(guard (e %s) %s)' % (handler, inner)))
+
+    def t_counter(self):
+        lab = self.label()
+        thunks = self.vars_of(THUNK)
+        accs = [v for v in self.vars_of(FN1) if v.cost <= 3]
+        if thunks:
+            c = self.choice(thunks).name
+            return '(show %s (list (%s) (%s) (begin (%s) (%s)) (map (lambda (x) (%s)) (list 1 2))))' % (
+                lab, c, c, c, c, c)
+        if accs:
+            a = self.choice(accs).name
+            return '(show %s %s)' % (lab, self.catch_all('(list (%s 1) (%s 10) (map %s (list 1 2 3)))' % (a, a, a)))
+        k = self.fresh('k')
+        return ('(show %s (let ((%s 0)) (let ((inc (lambda () (set! %s (+ %s 1)) %s)) (peek (lambda () %s))) '
+                '(inc) (inc) (list (peek) (inc) (peek)))))') % (lab, k, k, k, k, k)
+
+    def t_deep(self):
+        lab = self.label()
+        depth = self.choice([1000, 5000, 20000])
+        self.spend(depth * 3)
+        if self.chance(0.5):
+            return '(show %s (let f ((n %d)) (if (= n 0) 0 (+ 1 (f (- n 1))))))' % (lab, depth)
+        return ("(show %s (let f ((n %d)) (if (= n 0) '() (let ((r (f (- n 1)))) "
+                '(if (< (length r) 3) (cons n r) r)))))' % (lab, depth // 10))
+
+    def t_shadow(self):
+        return '(show %s %s)' % (self.label(), self.catch_all(self.choice([
+            '(let ((if (lambda (a b c) (+ a b c)))) (if 1 2 3))',
+            '(let ((list (lambda args (length args)))) (list 1 2 3))',
+            '(let ((car cdr)) (car (list 1 2 3)))',
+            '(let ((when (lambda (x y) (* x y)))) (when 6 7))',
+            "(let ((and (lambda args 'shadowed))) (and #f (car 5)))",
+            '((lambda (define) (+ define 1)) 41)',
+            '(let ((quote (lambda (x) (* x 2)))) (quote 21))',
+        ])))
+
+    def t_guard_loop(self):
+        lab, k, bad = self.label(), self.choice([100, 500, 1000]), self.failing_fn()
+        self.spend(k * 20 + 4000)
+        if self.chance(0.5):
+            x = ('(let loop ((i 0) (n 0)) (if (= i %d) n (loop (+ i 1) '
+                 '(+ n (guard (e (#t 1)) (%s (modulo i 7)) 0)))))' % (k, bad))
+        else:
+            x = ('(begin (do ((i 0 (+ i 1))) ((= i %d)) (guard (e (#t #f)) (map %s (list 0 1 2 3 4 5)))) '
+                 '(let f ((n 2000)) (if (= n 0) 0 (+ 1 (f (- n 1))))))' % (k, bad))
+        return '(show %s (list %s %s))' % (lab, self.catch_all(x), self.after())
+
+    def t_tail(self):
+        lab, n = self.label(), self.choice([10000, 50000, 100000])
+        self.spend(n * 3)
+        return self.choice([
+            '(show %s (let loop ((i 0) (acc 0)) (if (< i %d) (loop (+ i 1) (+ acc (modulo i 7))) acc)))' % (lab, n),
+            '(show %s (do ((i 0 (+ i 1)) (s 0 (+ s i))) ((= i %d) s)))' % (lab, n),
+            ('(show %s (letrec ((ev? (lambda (n) (if (= n 0) #t (od? (- n 1))))) '
+             '(od? (lambda (n) (if (= n 0) #f (ev? (- n 1)))))) (list (ev? %d) (od? %d))))') % (lab, n, n + 1),
+            "(show %s (let loop ((i %d)) (cond ((= i 0) 'done) (else (loop (- i 1))))))" % (lab, n),
+            '(show %s (let loop ((i 0)) (if (< i %d) (apply loop (list (+ i 1))) i)))' % (lab, n // 10),
+        ])
+
+    def t_stress(self):
+        """Shapes that stress a compiler rather than an evaluator: many
+        arguments, locals and captured variables, long jumps, big constant
+        pools, deep nesting, tail calls from every tail position, recursion
+        100,000 deep, huge argument lists."""
+        lab = self.label()
+        k = self.r.randint(0, 9)
+        if k == 0:
+            n = self.choice([50, 254, 255, 256, 257, 300])
+            op = self.choice(['+', 'list', 'max', 'vector'])
+            self.spend(n)
+            return '(show %s (let ((r (%s %s))) (if (number? r) r (list (length (if (vector? r) (vector->list r) r))))))' % (
+                lab, op, ' '.join(str(i) for i in range(n)))
+        if k == 1:
+            n = self.choice([100, 255, 256, 257, 300])
+            binds = ' '.join('(s%d %s)' % (i, '1' if i == 0 else '(+ s%d %d)' % (i - 1, i % 7)) for i in range(n))
+            return '(show %s (let* (%s) (list s0 s%d s%d)))' % (lab, binds, n // 2, n - 1)
+        if k == 2:
+            n = self.choice([50, 255, 256, 300])
+            binds = ' '.join('(u%d %d)' % (i, i * 3 % 11) for i in range(n))
+            body = ' '.join('u%d' % i for i in range(n))
+            return ('(show %s (let (%s) (let ((f (lambda (z) (set! u%d (+ u%d z)) (+ %s)))) (list (f 1) (f 2) u%d))))'
+                    % (lab, binds, n - 1, n - 1, body, n - 1))
+        if k == 3:
+            name, n = self.fresh('big'), self.choice([50, 150])
+            clauses = ' '.join("((= x %d) 'c%d)" % (i, i) for i in range(n))
+            xs = ' '.join(str(self.r.randint(-1, n)) for _ in range(4))
+            return '(define (%s x) (cond %s (else (list (quote other) x))))\n(show %s (map %s (list %s)))' % (
+                name, clauses, lab, name, xs)
+        if k == 4:
+            n = self.choice([300, 1000])
+            items = ' '.join('"s%d"' % i for i in range(n))
+            return '(show %s (let ((v (vector %s))) (list (vector-ref v 0) (vector-ref v %d) (vector-length v))))' % (
+                lab, items, self.r.randrange(n))
+        if k == 5:
+            n = self.choice([100, 300])
+            op = self.choice(['+ 1', '- 2', '* 1', 'list'])
+            return '(show %s %s)' % (lab, '(%s ' % op * n + '0' + ')' * n)
+        if k == 6:
+            name, n = self.fresh('tailpos'), self.choice([100000, 300000])
+            self.spend(5 * n)
+            shape = self.choice([
+                "(cond ((= n 0) 'done) (else (and #t (or #f (when #t (%s (- n 1)))))))",
+                "(case (if (= n 0) 0 1) ((0) 'done) (else (unless #f (let () (begin (%s (- n 1)))))))",
+                "(if (= n 0) 'done (guard (e (#t (%s (- n 1)))) (raise 'next)))",
+                "(do ((i 0 (+ i 1))) ((= i 1) (if (= n 0) 'done (%s (- n 1)))))",
+                "(if (= n 0) 'done (apply %s (list (- n 1))))",
+                "(cond ((= n 0) 'done) ((- n 1) => %s))",
+                "(let* ((m (- n 1))) (letrec ((g (lambda () (if (< m 0) 'done (%s m))))) (g)))",
+            ])
+            return '(define (%s n) %s)\n(show %s (%s %d))' % (name, shape % name, lab, name, n)
+        if k == 7:
+            n = self.choice([10000, 100000])
+            self.spend(4 * n)
+            if self.chance(0.5):
+                return '(show %s (let f ((n %d)) (if (= n 0) 0 (+ 1 (f (- n 1))))))' % (lab, n)
+            return self.choice([
+                "(show %s (let f ((n %d)) (if (= n 0) 0 (car (map (lambda (x) (+ x (f (- n 1)))) '(1))))))",
+                '(show %s (let f ((n %d)) (if (= n 0) 0 (fold-left (lambda (a x) (+ a x (f (- n 1)))) 0 (list 1)))))',
+            ]) % (lab, 10000)
+        if k == 8:
+            n = self.choice([1000, 100000])
+            self.spend(3 * n)
+            return '(show %s (list (length (apply list (iota %d))) (apply + (iota %d)) (apply max 0 (iota %d))))' % (
+                lab, n, n, n)
+        depth = self.choice([5, 20, 60])       # closures nested depth deep, each assigning outward
+        inner = '(list x0 x%d)' % depth
+        for i in range(depth, 0, -1):
+            inner = '((lambda (x%d) (set! x%d (+ x%d %d)) %s) (+ x%d 1))' % (i, i - 1, i - 1, i, inner, i - 1)
+        return '(show %s (let ((x0 0)) (list %s x0)))' % (lab, inner)
+
+    def final_error(self):
+        """A last form that is certain to end the program with an uncaught error."""
+        opts = [
+            '(show "end" (car %d))' % self.r.randint(0, 9),
+            '(print "end " (vector-ref (vector 1 2) 5))',
+            "(error \"final failure\" 1 \"two\" 'three)",
+            "(raise 'final)",
+            "(raise (list 'final 42))",
+            '(+ 2305843009213693951 1)',
+            '(quotient 1 0)',
+            'undefined-name-xyz',
+            '(string-ref "abc" 10)',
+            '(for-each (lambda (x) (print "end " x) (when (= x 2) (car x))) (list 1 2 3))',
+            "(guard (e ((string? e) 'no)) (raise 'sym))",
+            '(map (lambda (x) (if (= x 3) (error "in map" x) x)) (list 1 2 3 4))',
+            '((lambda (x) x))',
+        ]
+        fns = [f for f in self.fns if f.params]
+        if fns:
+            opts.append('(%s)' % self.choice(fns).name)
+        if self.deep_fns:
+            opts.append('(show "end" (%s %d))' % (self.choice(self.deep_fns), self.r.randint(0, 20)))
+        return self.choice(opts)
+
+    def program(self):
+        out = ['; generated by tests/differential/gen.py, seed %d' % self.seed,
+               '(define (show label x) (display label) (display " ") (write x) (newline))']
+        for _ in range(self.r.randint(2, 6)):
+            out.append(self.global_var() if self.chance(0.45) else self.function())
+        for _ in range(self.r.randint(10, 24)):
+            if self.cost > PROGRAM_BUDGET:
+                break
+            x = self.r.random()
+            if x < 0.08:
+                out.append(self.global_var())
+            elif x < 0.2:
+                out.append(self.function())
+            else:
+                out.append(self.test_form())
+        expect_error = self.chance(0.3)
+        if expect_error:
+            out.append(self.final_error())
+        return Program(self.seed, '\n'.join(out) + '\n', expect_error)
+
+
+def generate(seed):
+    """The program for an integer seed."""
+    return Gen(seed).program()
+
+
+def main(argv):
+    if len(argv) != 2:
+        print('usage: gen.py SEED   (prints the program for SEED)', file=sys.stderr)
+        return 2
+    sys.stdout.write(generate(int(argv[1])).text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))
