@@ -210,6 +210,7 @@ static int succ_depth(int op, const int32_t *pc, int d, int *branch_depth)
     case BC_JUMP_FALSE_KEEP:
     case BC_JUMP_TRUE_KEEP: *branch_depth = d; return d - 1;
     case BC_PRIM: return d - pc[3];
+    case BC_PRIM_LK: return d + 1;
     case BC_CALL: return d - pc[1];
     case BC_DICT: return d - pc[1] + 1;
     default: return -1; /* RETURN, TAIL_CALL: no successor */
@@ -831,6 +832,15 @@ static bool emit_insn(lower *l, int pc, int d)
         return true;
     }
     case BC_PRIM: emit_prim(l, c, d); return true;
+    case BC_PRIM_LK: {
+        /* GLOBAL g; LOCAL i; CONST c; PRIM op k 2 */
+        emit_load_checked(l, global_of(l, c[3]), d, c[3]);
+        assign(l, l->stk[d + 1], rv(l->slot[c[4]]));
+        assign(l, l->stk[d + 2], rv(ptr_word(l, prv(l->K), c[5])));
+        const int32_t prim[4] = {BC_PRIM, c[1], c[2], 2};
+        emit_prim(l, prim, d + 3);
+        return true;
+    }
     case BC_CALL: emit_call(l, c, d, prim_site(l, d - c[1] - 1)); return true;
     case BC_TAIL_CALL:
         if (prim_site(l, d - c[1] - 1) && inject_here(l, c[1]))

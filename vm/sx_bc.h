@@ -39,6 +39,7 @@
     X(CALL, 1)            /* n: call the procedure below n arguments */                            \
     X(TAIL_CALL, 1)       /* n: the same, replacing the current frame */                           \
     X(PRIM, 3)            /* op k n: like CALL n, inline when the callee is the built-in K[k] */   \
+    X(PRIM_LK, 5)         /* op k g i c: PRIM op k 2 on global K[g], slot i, constant K[c] */      \
     X(RETURN, 0)          /* return the top */                                                     \
     X(GUARD, 1)     /* off: install a handler at pc+off; a raise lands there with the value */     \
     X(GUARD_END, 0) /* remove the innermost handler */                                             \

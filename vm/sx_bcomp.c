@@ -191,6 +191,19 @@ static void comp_effect(bc_fn *f, sx_node *n)
 static void comp_call(bc_fn *f, sx_node *n, bool tail)
 {
     int base = f->depth;
+    if (n->b && n->n == 3 && n->kids[0]->op == N_GREF && n->kids[1]->op == N_LREF &&
+        n->kids[1]->a == 0 && f->p->slot_env[n->kids[1]->b] < 0 && n->kids[2]->op == N_CONST) {
+        /* (op local constant), the commonest inline call: one instruction */
+        stack_effect(f, 3); /* what its slow path pushes */
+        emit1(f, BC_PRIM_LK, n->b, -2);
+        emit_word(f, konst(f, n->v));
+        emit_word(f, konst(f, n->kids[0]->v));
+        emit_word(f, n->kids[1]->b);
+        emit_word(f, konst(f, n->kids[2]->v));
+        f->depth = base + 1;
+        ret_if(f, tail);
+        return;
+    }
     for (int i = 0; i < n->n; i++)
         comp(f, n->kids[i], false);
     int argc = n->n - 1;
@@ -360,7 +373,7 @@ static void disassemble_one(sx_buf *b, sx_proto *p, sx_proto **more, int *nmore,
         if (op == BC_CONST || op == BC_GLOBAL || op == BC_SET_GLOBAL || op == BC_DEF_GLOBAL ||
             op == BC_CLOSURE)
             kidx = p->code[pc + 1];
-        else if (op == BC_PRIM)
+        else if (op == BC_PRIM || op == BC_PRIM_LK)
             kidx = p->code[pc + 2];
         else if (op == BC_LOCAL_CK)
             kidx = p->code[pc + 2];

@@ -458,6 +458,32 @@ next:
             if (*pc == BC_RETURN) goto do_tail_call; /* PRIM then RETURN: a tail call */
             goto do_call;
         }
+        vmcase(PRIM_LK)
+        {
+            /* (op local constant) with op an unchanged built-in: inline */
+            sx_val g = sx_sym(K[pc[3]])->global;
+            sx_val ab[2] = {base[pc[4]], K[pc[5]]};
+            SAVE(); /* the fast path may allocate (cons) */
+            if (g == K[pc[2]] && sx_fast_op(pc[1], ab, sp)) {
+                pc += 6;
+                if (*pc == BC_JUMP_FALSE) { /* a test: branch without the push and pop */
+                    pc += sx_truthy(*sp) ? 2 : 2 + pc[1];
+                    vmbreak;
+                }
+                sp++;
+                vmbreak;
+            }
+            if (g == SX_UNDEF) vm_unbound(cx, K[pc[3]]);
+            sp[0] = g;
+            sp[1] = ab[0];
+            sp[2] = ab[1];
+            sp += 3;
+            n = 2;
+            args = sp - 2;
+            pc += 6;
+            if (*pc == BC_RETURN) goto do_tail_call;
+            goto do_call;
+        }
         vmcase(CALL)
         {
             n = pc[1];
