@@ -24,12 +24,12 @@
 enum {
     STORE_ECONFLICT = -20001, /* a value read by the txn changed; nothing applied */
     STORE_ENOTFOUND = -20002,
-    STORE_ETOOBIG = -20003,   /* key or value above the limits */
-    STORE_ELMDB = -20004,     /* LMDB failure; logged with mdb_strerror */
-    STORE_EBADTXN = -20005,   /* txn already failed, committed or aborted */
+    STORE_ETOOBIG = -20003, /* key or value above the limits */
+    STORE_ELMDB = -20004,   /* LMDB failure; logged with mdb_strerror */
+    STORE_EBADTXN = -20005, /* txn already failed, committed or aborted */
 };
 
-#define STORE_MAX_KEY 480          /* LMDB's default max key size is 511 */
+#define STORE_MAX_KEY 480 /* LMDB's default max key size is 511 */
 #define STORE_MAX_VALUE (16u << 20)
 
 const char *store_strerror(int err);
@@ -64,8 +64,7 @@ int store_del(store_txn *t, const char *key, size_t klen);
 
 /* Calls cb for up to limit keys starting with prefix, in byte order, with
  * the txn's own writes applied. cb returns nonzero to stop early. */
-typedef int (*store_scan_cb)(void *arg, const char *key, size_t klen, const char *val,
-                             size_t vlen);
+typedef int (*store_scan_cb)(void *arg, const char *key, size_t klen, const char *val, size_t vlen);
 int store_scan(store_txn *t, const char *prefix, size_t plen, size_t limit, store_scan_cb cb,
                void *arg);
 

@@ -44,9 +44,9 @@ struct sx_ctx {
     void *eval;             /* the evaluator's own state */
     FILE *out;              /* where display/print/write go */
     volatile int interrupt; /* set asynchronously: raise timeout at the next call */
-    void *native_proto;  /* sx_proto of the innermost native function running */
-    void *raised_native; /* native_proto when the value in flight was raised */
-    int64_t jit_tail_n;  /* argument count of a tail call native code returned */
+    void *native_proto;     /* sx_proto of the innermost native function running */
+    void *raised_native;    /* native_proto when the value in flight was raised */
+    int64_t jit_tail_n;     /* argument count of a tail call native code returned */
 };
 
 /* The context of this thread's running evaluation (one per process in

@@ -113,12 +113,12 @@ enum sx_type {
     SX_T_KEYWORD,
     SX_T_VECTOR,
     SX_T_DICT,
-    SX_T_PRIM,    /* built-in procedure */
-    SX_T_CLOSURE, /* procedure made by lambda (CEK) */
-    SX_T_ERROR,   /* error object */
-    SX_T_ENV,     /* CEK environment frame (internal) */
-    SX_T_BOX,     /* internal mutable cell */
-    SX_T_CODE,    /* compiled lambda template (internal) */
+    SX_T_PRIM,      /* built-in procedure */
+    SX_T_CLOSURE,   /* procedure made by lambda (CEK) */
+    SX_T_ERROR,     /* error object */
+    SX_T_ENV,       /* CEK environment frame (internal) */
+    SX_T_BOX,       /* internal mutable cell */
+    SX_T_CODE,      /* compiled lambda template (internal) */
     SX_T_VMCLOSURE, /* procedure made by lambda (VM) */
     SX_T_PROTO,     /* bytecode function (internal) */
 };
