@@ -358,6 +358,22 @@ static sx_node *comp_args_call(cscope *sc, sx_node *op, sx_val args, sx_val whol
     return mkcall(l.n, l.v);
 }
 
+/* (sym v) as a constant, or the call that builds it. */
+static sx_node *qq_wrap(sx_val sym, sx_node *inner)
+{
+    if (inner->op == N_CONST) return mkconst(sx_list(2, sym, inner->v));
+    return mkcall2(p_list, mkconst(sym), inner);
+}
+
+/* (h . rest) as a constant when both parts are, else the cons call. The
+ * constant is built from the parts' values: a part may be an unquoted
+ * constant (`(a ,4)), so the source form itself is not the value. */
+static sx_node *qq_cons(sx_node *h, sx_node *rest)
+{
+    if (h->op == N_CONST && rest->op == N_CONST) return mkconst(sx_cons(h->v, rest->v));
+    return mkcall2(p_cons, h, rest);
+}
+
 /* quasiquote at nesting depth `depth` (1 = outermost). */
 static sx_node *comp_qq(cscope *sc, sx_val x, int depth)
 {
@@ -366,34 +382,28 @@ static sx_node *comp_qq(cscope *sc, sx_val x, int depth)
         for (uint32_t i = sx_vec(x)->len; i > 0; i--)
             l = sx_cons(sx_vec(x)->items[i - 1], l);
         sx_node *ln = comp_qq(sc, l, depth);
-        if (ln->op == N_CONST) return mkconst(x);
-        return mkcall2(p_list_to_vector, ln, NULL);
+        if (ln->op != N_CONST) return mkcall2(p_list_to_vector, ln, NULL);
+        long n = sx_list_length(ln->v);
+        sx_val v = sx_mkvector((size_t)n, SX_NIL);
+        sx_val e = ln->v;
+        for (long i = 0; i < n; i++, e = SX_CDR(e))
+            sx_vec(v)->items[i] = SX_CAR(e);
+        return mkconst(v);
     }
     if (!sx_is_pair(x)) return mkconst(x);
     sx_val head = SX_CAR(x);
     if (head == sym_unquote && sx_list_length(x) == 2) {
         if (depth == 1) return comp(sc, nth(x, 1));
-        sx_node *inner = comp_qq(sc, nth(x, 1), depth - 1);
-        if (inner->op == N_CONST) return mkconst(x);
-        return mkcall2(p_list, mkconst(sym_unquote), inner);
+        return qq_wrap(sym_unquote, comp_qq(sc, nth(x, 1), depth - 1));
     }
-    if (head == sym_quasiquote && sx_list_length(x) == 2) {
-        sx_node *inner = comp_qq(sc, nth(x, 1), depth + 1);
-        if (inner->op == N_CONST) return mkconst(x);
-        return mkcall2(p_list, mkconst(sym_quasiquote), inner);
-    }
+    if (head == sym_quasiquote && sx_list_length(x) == 2)
+        return qq_wrap(sym_quasiquote, comp_qq(sc, nth(x, 1), depth + 1));
     sx_node *rest = comp_qq(sc, SX_CDR(x), depth);
     if (sx_is_pair(head) && SX_CAR(head) == sym_unquote_splicing && sx_list_length(head) == 2) {
         if (depth == 1) return mkcall2(p_append2, comp(sc, nth(head, 1)), rest);
-        sx_node *inner = comp_qq(sc, nth(head, 1), depth - 1);
-        sx_node *h = inner->op == N_CONST ? mkconst(head)
-                                          : mkcall2(p_list, mkconst(sym_unquote_splicing), inner);
-        if (h->op == N_CONST && rest->op == N_CONST) return mkconst(x);
-        return mkcall2(p_cons, h, rest);
+        return qq_cons(qq_wrap(sym_unquote_splicing, comp_qq(sc, nth(head, 1), depth - 1)), rest);
     }
-    sx_node *h = comp_qq(sc, head, depth);
-    if (h->op == N_CONST && rest->op == N_CONST) return mkconst(x);
-    return mkcall2(p_cons, h, rest);
+    return qq_cons(comp_qq(sc, head, depth), rest);
 }
 
 static sx_node *comp_lambda_node(cscope *sc, sx_val params, sx_val body, sx_val name, sx_val whole)
