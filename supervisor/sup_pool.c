@@ -140,6 +140,15 @@ static void on_proc_closed(uv_handle_t *h);
 static void spawn_slot(sup_slot *w)
 {
     sup_server *s = w->srv;
+    if (w->spawned_ms != 0) {
+        /* a respawn: nng 1.5.2 can stop accepting on a listener whose last
+         * peer vanished mid-handshake, so listen afresh (no worker of this
+         * slot runs now; -EBUSY means nng has not noticed the death yet and
+         * the listener is still accepting) */
+        int err = ipc_listen_restart(w->ipc);
+        if (err != 0 && err != -EBUSY)
+            sup__log("unable to listen again for worker %d: %s", w->index, ipc_strerror(err));
+    }
     char slot_arg[32], rundir_arg[PATH_MAX + 16], app_arg[PATH_MAX + 16], data_arg[PATH_MAX + 16];
     snprintf(slot_arg, sizeof slot_arg, "--slot=%d", w->index);
     snprintf(rundir_arg, sizeof rundir_arg, "--rundir=%s", s->rundir);
