@@ -154,6 +154,35 @@ int store_reader_check(store *s)
     return dead;
 }
 
+int store_response_prune(store *s, int64_t before_ms, size_t max)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc, deleted = 0;
+
+    if (s == NULL) return -EINVAL;
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        return store__fail("prune response records", rc);
+    if ((rc = mdb_cursor_open(txn, s->responses, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return store__fail("prune response records", rc);
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && (size_t)deleted < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (v.mv_size >= 8 && store__get_i64(v.mv_data) >= before_ms) break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0) break;
+        deleted++;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return store__fail("prune response records", rc);
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0) return store__fail("commit pruned response records", rc);
+    return deleted;
+}
+
 int store_response_get(store *s, const char *req_id, char **resp, size_t *len)
 {
     MDB_txn *txn;

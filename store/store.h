@@ -91,6 +91,15 @@ void store_txn_abort(store_txn *t);
  */
 int store_response_get(store *s, const char *req_id, char **resp, size_t *len);
 
+/**
+ * Deletes up to max response records committed before before_ms (epoch
+ * milliseconds), oldest first. Request ids grow with time, so it stops at
+ * the first newer record. A record is needed only while its request may be
+ * re-dispatched, so anything older than a few deadlines can go.
+ * @return the number deleted, or an error
+ */
+int store_response_prune(store *s, int64_t before_ms, size_t max);
+
 /* ---- blacklist -------------------------------------------------------- */
 
 typedef struct store_bl_entry {

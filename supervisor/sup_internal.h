@@ -170,6 +170,7 @@ enum sup_stop_stage {
 
 struct sup_server {
     sup_config cfg;
+    uint64_t last_prune_ms; /* loop time of the last response-record prune */
     uv_loop_t *loop;
     char exe[PATH_MAX];
     char rundir[PATH_MAX]; /* empty until created */

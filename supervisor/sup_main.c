@@ -481,12 +481,34 @@ static void stop_tick(sup_server *s, uint64_t now)
     }
 }
 
+/* Response records exist so a re-dispatched request is not applied twice;
+ * a request is re-dispatched only within its deadline, so once a minute the
+ * records older than max(10 min, 4 deadlines) are dropped, a bounded batch
+ * at a time. */
+#define SUP_PRUNE_EVERY_MS 60000
+#define SUP_PRUNE_BATCH 20000
+
+static void prune_responses(sup_server *s, uint64_t now)
+{
+    if (now - s->last_prune_ms < SUP_PRUNE_EVERY_MS) return;
+    s->last_prune_ms = now;
+    uint64_t keep_ms = 4 * s->cfg.timeout_ms > 600000 ? 4 * s->cfg.timeout_ms : 600000;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int n = store_response_prune(s->store, wall_ms - (int64_t)keep_ms, SUP_PRUNE_BATCH);
+    if (n > 0)
+        sup__log("pruned %d response records older than %llu s", n,
+                 (unsigned long long)(keep_ms / 1000));
+}
+
 static void on_housekeeping(uv_timer_t *t)
 {
     sup_server *s = t->data;
     uint64_t now = uv_now(s->loop);
     sup__http_housekeeping(s, now);
     sup__pool_housekeeping(s, now);
+    prune_responses(s, now);
     stop_tick(s, now);
 }
 

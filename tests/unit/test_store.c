@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -421,6 +422,36 @@ static const char *bl_all(store *s, const char *abi, bl_list *l)
     return l->buf;
 }
 
+/* Old response records are pruned oldest first; newer ones stay. */
+static void test_response_prune(void)
+{
+    char *dir = new_dir(), *resp;
+    store *s = open_store(dir);
+    store_txn *t;
+    size_t len;
+    struct timespec ts;
+
+    for (int i = 1; i <= 3; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "100000000000000000%d", i);
+        CHECK_EQ(store_txn_begin(s, &t), 0);
+        CHECK_EQ(store_txn_commit(t, id, "r", 1), 0);
+    }
+    CHECK_EQ(store_response_prune(s, 0, 100), 0); /* nothing is older than 1970 */
+    CHECK_EQ(store_response_get(s, "1000000000000000001", &resp, &len), 0);
+    free(resp);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t later = (int64_t)ts.tv_sec * 1000 + 60000;
+    CHECK_EQ(store_response_prune(s, later, 2), 2); /* bounded batch, oldest first */
+    CHECK_EQ(store_response_get(s, "1000000000000000001", &resp, &len), STORE_ENOTFOUND);
+    CHECK_EQ(store_response_get(s, "1000000000000000002", &resp, &len), STORE_ENOTFOUND);
+    CHECK_EQ(store_response_get(s, "1000000000000000003", &resp, &len), 0);
+    free(resp);
+    CHECK_EQ(store_response_prune(s, later, 100), 1);
+    CHECK_EQ(store_response_prune(s, later, 100), 0);
+    store_close(s);
+}
+
 static void test_blacklist(void)
 {
     char *dir = new_dir(), longname[300];
@@ -558,6 +589,7 @@ int main(void)
     test_conflicts();
     test_scan_writer();
     test_responses();
+    test_response_prune();
     test_blacklist();
     test_counter();
     printf("test_store: ok\n");
