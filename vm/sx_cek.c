@@ -245,6 +245,31 @@ static int unpack_apply(sx_ctx *cx, int argc, const sx_val *argv, sx_val **out)
     return k - 1;
 }
 
+static bool ev_args(sx_ctx *cx, sx_node *c, sx_env *e, sx_val *argv);
+
+/* A pure node's value without frames, when its built-in is unchanged and
+ * takes the fast path; false if it needs the general path (nothing it
+ * evaluated has an effect, so that path may evaluate it again). */
+static bool ev_pure(sx_ctx *cx, sx_node *n, sx_env *e, sx_val *out)
+{
+    sx_val argv[9];
+    return ev_args(cx, n, e, argv) && argv[0] == n->v && sx_fast_op(n->b, argv + 1, out);
+}
+
+/* The operator and arguments of a call whose parts are all simple or pure,
+ * into argv; false if a pure part needs the general path. */
+static bool ev_args(sx_ctx *cx, sx_node *c, sx_env *e, sx_val *argv)
+{
+    for (int k = 0; k < c->n; k++) {
+        sx_node *kid = c->kids[k];
+        if (kid->simple)
+            argv[k] = ev_simple(cx, kid, e);
+        else if (!ev_pure(cx, kid, e, &argv[k]))
+            return false;
+    }
+    return true;
+}
+
 /* ---- the machine ------------------------------------------------------- */
 
 /* Runs until the K_BASE frame below everything it pushes is reached. */
@@ -273,9 +298,7 @@ eval:
             c = sx_truthy(acc) ? c->y : c->z;
             goto eval;
         }
-        if (t->op == N_CALL && t->a) {
-            for (int k = 0; k < t->n; k++)
-                argv[k] = ev_simple(cx, t->kids[k], e);
+        if (t->op == N_CALL && t->a && ev_args(cx, t, e, argv)) {
             if (t->b && argv[0] == t->v && sx_fast_op(t->b, argv + 1, &acc)) {
                 c = sx_truthy(acc) ? c->y : c->z;
                 goto eval;
@@ -328,9 +351,7 @@ eval:
         i = 0;
         goto dict_args;
     case N_CALL:
-        if (c->a) {
-            for (int k = 0; k < c->n; k++)
-                argv[k] = ev_simple(cx, c->kids[k], e);
+        if (c->a && ev_args(cx, c, e, argv)) {
             if (c->b && argv[0] == c->v && sx_fast_op(c->b, argv + 1, &acc)) goto ret;
             afn = argv[0];
             aargc = c->n - 1;

@@ -63,6 +63,8 @@ typedef struct sx_node sx_node;
 struct sx_node {
     uint8_t op;
     uint8_t simple; /* CONST, LREF, GREF, LAMBDA: evaluated without a frame */
+    uint8_t pure;   /* N_CALL of an inline built-in on simple or pure parts: the
+                       CEK tries it without frames (sx_fast_op), else calls */
     uint16_t line;
     int32_t a, b;
     int32_t n;

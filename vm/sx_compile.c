@@ -217,10 +217,11 @@ static sx_node *mkcall(int n, sx_node **kids)
     bool all = true;
     for (int i = 0; i < n; i++) {
         c->kids[i] = kids[i];
-        all = all && kids[i]->simple;
+        all = all && (kids[i]->simple || kids[i]->pure);
     }
-    c->a = all && n <= 8; /* all parts simple: evaluated without frames */
+    c->a = all && n <= 8; /* all parts simple or pure: evaluated without frames */
     if (kids[0]->op == N_GREF) inline_op(c, kids[0]->v, n - 1);
+    c->pure = c->a && c->b != 0;
     return c;
 }
 
