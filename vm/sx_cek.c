@@ -93,30 +93,7 @@ bool sx_is_procedure(sx_val v)
     return sx_is(v, SX_T_PRIM) || sx_is(v, SX_T_CLOSURE) || sx_is(v, SX_T_VMCLOSURE);
 }
 
-static bool catchable(sx_val obj)
-{
-    if (!sx_is(obj, SX_T_ERROR)) return true;
-    const char *k = sx_sym_name(SX_OBJ(sx_errobj, obj)->kind);
-    return strcmp(k, "stack-overflow") && strcmp(k, "memory-limit") && strcmp(k, "timeout");
-}
-
 /* ---- helpers ------------------------------------------------------------ */
-
-static _Noreturn void not_a_procedure(sx_ctx *cx, sx_val v)
-{
-    sx_buf b;
-    sx_buf_init(&b);
-    sx_buf_adds(&b, "not a procedure: ");
-    sx_print(&b, v, true);
-    sx_val msg = sx_mkstring(b.p, b.len);
-    sx_buf_free(&b);
-    sx_raise(cx, sx_mkerror(sx_intern_c("type-error"), msg, SX_NIL));
-}
-
-static _Noreturn void unbound(sx_ctx *cx, sx_val sym)
-{
-    sx_error(cx, "unbound-variable", "unbound variable: %s", sx_sym_name(sym));
-}
 
 static inline void need_stack(sx_ctx *cx, size_t words)
 {
@@ -152,12 +129,12 @@ static inline sx_val ev_simple(sx_ctx *cx, sx_node *n, sx_env *e)
         for (int d = n->a; d > 0; d--)
             f = f->up;
         sx_val v = f->slots[n->b];
-        if (v == SX_UNDEF && n->op == N_LREF_CK) unbound(cx, n->v);
+        if (v == SX_UNDEF && n->op == N_LREF_CK) sx_unbound(cx, n->v);
         return v;
     }
     case N_GREF: {
         sx_val v = sx_sym(n->v)->global;
-        if (v == SX_UNDEF) unbound(cx, n->v);
+        if (v == SX_UNDEF) sx_unbound(cx, n->v);
         return v;
     }
     default: return sx_make_closure(n->code, e);
@@ -213,7 +190,7 @@ static void do_set(sx_ctx *cx, sx_node *c, sx_env *e, sx_val v)
         break;
     }
     case N_GSET:
-        if (sx_sym(c->v)->global == SX_UNDEF) unbound(cx, c->v);
+        if (sx_sym(c->v)->global == SX_UNDEF) sx_unbound(cx, c->v);
         sx_sym(c->v)->global = v;
         break;
     default: sx_sym(c->v)->global = v; break;
@@ -399,7 +376,7 @@ apply: /* afn applied to aargv[0..aargc); pending: pop the K_ARGS frame holding 
         if (pending) pop_frame();
         goto ret;
     }
-    if (!sx_is(afn, SX_T_PRIM)) not_a_procedure(cx, afn);
+    if (!sx_is(afn, SX_T_PRIM)) sx_not_a_procedure(cx, afn);
     if (afn == p_apply) {
         if (aargc < 2) sx_arity_error(cx, "apply", 2, -1, aargc);
         sx_val *nv;
@@ -498,10 +475,10 @@ static sx_val run(sx_ctx *cx, sx_node *c0, sx_env *e0)
         sx_try_end(cx, &j);
         sx_val obj = cx->raised == SX_UNDEF ? err_memory_limit : cx->raised;
         size_t f = M.fp;
-        if (catchable(obj))
+        if (sx_catchable(obj))
             while (f > base && (int)M.stk[f + F_TAG] != K_GUARD)
                 f = (size_t)M.stk[f + F_PREV];
-        if (f > base && catchable(obj)) {
+        if (f > base && sx_catchable(obj)) {
             sx_node *g = (sx_node *)M.stk[f + F_NODE];
             sx_env *ge = (sx_env *)M.stk[f + F_ENV];
             M.sp = f;
@@ -522,7 +499,7 @@ sx_val sx_cek_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
 {
     if (sx_is(fn, SX_T_PRIM)) return call_prim(cx, fn, argc, argv);
     if (sx_is(fn, SX_T_VMCLOSURE)) return sx_vm_apply(cx, fn, argc, argv);
-    if (!sx_is(fn, SX_T_CLOSURE)) not_a_procedure(cx, fn);
+    if (!sx_is(fn, SX_T_CLOSURE)) sx_not_a_procedure(cx, fn);
     sx_check_cstack(cx);
     sx_closure *clo = SX_OBJ(sx_closure, fn);
     sx_env *e = bind_args(cx, clo, argc, argv);

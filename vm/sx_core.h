@@ -68,6 +68,11 @@ _Noreturn void sx_type_error(sx_ctx *cx, const char *name, const char *expected,
 /* "NAME: expected 1 argument, got 2" and the other shapes of SX.md 9. */
 _Noreturn void sx_arity_error(sx_ctx *cx, const char *name, int min, int max, int got);
 _Noreturn void sx_overflow(sx_ctx *cx, const char *name);
+/* "not a procedure: VALUE" (a type-error) and "unbound variable: NAME". */
+_Noreturn void sx_not_a_procedure(sx_ctx *cx, sx_val v);
+_Noreturn void sx_unbound(sx_ctx *cx, sx_val sym);
+/* Whether guard may catch obj (all but stack-overflow, memory-limit, timeout). */
+bool sx_catchable(sx_val obj);
 /* Check the C stack; raises stack-overflow when it runs low. */
 void sx_check_cstack(sx_ctx *cx);
 

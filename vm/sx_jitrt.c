@@ -61,7 +61,7 @@ static sx_val rt_call(sx_ctx *cx, sx_val *argv, int64_t n)
 
 static void rt_unbound(sx_ctx *cx, sx_val sym)
 {
-    sx_error(cx, "unbound-variable", "unbound variable: %s", sx_sym_name(sym));
+    sx_unbound(cx, sym);
 }
 
 static sx_val rt_closure(sx_ctx *cx, sx_val proto, sx_env *env)

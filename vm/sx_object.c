@@ -334,15 +334,36 @@ sx_val sx_reverse(sx_val l)
 
 /* ---- errors --------------------------------------------------------------- */
 
+bool sx_catchable(sx_val obj)
+{
+    if (!sx_is(obj, SX_T_ERROR)) return true;
+    const char *k = sx_sym_name(SX_OBJ(sx_errobj, obj)->kind);
+    return strcmp(k, "stack-overflow") && strcmp(k, "memory-limit") && strcmp(k, "timeout");
+}
+
 /* Whether an error raised while native code runs counts against that code:
  * the checks a miscompile trips (wrong types, counts, indexes, effects),
  * not the program's own error/raise nor the evaluation's limits. */
 static bool native_fault_kind(sx_val v)
 {
-    if (!sx_is(v, SX_T_ERROR)) return false;
-    const char *k = sx_sym_name(SX_OBJ(sx_errobj, v)->kind);
-    return strcmp(k, "user-error") && strcmp(k, "stack-overflow") && strcmp(k, "memory-limit") &&
-           strcmp(k, "timeout");
+    return sx_is(v, SX_T_ERROR) && sx_catchable(v) &&
+           strcmp(sx_sym_name(SX_OBJ(sx_errobj, v)->kind), "user-error");
+}
+
+void sx_not_a_procedure(sx_ctx *cx, sx_val v)
+{
+    sx_buf b;
+    sx_buf_init(&b);
+    sx_buf_adds(&b, "not a procedure: ");
+    sx_print(&b, v, true);
+    sx_val msg = sx_mkstring(b.p, b.len);
+    sx_buf_free(&b);
+    sx_raise(cx, sx_mkerror(sx_intern_c("type-error"), msg, SX_NIL));
+}
+
+void sx_unbound(sx_ctx *cx, sx_val sym)
+{
+    sx_error(cx, "unbound-variable", "unbound variable: %s", sx_sym_name(sym));
 }
 
 void sx_raise(sx_ctx *cx, sx_val v)

@@ -94,22 +94,6 @@ void sx_vm_set_trace(sx_buf *b)
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static _Noreturn void vm_not_a_procedure(sx_ctx *cx, sx_val v)
-{
-    sx_buf b;
-    sx_buf_init(&b);
-    sx_buf_adds(&b, "not a procedure: ");
-    sx_print(&b, v, true);
-    sx_val msg = sx_mkstring(b.p, b.len);
-    sx_buf_free(&b);
-    sx_raise(cx, sx_mkerror(sx_intern_c("type-error"), msg, SX_NIL));
-}
-
-static _Noreturn void vm_unbound(sx_ctx *cx, sx_val sym)
-{
-    sx_error(cx, "unbound-variable", "unbound variable: %s", sx_sym_name(sym));
-}
-
 static _Noreturn void vm_overflow(sx_ctx *cx)
 {
     sx_error(cx, "stack-overflow", "evaluation nested too deeply");
@@ -194,7 +178,7 @@ static sx_val call_other(sx_ctx *cx, sx_val fn, int n, sx_val *args)
 {
     if (sx_is(fn, SX_T_PRIM)) return call_prim(cx, fn, n, args);
     if (sx_is(fn, SX_T_CLOSURE)) return cx->apply(cx, fn, n, args);
-    vm_not_a_procedure(cx, fn);
+    sx_not_a_procedure(cx, fn);
 }
 
 /* Calls a built-in on behalf of native function p (its tail call), so that
@@ -337,7 +321,7 @@ next:
             sx_val v = base[pc[1]];
             if (v == SX_UNDEF) {
                 SAVE();
-                vm_unbound(cx, K[pc[2]]);
+                sx_unbound(cx, K[pc[2]]);
             }
             *sp++ = v;
             pc += 3;
@@ -360,7 +344,7 @@ next:
             sx_val v = env_up(f->env, pc[1])->slots[pc[2]];
             if (v == SX_UNDEF) {
                 SAVE();
-                vm_unbound(cx, K[pc[3]]);
+                sx_unbound(cx, K[pc[3]]);
             }
             *sp++ = v;
             pc += 4;
@@ -377,7 +361,7 @@ next:
             sx_val v = sx_sym(K[pc[1]])->global;
             if (v == SX_UNDEF) {
                 SAVE();
-                vm_unbound(cx, K[pc[1]]);
+                sx_unbound(cx, K[pc[1]]);
             }
             *sp++ = v;
             pc += 2;
@@ -388,7 +372,7 @@ next:
             sx_symbol *s = sx_sym(K[pc[1]]);
             if (s->global == SX_UNDEF) {
                 SAVE();
-                vm_unbound(cx, K[pc[1]]);
+                sx_unbound(cx, K[pc[1]]);
             }
             s->global = *--sp;
             pc += 2;
@@ -473,7 +457,7 @@ next:
                 sp++;
                 vmbreak;
             }
-            if (g == SX_UNDEF) vm_unbound(cx, K[pc[3]]);
+            if (g == SX_UNDEF) sx_unbound(cx, K[pc[3]]);
             sp[0] = g;
             sp[1] = ab[0];
             sp[2] = ab[1];
@@ -626,13 +610,6 @@ next:
     sx_error(cx, "internal-error", "bad opcode %d", *pc);
 }
 
-static bool catchable(sx_val obj)
-{
-    if (!sx_is(obj, SX_T_ERROR)) return true;
-    const char *k = sx_sym_name(SX_OBJ(sx_errobj, obj)->kind);
-    return strcmp(k, "stack-overflow") && strcmp(k, "memory-limit") && strcmp(k, "timeout");
-}
-
 /* Runs the frame on top (marked stop) to its return. */
 static sx_val run(sx_ctx *cx)
 {
@@ -651,7 +628,7 @@ static sx_val run(sx_ctx *cx)
         if (obj == SX_UNDEF)
             obj = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
         cx->native_proto = NULL; /* this run's own frames are interpreted */
-        if (catchable(obj) && V.nhandlers > hbase) {
+        if (sx_catchable(obj) && V.nhandlers > hbase) {
             cx->raised_native = NULL; /* handled: it no longer escapes anything */
             vm_handler h = V.handlers[--V.nhandlers];
             V.nframes = h.frame + 1;
@@ -673,7 +650,7 @@ sx_val sx_vm_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
     if (sx_is(fn, SX_T_PRIM)) return call_prim(cx, fn, argc, argv);
     if (!sx_is(fn, SX_T_VMCLOSURE)) {
         if (sx_is(fn, SX_T_CLOSURE)) return cx->apply(cx, fn, argc, argv);
-        vm_not_a_procedure(cx, fn);
+        sx_not_a_procedure(cx, fn);
     }
     sx_check_cstack(cx);
     sx_val *args = V.sp + 1;
