@@ -19,6 +19,12 @@
  *
  * The registry (PC -> function) is an array filled before the code is
  * installed and read without locks by the crash handler.
+ *
+ * The coverage report (`eval --jit-report`) lists what got native code,
+ * what was refused and why, and each compiled function's share of its
+ * batch's compile time; its records have a lock of their own (R.mu, taken
+ * after J.mu, never held across anything else), so the report can be
+ * written at exit() even when exit is called with J.mu held.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -99,6 +105,102 @@ static void jlog(const char *fmt, ...)
 static const char *proto_name(const sx_proto *p)
 {
     return p->name == SX_NIL ? "#<fn>" : sx_sym_name(p->name);
+}
+
+/* ---- the coverage report ----------------------------------------------------------- */
+
+typedef struct jit_note {
+    char name[256];
+    char hash[17];
+    const char *reason; /* refused: a static token */
+    double ms;          /* compiled: share of its batch's compile time */
+} jit_note;
+
+static struct {
+    pthread_mutex_t mu;
+    uint64_t native; /* protos whose native code was installed */
+    jit_note *refused, *compiled;
+    int nrefused, ncompiled, caprefused, capcompiled;
+} R = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void note(jit_note **v, int *n, int *cap, const char *name, const char *hash,
+                 const char *reason, double ms)
+{
+    pthread_mutex_lock(&R.mu);
+    if (*n == *cap) {
+        int ncap = *cap ? *cap * 2 : 64;
+        jit_note *nv = realloc(*v, sizeof *nv * (size_t)ncap);
+        if (!nv) {
+            pthread_mutex_unlock(&R.mu);
+            return;
+        }
+        *v = nv;
+        *cap = ncap;
+    }
+    jit_note *e = &(*v)[(*n)++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    snprintf(e->hash, sizeof e->hash, "%s", hash);
+    e->reason = reason;
+    e->ms = ms;
+    pthread_mutex_unlock(&R.mu);
+}
+
+/* The function stays on the VM; reason is a short static token. */
+static void note_refused(const char *name, const char *hash, const char *reason)
+{
+    note(&R.refused, &R.nrefused, &R.caprefused, name, hash, reason, 0);
+}
+
+static void note_compiled(const char *name, const char *hash, double ms)
+{
+    note(&R.compiled, &R.ncompiled, &R.capcompiled, name, hash, NULL, ms);
+}
+
+/* The report's NAME field: one word (whitespace and controls become '?'). */
+static void put_name(FILE *f, const char *name)
+{
+    for (const char *c = name; *c; c++)
+        fputc((unsigned char)*c <= ' ' ? '?' : *c, f);
+}
+
+int jit_write_report(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return -errno;
+    pthread_mutex_lock(&R.mu);
+    fprintf(f, "functions-compiled %llu\n",
+            (unsigned long long)__atomic_load_n(&R.native, __ATOMIC_RELAXED));
+    fprintf(f, "functions-refused %d\n", R.nrefused);
+    fprintf(f, "functions-failed %llu\n", (unsigned long long)sx_jit_stats.failed);
+    fprintf(f, "calls-native %llu\n", (unsigned long long)sx_jit_native_calls);
+    fprintf(f, "calls-vm %llu\n", (unsigned long long)sx_jit_stats.vm_calls);
+    fprintf(f, "toplevel-forms %llu\n", (unsigned long long)sx_jit_stats.toplevel_forms);
+    for (int i = 0; i < R.nrefused; i++) {
+        fputs("refused ", f);
+        put_name(f, R.refused[i].name);
+        fprintf(f, " %s %s\n", R.refused[i].hash, R.refused[i].reason);
+    }
+    for (int i = 0; i < R.ncompiled; i++) {
+        fputs("compile-ms ", f);
+        put_name(f, R.compiled[i].name);
+        fprintf(f, " %s %.3f\n", R.compiled[i].hash, R.compiled[i].ms);
+    }
+    pthread_mutex_unlock(&R.mu);
+    int err = ferror(f) ? -EIO : 0;
+    if (fclose(f) != 0 && !err) err = -errno;
+    return err;
+}
+
+/* Why p stays on the VM, or NULL. A test build with SXPOOL_JIT_OFF refuses
+ * everything (the tests that assert on coverage must then fail). */
+static const char *refusal(const sx_proto *p)
+{
+#ifdef SXPOOL_JIT_OFF
+    (void)p;
+    return "build-off";
+#else
+    return jit__supported(p);
+#endif
 }
 
 /* ---- ABI hash, injection ---------------------------------------------------------- */
@@ -200,6 +302,7 @@ static void blacklist_hook(const char *fn, const char *hash)
             (!hash || !*hash || !strcmp(sx_proto_hash(p), hash))) {
             drop_native(p, SX_JIT_BLACKLISTED);
             sx_jit_stats.blacklisted++;
+            note_refused(proto_name(p), p->hash, "blacklisted");
             dropped++;
         }
     }
@@ -215,6 +318,7 @@ static void exclude_hook(void)
         if (p->jit_state == SX_JIT_NATIVE && sx_jit_excluded(proto_name(p))) {
             drop_native(p, SX_JIT_EXCLUDED);
             sx_jit_stats.excluded++;
+            note_refused(proto_name(p), p->hash, "excluded");
         }
     }
     pthread_mutex_unlock(&J.mu);
@@ -315,6 +419,7 @@ static void install(sx_proto *p, void *fn)
         J.ncap = ncap;
     }
     J.natives[J.nn++] = p;
+    __atomic_add_fetch(&R.native, 1, __ATOMIC_RELAXED);
     p->jit_state = SX_JIT_NATIVE;
     __atomic_store_n(&p->native, fn, __ATOMIC_RELEASE);
 }
@@ -454,12 +559,15 @@ static void compile_batch(jit_job *jobs, int n)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    int got[JIT_MAX_BATCH], ngot = 0; /* jobs that got code */
     pthread_mutex_lock(&J.mu);
     for (int i = 0; i < n; i++) {
         jit_job *j = &jobs[i];
         if (!j->ok) {
             if (j->p->jit_state == SX_JIT_QUEUED) j->p->jit_state = SX_JIT_UNSUPPORTED;
             sx_jit_stats.unsupported++;
+            const char *why = jit__supported(j->p);
+            note_refused(j->name, j->hash, why ? why : "lowering");
             continue;
         }
         void *fn = h ? dlsym(h, j->symbol) : NULL;
@@ -480,6 +588,7 @@ static void compile_batch(jit_job *jobs, int n)
             continue;
         }
         deliver(j->p, fn, false);
+        got[ngot++] = i;
         if (J.cache[0]) {
             char idx[4200];
             idx_path(idx, sizeof idx, j->hash, j->inject);
@@ -487,6 +596,10 @@ static void compile_batch(jit_job *jobs, int n)
         }
     }
     pthread_mutex_unlock(&J.mu);
+    /* each function that got code is charged an equal share of the batch
+     * (context, lowering, compiling, loading) */
+    for (int i = 0; i < ngot; i++)
+        note_compiled(jobs[got[i]].name, jobs[got[i]].hash, ms / ngot);
     if (c) gcc_jit_context_release(c);
     if (!J.cache[0]) unlink(so_path);
     if (getenv("SXPOOL_JIT_VERBOSE")) jlog("batch of %d (%d lowered) in %.1f ms", n, lowered, ms);
@@ -580,6 +693,7 @@ static void hot(sx_ctx *cx, sx_proto *p)
     if (sx_jit_excluded(name)) {
         p->jit_state = SX_JIT_EXCLUDED;
         sx_jit_stats.excluded++;
+        note_refused(name, hash, "excluded");
         return;
     }
     pthread_mutex_lock(&J.mu);
@@ -588,11 +702,14 @@ static void hot(sx_ctx *cx, sx_proto *p)
     if (bl) {
         p->jit_state = SX_JIT_BLACKLISTED;
         sx_jit_stats.blacklisted++;
+        note_refused(name, hash, "blacklisted");
         return;
     }
-    if (!jit__supported(p)) {
+    const char *why = refusal(p);
+    if (why) {
         p->jit_state = SX_JIT_UNSUPPORTED;
         sx_jit_stats.unsupported++;
+        note_refused(name, hash, why);
         return;
     }
     p->jit_state = SX_JIT_QUEUED;

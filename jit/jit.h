@@ -30,6 +30,17 @@ typedef struct jit_hooks {
  * tier). @return 0 or -errno */
 int jit_init(const jit_options *opt, const jit_hooks *hooks);
 
+/**
+ * Writes the coverage report to path, one `key value` per line:
+ * functions-compiled, functions-refused, functions-failed, calls-native,
+ * calls-vm, toplevel-forms, then `refused NAME HASH REASON` for each
+ * function kept on the VM and `compile-ms NAME HASH MS` for each function
+ * this process compiled (jit/README.md). Callable at exit(), from any
+ * thread, with the native tier on or off.
+ * @return 0 or -errno
+ */
+int jit_write_report(const char *path);
+
 /* The ABI hash (sxpool version, libgccjit version, options): 16 hex digits. */
 const char *jit_abi_hash(void);
 

@@ -36,7 +36,8 @@ typedef struct jit_job {
  * compile (it then stays on the VM; nothing was added to ctxt) */
 int jit__lower(gcc_jit_context *ctxt, jit_job *job);
 
-/* True if p uses only what jit__lower compiles. */
-bool jit__supported(const sx_proto *p);
+/* Why jit__lower would refuse p: a short token for the coverage report
+ * (`guard`, `build-off`, ...), or NULL when p uses only what it compiles. */
+const char *jit__supported(const sx_proto *p);
 
 #endif

@@ -179,13 +179,13 @@ static void check_or_raise(lower *l, gcc_jit_rvalue *bad, gcc_jit_field *f, gcc_
 
 /* ---- analysis ------------------------------------------------------------------ */
 
-bool jit__supported(const sx_proto *p)
+const char *jit__supported(const sx_proto *p)
 {
     for (int pc = 0; pc < p->ncode; pc += 1 + sx_opcode_operands[p->code[pc]]) {
         int op = p->code[pc];
-        if (op == BC_GUARD || op == BC_GUARD_END) return false;
+        if (op == BC_GUARD || op == BC_GUARD_END) return "guard";
     }
-    return p->ncode > 0;
+    return p->ncode > 0 ? NULL : "empty";
 }
 
 static int succ_depth(int op, const int32_t *pc, int d, int *branch_depth)
@@ -919,7 +919,7 @@ static void make_types(lower *l)
 int jit__lower(gcc_jit_context *ctxt, jit_job *job)
 {
     sx_proto *p = job->p;
-    if (!jit__supported(p)) return -1;
+    if (jit__supported(p)) return -1;
     lower l = {0};
     l.c = ctxt;
     l.p = p;

@@ -129,9 +129,14 @@ extern uint64_t sx_jit_native_calls;
 /* Set by the native tier: sx_vm_blacklist lands here. */
 extern void (*sx_jit_blacklist_hook)(const char *fn, const char *code_hash);
 
-/* Counters behind (jit-stats), kept by the native tier. */
+/* Counters behind (jit-stats) and `eval --jit-report`: the first six are
+ * kept by the native tier; the VM counts vm_calls (entries into a frame of
+ * a function, not a top-level form, that run interpreted) and
+ * toplevel_forms (forms run by sx_vm_run_proto). Native entries are
+ * sx_jit_native_calls. */
 typedef struct sx_jit_counters {
     uint64_t compiled, failed, blacklisted, excluded, unsupported, cache_hits;
+    uint64_t vm_calls, toplevel_forms;
 } sx_jit_counters;
 extern sx_jit_counters sx_jit_stats;
 

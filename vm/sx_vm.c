@@ -124,9 +124,12 @@ static inline sx_val call_prim(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
 }
 
 /* Sets up a frame for closure fn whose arguments are at args[0..argc)
- * (fn itself at args[-1]). Returns the new frame. */
-static inline __attribute__((always_inline)) vm_frame *enter(sx_ctx *cx, sx_vmclosure *clo,
-                                                             sx_val *args, int argc, int stop)
+ * (fn itself at args[-1]). Returns the new frame. A call (count: every
+ * entry but a top-level form's) that will run interpreted is counted in
+ * sx_jit_stats.vm_calls; one that runs native code is counted where the
+ * native code is entered. */
+static inline __attribute__((always_inline)) vm_frame *
+enter(sx_ctx *cx, sx_vmclosure *clo, sx_val *args, int argc, int stop, bool count)
 {
     sx_proto *p = clo->proto;
     if (argc < p->nreq || (!p->rest && argc > p->nreq))
@@ -143,6 +146,7 @@ static inline __attribute__((always_inline)) vm_frame *enter(sx_ctx *cx, sx_vmcl
         vm_overflow(cx);
     if (sx_jit_hot_hook && p->jit_state <= SX_JIT_QUEUED && ++p->calls > sx_jit_threshold)
         sx_jit_hot_hook(cx, p);
+    if (count) sx_jit_stats.vm_calls += !p->native;
     int i = p->nreq;
     if (p->rest) {
         sx_val rest = SX_NIL;
@@ -478,7 +482,7 @@ next:
             if (sx_is(fn, SX_T_VMCLOSURE)) {
                 f->pc = pc;
                 SAVE();
-                f = enter(cx, SX_OBJ(sx_vmclosure, fn), args, n, 0);
+                f = enter(cx, SX_OBJ(sx_vmclosure, fn), args, n, 0, true);
                 if (f->p->native) goto native_entry;
                 LOAD_FRAME();
                 vmbreak;
@@ -510,7 +514,7 @@ next:
                 V.nframes--;
                 sp = base + n;
                 SAVE();
-                f = enter(cx, SX_OBJ(sx_vmclosure, fn), base, n, stop);
+                f = enter(cx, SX_OBJ(sx_vmclosure, fn), base, n, stop, true);
                 if (f->p->native) goto native_entry;
                 LOAD_FRAME();
                 vmbreak;
@@ -645,13 +649,9 @@ static sx_val run(sx_ctx *cx)
     }
 }
 
-sx_val sx_vm_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
+/* fn applied from C; a top-level form's entry is not counted as a call. */
+static sx_val apply_closure(sx_ctx *cx, sx_val fn, int argc, sx_val *argv, bool toplevel)
 {
-    if (sx_is(fn, SX_T_PRIM)) return call_prim(cx, fn, argc, argv);
-    if (!sx_is(fn, SX_T_VMCLOSURE)) {
-        if (sx_is(fn, SX_T_CLOSURE)) return cx->apply(cx, fn, argc, argv);
-        sx_not_a_procedure(cx, fn);
-    }
     sx_check_cstack(cx);
     sx_val *args = V.sp + 1;
     if (args + argc + 8 >= V.stk_end) vm_overflow(cx);
@@ -661,11 +661,21 @@ sx_val sx_vm_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
     sx_val *saved = args - 1;
     void *prev_native = cx->native_proto;
     cx->native_proto = NULL;
-    enter(cx, SX_OBJ(sx_vmclosure, fn), args, argc, 1);
+    enter(cx, SX_OBJ(sx_vmclosure, fn), args, argc, 1, !toplevel);
     sx_val r = run(cx);
     cx->native_proto = prev_native;
     V.sp = saved;
     return r;
+}
+
+sx_val sx_vm_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
+{
+    if (sx_is(fn, SX_T_PRIM)) return call_prim(cx, fn, argc, argv);
+    if (!sx_is(fn, SX_T_VMCLOSURE)) {
+        if (sx_is(fn, SX_T_CLOSURE)) return cx->apply(cx, fn, argc, argv);
+        sx_not_a_procedure(cx, fn);
+    }
+    return apply_closure(cx, fn, argc, argv, false);
 }
 
 /* The link table's call: argv[0] applied to argv[1..n], from native code.
@@ -689,7 +699,7 @@ sx_val sx_vm_jit_call(sx_ctx *cx, sx_val *argv, int64_t n64)
     V.sp = args + n;
     sx_val r;
     for (;;) {
-        vm_frame *f = enter(cx, SX_OBJ(sx_vmclosure, fn), args, n, 1);
+        vm_frame *f = enter(cx, SX_OBJ(sx_vmclosure, fn), args, n, 1, true);
         if (!f->p->native) { /* dropped meanwhile: interpret it */
             void *prev = cx->native_proto;
             cx->native_proto = NULL;
@@ -718,6 +728,7 @@ sx_val sx_vm_jit_call(sx_ctx *cx, sx_val *argv, int64_t n64)
 sx_val sx_vm_run_proto(sx_ctx *cx, sx_proto *p)
 {
     p->jit_state = SX_JIT_UNSUPPORTED; /* top-level forms run once */
+    sx_jit_stats.toplevel_forms++;
     sx_val clo = make_vmclosure(p, NULL);
-    return sx_vm_apply(cx, clo, 0, NULL);
+    return apply_closure(cx, clo, 0, NULL, true);
 }

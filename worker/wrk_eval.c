@@ -5,6 +5,10 @@
  * "error: KIND: ..." on stderr with exit status 1. The REPL reads a complete
  * form (it keeps reading lines while the input is unbalanced), prints each
  * value in write form and goes on after errors until EOF.
+ *
+ * eval --jit-report=PATH writes the native tier's coverage report to PATH
+ * from an atexit handler, so it is written however the process exits
+ * through exit(): success, an SX error, or an exit on the compile thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +33,20 @@ int wrk_start_tier(sx_options *opt, const jit_options *jopt)
 
 static void eval_usage(FILE *to)
 {
-    fputs("usage: sxpool eval [--tier=cek|vm|jit] [--jit-threshold=N] [--memory-limit=SIZE] "
+    fputs("usage: sxpool eval [--tier=cek|vm|jit] [--jit-threshold=N] [--jit-cache=DIR]\n"
+          "                   [--jit-exclude=GLOBS] [--jit-report=PATH] [--memory-limit=SIZE] "
           "FILE...\n",
           to);
+}
+
+static const char *report_path;
+
+static void write_report(void)
+{
+    int rc = jit_write_report(report_path);
+    if (rc != 0)
+        fprintf(stderr, "sxpool eval: unable to write the jit report %s: %s\n", report_path,
+                strerror(-rc));
 }
 
 int wrk_parse_tier(const char *prog, const char *value)
@@ -90,6 +105,8 @@ int wrk_eval_main(int argc, char **argv)
             jopt.cache_dir = a + 12;
         } else if (!strncmp(a, "--jit-exclude=", 14)) {
             jopt.exclude = a + 14;
+        } else if (!strncmp(a, "--jit-report=", 13) && a[13]) {
+            report_path = a + 13;
         } else if (!strncmp(a, "--jit-threshold=", 16)) {
             if (!parse_count(a + 16, &n) || n > 1000000000) {
                 fprintf(stderr, "sxpool eval: --jit-threshold: expected a count >= 0, got '%s'\n",
@@ -114,6 +131,10 @@ int wrk_eval_main(int argc, char **argv)
     if (first >= argc) {
         eval_usage(stderr);
         return 2;
+    }
+    if (report_path && atexit(write_report) != 0) {
+        fputs("sxpool eval: unable to register the jit report\n", stderr);
+        return 1;
     }
     if (wrk_start_tier(&opt, &jopt) != 0) return 1;
     for (int i = first; i < argc; i++) {

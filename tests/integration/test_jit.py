@@ -1,7 +1,8 @@
 """The native tier through `sxpool eval --tier=jit`: tier-up at the
 threshold (off the request path), the code cache shared between processes
 and keyed by the ABI hash, jit-exclude!, deep recursion and native stack
-exhaustion, and the test-only fault injection switch (SXPOOL_INJECT)."""
+exhaustion, the coverage report (--jit-report) that proves native code ran,
+and the test-only fault injection switch (SXPOOL_INJECT)."""
 
 import os
 import subprocess
@@ -9,22 +10,30 @@ import sys
 import tempfile
 import unittest
 
+sys.dont_write_bytecode = True  # nothing written into the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import jit_report  # noqa: E402
+
 SXPOOL = None
 
 
-def run(args, src, env=None, timeout=120):
-    with tempfile.NamedTemporaryFile("w", suffix=".sx", delete=False) as f:
-        f.write(src)
-        path = f.name
-    try:
+def run(args, src, env=None, timeout=120, report=False):
+    """(status, stdout, stderr), and with report=True the coverage report
+    (jit_report.Report, None if eval wrote none) as a fourth element."""
+    with tempfile.TemporaryDirectory(prefix="sxpool-test-jit-") as d:
+        path = os.path.join(d, "prog.sx")
+        with open(path, "w") as f:
+            f.write(src)
+        rpath = os.path.join(d, "report")
         e = dict(os.environ)
         e.pop("SXPOOL_INJECT", None)
         e.update(env or {})
-        p = subprocess.run([SXPOOL, "eval"] + args + [path], capture_output=True, text=True,
-                           timeout=timeout, env=e)
+        extra = ["--jit-report=" + rpath] if report else []
+        p = subprocess.run([SXPOOL, "eval"] + args + extra + [path], capture_output=True,
+                           text=True, timeout=timeout, env=e)
+        if report:
+            return p.returncode, p.stdout, p.stderr, jit_report.read(rpath)
         return p.returncode, p.stdout, p.stderr
-    finally:
-        os.unlink(path)
 
 
 FIB = """
@@ -36,11 +45,44 @@ FIB = """
 """
 
 
+# (fib 20) makes 21891 calls of fib
+FIB_CALLS = 21891
+
+
 class Jit(unittest.TestCase):
+    def assertReport(self, r, want, refused=()):
+        """r has the counts in want and exactly the refusals (name, reason)."""
+        self.assertIsNotNone(r, "no complete --jit-report")
+        self.assertEqual({k: r.counts[k] for k in want}, want, r)
+        self.assertEqual(sorted((x.name, x.reason) for x in r.refused), sorted(refused), r)
+
     def test_threshold_zero_compiles_before_the_first_call(self):
-        rc, out, err = run(["--tier=jit", "--jit-threshold=0"], FIB)
+        rc, out, err, r = run(["--tier=jit", "--jit-threshold=0"], FIB, report=True)
         self.assertEqual(rc, 0, err)
         self.assertEqual(out, "6765\ncompiled 1 cache-hits 0 native #t\n")
+        # every call of fib ran native code: none was interpreted
+        self.assertReport(r, {"functions-compiled": 1, "functions-refused": 0,
+                              "functions-failed": 0, "calls-native": FIB_CALLS, "calls-vm": 0,
+                              "toplevel-forms": 4})
+        self.assertEqual([c.name for c in r.compiled], ["fib"], r)
+        self.assertGreater(r.compiled[0].ms, 0, r)
+
+    def test_report_counts_calls_on_every_tier_and_refusals(self):
+        # the VM interprets every call; nothing compiles
+        rc, out, err, r = run(["--tier=vm"], FIB, report=True)
+        self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 0 native #f\n"), err)
+        self.assertReport(r, {"functions-compiled": 0, "calls-native": 0,
+                              "calls-vm": FIB_CALLS, "toplevel-forms": 4})
+        # a refusal is listed with its reason; the report is written when
+        # the program ends with an uncaught error too
+        src = FIB.split("(define s")[0] + '(jit-exclude! "sq")\n(define (sq x) (* x x))\n' \
+            "(print (sq 3))\n(car (sq 2))\n"
+        rc, out, err, r = run(["--tier=jit", "--jit-threshold=0"], src, report=True)
+        self.assertEqual((rc, out), (1, "6765\n9\n"), err)
+        self.assertTrue(err.startswith("error: type-error: "), err)
+        self.assertReport(r, {"functions-compiled": 1, "functions-refused": 1,
+                              "calls-native": FIB_CALLS, "calls-vm": 2},
+                          refused=[("sq", "excluded")])
 
     def test_hot_function_tiers_up_in_the_background(self):
         src = """
@@ -51,12 +93,19 @@ class Jit(unittest.TestCase):
         ((> (- (current-time-ms) start) 60000) 'never)
         (else (sq i) (wait (+ i 1)))))
 (print (wait 0))
+(sq 3)
 (print (> (get (jit-stats) :native-calls) 0))
 """
-        # wait is a loop (self tail calls); sq gets hot after 10 calls
-        rc, out, err = run(["--tier=jit", "--jit-threshold=10"], src)
-        self.assertEqual(rc, 0, err)
-        self.assertEqual(out.splitlines()[0], "compiled")
+        # wait is a loop (self tail calls); both get hot after 10 calls. When
+        # the first native code is installed, either it is wait's (entered
+        # at once, or at wait's next call) or sq's (run by the (sq 3) after
+        # the loop): either way a native call is made before the last line
+        rc, out, err, r = run(["--tier=jit", "--jit-threshold=10"], src, report=True)
+        self.assertEqual((rc, out), (0, "compiled\n#t\n"), err)
+        self.assertIsNotNone(r, "no complete --jit-report")
+        self.assertGreaterEqual(r.counts["functions-compiled"], 1, r)
+        self.assertGreater(r.counts["calls-native"], 0, r)
+        self.assertEqual((r.counts["functions-refused"], r.counts["functions-failed"]), (0, 0), r)
 
     def test_benchmarks_compile_and_agree_with_the_vm(self):
         # every function of the language benchmarks lowers and compiles:
@@ -68,8 +117,15 @@ class Jit(unittest.TestCase):
             with open(path) as f:
                 src = f.read()
             want = run(["--tier=vm"], src)
-            got = run(["--tier=jit", "--jit-threshold=0"], src, env={"SXPOOL_JIT_STRICT": "1"})
+            got = run(["--tier=jit", "--jit-threshold=0"], src, env={"SXPOOL_JIT_STRICT": "1"},
+                      report=True)
             self.assertEqual(got[:2], want[:2], (name, got[2]))
+            # and nothing was refused, and they ran native code
+            r = got[3]
+            self.assertIsNotNone(r, name)
+            self.assertGreater(r.counts["functions-compiled"], 0, (name, r))
+            self.assertEqual(r.refused, [], (name, r))
+            self.assertGreaterEqual(r.native_share(), 0.95, (name, r))
 
     def test_vm_tier_never_compiles(self):
         rc, out, err = run(["--tier=vm"], FIB)
@@ -111,8 +167,11 @@ class Jit(unittest.TestCase):
         rc, out, err = run(["--tier=jit", "--jit-threshold=0"], src)
         self.assertEqual(rc, 0, err)
         self.assertEqual(out, "6765\ncompiled 0 cache-hits 0 native #f\n")
-        rc, out, err = run(["--tier=jit", "--jit-threshold=0", "--jit-exclude=f*,g*"], FIB)
-        self.assertEqual(out, "6765\ncompiled 0 cache-hits 0 native #f\n")
+        rc, out, err, r = run(["--tier=jit", "--jit-threshold=0", "--jit-exclude=f*,g*"], FIB,
+                              report=True)
+        self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 0 native #f\n"), err)
+        self.assertReport(r, {"functions-compiled": 0, "calls-native": 0,
+                              "calls-vm": FIB_CALLS}, refused=[("fib", "excluded")])
 
     def test_deep_recursion_and_native_stack_exhaustion(self):
         src = """
