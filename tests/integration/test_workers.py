@@ -1,5 +1,6 @@
-"""Worker lifecycle: kill -9 and respawn, a worker killed mid-request, the
-request deadline (504), and a clean shutdown on SIGTERM."""
+"""Worker lifecycle: kill -9 and respawn, a worker killed mid-request (run
+again once), the request deadline (504, never retried), and a clean shutdown
+on SIGTERM."""
 
 import os
 import re
@@ -35,45 +36,66 @@ class Workers(unittest.TestCase):
                 r = srv.get("/echo?k=%d" % i)
                 self.assertEqual((r.status, r.text), (200, "GET /echo k=%d body=" % i), r)
 
-    def test_worker_killed_mid_request_still_answers(self):
-        with sxtest.Server(app="basic", workers=1, args=["--timeout=5"]) as srv:
+    def test_worker_killed_mid_request_is_run_again_once_then_504(self):
+        # /loop never returns. Its JIT worker is killed mid-request: the
+        # request runs again, once, on the CEK worker, with a full deadline
+        # of its own; that deadline passes: SIGKILL, 504, no third attempt.
+        with sxtest.Server(app="basic", workers=1, cek_workers=1, args=["--timeout=5"]) as srv:
             (worker,) = srv.worker_pids("jit")
+            (cek,) = srv.worker_pids("cek")
+            mark = srv.log_size()
             result = {}
 
             def call():
                 try:
-                    result["r"] = srv.get("/loop", timeout=20)
+                    result["r"] = srv.get("/loop", timeout=30)
                 except Exception as e:  # noqa: BLE001 (reported below)
                     result["e"] = e
             t = threading.Thread(target=call, daemon=True)
             base = cpu_ticks(worker)
-            t0 = time.monotonic()
             t.start()
             # The worker is busy once it burns CPU on the loop.
             sxtest.wait_until(lambda: cpu_ticks(worker) > base + 10, 5,
                               what="the worker to run /loop")
             os.kill(worker, signal.SIGKILL)
-            t.join(timeout=15)
+            t_kill = time.monotonic()
+            m = srv.wait_line(r"worker 0 \(pid %d\) died of SIGKILL while running request (\d+); "
+                              r"re-dispatched request \1 to a CEK worker if one is up" % worker,
+                              timeout=5, start=mark)
+            rid = m.group(1)
+            t.join(timeout=25)
             self.assertFalse(t.is_alive(), "no answer after the worker was killed")
             self.assertNotIn("e", result, result.get("e"))
-            self.assertIn(result["r"].status, (502, 504), result["r"])
-            self.assertLess(time.monotonic() - t0, 10)
-            srv.wait_ready(1, timeout=5)
+            r = result["r"]
+            self.assertEqual((r.status, r.text), (504, "the request ran past its deadline\n"), r)
+            waited = time.monotonic() - t_kill
+            self.assertGreaterEqual(waited, 4.5, "the second attempt got less than its deadline")
+            self.assertLess(waited, 12)
+            srv.wait_line(r"killing worker 1 \(pid %d\): request %s ran past its 5 s deadline"
+                          % (cek, rid), timeout=5, start=mark)
+            srv.wait_line(r"worker 1 \(pid %d\) killed by signal 9" % cek, timeout=5, start=mark)
+            srv.wait_ready(2, timeout=10, start=mark)  # both slots respawned
             self.assertEqual(srv.get("/").status, 200)
+            assert_attempts(self, srv, rid, mark, redispatches=1)
 
-    def test_deadline_is_504_and_the_worker_is_replaced(self):
+    def test_deadline_is_504_not_retried_and_the_worker_is_replaced(self):
         with sxtest.Server(app="basic", workers=1, args=["--timeout=1"]) as srv:
             (worker,) = srv.worker_pids("jit")
             mark = srv.log_size()
             t0 = time.monotonic()
             r = srv.get("/loop", timeout=15)
             elapsed = time.monotonic() - t0
-            self.assertEqual(r.status, 504, r)
+            self.assertEqual((r.status, r.text), (504, "the request ran past its deadline\n"), r)
             self.assertGreaterEqual(elapsed, 0.9)
             self.assertLess(elapsed, 4)
+            m = srv.wait_line(r"killing worker 0 \(pid %d\): request (\d+) ran past its 1 s "
+                              r"deadline" % worker, timeout=5, start=mark)
+            rid = m.group(1)
             srv.wait_line(r"worker 0 \(pid %d\) killed by signal 9" % worker, timeout=5, start=mark)
+            srv.wait_ready(1, timeout=10, start=mark)  # the slot respawned
             r = srv.get("/")
             self.assertEqual(r.status, 200, r)
+            assert_attempts(self, srv, rid, mark, redispatches=0)
 
     def test_sigterm_stops_everything(self):
         srv = sxtest.Server(app="basic", workers=2)
@@ -111,6 +133,7 @@ class Workers(unittest.TestCase):
                               what="the worker to run /work")
             srv.proc.send_signal(signal.SIGTERM)
             t.join(timeout=15)
+            self.assertFalse(t.is_alive(), "no answer after SIGTERM")
             self.assertNotIn("e", result, result.get("e"))
             self.assertEqual((result["r"].status, result["r"].text), (200, "done"), result["r"])
             self.assertEqual(result["r"].headers.get("connection"), "close")
@@ -131,6 +154,19 @@ class Workers(unittest.TestCase):
             self.assertEqual(srv.get("/healthz").status, 200)
             self.assertEqual(srv.ready_pids(), {})
             self.assertEqual(srv.stop(), 0)
+
+
+def assert_attempts(test, srv, rid, mark, redispatches):
+    """Request rid was re-dispatched exactly `redispatches` times, its
+    deadline passed once, and no worker death after that ran it again."""
+    with srv._cond:
+        lines = [ln for ln in srv.lines[mark:] if re.search(r"request %s\b" % rid, ln)]
+    again = [ln for ln in lines if "re-dispatched request %s " % rid in ln]
+    test.assertEqual(len(again), redispatches, lines)
+    deadline = [ln for ln in lines if "ran past its" in ln]
+    test.assertEqual(len(deadline), 1, lines)
+    # the deadline kill is the request's last event: nothing ran it after that
+    test.assertIs(lines[-1], deadline[0], lines)
 
 
 def cpu_ticks(pid):

@@ -1,9 +1,14 @@
 /* test_reader.c: the reader's unit tests: what each kind of text reads as
  * (checked through the printer's write form) and the read-errors, with
- * their LINE:COL positions, for malformed input. */
+ * their LINE:COL positions, for malformed input.
+ *
+ * Every input is read from a copy that ends right before an inaccessible
+ * page, so a read past the end of the buffer is a crash, not a pass. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "vm/sx_core.h"
 #include "vm/sx_read.h"
@@ -11,15 +16,39 @@
 
 static int failures;
 
-/* Reads src; on success returns the write forms of all forms joined by
- * spaces, on error "ERROR: message". */
+/* Appends p[0..n) to out, a NUL byte as "<NUL>"; truncates at cap. */
+static void render(char *out, size_t cap, size_t *at, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *s = p[i] ? &p[i] : "<NUL>";
+        size_t k = p[i] ? 1 : 5;
+        if (*at + k >= cap) break;
+        memcpy(out + *at, s, k);
+        *at += k;
+    }
+    out[*at] = 0;
+}
+
+/* Reads src[0..len); on success returns the write forms of all forms joined
+ * by spaces, on error "ERROR: kind: message" (NUL bytes shown as <NUL>). */
 static const char *read_str(const char *src, size_t len)
 {
     static char out[4096];
+    size_t at = 0;
+    out[0] = 0;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t span = len == 0 ? page : (len + page - 1) / page * page;
+    char *map = mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED || mprotect(map + span, page, PROT_NONE) != 0) {
+        perror("test_reader: guard page");
+        exit(2);
+    }
+    char *buf = map + span - len; /* the input's last byte is the page's last */
+    memcpy(buf, src, len);
     sx_jmp j;
     sx_ctx *cx = sx_cur;
     if (sx_try(cx, &j) == 0) {
-        sx_val forms = sx_read_all(cx, src, len);
+        sx_val forms = sx_read_all(cx, buf, len);
         sx_try_end(cx, &j);
         sx_buf b;
         sx_buf_init(&b);
@@ -27,15 +56,28 @@ static const char *read_str(const char *src, size_t len)
             if (l != forms) sx_buf_addc(&b, ' ');
             sx_print(&b, SX_CAR(l), true);
         }
-        snprintf(out, sizeof out, "%.*s", (int)b.len, b.p ? b.p : "");
+        render(out, sizeof out, &at, b.p ? b.p : "", b.len);
         sx_buf_free(&b);
-        return out;
+    } else {
+        sx_try_end(cx, &j);
+        sx_val e = cx->raised;
+        const char *kind = sx_sym_name(SX_OBJ(sx_errobj, e)->kind);
+        sx_string *msg = sx_str(SX_OBJ(sx_errobj, e)->message);
+        render(out, sizeof out, &at, "ERROR: ", 7);
+        render(out, sizeof out, &at, kind, strlen(kind));
+        render(out, sizeof out, &at, ": ", 2);
+        render(out, sizeof out, &at, msg->data, msg->len);
     }
-    sx_try_end(cx, &j);
-    sx_val e = cx->raised;
-    const char *kind = sx_sym_name(SX_OBJ(sx_errobj, e)->kind);
-    snprintf(out, sizeof out, "ERROR: %s: %s", kind, sx_str(SX_OBJ(sx_errobj, e)->message)->data);
+    munmap(map, span + page);
     return out;
+}
+
+/* got is want exactly; or, when want starts "ERROR", got starts with want
+ * (error messages are checked up to what they say is wrong). */
+static bool matches(const char *got, const char *want)
+{
+    if (strncmp(want, "ERROR", 5) == 0) return strncmp(got, want, strlen(want)) == 0;
+    return strcmp(got, want) == 0;
 }
 
 #define EXPECT_READ(src, want)                                                                     \
@@ -115,6 +157,112 @@ static void test_errors(void)
     EXPECT_ERROR("'", "1:1:");
 }
 
+/* What one byte alone reads as (see vm/LANGUAGE.md, 2.1 and 2.2). */
+static const char *single_byte(int c, char *tmp)
+{
+    if (c >= 0x80) return "ERROR: read-error: 1:1: invalid UTF-8";
+    switch (c) {
+    case ' ':
+    case '\t':
+    case '\n':
+    case '\r':
+    case '\f':
+    case '\v':
+    case ';': return "";
+    case '(': return "ERROR: read-error: 1:1: unbalanced '(': missing ')'";
+    case '{': return "ERROR: read-error: 1:1: unbalanced '{': missing '}'";
+    case ')': return "ERROR: read-error: 1:1: unexpected ')'";
+    case '}': return "ERROR: read-error: 1:1: unexpected '}'";
+    case '[': return "ERROR: read-error: 1:1: '[' is not SX syntax";
+    case ']': return "ERROR: read-error: 1:1: ']' is not SX syntax";
+    case '"': return "ERROR: read-error: 1:1: unterminated string";
+    case '\'': return "ERROR: read-error: 1:1: quote without a datum";
+    case '`': return "ERROR: read-error: 1:1: quasiquote without a datum";
+    case ',': return "ERROR: read-error: 1:1: unquote without a datum";
+    case '#': return "ERROR: read-error: 1:1: unknown # syntax";
+    case '.': return "ERROR: read-error: 1:1: unexpected '.'";
+    case 0: return "<NUL>";
+    }
+    /* a digit reads as that integer, anything else as a one-byte symbol;
+     * both write as the byte itself (symbols are written raw) */
+    tmp[0] = (char)c;
+    tmp[1] = 0;
+    return tmp;
+}
+
+/* A NUL byte is neither whitespace nor a delimiter: it is an ordinary
+ * constituent of a token (a symbol, or a number that is then malformed), an
+ * ordinary character in a string or comment, and never the end of the
+ * input. want[i] is what src reads as with a NUL inserted before its byte i
+ * (i = strlen(src): at the end). */
+static const struct {
+    const char *src;
+    const char *want[20];
+} nul_cases[] = {
+    {"(a \"s\" 1) ; c",
+     {
+         "<NUL> (a \"s\" 1)",
+         "(<NUL>a \"s\" 1)",
+         "(a<NUL> \"s\" 1)",
+         "(a <NUL> \"s\" 1)",
+         "(a \"\\x00;s\" 1)",
+         "(a \"s\\x00;\" 1)",
+         "(a \"s\" <NUL> 1)",
+         "(a \"s\" <NUL>1)",
+         "ERROR: read-error: 1:8: bad number",
+         "(a \"s\" 1) <NUL>",
+         "(a \"s\" 1) <NUL>",
+         "(a \"s\" 1)",
+         "(a \"s\" 1)",
+         "(a \"s\" 1)",
+     }},
+    {"#\\a #t 12 :k nil",
+     {
+         "<NUL>#\\a #t 12 :k ()",
+         "ERROR: read-error: 1:1: unknown # syntax",
+         "ERROR: read-error: 1:1: unknown character name",
+         "ERROR: read-error: 1:1: unknown character name",
+         "#\\a <NUL>#t 12 :k ()",
+         "ERROR: read-error: 1:5: unknown # syntax",
+         "ERROR: read-error: 1:5: unknown # syntax",
+         "#\\a #t <NUL>12 :k ()",
+         "ERROR: read-error: 1:8: bad number",
+         "ERROR: read-error: 1:8: bad number",
+         "#\\a #t 12 <NUL>:k ()",
+         "#\\a #t 12 :<NUL>k ()",
+         "#\\a #t 12 :k<NUL> ()",
+         "#\\a #t 12 :k <NUL>nil",
+         "#\\a #t 12 :k n<NUL>il",
+         "#\\a #t 12 :k ni<NUL>l",
+         "#\\a #t 12 :k nil<NUL>",
+     }},
+    {"#(1)#|x|#'q",
+     {
+         "<NUL># (1) (quote q)",
+         "ERROR: read-error: 1:1: unknown # syntax",
+         "#(<NUL>1) (quote q)",
+         "ERROR: read-error: 1:3: bad number",
+         "#(1) <NUL>#|x|# (quote q)",
+         "ERROR: read-error: 1:5: unknown # syntax",
+         "#(1) (quote q)",
+         "#(1) (quote q)",
+         "ERROR: read-error: 1:5: unterminated block comment",
+         "#(1) <NUL> (quote q)",
+         "#(1) (quote <NUL>q)",
+         "#(1) (quote q<NUL>)",
+     }},
+    {"\xce\xbb\n#e1", /* λ, a newline, #e1 */
+     {
+         "<NUL>\xce\xbb 1",
+         "ERROR: read-error: 1:1: invalid UTF-8", /* inside λ's two bytes */
+         "\xce\xbb<NUL> 1",
+         "\xce\xbb <NUL>#e1",
+         "ERROR: read-error: 2:1: unknown # syntax",
+         "ERROR: read-error: 2:1: bad number",
+         "ERROR: read-error: 2:1: bad number",
+     }},
+};
+
 static void test_depth_and_bytes(void)
 {
     /* deep nesting is an error, not a crash */
@@ -123,22 +271,47 @@ static void test_depth_and_bytes(void)
     memset(deep, '(', n);
     deep[n] = 0;
     const char *got = read_str(deep, n);
-    if (strncmp(got, "ERROR: read-error:", 18) != 0) {
+    if (!matches(got, "ERROR: read-error: 1:1001: nesting too deep")) {
         fprintf(stderr, "deep nesting: got %.80s\n", got);
         failures++;
     }
     free(deep);
-    /* every byte value alone gives a value or a read-error */
+    /* every byte value alone: exactly what the language reference says */
     for (int c = 0; c < 256; c++) {
-        char b[1] = {(char)c};
-        (void)read_str(b, 1);
+        char b[1] = {(char)c}, tmp[2];
+        const char *want = single_byte(c, tmp);
+        got = read_str(b, 1);
+        if (!matches(got, want)) {
+            fprintf(stderr, "byte 0x%02x alone\n  want: %s\n  got:  %s\n", c, want, got);
+            failures++;
+        }
     }
-    /* embedded NUL bytes do not end the input early */
+    /* a NUL byte at every position of each source */
     EXPECT_READ("", "");
-    const char with_nul[] = {'1', ' ', 0, ' ', '2'};
-    got = read_str(with_nul, sizeof with_nul);
-    if (strncmp(got, "ERROR", 5) == 0 && strstr(got, "1:3:") == NULL) {
-        fprintf(stderr, "NUL byte: %s\n", got);
+    for (size_t k = 0; k < sizeof nul_cases / sizeof nul_cases[0]; k++) {
+        const char *src = nul_cases[k].src;
+        size_t len = strlen(src);
+        for (size_t i = 0; i <= len; i++) {
+            char in[64];
+            memcpy(in, src, i);
+            in[i] = 0;
+            memcpy(in + i + 1, src + i, len - i);
+            const char *want = nul_cases[k].want[i];
+            got = read_str(in, len + 1);
+            if (!want || !matches(got, want)) {
+                char shown[128];
+                size_t at = 0;
+                render(shown, sizeof shown, &at, in, len + 1);
+                fprintf(stderr, "NUL byte at %zu: read %s\n  want: %s\n  got:  %s\n", i, shown,
+                        want ? want : "(missing from the table)", got);
+                failures++;
+            }
+        }
+    }
+    /* a NUL character written with #\ is the character NUL */
+    got = read_str("#\\\0 #\\nul \"\\0\"", 14);
+    if (strcmp(got, "#\\nul #\\nul \"\\x00;\"") != 0) {
+        fprintf(stderr, "#\\<NUL>: got %s\n", got);
         failures++;
     }
 }
