@@ -60,10 +60,14 @@ static struct {
     jit_hooks hooks;
     char abi[17];
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;   /* the compile thread waits here for work */
+    pthread_cond_t idle; /* stop_compiling waits here for the batch to end */
     sx_proto **queue; /* uncollectable: keeps queued protos alive */
     int qn, qcap;
     bool thread_started;
+    pthread_t thread;
+    bool busy;     /* the compile thread is working on a batch */
+    bool stopping; /* the process is exiting: start no new batch */
     sx_proto **natives; /* uncollectable: protos with native code */
     int nn, ncap;
     char (*bl_name)[256];
@@ -84,7 +88,9 @@ static struct {
     int ndone, donecap;
     volatile int pending; /* ndone, readable without the lock */
     unsigned long tmp_counter;
-} J = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+} J = {.mu = PTHREAD_MUTEX_INITIALIZER,
+       .cv = PTHREAD_COND_INITIALIZER,
+       .idle = PTHREAD_COND_INITIALIZER};
 
 static void jlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void jlog(const char *fmt, ...)
@@ -227,9 +233,12 @@ static void compute_abi(void)
     snprintf(J.abi, sizeof J.abi, "%016llx", (unsigned long long)h);
 }
 
-/* SXPOOL_INJECT=KIND:FUNCTION[,KIND:FUNCTION...] (tests only). */
+/* SXPOOL_INJECT=KIND:FUNCTION[,KIND:FUNCTION...] (tests only: compiled in
+ * only with SXPOOL_TEST_HOOKS, as in sxpool-test; the release binary
+ * ignores the variable). */
 static void parse_inject(void)
 {
+#ifdef SXPOOL_TEST_HOOKS
     const char *spec = getenv("SXPOOL_INJECT");
     if (!spec || !*spec) return;
     char *copy = strdup(spec), *save = NULL;
@@ -254,6 +263,7 @@ static void parse_inject(void)
         jlog("test fault injection: %s in %s", item, colon + 1);
     }
     free(copy);
+#endif
 }
 
 static int inject_for(const char *name)
@@ -560,6 +570,7 @@ static void compile_batch(jit_job *jobs, int n)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     int got[JIT_MAX_BATCH], ngot = 0; /* jobs that got code */
+    bool strict_exit = false;
     pthread_mutex_lock(&J.mu);
     for (int i = 0; i < n; i++) {
         jit_job *j = &jobs[i];
@@ -580,11 +591,8 @@ static void compile_batch(jit_job *jobs, int n)
                 idx_path(idx, sizeof idx, j->hash, j->inject);
                 write_atomic(idx, CACHE_FAILED, strlen(CACHE_FAILED));
             }
-            if (getenv("SXPOOL_JIT_STRICT")) {
-                /* tests: a function the JIT should compile but cannot is a bug */
-                jlog("SXPOOL_JIT_STRICT: exiting");
-                exit(3);
-            }
+            /* tests: a function the JIT should compile but cannot is a bug */
+            if (getenv("SXPOOL_JIT_STRICT")) strict_exit = true;
             continue;
         }
         deliver(j->p, fn, false);
@@ -604,6 +612,10 @@ static void compile_batch(jit_job *jobs, int n)
     if (!J.cache[0]) unlink(so_path);
     if (getenv("SXPOOL_JIT_VERBOSE")) jlog("batch of %d (%d lowered) in %.1f ms", n, lowered, ms);
     if (J.hooks.batch_end) J.hooks.batch_end(J.hooks.arg);
+    if (strict_exit) {
+        jlog("SXPOOL_JIT_STRICT: exiting");
+        exit(3);
+    }
 }
 
 /* ---- the compile thread ------------------------------------------------------------------ */
@@ -615,8 +627,9 @@ static void *compile_thread(void *arg)
     if (!jobs) return NULL;
     for (;;) {
         pthread_mutex_lock(&J.mu);
-        while (J.qn == 0)
+        while (J.qn == 0 || J.stopping)
             pthread_cond_wait(&J.cv, &J.mu);
+        J.busy = true;
         int n = J.qn < JIT_MAX_BATCH ? J.qn : JIT_MAX_BATCH;
         for (int i = 0; i < n; i++)
             jobs[i].p = J.queue[i];
@@ -645,9 +658,29 @@ static void *compile_thread(void *arg)
         pthread_mutex_lock(&J.mu);
         memmove(J.queue, J.queue + n, sizeof *J.queue * (size_t)(J.qn - n));
         J.qn -= n;
+        J.busy = false;
+        pthread_cond_broadcast(&J.idle);
         pthread_mutex_unlock(&J.mu);
     }
     return NULL;
+}
+
+/* Before the process exits: lets the batch being compiled finish and
+ * starts no other, so the process never ends while libgccjit is inside a
+ * compile (tearing the process down under it crashes, and its temporary
+ * files would be left behind). Called explicitly by the worker, eval and
+ * repl rather than from atexit: libgccjit registers exit handlers of its
+ * own on first use, which would run before ours. On the compile thread
+ * itself (an internal compiler error, a strict-mode failure) it only stops
+ * further batches. */
+void jit_shutdown(void)
+{
+    pthread_mutex_lock(&J.mu);
+    J.stopping = true;
+    if (J.thread_started && !pthread_equal(pthread_self(), J.thread))
+        while (J.busy)
+            pthread_cond_wait(&J.idle, &J.mu);
+    pthread_mutex_unlock(&J.mu);
 }
 
 static void enqueue(sx_proto *p)
@@ -673,9 +706,10 @@ static void enqueue(sx_proto *p)
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, (size_t)16 << 20);
-        if (pthread_create(&t, &attr, compile_thread, NULL) == 0)
+        if (pthread_create(&t, &attr, compile_thread, NULL) == 0) {
             J.thread_started = true;
-        else
+            J.thread = t;
+        } else
             jlog("unable to start the compile thread: %s", strerror(errno));
         pthread_attr_destroy(&attr);
     }

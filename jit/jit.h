@@ -41,6 +41,12 @@ int jit_init(const jit_options *opt, const jit_hooks *hooks);
  */
 int jit_write_report(const char *path);
 
+/* Lets the batch being compiled finish and starts no other: call it before
+ * the process exits (exit() while libgccjit is inside a compile crashes
+ * and leaves its temporary files). Idempotent; the native code already
+ * installed keeps running. */
+void jit_shutdown(void);
+
 /* The ABI hash (sxpool version, libgccjit version, options): 16 hex digits. */
 const char *jit_abi_hash(void);
 

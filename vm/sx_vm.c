@@ -55,9 +55,19 @@ static struct {
 static GC_push_other_roots_proc prev_push_roots;
 static sx_val p_apply;
 
+/* The VM stack is scanned up to the live top plus the native frame margin:
+ * native code does not move V.sp when it reuses its frame for a tail
+ * callee (sx_bc.h), so between writing the callee's arguments to
+ * base[-1 .. n) and entering it (rt_frame_env allocates), values can sit
+ * above V.sp, at most SX_JIT_FRAME_MARGIN words past it (enter() leaves
+ * that margin, and V.sp is at or above every running native frame's base). */
 static void GC_CALLBACK push_vm_roots(void)
 {
-    if (V.stk && V.sp > V.stk) GC_push_all(V.stk, V.sp);
+    if (V.stk) {
+        sx_val *top = V.sp + SX_JIT_FRAME_MARGIN + 2;
+        if (top > V.stk_end) top = V.stk_end;
+        GC_push_all(V.stk, top);
+    }
     if (V.frames && V.nframes > 0) GC_push_all(V.frames, V.frames + V.nframes);
     if (prev_push_roots) prev_push_roots();
 }

@@ -84,7 +84,7 @@ static bool parse_count(const char *s, long *out)
     return true;
 }
 
-int wrk_eval_main(int argc, char **argv)
+static int eval_main(int argc, char **argv)
 {
     int first = argc;
     sx_options opt = {0};
@@ -149,6 +149,13 @@ int wrk_eval_main(int argc, char **argv)
     return 0;
 }
 
+int wrk_eval_main(int argc, char **argv)
+{
+    int rc = eval_main(argc, argv);
+    jit_shutdown();
+    return rc;
+}
+
 static bool incomplete(const sx_failure *f)
 {
     return !strcmp(f->kind, "read-error") &&
@@ -201,5 +208,6 @@ int wrk_repl_main(int argc, char **argv)
     }
     fputc('\n', stdout);
     free(buf);
+    jit_shutdown();
     return 0;
 }

@@ -499,7 +499,7 @@ static int start(wrk *w)
     return send_ready(w) != 0 ? 1 : 0;
 }
 
-int wrk_main(int argc, char **argv)
+static int serve(int argc, char **argv)
 {
     wrk w = {0};
     if (parse_flags(&w, argc, argv) != 0) return 2;
@@ -541,4 +541,11 @@ int wrk_main(int argc, char **argv)
     ipc_close(w.conn);
     store_close(w.st);
     return 0;
+}
+
+int wrk_main(int argc, char **argv)
+{
+    int rc = serve(argc, argv);
+    jit_shutdown(); /* never exit while libgccjit is inside a compile */
+    return rc;
 }
