@@ -59,7 +59,29 @@ literals are never mutated; `min`/`max` see integers only; case conversion
 and character classes see ASCII only; nothing cyclic is built; `gensym` and
 `current-time-ms` are not used.
 
-Run `gen.py SEED` to print the program for a seed.
+Shapes
+------
+`generate(seed, shape)`: 'classic' is the program described above (with a
+few higher-order forms mixed in); 'higher-order' programs are made of the
+h_* pieces: procedure values composed at random (closures capturing random
+variables, closures over state changed with set!, procedures taken from
+vectors, lists, dicts and alists, compose and curry, variadic and apply
+wrappers, closures over letrec helpers, closures returning closures), called
+directly, through apply, from map/fold-left/vector-map and in tail position;
+random direct-style recursions and their mechanical CPS translation (fresh
+lambdas as continuations, the CPS function an internal define, a letrec or a
+top-level define, closures passed or captured), cpstak itself, CPS chains
+10^4 or 10^5 continuations deep that must run in constant stack, closures
+made in loops, set! shared between closures, mutual recursion through
+closures, variadic and optional arguments, and hot functions called
+1000-2500 times so that every JIT threshold is crossed.  A share of these
+programs are small and made of one or two kinds of piece, so that what one
+kind does to the heap and the collector is not diluted.  A quarter of the CPS
+pieces are preceded by a warm-up loop (see `warm`) that, at the default
+threshold, keeps calling until native code has arrived.  'mixed' (the
+default) is higher-order for HO_SHARE of the seeds.
+
+Run `gen.py [--shape=SHAPE] SEED` to print the program for a seed.
 """
 
 import random
@@ -176,6 +198,9 @@ class Gen:
         self.labels = 0
         self.fail_fns = []    # int -> int functions that fail on one argument
         self.deep_fns = []    # functions that fail at the bottom of a recursion
+        self.need_helpers = False   # compose, curry ... are used
+        self.cps_g = self.cps_gk = False   # closures arith() may call (h_cps)
+        self.dextra = ''      # arguments a direct-style recursive call passes on
 
     # ----------------------------------------------------------------- helpers
 
@@ -539,11 +564,10 @@ class Gen:
             return self.choice(builtins), 2
         if sig == FN1 and self.fail_fns and self.chance(0.15):
             return self.choice(self.fail_fns), 3
-        if sig == FN1 and self.chance(0.1):
-            adders = [f for f in self.fns if f.ret == FN1]
-            if adders:
-                f = self.choice(adders)
-                return '(%s %s)' % (f.name, self.expr(INT, d - 1)), 3
+        if self.chance(0.1):
+            makers = [f for f in self.fns if f.ret == sig]
+            if makers:
+                return self.user_call(self.choice(makers), max(d, 1)), 3
         return self.lambda_expr(params, ret, max(d, 1))
 
     def lambda_expr(self, params, ret, d):
@@ -1215,6 +1239,8 @@ class Gen:
             (2, self.t_guard_loop),
             (1, self.t_tail),
             (2, self.t_stress),
+            (1, self.h_hot),
+            (1, self.h_cps),
         ])
 
     def t_show(self):
@@ -1499,6 +1525,931 @@ class Gen:
             inner = '((lambda (x%d) (set! x%d (+ x%d %d)) %s) (+ x%d 1))' % (i, i - 1, i - 1, i, inner, i - 1)
         return '(show %s (let ((x0 0)) (list %s x0)))' % (lab, inner)
 
+    # ------------------------------------------------- higher-order shapes
+    #
+    # Programs of the higher-order shape (and some forms of the others) are
+    # made of the pieces below.  Each piece is a random composition, not a
+    # fixed text: how deep closures nest, how many parameters they take,
+    # which variables they capture, where `set!` happens, whether a
+    # procedure is passed, returned, stored in a list, vector or dict, or
+    # called in tail position are all drawn afresh.
+
+    def hsig(self, k=None, ret=INT):
+        """The signature of an int procedure of k (random: 0..3) int parameters."""
+        if k is None:
+            k = self.choice([0, 1, 1, 1, 2, 2, 3])
+        return ('fn', (INT,) * k, ret)
+
+    def hcall(self, f, sig, d, tail_ok=False):
+        """A call of the procedure text f with arguments of sig: direct,
+        through apply (spread or not), or through a one-element list."""
+        args = [self.expr(t, max(d - 1, 0)) if self.chance(0.4) else self.leaf(t) for t in sig[1]]
+        x = self.r.random()
+        if x < 0.7:
+            return form(f, *args)
+        if x < 0.8:
+            return '(apply %s (list %s))' % (f, ' '.join(args))
+        if x < 0.9 and args:
+            return '(apply %s %s)' % (' '.join([f] + args[:-1]), '(list %s)' % args[-1])
+        return '((car (list %s)) %s)' % (f, ' '.join(args))
+
+    def hproc(self, sig, d, pure=False):
+        """(text, cost of one call) of a procedure value of type sig, built
+        by composing closures.  pure: evaluating the text itself (not calling
+        the procedure) has no effect and cannot fail."""
+        _, params, ret = sig
+        k = len(params)
+        if d <= 0:
+            if pure:
+                return self.lambda_expr(params, ret, 1)
+            return self.fn_expr(sig, 1)
+        opts = [(3, lambda: self.lambda_expr(params, ret, min(d, 3))),
+                (3, lambda: self.hp_capture(sig, d, pure)),
+                (2, lambda: self.hp_state(sig, d, pure)),
+                (2, lambda: self.hp_select(sig, d, pure)),
+                (1, lambda: self.hp_if(sig, d, pure)),
+                (1, lambda: self.hp_adapt(sig, d, pure)),
+                (1, lambda: self.hp_letrec(sig, d, pure)),
+                (1, lambda: self.hp_returning(sig, d, pure))]
+        if not pure:
+            opts.append((2, lambda: self.fn_expr(sig, d)))
+        if ret == INT and k >= 1:
+            opts.append((2, lambda: self.hp_compose(sig, d, pure)))
+        if ret == INT and k <= 2:
+            opts.append((2, lambda: self.hp_curry(sig, d, pure)))
+        return self.pick(opts)
+
+    def init(self, ty, d, pure):
+        """The value a closure captures: a leaf if pure, else anything."""
+        if pure or self.chance(0.5):
+            return self.leaf(ty)
+        return self.expr(ty, max(d - 1, 0))
+
+    def hp_capture(self, sig, d, pure):
+        """(let ((c1 e1) ...) PROC): variables captured by the closure."""
+        vs, binds = [], []
+        loud = self.r.randrange(3)
+        for i in range(self.r.randint(1, 3)):
+            ty = self.choice([INT, INT, INT, ILIST, STR])
+            v = Var(self.fresh('c'), ty, LMAX, ty in SETTABLE)
+            binds.append('(%s %s)' % (v.name, self.init(ty, d, pure or i != loud)))
+            vs.append(v)
+        with self.bound(*vs):
+            p, cost = self.hproc(sig, d - 1, pure)
+        return '(let (%s) %s)' % (' '.join(binds), p), cost
+
+    def hp_state(self, sig, d, pure):
+        """A closure over a variable it changes with set! on every call."""
+        s = Var(self.fresh('s'), INT)
+        params = [Var(self.fresh('a'), INT) for _ in sig[1]]
+        init = self.init(INT, d, pure)
+        with self.bound(s, *params):
+            upd = self.expr(INT, min(d, 2))
+            res = self.expr(sig[2], min(d, 2))
+        return ('(let ((%s %s)) (lambda (%s) (set! %s (modulo %s 100003)) %s))' % (
+            s.name, init, ' '.join(p.name for p in params), s.name, upd, res), self.cost_guess(d))
+
+    def cost_guess(self, d):
+        return 20 + 20 * max(d, 0)
+
+    def hp_select(self, sig, d, pure):
+        """A procedure taken from a list, vector, dict or alist."""
+        m = self.r.randint(2, 4)
+        ps, costs = [], []
+        shape = self.r.randrange(5)
+        for _ in range(m):
+            p, c = self.hproc(sig, d - 1, pure or shape == 2)
+            ps.append(p)
+            costs.append(c)
+        i = self.r.randrange(m)
+        if shape == 0:
+            txt = '(vector-ref (vector %s) %d)' % (' '.join(ps), i)
+        elif shape == 1:
+            txt = '(list-ref (list %s) %d)' % (' '.join(ps), i)
+        elif shape == 2:    # dict literal: no part may act (pure above)
+            txt = '(get {%s} %s)' % (' '.join(':k%d %s' % (j, p) for j, p in enumerate(ps)), ':k%d' % i)
+        elif shape == 3:
+            txt = '(cdr (assv %d (list %s)))' % (i, ' '.join('(cons %d %s)' % (j, p) for j, p in enumerate(ps)))
+        else:
+            txt = '(car (list-tail (list %s) %d))' % (' '.join(ps), i)
+        return txt, max(costs) + 3
+
+    def hp_if(self, sig, d, pure):
+        a, ca = self.hproc(sig, d - 1, pure)
+        b, cb = self.hproc(sig, d - 1, pure)
+        test = self.leaf(BOOL) if pure else self.expr(BOOL, min(d, 2))
+        return '(if %s %s %s)' % (test, a, b), max(ca, cb) + 1
+
+    def hp_adapt(self, sig, d, pure):
+        """The same procedure seen through a variadic or apply wrapper."""
+        p, c = self.hproc(sig, d - 1, pure)
+        ps = [self.fresh('a') for _ in sig[1]]
+        x = self.r.randrange(4)
+        if x == 0:
+            args = self.fresh('args')
+            return '(lambda %s (apply %s %s))' % (args, p, args), c + 3
+        if x == 1 and ps:
+            rest = self.fresh('rest')
+            return '(lambda (%s . %s) (apply %s %s %s))' % (ps[0], rest, p, ps[0], rest), c + 3
+        if x == 2:
+            return '(lambda (%s) (apply %s (list %s)))' % (' '.join(ps), p, ' '.join(ps)), c + 3
+        f = self.fresh('f')     # eta, the procedure bound once
+        return '(let ((%s %s)) (lambda (%s) (%s %s)))' % (f, p, ' '.join(ps), f, ' '.join(ps)), c + 2
+
+    def hp_compose(self, sig, d, pure):
+        """f after g, by an inline compose or the program's helpers."""
+        g, cg = self.hproc(sig, d - 1, pure)
+        f, cf = self.hproc(FN1, d - 1, pure)
+        ps = ' '.join(self.fresh('a') for _ in sig[1])
+        if len(sig[1]) == 1 and self.chance(0.4):
+            self.need_helpers = True
+            if self.chance(0.5):
+                return '(compose2 %s %s)' % (f, g), cf + cg + 4
+            h, ch = self.hproc(FN1, d - 1, pure)
+            return '(compose %s %s %s)' % (h, f, g), cf + cg + ch + 12
+        return '((lambda (f g) (lambda (%s) (f (g %s)))) %s %s)' % (ps, ps, f, g), cf + cg + 3
+
+    def hp_curry(self, sig, d, pure):
+        """A procedure of k+1 parameters with its first argument fixed."""
+        k = len(sig[1])
+        big = ('fn', (INT,) * (k + 1), sig[2])
+        p, c = self.hproc(big, d - 1, pure)
+        x = self.init(INT, d, pure)
+        ps = ' '.join(self.fresh('a') for _ in range(k))
+        if self.chance(0.35):
+            self.need_helpers = True
+            return '(curry %s %s)' % (p, x), c + 8
+        return '((lambda (f x) (lambda (%s) (f x %s))) %s %s)' % (ps, ps, p, x), c + 3
+
+    def hp_letrec(self, sig, d, pure):
+        """A closure over a recursive (letrec or internal define) helper."""
+        h, n_, acc = self.fresh('h'), self.fresh('n'), self.fresh('acc')
+        ps = [Var(self.fresh('a'), INT) for _ in sig[1]]
+        depth = self.r.randint(0, 30)
+        with self.bound(Var(n_, INT, mutable=False), Var(acc, INT)):
+            step = self.expr(INT, 1)
+        with self.bound(*ps):
+            arg = self.leaf(INT)
+        helper = '(lambda (%s %s) (if (<= %s 0) %s (%s (- %s 1) (modulo %s 100003))))' % (
+            n_, acc, n_, acc, h, n_, step)
+        call = '(%s %d %s)' % (h, depth, arg)
+        lam = '(lambda (%s) %s)' % (' '.join(p.name for p in ps), call)
+        if sig[2] == BOOL:
+            lam = '(lambda (%s) (odd? %s))' % (' '.join(p.name for p in ps), call)
+        if self.chance(0.5):
+            return '(letrec ((%s %s)) %s)' % (h, helper, lam), 6 * depth + 10
+        return '(let () (define %s %s) %s)' % (h, helper, lam), 6 * depth + 10
+
+    def hp_returning(self, sig, d, pure):
+        """Closures that return closures: ((M x1) x2) ... down to sig."""
+        levels = self.r.randint(1, 3)
+        outer = [Var(self.fresh('o'), INT, mutable=self.chance(0.5)) for _ in range(levels)]
+        with self.bound(*outer):
+            p, c = self.hproc(sig, d - 1, True)
+        txt = p
+        for v in reversed(outer):
+            txt = '(lambda (%s) %s)' % (v.name, txt)
+        for v in outer:
+            txt = '(%s %s)' % (txt, self.init(INT, d, pure))
+        return txt, c + 2
+
+    # -- the helpers that compositions may use
+
+    HELPERS = [
+        '(define (compose2 f g) (lambda (x) (f (g x))))',
+        '(define (compose . fs) (if (null? fs) (lambda (x) x) '
+        '(let ((f (car fs)) (g (apply compose (cdr fs)))) (lambda (x) (f (g x))))))',
+        '(define (curry f . early) (lambda late (apply f (append early late))))',
+        '(define (flip f) (lambda (a b) (f b a)))',
+        '(define (iterate f n x) (if (<= n 0) x (iterate f (- n 1) (f x))))',
+    ]
+
+    # -- test forms
+
+    def h_show(self, x):
+        return '(show %s %s)' % (self.label(), self.catch_all(x))
+
+    def h_procs(self):
+        """Random procedures applied directly, in tail position, through
+        apply and through map, fold-left and vector-map."""
+        sig = self.hsig()
+        p, c = self.hproc(sig, self.r.randint(1, 4))
+        f = Var(self.fresh('pf'), sig, cost=c, mutable=False)
+        uses = []
+        with self.bound(f):
+            for _ in range(self.r.randint(1, 4)):
+                k = len(sig[1])
+                x = self.r.randrange(5)
+                if x == 0 and k == 1:
+                    uses.append('(map %s %s)' % (f.name, self.expr(ILIST, 2)))
+                elif x == 1 and k == 2:
+                    uses.append('(fold-left %s %s %s)' % (f.name, self.leaf(INT), self.expr(ILIST, 2)))
+                elif x == 2:
+                    lp, i = self.fresh('loop'), self.fresh('i')
+                    n = self.r.randint(1, 30)
+                    uses.append('(let %s ((%s 0) (r 0)) (if (= %s %d) r (%s (+ %s 1) %s)))' % (
+                        lp, i, i, n, lp, i, self.hcall(f.name, sig, 1)))
+                elif x == 3 and k == 1:
+                    uses.append('(vector-map %s (vector %s))' % (
+                        f.name, ' '.join(self.lit_int() for _ in range(self.r.randint(0, 4)))))
+                else:
+                    uses.append(self.hcall(f.name, sig, 2))
+        return self.h_show('(let ((%s %s)) (list %s))' % (f.name, p, ' '.join(uses)))
+
+    def h_table(self):
+        """Procedures stored in a global vector, list or dict and called
+        later from a function, in tail position, from a hot loop."""
+        sig = self.hsig(1)
+        m = self.r.randint(2, 5)
+        ps = [self.hproc(sig, self.r.randint(0, 2), pure=True)[0] for _ in range(m)]
+        tab, disp, x = self.fresh('gtab'), self.fresh('dispatch'), self.fresh('x')
+        kind = self.r.randrange(3)
+        if kind == 0:
+            table = '(define %s (vector %s))' % (tab, ' '.join(ps))
+            get = '(vector-ref %s (modulo %s %d))' % (tab, x, m)
+        elif kind == 1:
+            table = '(define %s (list %s))' % (tab, ' '.join(ps))
+            get = '(list-ref %s (modulo %s %d))' % (tab, x, m)
+        else:
+            table = '(define %s (dict))\n%s' % (tab, '\n'.join(
+                '(dict-set! %s %d %s)' % (tab, j, p) for j, p in enumerate(ps)))
+            get = '(get %s (modulo %s %d))' % (tab, x, m)
+        body = '(%s %s)' % (get, x) if self.chance(0.7) else '(apply %s (list %s))' % (get, x)
+        n = self.choice([20, 200, 1100, 2000])
+        lp, i, acc = self.fresh('loop'), self.fresh('i'), self.fresh('acc')
+        run = '(let %s ((%s 0) (%s 0)) (if (= %s %d) %s (%s (+ %s 1) (modulo (+ %s (%s %s)) 1000003))))' % (
+            lp, i, acc, i, n, acc, lp, i, acc, disp, i)
+        return '%s\n(define (%s %s) %s)\n%s' % (
+            table, disp, x, body, self.h_show('(list %s (map %s (range %d)))' % (run, disp, m + 1)))
+
+    def h_loop_capture(self):
+        """Closures made in a loop, each capturing its own iteration's
+        variables and some shared ones that later code changes with set!."""
+        n = self.r.randint(1, 8)
+        i = Var(self.fresh('i'), INT, mutable=False)
+        shared = Var(self.fresh('sh'), INT)
+        ps = [Var(self.fresh('a'), INT) for _ in range(self.r.randint(0, 2))]
+        with self.bound(shared, i, *ps):
+            body = self.body(INT, 2, LMAX)
+        lam = '(lambda (%s) %s)' % (' '.join(p.name for p in ps), body)
+        args = ' '.join(str(self.r.randint(-3, 9)) for _ in ps)
+        f = self.fresh('f')
+        call = '(%s %s)' % (f, args) if args else '(%s)' % f
+        style = self.r.randrange(4)
+        if style == 0:
+            lp, acc = self.fresh('loop'), self.fresh('acc')
+            make = "(let %s ((%s 0) (%s '())) (if (= %s %d) (reverse %s) (%s (+ %s 1) (cons %s %s))))" % (
+                lp, i.name, acc, i.name, n, acc, lp, i.name, lam, acc)
+        elif style == 1:
+            v = self.fresh('v')
+            make = ('(let ((%s (make-vector %d 0))) (do ((%s 0 (+ %s 1))) ((= %s %d) (vector->list %s)) '
+                    '(vector-set! %s %s %s)))' % (v, n, i.name, i.name, i.name, n, v, v, i.name, lam))
+        elif style == 2:
+            acc = self.fresh('acc')
+            make = "(let ((%s '())) (for-each (lambda (%s) (set! %s (cons %s %s))) (range %d)) (reverse %s))" % (
+                acc, i.name, acc, lam, acc, n, acc)
+        else:
+            make = '(map (lambda (%s) %s) (iota %d))' % (i.name, lam, n)
+        fs = self.fresh('fs')
+        change = self.choice(['', '(set! %s (+ %s 100))' % (shared.name, shared.name)])
+        return self.h_show('(let ((%s %s)) (let ((%s %s)) %s (list (map (lambda (%s) %s) %s) %s)))' % (
+            shared.name, self.lit_int(), fs, make, change, f, call, fs, shared.name))
+
+    def h_set_capture(self):
+        """Variables shared by several closures, changed with set! inside
+        closures, inside closures those return, and outside all of them."""
+        ss = [Var(self.fresh('s'), INT) for _ in range(self.r.randint(1, 3))]
+        closures, defs = [], []
+        with self.bound(*ss):
+            for _ in range(self.r.randint(2, 4)):
+                name = self.fresh('cl')
+                ps = [Var(self.fresh('a'), INT) for _ in range(self.r.randint(0, 2))]
+                with self.bound(*ps):
+                    sets = ['(set! %s (modulo %s 10007))' % (s.name, self.expr(INT, 2))
+                            for s in self.r.sample(ss, self.r.randint(0, len(ss)))]
+                    if self.chance(0.3):   # returns a closure that writes later
+                        q = Var(self.fresh('b'), INT)
+                        with self.bound(q):
+                            s = self.choice(ss)
+                            inner = '(lambda (%s) (set! %s (modulo %s 10007)) %s)' % (
+                                q.name, s.name, self.expr(INT, 2), self.expr(INT, 1))
+                        res, kind = inner, 'maker'
+                    else:
+                        res, kind = self.expr(INT, 2), 'plain'
+                defs.append('(%s (lambda (%s) %s))' % (name, ' '.join(p.name for p in ps),
+                                                       ' '.join(sets + [res])))
+                closures.append((name, len(ps), kind))
+            calls = []
+            for _ in range(self.r.randint(3, 9)):
+                x = self.r.random()
+                if x < 0.2:
+                    s = self.choice(ss)
+                    calls.append('(begin (set! %s %s) %s)' % (s.name, self.leaf(INT), s.name))
+                elif x < 0.3:
+                    calls.append(self.choice(ss).name)
+                else:
+                    name, k, kind = self.choice(closures)
+                    c = '(%s %s)' % (name, ' '.join(str(self.r.randint(-5, 12)) for _ in range(k)))
+                    if kind == 'maker':
+                        c = '(%s %d)' % (c, self.r.randint(-5, 12))
+                    calls.append(c.replace(' )', ')'))
+        binds = ' '.join('(%s %s)' % (s.name, self.lit_int()) for s in ss)
+        return self.h_show('(let (%s) (letrec (%s) (list %s)))' % (binds, ' '.join(defs), ' '.join(calls)))
+
+    def h_mutual(self):
+        """Mutual recursion through closures (letrec, internal defines or
+        closures passed down), in tail position or not."""
+        m = self.r.randint(2, 3)
+        names = [self.fresh('mr') for _ in range(m)]
+        n_ = self.fresh('n')
+        tail = self.chance(0.5)
+        depth = self.choice([10, 100, 2000]) if not tail else self.choice([100, 2000, 100000])
+        bodies = []
+        for j in range(m):
+            with self.bound(Var(n_, INT, mutable=False)):
+                base = self.expr(INT, 1)
+                other = self.choice(names)
+                if tail:
+                    rec = '(%s (- %s 1))' % (other, n_)
+                else:
+                    rec = '(modulo (+ %s (%s (- %s 1))) 100003)' % (self.expr(INT, 1), other, n_)
+            bodies.append('(lambda (%s) (if (<= %s 0) %s %s))' % (n_, n_, base, rec))
+        self.spend(depth * 8)
+        wrap = self.r.randrange(3)
+        if wrap == 0:
+            x = '(letrec (%s) (list (%s %d) (%s 3)))' % (
+                ' '.join('(%s %s)' % (nm, b) for nm, b in zip(names, bodies)), names[0], depth, names[-1])
+        elif wrap == 1:
+            w = self.fresh('wrapper')
+            defs = ' '.join('(define %s %s)' % (nm, b) for nm, b in zip(names, bodies))
+            return '(define (%s k) %s (%s k))\n%s' % (w, defs, names[0], self.h_show('(list (%s %d) (%s 5))' % (
+                w, depth, w)))
+        else:   # the partner is passed as an argument
+            a, b = names[0], names[1] if m > 1 else names[0]
+            ka, kb = self.fresh('other'), self.fresh('other')
+            with self.bound(Var(n_, INT, mutable=False)):
+                ba, bb = self.expr(INT, 1), self.expr(INT, 1)
+            if tail:
+                ra, rb = '(%s (- %s 1) %s)' % (ka, n_, a), '(%s (- %s 1) %s)' % (kb, n_, b)
+            else:
+                ra = '(+ 1 (%s (- %s 1) %s))' % (ka, n_, a)
+                rb = '(modulo (* 3 (%s (- %s 1) %s)) 100003)' % (kb, n_, b)
+            x = ('(letrec ((%s (lambda (%s %s) (if (<= %s 0) %s %s))) (%s (lambda (%s %s) (if (<= %s 0) %s %s)))) '
+                 '(list (%s %d %s) (%s 7 %s)))') % (a, n_, ka, n_, ba, ra, b, n_, kb, n_, bb, rb,
+                                                   a, depth, b, b, a)
+        return self.h_show(x)
+
+    def h_variadic(self):
+        """Variadic procedures and optional-looking arguments, called
+        directly, through apply and from map/fold-left, with too few
+        arguments too (each call guarded on its own)."""
+        procs = []
+        for _ in range(self.r.randint(1, 3)):
+            name, k = self.fresh('vf'), self.r.randint(0, 2)
+            ps = [Var(self.fresh('a'), INT) for _ in range(k)]
+            rest = Var(self.fresh('r'), ILIST, LMAX)
+            shape = self.r.randrange(3)
+            with self.bound(*ps, rest):
+                if shape == 0 and k >= 1:   # optional second argument with a default
+                    opt = Var(self.fresh('o'), INT)
+                    with self.bound(opt):
+                        b = self.expr(INT, 2)
+                    body = '(let ((%s (if (null? %s) %s (car %s)))) %s)' % (
+                        opt.name, rest.name, self.lit_int(), rest.name, b)
+                else:
+                    body = self.expr(self.choice([INT, ILIST]), 2)
+            if k == 0:
+                lam = '(lambda %s %s)' % (rest.name, body)
+            else:
+                lam = '(lambda (%s . %s) %s)' % (' '.join(p.name for p in ps), rest.name, body)
+            procs.append((name, k, lam))
+        calls = []
+        for _ in range(self.r.randint(2, 6)):
+            name, k, _ = self.choice(procs)
+            n = max(0, k + self.r.randint(-1, 3))
+            args = [str(self.r.randint(-3, 9)) for _ in range(n)]
+            x = self.r.randrange(5)
+            if x == 0:
+                c = form(name, *args)
+            elif x == 1:
+                c = '(apply %s (list %s))' % (name, ' '.join(args))
+            elif x == 2 and args:
+                c = '(apply %s %s (list %s))' % (name, args[0], ' '.join(args[1:]))
+            elif x == 3:
+                lists = ['(list %s)' % ' '.join(str(self.r.randint(0, 9)) for _ in range(self.r.randint(0, 3)))
+                         for _ in range(max(1, k))]
+                c = '(map %s %s)' % (name, ' '.join(lists))
+            else:
+                c = '(%s %s)' % (self.choice(['(lambda (g) (g %s))' % ' '.join(args),
+                                              '(lambda (g) (apply g (list %s)))' % ' '.join(args)]), name)
+            calls.append("(guard (e (#t (list 'err (error-kind e)))) %s)" % c)
+        return self.h_show('(let (%s) (list %s))' % (' '.join('(%s %s)' % (n, l) for n, _, l in procs),
+                                                      ' '.join(calls)))
+
+    def h_returning(self):
+        """Closures that return closures, applied step by step or all at once."""
+        depth = self.r.randint(2, 6)
+        vs = [Var(self.fresh('x'), INT, mutable=self.chance(0.3)) for _ in range(depth)]
+        with self.bound(*vs):
+            inner = self.body(INT, 2, LMAX)
+        txt = inner
+        for v in reversed(vs):
+            txt = '(%s (%s) %s)' % (self.choice(['lambda', 'lambda', 'fn']), v.name, txt)
+        f = self.fresh('mk')
+        args = [str(self.r.randint(-4, 9)) for _ in vs]
+        whole = '(%s %s)' % (f, args[0])
+        for a in args[1:]:
+            whole = '(%s %s)' % (whole, a)
+        partial, cut = '(%s %s)' % (f, args[0]), self.r.randint(1, depth - 1)
+        for a in args[1:cut]:
+            partial = '(%s %s)' % (partial, a)
+        pn = self.fresh('part')
+        rest_call = pn
+        for a in args[cut:]:
+            rest_call = '(%s %s)' % (rest_call, a)
+        return self.h_show('(let ((%s %s)) (let ((%s %s)) (list %s %s %s)))' % (
+            f, txt, pn, partial, whole, rest_call, rest_call))
+
+    def h_hot(self):
+        """A function called thousands of times (over the JIT thresholds),
+        taking a closure or a fresh lambda each time."""
+        name, g, x = self.fresh('hot'), Var(self.fresh('g'), FN1, cost=20, mutable=False), Var(self.fresh('x'), INT)
+        with self.bound(g, x):
+            body, _ = self.measure(lambda: self.fit(lambda: self.expr(INT, 2), 200, lambda: '(%s %s)' % (g.name, x.name)))
+        if g.name not in body:
+            body = '(+ (%s %s) %s)' % (g.name, x.name, body)
+        n = self.choice([1001, 1500, 2000, 2500])
+        lp, i, acc = self.fresh('loop'), Var(self.fresh('i'), INT, mutable=False), self.fresh('acc')
+        with self.bound(i):
+            fresh_lam, _ = self.hproc(FN1, 1, pure=True)
+        arg = self.choice(['(lambda (y) (+ y %s))' % i.name, fresh_lam,
+                           self.choice(['abs', '-', '(lambda (y) (* y 2))'])])
+        shape = self.r.randrange(3)
+        if shape == 0:
+            run = '(let %s ((%s 0) (%s 0)) (if (= %s %d) %s (%s (+ %s 1) (modulo (+ %s (%s %s %s)) 1000003))))' % (
+                lp, i.name, acc, i.name, n, acc, lp, i.name, acc, name, arg, i.name)
+        elif shape == 1:
+            run = '(fold-left (lambda (%s %s) (modulo (+ %s (%s %s %s)) 1000003)) 0 (iota %d))' % (
+                acc, i.name, acc, name, arg, i.name, n)
+        else:
+            run = '(length (filter (lambda (%s) (odd? (%s %s %s))) (range %d)))' % (i.name, name, arg, i.name, n)
+        self.spend(n * 60)
+        self.fns.append(Fn(name, [FN1, INT], INT, 30))
+        return '(define (%s %s %s) %s)\n%s' % (name, g.name, x.name, body, self.h_show(run))
+
+    def h_nested_lambdas(self):
+        """Many nested single-use lambdas (a compile-time stress the
+        coverage report's compile times watch); bounded at 80."""
+        depth = self.choice([10, 40, 80])
+        inner = '(+ %s)' % ' '.join('y%d' % i for i in range(0, depth + 1, max(1, depth // 8)))
+        for i in range(depth, 0, -1):
+            inner = '((lambda (y%d) %s) (+ y%d %d))' % (i, inner, i - 1, i % 5)
+        return self.h_show('((lambda (y0) %s) %d)' % (inner, self.r.randint(0, 9)))
+
+    # -- continuation-passing style from random direct-style recursions
+
+    def arith(self, names, d, calls, rec):
+        """A failure-free int expression tree over names.  calls: a
+        one-element list, the recursive calls still allowed; rec(d) makes
+        one such call node.  Nodes: ('lit', n) ('var', x) ('op', op, a, b)
+        ('mod', a, k) ('if', test, a, b) ('let', x, a, b) ('app', g, a)
+        ('call', f, args) ('appk', a)."""
+        x = self.r.random()
+        if calls[0] > 0 and x < 0.3:
+            calls[0] -= 1
+            return rec(d)
+        if d <= 0 or x < 0.45:
+            if names and self.chance(0.7):
+                return ('var', self.choice(names))
+            return ('lit', self.r.randint(-3, 12))
+        y = self.r.randrange(10)
+        if y < 4:
+            return ('op', self.choice(['+', '+', '-', '*', 'max', 'min']),
+                    self.arith(names, d - 1, calls, rec), self.arith(names, d - 1, calls, rec))
+        if y < 5:
+            return ('mod', self.arith(names, d - 1, calls, rec), self.choice([7, 97, 1009, -13]))
+        if y < 7:
+            test = ('op', self.choice(['<', '>', '=', '<=']), self.arith(names, 1, [0], rec),
+                    self.arith(names, 1, [0], rec))
+            return ('if', test, self.arith(names, d - 1, calls, rec), self.arith(names, d - 1, calls, rec))
+        if y < 8:
+            v = self.fresh('t')
+            a = self.arith(names, d - 1, calls, rec)
+            return ('let', v, a, self.arith(names + [v], d - 1, calls, rec))
+        if y < 9 and self.cps_g:
+            return ('app', self.arith(names, d - 1, calls, rec))
+        if self.cps_gk:
+            return ('appk', self.arith(names, d - 1, calls, rec))
+        return ('lit', self.r.randint(0, 5))
+
+    @staticmethod
+    def has_call(e):
+        todo = [e]
+        while todo:
+            e = todo.pop()
+            if e[0] in ('call', 'appk'):
+                return True
+            if e[0] in ('op', 'if'):
+                todo += [x for x in e[1:] if isinstance(x, tuple)]
+            elif e[0] in ('mod', 'app'):
+                todo.append(e[1])
+            elif e[0] == 'let':
+                todo += [e[2], e[3]]
+        return False
+
+    def direct(self, e, f, g, gd):
+        """Direct-style text of an arith tree (f: the recursive function)."""
+        t = e[0]
+        if t == 'lit':
+            return str(e[1])
+        if t == 'var':
+            return e[1]
+        if t == 'op':
+            a, b = self.direct(e[2], f, g, gd), self.direct(e[3], f, g, gd)
+            if e[1] == '*':
+                return '(modulo (* %s %s) 10007)' % (a, b)
+            return '(%s %s %s)' % (e[1], a, b)
+        if t == 'mod':
+            return '(modulo %s %d)' % (self.direct(e[1], f, g, gd), e[2])
+        if t == 'if':
+            return '(if %s %s %s)' % tuple(self.direct(x, f, g, gd) for x in e[1:])
+        if t == 'let':
+            return '(let ((%s %s)) %s)' % (e[1], self.direct(e[2], f, g, gd), self.direct(e[3], f, g, gd))
+        if t == 'app':
+            return '(%s %s)' % (g, self.direct(e[1], f, g, gd))
+        if t == 'appk':
+            return '(%s %s)' % (gd, self.direct(e[1], f, g, gd))
+        return '(%s %s%s)' % (f, ' '.join(self.direct(a, f, g, gd) for a in e[2]), self.dextra)
+
+    def kapply(self, k, v):
+        """A continuation variable called in tail position, in one of
+        several ways."""
+        x = self.r.random()
+        if x < 0.75:
+            return '(%s %s)' % (k, v)
+        if x < 0.85:
+            return '(apply %s (list %s))' % (k, v)
+        if x < 0.93:
+            return '((car (list %s)) %s)' % (k, v)
+        kk = self.fresh('kk')
+        return '(let ((%s %s)) (%s %s))' % (kk, k, kk, v)
+
+    def cps(self, e, k, f, g, gk):
+        """CPS text of an arith tree: k is a continuation variable's name
+        or a Python function from a value's text to the rest of the code."""
+        if not self.has_call(e):
+            t = self.direct(e, f, g, None)
+            return self.kapply(k, t) if isinstance(k, str) else k(t)
+        tag = e[0]
+        if tag == 'op':
+            def build(vs):
+                if e[1] == '*':
+                    t = '(modulo (* %s %s) 10007)' % tuple(vs)
+                else:
+                    t = '(%s %s %s)' % (e[1], vs[0], vs[1])
+                return self.kapply(k, t) if isinstance(k, str) else k(t)
+            return self.cps_args([e[2], e[3]], build, f, g, gk)
+        if tag == 'mod':
+            return self.cps(e[1], lambda v: (self.kapply(k, '(modulo %s %d)' % (v, e[2])) if isinstance(k, str)
+                                             else k('(modulo %s %d)' % (v, e[2]))), f, g, gk)
+        if tag == 'app':
+            return self.cps(e[1], lambda v: (self.kapply(k, '(%s %s)' % (g, v)) if isinstance(k, str)
+                                             else k('(%s %s)' % (g, v))), f, g, gk)
+        if tag == 'call':
+            return self.cps_args(e[2], lambda vs: '(%s %s %s)' % (f, ' '.join(vs), self.reify(k)), f, g, gk)
+        if tag == 'appk':
+            return self.cps(e[1], lambda v: '(%s %s %s)' % (gk, v, self.reify(k)), f, g, gk)
+        if tag == 'let':
+            return self.cps(e[2], lambda v: '(let ((%s %s)) %s)' % (e[1], v, self.cps(e[3], k, f, g, gk)),
+                            f, g, gk)
+        # if: the test may contain calls too
+        def branch(tv):
+            if isinstance(k, str):
+                return '(if %s %s %s)' % (tv, self.cps(e[2], k, f, g, gk), self.cps(e[3], k, f, g, gk))
+            kn = self.fresh('k')
+            return '(let ((%s %s)) (if %s %s %s))' % (kn, self.reify(k), tv, self.cps(e[2], kn, f, g, gk),
+                                                      self.cps(e[3], kn, f, g, gk))
+        return self.cps(e[1], branch, f, g, gk)
+
+    def cps_args(self, args, build, f, g, gk):
+        """Left to right: a value with a call gets a continuation; a
+        failure-free one without calls is used as it is."""
+        def go(i, acc):
+            if i == len(args):
+                return build(acc)
+            if not self.has_call(args[i]):
+                return go(i + 1, acc + [self.direct(args[i], f, g, None)])
+            return self.cps(args[i], lambda v: go(i + 1, acc + [v]), f, g, gk)
+        return go(0, [])
+
+    def reify(self, k):
+        if isinstance(k, str):
+            return k
+        v = self.fresh('v')
+        if self.chance(0.1):
+            ign = self.fresh('more')
+            return '(lambda (%s . %s) %s)' % (v, ign, k(v))
+        return '(lambda (%s) %s)' % (v, k(v))
+
+    @staticmethod
+    def call_bound(body, dec_of, nmax, limit):
+        """The largest n <= nmax whose call count stays within limit:
+        C(n) = 1 + calls of the body at n (the larger branch of each if)."""
+        memo = {}
+
+        def count(e, n):
+            t = e[0]
+            if t == 'call':
+                return C(n - dec_of[id(e)]) + sum(count(a, n) for a in e[2][1:])
+            if t == 'if':
+                return count(e[1], n) + max(count(e[2], n), count(e[3], n))
+            if t in ('op',):
+                return count(e[2], n) + count(e[3], n)
+            if t in ('mod', 'app', 'appk'):
+                return count(e[1], n)
+            if t == 'let':
+                return count(e[2], n) + count(e[3], n)
+            return 0
+
+        def C(n):
+            if n <= 0:
+                return 1
+            if n not in memo:
+                memo[n] = 1 + count(body, n)
+            return memo[n]
+        best = 0
+        for n in range(0, nmax + 1):
+            if C(n) > limit:
+                break
+            best = n
+        return best
+
+    def h_cps(self):
+        """A random recursion over n written twice: in direct style and in
+        continuation-passing style, where every non-tail call gets a fresh
+        lambda as its continuation.  The CPS function is an internal define
+        (the cpstak shape), a letrec or a top-level define; the closures it
+        uses are passed as arguments or captured."""
+        if self.chance(0.2):
+            return self.h_cpstak()
+        f, fd = self.fresh('fk'), self.fresh('fd')
+        n_ = self.fresh('n')
+        extra = [self.fresh('p') for _ in range(self.r.randint(0, 2))]
+        self.cps_g = self.chance(0.5) and self.fresh('g')
+        self.cps_gk = self.chance(0.4) and self.fresh('gk')
+        gd = self.cps_gk and self.fresh('gd')
+        names = [n_] + extra
+        decs = {}
+
+        def rec(d):
+            dec = self.choice([1, 1, 1, 2])
+            args = [('op', '-', ('var', n_), ('lit', dec))]
+            for _ in extra:
+                a = self.arith(names, max(d - 1, 0), [0] if self.chance(0.7) else calls, rec)
+                args.append(a if a[0] in ('lit', 'var') else ('mod', a, 1009))
+            node = ('call', f, args)
+            decs[id(node)] = dec
+            return node
+        calls = [self.choice([1, 1, 1, 2, 2, 3])]
+        body = self.arith(names, self.r.randint(1, 4), calls, rec)
+        if not self.has_call(body) or not any(True for _ in decs):
+            calls[0] = 1
+            body = ('op', '+', body, rec(1))
+        if self.chance(0.7):
+            body = ('mod', body, 1000003)
+        base = self.arith(names, 2, [0], rec)
+        limit = self.choice([300, 2000, 5000, 20000, 60000])
+        nmax = self.call_bound(body, decs, 3000, limit)
+        n0 = nmax if self.chance(0.6) else self.r.randint(0, max(nmax, 0))
+        self.spend(limit * 40)
+        g, gk = self.cps_g, self.cps_gk
+        self.cps_g = self.cps_gk = False
+        test = self.choice(['(<= %s 0)', '(< %s 1)', '(not (> %s 0))']) % n_
+        cbody = self.cps(body, 'k', f, g, gk)
+        cbase = self.cps(base, 'k', f, g, gk)
+        self.dextra = ''.join(' ' + x for x in (g, gd) if x)   # closures passed down
+        dbody = self.direct(body, fd, g, gd)
+        dbase = self.direct(base, fd, g, gd)
+        self.dextra = ''
+        ps = ' '.join([n_] + extra)
+        # the closures: pure and failure-free; gd is gk in direct style
+        gx = self.fresh('x')
+        g1 = self.direct(self.arith([gx], 2, [0], rec), None, None, None)
+        g2 = self.direct(self.arith([gx], 2, [0], rec), None, None, None)
+        closures = []            # (name in the CPS code, value, direct name, direct value)
+        if g:
+            closures.append((g, '(lambda (%s) %s)' % (gx, g1), g, '(lambda (%s) %s)' % (gx, g1)))
+        if gk:
+            closures.append((gk, '(lambda (%s k) %s)' % (gx, self.kapply('k', g2)), gd, '(lambda (%s) %s)' % (gx, g2)))
+        k0 = self.choice(['(lambda (r) r)', "(lambda (r) (list 'done r))", '(lambda (r . more) (* r 2))'])
+        dpar = ''.join(' ' + c[2] for c in closures)
+        dfun = '(define (%s %s%s) (if %s %s %s))' % (fd, ps, dpar, test, dbase, dbody)
+        args0 = [str(n0)] + [str(self.r.randint(-3, 9)) for _ in extra]
+        wrapper = self.fresh('cps')
+        wpar = ' '.join(['m'] + [self.fresh('q') for _ in extra])
+        where = self.r.randrange(3)
+        cfun = '(lambda (%s k) (if %s %s %s))' % (ps, test, cbase, cbody)
+        if where == 2:
+            # top level: the closures are globals the CPS function uses
+            defs = ''.join('(define %s %s)\n' % (c[0], c[1]) for c in closures)
+            defs += '(define (%s %s k) (if %s %s %s))\n(define (%s %s) (%s %s %s))' % (
+                f, ps, test, cbase, cbody, wrapper, wpar, f, wpar, k0)
+            cargs = ''
+        else:
+            # inside the wrapper the CPS function captures the closures,
+            # the wrapper's parameters
+            cpar = ''.join(' ' + c[0] for c in closures)
+            cargs = ''.join(' ' + c[1] for c in closures)
+            if where == 0:
+                inner = '(define (%s %s k) (if %s %s %s)) (%s %s %s)' % (
+                    f, ps, test, cbase, cbody, f, wpar, k0)
+            else:
+                inner = '(letrec ((%s %s)) (%s %s %s))' % (f, cfun, f, wpar, k0)
+            defs = '(define (%s %s%s) %s)' % (wrapper, wpar, cpar, inner)
+        ccall = '(%s %s%s)' % (wrapper, ' '.join(args0), cargs)
+        dcall = '(%s %s%s)' % (fd, ' '.join(args0), ''.join(' ' + c[3] for c in closures))
+        out = [dfun, defs]
+        if self.chance(0.25):
+            out.append(self.warm('(%s (modulo i 3) %s%s)' % (wrapper, ' '.join(args0[1:]), cargs)))
+        out.append(self.h_show('(list %s %s)' % (dcall, ccall)))
+        return '\n'.join(out)
+
+    def h_cpstak(self):
+        """The classic cpstak: an internal define whose continuations are
+        fresh lambdas nested three deep, with arguments that keep the call
+        count bounded."""
+        # enough calls, most of the time, for the collector to run while
+        # continuations are live (tens of thousands)
+        big = self.chance(0.6)
+        best = None
+        for _ in range(40 if big else 1000):
+            x, y, z = self.r.randint(4, 18), self.r.randint(0, 12), self.r.randint(0, 8)
+            calls = self.tak_calls(x, y, z, 100000)
+            if calls is not None and (best is None or calls > best[0]):
+                best = (calls, x, y, z)
+                if not big:
+                    break
+        calls, x, y, z = best
+        self.spend(calls * 30)
+        name = self.fresh('cpstak')
+        return ('(define (%s x y z)\n'
+                '  (define (tak x y z k)\n'
+                '    (if (not (< y x))\n'
+                '        (k z)\n'
+                '        (tak (- x 1) y z\n'
+                '             (lambda (v1)\n'
+                '               (tak (- y 1) z x\n'
+                '                    (lambda (v2)\n'
+                '                      (tak (- z 1) x y\n'
+                '                           (lambda (v3) (tak v1 v2 v3 k)))))))))\n'
+                '  (tak x y z (lambda (a) a)))\n%s') % (name, self.h_show('(%s %d %d %d)' % (name, x, y, z)))
+
+    @staticmethod
+    def tak_calls(x, y, z, cap):
+        """How many calls tak makes, or None past cap."""
+        n = [0]
+        stack = []   # iterative evaluation would be long; recursion is shallow for these sizes
+
+        def tak(x, y, z):
+            n[0] += 1
+            if n[0] > cap:
+                raise OverflowError
+            if not y < x:
+                return z
+            return tak(tak(x - 1, y, z), tak(y - 1, z, x), tak(z - 1, x, y))
+        del stack
+        try:
+            tak(x, y, z)
+        except (OverflowError, RecursionError):
+            return None
+        return n[0]
+
+    def h_deep_cps(self):
+        """A CPS chain 10^4 or 10^5 continuations deep: every step is a
+        tail call, so it must run in constant stack."""
+        n = self.choice([10000, 100000])
+        self.spend(n * 8)
+        f, k, v, m = self.fresh('chain'), self.fresh('k'), self.fresh('v'), self.fresh('n')
+        step = self.choice(['(modulo (+ %s %s) 1000003)', '(modulo (- (* 3 %s) %s) 1000003)',
+                            '(max %s (modulo %s 977))'])
+        x = self.r.randrange(5)
+        call_k = self.kapply(k, step % (v, m))
+        if x == 0:
+            defs = '(define (%s %s %s) (if (= %s 0) (%s 0) (%s (- %s 1) (lambda (%s) %s))))' % (
+                f, m, k, m, k, f, m, v, call_k)
+            run = '(%s %d (lambda (r) r))' % (f, n)
+        elif x == 1:   # over a list, the continuation closes over the element
+            l = self.fresh('l')
+            defs = ('(define (%s %s %s) (if (null? %s) (%s 0) (%s (cdr %s) (lambda (%s) %s))))' % (
+                f, l, k, l, k, f, l, v, self.kapply(k, step % (v, '(car %s)' % l))))
+            run = '(%s (iota %d) (lambda (r) (list r)))' % (f, n)
+        elif x == 2:   # two functions alternating, in a letrec inside a function
+            g = self.fresh('alt')
+            defs = ('(define (%s top)\n  (letrec ((a (lambda (%s %s) (if (= %s 0) (%s 1) (b (- %s 1) (lambda (%s) %s)))))\n'
+                    '           (b (lambda (%s %s) (if (= %s 0) (%s 2) (a (- %s 1) (lambda (%s) %s))))))\n'
+                    '    (a top (lambda (r) r))))') % (
+                        f, m, k, m, k, m, v, call_k, m, k, m, k, m, v, self.kapply(k, step % (v, '1')))
+            del g
+            run = '(%s %d)' % (f, n)
+        elif x == 3:   # continuations stored in a vector and fetched back
+            defs = ('(define (%s %s %s) (if (= %s 0) ((vector-ref (vector %s) 0) 0) '
+                    '(%s (- %s 1) (vector-ref (vector (lambda (%s) %s)) 0))))') % (
+                        f, m, k, m, k, f, m, v, call_k)
+            run = '(%s %d (lambda (r) r))' % (f, n)
+        else:          # an accumulator threaded through the continuations, loop by named let
+            defs = ('(define (%s top) (let loop ((%s top) (%s (lambda (%s) %s))) (if (= %s 0) (%s 0) '
+                    '(loop (- %s 1) (lambda (%s) (%s %s))))))') % (
+                        f, m, k, v, v, m, k, m, v, k, step % (v, m))
+            run = '(%s %d)' % (f, n)
+        return '%s\n%s' % (defs, self.h_show(run))
+
+    def warm(self, call):
+        """Call a failure-free, effect-free function until the JIT has
+        native code to run (at most 800 ms or 10^6 calls), so that at the
+        default threshold the rest of the program runs code that was
+        compiled while it ran.  Nothing printed depends on how long it ran.
+        `call` may use i."""
+        return ('(let ((t0 (current-time-ms))) (let warm ((i 0)) (when (and (< i 1000000) '
+                '(< (- (current-time-ms) t0) 800) (= (get (jit-stats) :native-calls 0) 0)) %s (warm (+ i 1)))))'
+                % call)
+
+    def h_top_function(self):
+        """A top-level function taking procedures (and maybe returning
+        one); registered so that later expressions call it."""
+        name = self.fresh('hof')
+        params = []
+        for _ in range(self.r.randint(1, 3)):
+            ty = self.choice([FN1, FN1, FN2, PRED, INT, INT, ILIST])
+            params.append(Var(self.fresh('p'), ty, 6, mutable=ty in SETTABLE, cost=20))
+        if self.chance(0.3):
+            ret = FN1
+            with self.bound(*params):
+                body, cost = self.define_fn(lambda: self.hproc(FN1, 2)[0], lambda: 'abs')
+            cost = 3
+        else:
+            ret = self.choice([INT, INT, ILIST])
+            with self.bound(*params):
+                body, cost = self.define_fn(lambda: self.body(ret, 3, 6), lambda: self.literal(ret, 6))
+        self.fns.append(Fn(name, [p.ty for p in params], ret, cost + 20 * len(params), size=6))
+        return '(define (%s %s) %s)' % (name, ' '.join(p.name for p in params), body)
+
+    def h_form(self, focus=None):
+        """One test form of the higher-order shape (one of the kinds in
+        focus, a list of indexes into h_kinds(), if given)."""
+        kinds = self.h_kinds()
+        if focus:
+            kinds = [kinds[i] for i in focus]
+        return self.pick(kinds)
+
+    def h_kinds(self):
+        return [
+            (4, self.h_cps),
+            (2, self.h_deep_cps),
+            (4, self.h_procs),
+            (2, self.h_table),
+            (2, self.h_loop_capture),
+            (3, self.h_set_capture),
+            (2, self.h_mutual),
+            (2, self.h_variadic),
+            (2, self.h_hot),
+            (1, self.h_returning),
+            (0.5, self.h_nested_lambdas),
+            (3, self.test_form),
+        ]
+
+    def ho_program(self):
+        out = ['; generated by tests/differential/gen.py, seed %d (higher-order shape)' % self.seed,
+               '(define (show label x) (display label) (display " ") (write x) (newline))']
+        body = []
+        if self.chance(0.35):
+            # a small program of one or two kinds of form: what one kind
+            # does to the heap and the collector is not diluted by the rest
+            focus = self.r.sample(range(len(self.h_kinds()) - 1), self.r.randint(1, 2))
+            for _ in range(self.r.randint(2, 5)):
+                if self.cost > PROGRAM_BUDGET:
+                    break
+                body.append(self.h_form(focus))
+        else:
+            for _ in range(self.r.randint(1, 4)):
+                body.append(self.h_top_function() if self.chance(0.5) else self.function())
+            for _ in range(self.r.randint(6, 14)):
+                if self.cost > PROGRAM_BUDGET:
+                    break
+                x = self.r.random()
+                if x < 0.1:
+                    body.append(self.h_top_function())
+                elif x < 0.15:
+                    body.append(self.global_var())
+                else:
+                    body.append(self.h_form())
+        if self.need_helpers:
+            out += self.HELPERS
+        out += body
+        expect_error = self.chance(0.2)
+        if expect_error:
+            out.append(self.final_error())
+        return Program(self.seed, '\n'.join(out) + '\n', expect_error)
+
     def final_error(self):
         """A last form that is certain to end the program with an uncaught error."""
         opts = [
@@ -1526,34 +2477,60 @@ class Gen:
     def program(self):
         out = ['; generated by tests/differential/gen.py, seed %d' % self.seed,
                '(define (show label x) (display label) (display " ") (write x) (newline))']
+        body = []
         for _ in range(self.r.randint(2, 6)):
-            out.append(self.global_var() if self.chance(0.45) else self.function())
+            body.append(self.global_var() if self.chance(0.45) else self.function())
         for _ in range(self.r.randint(10, 24)):
             if self.cost > PROGRAM_BUDGET:
                 break
             x = self.r.random()
             if x < 0.08:
-                out.append(self.global_var())
+                body.append(self.global_var())
             elif x < 0.2:
-                out.append(self.function())
+                body.append(self.function())
             else:
-                out.append(self.test_form())
+                body.append(self.test_form())
+        if self.need_helpers:
+            out += self.HELPERS
+        out += body
         expect_error = self.chance(0.3)
         if expect_error:
             out.append(self.final_error())
         return Program(self.seed, '\n'.join(out) + '\n', expect_error)
 
 
-def generate(seed):
-    """The program for an integer seed."""
-    return Gen(seed).program()
+SHAPES = ('mixed', 'classic', 'higher-order')
+HO_SHARE = 0.4     # share of higher-order programs in the mixed shape
+
+
+def generate(seed, shape='mixed'):
+    """The program for an integer seed.  shape: 'classic' (first-order
+    code with a few higher-order forms), 'higher-order' (closures passed,
+    returned, stored and called in tail position, CPS, variadic procedures,
+    hot functions), or 'mixed': higher-order for a share HO_SHARE of the
+    seeds, drawn from the seed alone."""
+    if shape not in SHAPES:
+        raise ValueError('unknown shape %r' % shape)
+    if shape == 'mixed':
+        ho = random.Random('shape %d' % seed).random() < HO_SHARE
+        shape = 'higher-order' if ho else 'classic'
+    g = Gen(seed)
+    return g.ho_program() if shape == 'higher-order' else g.program()
 
 
 def main(argv):
-    if len(argv) != 2:
-        print('usage: gen.py SEED   (prints the program for SEED)', file=sys.stderr)
+    shape = 'mixed'
+    args = []
+    for a in argv[1:]:
+        if a.startswith('--shape='):
+            shape = a[len('--shape='):]
+        else:
+            args.append(a)
+    if len(args) != 1 or shape not in SHAPES:
+        print('usage: gen.py [--shape=%s] SEED   (prints the program for SEED)' % '|'.join(SHAPES),
+              file=sys.stderr)
         return 2
-    sys.stdout.write(generate(int(argv[1])).text)
+    sys.stdout.write(generate(int(args[0]), shape).text)
     return 0
 
 
