@@ -28,21 +28,28 @@ typedef struct lower {
     gcc_jit_function *fn;
     gcc_jit_type *t_i64, *t_u64, *t_i32, *t_bool, *t_char, *t_voidp, *t_i64p, *t_i32p, *t_charp;
     gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted, *f_fallback,
-        *f_finish_tail, *f_native_calls, *f_frame_env;
+        *f_finish_tail, *f_native_calls, *f_frame_env, *f_guard;
+    gcc_jit_type *t_link_p, *t_body_fn; /* sx_jit_link *, sx_guard_body_fn */
     gcc_jit_type *t_native; /* pointer to an sx_native_fn */
     gcc_jit_lvalue *cframe; /* a direct callee's frame */
     gcc_jit_param *cx, *base, *env0, *K, *L;
     gcc_jit_lvalue *env; /* current env (changes on a self tail call) */
     gcc_jit_lvalue *up0; /* the closure's env: parent of a fresh env */
     gcc_jit_lvalue **slot, **stk, *argbuf;
-    gcc_jit_block **blk; /* per pc: the block starting there, or NULL */
+    gcc_jit_block **blk; /* per pc: the block starting there, or NULL (made on first use) */
     gcc_jit_block *cur, *head;
+    bool *leader;   /* per pc: a basic block starts there */
     int *depth;     /* per pc: operand depth before it, -1 if unreachable */
     int *pushed_by; /* per operand depth: pc of the GLOBAL that pushed it, or -1 */
     sx_proto *p;
     jit_job *job;
     bool injected_prim; /* the wrong-prim-arg fault has been placed */
     int nblocks;
+    /* In the body of a guard (an outlined function of its own): the slots
+     * live in the caller's memory (slots_mem), and there is no self call
+     * or tail call. */
+    gcc_jit_rvalue *slots_mem;
+    int nguards;
 } lower;
 
 /* ---- small builders ------------------------------------------------------- */
@@ -181,11 +188,23 @@ static void check_or_raise(lower *l, gcc_jit_rvalue *bad, gcc_jit_field *f, gcc_
 
 const char *jit__supported(const sx_proto *p)
 {
-    for (int pc = 0; pc < p->ncode; pc += 1 + sx_opcode_operands[p->code[pc]]) {
-        int op = p->code[pc];
-        if (op == BC_GUARD || op == BC_GUARD_END) return "guard";
-    }
     return p->ncode > 0 ? NULL : "empty";
+}
+
+/* The pc of the GUARD_END closing the guard whose GUARD is at pc, or -1.
+ * A guard's body is compiled as a non-tail expression: it enters at
+ * pc + 2, leaves only through its GUARD_END and holds nested guards
+ * whole. */
+static int guard_end(const sx_proto *p, int pc)
+{
+    int nest = 0;
+    for (int q = pc; q < p->ncode; q += 1 + sx_opcode_operands[p->code[q]]) {
+        if (p->code[q] == BC_GUARD)
+            nest++;
+        else if (p->code[q] == BC_GUARD_END && --nest == 0)
+            return q;
+    }
+    return -1;
 }
 
 static int succ_depth(int op, const int32_t *pc, int d, int *branch_depth)
@@ -213,6 +232,8 @@ static int succ_depth(int op, const int32_t *pc, int d, int *branch_depth)
     case BC_PRIM_LK: return d + 1;
     case BC_CALL: return d - pc[1];
     case BC_DICT: return d - pc[1] + 1;
+    case BC_GUARD: *branch_depth = d + 1; return d; /* the handler gets the raised value */
+    case BC_GUARD_END: return d;
     default: return -1; /* RETURN, TAIL_CALL: no successor */
     }
 }
@@ -261,11 +282,17 @@ static int analyze(lower *l)
             d = nd;
         }
     }
-    for (int i = 0; i < p->ncode; i++)
-        if (leader[i] && l->depth[i] >= 0) l->blk[i] = new_block(l);
-    free(leader);
+    l->leader = leader;
     free(work);
     return 0;
+}
+
+/* The block starting at pc, made in the function being emitted (every pc
+ * belongs to one function: the body of a guard is a function of its own). */
+static gcc_jit_block *block_at(lower *l, int pc)
+{
+    if (!l->blk[pc]) l->blk[pc] = new_block(l);
+    return l->blk[pc];
 }
 
 /* ---- instructions ----------------------------------------------------------------- */
@@ -459,7 +486,8 @@ static void emit_call_direct(lower *l, int d, int n)
     gcc_jit_block *chk = new_block(l), *chk2 = new_block(l), *direct = new_block(l),
                   *slow = new_block(l), *join = new_block(l);
     sx_proto *p = l->p;
-    if (!p->rest && n == p->nreq && p->env_size == 0 && p->nslots + p->maxstack < JIT_CFRAME) {
+    if (!l->slots_mem && !p->rest && n == p->nreq && p->env_size == 0 &&
+        p->nslots + p->maxstack < JIT_CFRAME) {
         gcc_jit_block *self = new_block(l), *other = new_block(l);
         gcc_jit_rvalue *me = rv(ptr_word(l, prv(l->base), -1));
         gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, cstack_limit)));
@@ -812,18 +840,18 @@ static bool emit_insn(lower *l, int pc, int d)
         return true;
     case BC_DEF_GLOBAL: assign(l, global_of(l, c[1]), S(l, d - 1)); return true;
     case BC_POP: return true;
-    case BC_JUMP: gcc_jit_block_end_with_jump(l->cur, NULL, l->blk[next + c[1]]); return false;
+    case BC_JUMP: gcc_jit_block_end_with_jump(l->cur, NULL, block_at(l, next + c[1])); return false;
     case BC_JUMP_FALSE:
-        gcc_jit_block_end_with_conditional(l->cur, NULL, truthy(l, S(l, d - 1)), l->blk[next],
-                                           l->blk[next + c[1]]);
+        gcc_jit_block_end_with_conditional(l->cur, NULL, truthy(l, S(l, d - 1)), block_at(l, next),
+                                           block_at(l, next + c[1]));
         return false;
     case BC_JUMP_FALSE_KEEP:
-        gcc_jit_block_end_with_conditional(l->cur, NULL, truthy(l, S(l, d - 1)), l->blk[next],
-                                           l->blk[next + c[1]]);
+        gcc_jit_block_end_with_conditional(l->cur, NULL, truthy(l, S(l, d - 1)), block_at(l, next),
+                                           block_at(l, next + c[1]));
         return false;
     case BC_JUMP_TRUE_KEEP:
         gcc_jit_block_end_with_conditional(l->cur, NULL, truthy(l, S(l, d - 1)),
-                                           l->blk[next + c[1]], l->blk[next]);
+                                           block_at(l, next + c[1]), block_at(l, next));
         return false;
     case BC_CLOSURE: {
         gcc_jit_rvalue *args[3] = {prv(l->cx), rv(ptr_word(l, prv(l->K), c[1])),
@@ -847,7 +875,10 @@ static bool emit_insn(lower *l, int pc, int d)
             assign(l, l->stk[d - c[1]], i64(l, SX_TRUE));
         emit_tail_call(l, c, d);
         return false;
-    case BC_RETURN: gcc_jit_block_end_with_return(l->cur, NULL, S(l, d - 1)); return false;
+    case BC_RETURN:
+    case BC_GUARD_END: /* in a guard's body: its value */
+        gcc_jit_block_end_with_return(l->cur, NULL, S(l, d - 1));
+        return false;
     case BC_DICT: {
         int n = c[1];
         spill_args(l, d - n, n);
@@ -890,7 +921,15 @@ static void make_types(lower *l)
     gcc_jit_type *tail_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 2, pt2, 0);
     gcc_jit_type *pf4[4] = {l->t_voidp, l->t_i64, l->t_i64p, l->t_voidp};
     gcc_jit_type *fenv_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_voidp, 4, pf4, 0);
-    gcc_jit_field *fields[12] = {
+    /* the link table's type refers to itself through the guard body's type */
+    gcc_jit_struct *link = gcc_jit_context_new_opaque_struct(c, NULL, "sx_jit_link");
+    gcc_jit_type *link_p = gcc_jit_type_get_pointer(gcc_jit_struct_as_type(link));
+    gcc_jit_type *pb[6] = {l->t_voidp, l->t_i64p, l->t_i64p, l->t_i64p, link_p, l->t_i64p};
+    l->t_body_fn = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 6, pb, 0);
+    gcc_jit_type *pg[8] = {l->t_voidp, l->t_body_fn, l->t_i64p, l->t_i64p,
+                           l->t_i64p,  link_p,       l->t_i64p, l->t_i64p};
+    gcc_jit_type *guard_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 8, pg, 0);
+    gcc_jit_field *fields[13] = {
         gcc_jit_context_new_field(c, NULL, u32, "version"),
         gcc_jit_context_new_field(c, NULL, u32, "size"),
         l->f_call = gcc_jit_context_new_field(c, NULL, call_t, "call"),
@@ -904,9 +943,10 @@ static void make_types(lower *l)
         l->f_native_calls =
             gcc_jit_context_new_field(c, NULL, gcc_jit_type_get_pointer(l->t_u64), "native_calls"),
         l->f_frame_env = gcc_jit_context_new_field(c, NULL, fenv_t, "frame_env"),
+        l->f_guard = gcc_jit_context_new_field(c, NULL, guard_t, "guard"),
     };
-    gcc_jit_struct *link = gcc_jit_context_new_struct_type(c, NULL, "sx_jit_link", 12, fields);
-    gcc_jit_type *link_p = gcc_jit_type_get_pointer(gcc_jit_struct_as_type(link));
+    gcc_jit_struct_set_fields(link, NULL, 13, fields);
+    l->t_link_p = link_p;
     gcc_jit_type *pn[5] = {l->t_voidp, l->t_i64p, l->t_i64p, l->t_i64p, link_p};
     l->t_native = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 5, pn, 0);
     l->cx = gcc_jit_context_new_param(c, NULL, l->t_voidp, "cx");
@@ -914,6 +954,167 @@ static void make_types(lower *l)
     l->env0 = gcc_jit_context_new_param(c, NULL, l->t_i64p, "env");
     l->K = gcc_jit_context_new_param(c, NULL, l->t_i64p, "K");
     l->L = gcc_jit_context_new_param(c, NULL, link_p, "L");
+}
+
+/* The locals of the function being emitted (l->fn): operand stack,
+ * argument buffer, a direct callee's frame, the env. */
+static void make_frame_locals(lower *l)
+{
+    char name[32];
+    for (int i = 0; i < l->p->maxstack + 2; i++) {
+        snprintf(name, sizeof name, "s%d", i);
+        l->stk[i] = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, name);
+    }
+    l->argbuf = gcc_jit_function_new_local(
+        l->fn, NULL, gcc_jit_context_new_array_type(l->c, NULL, l->t_i64, l->p->maxstack + 3),
+        "argv");
+    l->env = gcc_jit_function_new_local(l->fn, NULL, l->t_i64p, "e");
+    l->cframe = gcc_jit_function_new_local(
+        l->fn, NULL, gcc_jit_context_new_array_type(l->c, NULL, l->t_i64, JIT_CFRAME + 1), "cframe");
+    l->up0 = gcc_jit_function_new_local(l->fn, NULL, l->t_voidp, "up0");
+}
+
+static int emit_range(lower *l, int from, int to);
+
+/* The function state a guard's body replaces while it is emitted. */
+typedef struct fn_state {
+    gcc_jit_function *fn;
+    gcc_jit_param *cx, *base, *env0, *K, *L;
+    gcc_jit_lvalue *env, *up0, **slot, **stk, *argbuf, *cframe;
+    gcc_jit_block *cur;
+    gcc_jit_rvalue *slots_mem;
+} fn_state;
+
+static fn_state save_fn(const lower *l)
+{
+    return (fn_state){l->fn,  l->cx,  l->base,   l->env0,   l->K,   l->L,         l->env,
+                      l->up0, l->slot, l->stk,   l->argbuf, l->cframe, l->cur, l->slots_mem};
+}
+
+static void restore_fn(lower *l, const fn_state *s)
+{
+    l->fn = s->fn, l->cx = s->cx, l->base = s->base, l->env0 = s->env0, l->K = s->K, l->L = s->L;
+    l->env = s->env, l->up0 = s->up0, l->slot = s->slot, l->stk = s->stk, l->argbuf = s->argbuf;
+    l->cframe = s->cframe, l->cur = s->cur, l->slots_mem = s->slots_mem;
+}
+
+/* BC_GUARD at pc (operand depth d). Its body, [pc + 2, GUARD_END], becomes
+ * a function of its own that reads and writes the slots in memory; the
+ * link table's guard runs it under a protected boundary. Its value goes on
+ * after the GUARD_END; a raised value goes to the handler at the guard's
+ * target, at the same depth. Ends the current block.
+ * @return the pc of the GUARD_END, or -1 */
+static int emit_guard(lower *l, int pc, int d)
+{
+    sx_proto *p = l->p;
+    int end = guard_end(p, pc);
+    if (end < 0 || end + 1 >= p->ncode) return -1;
+    int handler = pc + 2 + p->code[pc + 1];
+
+    /* the body */
+    fn_state outer = save_fn(l);
+    gcc_jit_lvalue **slot = calloc((size_t)p->nslots + 1, sizeof *slot);
+    gcc_jit_lvalue **stk = calloc((size_t)p->maxstack + 2, sizeof *stk);
+    if (!slot || !stk) {
+        free(slot);
+        free(stk);
+        return -1;
+    }
+    char name[96];
+    snprintf(name, sizeof name, "%s_g%d", l->job->symbol, l->nguards++);
+    l->cx = gcc_jit_context_new_param(l->c, NULL, l->t_voidp, "cx");
+    l->base = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "base");
+    l->env0 = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "env");
+    l->K = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "K");
+    l->L = gcc_jit_context_new_param(l->c, NULL, l->t_link_p, "L");
+    gcc_jit_param *slots = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "slots");
+    gcc_jit_param *params[6] = {l->cx, l->base, l->env0, l->K, l->L, slots};
+    gcc_jit_function *body = gcc_jit_context_new_function(
+        l->c, NULL, GCC_JIT_FUNCTION_INTERNAL, l->t_i64, name, 6, params, 0);
+    l->fn = body;
+    l->slots_mem = prv(slots);
+    l->slot = slot;
+    l->stk = stk;
+    for (int i = 0; i < p->nslots; i++)
+        l->slot[i] = ptr_word(l, l->slots_mem, i);
+    make_frame_locals(l);
+    l->cur = gcc_jit_function_new_block(body, "entry");
+    assign(l, l->env, prv(l->env0));
+    assign(l, l->up0, gcc_jit_context_new_cast(l->c, NULL, prv(l->env0), l->t_voidp));
+    int rc = emit_range(l, pc + 2, end + 1);
+    restore_fn(l, &outer);
+    free(slot);
+    free(stk);
+    if (rc != 0) return -1;
+
+    /* the call, in the function that holds the guard */
+    gcc_jit_rvalue *mem = l->slots_mem;
+    gcc_jit_lvalue *spill = NULL;
+    if (!mem) {
+        spill = gcc_jit_function_new_local(
+            l->fn, NULL, gcc_jit_context_new_array_type(l->c, NULL, l->t_i64, p->nslots + 1),
+            "guard_slots");
+        mem = gcc_jit_lvalue_get_address(
+            gcc_jit_context_new_array_access(l->c, NULL, rv(spill), i64(l, 0)), NULL);
+        for (int i = 0; i < p->nslots; i++)
+            assign(l, ptr_word(l, mem, i), rv(l->slot[i]));
+    }
+    gcc_jit_lvalue *caught = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "caught");
+    gcc_jit_rvalue *args[8] = {
+        prv(l->cx),
+        gcc_jit_context_new_cast(l->c, NULL, gcc_jit_function_get_address(body, NULL),
+                                 l->t_body_fn),
+        prv(l->base),
+        rv(l->env),
+        prv(l->K),
+        prv(l->L),
+        mem,
+        gcc_jit_lvalue_get_address(caught, NULL),
+    };
+    assign(l, l->stk[d], call_link(l, l->f_guard, 8, args));
+    if (spill)
+        for (int i = 0; i < p->nslots; i++)
+            assign(l, l->slot[i], rv(ptr_word(l, mem, i)));
+    if (l->depth[end + 1] < 0) { /* the body never ends normally */
+        gcc_jit_block_end_with_jump(l->cur, NULL, block_at(l, handler));
+    } else {
+        l->leader[end + 1] = true;
+        gcc_jit_block_end_with_conditional(l->cur, NULL,
+                                           cmp(l, GCC_JIT_COMPARISON_NE, rv(caught), i64(l, 0)),
+                                           block_at(l, handler), block_at(l, end + 1));
+    }
+    return end;
+}
+
+/* Emits the instructions in [from, to) into l->fn, continuing l->cur;
+ * a guard's body in the range goes to a function of its own.
+ * @return 0 or -1 */
+static int emit_range(lower *l, int from, int to)
+{
+    sx_proto *p = l->p;
+    bool open = true;
+    for (int pc = from; pc < to; pc += 1 + sx_opcode_operands[p->code[pc]]) {
+        if (l->depth[pc] < 0) continue;
+        if (l->leader[pc]) {
+            gcc_jit_block *b = block_at(l, pc);
+            if (open) gcc_jit_block_end_with_jump(l->cur, NULL, b);
+            l->cur = b;
+            open = true;
+        }
+        if (!open) continue;
+        int d = l->depth[pc];
+        if (p->code[pc] == BC_GUARD) {
+            int end = emit_guard(l, pc, d);
+            if (end < 0) return -1;
+            pc = end; /* the loop steps past the GUARD_END */
+            open = false;
+            continue;
+        }
+        open = emit_insn(l, pc, d);
+        l->pushed_by[d] = p->code[pc] == BC_GLOBAL ? pc : -1;
+    }
+    if (open) gcc_jit_block_end_with_return(l->cur, NULL, i64(l, SX_NIL));
+    return 0;
 }
 
 int jit__lower(gcc_jit_context *ctxt, jit_job *job)
@@ -943,16 +1144,7 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
         snprintf(name, sizeof name, "l%d", i);
         l.slot[i] = gcc_jit_function_new_local(l.fn, NULL, l.t_i64, name);
     }
-    for (int i = 0; i < nstk; i++) {
-        snprintf(name, sizeof name, "s%d", i);
-        l.stk[i] = gcc_jit_function_new_local(l.fn, NULL, l.t_i64, name);
-    }
-    l.argbuf = gcc_jit_function_new_local(
-        l.fn, NULL, gcc_jit_context_new_array_type(ctxt, NULL, l.t_i64, nstk + 1), "argv");
-    l.env = gcc_jit_function_new_local(l.fn, NULL, l.t_i64p, "e");
-    l.cframe = gcc_jit_function_new_local(
-        l.fn, NULL, gcc_jit_context_new_array_type(ctxt, NULL, l.t_i64, JIT_CFRAME + 1), "cframe");
-    l.up0 = gcc_jit_function_new_local(l.fn, NULL, l.t_voidp, "up0");
+    make_frame_locals(&l);
 
     gcc_jit_block *entry = gcc_jit_function_new_block(l.fn, "entry");
     l.cur = entry;
@@ -978,20 +1170,7 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     gcc_jit_block_end_with_jump(l.cur, NULL, l.head);
     if (analyze(&l) != 0) goto out;
     l.cur = l.head;
-    bool open = true;
-    for (int pc = 0; pc < p->ncode; pc += 1 + sx_opcode_operands[p->code[pc]]) {
-        if (l.depth[pc] < 0) continue;
-        if (l.blk[pc]) {
-            if (open) gcc_jit_block_end_with_jump(l.cur, NULL, l.blk[pc]);
-            l.cur = l.blk[pc];
-            open = true;
-        }
-        if (!open) continue;
-        int d = l.depth[pc];
-        open = emit_insn(&l, pc, d);
-        l.pushed_by[d] = p->code[pc] == BC_GLOBAL ? pc : -1;
-    }
-    if (open) gcc_jit_block_end_with_return(l.cur, NULL, i64(&l, SX_NIL));
+    if (emit_range(&l, 0, p->ncode) != 0) goto out;
     if (job->inject & JIT_INJECT_COMPILE_ERROR)
         (void)gcc_jit_function_new_block(l.fn, "never_terminated"); /* rejected at compile */
     rc = 0;
@@ -999,6 +1178,7 @@ out:
     free(l.slot);
     free(l.stk);
     free(l.blk);
+    free(l.leader);
     free(l.depth);
     free(l.pushed_by);
     return rc;

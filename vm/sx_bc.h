@@ -95,11 +95,19 @@ enum sx_jit_state {
  * SX_JIT_TAILCALL after writing a callee and its arguments to base[-1 ..
  * n) and n to cx->jit_tail_n: the interpreter then makes that tail call.
  */
-#define SX_JIT_LINK_VERSION 3
+#define SX_JIT_LINK_VERSION 4
 #define SX_JIT_TAILCALL SX_NOARG
 #define SX_JIT_FRAME_MARGIN 64
 
-typedef struct sx_jit_link {
+typedef struct sx_jit_link sx_jit_link;
+
+/* The body of a guard in native code, outlined as a function of its own:
+ * it reads and writes its function's slots in memory, at slots[0 ..
+ * nslots), and returns the body's value. */
+typedef sx_val (*sx_guard_body_fn)(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,
+                                   const sx_jit_link *L, sx_val *slots);
+
+struct sx_jit_link {
     uint32_t version, size;
     /* argv[0] applied to argv[1..n]; returns its value (may raise) */
     sx_val (*call)(sx_ctx *cx, sx_val *argv, int64_t n);
@@ -115,7 +123,12 @@ typedef struct sx_jit_link {
     uint64_t *native_calls; /* counter behind (jit-stats) :native-calls */
     /* the heap env of a frame of proto p at base (captured slots copied) */
     sx_env *(*frame_env)(sx_ctx *cx, sx_val p, sx_val *base, sx_env *up);
-} sx_jit_link;
+    /* runs a guard's body; *caught = 0 and its value, or, when the body
+     * raised something a guard may catch, *caught = 1 and the raised value
+     * (the VM's stacks are as they were at the guard) */
+    sx_val (*guard)(sx_ctx *cx, sx_guard_body_fn body, sx_val *base, sx_env *env, const sx_val *K,
+                    const sx_jit_link *L, sx_val *slots, int64_t *caught);
+};
 
 typedef sx_val (*sx_native_fn)(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,
                                const sx_jit_link *L);
@@ -164,6 +177,9 @@ sx_val sx_vm_run_proto(sx_ctx *cx, sx_proto *p);
 sx_val sx_vm_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv);
 /* argv[0] applied to argv[1..n] from native code (the link table's call). */
 sx_val sx_vm_jit_call(sx_ctx *cx, sx_val *argv, int64_t n);
+/* The link table's guard (see sx_jit_link). */
+sx_val sx_vm_jit_guard(sx_ctx *cx, sx_guard_body_fn body, sx_val *base, sx_env *env,
+                       const sx_val *K, const sx_jit_link *L, sx_val *slots, int64_t *caught);
 
 /* Debugging: the disassembly of p (and the lambdas in it) into b. */
 void sx_bc_disassemble(sx_buf *b, sx_proto *p);

@@ -120,6 +120,7 @@ const sx_jit_link sx_jit_link_table = {
     rt_unbound,          rt_closure,           rt_dict,
     rt_new_env,          rt_interrupted,       rt_call,
     rt_finish_tail,      &sx_jit_native_calls, rt_frame_env,
+    sx_vm_jit_guard,
 };
 
 /* ---- code hashes ---------------------------------------------------------- */

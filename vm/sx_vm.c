@@ -735,6 +735,42 @@ sx_val sx_vm_jit_call(sx_ctx *cx, sx_val *argv, int64_t n64)
     return r;
 }
 
+/* A guard in native code: the body runs under a protected boundary of its
+ * own, so a raise inside it lands here, as it lands in run() for a guard
+ * the interpreter installed; what run() does with the caught value, this
+ * does too (the stacks back to the guard's, the raise no longer escaping
+ * any native code). */
+sx_val sx_vm_jit_guard(sx_ctx *cx, sx_guard_body_fn body, sx_val *base, sx_env *env,
+                       const sx_val *K, const sx_jit_link *L, sx_val *slots, int64_t *caught)
+{
+    int nframes = V.nframes, nhandlers = V.nhandlers;
+    sx_val *sp = V.sp;
+    void *native = cx->native_proto;
+    sx_jmp j;
+    if (sx_try(cx, &j) == 0) {
+        sx_val r = body(cx, base, env, K, L, slots);
+        sx_try_end(cx, &j);
+        *caught = 0;
+        return r;
+    }
+    sx_try_end(cx, &j);
+    sx_val obj = cx->raised;
+    if (obj == SX_UNDEF)
+        obj = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
+    V.nframes = nframes;
+    V.nhandlers = nhandlers;
+    V.sp = sp;
+    if (!sx_catchable(obj)) {
+        cx->native_proto = native;
+        cx->raised = obj;
+        sx_rethrow(cx);
+    }
+    cx->native_proto = native;
+    cx->raised_native = NULL; /* handled: it no longer escapes anything */
+    *caught = 1;
+    return obj;
+}
+
 sx_val sx_vm_run_proto(sx_ctx *cx, sx_proto *p)
 {
     p->jit_state = SX_JIT_UNSUPPORTED; /* top-level forms run once */
