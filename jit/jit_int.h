@@ -12,6 +12,11 @@
 #include "jit/jit.h"
 #include "vm/sx_bc.h"
 
+/* Functions with more bytecode words than this are refused ("too-large"):
+ * the compile time of one function grows with its size, and a compile must
+ * not stall the compile thread (or, at threshold 0, the program). */
+#define JIT_MAX_CODE 20000
+
 /* Test-only fault injection (SXPOOL_INJECT=KIND:FUNCTION,...). */
 enum jit_inject {
     JIT_INJECT_NONE = 0,

@@ -52,6 +52,13 @@ typedef struct lower {
     int nguards;
 } lower;
 
+/* What the inline paths below assume of the value representation (vm/
+ * sx_value.h); the ABI hash (jit.c) covers the same constants, so code
+ * built against another layout is never loaded from the cache. */
+_Static_assert((SX_NIL | (SX_NIL ^ SX_FALSE)) == SX_FALSE, "nil and #f differ in one bit");
+_Static_assert(SX_TRUE > SX_FALSE, "#t above #f");
+_Static_assert(SX_TAG_FIX != SX_TAG_OBJ && SX_TAG_PAIR != SX_TAG_OBJ, "distinct tags");
+
 /* ---- small builders ------------------------------------------------------- */
 
 static gcc_jit_rvalue *i64(lower *l, long v)
@@ -121,21 +128,23 @@ static gcc_jit_lvalue *i64_field(lower *l, gcc_jit_rvalue *p, long off)
 static gcc_jit_rvalue *tag_is(lower *l, gcc_jit_rvalue *v, long tag)
 {
     return cmp(l, GCC_JIT_COMPARISON_EQ,
-               binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, v, i64(l, 3)), i64(l, tag));
+               binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, v, i64(l, (long)SX_TAG_MASK)),
+               i64(l, tag));
 }
 
 static gcc_jit_rvalue *truthy(lower *l, gcc_jit_rvalue *v)
 {
     return cmp(l, GCC_JIT_COMPARISON_NE,
-               binop(l, GCC_JIT_BINARY_OP_BITWISE_OR, l->t_i64, v, i64(l, 4)), i64(l, 6));
+               binop(l, GCC_JIT_BINARY_OP_BITWISE_OR, l->t_i64, v, i64(l, (long)(SX_NIL ^ SX_FALSE))),
+               i64(l, (long)SX_FALSE));
 }
 
 static gcc_jit_rvalue *as_bool_val(lower *l, gcc_jit_rvalue *b)
 {
-    /* #t is 0x0a, #f 0x06: 6 + 4 * b */
+    /* #f + (#t - #f) * b */
     gcc_jit_rvalue *n = gcc_jit_context_new_cast(l->c, NULL, b, l->t_i64);
-    return binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, i64(l, 6),
-                 binop(l, GCC_JIT_BINARY_OP_MULT, l->t_i64, n, i64(l, 4)));
+    return binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, i64(l, (long)SX_FALSE),
+                 binop(l, GCC_JIT_BINARY_OP_MULT, l->t_i64, n, i64(l, (long)(SX_TRUE - SX_FALSE))));
 }
 
 static gcc_jit_block *new_block(lower *l)
@@ -188,7 +197,8 @@ static void check_or_raise(lower *l, gcc_jit_rvalue *bad, gcc_jit_field *f, gcc_
 
 const char *jit__supported(const sx_proto *p)
 {
-    return p->ncode > 0 ? NULL : "empty";
+    if (p->ncode == 0) return "empty";
+    return p->ncode > JIT_MAX_CODE ? "too-large" : NULL;
 }
 
 /* The pc of the GUARD_END closing the guard whose GUARD is at pc, or -1.
@@ -505,7 +515,7 @@ static void emit_call_direct(lower *l, int d, int n)
     }
     gcc_jit_block_end_with_conditional(
         l->cur, NULL,
-        land(l, tag_is(l, callee, 0), cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))), chk, slow);
+        land(l, tag_is(l, callee, (long)SX_TAG_OBJ), cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))), chk, slow);
     l->cur = chk;
     gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
     gcc_jit_block *primchk = new_block(l);
@@ -598,7 +608,7 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     switch (op) {
     case OP_ADD:
     case OP_SUB: {
-        guard = land(l, same, land(l, tag_is(l, a, 1), tag_is(l, b, 1)));
+        guard = land(l, same, land(l, tag_is(l, a, (long)SX_TAG_FIX), tag_is(l, b, (long)SX_TAG_FIX)));
         break;
     }
     case OP_LT:
@@ -608,15 +618,16 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     case OP_NUMEQ:
     case OP_ZEROP:
         guard = land(l, same,
-                     op == OP_ZEROP ? tag_is(l, a, 1) : land(l, tag_is(l, a, 1), tag_is(l, b, 1)));
+                     op == OP_ZEROP ? tag_is(l, a, (long)SX_TAG_FIX) : land(l, tag_is(l, a, (long)SX_TAG_FIX), tag_is(l, b, (long)SX_TAG_FIX)));
         break;
     case OP_CAR:
-    case OP_CDR: guard = land(l, same, tag_is(l, a, 3)); break;
+    case OP_CDR: guard = land(l, same, tag_is(l, a, (long)SX_TAG_PAIR)); break;
     case OP_EQ:
         guard =
             land(l, same,
                  cmp(l, GCC_JIT_COMPARISON_NE,
-                     binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, a, i64(l, 3)), i64(l, 0)));
+                     binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, a, i64(l, (long)SX_TAG_MASK)),
+                     i64(l, (long)SX_TAG_OBJ)));
         break;
     case OP_NULLP:
     case OP_PAIRP:
@@ -637,9 +648,10 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
         gcc_jit_rvalue *ua = gcc_jit_context_new_bitcast(l->c, NULL, a, l->t_u64);
         gcc_jit_rvalue *ub = gcc_jit_context_new_bitcast(l->c, NULL, b, l->t_u64);
         if (op == OP_ADD) {
-            /* r = a + (b - 1); overflow iff a and b-1 share a sign r lacks */
+            /* r = a + (b - tag); overflow iff a and b-tag share a sign r lacks */
             gcc_jit_rvalue *ub1 = binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ub,
-                                        gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1));
+                                        gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64,
+                                                                             (long)SX_TAG_FIX));
             assign(l, r,
                    gcc_jit_context_new_bitcast(
                        l->c, NULL, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, ua, ub1), l->t_i64));
@@ -664,7 +676,8 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
         gcc_jit_block_end_with_conditional(l->cur, NULL, ovf, slow, store);
         l->cur = store;
         result =
-            op == OP_ADD ? rv(r) : binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(r), i64(l, 1));
+            op == OP_ADD ? rv(r)
+                         : binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(r), i64(l, (long)SX_TAG_FIX));
         break;
     }
     case OP_LT: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_LT, a, b)); break;
@@ -673,11 +686,13 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     case OP_GE: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_GE, a, b)); break;
     case OP_NUMEQ:
     case OP_EQ: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, b)); break;
-    case OP_ZEROP: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, 1))); break;
-    case OP_CAR: result = rv(word_at(l, a, 3, 0)); break;
-    case OP_CDR: result = rv(word_at(l, a, 3, 1)); break;
+    case OP_ZEROP:
+        result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, (long)sx_mkfix(0))));
+        break;
+    case OP_CAR: result = rv(word_at(l, a, (long)SX_TAG_PAIR, 0)); break;
+    case OP_CDR: result = rv(word_at(l, a, (long)SX_TAG_PAIR, 1)); break;
     case OP_NULLP: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, SX_NIL))); break;
-    case OP_PAIRP: result = as_bool_val(l, tag_is(l, a, 3)); break;
+    case OP_PAIRP: result = as_bool_val(l, tag_is(l, a, (long)SX_TAG_PAIR)); break;
     case OP_NOT:
         result =
             as_bool_val(l, gcc_jit_context_new_unary_op(l->c, NULL, GCC_JIT_UNARY_OP_LOGICAL_NEGATE,
@@ -729,7 +744,7 @@ static void emit_native_tail_call(lower *l, int n)
                   *tramp = new_block(l);
     gcc_jit_block_end_with_conditional(
         l->cur, NULL,
-        land(l, tag_is(l, callee, 0), cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))), chk,
+        land(l, tag_is(l, callee, (long)SX_TAG_OBJ), cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))), chk,
         tramp);
     l->cur = chk;
     gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
