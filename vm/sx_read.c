@@ -494,7 +494,7 @@ static sx_val read_form(reader *r)
                 v = SX_TRUE;
             } else if ((len == 2 && r->p[1] == 'f') || (len == 6 && !memcmp(r->p, "#false", 6))) {
                 v = SX_FALSE;
-            } else if (len >= 2 && strchr("xXbBoOdDeEiI", r->p[1])) {
+            } else if (len >= 2 && r->p[1] != '\0' && strchr("xXbBoOdDeEiI", r->p[1])) {
                 bool ovf;
                 v = sx_parse_number(r->cx, r->p, len, 10, &ovf);
                 if (ovf) read_error_at(r, at, "integer literal out of range: %.*s", (int)len, r->p);
