@@ -1,14 +1,68 @@
 #!/bin/sh
 # Installs the Debian 12 packages sxpool builds, runs and tests with.
-# Idempotent: apt-get skips what is already installed.
+#
+#   deploy/install-deps.sh          install what is missing (root or sudo)
+#   deploy/install-deps.sh --list   print the list, one package a line
+#
+# Idempotent: when every package is installed already it does nothing (no
+# apt-get at all). It never removes a package: if one of these conflicts
+# with something on the machine, apt-get stops (--no-remove) and so does
+# this script, naming the problem; nothing is removed.
+# What only the benchmarks need (hyperfine, Lua, LuaJIT, Guile, ...) is in
+# bench/install-deps.sh; tests/run-all.sh and deploy/serve.sh never install it.
+#
+# The list is also what tests/check-deps.sh holds the build and the tests
+# to: every pkg-config module, library, header and program they use must
+# come from one of these packages or from what they depend on. The
+# essential tools the test scripts run (bash, sh, sed, grep, ...) are listed
+# too, so that the list says everything. Keep one package per line.
 set -eu
+PACKAGES="
+build-essential
+cmake
+pkg-config
+binutils
+libuv1-dev
+libnng-dev
+liblmdb-dev
+libgccjit-12-dev
+libgc-dev
+node-llhttp
+clang
+libclang-rt-14-dev
+python3
+bash
+dash
+coreutils
+diffutils
+findutils
+grep
+sed
+mawk
+dpkg
+"
+if [ "${1:-}" = --list ]; then
+    printf '%s\n' $PACKAGES
+    exit 0
+fi
+
+missing=
+for p in $PACKAGES; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    case "$status" in ii*) ;; *) missing="$missing $p" ;; esac
+done
+[ -n "$missing" ] || exit 0
+
 SUDO=
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends \
-    build-essential cmake pkg-config binutils \
-    libuv1-dev libnng-dev liblmdb-dev libgccjit-12-dev node-llhttp \
-    clang libclang-rt-14-dev \
-    curl procps psmisc lmdb-utils \
-    wrk hyperfine lua5.4 luajit python3 >/dev/null
+# shellcheck disable=SC2086
+if ! $SUDO apt-get install -y -qq --no-install-recommends --no-remove $PACKAGES >/dev/null; then
+    echo "install-deps: apt-get could not install the packages sxpool needs without" >&2
+    echo "install-deps: removing a package already installed; nothing was removed. Run" >&2
+    echo "install-deps:   apt-get install --no-remove --no-install-recommends$missing" >&2
+    echo "install-deps: to see the conflict." >&2
+    exit 1
+fi

@@ -5,5 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)"
+# only the release binary: sxpool-test (the test-only fault switches) and
+# the tests are not built
+cmake --build build -j"$(nproc)" --target sxpool
 exec ./build/sxpool --listen=127.0.0.1:8080 --app=examples/hello --data=./sxpool-data "$@"

@@ -16,6 +16,10 @@
  *
  * An unknown hook is logged and ignored. Read once at start, on the main
  * thread; the checks afterwards only compare strings.
+ *
+ * Compiled in only with SXPOOL_TEST_HOOKS (the sxpool-test binary the test
+ * suite runs). Without it the variable is never read and every hook is off:
+ * the release binary cannot be made to fail on purpose.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +38,7 @@ static struct {
     bool exit_at_start;
 } H;
 
+#ifdef SXPOOL_TEST_HOOKS
 static bool take(const char *item, const char *kind, char *dst)
 {
     size_t n = strlen(kind);
@@ -41,10 +46,12 @@ static bool take(const char *item, const char *kind, char *dst)
     memcpy(dst, item + n, strlen(item + n) + 1);
     return true;
 }
+#endif
 
 void wrk_hook_init(const char *mode)
 {
     H.cek = strcmp(mode, "cek") == 0;
+#ifdef SXPOOL_TEST_HOOKS
     const char *v = getenv("SXPOOL_TEST_HOOK");
     if (!v || !*v) return;
     char *copy = strdup(v), *save = NULL;
@@ -64,6 +71,7 @@ void wrk_hook_init(const char *mode)
         fprintf(stderr, "sxpool worker: ignoring an unknown SXPOOL_TEST_HOOK '%s'\n", it);
     }
     free(copy);
+#endif
 }
 
 static bool is(const char *hook, const char *path, size_t len)

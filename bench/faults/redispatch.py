@@ -1,6 +1,10 @@
 """What a fault costs a client and how fast the pool retires the function.
 
-    python3 bench/faults/redispatch.py PATH_TO_SXPOOL [KIND...]
+    python3 bench/faults/redispatch.py PATH_TO_SXPOOL_TEST [KIND...]
+
+PATH_TO_SXPOOL_TEST is the sxpool-test binary of a build (build/sxpool-test):
+the release sxpool has no fault switches and ignores SXPOOL_INJECT and
+SXPOOL_TEST_HOOK.
 
 KIND is wrong-prim-arg, null-deref, ice (native-code faults injected with
 SXPOOL_INJECT into twenty functions, one fault per function, with

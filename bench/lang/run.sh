@@ -4,10 +4,10 @@
 # Runs each program in this directory (fib, tak, queens, closure) on every
 # implementation that is installed: sxpool (`eval --tier=T` for each tier
 # asked for and available in the binary), lua5.4, luajit (the .lua files),
-# guile (the .scm files; package guile-3.0 is installed with apt-get when
-# missing and we are root) and python3. First every program runs once on
-# every implementation and the checksum line it prints must be the expected
-# one; any difference stops the run (exit 1) before anything is timed.
+# guile (the .scm files) and python3, which bench/install-deps.sh installs
+# (LuaJIT as Debian's luajit2: /usr/bin/luajit). First every program runs
+# once on every implementation and the checksum line it prints must be the
+# expected one; any difference stops the run (exit 1) before anything is timed.
 # Then hyperfine times each program (--warmup 1 --runs 5, no shell in
 # between, JSON in DIR, by default a fresh temporary directory) and a table
 # of medians in seconds follows, with the ratio to lua5.4 in parentheses.
@@ -41,7 +41,8 @@ note() { echo "note: $*" >&2; }
 
 for tool in hyperfine python3; do
     if ! command -v "$tool" >/dev/null; then
-        echo "run.sh: $tool is needed to time the runs and make the table" >&2
+        echo "run.sh: $tool is needed to time the runs and make the table" \
+            "(bench/install-deps.sh installs it)" >&2
         exit 2
     fi
 done
@@ -74,20 +75,11 @@ else
     note "no sxpool binary found (build it or pass its path); SX skipped"
 fi
 
-if command -v lua5.4 >/dev/null; then add_impl lua5.4 lua lua5.4; else note "lua5.4 not installed; skipped"; fi
-if command -v luajit >/dev/null; then add_impl luajit lua luajit; else note "luajit not installed; skipped"; fi
-
-if ! command -v guile >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    note "installing guile-3.0"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q guile-3.0 >/dev/null 2>&1 ||
-        { apt-get update -q >/dev/null 2>&1 &&
-          DEBIAN_FRONTEND=noninteractive apt-get install -y -q guile-3.0 >/dev/null 2>&1; }
-fi
-if command -v guile >/dev/null; then
-    add_impl guile scm "guile"
-else
-    note "guile not installed (and could not be installed); skipped"
-fi
+missing="not installed (bench/install-deps.sh installs it); skipped"
+if command -v lua5.4 >/dev/null; then add_impl lua5.4 lua lua5.4; else note "lua5.4 $missing"; fi
+# luajit: /usr/bin/luajit from Debian's luajit2 (or from luajit where that is installed)
+if command -v luajit >/dev/null; then add_impl luajit lua luajit; else note "luajit $missing"; fi
+if command -v guile >/dev/null; then add_impl guile scm guile; else note "guile $missing"; fi
 
 if command -v python3 >/dev/null; then add_impl python3 py python3; fi
 

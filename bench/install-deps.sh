@@ -1,0 +1,65 @@
+#!/bin/sh
+# Installs what the benchmarks need on top of deploy/install-deps.sh (which
+# it runs first: the benchmarks build sxpool): the peers of bench/lang/run.sh
+# and the tools that time them. tests/run-all.sh and deploy/serve.sh never
+# run this script.
+#
+#   bench/install-deps.sh          install what is missing (root or sudo)
+#   bench/install-deps.sh --list   print the list, one package a line
+#
+# Like deploy/install-deps.sh it never removes a package (apt-get install
+# --no-remove): if one conflicts with something installed, it stops and
+# says so. LuaJIT is Debian's luajit2 (the OpenResty branch, /usr/bin/luajit):
+# it coexists with nginx's Lua module (libnginx-mod-http-lua), which the
+# luajit package would make apt remove. Where luajit is installed already,
+# its /usr/bin/luajit is used and luajit2 is not installed (they conflict).
+#
+#   hyperfine     times the runs (bench/lang/run.sh)
+#   lua5.4        the reference peer of bench/lang
+#   luajit2       LuaJIT, a peer of bench/lang
+#   guile-3.0     Guile 3, a peer of bench/lang (the .scm programs)
+#   python3       a peer of bench/lang, and the table of results
+#   time          /usr/bin/time: maximum RSS in bench/jit/compile_cost.sh
+set -eu
+PACKAGES="
+hyperfine
+lua5.4
+luajit2
+guile-3.0
+python3
+time
+"
+if [ "${1:-}" = --list ]; then
+    printf '%s\n' $PACKAGES
+    exit 0
+fi
+
+"$(dirname "$0")/../deploy/install-deps.sh"
+
+want=
+missing=
+for p in $PACKAGES; do
+    if [ "$p" = luajit2 ] &&
+        dpkg-query -W -f='${db:Status-Abbrev}' luajit 2>/dev/null | grep -q '^ii'; then
+        echo "bench/install-deps: luajit is installed (its /usr/bin/luajit is used); luajit2 left out"
+        continue
+    fi
+    want="$want $p"
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    case "$status" in ii*) ;; *) missing="$missing $p" ;; esac
+done
+[ -n "$missing" ] || exit 0
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+echo "bench/install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+if ! $SUDO apt-get install -y -qq --no-install-recommends --no-remove $want >/dev/null; then
+    echo "bench/install-deps: apt-get could not install the benchmarks' packages without" >&2
+    echo "bench/install-deps: removing a package already installed; nothing was removed. Run" >&2
+    echo "bench/install-deps:   apt-get install --no-remove --no-install-recommends$missing" >&2
+    echo "bench/install-deps: to see the conflict." >&2
+    exit 1
+fi
