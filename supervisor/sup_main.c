@@ -21,6 +21,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <netdb.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -374,23 +375,21 @@ static int make_rundir(sup_server *s)
     return 0;
 }
 
-/* Removes the run directory and what the slots left in it (sockets, scoreboards). */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
+    if (rc != 0 && errno != ENOENT) sup__log("unable to remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Removes the run directory and what the slots left in it (sockets,
+ * scoreboards, the JIT workers' private temporary directories with
+ * whatever a compile killed midway left in them). */
 static void remove_rundir(sup_server *s)
 {
     if (!s->rundir[0]) return;
-    DIR *d = opendir(s->rundir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            char p[PATH_MAX + 256];
-            snprintf(p, sizeof p, "%s/%s", s->rundir, e->d_name);
-            if (unlink(p) != 0 && errno != ENOENT)
-                sup__log("unable to remove %s: %s", p, strerror(errno));
-        }
-        closedir(d);
-    }
-    if (rmdir(s->rundir) != 0 && errno != ENOENT)
+    if (nftw(s->rundir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
         sup__log("unable to remove the run directory %s: %s", s->rundir, strerror(errno));
     s->rundir[0] = '\0';
 }

@@ -12,9 +12,12 @@
  *              already committed (a re-dispatch after a death), otherwise
  *              (handle req) runs in a store transaction; a RESPONSE is
  *              committed together with the writes under the request id,
- *              then sent. A conflict at commit reruns the handler (nothing
- *              was applied). An SX error aborts the transaction: ERROR, or
- *              JIT_FAULT when it escaped from native code.
+ *              then sent. A conflict at commit reruns the handler on a
+ *              fresh snapshot (nothing was applied), after a few conflicts
+ *              holding the write lock, which cannot conflict. A commit that
+ *              finds the request's record already there answers from it.
+ *              An SX error aborts the transaction: ERROR, or JIT_FAULT when
+ *              it escaped from native code.
  *   BLACKLIST -> drops that function's native code (before the next
  *              request, since frames are handled in order).
  *   SHUTDOWN -> exit 0.
@@ -30,6 +33,8 @@
  * supervisor respawns the slot.
  */
 #include <errno.h>
+#include <ftw.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,7 +50,6 @@
 #include "worker/worker.h"
 #include "worker/wrk_internal.h"
 
-#define WRK_MAX_RETRIES 64
 #define WRK_DEFAULT_JIT_THRESHOLD 1000
 #define WRK_MAX_EXCLUDE 4096
 
@@ -201,26 +205,38 @@ static void request_of(const ipc_frame *fr, const char *id, sx_request *r, sx_he
     r->nheaders = nh;
 }
 
+/* Optimistic runs of a request before it runs holding the write lock. */
+#define WRK_OPTIMISTIC_RUNS 3
+
+/* Bounded, jittered: 50-250 us after the first conflict, up to 3x that. */
 static void backoff(int attempt)
 {
-    struct timespec ts = {0, (long)(50000 + (rand() % 200000)) * (attempt < 8 ? attempt + 1 : 8)};
+    struct timespec ts = {0, (long)(50000 + (rand() % 200000)) * (attempt < 3 ? attempt + 1 : 3)};
     nanosleep(&ts, NULL);
 }
 
-/* Runs the handler until its transaction commits; returns 0 and the
- * encoded RESPONSE, 1 after an SX error (fail filled), < 0 on a store error. */
+enum { RUN_OK, RUN_SX_ERROR, RUN_DONE_BEFORE };
+
+/* Runs the handler until its transaction commits. A conflict runs it again
+ * on a fresh snapshot after a short backoff; after WRK_OPTIMISTIC_RUNS
+ * conflicts it runs in a locked transaction, whose reads nobody can change,
+ * so a request never livelocks and a conflict never reaches the client.
+ * @return RUN_OK (the encoded RESPONSE in *out), RUN_SX_ERROR (fail
+ *         filled), RUN_DONE_BEFORE (a response is already committed under
+ *         the request id: answer from it) or a negative store error */
 static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, size_t *outlen,
                        sx_failure *fail)
 {
-    for (int attempt = 0; attempt < WRK_MAX_RETRIES; attempt++) {
-        int rc = store_txn_begin(w->st, &w->txn);
+    for (int attempt = 0;; attempt++) {
+        bool locked = attempt >= WRK_OPTIMISTIC_RUNS;
+        int rc = locked ? store_txn_begin_locked(w->st, &w->txn) : store_txn_begin(w->st, &w->txn);
         if (rc != 0) return rc;
         sx_response resp;
         memset(fail, 0, sizeof *fail); /* native_fn stays empty unless native code failed */
         if (sx_vm_handle(r, &resp, fail) != 0) {
             store_txn_abort(w->txn);
             w->txn = NULL;
-            return 1;
+            return RUN_SX_ERROR;
         }
         rc = encode_response(id, &resp, out, outlen);
         sx_response_free(&resp);
@@ -235,15 +251,39 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
         w->txn = NULL;
         if (rc == 0) {
             if (writes) wrk_hook_after_commit(r->path, r->path_len);
-            return 0;
+            return RUN_OK;
         }
         free(*out);
         *out = NULL;
+        if (rc == STORE_EDONE) return RUN_DONE_BEFORE;
         if (rc != STORE_ECONFLICT) return rc;
+        if (locked) { /* cannot happen: nothing changes under the write lock */
+            wlog(w, "request %s: a locked transaction conflicted", r->id);
+            return rc;
+        }
         backoff(attempt);
     }
-    wlog(w, "request %s: gave up after %d commit conflicts", r->id, WRK_MAX_RETRIES);
-    return STORE_ECONFLICT;
+}
+
+/* Looks up the RESPONSE an earlier attempt of request id committed and, if
+ * there is one, sends it and sets *sent.
+ * @return the send's result when sent, else STORE_ENOTFOUND or a store
+ *         error (logged) */
+static int reply_from_record(wrk *w, const char *id, bool *sent)
+{
+    char *prior;
+    size_t prior_len;
+    *sent = false;
+    int rc = store_response_get(w->st, id, &prior, &prior_len);
+    if (rc != 0) {
+        if (rc != STORE_ENOTFOUND)
+            wlog(w, "request %s: unable to read its response record: %s", id, store_strerror(rc));
+        return rc;
+    }
+    *sent = true;
+    rc = ipc_send(w->conn, prior, prior_len);
+    free(prior);
+    return rc;
 }
 
 static int serve_request_body(wrk *w, const ipc_frame *fr)
@@ -254,14 +294,12 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
         wlog(w, "malformed REQUEST frame: %d fields", fr->nfields);
         return -1;
     }
-    char *prior;
-    size_t prior_len;
-    if (store_response_get(w->st, id, &prior, &prior_len) == 0) {
-        /* committed by an earlier attempt: answer from the record, never rerun */
-        int rc = ipc_send(w->conn, prior, prior_len);
-        free(prior);
-        return rc;
-    }
+    /* Committed by an earlier attempt (whose worker died before replying):
+     * answer from the record, never run again. A failed lookup runs the
+     * handler: its commit checks the record again. */
+    bool sent;
+    int rc = reply_from_record(w, id, &sent);
+    if (sent) return rc;
     sx_header *hs = calloc((size_t)(fr->nfields / 2 + 1), sizeof *hs);
     if (!hs) return -ENOMEM;
     sx_request r;
@@ -270,13 +308,21 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
     char *out = NULL;
     size_t outlen = 0;
     sx_failure fail;
-    int rc = run_request(w, &r, fr->id, &out, &outlen, &fail);
+    rc = run_request(w, &r, fr->id, &out, &outlen, &fail);
     free(hs);
-    if (rc == 1) {
+    if (rc == RUN_SX_ERROR) {
         if (w->native && fail.native_fn[0]) return send_jit_fault(w, fr->id, &fail);
         return send_error(w, fr->id, &fail);
     }
+    if (rc == RUN_DONE_BEFORE) {
+        /* the record appeared after the lookup above: answer from it */
+        rc = reply_from_record(w, id, &sent);
+        if (sent) return rc;
+        if (rc == STORE_ENOTFOUND)
+            wlog(w, "request %s: its response record vanished after its commit found it", id);
+    }
     if (rc < 0) {
+        memset(&fail, 0, sizeof fail);
         snprintf(fail.kind, sizeof fail.kind, "effect-error");
         snprintf(fail.message, sizeof fail.message, "store: %s", store_strerror(rc));
         return send_error(w, fr->id, &fail);
@@ -413,10 +459,37 @@ static int parse_flags(wrk *w, int argc, char **argv)
 
 /* jit mode: turns the native tier on; the worker runs the bytecode VM
  * without it if it is not available. */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+/* libgccjit, and the as and ld it runs, write under $TMPDIR: a JIT worker
+ * gets a directory of its own in the run directory, emptied first (a
+ * predecessor in this slot killed mid-compile may have left files in it)
+ * and removed by the supervisor with the run directory. */
+static void private_tmpdir(wrk *w)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s/tmp-%d", w->rundir, w->slot) >= (int)sizeof tmp) return;
+    nftw(tmp, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    if (mkdir(tmp, 0700) != 0) {
+        wlog(w, "unable to create %s: %s; compiling under $TMPDIR", tmp, strerror(errno));
+        return;
+    }
+    setenv("TMPDIR", tmp, 1);
+}
+
 static void start_native(wrk *w)
 {
     snprintf(w->abi, sizeof w->abi, "sxpool-%s", SXPOOL_VERSION);
     if (!w->jit_mode) return;
+    private_tmpdir(w);
     char cache[4200];
     snprintf(cache, sizeof cache, "%s/jit-cache", w->data);
     if (mkdir(cache, 0700) != 0 && errno != EEXIST)
