@@ -62,8 +62,10 @@ class ExitWhileCompiling(unittest.TestCase):
 
 class PoolNative(unittest.TestCase):
     def test_cps_handler_runs_native_code_without_fault(self):
-        with Server(app=APP, workers=1, cek_workers=1, args=["--jit-threshold=0"]) as s:
-            for _ in range(3):
+        # frequent collections: a value the collector cannot see is found at once
+        with Server(app=APP, workers=1, cek_workers=1, args=["--jit-threshold=0"],
+                    env={"GC_FREE_SPACE_DIVISOR": "200"}) as s:
+            for _ in range(5):
                 r = s.get("/cpstak")
                 self.assertEqual((r.status, r.body), (200, b"7 100000"))
                 r = s.get("/compose")
