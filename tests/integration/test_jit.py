@@ -146,6 +146,26 @@ class Jit(unittest.TestCase):
             rc, out, err = run(args, FIB)
             self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"), err)
 
+    def test_a_build_with_another_value_layout_rejects_the_cache(self):
+        # SXPOOL_TEST_ABI_TAGS (test binary only) stands for a build whose
+        # tag and immediate constants differ: its ABI hash differs, so it
+        # compiles afresh under a directory of its own and loads nothing
+        # the first build compiled
+        with tempfile.TemporaryDirectory(prefix="sxpool-jitcache-") as cache:
+            args = ["--tier=jit", "--jit-threshold=0", "--jit-cache=" + cache]
+            rc, out, err = run(args, FIB)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"), err)
+            first = set(os.listdir(cache))
+            changed = {"SXPOOL_TEST_ABI_TAGS": "mask 3 obj 0 fix 2 imm 1 pair 3 nil 6 f 2 t 10"}
+            rc, out, err = run(args, FIB, env=changed)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"), err)
+            both = set(os.listdir(cache))
+            self.assertEqual(len(first), 1, first)
+            self.assertEqual(len(both), 2, both)
+            # and the first build still finds its own entry
+            rc, out, err = run(args, FIB)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 1 native #t\n"), err)
+
     def test_compile_error_keeps_the_function_on_the_vm_pool_wide(self):
         # a function libgccjit rejects stays on the VM, the error is logged
         # with its name, and the shared cache keeps other processes from
