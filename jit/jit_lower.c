@@ -30,8 +30,8 @@ typedef struct lower {
     gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted, *f_fallback,
         *f_finish_tail, *f_native_calls, *f_frame_env, *f_guard;
     gcc_jit_type *t_link_p, *t_body_fn; /* sx_jit_link *, sx_guard_body_fn */
-    gcc_jit_type *t_native; /* pointer to an sx_native_fn */
-    gcc_jit_lvalue *cframe; /* a direct callee's frame */
+    gcc_jit_type *t_native;             /* pointer to an sx_native_fn */
+    gcc_jit_lvalue *cframe;             /* a direct callee's frame */
     gcc_jit_param *cx, *base, *env0, *K, *L;
     gcc_jit_lvalue *env; /* current env (changes on a self tail call) */
     gcc_jit_lvalue *up0; /* the closure's env: parent of a fresh env */
@@ -134,9 +134,10 @@ static gcc_jit_rvalue *tag_is(lower *l, gcc_jit_rvalue *v, long tag)
 
 static gcc_jit_rvalue *truthy(lower *l, gcc_jit_rvalue *v)
 {
-    return cmp(l, GCC_JIT_COMPARISON_NE,
-               binop(l, GCC_JIT_BINARY_OP_BITWISE_OR, l->t_i64, v, i64(l, (long)(SX_NIL ^ SX_FALSE))),
-               i64(l, (long)SX_FALSE));
+    return cmp(
+        l, GCC_JIT_COMPARISON_NE,
+        binop(l, GCC_JIT_BINARY_OP_BITWISE_OR, l->t_i64, v, i64(l, (long)(SX_NIL ^ SX_FALSE))),
+        i64(l, (long)SX_FALSE));
 }
 
 static gcc_jit_rvalue *as_bool_val(lower *l, gcc_jit_rvalue *b)
@@ -513,9 +514,10 @@ static void emit_call_direct(lower *l, int d, int n)
         emit_self_call(l, at, n, join);
         l->cur = other;
     }
-    gcc_jit_block_end_with_conditional(
-        l->cur, NULL,
-        land(l, tag_is(l, callee, (long)SX_TAG_OBJ), cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))), chk, slow);
+    gcc_jit_block_end_with_conditional(l->cur, NULL,
+                                       land(l, tag_is(l, callee, (long)SX_TAG_OBJ),
+                                            cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))),
+                                       chk, slow);
     l->cur = chk;
     gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
     gcc_jit_block *primchk = new_block(l);
@@ -608,7 +610,8 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     switch (op) {
     case OP_ADD:
     case OP_SUB: {
-        guard = land(l, same, land(l, tag_is(l, a, (long)SX_TAG_FIX), tag_is(l, b, (long)SX_TAG_FIX)));
+        guard =
+            land(l, same, land(l, tag_is(l, a, (long)SX_TAG_FIX), tag_is(l, b, (long)SX_TAG_FIX)));
         break;
     }
     case OP_LT:
@@ -618,16 +621,18 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     case OP_NUMEQ:
     case OP_ZEROP:
         guard = land(l, same,
-                     op == OP_ZEROP ? tag_is(l, a, (long)SX_TAG_FIX) : land(l, tag_is(l, a, (long)SX_TAG_FIX), tag_is(l, b, (long)SX_TAG_FIX)));
+                     op == OP_ZEROP
+                         ? tag_is(l, a, (long)SX_TAG_FIX)
+                         : land(l, tag_is(l, a, (long)SX_TAG_FIX), tag_is(l, b, (long)SX_TAG_FIX)));
         break;
     case OP_CAR:
     case OP_CDR: guard = land(l, same, tag_is(l, a, (long)SX_TAG_PAIR)); break;
     case OP_EQ:
-        guard =
-            land(l, same,
-                 cmp(l, GCC_JIT_COMPARISON_NE,
-                     binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, a, i64(l, (long)SX_TAG_MASK)),
-                     i64(l, (long)SX_TAG_OBJ)));
+        guard = land(
+            l, same,
+            cmp(l, GCC_JIT_COMPARISON_NE,
+                binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, a, i64(l, (long)SX_TAG_MASK)),
+                i64(l, (long)SX_TAG_OBJ)));
         break;
     case OP_NULLP:
     case OP_PAIRP:
@@ -649,9 +654,9 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
         gcc_jit_rvalue *ub = gcc_jit_context_new_bitcast(l->c, NULL, b, l->t_u64);
         if (op == OP_ADD) {
             /* r = a + (b - tag); overflow iff a and b-tag share a sign r lacks */
-            gcc_jit_rvalue *ub1 = binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ub,
-                                        gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64,
-                                                                             (long)SX_TAG_FIX));
+            gcc_jit_rvalue *ub1 =
+                binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ub,
+                      gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, (long)SX_TAG_FIX));
             assign(l, r,
                    gcc_jit_context_new_bitcast(
                        l->c, NULL, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, ua, ub1), l->t_i64));
@@ -675,9 +680,9 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
         gcc_jit_block *store = new_block(l);
         gcc_jit_block_end_with_conditional(l->cur, NULL, ovf, slow, store);
         l->cur = store;
-        result =
-            op == OP_ADD ? rv(r)
-                         : binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(r), i64(l, (long)SX_TAG_FIX));
+        result = op == OP_ADD
+                     ? rv(r)
+                     : binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(r), i64(l, (long)SX_TAG_FIX));
         break;
     }
     case OP_LT: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_LT, a, b)); break;
@@ -742,10 +747,10 @@ static void emit_native_tail_call(lower *l, int n)
     gcc_jit_rvalue *callee = rv(ptr_word(l, prv(l->base), -1));
     gcc_jit_block *chk = new_block(l), *chk2 = new_block(l), *go = new_block(l),
                   *tramp = new_block(l);
-    gcc_jit_block_end_with_conditional(
-        l->cur, NULL,
-        land(l, tag_is(l, callee, (long)SX_TAG_OBJ), cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))), chk,
-        tramp);
+    gcc_jit_block_end_with_conditional(l->cur, NULL,
+                                       land(l, tag_is(l, callee, (long)SX_TAG_OBJ),
+                                            cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))),
+                                       chk, tramp);
     l->cur = chk;
     gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
     gcc_jit_block_end_with_conditional(
@@ -985,7 +990,8 @@ static void make_frame_locals(lower *l)
         "argv");
     l->env = gcc_jit_function_new_local(l->fn, NULL, l->t_i64p, "e");
     l->cframe = gcc_jit_function_new_local(
-        l->fn, NULL, gcc_jit_context_new_array_type(l->c, NULL, l->t_i64, JIT_CFRAME + 1), "cframe");
+        l->fn, NULL, gcc_jit_context_new_array_type(l->c, NULL, l->t_i64, JIT_CFRAME + 1),
+        "cframe");
     l->up0 = gcc_jit_function_new_local(l->fn, NULL, l->t_voidp, "up0");
 }
 
@@ -1002,8 +1008,8 @@ typedef struct fn_state {
 
 static fn_state save_fn(const lower *l)
 {
-    return (fn_state){l->fn,  l->cx,  l->base,   l->env0,   l->K,   l->L,         l->env,
-                      l->up0, l->slot, l->stk,   l->argbuf, l->cframe, l->cur, l->slots_mem};
+    return (fn_state){l->fn,  l->cx,   l->base, l->env0,   l->K,      l->L,   l->env,
+                      l->up0, l->slot, l->stk,  l->argbuf, l->cframe, l->cur, l->slots_mem};
 }
 
 static void restore_fn(lower *l, const fn_state *s)
@@ -1044,8 +1050,8 @@ static int emit_guard(lower *l, int pc, int d)
     l->L = gcc_jit_context_new_param(l->c, NULL, l->t_link_p, "L");
     gcc_jit_param *slots = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "slots");
     gcc_jit_param *params[6] = {l->cx, l->base, l->env0, l->K, l->L, slots};
-    gcc_jit_function *body = gcc_jit_context_new_function(
-        l->c, NULL, GCC_JIT_FUNCTION_INTERNAL, l->t_i64, name, 6, params, 0);
+    gcc_jit_function *body = gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_INTERNAL,
+                                                          l->t_i64, name, 6, params, 0);
     l->fn = body;
     l->slots_mem = prv(slots);
     l->slot = slot;

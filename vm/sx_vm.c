@@ -755,8 +755,7 @@ sx_val sx_vm_jit_guard(sx_ctx *cx, sx_guard_body_fn body, sx_val *base, sx_env *
     }
     sx_try_end(cx, &j);
     sx_val obj = cx->raised;
-    if (obj == SX_UNDEF)
-        obj = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
+    if (obj == SX_UNDEF) obj = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
     V.nframes = nframes;
     V.nhandlers = nhandlers;
     V.sp = sp;
