@@ -59,6 +59,8 @@ What counts as a failure:
     compile times per function (median, p99, max) is printed, with every
     function over COMPILE_MS_NOTE ms listed; --max-compile-ms=MS makes one
     over MS a failure (off by default: compile time depends on the load).
+    The other jit tiers write reports too; their totals are printed (how
+    much native code ran on the production path) but not checked.
 
 The run does not stop at the first failure: every failing seed is listed.
 Then the first failure of each kind (up to --shrink-max kinds) is shrunk:
@@ -70,9 +72,9 @@ retried up to 3 times before a candidate counts as passing).  The result is
 saved as SAVE_DIR/NNNN-SEED.sx with the first tier's stdout as NNNN-SEED.out
 and, when it ends with an error, its "error: KIND: " prefix as NNNN-SEED.err:
 the conformance suite's format.  SAVE_DIR defaults to ./diff-saved (a
-temporary directory when the current directory is in the source tree);
-a SAVE_DIR in the source tree, outside its build* directories, is refused.  Copying a
-saved program into regressions/ is a deliberate, human step; `--regressions`
+temporary directory when the current directory is in the source tree); a
+SAVE_DIR in the source tree, outside its build* directories, is refused.
+Copying a saved program into regressions/ is a deliberate, human step; `--regressions`
 runs everything there through the conformance runner on every tier (jit
 tiers REGRESSION_JIT_RUNS times over: some failures do not happen on every
 run).
