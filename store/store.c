@@ -37,6 +37,7 @@ const char *store_strerror(int err)
     case STORE_ETOOBIG: return "key or value too big";
     case STORE_ELMDB: return "LMDB failure";
     case STORE_EBADTXN: return "transaction already failed";
+    case STORE_EDONE: return "the request already committed a response";
     default: break;
     }
     if (err < 0 && err > -4096) return strerror(-err);
@@ -47,6 +48,34 @@ int store__fail(const char *what, int rc)
 {
     fprintf(stderr, "store: unable to %s: %s\n", what, mdb_strerror(rc));
     return STORE_ELMDB;
+}
+
+/* True when txn's snapshot is older than the newest meta page. */
+static int behind_newest(store *s, MDB_txn *txn)
+{
+    MDB_envinfo info;
+
+    if (mdb_env_info(s->env, &info) != 0) return 1;
+    return info.me_last_txnid > mdb_txn_id(txn);
+}
+
+int store__begin_read(store *s, const char *what, MDB_txn **out)
+{
+    MDB_txn *txn;
+    int rc;
+
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) return store__fail(what, rc);
+    if (!behind_newest(s, txn)) {
+        *out = txn;
+        return 0;
+    }
+    mdb_txn_abort(txn);
+    /* Taking the write lock publishes the newest commit. */
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) return store__fail(what, rc);
+    mdb_txn_abort(txn);
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) return store__fail(what, rc);
+    *out = txn;
+    return 0;
 }
 
 int64_t store__now_ms(void)
@@ -194,8 +223,7 @@ int store_response_get(store *s, const char *req_id, char **resp, size_t *len)
     k.mv_data = (void *)req_id;
     k.mv_size = strlen(req_id);
     if (k.mv_size == 0 || k.mv_size > STORE_MAX_KEY) return STORE_ENOTFOUND;
-    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
-        return store__fail("read a response record", rc);
+    if ((rc = store__begin_read(s, "read a response record", &txn)) != 0) return rc;
     rc = mdb_get(txn, s->responses, &k, &v);
     if (rc == MDB_NOTFOUND) {
         mdb_txn_abort(txn);

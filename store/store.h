@@ -14,6 +14,24 @@
  * the request id, all in one LMDB commit. If another request changed
  * something it read, commit returns STORE_ECONFLICT and applies nothing: the
  * caller runs the request again. Committed requests are serializable.
+ *
+ * A request that keeps conflicting runs in a locked transaction instead
+ * (store_txn_begin_locked): it holds the write lock from its first read to
+ * its commit, so nothing it read can change and its commit cannot conflict.
+ * LMDB has one writer across all processes anyway; the lock is only held
+ * longer.
+ *
+ * Snapshots are never older than the newest durable commit. LMDB publishes
+ * a commit to new readers (the transaction id in its lock file) only after
+ * writing the commit's meta page; a writer killed between the two (SIGKILL
+ * during the synced meta write takes effect as the write returns) leaves a
+ * commit that is durable and that the next writer sees, but that every new
+ * reader misses until some process takes the write lock again, whose
+ * robust-mutex recovery publishes it. A read transaction that finds a newer
+ * meta page than its own is therefore begun again after taking and
+ * releasing the write lock (which also waits out a live writer caught
+ * between the two steps). Without this, a request whose first worker died
+ * so would not find its own response record and would run again.
  */
 #ifndef SXPOOL_STORE_H
 #define SXPOOL_STORE_H
@@ -27,6 +45,7 @@ enum {
     STORE_ETOOBIG = -20003, /* key or value above the limits */
     STORE_ELMDB = -20004,   /* LMDB failure; logged with mdb_strerror */
     STORE_EBADTXN = -20005, /* txn already failed, committed or aborted */
+    STORE_EDONE = -20006,   /* a response is already committed under the request id */
 };
 
 #define STORE_MAX_KEY 480 /* LMDB's default max key size is 511 */
@@ -51,7 +70,23 @@ int store_reader_check(store *s);
 
 /* ---- request transactions ------------------------------------------- */
 
+/**
+ * Begins an optimistic request transaction on the newest commit.
+ * @return 0, -EINVAL, -ENOMEM or STORE_ELMDB
+ */
 int store_txn_begin(store *s, store_txn **out);
+
+/**
+ * Begins a request transaction that holds LMDB's write lock until it is
+ * committed or aborted: its reads come from the write transaction, so its
+ * commit never returns STORE_ECONFLICT. Every other writer, in every
+ * process, waits meanwhile: for a request that conflicted several times,
+ * not for every request. The process must not begin another locked
+ * transaction, nor commit one with writes, before this one ends (LMDB's
+ * write lock is not recursive).
+ * @return 0, -EINVAL, -ENOMEM or STORE_ELMDB
+ */
+int store_txn_begin_locked(store *s, store_txn **out);
 
 /**
  * Reads key. On success *val points to bytes valid until the next call on
@@ -72,9 +107,12 @@ int store_scan(store_txn *t, const char *prefix, size_t plen, size_t limit, stor
  * Commits writes and, when req_id is not NULL, the response record, together.
  * The txn is freed whatever the result. A txn that wrote nothing and has
  * no req_id commits without taking the write lock. A response already
- * committed under req_id is a conflict too (the request ran elsewhere): look
- * it up with store_response_get instead of running the request again.
- * @return 0, STORE_ECONFLICT (nothing applied) or an error (nothing applied)
+ * committed under req_id means the request ran before (its first worker
+ * died after committing): STORE_EDONE, checked before the reads are, and
+ * the caller answers from store_response_get instead of running the
+ * request again.
+ * @return 0, STORE_EDONE (nothing applied), STORE_ECONFLICT (nothing
+ *         applied; never for a locked txn) or an error (nothing applied)
  */
 int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t resp_len);
 /* Number of buffered writes (puts and deletes) in the txn. A request
@@ -85,7 +123,9 @@ size_t store_txn_nwrites(const store_txn *t);
 void store_txn_abort(store_txn *t);
 
 /**
- * Looks up the response committed under req_id.
+ * Looks up the response committed under req_id, in the newest commit (one
+ * that a writer killed mid-commit left unpublished included). Must not be
+ * called while this process holds a locked transaction.
  * @param[out] resp malloc'd copy, owned by the caller
  * @return 0 or STORE_ENOTFOUND
  */

@@ -24,6 +24,18 @@ struct store {
  */
 int store__fail(const char *what, int rc);
 
+/**
+ * Begins a read-only transaction on the newest durable commit: one older
+ * than the newest meta page (a writer died between writing it and
+ * publishing its id, or is just between the two) is begun again after
+ * taking and releasing the write lock, which publishes a dead writer's
+ * commit (robust-mutex recovery) or waits out a live one. The caller must
+ * not hold the write lock.
+ * @param[in] what what the transaction is for, for the log line of a failure
+ * @return 0 or STORE_ELMDB (logged)
+ */
+int store__begin_read(store *s, const char *what, MDB_txn **out);
+
 /** @return the wall-clock time in milliseconds since the epoch */
 int64_t store__now_ms(void);
 

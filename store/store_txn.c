@@ -1,9 +1,13 @@
-/* store_txn.c: optimistic request transactions over the "kv" database.
+/* store_txn.c: request transactions over the "kv" database: optimistic
+ * ones, and locked ones for requests that keep conflicting.
  *
  * A store_txn holds:
- *  - snap: a read-only LMDB transaction, the snapshot all reads come from.
- *    It stays open until commit or abort, so every MDB_val it returned stays
- *    valid; the read set points into it instead of copying values.
+ *  - snap: the LMDB transaction all reads come from: read-only (begun by
+ *    store__begin_read, so never older than the newest durable commit) or,
+ *    in a locked txn, LMDB's one write transaction. It stays open until
+ *    commit or abort, so every MDB_val it returned stays valid; the read
+ *    set points into it instead of copying values. Nothing is written into
+ *    it before the commit.
  *  - the write set: writes buffered in an array sorted by key (LMDB's byte
  *    order: memcmp, then shorter first), each a value or a tombstone.
  *  - the read set: for each key read from the snapshot (store_get, and
@@ -16,11 +20,18 @@
  *    range, shadowed or not.
  *
  * store_txn_commit() opens a write transaction while the snapshot is still
- * open, checks byte for byte that every recorded read and every recorded
- * scan range would read the same now, and only then applies the writes and
- * the response record; any difference is STORE_ECONFLICT and nothing is
- * applied. A transaction that wrote nothing and stores no response commits
- * without the write lock: its reads came from one consistent snapshot.
+ * open, checks that no response is committed under the request id yet
+ * (STORE_EDONE: the request ran before), then byte for byte that every
+ * recorded read and every recorded scan range would read the same now, and
+ * only then applies the writes and the response record; any difference is
+ * STORE_ECONFLICT and nothing is applied. A transaction that wrote nothing
+ * and stores no response commits without the write lock: its reads came
+ * from one consistent snapshot.
+ *
+ * A locked txn reads from the write transaction itself, which nobody else
+ * can change: it records no reads and its commit validates nothing, it
+ * checks the response record and applies the writes into that same
+ * transaction.
  *
  * A store_txn is used by one thread at a time. A scan callback may call
  * store_get/put/del/scan on the same txn (the scan re-seeks its position in
@@ -68,6 +79,7 @@ typedef struct srec {
 struct store_txn {
     store *s;
     MDB_txn *snap;
+    int locked; /* snap is the write transaction */
     int state;
     wentry **w;
     size_t nw, capw;
@@ -240,13 +252,13 @@ static int snap_get(store_txn *t, const char *key, size_t klen, MDB_val *v)
     int rc = mdb_get(t->snap, t->s->kv, &k, v);
 
     if (rc != 0 && rc != MDB_NOTFOUND) return txn_fail(t, "read a key", rc, 0);
-    if (r_note(t, key, klen, rc == 0, v) != 0) return txn_fail(t, NULL, 0, -ENOMEM);
+    if (!t->locked && r_note(t, key, klen, rc == 0, v) != 0) return txn_fail(t, NULL, 0, -ENOMEM);
     return rc == 0 ? 0 : STORE_ENOTFOUND;
 }
 
 /* ---- begin, get, put, del --------------------------------------------- */
 
-int store_txn_begin(store *s, store_txn **out)
+static int txn_begin(store *s, int locked, store_txn **out)
 {
     store_txn *t;
     int rc;
@@ -255,12 +267,27 @@ int store_txn_begin(store *s, store_txn **out)
     t = calloc(1, sizeof(*t));
     if (t == NULL) return -ENOMEM;
     t->s = s;
-    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->snap)) != 0) {
+    t->locked = locked;
+    if (!locked)
+        rc = store__begin_read(s, "begin a read transaction", &t->snap);
+    else if ((rc = mdb_txn_begin(s->env, NULL, 0, &t->snap)) != 0)
+        rc = store__fail("begin a locked transaction", rc);
+    if (rc != 0) {
         free(t);
-        return store__fail("begin a read transaction", rc);
+        return rc;
     }
     *out = t;
     return 0;
+}
+
+int store_txn_begin(store *s, store_txn **out)
+{
+    return txn_begin(s, 0, out);
+}
+
+int store_txn_begin_locked(store *s, store_txn **out)
+{
+    return txn_begin(s, 1, out);
 }
 
 int store_get(store_txn *t, const char *key, size_t klen, const char **val, size_t *vlen)
@@ -553,13 +580,15 @@ static int apply(store_txn *t, MDB_txn *wtxn, const char *req_id, const char *re
 
 /* Checks that no response is already committed under req_id: a request
  * that ran twice (its first worker died after committing) must not apply
- * its effects a second time. @return 0, STORE_ECONFLICT or an LMDB error */
+ * its effects a second time, and is answered from the record instead. Not
+ * a conflict: running the request again could never commit.
+ * @return 0, STORE_EDONE or an LMDB error */
 static int check_response_absent(store_txn *t, MDB_txn *wtxn, const char *req_id)
 {
     MDB_val k = {strlen(req_id), (void *)req_id}, v;
     int rc = mdb_get(wtxn, t->s->responses, &k, &v);
 
-    if (rc == 0) return STORE_ECONFLICT;
+    if (rc == 0) return STORE_EDONE;
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -586,12 +615,15 @@ int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t 
     }
     if ((rc = check_commit_args(req_id, resp, resp_len)) != 0) goto out;
     if (t->nw == 0 && req_id == NULL) goto out; /* read-only: serializable at its snapshot */
-    if ((rc = mdb_txn_begin(t->s->env, NULL, 0, &wtxn)) != 0) {
+    if (t->locked) { /* its reads are the write transaction's: nothing to validate */
+        wtxn = t->snap;
+        t->snap = NULL;
+    } else if ((rc = mdb_txn_begin(t->s->env, NULL, 0, &wtxn)) != 0) {
         wtxn = NULL;
         goto lmdb_fail;
     }
-    if ((rc = validate(t, wtxn)) != 0 ||
-        (req_id != NULL && (rc = check_response_absent(t, wtxn, req_id)) != 0))
+    if ((req_id != NULL && (rc = check_response_absent(t, wtxn, req_id)) != 0) ||
+        (!t->locked && (rc = validate(t, wtxn)) != 0))
         goto fail;
     if ((rc = apply(t, wtxn, req_id, resp, resp_len)) != 0) goto fail;
     rc = mdb_txn_commit(wtxn);
@@ -601,7 +633,7 @@ int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t 
 
 fail:
     mdb_txn_abort(wtxn);
-    if (rc == STORE_ECONFLICT) goto out;
+    if (rc == STORE_ECONFLICT || rc == STORE_EDONE) goto out;
 lmdb_fail:
     rc = store__fail("commit", rc);
 out:

@@ -19,7 +19,11 @@
  * A request runs again under the same id (so a worker answers it from its
  * committed response record if the first attempt committed), through a
  * queue served before new requests, with a full deadline of its own: a
- * request of death costs at most two workers and two deadlines.
+ * request of death costs at most two workers and two deadlines. A request
+ * whose second attempt fails too, or that cannot run again because the
+ * server is stopping, is answered from its response record when one of its
+ * attempts committed before its worker died (its effects were applied:
+ * the client gets the committed response, not a 502).
  *
  * Respawning is sup_pool.c's (after every death, with backoff). Each fault
  * gets one log line, "fault: FUNCTION: what happened; worker N (pid P);
@@ -35,6 +39,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "supervisor/sup_internal.h"
@@ -89,8 +94,43 @@ static void blacklist(sup_slot *w, const char *fn, const char *hash, const char 
              *hash ? hash : "-", *abi ? abi : "-", told, told == 1 ? "" : "s");
 }
 
+/* Answers r (and frees it) from the RESPONSE frame one of its attempts
+ * committed under its id, if there is one. On the loop thread: the lookup
+ * waits for the write lock only when a writer died mid-commit or is just
+ * publishing one (store_response_get), and it runs only for a request that
+ * failed twice or cannot run again. @return true if answered */
+static bool answer_from_record(sup_server *s, sup_request *r)
+{
+    char id[32], *rec;
+    size_t len;
+    snprintf(id, sizeof id, "%llu", (unsigned long long)r->id);
+    int err = store_response_get(s->store, id, &rec, &len);
+    if (err != 0) {
+        if (err != STORE_ENOTFOUND)
+            sup__log("unable to read the response record of request %s: %s", id,
+                     store_strerror(err));
+        return false;
+    }
+    ipc_frame *f = malloc(sizeof *f);
+    long long status = 0;
+    bool ok = f && ipc_decode(rec, len, f) == 0 && f->type == IPC_RESPONSE && f->id == r->id &&
+              f->nfields >= 2 && (f->nfields - 2) % 2 == 0 && ipc_field_int(f, 0, &status) == 0;
+    if (!ok)
+        sup__log("unable to answer request %s from its response record: %s", id,
+                 f ? "the record is not a RESPONSE frame" : "out of memory");
+    else if (status < 200 || status > 599)
+        sup__http_respond_text(r, 500, "bad-status: a handler status must be 200 to 599\n");
+    else
+        sup__http_respond(r, (int)status, &f->fields[2], f->nfields - 2, f->fields[1].p,
+                          f->fields[1].len);
+    free(f);
+    free(rec);
+    return ok;
+}
+
 /* r failed on w: queue it for its second attempt, or answer 502 if this
- * was its second. Describes what was done in done[cap]. */
+ * was its second (from its response record instead if an attempt
+ * committed). Describes what was done in done[cap]. */
 static void settle(sup_slot *w, sup_request *r, bool need_cek, char *done, size_t cap)
 {
     sup_server *s = w->srv;
@@ -99,6 +139,10 @@ static void settle(sup_slot *w, sup_request *r, bool need_cek, char *done, size_
         return;
     }
     unsigned long long id = (unsigned long long)r->id;
+    if ((r->attempts >= 2 || s->stop >= STOP_WORKERS) && answer_from_record(s, r)) {
+        snprintf(done, cap, "answered request %llu from the response record it committed", id);
+        return;
+    }
     if (r->attempts >= 2) {
         snprintf(done, cap, "answered request %llu with 502 (it failed on two workers)", id);
         sup__http_respond_text(r, 502, "the request failed on two workers\n");

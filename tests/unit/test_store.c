@@ -1,17 +1,22 @@
-/* test_store.c: request transactions, response records and the blacklist
- * of store/, each test in its own mkdtemp data directory.
+/* test_store.c: request transactions (optimistic and locked), response
+ * records and the blacklist of store/, each test in its own mkdtemp data
+ * directory.
  *
  * LMDB must not be used across fork() nor opened twice by one process, so
- * the multi-process counter test forks before any environment on its
- * directory is open and every child opens its own.
+ * the multi-process tests fork before any environment on their directory is
+ * open and every child opens its own. A test that could hang on the write
+ * lock runs under alarm(): a hang fails it.
  */
 #include "store/store.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -363,7 +368,7 @@ static void test_scan_writer(void)
 
 static void test_responses(void)
 {
-    char *dir = new_dir(), *resp;
+    char *dir = new_dir(), *resp, v[64];
     store *s = open_store(dir);
     store_txn *t;
     size_t len;
@@ -384,13 +389,20 @@ static void test_responses(void)
     CHECK_EQ(len, 0);
     free(resp);
 
-    /* the same request committed a second time applies nothing */
+    /* the same request committed a second time applies nothing: done
+     * before, even though what it read changed meanwhile (not a conflict) */
     CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(get(t, "k", v, sizeof(v)), 0);
+    set1(s, "k", "changed");
     CHECK_EQ(put(t, "k", "again"), 0);
-    CHECK_EQ(store_txn_commit(t, "req-1", "other", 5), STORE_ECONFLICT);
+    CHECK_EQ(store_txn_commit(t, "req-1", "other", 5), STORE_EDONE);
     CHECK_EQ(store_response_get(s, "req-1", &resp, &len), 0);
     CHECK_EQ(len, 11);
     free(resp);
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(get(t, "k", v, sizeof(v)), 0);
+    CHECK_STR(v, "changed");
+    store_txn_abort(t);
     store_close(s);
     rm_dir(dir);
 }
@@ -574,9 +586,271 @@ static void test_counter(void)
     rm_dir(dir);
 }
 
+/* ---- locked transactions ------------------------------------------------- */
+
+/* The counter as a number (0 when absent). */
+static long counter_of(store_txn *t, const char *k)
+{
+    char v[32];
+    int rc = get(t, k, v, sizeof(v));
+
+    if (rc == STORE_ENOTFOUND) return 0;
+    CHECK_EQ(rc, 0);
+    return strtol(v, NULL, 10);
+}
+
+static void put_counter(store_txn *t, const char *k, long n)
+{
+    char v[32];
+
+    snprintf(v, sizeof(v), "%ld", n);
+    CHECK_EQ(put(t, k, v), 0);
+}
+
+/* In a forked child: dies with the test (a failed CHECK exits it), rather
+ * than waiting forever on a pipe another child keeps open. */
+static void die_with_parent(pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(99);
+}
+
+/* One byte from fd within ms milliseconds, or -1. */
+static int read_byte(int fd, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    char c;
+
+    if (poll(&p, 1, ms) != 1 || read(fd, &c, 1) != 1) return -1;
+    return c;
+}
+
+/* The locked path within one process: reads see the newest commit, the
+ * commit applies without validation, a done request is STORE_EDONE, and
+ * every way out (commit with writes, read-only commit, abort, EDONE)
+ * releases the write lock, or the next begin_locked would hang. */
+static void test_locked_txn(void)
+{
+    char *dir = new_dir(), *resp, v[64];
+    store *s = open_store(dir);
+    store_txn *t, *old;
+    size_t len;
+    collect c;
+
+    alarm(20);
+    set1(s, "k", "1");
+    set1(s, "p:1", "a");
+    CHECK_EQ(store_txn_begin(s, &old), 0); /* an older snapshot, still open */
+    set1(s, "k", "2");
+
+    CHECK_EQ(store_txn_begin_locked(s, &t), 0);
+    CHECK_EQ(get(t, "k", v, sizeof(v)), 0);
+    CHECK_STR(v, "2");
+    CHECK_EQ(put(t, "k", "3"), 0);
+    CHECK_EQ(get(t, "k", v, sizeof(v)), 0); /* own writes */
+    CHECK_STR(v, "3");
+    CHECK_EQ(put(t, "p:2", "b"), 0);
+    CHECK_STR(scan(t, "p:", 100, &c), "p:1=a;p:2=b;");
+    CHECK_EQ(store_txn_commit(t, "req-L", "locked", 6), 0);
+    CHECK_EQ(store_response_get(s, "req-L", &resp, &len), 0);
+    CHECK_EQ(len, 6);
+    CHECK(memcmp(resp, "locked", 6) == 0);
+    free(resp);
+
+    /* the older snapshot read k before the locked commit: it conflicts */
+    CHECK_EQ(get(old, "k", v, sizeof(v)), 0);
+    CHECK_STR(v, "1");
+    CHECK_EQ(put(old, "k", "old"), 0);
+    CHECK_EQ(store_txn_commit(old, NULL, NULL, 0), STORE_ECONFLICT);
+
+    /* read-only locked commit, abort, done before: each lets the next in */
+    CHECK_EQ(store_txn_begin_locked(s, &t), 0);
+    CHECK_EQ(get(t, "k", v, sizeof(v)), 0);
+    CHECK_STR(v, "3");
+    CHECK_EQ(store_txn_commit(t, NULL, NULL, 0), 0);
+    CHECK_EQ(store_txn_begin_locked(s, &t), 0);
+    CHECK_EQ(put(t, "k", "aborted"), 0);
+    store_txn_abort(t);
+    CHECK_EQ(store_txn_begin_locked(s, &t), 0);
+    CHECK_EQ(put(t, "k", "twice"), 0);
+    CHECK_EQ(store_txn_commit(t, "req-L", "again", 5), STORE_EDONE);
+    CHECK_EQ(store_txn_begin_locked(s, &t), 0);
+    CHECK_EQ(get(t, "k", v, sizeof(v)), 0);
+    CHECK_STR(v, "3");
+    CHECK_EQ(put(t, "k", "4"), 0);
+    CHECK_EQ(store_txn_commit(t, NULL, NULL, 0), 0);
+
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(get(t, "k", v, sizeof(v)), 0);
+    CHECK_STR(v, "4");
+    store_txn_abort(t);
+    alarm(0);
+    store_close(s);
+    rm_dir(dir);
+}
+
+/* Child of test_locked_excludes: opens the store (which takes the write
+ * lock once) and reports it ('o'); after "go", reads the counter, reports
+ * it read ('r'), increments it optimistically until a commit succeeds and
+ * reports that ('d'). Exits with the number of conflicts. */
+static int optimistic_incr_child(const char *dir, int go, int report)
+{
+    store *s;
+    int conflicts = 0;
+    char c;
+
+    if (store_open(dir, 64u << 20, &s) != 0) return 100;
+    if (write(report, "o", 1) != 1 || read(go, &c, 1) != 1) return 105;
+    for (;;) {
+        store_txn *t;
+        int rc;
+
+        if (store_txn_begin(s, &t) != 0) return 101;
+        put_counter(t, "n", counter_of(t, "n") + 1);
+        if (conflicts == 0 && write(report, "r", 1) != 1) return 102;
+        rc = store_txn_commit(t, NULL, NULL, 0);
+        if (rc == 0) break;
+        if (rc != STORE_ECONFLICT) return 103;
+        conflicts++;
+    }
+    if (write(report, "d", 1) != 1) return 104;
+    store_close(s);
+    return conflicts;
+}
+
+/* Across processes: while a locked txn is open, another process's commit
+ * waits; the locked txn's read cannot be changed under it, so its commit
+ * succeeds and the other one conflicts (it read the value before), runs
+ * again and counts on: no update lost, none doubled. */
+static void test_locked_excludes(void)
+{
+    char *dir = new_dir();
+    int go[2], report[2], status;
+    store *s;
+    store_txn *t;
+    pid_t pid, parent = getpid();
+
+    alarm(30);
+    CHECK_EQ(pipe(go), 0);
+    CHECK_EQ(pipe(report), 0);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        die_with_parent(parent);
+        _exit(optimistic_incr_child(dir, go[0], report[1]));
+    }
+    s = open_store(dir);
+    CHECK_EQ(read_byte(report[0], 10000), 'o');
+    CHECK_EQ(store_txn_begin_locked(s, &t), 0);
+    CHECK_EQ(counter_of(t, "n"), 0);
+    CHECK_EQ(write(go[1], "g", 1), 1);
+    CHECK_EQ(read_byte(report[0], 10000), 'r'); /* it read 0 and tries to commit */
+    CHECK_EQ(read_byte(report[0], 300), -1);    /* ... and waits for the lock */
+    put_counter(t, "n", 1);
+    CHECK_EQ(store_txn_commit(t, "req-locked", "1", 1), 0);
+    CHECK_EQ(read_byte(report[0], 10000), 'd');
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 1); /* exactly one conflict: it read 0 */
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(counter_of(t, "n"), 2);
+    store_txn_abort(t);
+    alarm(0);
+    close(go[0]), close(go[1]), close(report[0]), close(report[1]);
+    store_close(s);
+    rm_dir(dir);
+}
+
+/* ---- a writer killed mid-commit ------------------------------------------ */
+
+#define KILL_ROUNDS 30
+
+/* Child of test_killed_writer: after "go", counts "n" up, each increment
+ * committed (synced) with its response record "dead-N", until killed. */
+static int committing_child(const char *dir, int go, int report)
+{
+    store *s;
+    char c;
+
+    if (read(go, &c, 1) != 1 || store_open(dir, 64u << 20, &s) != 0) return 100;
+    if (write(report, "s", 1) != 1) return 101;
+    for (;;) {
+        store_txn *t;
+        char id[32];
+        long n;
+
+        if (store_txn_begin(s, &t) != 0) return 102;
+        n = counter_of(t, "n") + 1;
+        put_counter(t, "n", n);
+        snprintf(id, sizeof(id), "dead-%ld", n);
+        if (store_txn_commit(t, id, "r", 1) != 0) return 103;
+    }
+}
+
+/* A writer SIGKILLed at a random point of its commits. LMDB publishes a
+ * commit to new readers only after writing its meta page, so a kill during
+ * the synced meta write leaves a durable commit that readers would miss
+ * until the next writer: every snapshot and every response lookup must
+ * still see it (the lookup of a request whose first worker died so). The
+ * locked txn, a write transaction, sees the truth to compare with. */
+static void test_killed_writer(void)
+{
+    char *dir = new_dir(), *resp, id[32];
+    int go[KILL_ROUNDS][2], report[2], status;
+    pid_t pids[KILL_ROUNDS], parent = getpid();
+    size_t len;
+    store *s;
+    store_txn *t;
+
+    alarm(120);
+    CHECK_EQ(pipe(report), 0);
+    for (int i = 0; i < KILL_ROUNDS; i++) {
+        CHECK_EQ(pipe(go[i]), 0);
+        pids[i] = fork();
+        CHECK(pids[i] >= 0);
+        if (pids[i] == 0) {
+            die_with_parent(parent);
+            _exit(committing_child(dir, go[i][0], report[1]));
+        }
+    }
+    s = open_store(dir);
+    srand((unsigned)getpid());
+    for (int i = 0; i < KILL_ROUNDS; i++) {
+        long seen, truth;
+
+        CHECK_EQ(write(go[i][1], "g", 1), 1);
+        CHECK_EQ(read_byte(report[0], 10000), 's');
+        usleep(2000 + (useconds_t)(rand() % 20000));
+        CHECK_EQ(kill(pids[i], SIGKILL), 0);
+        CHECK_EQ(waitpid(pids[i], &status, 0), pids[i]);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        /* first the readers, before any other writer has run since the kill */
+        CHECK_EQ(store_txn_begin(s, &t), 0);
+        seen = counter_of(t, "n");
+        store_txn_abort(t);
+        snprintf(id, sizeof(id), "dead-%ld", seen + 1);
+        CHECK_EQ(store_response_get(s, id, &resp, &len), STORE_ENOTFOUND);
+        snprintf(id, sizeof(id), "dead-%ld", seen);
+        if (seen > 0) {
+            CHECK_EQ(store_response_get(s, id, &resp, &len), 0);
+            free(resp);
+        }
+        CHECK_EQ(store_txn_begin_locked(s, &t), 0);
+        truth = counter_of(t, "n");
+        store_txn_abort(t);
+        CHECK_EQ(seen, truth);
+        CHECK(store_reader_check(s) >= 0);
+    }
+    alarm(0);
+    for (int i = 0; i < KILL_ROUNDS; i++)
+        close(go[i][0]), close(go[i][1]);
+    close(report[0]), close(report[1]);
+    store_close(s);
+    rm_dir(dir);
+}
+
 static void test_strerror(void)
 {
-    for (int e = STORE_EBADTXN; e <= STORE_ECONFLICT; e++)
+    for (int e = STORE_EDONE; e <= STORE_ECONFLICT; e++)
         CHECK(strcmp(store_strerror(e), "unknown error") != 0);
     CHECK_STR(store_strerror(-ENOENT), strerror(ENOENT));
 }
@@ -592,6 +866,9 @@ int main(void)
     test_response_prune();
     test_blacklist();
     test_counter();
+    test_locked_txn();
+    test_locked_excludes();
+    test_killed_writer();
     printf("test_store: ok\n");
     return 0;
 }
