@@ -6,10 +6,12 @@
  * A connection has at most one request outstanding. When llhttp completes a
  * message, on_message_complete pauses the parser and reading stops; bytes
  * already read behind that message wait in c->pending. The request goes to
- * the pool (or is answered here: /healthz, errors). Once its response has
- * been written, the parser resumes on the pending bytes and reading starts
- * again. So pipelined requests are answered in order, and a client that
- * does not read its responses cannot make the server buffer without bound.
+ * the pool (or is answered here: errors, and /healthz: 200 "ok" while a
+ * worker of either kind is ready, else 503 "no ready worker"). Once its
+ * response has been written, the parser resumes on the pending bytes and
+ * reading starts again. So pipelined requests are answered in order, and a
+ * client that does not read its responses cannot make the server buffer
+ * without bound.
  *
  * Limits: request line + headers SUP_MAX_HEADER_BYTES and SUP_MAX_HEADERS
  * lines (431), body cfg.max_body (413, checked against Content-Length
@@ -550,9 +552,13 @@ static void request_ready(sup_conn *c)
     r->conn = c;
     c->inflight = r;
     if (c->srv->stop != STOP_NONE) c->close_after = true;
-    if (is_healthz(r))
-        sup__http_respond_text(r, 200, "ok\n");
-    else
+    if (is_healthz(r)) {
+        /* healthy while a worker of either kind can take a request */
+        if (sup__pool_ready(c->srv) > 0)
+            sup__http_respond_text(r, 200, "ok\n");
+        else
+            sup__http_respond_text(r, 503, "no ready worker\n");
+    } else
         sup__pool_submit(c->srv, r);
 }
 

@@ -36,9 +36,11 @@
 #define SUP_READY_TIMEOUT_MS 15000 /* spawn -> READY */
 #define SUP_DRAIN_MS 5000          /* shutdown: wait for in-flight requests */
 #define SUP_STOP_GRACE_MS 2000     /* shutdown: SHUTDOWN -> SIGKILL */
-#define SUP_DEATH_WINDOW_MS 10000  /* respawn throttle: deaths counted within */
+#define SUP_DEATH_WINDOW_MS 10000  /* crash-loop throttle: crashes after READY counted within */
 #define SUP_DEATHS_BEFORE_BACKOFF 5
 #define SUP_BACKOFF_MAX_MS 5000
+#define SUP_START_BACKOFF_MS 100       /* first respawn after a death before READY */
+#define SUP_START_BACKOFF_MAX_MS 10000 /* doubling per death before READY, up to */
 #define SUP_DEATH_RING 16
 
 void sup__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -137,12 +139,16 @@ typedef struct sup_slot {
     sup_request *req; /* in flight, when SLOT_BUSY */
     uint64_t spawned_ms;
     uint64_t respawn_at_ms;
-    uint64_t deaths[SUP_DEATH_RING]; /* ring of recent death times */
+    uint64_t deaths[SUP_DEATH_RING]; /* ring of recent crash times (after READY) */
     unsigned ndeaths;
-    char mode[8];     /* from READY */
-    char abi[80];     /* from READY */
-    bool cek;         /* a CEK slot (--cek-workers), else a JIT slot */
-    ipc_board *board; /* this slot's crash scoreboard, mapped for the server's life */
+    bool was_ready;            /* the current process sent its READY */
+    unsigned start_failures;   /* deaths before READY since the last READY */
+    uint64_t respawn_delay_ms; /* decided at exit, applied once the handle closed */
+    char kill_reason[128];     /* why the supervisor killed the current process */
+    char mode[8];              /* from READY */
+    char abi[80];              /* from READY */
+    bool cek;                  /* a CEK slot (--cek-workers), else a JIT slot */
+    ipc_board *board;          /* this slot's crash scoreboard, mapped for the server's life */
 } sup_slot;
 
 /* Requests waiting for a worker, oldest first (linked through prev/next). */
@@ -245,6 +251,8 @@ void sup__pool_stop_workers(sup_server *s);
 void sup__pool_kill_all(sup_server *s, const char *reason);
 /* Number of process handles still open. */
 int sup__pool_live(const sup_server *s);
+/* Number of workers, of either kind, that are ready (idle or busy). */
+int sup__pool_ready(const sup_server *s);
 /* Closes the nng sockets and the inbox; call once no worker is left. */
 void sup__pool_close(sup_server *s);
 /* Queues r, whose first worker failed it, for its second and last attempt:

@@ -37,9 +37,23 @@
  *   any      --kill/SHUTDOWN-->   DYING
  *   any      --exit-->            DOWN      (the death and its in-flight
  *                                            request go to sup_fault.c: run
- *                                            again once, or 502; respawn
- *                                            now, or after a backoff if it
- *                                            keeps dying)
+ *                                            again once, or 502; respawn as
+ *                                            the cause says, below)
+ *
+ * Restart intensity by cause (decide_respawn; every death is logged with
+ * its cause and what is done):
+ *   - died before its READY (exit, crash, no READY in time, spawn failure):
+ *     a start failure; respawned after SUP_START_BACKOFF_MS, doubling with
+ *     each start failure in a row up to SUP_START_BACKOFF_MAX_MS; a READY
+ *     resets the count;
+ *   - ready, then killed by SIGKILL from outside (an operator, the OOM
+ *     killer, a chaos test), killed by the supervisor (deadline, bad frame)
+ *     or exited with status 0: replaced at once, never throttled;
+ *   - ready, then crashed (a fault signal or a non-zero exit status):
+ *     replaced at once, unless the slot's ready workers crashed more than
+ *     SUP_DEATHS_BEFORE_BACKOFF times within SUP_DEATH_WINDOW_MS (a crash
+ *     loop): then after a backoff of 500 ms doubling up to
+ *     SUP_BACKOFF_MAX_MS.
  */
 #include <errno.h>
 #include <signal.h>
@@ -126,6 +140,7 @@ static void kill_worker(sup_slot *w, const char *reason)
     if (!w->running) return;
     if (!w->killed) {
         w->killed = true;
+        snprintf(w->kill_reason, sizeof w->kill_reason, "%s", reason);
         sup__log("killing worker %d (pid %d): %s", w->index, w->pid, reason);
     }
     w->state = SLOT_DYING;
@@ -136,6 +151,24 @@ static void kill_worker(sup_slot *w, const char *reason)
 
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig);
 static void on_proc_closed(uv_handle_t *h);
+
+/* The current process of w never sent its READY (cause says why it is
+ * gone): respawn after a backoff that doubles with each start failure in a
+ * row. */
+static void start_failed(sup_slot *w, const char *cause)
+{
+    unsigned k = w->start_failures < 16 ? w->start_failures : 16;
+    uint64_t d = (uint64_t)SUP_START_BACKOFF_MS << k;
+    if (d > SUP_START_BACKOFF_MAX_MS) d = SUP_START_BACKOFF_MAX_MS;
+    w->start_failures++;
+    w->respawn_delay_ms = d;
+    char who[48] = "";
+    if (w->pid > 0) snprintf(who, sizeof who, " (pid %d)", w->pid);
+    sup__log("worker %d%s failed to start: %s; %u start failure%s in a row; respawning it in "
+             "%llu ms",
+             w->index, who, cause, w->start_failures, w->start_failures == 1 ? "" : "s",
+             (unsigned long long)d);
+}
 
 static void spawn_slot(sup_slot *w)
 {
@@ -194,15 +227,21 @@ static void spawn_slot(sup_slot *w)
     o.stdio = stdio;
 
     w->respawn_at_ms = 0;
+    w->respawn_delay_ms = 0;
     w->killed = false;
+    w->was_ready = false;
+    w->kill_reason[0] = '\0';
     w->mode[0] = w->abi[0] = '\0';
+    w->pid = 0;
     w->proc.data = w;
     int err = uv_spawn(s->loop, &w->proc, &o);
     w->proc_open = true; /* initialised even when the spawn failed */
     if (err != 0) {
         sup__log("unable to spawn worker %d: %s", w->index, uv_strerror(err));
         w->state = SLOT_DOWN;
-        w->deaths[w->ndeaths++ % SUP_DEATH_RING] = uv_now(s->loop);
+        char cause[128];
+        snprintf(cause, sizeof cause, "unable to spawn it (%s)", uv_strerror(err));
+        start_failed(w, cause);
         uv_close((uv_handle_t *)&w->proc, on_proc_closed);
         return;
     }
@@ -212,9 +251,18 @@ static void spawn_slot(sup_slot *w)
     w->spawned_ms = uv_now(s->loop);
 }
 
-/* How long to wait before respawning w: 0 unless it keeps dying. */
-static uint64_t respawn_delay(sup_slot *w, uint64_t now, unsigned *recent_out)
+static const char *signal_name(int sig, char *buf, size_t cap)
 {
+    const char *abbrev = sigabbrev_np(sig);
+    snprintf(buf, cap, "SIG%s", abbrev ? abbrev : "?");
+    return buf;
+}
+
+/* w's process, ready before, crashed: counts the crash in the slot's ring.
+ * @return the delay before the respawn: 0 unless the slot crash-loops */
+static uint64_t crash_delay(sup_slot *w, uint64_t now, unsigned *recent_out)
+{
+    w->deaths[w->ndeaths++ % SUP_DEATH_RING] = now;
     unsigned recent = 0, n = w->ndeaths < SUP_DEATH_RING ? w->ndeaths : SUP_DEATH_RING;
     for (unsigned i = 0; i < n; i++)
         if (now - w->deaths[i] < SUP_DEATH_WINDOW_MS) recent++;
@@ -225,22 +273,61 @@ static uint64_t respawn_delay(sup_slot *w, uint64_t now, unsigned *recent_out)
     return d > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS : d;
 }
 
+/* w's process has exited (status, sig): decides by the cause how soon the
+ * slot gets a new one (w->respawn_delay_ms) and logs it. */
+static void decide_respawn(sup_slot *w, int64_t status, int sig)
+{
+    char sname[32], cause[192];
+    if (sig != 0)
+        snprintf(cause, sizeof cause, "signal %s", signal_name(sig, sname, sizeof sname));
+    else
+        snprintf(cause, sizeof cause, "exit status %lld", (long long)status);
+    w->respawn_delay_ms = 0;
+    if (!w->was_ready) {
+        if (w->killed) snprintf(cause, sizeof cause, "sxpool killed it (%s)", w->kill_reason);
+        start_failed(w, cause);
+        return;
+    }
+    const char *what;
+    if (w->killed)
+        what = "was killed by sxpool";
+    else if (sig == SIGKILL)
+        what = "got SIGKILL from outside sxpool";
+    else if (sig == 0 && status == 0)
+        what = "exited cleanly";
+    else
+        what = NULL; /* a crash */
+    if (what) {
+        sup__log("worker %d (pid %d) was ready and %s; replacing it now", w->index, w->pid, what);
+        return;
+    }
+    unsigned recent;
+    uint64_t delay = crash_delay(w, uv_now(w->srv->loop), &recent);
+    w->respawn_delay_ms = delay;
+    if (delay == 0)
+        sup__log("worker %d (pid %d) was ready and crashed (%s); crash %u of slot %d within %d s; "
+                 "replacing it now",
+                 w->index, w->pid, cause, recent, w->index, SUP_DEATH_WINDOW_MS / 1000);
+    else
+        sup__log("worker %d (pid %d) was ready and crashed (%s); %u crashes of slot %d within "
+                 "%d s; respawning it in %llu ms",
+                 w->index, w->pid, cause, recent, w->index, SUP_DEATH_WINDOW_MS / 1000,
+                 (unsigned long long)delay);
+}
+
 static void on_proc_closed(uv_handle_t *h)
 {
     sup_slot *w = h->data;
     sup_server *s = w->srv;
     w->proc_open = false;
     if (s->stop >= STOP_WORKERS) return; /* while draining, queued requests need workers */
-    uint64_t now = uv_now(s->loop);
-    unsigned recent;
-    uint64_t delay = respawn_delay(w, now, &recent);
+    uint64_t delay = w->respawn_delay_ms;
+    w->respawn_delay_ms = 0;
     if (delay == 0) {
         spawn_slot(w);
         return;
     }
-    sup__log("worker %d died %u times within %d s; respawning it in %llu ms", w->index, recent,
-             SUP_DEATH_WINDOW_MS / 1000, (unsigned long long)delay);
-    w->respawn_at_ms = now + delay;
+    w->respawn_at_ms = uv_now(s->loop) + delay;
 }
 
 static void describe_exit(char *dst, size_t cap, int64_t status, int sig)
@@ -272,7 +359,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     if (cleared < 0)
         sup__log("unable to clear stale store readers after worker %d died: %s", w->index,
                  store_strerror(cleared));
-    if (s->stop < STOP_WORKERS) w->deaths[w->ndeaths++ % SUP_DEATH_RING] = uv_now(s->loop);
+    if (s->stop < STOP_WORKERS) decide_respawn(w, status, sig);
     uv_close((uv_handle_t *)&w->proc, on_proc_closed);
 }
 
@@ -314,6 +401,8 @@ static void on_ready(sup_slot *w, ipc_frame *f)
     ipc_field_str(f, 2, w->mode, sizeof w->mode);
     ipc_field_str(f, 3, w->abi, sizeof w->abi);
     w->state = SLOT_IDLE;
+    w->was_ready = true;
+    w->start_failures = 0;
     sup__log("worker %d (pid %d) ready (mode %s, abi %s)", w->index, w->pid, w->mode, w->abi);
     dispatch(w->srv);
 }
@@ -735,6 +824,14 @@ void sup__pool_kill_all(sup_server *s, const char *reason)
 {
     for (int i = 0; i < s->nslots; i++)
         kill_worker(&s->slots[i], reason);
+}
+
+int sup__pool_ready(const sup_server *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->nslots; i++)
+        if (s->slots[i].state == SLOT_IDLE || s->slots[i].state == SLOT_BUSY) n++;
+    return n;
 }
 
 int sup__pool_live(const sup_server *s)

@@ -201,10 +201,13 @@ class Server:
         return self
 
     def _healthy(self):
+        # /healthz is 503 while no worker is ready: a server started without
+        # waiting for its workers only has to answer it.
         try:
-            return self.request("GET", "/healthz", timeout=2).status == 200
+            status = self.request("GET", "/healthz", timeout=2).status
         except OSError:
             return False
+        return status == 200 or (status == 503 and not self.wait_workers)
 
     def _read_stderr(self):
         for raw in self.proc.stderr:

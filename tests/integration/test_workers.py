@@ -146,8 +146,9 @@ class Workers(unittest.TestCase):
             srv.wait_line(r"received SIGTERM; shutting down", timeout=5)
 
     def test_app_that_cannot_load(self):
-        # Workers exit at start: the supervisor stays up, answers /healthz,
-        # backs off respawning, and answers requests 503 instead of hanging.
+        # Workers exit at start: the supervisor stays up, answers /healthz
+        # 503 (no worker is ready), backs off respawning, and answers
+        # requests 503 instead of hanging.
         with sxtest.Server(app="broken", workers=1, args=["--timeout=1"],
                            wait_workers=False) as srv:
             srv.wait_line(r"worker 0 \(pid \d+\) exited with status [1-9]", timeout=10)
@@ -155,8 +156,10 @@ class Workers(unittest.TestCase):
             r = srv.get("/")
             self.assertEqual(r.status, 503, r)
             self.assertLess(time.monotonic() - t0, 4)
-            srv.wait_line(r"worker 0 died \d+ times within 10 s; respawning it in \d+ ms", timeout=10)
-            self.assertEqual(srv.get("/healthz").status, 200)
+            srv.wait_line(r"worker 0 \(pid \d+\) failed to start: exit status [1-9]; \d+ start "
+                          r"failures? in a row; respawning it in \d+ ms", timeout=10)
+            r = srv.get("/healthz")
+            self.assertEqual((r.status, r.text), (503, "no ready worker\n"), r)
             self.assertEqual(srv.ready_pids(), {})
             self.assertEqual(srv.stop(), 0)
 
