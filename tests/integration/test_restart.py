@@ -2,8 +2,10 @@
 
 A worker that dies before its READY (an app that cannot load) is respawned
 after a backoff that doubles with each start failure in a row (100 ms,
-200 ms, 400 ms, ...), each logged with its cause. A ready worker killed
-from outside (SIGKILL) is replaced at once, however often it happens.
+200 ms, 400 ms, ... up to 10 s), each logged with its cause. A ready
+worker killed from outside (SIGKILL) is replaced at once, however often it
+happens; one that crashes (SIGSEGV) too, unless its slot crashed more than
+5 times within 10 s.
 /healthz answers 503 "no ready worker" while no worker of either kind is
 ready and 200 "ok" otherwise."""
 
@@ -56,6 +58,40 @@ class Restart(unittest.TestCase):
                                       if "failed to start" in ln]), 14)
             self.assertEqual(srv.ready_pids(), {})
             self.assertEqual(srv.stop(), 0)
+
+    def test_start_backoff_stops_doubling_at_10_s(self):
+        # 100 + 200 + ... + 6400 ms: the eighth start failure in a row comes
+        # after about 12.7 s and waits the cap, 10 s.
+        with sxtest.Server(app="broken", workers=1, cek_workers=1, wait_workers=False) as srv:
+            m = srv.wait_line(r"worker 0 \(pid \d+\) failed to start: exit status 1; 8 start "
+                              r"failures in a row; respawning it in (\d+) ms", timeout=40)
+            self.assertEqual(m.group(1), "10000")
+            fails = [m for m in map(START_FAIL_RE.search, lines_since(srv, 0))
+                     if m and m.group(1) == "0"]
+            self.assertEqual([int(m.group(4)) for m in fails[:8]],
+                             [100, 200, 400, 800, 1600, 3200, 6400, 10000])
+            self.assertEqual(healthz(srv), (503, "no ready worker\n"))
+
+    def test_a_ready_worker_that_keeps_crashing_is_throttled(self):
+        # SIGSEGV is a crash, not a kill: the first five crashes of a slot
+        # within 10 s are replaced at once, the sixth waits 500 ms.
+        with sxtest.Server(app="basic", workers=1, cek_workers=1) as srv:
+            for i in range(6):
+                (pid,) = [p for p, slot in srv.ready_pids().items()
+                          if slot == 0 and sxtest.pid_alive(p)]
+                mark = srv.log_size()
+                os.kill(pid, signal.SIGSEGV)
+                m = srv.wait_line(r"worker 0 \(pid %d\) was ready and crashed \(signal SIGSEGV\); "
+                                  r"(.*)$" % pid, timeout=5, start=mark)
+                if i < 5:
+                    self.assertEqual(m.group(1), "crash %d of slot 0 within 10 s; replacing it "
+                                     "now" % (i + 1))
+                else:
+                    self.assertEqual(m.group(1), "6 crashes of slot 0 within 10 s; respawning it "
+                                     "in 500 ms")
+                srv.wait_line(r"worker 0 \(pid \d+\) ready", timeout=10, start=mark)
+            r = srv.get("/")
+            self.assertEqual(r.status, 200, r)
 
     def test_kill_from_outside_is_replaced_at_once_every_time(self):
         # Eight SIGKILLs of slot 0 within a few seconds: each replacement is
