@@ -1757,6 +1757,7 @@ class Gen:
                         f.name, ' '.join(self.lit_int() for _ in range(self.r.randint(0, 4)))))
                 else:
                     uses.append(self.hcall(f.name, sig, 2))
+        uses = [self.guard_each(u) for u in uses]
         return self.h_show('(let ((%s %s)) (list %s))' % (f.name, p, ' '.join(uses)))
 
     def h_table(self):
@@ -1857,7 +1858,15 @@ class Gen:
                         c = '(%s %d)' % (c, self.r.randint(-5, 12))
                     calls.append(c.replace(' )', ')'))
         binds = ' '.join('(%s %s)' % (s.name, self.lit_int()) for s in ss)
+        calls = [self.guard_each(c) for c in calls]
         return self.h_show('(let (%s) (letrec (%s) (list %s)))' % (binds, ' '.join(defs), ' '.join(calls)))
+
+    def guard_each(self, x):
+        """x, or x caught on its own (so that one failing call does not
+        hide the calls after it)."""
+        if self.chance(0.6):
+            return "(guard (e (#t (list 'err (error-kind e)))) %s)" % x
+        return x
 
     def h_mutual(self):
         """Mutual recursion through closures (letrec, internal defines or
