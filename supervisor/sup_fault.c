@@ -34,8 +34,23 @@
  * replaced (a worker cannot take native code back), new workers compile it
  * again.
  *
- * Runs on the supervisor's loop thread. The scoreboard is read only after
- * its worker has exited, so nothing writes it while we read.
+ * Threads: the classifier runs on the supervisor's loop thread, which never
+ * waits on the store. Each fault's LMDB work (adding its blacklist entries;
+ * looking up the response record of a request that cannot run again) is a
+ * fault job run on a thread-pool thread through sup_store.c, in fault
+ * order; the job's completion, back on the loop, pushes the entries to the
+ * JIT workers, then re-dispatches or answers the request, then logs. Until
+ * then the request is the job's: not queued, not answered. So a worker
+ * holding the write lock delays only the faulted request, and the order
+ * the table above implies still holds: an entry is stored before any
+ * worker is told of it, and before its request is answered or runs again.
+ * Lifting an entry (a CEK worker failed the same way) is still a store
+ * write on the loop thread: the error is answered right after, and the
+ * entry must be gone by then.
+ *
+ * The scoreboard is read only after its worker has exited, so nothing
+ * writes it while we read; what a job needs of it is copied at once (the
+ * slot is respawned, and its board zeroed, while the job waits).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -43,6 +58,7 @@
 #include <string.h>
 
 #include "supervisor/sup_internal.h"
+#include "supervisor/sup_store.h"
 
 /* NUL-terminated copy of a fixed-size field a dead worker wrote. */
 static void board_str(char *dst, size_t cap, const char *src, size_t src_cap)
@@ -74,49 +90,149 @@ static const char *abi_of(sup_slot *w, char *buf, size_t cap)
     return buf;
 }
 
-/* Adds the entry and pushes it. Describes what was done in done[cap]. */
-static void blacklist(sup_slot *w, const char *fn, const char *hash, const char *abi,
-                      const char *reason, char *done, size_t cap)
+/* ---- fault jobs: the store work of one fault, off the loop thread --------- */
+
+/* A blacklist entry a fault adds. */
+typedef struct fault_entry {
+    char fn[IPC_BOARD_NAME], hash[IPC_BOARD_HASH], reason[128];
+    char head[640]; /* its log line up to what was done */
+    char did[256];  /* what was done with it (set when pushed) */
+    int err;        /* store_bl_add's result */
+} fault_entry;
+
+/* One fault: the entries to add, then the request to settle. The loop
+ * submits it; its run (a pool thread) adds the entries and, when the
+ * request needs it, looks up the request's response record; its done (the
+ * loop) pushes the entries to the JIT workers, settles the request and
+ * logs. So an entry is in the store before any worker is told of it, and
+ * a failed request is re-dispatched or answered only after its entries
+ * were stored and pushed and its record looked up. The job owns r from
+ * submission until done settles it. */
+typedef struct fault_job {
+    sup_store_job base; /* first: a sup_store_job * is a fault_job * */
+    sup_server *s;
+    bool heap; /* malloc'd (else the caller's, run inline) */
+    char abi[80];
+    int n;
+    fault_entry e[IPC_BOARD_BATCH];
+    bool stored; /* the entries were added (run) and pushed (done) */
+    sup_request *r;
+    uint64_t rid; /* r's id, for run */
+    bool need_cek;
+    bool lookup; /* run looks up r's response record */
+    int rec_err; /* its result: 0 (rec, rec_len set) or an error */
+    char *rec;
+    size_t rec_len;
+    char head[640]; /* the log line of a fault with no entry, up to what was done */
+    char tail[64];  /* appended to every log line */
+} fault_job;
+
+static void job_run(sup_store_job *b, store *st);
+static void job_done(sup_store_job *b);
+
+/* A job for w's fault. Never fails: without memory, *spare is used and
+ * run inline on the loop thread (as if the store were not busy). */
+static fault_job *job_new(sup_slot *w, fault_job *spare)
 {
-    sup_server *s = w->srv;
-    int err = store_bl_add(s->store, fn, hash, abi, reason);
-    if (err != 0) {
-        /* Still pushed: the live workers stop running it even if the
-         * store could not keep it. */
-        snprintf(done, cap, "unable to store its blacklist entry (%s), ", store_strerror(err));
-        size_t n = strlen(done);
-        int told = sup__pool_push_blacklist(s, fn, hash);
-        snprintf(done + n, cap - n, "told %d JIT worker%s to drop it", told, told == 1 ? "" : "s");
-        return;
+    fault_job *j = malloc(sizeof *j);
+    bool heap = j != NULL;
+    if (!j) {
+        sup__log("out of memory for a fault's store work; doing it on the loop thread");
+        j = spare;
     }
-    int told = sup__pool_push_blacklist(s, fn, hash);
-    snprintf(done, cap, "blacklisted it (code %s, abi %s) and told %d JIT worker%s",
-             *hash ? hash : "-", *abi ? abi : "-", told, told == 1 ? "" : "s");
+    memset(j, 0, sizeof *j);
+    j->heap = heap;
+    j->s = w->srv;
+    j->base.run = job_run;
+    j->base.done = job_done;
+    char abi[IPC_BOARD_HASH];
+    snprintf(j->abi, sizeof j->abi, "%s", abi_of(w, abi, sizeof abi));
+    return j;
+}
+
+/* Adds an entry for fn to j (ignored past IPC_BOARD_BATCH). @return it or NULL */
+static fault_entry *job_entry(fault_job *j, const char *fn, const char *hash, const char *reason)
+{
+    if (j->n >= IPC_BOARD_BATCH) return NULL;
+    fault_entry *e = &j->e[j->n++];
+    snprintf(e->fn, sizeof e->fn, "%s", fn);
+    snprintf(e->hash, sizeof e->hash, "%s", hash);
+    snprintf(e->reason, sizeof e->reason, "%s", reason);
+    return e;
+}
+
+/* r (or NULL) failed on its worker: j settles it. It needs its response
+ * record looked up when this was its second attempt or it cannot run
+ * again (the server is stopping). */
+static void job_request(fault_job *j, sup_request *r, bool need_cek)
+{
+    j->r = r;
+    j->rid = r ? r->id : 0;
+    j->need_cek = need_cek;
+    j->lookup = r && (r->attempts >= 2 || j->s->stop >= STOP_WORKERS);
+}
+
+static void job_submit(fault_job *j)
+{
+    if (j->heap) {
+        sup__store_submit(j->s->loop, j->s->store, &j->base);
+    } else {
+        job_run(&j->base, j->s->store);
+        job_done(&j->base);
+    }
+}
+
+/* Pool thread: the LMDB work only. */
+static void job_run(sup_store_job *b, store *st)
+{
+    fault_job *j = (fault_job *)b;
+    if (!j->stored)
+        for (int i = 0; i < j->n; i++)
+            j->e[i].err = store_bl_add(st, j->e[i].fn, j->e[i].hash, j->abi, j->e[i].reason);
+    if (j->lookup) {
+        char id[32];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)j->rid);
+        j->rec_err = store_response_get(st, id, &j->rec, &j->rec_len);
+    }
+}
+
+/* Pushes each stored entry to the JIT workers. */
+static void push_entries(fault_job *j)
+{
+    for (int i = 0; i < j->n; i++) {
+        fault_entry *e = &j->e[i];
+        /* Pushed even when the store could not keep it: the live workers
+         * stop running it all the same. */
+        int told = sup__pool_push_blacklist(j->s, e->fn, e->hash);
+        if (e->err != 0)
+            snprintf(e->did, sizeof e->did,
+                     "unable to store its blacklist entry (%s), told %d JIT worker%s to drop it",
+                     store_strerror(e->err), told, told == 1 ? "" : "s");
+        else
+            snprintf(e->did, sizeof e->did,
+                     "blacklisted it (code %s, abi %s) and told %d JIT worker%s",
+                     *e->hash ? e->hash : "-", *j->abi ? j->abi : "-", told, told == 1 ? "" : "s");
+    }
 }
 
 /* Answers r (and frees it) from the RESPONSE frame one of its attempts
- * committed under its id, if there is one. On the loop thread: the lookup
- * waits for the write lock only when a writer died mid-commit or is just
- * publishing one (store_response_get), and it runs only for a request that
- * failed twice or cannot run again. @return true if answered */
-static bool answer_from_record(sup_server *s, sup_request *r)
+ * committed, which job_run read. @return true if answered */
+static bool answer_from_record(fault_job *j, sup_request *r)
 {
-    char id[32], *rec;
-    size_t len;
-    snprintf(id, sizeof id, "%llu", (unsigned long long)r->id);
-    int err = store_response_get(s->store, id, &rec, &len);
-    if (err != 0) {
-        if (err != STORE_ENOTFOUND)
-            sup__log("unable to read the response record of request %s: %s", id,
-                     store_strerror(err));
+    unsigned long long id = (unsigned long long)r->id;
+    if (j->rec_err != 0) {
+        if (j->rec_err != STORE_ENOTFOUND)
+            sup__log("unable to read the response record of request %llu: %s", id,
+                     store_strerror(j->rec_err));
         return false;
     }
     ipc_frame *f = malloc(sizeof *f);
     long long status = 0;
-    bool ok = f && ipc_decode(rec, len, f) == 0 && f->type == IPC_RESPONSE && f->id == r->id &&
-              f->nfields >= 2 && (f->nfields - 2) % 2 == 0 && ipc_field_int(f, 0, &status) == 0;
+    bool ok = f && ipc_decode(j->rec, j->rec_len, f) == 0 && f->type == IPC_RESPONSE &&
+              f->id == r->id && f->nfields >= 2 && (f->nfields - 2) % 2 == 0 &&
+              ipc_field_int(f, 0, &status) == 0;
     if (!ok)
-        sup__log("unable to answer request %s from its response record: %s", id,
+        sup__log("unable to answer request %llu from its response record: %s", id,
                  f ? "the record is not a RESPONSE frame" : "out of memory");
     else if (status < 200 || status > 599)
         sup__http_respond_text(r, 500, "bad-status: a handler status must be 200 to 599\n");
@@ -124,22 +240,23 @@ static bool answer_from_record(sup_server *s, sup_request *r)
         sup__http_respond(r, (int)status, &f->fields[2], f->nfields - 2, f->fields[1].p,
                           f->fields[1].len);
     free(f);
-    free(rec);
     return ok;
 }
 
-/* r failed on w: queue it for its second attempt, or answer 502 if this
- * was its second (from its response record instead if an attempt
- * committed). Describes what was done in done[cap]. */
-static void settle(sup_slot *w, sup_request *r, bool need_cek, char *done, size_t cap)
+/* r failed on its worker: queues it for its second attempt, or answers
+ * 502 if this was its second (from its response record instead if an
+ * attempt committed). Describes what was done in done[cap]. */
+static void settle(fault_job *j, char *done, size_t cap)
 {
-    sup_server *s = w->srv;
+    sup_server *s = j->s;
+    sup_request *r = j->r;
+    j->r = NULL;
     if (!r) {
         snprintf(done, cap, "no request was running");
         return;
     }
     unsigned long long id = (unsigned long long)r->id;
-    if ((r->attempts >= 2 || s->stop >= STOP_WORKERS) && answer_from_record(s, r)) {
+    if (j->lookup && answer_from_record(j, r)) {
         snprintf(done, cap, "answered request %llu from the response record it committed", id);
         return;
     }
@@ -154,34 +271,65 @@ static void settle(sup_slot *w, sup_request *r, bool need_cek, char *done, size_
         return;
     }
     snprintf(done, cap, "re-dispatched request %llu to %s", id,
-             need_cek ? "a CEK worker" : "a CEK worker if one is up, else any worker");
-    sup__pool_retry(s, r, need_cek);
+             j->need_cek ? "a CEK worker" : "a CEK worker if one is up, else any worker");
+    sup__pool_retry(s, r, j->need_cek);
+}
+
+/* Loop thread, after job_run. */
+static void job_done(sup_store_job *b)
+{
+    fault_job *j = (fault_job *)b;
+    sup_server *s = j->s;
+    if (!j->stored) {
+        push_entries(j);
+        j->stored = true;
+    }
+    if (j->r && !j->lookup && s->stop >= STOP_WORKERS) {
+        /* The server began stopping meanwhile: r cannot run again, so it
+         * is answered from its record if it has one; look it up first. */
+        j->lookup = true;
+        job_submit(j);
+        return;
+    }
+    char did_req[160];
+    settle(j, did_req, sizeof did_req);
+    for (int i = 0; i < j->n; i++)
+        sup__log("%s; %s; %s%s", j->e[i].head, j->e[i].did, did_req, j->tail);
+    if (j->n == 0 && j->head[0]) sup__log("%s; %s%s", j->head, did_req, j->tail);
+    free(j->rec);
+    j->rec = NULL;
+    if (j->heap) free(j);
+    sup__pool_dispatch(s);
 }
 
 void sup__fault_jit_reply(sup_slot *w, sup_request *r, const ipc_frame *f)
 {
-    char fn[IPC_BOARD_NAME], kind[48], msg[256], hash[IPC_BOARD_HASH] = "", abi[IPC_BOARD_HASH];
+    char fn[IPC_BOARD_NAME], kind[48], msg[256], hash[IPC_BOARD_HASH] = "";
     ipc_field_str(f, 0, fn, sizeof fn);
     ipc_field_str(f, 1, kind, sizeof kind);
     ipc_field_str(f, 2, msg, sizeof msg);
     if (f->nfields >= 4) ipc_field_str(f, 3, hash, sizeof hash);
-    const char *a = abi_of(w, abi, sizeof abi);
-    char reason[128], did_bl[256], did_req[160];
+    fault_job spare, *j = job_new(w, &spare);
+    char reason[128];
     snprintf(reason, sizeof reason, "%s escaped native code", kind);
-    blacklist(w, fn, hash, a, reason, did_bl, sizeof did_bl);
+    fault_entry *e = job_entry(j, fn, hash, reason);
+    snprintf(e->head, sizeof e->head,
+             "fault: %s: %s escaped its native code (%s); worker %d (pid %d)", fn, kind, msg,
+             w->index, w->pid);
     if (r && r->attempts < 2) {
         r->fault.set = true;
         snprintf(r->fault.function, sizeof r->fault.function, "%s", fn);
         snprintf(r->fault.code_hash, sizeof r->fault.code_hash, "%s", hash);
-        snprintf(r->fault.abi, sizeof r->fault.abi, "%s", a);
+        snprintf(r->fault.abi, sizeof r->fault.abi, "%s", j->abi);
         snprintf(r->fault.kind, sizeof r->fault.kind, "%s", kind);
     }
-    settle(w, r, true, did_req, sizeof did_req);
-    sup__log("fault: %s: %s escaped its native code (%s); worker %d (pid %d); %s; %s", fn, kind,
-             msg, w->index, w->pid, did_bl, did_req);
+    job_request(j, r, true);
+    job_submit(j);
     sup__pool_dispatch(w->srv);
 }
 
+/* Lifting an entry stays on the loop thread for now: the caller answers
+ * the error right after this returns, and the entry must be gone by then. */
 void sup__fault_error_reply(sup_slot *w, sup_request *r, const ipc_frame *f)
 {
     if (!r->fault.set) return;
@@ -203,44 +351,44 @@ void sup__fault_error_reply(sup_slot *w, sup_request *r, const ipc_frame *f)
 /* Death with a crash record naming a native function. */
 static void crash_in_native(sup_slot *w, sup_request *r, int sig)
 {
-    char fn[IPC_BOARD_NAME], hash[IPC_BOARD_HASH], abi[IPC_BOARD_HASH], sname[32];
+    char fn[IPC_BOARD_NAME], hash[IPC_BOARD_HASH], sname[32];
     board_str(fn, sizeof fn, w->board->crash_fn.name, IPC_BOARD_NAME);
     board_str(hash, sizeof hash, w->board->crash_fn.code_hash, IPC_BOARD_HASH);
-    const char *a = abi_of(w, abi, sizeof abi);
-    char reason[128], did_bl[256], did_req[160];
+    fault_job spare, *j = job_new(w, &spare);
+    char reason[128];
     snprintf(reason, sizeof reason, "%s in native code", sig_name(sig, sname, sizeof sname));
-    blacklist(w, fn, hash, a, reason, did_bl, sizeof did_bl);
-    settle(w, r, true, did_req, sizeof did_req);
-    sup__log("fault: %s: its native code died of %s; worker %d (pid %d); %s; %s; respawning the "
-             "slot",
-             fn, sname, w->index, w->pid, did_bl, did_req);
+    fault_entry *e = job_entry(j, fn, hash, reason);
+    snprintf(e->head, sizeof e->head, "fault: %s: its native code died of %s; worker %d (pid %d)",
+             fn, sname, w->index, w->pid);
+    snprintf(j->tail, sizeof j->tail, "; respawning the slot");
+    job_request(j, r, true);
+    job_submit(j);
 }
 
 /* Death while the JIT was compiling: every function of the batch. */
 static void died_compiling(sup_slot *w, sup_request *r, const char *how)
 {
-    char abi[IPC_BOARD_HASH], did_req[160];
-    const char *a = abi_of(w, abi, sizeof abi);
+    fault_job spare, *j = job_new(w, &spare);
     uint32_t n = w->board->batch_len;
     if (n > IPC_BOARD_BATCH) n = IPC_BOARD_BATCH;
-    settle(w, r, true, did_req, sizeof did_req);
-    bool named = false;
     for (uint32_t i = 0; i < n; i++) {
-        char fn[IPC_BOARD_NAME], hash[IPC_BOARD_HASH], reason[128], did_bl[256];
+        char fn[IPC_BOARD_NAME], hash[IPC_BOARD_HASH], reason[128];
         board_str(fn, sizeof fn, w->board->batch[i].name, IPC_BOARD_NAME);
         board_str(hash, sizeof hash, w->board->batch[i].code_hash, IPC_BOARD_HASH);
         if (!fn[0]) continue;
         snprintf(reason, sizeof reason, "the compiler died compiling it (%s)", how);
-        blacklist(w, fn, hash, a, reason, did_bl, sizeof did_bl);
-        sup__log("fault: %s: the compiler %s while compiling it (batch of %u); worker %d (pid %d); "
-                 "%s; %s; respawning the slot",
-                 fn, how, n, w->index, w->pid, did_bl, did_req);
-        named = true;
+        fault_entry *e = job_entry(j, fn, hash, reason);
+        snprintf(e->head, sizeof e->head,
+                 "fault: %s: the compiler %s while compiling it (batch of %u); worker %d (pid %d)",
+                 fn, how, n, w->index, w->pid);
     }
-    if (!named)
-        sup__log("worker %d (pid %d) %s while the native tier was compiling, with no function "
-                 "recorded; %s; respawning the slot",
-                 w->index, w->pid, how, did_req);
+    snprintf(j->head, sizeof j->head,
+             "worker %d (pid %d) %s while the native tier was compiling, with no function "
+             "recorded",
+             w->index, w->pid, how);
+    snprintf(j->tail, sizeof j->tail, "; respawning the slot");
+    job_request(j, r, true);
+    job_submit(j);
 }
 
 void sup__fault_death(sup_slot *w, sup_request *r, int64_t status, int sig)
@@ -261,13 +409,16 @@ void sup__fault_death(sup_slot *w, sup_request *r, int64_t status, int sig)
     } else if (compiling && ((sig == 0 && status == 4) || fault_sig)) {
         died_compiling(w, r, how);
     } else if (r) {
-        char did[160];
-        unsigned long long id = (unsigned long long)r->id; /* settle may free r */
         /* No native function to blame: not a native-code fault, so the
-         * request may run on any worker, preferably a CEK one. */
-        settle(w, r, false, did, sizeof did);
-        sup__log("worker %d (pid %d) %s%s while running request %llu; %s", w->index, w->pid, how,
-                 fault_sig ? " with no native function in its crash record" : "", id, did);
+         * request may run on any worker, preferably a CEK one. It still
+         * goes through a job: its response record may need a lookup. */
+        fault_job spare, *j = job_new(w, &spare);
+        snprintf(j->head, sizeof j->head, "worker %d (pid %d) %s%s while running request %llu",
+                 w->index, w->pid, how,
+                 fault_sig ? " with no native function in its crash record" : "",
+                 (unsigned long long)r->id);
+        job_request(j, r, false);
+        job_submit(j);
     }
     sup__pool_dispatch(w->srv);
 }

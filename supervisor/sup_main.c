@@ -2,8 +2,9 @@
  * housekeeping timer and the shutdown sequence.
  *
  * Runs on the supervisor's loop thread (and before the loop exists, for
- * argument parsing). Owns the sup_server: its loop, the timer, the signal
- * handles, the store handle and the private run directory.
+ * argument parsing); the response-record prune runs on a thread-pool
+ * thread (sup_store.c). Owns the sup_server: its loop, the timer, the
+ * signal handles, the store handle and the private run directory.
  *
  * Start-up order matters: the store and the run directory exist before any
  * worker is spawned; nothing of nng or LMDB is ever created in a forked
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "supervisor/sup_internal.h"
+#include "supervisor/sup_store.h"
 #include "supervisor/supervisor.h"
 
 #ifndef SXPOOL_DEFAULT_APP
@@ -451,7 +453,8 @@ static void stop_tick(sup_server *s, uint64_t now)
     switch (s->stop) {
     case STOP_NONE: return;
     case STOP_DRAIN:
-        if (sup__pool_quiet(s)) {
+        /* A request a fault job holds is neither queued nor running. */
+        if (sup__pool_quiet(s) && sup__store_idle()) {
             stop_workers(s);
         } else if (now - s->stop_stage_ms >= SUP_DRAIN_MS) {
             sup__log("requests still running after %d ms; stopping the workers anyway",
@@ -468,6 +471,10 @@ static void stop_tick(sup_server *s, uint64_t now)
         }
         return;
     case STOP_CLOSING:
+        /* Store jobs finish first: their completions answer requests and
+         * push to workers' sockets. No worker is left to hold the write
+         * lock, so they do finish. */
+        if (!sup__store_idle()) return;
         /* Let the last responses finish writing, within a bound. */
         if (s->nconns > 0 && now - s->stop_stage_ms < SUP_LINGER_MS + 500) return;
         sup__http_stop_accepting(s);
@@ -483,22 +490,56 @@ static void stop_tick(sup_server *s, uint64_t now)
 /* Response records exist so a re-dispatched request is not applied twice;
  * a request is re-dispatched only within its deadline, so once a minute the
  * records older than max(10 min, 4 deadlines) are dropped, a bounded batch
- * at a time. */
+ * at a time. The prune is a write transaction: it runs on a thread-pool
+ * thread (sup_store.c), so a worker holding the write lock delays the
+ * prune, never the loop; a prune still waiting when the next one is due
+ * counts as that one. */
 #define SUP_PRUNE_EVERY_MS 60000
 #define SUP_PRUNE_BATCH 20000
 
+typedef struct prune_job {
+    sup_store_job base; /* first: a sup_store_job * is a prune_job * */
+    int64_t before_ms;  /* records committed before this go */
+    uint64_t keep_ms;
+    int result; /* store_response_prune's */
+} prune_job;
+
+static bool prune_pending; /* a prune_job is queued or running */
+
+static void prune_run(sup_store_job *b, store *st)
+{
+    prune_job *j = (prune_job *)b;
+    j->result = store_response_prune(st, j->before_ms, SUP_PRUNE_BATCH);
+}
+
+static void prune_done(sup_store_job *b)
+{
+    prune_job *j = (prune_job *)b;
+    if (j->result > 0)
+        sup__log("pruned %d response records older than %llu s", j->result,
+                 (unsigned long long)(j->keep_ms / 1000));
+    else if (j->result < 0)
+        sup__log("unable to prune response records: %s", store_strerror(j->result));
+    free(j);
+    prune_pending = false;
+}
+
 static void prune_responses(sup_server *s, uint64_t now)
 {
+    if (s->stop != STOP_NONE || prune_pending) return;
     if (now - s->last_prune_ms < SUP_PRUNE_EVERY_MS) return;
+    prune_job *j = calloc(1, sizeof *j);
+    if (!j) return; /* tried again on the next tick */
     s->last_prune_ms = now;
-    uint64_t keep_ms = 4 * s->cfg.timeout_ms > 600000 ? 4 * s->cfg.timeout_ms : 600000;
+    j->keep_ms = 4 * s->cfg.timeout_ms > 600000 ? 4 * s->cfg.timeout_ms : 600000;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    int n = store_response_prune(s->store, wall_ms - (int64_t)keep_ms, SUP_PRUNE_BATCH);
-    if (n > 0)
-        sup__log("pruned %d response records older than %llu s", n,
-                 (unsigned long long)(keep_ms / 1000));
+    j->before_ms = wall_ms - (int64_t)j->keep_ms;
+    j->base.run = prune_run;
+    j->base.done = prune_done;
+    prune_pending = true;
+    sup__store_submit(s->loop, s->store, &j->base);
 }
 
 static void on_housekeeping(uv_timer_t *t)

@@ -13,6 +13,10 @@
  *   segv-in-cek:PATH        a CEK worker raises SIGSEGV when it starts a
  *                           request to PATH (with a native-code fault on
  *                           the JIT side: a request that kills both tiers)
+ *   hold-lock:PATH          a request to PATH holds LMDB's write lock for
+ *                           2 s before it runs (a locked transaction,
+ *                           aborted), so a test can check that nothing but
+ *                           the store's writers waits on it
  *
  * An unknown hook is logged and ignored. Read once at start, on the main
  * thread; the checks afterwards only compare strings.
@@ -25,7 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "store/store.h"
 
 #include "worker/wrk_internal.h"
 
@@ -35,6 +42,7 @@ static struct {
     bool cek; /* this worker runs --mode=cek */
     char exit_after_commit[HOOK_PATH_MAX];
     char segv_in_cek[HOOK_PATH_MAX];
+    char hold_lock[HOOK_PATH_MAX];
     bool exit_at_start;
 } H;
 
@@ -62,7 +70,7 @@ void wrk_hook_init(const char *mode)
     for (char *it = strtok_r(copy, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
         char m[HOOK_PATH_MAX];
         if (take(it, "exit-after-commit:", H.exit_after_commit) ||
-            take(it, "segv-in-cek:", H.segv_in_cek))
+            take(it, "segv-in-cek:", H.segv_in_cek) || take(it, "hold-lock:", H.hold_lock))
             continue;
         if (take(it, "exit-at-start:", m)) {
             if (strcmp(m, mode) == 0) H.exit_at_start = true;
@@ -92,4 +100,22 @@ void wrk_hook_after_commit(const char *path, size_t len)
 void wrk_hook_before_request(const char *path, size_t len)
 {
     if (H.cek && is(H.segv_in_cek, path, len)) raise(SIGSEGV);
+}
+
+void wrk_hook_hold_lock(struct store *st, const char *path, size_t len)
+{
+    if (!is(H.hold_lock, path, len)) return;
+    store_txn *t;
+    int err = store_txn_begin_locked(st, &t);
+    if (err != 0) {
+        fprintf(stderr, "sxpool worker: test hook hold-lock: unable to take the write lock: %s\n",
+                store_strerror(err));
+        return;
+    }
+    fprintf(stderr, "sxpool worker: test hook: holding the write lock for 2 s\n");
+    struct timespec ts = {2, 0};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    store_txn_abort(t);
+    fprintf(stderr, "sxpool worker: test hook: released the write lock\n");
 }

@@ -59,6 +59,9 @@ bool wrk_hook_exit_at_start(void);
 void wrk_hook_after_commit(const char *path, size_t len);
 /* Before a request to path runs: may raise SIGSEGV (CEK workers). */
 void wrk_hook_before_request(const char *path, size_t len);
+struct store;
+/* Before a request to path runs: may hold st's write lock for 2 s. */
+void wrk_hook_hold_lock(struct store *st, const char *path, size_t len);
 
 /* --tier=jit: the VM with the native tier on top. */
 #define WRK_TIER_JIT 2

@@ -27,7 +27,8 @@
  * and the native function when the process dies of a fault.
  *
  * Test-only hooks (SXPOOL_TEST_HOOK, wrk_hook.c) can make the worker die
- * right after a commit, at start, or at a request's start.
+ * right after a commit, at start, or at a request's start, or hold the
+ * write lock at a request's start.
  *
  * Any failure of the link to the supervisor ends the process: the
  * supervisor respawns the slot.
@@ -305,6 +306,7 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
     sx_request r;
     request_of(fr, id, &r, hs);
     wrk_hook_before_request(r.path, r.path_len);
+    wrk_hook_hold_lock(w->st, r.path, r.path_len);
     char *out = NULL;
     size_t outlen = 0;
     sx_failure fail;
