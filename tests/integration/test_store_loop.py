@@ -19,6 +19,7 @@ Needs a working native tier (see test_faults_jit.py)."""
 
 import os
 import re
+import signal
 import tempfile
 import threading
 import time
@@ -175,6 +176,30 @@ class LoopNeverWaitsOnStore(unittest.TestCase):
                       if re.search(r"sxpool: worker \d+ \(pid \d+\) killed by signal", ln)]
             self.assertEqual(len(deaths), 2, deaths)
             self.assertIn("edges-block", blacklist(self.data))
+
+    def test_shutdown_waits_for_the_store_work_of_a_fault(self):
+        # SIGTERM while the faulted request waits for its blacklist write:
+        # the drain waits for it, the request is run again on the CEK worker
+        # and answered, then the server stops cleanly.
+        env = {"SXPOOL_INJECT": "wrong-prim-arg:edges-block",
+               "SXPOOL_TEST_HOOK": "hold-lock:/hold"}
+        srv = self.server(env)
+        with srv:
+            self.warm_up(srv)
+            hold, fault, locked_at, threads, mark = self.lock_then_fault(srv, "/edges")
+            time.sleep(0.3)  # the JIT fault is replied at once; its entry waits for the lock
+            self.assertNotIn("t1", fault, "the faulted request was answered before its entry "
+                             "could be stored")
+            srv.proc.send_signal(signal.SIGTERM)
+            for t in threads:
+                t.join(timeout=30)
+            self.assertEqual((fault.get("status"), fault.get("text")), (200, EDGES), fault)
+            self.assertEqual(hold.get("status"), 404, hold)  # the faults app has no /hold route
+            self.assertEqual(srv.proc.wait(timeout=15), 0)
+            srv.wait_line(r"fault: edges-block: type-error escaped its native code .*; "
+                          r"blacklisted it .*; re-dispatched request \d+ to a CEK worker$",
+                          timeout=5, start=mark)
+        self.assertIn("edges-block", blacklist(self.data))
 
 
 if __name__ == "__main__":
