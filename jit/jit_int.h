@@ -15,7 +15,7 @@
 /* Functions with more bytecode words than this are refused ("too-large"):
  * the compile time of one function grows with its size, and a compile must
  * not stall the compile thread (or, at threshold 0, the program). */
-#define JIT_MAX_CODE 20000
+#define JIT_MAX_CODE 4000
 
 /* Test-only fault injection (SXPOOL_INJECT=KIND:FUNCTION,...). */
 enum jit_inject {

@@ -50,6 +50,7 @@ typedef struct lower {
      * or tail call. */
     gcc_jit_rvalue *slots_mem;
     int nguards;
+    int ndirect; /* call sites given the inline direct path so far */
 } lower;
 
 /* What the inline paths below assume of the value representation (vm/
@@ -351,6 +352,12 @@ static void emit_generic_call(lower *l, int d, int n)
 }
 
 #define JIT_CFRAME 64 /* words of a direct callee's frame on the C stack */
+/* Call sites per function that get the inline direct path (checks, frame
+ * set-up, the callee's native code called directly): it is most of the
+ * compile time of a call (about five times a call through the link table,
+ * measured), so a function with many calls gives only its first few the
+ * inline path, which is where recursive functions call themselves. */
+#define JIT_DIRECT_CALLS 4
 
 static gcc_jit_rvalue *i32_at(lower *l, gcc_jit_rvalue *p, size_t off);
 
@@ -722,10 +729,15 @@ static void emit_call(lower *l, const int32_t *pc, int d, bool first_prim_site)
         emit_generic_call(l, d, n);
         return;
     }
-    if (first_prim_site)
-        emit_generic_call(l, d, n); /* a built-in: no native callee */
-    else
+    /* a built-in has no native callee; past the budget of inline direct
+     * calls a call goes through the link table, which enters native
+     * callees too, only a few instructions slower */
+    if (first_prim_site || l->ndirect >= JIT_DIRECT_CALLS) {
+        emit_generic_call(l, d, n);
+    } else {
+        l->ndirect++;
         emit_call_direct(l, d, n);
+    }
 }
 
 /* The interrupt check a loop back-edge makes (timeouts). */
