@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.dont_write_bytecode = True  # nothing written into the source tree
@@ -145,6 +146,24 @@ class Jit(unittest.TestCase):
             os.rename(os.path.join(cache, abis[0]), os.path.join(cache, "0000000000000000"))
             rc, out, err = run(args, FIB)
             self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"), err)
+
+    def test_compile_cost_is_bounded(self):
+        # a function with hundreds of calls is refused as too-large (it
+        # stays on the VM and gives the right answer) instead of stalling
+        # the program in libgccjit; one with dozens compiles, its calls past
+        # the first few through the link table, well within seconds
+        def prog(n):
+            body = " ".join("(set! a (+ a (g %d)))" % i for i in range(n))
+            return "(define (g x) (* x 2))\n(define (big a) %s a)\n(print (big 0))\n" % body
+        rc, out, err, r = run(["--tier=jit", "--jit-threshold=0"], prog(400), report=True)
+        self.assertEqual((rc, out), (0, "159600\n"), err)
+        self.assertEqual([(name, why) for name, _, why in r.refused], [("big", "too-large")], r)
+        start = time.monotonic()
+        rc, out, err, r = run(["--tier=jit", "--jit-threshold=0"], prog(60), report=True)
+        self.assertEqual((rc, out), (0, "3540\n"), err)
+        self.assertEqual(r.refused, [], r)
+        self.assertEqual(r.counts["functions-compiled"], 2, r)
+        self.assertLess(time.monotonic() - start, 20)
 
     def test_a_build_with_another_value_layout_rejects_the_cache(self):
         # SXPOOL_TEST_ABI_TAGS (test binary only) stands for a build whose
