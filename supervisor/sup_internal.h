@@ -70,7 +70,10 @@ typedef struct sup_config {
     uint64_t timeout_ms;
     size_t max_body;
     bool hide_errors;
-    char memory_limit[32]; /* per-worker SX heap limit, as given (e.g. 512M) */
+    char memory_limit[32];        /* per-worker SX heap limit, as given (e.g. 512M) */
+    uint32_t max_requests;        /* recycle a worker after this many requests (0: off) */
+    uint32_t max_requests_jitter; /* plus random(0 .. this) per worker */
+    uint32_t max_rss_mb;          /* recycle a worker whose RSS is above after a request (0: off) */
 } sup_config;
 
 /* ---- requests --------------------------------------------------------- */
@@ -149,6 +152,17 @@ typedef struct sup_slot {
     char abi[80];              /* from READY */
     bool cek;                  /* a CEK slot (--cek-workers), else a JIT slot */
     ipc_board *board;          /* this slot's crash scoreboard, mapped for the server's life */
+    /* Recycling (--max-requests, --max-rss; see sup_pool.c). */
+    bool spare;             /* holds no worker and is not respawned: free for a replacement */
+    bool retired;           /* a replacement took over: not respawned, spare once closed */
+    uint64_t served;        /* requests the current process answered */
+    uint64_t recycle_after; /* its --max-requests plus jitter, or 0 */
+    bool recycle_due;       /* waiting for a spare slot to start its replacement */
+    bool retire_now;        /* its replacement is READY: SHUTDOWN once its request is answered */
+    int replaced_by;        /* the slot starting its replacement, or -1 */
+    int replacing;          /* the slot whose worker this one replaces, or -1 */
+    int replacing_pid;      /* that worker's pid */
+    char recycle_why[96];   /* what made it due, for the log */
 } sup_slot;
 
 /* Requests waiting for a worker, oldest first (linked through prev/next). */

@@ -48,6 +48,8 @@
 #define DEFAULT_TIMEOUT_S 30
 #define DEFAULT_MAX_BODY (1u << 20)
 #define MAX_TIMEOUT_S 86400
+#define MAX_RECYCLE_REQUESTS 1000000000u /* --max-requests, --max-requests-jitter */
+#define MAX_RSS_MB 1048576u              /* --max-rss: 1 TB */
 
 /* ---- small shared helpers ---------------------------------------------- */
 
@@ -124,6 +126,11 @@ void sup_usage(FILE *out)
             "  --hide-errors      500 bodies name the error kind only\n"
             "  --memory-limit=SIZE  SX heap per worker, e.g. 512M or 2G (default 1G);\n"
             "                     a request past it fails with memory-limit\n"
+            "  --max-requests=N   recycle a worker after N requests (default 0: off);\n"
+            "                     its replacement is ready before it stops\n"
+            "  --max-requests-jitter=J  each worker recycles after N + random(0..J)\n"
+            "  --max-rss=MB       recycle a worker whose RSS is over MB megabytes after\n"
+            "                     a request (default 0: off)\n"
             "  --help, --version\n",
             SUP_MAX_WORKERS, DEFAULT_WORKERS, SUP_MAX_WORKERS, DEFAULT_CEK_WORKERS,
             DEFAULT_JIT_THRESHOLD, DEFAULT_HOST, DEFAULT_PORT, SXPOOL_DEFAULT_APP, DEFAULT_DATA,
@@ -285,6 +292,34 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
                 return -1;
             }
             snprintf(cfg->memory_limit, sizeof cfg->memory_limit, "%s", v);
+        } else if ((m = opt_value(argc, argv, &i, "--max-requests-jitter", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_uint(v, 0, MAX_RECYCLE_REQUESTS, &n) != 0) {
+                fprintf(stderr,
+                        "sxpool: --max-requests-jitter: expected a number from 0 to %u, got '%s'\n",
+                        MAX_RECYCLE_REQUESTS, v);
+                return -1;
+            }
+            cfg->max_requests_jitter = (uint32_t)n;
+        } else if ((m = opt_value(argc, argv, &i, "--max-requests", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_uint(v, 0, MAX_RECYCLE_REQUESTS, &n) != 0) {
+                fprintf(stderr,
+                        "sxpool: --max-requests: expected a number from 0 to %u, got '%s'\n",
+                        MAX_RECYCLE_REQUESTS, v);
+                return -1;
+            }
+            cfg->max_requests = (uint32_t)n;
+        } else if ((m = opt_value(argc, argv, &i, "--max-rss", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_uint(v, 0, MAX_RSS_MB, &n) != 0) {
+                fprintf(stderr,
+                        "sxpool: --max-rss: expected a number of megabytes from 0 to %u, got "
+                        "'%s'\n",
+                        MAX_RSS_MB, v);
+                return -1;
+            }
+            cfg->max_rss_mb = (uint32_t)n;
         } else if ((m = opt_value(argc, argv, &i, "--max-body", &v)) != 0) {
             if (m < 0) return -1;
             if (parse_uint(v, 0, SUP_MAX_BODY_LIMIT, &n) != 0) {

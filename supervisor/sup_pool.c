@@ -54,12 +54,26 @@
  *     SUP_DEATHS_BEFORE_BACKOFF times within SUP_DEATH_WINDOW_MS (a crash
  *     loop): then after a backoff of 500 ms doubling up to
  *     SUP_BACKOFF_MAX_MS.
+ *
+ * Recycling (--max-requests with --max-requests-jitter, --max-rss): with
+ * either on, the pool has one spare slot per worker slot (spare: no process,
+ * never respawned). After each reply the worker's count (and, with
+ * --max-rss, its RSS from /proc/PID/statm) is checked; a worker due for
+ * recycling keeps serving while a replacement of its kind starts in a spare
+ * slot (none free: retried at housekeeping). Once the replacement is READY
+ * the old worker takes no new request (retire_now) and, as soon as it has
+ * none in flight, gets SHUTDOWN (DYING) and exits through its normal path;
+ * its last reply is therefore always in before its exit. The old slot is
+ * retired: whatever way its process ends, it is not respawned and becomes a
+ * spare. If the old worker dies before the replacement is READY, the
+ * replacement simply takes its place.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "supervisor/sup_internal.h"
 
@@ -170,6 +184,18 @@ static void start_failed(sup_slot *w, const char *cause)
              (unsigned long long)d);
 }
 
+/* xorshift64*, seeded once from the clock and the pid: jitter only. */
+static uint64_t next_random(sup_server *s)
+{
+    static uint64_t x;
+    if (x == 0) x = (uv_hrtime() ^ ((uint64_t)getpid() << 32)) | 1;
+    (void)s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
 static void spawn_slot(sup_slot *w)
 {
     sup_server *s = w->srv;
@@ -228,6 +254,19 @@ static void spawn_slot(sup_slot *w)
 
     w->respawn_at_ms = 0;
     w->respawn_delay_ms = 0;
+    w->spare = false;
+    w->retired = false;
+    w->served = 0;
+    w->recycle_due = false;
+    w->retire_now = false;
+    w->replaced_by = -1;
+    w->recycle_why[0] = '\0';
+    w->recycle_after = 0;
+    if (s->cfg.max_requests > 0) {
+        w->recycle_after = s->cfg.max_requests;
+        if (s->cfg.max_requests_jitter > 0)
+            w->recycle_after += next_random(s) % ((uint64_t)s->cfg.max_requests_jitter + 1);
+    }
     w->killed = false;
     w->was_ready = false;
     w->kill_reason[0] = '\0';
@@ -320,6 +359,13 @@ static void on_proc_closed(uv_handle_t *h)
     sup_slot *w = h->data;
     sup_server *s = w->srv;
     w->proc_open = false;
+    if (w->retired) { /* a replacement took over: this slot is a spare now */
+        w->retired = false;
+        w->spare = true;
+        w->respawn_delay_ms = w->respawn_at_ms = 0;
+        w->state = SLOT_DOWN;
+        return;
+    }
     if (s->stop >= STOP_WORKERS) return; /* while draining, queued requests need workers */
     uint64_t delay = w->respawn_delay_ms;
     w->respawn_delay_ms = 0;
@@ -359,7 +405,16 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     if (cleared < 0)
         sup__log("unable to clear stale store readers after worker %d died: %s", w->index,
                  store_strerror(cleared));
-    if (s->stop < STOP_WORKERS) decide_respawn(w, status, sig);
+    if (w->replaced_by >= 0) {
+        /* recycled (or died while its replacement started): not respawned */
+        sup_slot *n = &s->slots[w->replaced_by];
+        if (n->replacing == w->index) n->replacing = -1;
+        w->replaced_by = -1;
+        w->retired = true;
+        w->respawn_delay_ms = 0;
+    } else if (s->stop < STOP_WORKERS) {
+        decide_respawn(w, status, sig);
+    }
     uv_close((uv_handle_t *)&w->proc, on_proc_closed);
 }
 
@@ -376,6 +431,51 @@ static void malformed(sup_slot *w, const char *why)
     snprintf(reason, sizeof reason, "it sent a bad frame (%s)", why);
     /* The worker is not to be trusted any more; its exit answers its request. */
     kill_worker(w, reason);
+}
+
+/* Sends SHUTDOWN to w. @return 0, or -1 (w killed instead) */
+static int send_shutdown(sup_slot *w)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int err = ipc_encode(IPC_SHUTDOWN, 0, NULL, 0, &buf, &len);
+    if (err == 0) err = ipc_send(w->ipc, buf, len);
+    free(buf);
+    if (err != 0) {
+        sup__log("unable to send SHUTDOWN to worker %d (pid %d): %s", w->index, w->pid,
+                 ipc_strerror(err));
+        kill_worker(w, "SHUTDOWN could not be sent");
+        return -1;
+    }
+    w->state = SLOT_DYING;
+    return 0;
+}
+
+/* w, replaced, is idle: SHUTDOWN (it exits through its normal path). It is
+ * sent only with no request in flight, so the worker's last reply always
+ * reaches the loop before its exit does. */
+static void retire_idle(sup_slot *w)
+{
+    w->retire_now = false;
+    const sup_slot *nw = &w->srv->slots[w->replaced_by];
+    sup__log("worker %d (pid %d) recycled after %llu requests%s; worker %d (pid %d) replaces it",
+             w->index, w->pid, (unsigned long long)w->served, w->recycle_why, nw->index, nw->pid);
+    send_shutdown(w);
+}
+
+/* nw, a replacement, is READY: the worker it replaces takes no new request
+ * and gets SHUTDOWN once idle. */
+static void retire_replaced(sup_slot *nw)
+{
+    sup_slot *old = &nw->srv->slots[nw->replacing];
+    int old_pid = nw->replacing_pid;
+    nw->replacing = -1;
+    if (!old->running || old->pid != old_pid || old->replaced_by != nw->index) return;
+    if (old->state == SLOT_DYING) return; /* already told to stop, or killed */
+    if (old->state == SLOT_IDLE)
+        retire_idle(old);
+    else
+        old->retire_now = true; /* BUSY: after its reply (on_reply) */
 }
 
 static void on_ready(sup_slot *w, ipc_frame *f)
@@ -404,6 +504,7 @@ static void on_ready(sup_slot *w, ipc_frame *f)
     w->was_ready = true;
     w->start_failures = 0;
     sup__log("worker %d (pid %d) ready (mode %s, abi %s)", w->index, w->pid, w->mode, w->abi);
+    if (w->replacing >= 0) retire_replaced(w);
     dispatch(w->srv);
 }
 
@@ -428,6 +529,63 @@ static void reply_error(sup_slot *w, sup_request *r, ipc_frame *f)
     ipc_field hdr[2] = {{ct_name, sizeof ct_name - 1}, {ct_value, sizeof ct_value - 1}};
     sup__http_respond(r, (int)status, hdr, 2, body.p, body.len);
     sup__buf_free(&body);
+}
+
+/* The resident set of pid in bytes, or 0 if it cannot be read. */
+static uint64_t rss_bytes(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    unsigned long long size = 0, resident = 0;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    if (n != 2) return 0;
+    long page = sysconf(_SC_PAGESIZE);
+    return (uint64_t)resident * (uint64_t)(page > 0 ? page : 4096);
+}
+
+/* Starts the replacement of w, due for recycling, in a spare slot; with no
+ * spare free it stays due and housekeeping tries again. */
+static void start_replacement(sup_slot *w)
+{
+    sup_server *s = w->srv;
+    sup_slot *n = NULL;
+    for (int i = 0; i < s->nslots && !n; i++) {
+        sup_slot *c = &s->slots[i];
+        if (c->spare && !c->proc_open && !c->running && c->state == SLOT_DOWN) n = c;
+    }
+    if (!n) return;
+    w->recycle_due = false;
+    w->replaced_by = n->index;
+    n->cek = w->cek;
+    n->replacing = w->index;
+    n->replacing_pid = w->pid;
+    n->start_failures = 0;
+    n->ndeaths = 0;
+    spawn_slot(n);
+}
+
+/* After a reply: is w due for recycling (--max-requests, --max-rss)? */
+static void check_recycle(sup_slot *w)
+{
+    sup_server *s = w->srv;
+    if (s->stop != STOP_NONE || !w->running || w->state == SLOT_DYING || w->replaced_by >= 0 ||
+        w->recycle_due)
+        return;
+    if (w->recycle_after > 0 && w->served >= w->recycle_after) {
+        w->recycle_why[0] = '\0';
+    } else if (s->cfg.max_rss_mb > 0) {
+        uint64_t rss = rss_bytes(w->pid);
+        if (rss <= (uint64_t)s->cfg.max_rss_mb << 20) return;
+        snprintf(w->recycle_why, sizeof w->recycle_why, ": RSS %llu MB over --max-rss=%u",
+                 (unsigned long long)(rss >> 20), (unsigned)s->cfg.max_rss_mb);
+    } else {
+        return;
+    }
+    w->recycle_due = true;
+    start_replacement(w);
 }
 
 static void on_reply(sup_slot *w, ipc_frame *f)
@@ -481,6 +639,11 @@ static void on_reply(sup_slot *w, ipc_frame *f)
         sup__fault_jit_reply(w, r, f);
         break;
     }
+    w->served++;
+    if (w->retire_now && w->state == SLOT_IDLE)
+        retire_idle(w);
+    else
+        check_recycle(w);
     dispatch(w->srv);
 }
 
@@ -528,7 +691,8 @@ static sup_slot *pick_idle(sup_server *s, enum pick kind)
 {
     for (int k = 0; k < s->nslots; k++) {
         int i = (s->next_slot + k) % s->nslots;
-        if (s->slots[i].state == SLOT_IDLE && kind_ok(&s->slots[i], kind)) {
+        if (s->slots[i].state == SLOT_IDLE && !s->slots[i].retire_now &&
+            kind_ok(&s->slots[i], kind)) {
             s->next_slot = (i + 1) % s->nslots;
             return &s->slots[i];
         }
@@ -704,6 +868,9 @@ void sup__pool_submit(sup_server *s, sup_request *r)
 
 static void check_slot(sup_server *s, sup_slot *w, uint64_t now)
 {
+    if (w->recycle_due && w->replaced_by < 0 && w->running && w->state != SLOT_DYING &&
+        s->stop == STOP_NONE)
+        start_replacement(w);
     if (w->state == SLOT_BUSY && w->req && now >= w->req->deadline_ms) {
         sup_request *r = w->req;
         w->req = NULL;
@@ -750,6 +917,8 @@ int sup__pool_start(sup_server *s)
     s->inbox_async.data = s;
     s->async_open = true;
     int n = s->cfg.workers + s->cfg.cek_workers;
+    int active = n;
+    if (s->cfg.max_requests > 0 || s->cfg.max_rss_mb > 0) n *= 2; /* spares for replacements */
     s->slots = calloc((size_t)n, sizeof *s->slots);
     if (!s->slots) {
         sup__log("unable to allocate %d worker slots: out of memory", n);
@@ -762,6 +931,8 @@ int sup__pool_start(sup_server *s)
         w->index = i;
         w->state = SLOT_DOWN;
         w->cek = i >= s->cfg.workers;
+        w->spare = i >= active;
+        w->replaced_by = w->replacing = -1;
         char board[PATH_MAX + 64];
         ipc_board_path(s->rundir, i, board, sizeof board);
         err = ipc_board_map(board, 1, &w->board);
@@ -779,7 +950,7 @@ int sup__pool_start(sup_server *s)
             return err;
         }
     }
-    for (int i = 0; i < s->nslots; i++)
+    for (int i = 0; i < active; i++)
         spawn_slot(&s->slots[i]);
     return 0;
 }
