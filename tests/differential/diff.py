@@ -4,7 +4,7 @@
     diff.py SXPOOL [--tiers=cek,vm,jit0,jit1,jit10,jit1000] [--count=N]
             [--seed=S | --time-seed] [--seconds=T] [--shape=mixed|classic|higher-order]
             [--save-dir=DIR] [--jobs=J] [--shrink-seconds=T] [--shrink-max=K]
-            [--no-coverage] [--max-compile-ms=MS] [--gc-vary=auto|off]
+            [--no-coverage] [--max-compile-ms=MS] [--gc-vary=auto|off] [--cores]
     diff.py SXPOOL --regressions [--tiers=...] [--runner=RUN.SH] [--regressions-dir=DIR]
     diff.py --check-report FILE...      (parse coverage reports, print the totals)
 
@@ -78,6 +78,10 @@ Copying a saved program into regressions/ is a deliberate, human step; `--regres
 runs everything there through the conformance runner on every tier (jit
 tiers REGRESSION_JIT_RUNS times over: some failures do not happen on every
 run).
+
+--cores keeps the core dump of every crashed run (the kernel's core_pattern
+must be a plain file name) under SAVE_DIR/cores with the program and a
+backtrace of every thread: for crashes too rare to happen again.
 
 Exit status: 0 when every program passed, 1 after a failure (an unavailable
 tier included), 2 on bad use.
@@ -241,17 +245,47 @@ class Result:
                                           ', ' + self.first_err[:120] if self.first_err else '')
 
 
+CORE_DIR = None   # --cores: where the core dumps of crashed runs go
+
+
+def keep_core(sxpool, tier, path, rundir, status):
+    """Move a crashed run's core dump (the kernel's core_pattern must be a
+    plain file name) to CORE_DIR with a backtrace of every thread beside
+    it; return its path, or None."""
+    cores = [f for f in os.listdir(rundir) if f.startswith('core')]
+    if status >= 0 or not cores:
+        return None
+    os.makedirs(CORE_DIR, exist_ok=True)
+    base = os.path.join(CORE_DIR, '%s-%s-%d' % (os.path.basename(path)[:-3], tier, int(time.time() * 1000)))
+    shutil.move(os.path.join(rundir, cores[0]), base + '.core')
+    shutil.copy(path, base + '.sx')
+    with open(base + '.bt', 'w') as f:
+        subprocess.run(['gdb', '-batch', '-ex', 'thread apply all bt 30', sxpool, base + '.core'],
+                       stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+    return base + '.core'
+
+
 def run_tier(sxpool, tier, path, limit, report=None, env=None):
     if report and os.path.exists(report):
         os.unlink(report)
+    rundir = tempfile.mkdtemp(dir=os.path.dirname(path)) if CORE_DIR else None
     start = time.monotonic()
     try:
         p = subprocess.run(tier_command(sxpool, tier, path, report), stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=limit,
-                           env=env or ENV)
+                           env=env or ENV, cwd=rundir)
     except subprocess.TimeoutExpired as e:
+        if rundir:
+            shutil.rmtree(rundir, ignore_errors=True)
         return Result(e.stdout or b'', None, '', timed_out=True, seconds=limit, limit=limit)
     took = time.monotonic() - start
+    core = None
+    if rundir:
+        core = keep_core(sxpool, tier, path, rundir, p.returncode)
+        shutil.rmtree(rundir, ignore_errors=True)
+        if core:
+            print('  core dump of %s on %s: %s (backtrace in .bt)' % (os.path.basename(path), tier, core),
+                  flush=True)
     err = p.stderr.decode('utf-8', 'replace')
     first = err.split('\n', 1)[0]
     m = SANITIZER_REPORT.search(err)
@@ -819,6 +853,8 @@ def main(argv):
     ap.add_argument('--no-coverage', dest='coverage', action='store_false',
                     help='do not ask the jit tiers for --jit-report')
     ap.add_argument('--max-compile-ms', type=float, default=None)
+    ap.add_argument('--cores', action='store_true',
+                    help='keep core dumps of crashed runs, with backtraces, under SAVE_DIR/cores')
     ap.add_argument('--gc-vary', choices=('auto', 'off'), default='auto',
                     help='vary GC_FREE_SPACE_DIVISOR per program (auto) or not')
     ap.add_argument('--regressions', action='store_true', help='run the saved regressions instead')
@@ -853,6 +889,12 @@ def main(argv):
     if not os.access(args.sxpool, os.X_OK):
         print('diff.py: %s is not executable' % args.sxpool, file=sys.stderr)
         return 2
+    if args.cores:
+        global CORE_DIR
+        import resource
+        hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+        resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+        CORE_DIR = os.path.join(args.save_dir, 'cores')
 
     workdir = tempfile.mkdtemp(prefix='sxdiff.')
     try:
