@@ -40,6 +40,7 @@ grep
 sed
 mawk
 dpkg
+lmdb-utils
 "
 if [ "${1:-}" = --list ]; then
     printf '%s\n' $PACKAGES

@@ -119,7 +119,9 @@ typedef struct fault_job {
     sup_request *r;
     uint64_t rid; /* r's id, for run */
     bool need_cek;
-    bool lookup; /* run looks up r's response record */
+    bool lookup;     /* run looks up r's response record */
+    int late_status; /* r ran out of time: this status unless it has a record */
+    char late_text[80];
     int rec_err; /* its result: 0 (rec, rec_len set) or an error */
     char *rec;
     size_t rec_len;
@@ -260,6 +262,13 @@ static void settle(fault_job *j, char *done, size_t cap)
         snprintf(done, cap, "answered request %llu from the response record it committed", id);
         return;
     }
+    if (j->late_status) {
+        /* as without a record: the kill (if any) was logged, nothing more */
+        j->head[0] = '\0';
+        snprintf(done, cap, "answered request %llu with %d", id, j->late_status);
+        sup__http_respond_text(r, j->late_status, j->late_text);
+        return;
+    }
     if (r->attempts >= 2) {
         snprintf(done, cap, "answered request %llu with 502 (it failed on two workers)", id);
         sup__http_respond_text(r, 502, "the request failed on two workers\n");
@@ -388,6 +397,34 @@ static void died_compiling(sup_slot *w, sup_request *r, const char *how)
              w->index, w->pid, how);
     snprintf(j->tail, sizeof j->tail, "; respawning the slot");
     job_request(j, r, true);
+    job_submit(j);
+}
+
+void sup__fault_late(sup_server *s, sup_slot *w, sup_request *r, int status, const char *text)
+{
+    fault_job spare, *j;
+    if (w) {
+        j = job_new(w, &spare);
+        snprintf(j->head, sizeof j->head,
+                 "request %llu timed out on worker %d (pid %d), which was killed",
+                 (unsigned long long)r->id, w->index, w->pid);
+    } else {
+        /* a request waiting to run again: no slot, no blacklist entry */
+        j = malloc(sizeof *j);
+        bool heap = j != NULL;
+        if (!j) j = &spare;
+        memset(j, 0, sizeof *j);
+        j->heap = heap;
+        j->s = s;
+        j->base.run = job_run;
+        j->base.done = job_done;
+        snprintf(j->head, sizeof j->head, "request %llu waited past its deadline to run again",
+                 (unsigned long long)r->id);
+    }
+    job_request(j, r, false);
+    j->lookup = true;
+    j->late_status = status;
+    snprintf(j->late_text, sizeof j->late_text, "%s", text);
     job_submit(j);
 }
 

@@ -292,6 +292,11 @@ void sup__fault_error_reply(sup_slot *w, sup_request *r, const ipc_frame *f);
  * death with w's scoreboard, blacklists what it names, logs what was done
  * and re-dispatches r once (or answers 502). Does not respawn. */
 void sup__fault_death(sup_slot *w, sup_request *r, int64_t status, int sig);
+/* r ran out of time: past its deadline on w, which the caller has just
+ * killed, or (w NULL) waiting in the queue after an attempt died. Answers
+ * r from its response record if an attempt committed, else status with
+ * text. Never runs r again. */
+void sup__fault_late(sup_server *s, sup_slot *w, sup_request *r, int status, const char *text);
 
 /* ---- sup_main.c ---------------------------------------------------------- */
 

@@ -33,7 +33,7 @@
  *   DOWN     --spawn ok-->        STARTING  (spawn failed: DOWN, retried)
  *   STARTING --READY-->           IDLE      (no READY in time: killed)
  *   IDLE     --dispatch-->        BUSY
- *   BUSY     --reply-->           IDLE      (deadline: 504, killed)
+ *   BUSY     --reply-->           IDLE      (deadline: killed; 504 unless committed)
  *   any      --kill/SHUTDOWN-->   DYING
  *   any      --exit-->            DOWN      (the death and its in-flight
  *                                            request go to sup_fault.c: run
@@ -878,7 +878,7 @@ static void check_slot(sup_server *s, sup_slot *w, uint64_t now)
         snprintf(reason, sizeof reason, "request %llu ran past its %llu s deadline",
                  (unsigned long long)r->id, (unsigned long long)(s->cfg.timeout_ms / 1000));
         kill_worker(w, reason);
-        sup__http_respond_text(r, 504, "the request ran past its deadline\n");
+        sup__fault_late(s, w, r, 504, "the request ran past its deadline\n");
     } else if (w->state == SLOT_STARTING && now - w->spawned_ms >= SUP_READY_TIMEOUT_MS) {
         kill_worker(w, "it sent no READY in time");
     } else if (w->state == SLOT_DOWN && !w->proc_open && w->respawn_at_ms != 0 &&
@@ -895,7 +895,11 @@ void sup__pool_housekeeping(sup_server *s, uint64_t now)
     for (int k = 0; k < 2; k++) {
         while (qs[k]->head && now - qs[k]->head->queued_ms >= s->cfg.timeout_ms) {
             sup_request *r = queue_pop(qs[k]);
-            sup__http_respond_text(r, 503, "no worker was free within the request deadline\n");
+            const char *text = "no worker was free within the request deadline\n";
+            if (r->attempts > 0)
+                sup__fault_late(s, NULL, r, 503, text); /* an attempt may have committed */
+            else
+                sup__http_respond_text(r, 503, text);
         }
     }
 }
