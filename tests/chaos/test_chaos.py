@@ -66,15 +66,17 @@ DIE_EVERY = 4.0   # seconds between a client's POSTs to /incr-die (each one a cr
 WARMUP = 3.0      # seconds of load before the supervisor's RSS is sampled
 
 
-def client_main(host, port, idx, seconds, out):
+def client_main(host, port, idx, seconds, out, die):
     """One client process: requests for `seconds`, then a JSON line per
-    request to out: [kind, detail, status or None, body or error, ms]."""
+    request to out: [kind, detail, status or None, body or error, ms].
+    die: whether to POST to /incr-die every DIE_EVERY seconds."""
     import http.client
     rng = random.Random(1000 + idx)
     recs = []
     conn = http.client.HTTPConnection(host, port, timeout=60)
     end = time.monotonic() + seconds
     next_die = time.monotonic() + rng.uniform(0, DIE_EVERY)
+    die_on = die
     while time.monotonic() < end:
         x = rng.random()
         if x < 0.45:
@@ -82,7 +84,7 @@ def client_main(host, port, idx, seconds, out):
             kind, detail, method, path = "compute", n, "GET", "/compute?n=%d" % n
         else:
             k = rng.choice(PROC_KEYS)
-            die = time.monotonic() >= next_die
+            die = die_on and time.monotonic() >= next_die
             if die:
                 next_die += DIE_EVERY
             kind, detail, method = ("die" if die else "incr"), k, "POST"
@@ -138,7 +140,8 @@ class Chaos(unittest.TestCase):
         ctx = multiprocessing.get_context("spawn")
         mark = srv.log_size()
         outs = [os.path.join(tmp, "client-%d.jsonl" % i) for i in range(PROC_CLIENTS)]
-        procs = [ctx.Process(target=client_main, args=(srv.host, srv.port, i, DURATION, outs[i]))
+        procs = [ctx.Process(target=client_main,
+                             args=(srv.host, srv.port, i, DURATION, outs[i], KILLS))
                  for i in range(PROC_CLIENTS)]
         t0 = time.monotonic()
         for p in procs:
@@ -218,7 +221,7 @@ class Chaos(unittest.TestCase):
         die200 = sum(1 for r in records if r[0] == "die" and r[2] == 200)
         deaths = count(r"worker \d+ \(pid \d+\) (died of|exited with)")
         sys.stderr.write(
-            "chaos: %.1f s, %d requests (%.0f/s), %d kills, %d SIGSTOP, %d commit-window deaths "
+            "\nchaos: %.1f s, %d requests (%.0f/s), %d kills, %d SIGSTOP, %d commit-window deaths "
             "(/incr-die answered 200: %d), %d re-dispatches, %d answered by the supervisor from "
             "a response record, statuses %r, latency p50 %.1f ms p99 %.1f ms max %.1f ms\n"
             % (elapsed, len(records), len(records) / max(elapsed, 0.1), len(kills), len(stops),
