@@ -75,6 +75,12 @@ static struct {
     bool busy;          /* the compile thread is working on a batch */
     bool stopping;      /* the process is exiting: start no new batch */
     sx_proto **natives; /* uncollectable: protos with native code */
+    /* uncollectable: every proto ever queued, so one whose code the compile
+     * thread has handed over (J.done is malloc'd, invisible to the
+     * collector) but nothing else references any more is not freed before
+     * poll_done installs it; bounded by the program's code */
+    sx_proto **pinned;
+    int npinned, pincap;
     int nn, ncap;
     char (*bl_name)[256];
     char (*bl_hash)[17];
@@ -723,6 +729,20 @@ void jit_shutdown(void)
 static void enqueue(sx_proto *p)
 {
     pthread_mutex_lock(&J.mu);
+    if (J.npinned == J.pincap) {
+        int ncap = J.pincap ? J.pincap * 2 : 256;
+        sx_proto **n = GC_MALLOC_UNCOLLECTABLE(sizeof *n * (size_t)ncap);
+        if (!n) {
+            p->jit_state = SX_JIT_FAILED;
+            pthread_mutex_unlock(&J.mu);
+            return;
+        }
+        if (J.npinned) memcpy(n, J.pinned, sizeof *n * (size_t)J.npinned);
+        if (J.pinned) GC_FREE(J.pinned);
+        J.pinned = n;
+        J.pincap = ncap;
+    }
+    J.pinned[J.npinned++] = p;
     if (J.qn == J.qcap) {
         int ncap = J.qcap ? J.qcap * 2 : 256;
         sx_proto **q = GC_MALLOC_UNCOLLECTABLE(sizeof *q * (size_t)ncap);
