@@ -808,11 +808,9 @@ static bool admit(sx_proto *p)
 }
 
 /* Threshold 0: compiles p now, on this thread, before its first call,
- * together with what it is likely to call next, in one batch: the
- * functions nested in it (the lambdas among its constants) and the
- * functions the globals it names hold now, transitively, up to a batch.
- * One libgccjit context (about 16 ms before any function) for a function
- * and its callees, not one each. */
+ * together with the functions nested in it (the lambdas among its
+ * constants, transitively) in one batch: one libgccjit context for a
+ * function and its inner lambdas, not one each. */
 static void compile_now(sx_proto *p)
 {
     jit_job *jobs = calloc(JIT_MAX_BATCH, sizeof *jobs);
@@ -829,10 +827,6 @@ static void compile_now(sx_proto *p)
     for (int i = 0; i < nt; i++)
         for (int k = 0; k < todo[i]->nk && nt < JIT_MAX_BATCH; k++) {
             sx_val v = todo[i]->k[k];
-            if (sx_is(v, SX_T_SYMBOL)) {
-                sx_val g = sx_sym(v)->global;
-                v = sx_is(g, SX_T_VMCLOSURE) ? sx_from_ptr(SX_OBJ(sx_vmclosure, g)->proto) : SX_NIL;
-            }
             if (sx_is(v, SX_T_PROTO) && admit(SX_OBJ(sx_proto, v)))
                 todo[nt++] = SX_OBJ(sx_proto, v);
         }
