@@ -37,7 +37,6 @@ fi
 "$(dirname "$0")/../deploy/install-deps.sh"
 
 want=
-missing=
 for p in $PACKAGES; do
     if [ "$p" = luajit2 ] &&
         dpkg-query -W -f='${db:Status-Abbrev}' luajit 2>/dev/null | grep -q '^ii'; then
@@ -45,21 +44,6 @@ for p in $PACKAGES; do
         continue
     fi
     want="$want $p"
-    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
-    case "$status" in ii*) ;; *) missing="$missing $p" ;; esac
 done
-[ -n "$missing" ] || exit 0
-
-SUDO=
-if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-echo "bench/install-deps: installing$missing"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
 # shellcheck disable=SC2086
-if ! $SUDO apt-get install -y -qq --no-install-recommends --no-remove $want >/dev/null; then
-    echo "bench/install-deps: apt-get could not install the benchmarks' packages without" >&2
-    echo "bench/install-deps: removing a package already installed; nothing was removed. Run" >&2
-    echo "bench/install-deps:   apt-get install --no-remove --no-install-recommends$missing" >&2
-    echo "bench/install-deps: to see the conflict." >&2
-    exit 1
-fi
+exec "$(dirname "$0")/../deploy/apt-install.sh" bench/install-deps $want

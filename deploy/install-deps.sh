@@ -47,23 +47,5 @@ if [ "${1:-}" = --list ]; then
     exit 0
 fi
 
-missing=
-for p in $PACKAGES; do
-    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
-    case "$status" in ii*) ;; *) missing="$missing $p" ;; esac
-done
-[ -n "$missing" ] || exit 0
-
-SUDO=
-if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-echo "install-deps: installing$missing"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
 # shellcheck disable=SC2086
-if ! $SUDO apt-get install -y -qq --no-install-recommends --no-remove $PACKAGES >/dev/null; then
-    echo "install-deps: apt-get could not install the packages sxpool needs without" >&2
-    echo "install-deps: removing a package already installed; nothing was removed. Run" >&2
-    echo "install-deps:   apt-get install --no-remove --no-install-recommends$missing" >&2
-    echo "install-deps: to see the conflict." >&2
-    exit 1
-fi
+exec "$(dirname "$0")/apt-install.sh" install-deps $PACKAGES
