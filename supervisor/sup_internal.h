@@ -102,8 +102,9 @@ typedef struct sup_request {
     sup_header *headers;
     int nheaders, cap_headers;
     sup_buf body;
-    int attempts;  /* dispatches so far; a request is tried at most twice */
-    bool need_cek; /* queued again after a native-code fault: CEK workers only */
+    int attempts;   /* dispatches so far; a request is tried at most twice */
+    bool need_cek;  /* queued again after a native-code fault: CEK workers only */
+    bool timed_out; /* past its deadline; answered once its worker's exit is seen */
     /* The JIT fault that made it run again, kept to lift the blacklist
      * entry if the CEK worker fails with the same error kind. */
     struct {
@@ -148,6 +149,7 @@ typedef struct sup_slot {
     unsigned start_failures;   /* deaths before READY since the last READY */
     uint64_t respawn_delay_ms; /* decided at exit, applied once the handle closed */
     char kill_reason[128];     /* why the supervisor killed the current process */
+    uint64_t kill_at_ms;       /* past a deadline: SIGKILL due then (0: none due) */
     char mode[8];              /* from READY */
     char abi[80];              /* from READY */
     bool cek;                  /* a CEK slot (--cek-workers), else a JIT slot */

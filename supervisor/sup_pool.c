@@ -33,7 +33,8 @@
  *   DOWN     --spawn ok-->        STARTING  (spawn failed: DOWN, retried)
  *   STARTING --READY-->           IDLE      (no READY in time: killed)
  *   IDLE     --dispatch-->        BUSY
- *   BUSY     --reply-->           IDLE      (deadline: killed; 504 unless committed)
+ *   BUSY     --reply-->           IDLE      (deadline: killed; once its exit is seen,
+ *                                            504 unless committed)
  *   any      --kill/SHUTDOWN-->   DYING
  *   any      --exit-->            DOWN      (the death and its in-flight
  *                                            request go to sup_fault.c: run
@@ -76,6 +77,26 @@
 #include <unistd.h>
 
 #include "supervisor/sup_internal.h"
+
+/* Test builds only (SXPOOL_TEST_HOOKS, sxpool-test): SXPOOL_TEST_HOOK's
+ * kill-delay:MS sends a deadline's SIGKILL MS later, standing for a worker
+ * that takes that long to die (in a disk write, on a loaded machine), so a
+ * test can land a commit between the deadline and the death. The release
+ * binary never reads the variable. */
+static uint64_t hook_kill_delay_ms;
+
+static void read_hooks(void)
+{
+#ifdef SXPOOL_TEST_HOOKS
+    const char *v = getenv("SXPOOL_TEST_HOOK");
+    const char *k = v ? strstr(v, "kill-delay:") : NULL;
+    if (k) {
+        hook_kill_delay_ms = strtoull(k + strlen("kill-delay:"), NULL, 10);
+        sup__log("test hook: a deadline's SIGKILL is sent %llu ms late",
+                 (unsigned long long)hook_kill_delay_ms);
+    }
+#endif
+}
 
 /* ---- the inbox: nng threads -> loop thread --------------------------------- */
 
@@ -400,6 +421,12 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 
     sup_request *r = w->req;
     w->req = NULL;
+    w->kill_at_ms = 0;
+    if (r && r->timed_out) {
+        /* dead now: whatever it committed is in the store */
+        sup__fault_late(s, w, r, 504, "the request ran past its deadline\n");
+        r = NULL;
+    }
     sup__fault_death(w, r, status, sig); /* re-dispatches r, or answers it */
     int cleared = store_reader_check(s->store);
     if (cleared < 0)
@@ -872,13 +899,22 @@ static void check_slot(sup_server *s, sup_slot *w, uint64_t now)
         s->stop == STOP_NONE)
         start_replacement(w);
     if (w->state == SLOT_BUSY && w->req && now >= w->req->deadline_ms) {
+        /* The request stays on the slot until the worker's exit is seen:
+         * until then its commit may still land (a process does not die
+         * the instant it is signalled), so the response record is looked
+         * up only after on_exit_cb. A reply that comes first answers it. */
         sup_request *r = w->req;
-        w->req = NULL;
-        char reason[128];
-        snprintf(reason, sizeof reason, "request %llu ran past its %llu s deadline",
+        r->timed_out = true;
+        snprintf(w->kill_reason, sizeof w->kill_reason, "request %llu ran past its %llu s deadline",
                  (unsigned long long)r->id, (unsigned long long)(s->cfg.timeout_ms / 1000));
+        w->state = SLOT_DYING;
+        w->kill_at_ms = now + hook_kill_delay_ms;
+    }
+    if (w->kill_at_ms != 0 && now >= w->kill_at_ms) {
+        w->kill_at_ms = 0;
+        char reason[128];
+        snprintf(reason, sizeof reason, "%s", w->kill_reason);
         kill_worker(w, reason);
-        sup__fault_late(s, w, r, 504, "the request ran past its deadline\n");
     } else if (w->state == SLOT_STARTING && now - w->spawned_ms >= SUP_READY_TIMEOUT_MS) {
         kill_worker(w, "it sent no READY in time");
     } else if (w->state == SLOT_DOWN && !w->proc_open && w->respawn_at_ms != 0 &&
@@ -908,6 +944,7 @@ void sup__pool_housekeeping(sup_server *s, uint64_t now)
 
 int sup__pool_start(sup_server *s)
 {
+    read_hooks();
     int err = uv_mutex_init(&s->inbox_lock);
     if (err != 0) {
         sup__log("unable to create the worker inbox lock: %s", uv_strerror(err));

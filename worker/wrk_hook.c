@@ -17,6 +17,10 @@
  *                           2 s before it runs (a locked transaction,
  *                           aborted), so a test can check that nothing but
  *                           the store's writers waits on it
+ *   slow-commit:MS:PATH     a request to PATH that writes sleeps MS ms
+ *                           before its commit (with the supervisor's
+ *                           kill-delay:MS, sup_pool.c, a commit that lands
+ *                           after the deadline, before the worker dies)
  *
  * An unknown hook is logged and ignored. Read once at start, on the main
  * thread; the checks afterwards only compare strings.
@@ -43,6 +47,8 @@ static struct {
     char exit_after_commit[HOOK_PATH_MAX];
     char segv_in_cek[HOOK_PATH_MAX];
     char hold_lock[HOOK_PATH_MAX];
+    char slow_commit[HOOK_PATH_MAX];
+    unsigned slow_commit_ms;
     bool exit_at_start;
 } H;
 
@@ -76,6 +82,16 @@ void wrk_hook_init(const char *mode)
             if (strcmp(m, mode) == 0) H.exit_at_start = true;
             continue;
         }
+        if (take(it, "slow-commit:", m)) {
+            char *end;
+            unsigned long ms = strtoul(m, &end, 10);
+            if (*end == ':' && ms <= 600000) {
+                H.slow_commit_ms = (unsigned)ms;
+                memcpy(H.slow_commit, end + 1, strlen(end + 1) + 1);
+                continue;
+            }
+        }
+        if (take(it, "kill-delay:", m)) continue; /* the supervisor's */
         fprintf(stderr, "sxpool worker: ignoring an unknown SXPOOL_TEST_HOOK '%s'\n", it);
     }
     free(copy);
@@ -95,6 +111,14 @@ bool wrk_hook_exit_at_start(void)
 void wrk_hook_after_commit(const char *path, size_t len)
 {
     if (is(H.exit_after_commit, path, len)) _exit(9);
+}
+
+void wrk_hook_before_commit(const char *path, size_t len)
+{
+    if (!is(H.slow_commit, path, len)) return;
+    struct timespec ts = {H.slow_commit_ms / 1000, (long)(H.slow_commit_ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
 }
 
 void wrk_hook_before_request(const char *path, size_t len)

@@ -57,6 +57,8 @@ void wrk_hook_init(const char *mode);
 bool wrk_hook_exit_at_start(void);
 /* After a request to path committed its writes: may _exit(9). */
 void wrk_hook_after_commit(const char *path, size_t len);
+/* Sleeps before the commit of a writing request to a slow-commit path. */
+void wrk_hook_before_commit(const char *path, size_t len);
 /* Before a request to path runs: may raise SIGSEGV (CEK workers). */
 void wrk_hook_before_request(const char *path, size_t len);
 struct store;

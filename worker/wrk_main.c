@@ -248,6 +248,7 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
         }
         /* read-only requests commit no record: running them again is harmless */
         bool writes = store_txn_nwrites(w->txn) > 0;
+        if (writes) wrk_hook_before_commit(r->path, r->path_len);
         rc = store_txn_commit(w->txn, writes ? r->id : NULL, *out, *outlen);
         w->txn = NULL;
         if (rc == 0) {

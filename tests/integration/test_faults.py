@@ -123,6 +123,35 @@ class Faults(unittest.TestCase):
                 self.assertEqual(srv.get("/read?k=committed").text, str(n))
                 srv.wait_line(r"worker 0 \(pid \d+\) ready", timeout=10, start=mark)
 
+    def test_commit_after_the_deadline_is_answered_not_504(self):
+        # The deadline passes while the worker sleeps before its commit; the
+        # supervisor's SIGKILL lands 1.5 s later (a worker slow to die), and
+        # the commit in between. The answer waits for the worker: here the
+        # reply itself; with a shorter sleep than the deadline nothing
+        # changes. Never a 504 for a request whose write is in the store.
+        hook = {"SXPOOL_TEST_HOOK": "slow-commit:1500:/commit,kill-delay:1500"}
+        with sxtest.Server(app="faults", workers=1, cek_workers=1, env=hook,
+                           args=["--timeout=1"]) as srv:
+            mark = srv.log_size()
+            r = srv.get("/commit", timeout=20)
+            self.assertEqual((r.status, r.text), (200, "1"), r)
+            self.assertEqual(srv.get("/read?k=committed").text, "1")
+            srv.wait_line(r"killing worker 0 \(pid \d+\): request \d+ ran past its 1 s deadline",
+                          timeout=10, start=mark)
+            srv.wait_line(r"worker 0 \(pid \d+\) ready", timeout=10, start=srv.log_size() - 1)
+
+    def test_killed_before_its_commit_after_the_deadline_is_504(self):
+        # Killed (1 s after the deadline) while it still sleeps before its
+        # commit: nothing was written, the answer is 504 and the write
+        # never happens.
+        hook = {"SXPOOL_TEST_HOOK": "slow-commit:4000:/commit,kill-delay:1000"}
+        with sxtest.Server(app="faults", workers=1, cek_workers=1, env=hook,
+                           args=["--timeout=1"]) as srv:
+            r = srv.get("/commit", timeout=20)
+            self.assertEqual(r.status, 504, r)
+            time.sleep(4)
+            self.assertEqual(srv.get("/read?k=committed").text, "0")
+
     def test_jit_workers_take_first_attempts(self):
         with sxtest.Server(app="faults", workers=1, cek_workers=1) as srv:
             (jit,) = srv.worker_pids("jit")
