@@ -44,9 +44,8 @@
  * holding the write lock delays only the faulted request, and the order
  * the table above implies still holds: an entry is stored before any
  * worker is told of it, and before its request is answered or runs again.
- * Lifting an entry (a CEK worker failed the same way) is still a store
- * write on the loop thread: the error is answered right after, and the
- * entry must be gone by then.
+ * Lifting an entry (a CEK worker failed the same way) is a job too; the
+ * error is answered in its completion, once the entry is gone.
  *
  * The scoreboard is read only after its worker has exited, so nothing
  * writes it while we read; what a job needs of it is copied at once (the
@@ -337,24 +336,78 @@ void sup__fault_jit_reply(sup_slot *w, sup_request *r, const ipc_frame *f)
     sup__pool_dispatch(w->srv);
 }
 
-/* Lifting an entry stays on the loop thread for now: the caller answers
- * the error right after this returns, and the entry must be gone by then. */
-void sup__fault_error_reply(sup_slot *w, sup_request *r, const ipc_frame *f)
+/* Lifting an entry: the store work of an ERROR reply to a request that
+ * ran again after a JIT fault and failed with the same error kind. Its run
+ * removes the entry (a pool thread); its done logs and answers the error,
+ * so the entry is gone before the client hears of the error. The job owns
+ * r and a copy of the error from submission until done. */
+typedef struct lift_job {
+    sup_store_job base; /* first: a sup_store_job * is a lift_job * */
+    sup_server *s;
+    sup_request *r;
+    char fn[IPC_BOARD_NAME], hash[IPC_BOARD_HASH], abi[80], kind[48];
+    int worker, pid;
+    int status;
+    char *msg; /* the error's message, msg_len bytes */
+    size_t msg_len;
+    int err; /* store_bl_remove's result */
+} lift_job;
+
+static void lift_run(sup_store_job *b, store *st)
 {
-    if (!r->fault.set) return;
-    char kind[48];
-    ipc_field_str(f, 1, kind, sizeof kind);
-    if (strcmp(kind, r->fault.kind) != 0) return;
-    int err = store_bl_remove(w->srv->store, r->fault.function, r->fault.code_hash, r->fault.abi);
+    lift_job *j = (lift_job *)b;
+    j->err = store_bl_remove(st, j->fn, j->hash, j->abi);
+}
+
+static void lift_done(sup_store_job *b)
+{
+    lift_job *j = (lift_job *)b;
     char did[160];
-    if (err == 0 || err == STORE_ENOTFOUND)
+    if (j->err == 0 || j->err == STORE_ENOTFOUND)
         snprintf(did, sizeof did, "lifted its blacklist entry");
     else
-        snprintf(did, sizeof did, "unable to lift its blacklist entry: %s", store_strerror(err));
+        snprintf(did, sizeof did, "unable to lift its blacklist entry: %s", store_strerror(j->err));
     sup__log("fault: %s: the CEK worker %d (pid %d) failed request %llu with the same %s, so the "
              "program is at fault, not the native code; %s; answering the error",
-             r->fault.function, w->index, w->pid, (unsigned long long)r->id, kind, did);
+             j->fn, j->worker, j->pid, (unsigned long long)j->r->id, j->kind, did);
+    sup__pool_reply_error(j->s, j->r, j->status, j->kind, strlen(j->kind), j->msg, j->msg_len);
+    free(j->msg);
+    free(j);
+}
+
+bool sup__fault_error_reply(sup_slot *w, sup_request *r, const ipc_frame *f, int status)
+{
+    if (!r->fault.set) return false;
+    char kind[48];
+    ipc_field_str(f, 1, kind, sizeof kind);
+    if (strcmp(kind, r->fault.kind) != 0) return false;
     r->fault.set = false;
+    lift_job *j = calloc(1, sizeof *j);
+    char *msg = j ? malloc(f->fields[2].len + 1) : NULL;
+    if (!msg) {
+        free(j);
+        sup__log("fault: %s: the CEK worker %d (pid %d) failed request %llu with the same %s, "
+                 "so the program is at fault; out of memory to lift its blacklist entry, which "
+                 "stays; answering the error",
+                 r->fault.function, w->index, w->pid, (unsigned long long)r->id, kind);
+        return false;
+    }
+    memcpy(msg, f->fields[2].p, f->fields[2].len);
+    j->base.run = lift_run;
+    j->base.done = lift_done;
+    j->s = w->srv;
+    j->r = r;
+    snprintf(j->fn, sizeof j->fn, "%s", r->fault.function);
+    snprintf(j->hash, sizeof j->hash, "%s", r->fault.code_hash);
+    snprintf(j->abi, sizeof j->abi, "%s", r->fault.abi);
+    snprintf(j->kind, sizeof j->kind, "%s", kind);
+    j->worker = w->index;
+    j->pid = w->pid;
+    j->status = status;
+    j->msg = msg;
+    j->msg_len = f->fields[2].len;
+    sup__store_submit(w->srv->loop, w->srv->store, &j->base);
+    return true;
 }
 
 /* Death with a crash record naming a native function. */

@@ -279,6 +279,10 @@ void sup__pool_dispatch(sup_server *s);
 /* Sends BLACKLIST (function, code hash) to every live JIT worker; one that
  * cannot be told is killed. @return the number of workers told */
 int sup__pool_push_blacklist(sup_server *s, const char *function, const char *code_hash);
+/* Answers r (and frees it) with an ERROR reply's status, kind and message
+ * (the message left out with --hide-errors). */
+void sup__pool_reply_error(sup_server *s, sup_request *r, int status, const char *kind,
+                           size_t kind_len, const char *msg, size_t msg_len);
 
 /* ---- sup_fault.c: the fault classifier --------------------------------------- */
 
@@ -286,10 +290,11 @@ int sup__pool_push_blacklist(sup_server *s, const char *function, const char *co
  * pushes it to the JIT workers, and re-dispatches r to a CEK worker (502 if
  * this was its second attempt). */
 void sup__fault_jit_reply(sup_slot *w, sup_request *r, const ipc_frame *f);
-/* An ERROR reply for r: if r runs again after a JIT fault and failed with
- * the same error kind, lifts that blacklist entry (the program is at
- * fault). The caller answers the error either way. */
-void sup__fault_error_reply(sup_slot *w, sup_request *r, const ipc_frame *f);
+/* An ERROR reply for r, to be answered with status: if r runs again after
+ * a JIT fault and failed with the same error kind, the program is at fault:
+ * the blacklist entry is lifted off the loop thread and r answered once it
+ * is gone. @return true if so (r is taken), false if the caller answers */
+bool sup__fault_error_reply(sup_slot *w, sup_request *r, const ipc_frame *f, int status);
 /* w's process has exited; r was in flight on it (or NULL). Classifies the
  * death with w's scoreboard, blacklists what it names, logs what was done
  * and re-dispatches r once (or answers 502). Does not respawn. */

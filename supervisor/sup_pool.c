@@ -535,16 +535,14 @@ static void on_ready(sup_slot *w, ipc_frame *f)
     dispatch(w->srv);
 }
 
-static void reply_error(sup_slot *w, sup_request *r, ipc_frame *f)
+void sup__pool_reply_error(sup_server *s, sup_request *r, int status, const char *kind,
+                           size_t kind_len, const char *msg, size_t msg_len)
 {
-    long long status = 500;
-    if (ipc_field_int(f, 0, &status) != 0 || status < 400 || status > 599) status = 500;
-    const ipc_field *kind = &f->fields[1], *msg = &f->fields[2];
     sup_buf body = {0};
-    int err = sup__buf_append(&body, kind->p, kind->len);
-    if (err == 0 && !w->srv->cfg.hide_errors) {
+    int err = sup__buf_append(&body, kind, kind_len);
+    if (err == 0 && !s->cfg.hide_errors) {
         err = sup__buf_append(&body, ": ", 2);
-        if (err == 0) err = sup__buf_append(&body, msg->p, msg->len);
+        if (err == 0) err = sup__buf_append(&body, msg, msg_len);
     }
     if (err == 0) err = sup__buf_append(&body, "\n", 1);
     if (err != 0) {
@@ -554,8 +552,16 @@ static void reply_error(sup_slot *w, sup_request *r, ipc_frame *f)
     }
     static const char ct_name[] = "content-type", ct_value[] = "text/plain; charset=utf-8";
     ipc_field hdr[2] = {{ct_name, sizeof ct_name - 1}, {ct_value, sizeof ct_value - 1}};
-    sup__http_respond(r, (int)status, hdr, 2, body.p, body.len);
+    sup__http_respond(r, status, hdr, 2, body.p, body.len);
     sup__buf_free(&body);
+}
+
+/* The HTTP status of an ERROR frame: its own when it is 400-599, else 500. */
+static int error_status(const ipc_frame *f)
+{
+    long long status = 500;
+    if (ipc_field_int(f, 0, &status) != 0 || status < 400 || status > 599) status = 500;
+    return (int)status;
 }
 
 /* The resident set of pid in bytes, or 0 if it cannot be read. */
@@ -653,8 +659,9 @@ static void on_reply(sup_slot *w, ipc_frame *f)
         }
         w->req = NULL;
         if (w->state == SLOT_BUSY) w->state = SLOT_IDLE;
-        sup__fault_error_reply(w, r, f);
-        reply_error(w, r, f);
+        if (!sup__fault_error_reply(w, r, f, error_status(f)))
+            sup__pool_reply_error(w->srv, r, error_status(f), f->fields[1].p, f->fields[1].len,
+                                  f->fields[2].p, f->fields[2].len);
         break;
     case IPC_JIT_FAULT:
         if (f->nfields < 3) {

@@ -1,5 +1,7 @@
-/* sup_store.h: the supervisor's own LMDB work (blacklist entries, response
- * record lookups, response record pruning), run off the loop thread.
+/* sup_store.h: the supervisor's own LMDB work (adding and lifting blacklist
+ * entries, response record lookups, response record pruning), run off the
+ * loop thread. (The loop's one LMDB call is store_reader_check after a
+ * worker's death: it takes the reader table's lock, never the write lock.)
  * Only sup_store.c, sup_fault.c and sup_main.c include it.
  */
 #ifndef SXPOOL_SUP_STORE_H
