@@ -42,6 +42,7 @@
 #define SUP_START_BACKOFF_MS 100       /* first respawn after a death before READY */
 #define SUP_START_BACKOFF_MAX_MS 10000 /* doubling per death before READY, up to */
 #define SUP_DEATH_RING 16
+#define SUP_MAX_INFLIGHT 8 /* largest --inflight */
 
 void sup__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -74,6 +75,7 @@ typedef struct sup_config {
     uint32_t max_requests;        /* recycle a worker after this many requests (0: off) */
     uint32_t max_requests_jitter; /* plus random(0 .. this) per worker */
     uint32_t max_rss_mb;          /* recycle a worker whose RSS is above after a request (0: off) */
+    int inflight;                 /* requests a JIT worker may hold (sent, not answered) */
 } sup_config;
 
 /* ---- requests --------------------------------------------------------- */
@@ -139,8 +141,11 @@ typedef struct sup_slot {
     bool running;      /* spawned and its exit not yet seen: pid may be signalled */
     int pid;
     enum sup_slot_state state;
-    bool killed;      /* SIGKILL sent to the current process */
-    sup_request *req; /* in flight, when SLOT_BUSY */
+    bool killed; /* SIGKILL sent to the current process */
+    /* Sent and not answered, oldest first (SLOT_BUSY when ninflight > 0). The
+     * worker runs them in that order, so a reply is always for inflight[0]. */
+    sup_request *inflight[SUP_MAX_INFLIGHT];
+    int ninflight;
     uint64_t spawned_ms;
     uint64_t respawn_at_ms;
     uint64_t deaths[SUP_DEATH_RING]; /* ring of recent crash times (after READY) */

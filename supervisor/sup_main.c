@@ -46,6 +46,7 @@
 #define DEFAULT_PORT 8080
 #define DEFAULT_DATA "./sxpool-data"
 #define DEFAULT_TIMEOUT_S 30
+#define DEFAULT_INFLIGHT 1
 #define DEFAULT_MAX_BODY (1u << 20)
 #define MAX_TIMEOUT_S 86400
 #define MAX_RECYCLE_REQUESTS 1000000000u /* --max-requests, --max-requests-jitter */
@@ -131,10 +132,14 @@ void sup_usage(FILE *out)
             "  --max-requests-jitter=J  each worker recycles after N + random(0..J)\n"
             "  --max-rss=MB       recycle a worker whose RSS is over MB megabytes after\n"
             "                     a request (default 0: off)\n"
+            "  --inflight=N       requests sent ahead to each JIT worker, 1 to %d\n"
+            "                     (default %d): the next is there when one is done,\n"
+            "                     but it waits behind a slow one\n"
             "  --help, --version\n",
             SUP_MAX_WORKERS, DEFAULT_WORKERS, SUP_MAX_WORKERS, DEFAULT_CEK_WORKERS,
             DEFAULT_JIT_THRESHOLD, DEFAULT_HOST, DEFAULT_PORT, SXPOOL_DEFAULT_APP, DEFAULT_DATA,
-            MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S, SUP_MAX_BODY_LIMIT, DEFAULT_MAX_BODY);
+            MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S, SUP_MAX_BODY_LIMIT, DEFAULT_MAX_BODY,
+            SUP_MAX_INFLIGHT, DEFAULT_INFLIGHT);
 }
 
 /* Matches argv[*i] against "--name=value" or "--name value".
@@ -320,6 +325,14 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
                 return -1;
             }
             cfg->max_rss_mb = (uint32_t)n;
+        } else if ((m = opt_value(argc, argv, &i, "--inflight", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_uint(v, 1, SUP_MAX_INFLIGHT, &n) != 0) {
+                fprintf(stderr, "sxpool: --inflight: expected a number from 1 to %d, got '%s'\n",
+                        SUP_MAX_INFLIGHT, v);
+                return -1;
+            }
+            cfg->inflight = (int)n;
         } else if ((m = opt_value(argc, argv, &i, "--max-body", &v)) != 0) {
             if (m < 0) return -1;
             if (parse_uint(v, 0, SUP_MAX_BODY_LIMIT, &n) != 0) {
@@ -656,6 +669,7 @@ int sup_main(int argc, char **argv)
     s->cfg.port = DEFAULT_PORT;
     s->cfg.timeout_ms = DEFAULT_TIMEOUT_S * 1000ull;
     s->cfg.max_body = DEFAULT_MAX_BODY;
+    s->cfg.inflight = DEFAULT_INFLIGHT;
     if (parse_args(argc, argv, &s->cfg, &app, &data) != 0) return 2;
     int rc = check_dirs(&s->cfg, app, data);
     if (rc != 0) return rc;

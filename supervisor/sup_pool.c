@@ -18,14 +18,19 @@
  * Invariants:
  *   - one nng socket per slot, listened on before the slot's first spawn
  *     and closed only at the very end (nng closes are slow and risky);
- *   - a slot gets a request only in SLOT_IDLE, i.e. after the READY of the
- *     process now running in it (READY carries the pid, so a late READY
+ *   - a slot gets a request only in SLOT_IDLE or SLOT_BUSY, i.e. after the
+ *     READY of the process now running in it (READY carries the pid, so a late READY
  *     from a dead predecessor is recognised and ignored);
- *   - a slot holds at most one request (w->req, SLOT_BUSY); a reply is
- *     accepted only if its id is that request's, so a late reply from a
- *     killed worker can never answer another request;
- *   - a request is answered exactly once: whoever takes it off w->req or
- *     the queue answers it;
+ *   - a slot holds up to --inflight requests (one for a CEK slot), sent and
+ *     not answered, in w->inflight (SLOT_BUSY); the worker runs them in
+ *     order, so the next one is already there when it finishes one (no
+ *     round trip between requests). A reply is accepted only if its id is
+ *     inflight[0]'s, so a late reply from a killed worker can never answer
+ *     another request. At a death, the request the worker's scoreboard
+ *     says it was running takes the death (sup_fault.c); the others never
+ *     started: they go back to the front of their queue, uncounted;
+ *   - a request is answered exactly once: whoever takes it off w->inflight
+ *     or the queue answers it;
  *   - a pid is signalled only while `running` (between spawn and exit_cb),
  *     so a reused pid is never hit.
  *
@@ -186,6 +191,32 @@ static void kill_worker(sup_slot *w, const char *reason)
 
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig);
 static void on_proc_closed(uv_handle_t *h);
+
+/* The request w's worker runs now (or runs next), or NULL. */
+static sup_request *inflight_head(const sup_slot *w)
+{
+    return w->ninflight > 0 ? w->inflight[0] : NULL;
+}
+
+/* Takes inflight[0], answered, off w: IDLE again once it holds none. */
+static void inflight_pop(sup_slot *w)
+{
+    memmove(&w->inflight[0], &w->inflight[1], sizeof w->inflight[0] * (size_t)(w->ninflight - 1));
+    w->inflight[--w->ninflight] = NULL;
+    if (w->ninflight == 0 && w->state == SLOT_BUSY) w->state = SLOT_IDLE;
+}
+
+/* r was sent to a worker that died before starting it: back to the front
+ * of its queue, the attempt not counted (it had no effect). */
+static void requeue_unstarted(sup_server *s, sup_slot *w, sup_request *r)
+{
+    sup__log("worker %d (pid %d) died before starting request %llu; queued it again", w->index,
+             w->pid, (unsigned long long)r->id);
+    r->attempts--;
+    r->slot = -1;
+    r->queued_ms = uv_now(s->loop);
+    queue_push(r->attempts > 0 ? &s->retry : &s->queue, r, true);
+}
 
 /* The current process of w never sent its READY (cause says why it is
  * gone): respawn after a backoff that doubles with each start failure in a
@@ -419,13 +450,28 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     w->running = false;
     w->state = SLOT_DOWN;
 
-    sup_request *r = w->req;
-    w->req = NULL;
+    /* What the worker held: the request it was running (its scoreboard
+     * says which; the oldest if none) takes the death; one past its
+     * deadline is answered from the store (dead now: whatever it committed
+     * is there); the others never started and go back to their queue. */
+    int n = w->ninflight;
+    sup_request *held[SUP_MAX_INFLIGHT];
+    memcpy(held, w->inflight, sizeof held[0] * (size_t)n);
+    memset(w->inflight, 0, sizeof w->inflight);
+    w->ninflight = 0;
     w->kill_at_ms = 0;
-    if (r && r->timed_out) {
-        /* dead now: whatever it committed is in the store */
-        sup__fault_late(s, w, r, 504, "the request ran past its deadline\n");
-        r = NULL;
+    uint64_t running = w->board ? __atomic_load_n(&w->board->request_id, __ATOMIC_ACQUIRE) : 0;
+    int charged = 0;
+    for (int i = 0; i < n; i++)
+        if (held[i]->id == running) charged = i;
+    sup_request *r = NULL;
+    for (int i = n - 1; i >= 0; i--) { /* pushed to the front: keeps their order */
+        if (held[i]->timed_out)
+            sup__fault_late(s, w, held[i], 504, "the request ran past its deadline\n");
+        else if (i == charged)
+            r = held[i];
+        else
+            requeue_unstarted(s, w, held[i]);
     }
     sup__fault_death(w, r, status, sig); /* re-dispatches r, or answers it */
     int cleared = store_reader_check(s->store);
@@ -623,8 +669,8 @@ static void check_recycle(sup_slot *w)
 
 static void on_reply(sup_slot *w, ipc_frame *f)
 {
-    /* A worker told to stop (DYING) may still finish its request: take it. */
-    sup_request *r = w->req;
+    /* A worker told to stop (DYING) may still finish its requests: take them. */
+    sup_request *r = inflight_head(w);
     if (!r || r->id != f->id) {
         sup__log("ignored a reply for request %llu on slot %d: not the request in flight",
                  (unsigned long long)f->id, w->index);
@@ -641,8 +687,7 @@ static void on_reply(sup_slot *w, ipc_frame *f)
             malformed(w, "RESPONSE without a numeric status");
             return;
         }
-        w->req = NULL;
-        if (w->state == SLOT_BUSY) w->state = SLOT_IDLE;
+        inflight_pop(w);
         if (status < 200 || status > 599) { /* the handler's mistake, not the worker's */
             sup__log("request %llu: the handler returned status %lld; answering 500",
                      (unsigned long long)r->id, status);
@@ -657,8 +702,7 @@ static void on_reply(sup_slot *w, ipc_frame *f)
             malformed(w, "ERROR with fewer than 3 fields");
             return;
         }
-        w->req = NULL;
-        if (w->state == SLOT_BUSY) w->state = SLOT_IDLE;
+        inflight_pop(w);
         if (!sup__fault_error_reply(w, r, f, error_status(f)))
             sup__pool_reply_error(w->srv, r, error_status(f), f->fields[1].p, f->fields[1].len,
                                   f->fields[2].p, f->fields[2].len);
@@ -668,8 +712,7 @@ static void on_reply(sup_slot *w, ipc_frame *f)
             malformed(w, "JIT_FAULT with fewer than 3 fields");
             return;
         }
-        w->req = NULL;
-        if (w->state == SLOT_BUSY) w->state = SLOT_IDLE;
+        inflight_pop(w);
         sup__fault_jit_reply(w, r, f);
         break;
     }
@@ -720,18 +763,28 @@ static bool kind_ok(const sup_slot *w, enum pick kind)
     return kind == PICK_ANY || w->cek == (kind == PICK_CEK);
 }
 
-/* An idle worker of that kind, round-robin. */
-static sup_slot *pick_idle(sup_server *s, enum pick kind)
+/* How many requests w may hold: --inflight for a JIT worker; one for a
+ * CEK worker, kept free for second attempts. */
+static int depth(const sup_server *s, const sup_slot *w)
 {
+    return w->cek ? 1 : s->cfg.inflight;
+}
+
+/* A ready worker of that kind with room for one more request: an idle one
+ * (round-robin) if any, else the one holding the fewest. */
+static sup_slot *pick_worker(sup_server *s, enum pick kind)
+{
+    sup_slot *best = NULL;
     for (int k = 0; k < s->nslots; k++) {
-        int i = (s->next_slot + k) % s->nslots;
-        if (s->slots[i].state == SLOT_IDLE && !s->slots[i].retire_now &&
-            kind_ok(&s->slots[i], kind)) {
-            s->next_slot = (i + 1) % s->nslots;
-            return &s->slots[i];
-        }
+        sup_slot *w = &s->slots[(s->next_slot + k) % s->nslots];
+        if ((w->state != SLOT_IDLE && w->state != SLOT_BUSY) || w->retire_now ||
+            !kind_ok(w, kind) || w->ninflight >= depth(s, w))
+            continue;
+        if (!best || w->ninflight < best->ninflight) best = w;
+        if (w->ninflight == 0) break;
     }
-    return NULL;
+    if (best) s->next_slot = (best->index + 1) % s->nslots;
+    return best;
 }
 
 /* True if a worker of that kind is ready (idle or busy). */
@@ -748,12 +801,12 @@ static bool any_up(const sup_server *s, enum pick kind)
 static sup_slot *pick_for(sup_server *s, const sup_request *r, bool retry)
 {
     if (retry) {
-        sup_slot *w = pick_idle(s, PICK_CEK);
-        if (!w && !r->need_cek && !any_up(s, PICK_CEK)) w = pick_idle(s, PICK_ANY);
+        sup_slot *w = pick_worker(s, PICK_CEK);
+        if (!w && !r->need_cek && !any_up(s, PICK_CEK)) w = pick_worker(s, PICK_ANY);
         return w;
     }
-    sup_slot *w = pick_idle(s, PICK_JIT);
-    if (!w && !any_up(s, PICK_JIT)) w = pick_idle(s, PICK_CEK);
+    sup_slot *w = pick_worker(s, PICK_JIT);
+    if (!w && !any_up(s, PICK_JIT)) w = pick_worker(s, PICK_CEK);
     return w;
 }
 
@@ -792,7 +845,7 @@ static int send_request(sup_server *s, sup_slot *w, sup_request *r)
         kill_worker(w, "its socket refused a request");
         return -1;
     }
-    w->req = r;
+    w->inflight[w->ninflight++] = r;
     w->state = SLOT_BUSY;
     r->slot = w->index;
     r->attempts++;
@@ -905,12 +958,13 @@ static void check_slot(sup_server *s, sup_slot *w, uint64_t now)
     if (w->recycle_due && w->replaced_by < 0 && w->running && w->state != SLOT_DYING &&
         s->stop == STOP_NONE)
         start_replacement(w);
-    if (w->state == SLOT_BUSY && w->req && now >= w->req->deadline_ms) {
+    sup_request *head = inflight_head(w);
+    if (w->state == SLOT_BUSY && head && now >= head->deadline_ms) {
         /* The request stays on the slot until the worker's exit is seen:
          * until then its commit may still land (a process does not die
          * the instant it is signalled), so the response record is looked
          * up only after on_exit_cb. A reply that comes first answers it. */
-        sup_request *r = w->req;
+        sup_request *r = head;
         r->timed_out = true;
         snprintf(w->kill_reason, sizeof w->kill_reason, "request %llu ran past its %llu s deadline",
                  (unsigned long long)r->id, (unsigned long long)(s->cfg.timeout_ms / 1000));
@@ -1007,7 +1061,7 @@ bool sup__pool_quiet(const sup_server *s)
 {
     if (s->queue.len > 0 || s->retry.len > 0) return false;
     for (int i = 0; i < s->nslots; i++)
-        if (s->slots[i].req) return false;
+        if (s->slots[i].ninflight > 0) return false;
     return true;
 }
 

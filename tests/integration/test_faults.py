@@ -76,6 +76,36 @@ class Faults(unittest.TestCase):
             self.assertGreater(cpu_ticks(cek), base[cek] + 5, "the CEK worker did not run it")
             self.assertEqual(srv.get("/read?k=worked").text, "1")
 
+    def test_requests_sent_ahead_to_a_worker_that_dies_run_once_elsewhere(self):
+        # --inflight=2: /count is sent to the JIT worker behind a long
+        # request; the worker is killed before it gets to it. The long
+        # request takes the death (run again on the CEK worker); /count
+        # never started, so it goes back to the queue uncounted and is
+        # served once, by whichever worker is free first.
+        with sxtest.Server(app="faults", workers=1, cek_workers=1,
+                           args=["--timeout=60", "--jit-exclude=count-to", "--inflight=2"]) as srv:
+            (jit,) = srv.worker_pids("jit")
+            base = {jit: cpu_ticks(jit)}
+            t1, out1 = in_thread(lambda: srv.get("/write-then-work?n=20000000", timeout=60))
+            busy_one([jit], base)
+            mark = srv.log_size()
+            t2, out2 = in_thread(lambda: srv.get("/count", timeout=60))
+            time.sleep(0.3)  # /count is on its way to the busy worker
+            os.kill(jit, signal.SIGKILL)
+            for t in (t1, t2):
+                t.join(timeout=60)
+                self.assertFalse(t.is_alive(), "no answer")
+            self.assertNotIn("e", out1, out1.get("e"))
+            self.assertNotIn("e", out2, out2.get("e"))
+            self.assertEqual((out1["r"].status, out1["r"].text), (200, "1"), out1["r"])
+            self.assertEqual((out2["r"].status, out2["r"].text), (200, "1"), out2["r"])
+            srv.wait_line(r"worker 0 \(pid %d\) died of SIGKILL while running request (\d+); "
+                          r"re-dispatched request \1 to a CEK worker" % jit, timeout=5, start=mark)
+            srv.wait_line(r"worker 0 \(pid %d\) died before starting request \d+; queued it "
+                          r"again" % jit, timeout=5, start=mark)
+            self.assertEqual(srv.get("/read?k=worked").text, "1")
+            self.assertEqual(srv.get("/read?k=counter").text, "1")
+
     def test_request_that_kills_two_workers_gets_502_and_others_succeed(self):
         with sxtest.Server(app="faults", workers=2, cek_workers=1, args=["--timeout=60"]) as srv:
             jits = srv.worker_pids("jit")
@@ -174,6 +204,16 @@ class Faults(unittest.TestCase):
                 self.assertEqual((r.status, r.text), (200, str(i + 1)), r)
             self.assertEqual(set(srv.ready_pids().values()), {2}, "only slot 2 (CEK) is up")
             self.assertEqual(len(srv.worker_pids("cek")), 1)
+
+
+class InflightFlag(unittest.TestCase):
+    def test_bad_values_exit_2(self):
+        import subprocess
+        for arg in ["--inflight=0", "--inflight=9", "--inflight=x", "--inflight="]:
+            p = subprocess.run([sxtest.sxpool(), arg], capture_output=True, text=True, timeout=10)
+            self.assertEqual(p.returncode, 2, (arg, p.stderr))
+            self.assertEqual(p.stderr, "sxpool: --inflight: expected a number from 1 to 8, got "
+                             "'%s'\n" % arg.split("=", 1)[1], arg)
 
 
 class CommandLine(unittest.TestCase):
