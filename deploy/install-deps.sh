@@ -26,6 +26,7 @@ libuv1-dev
 libnng-dev
 liblmdb-dev
 libgccjit-12-dev
+gcc-12
 libgc-dev
 node-llhttp
 clang

@@ -260,15 +260,16 @@ static void compute_abi(void)
              "cx %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu|"
              "prim %zu %zu %zu|env %zu %zu|ops %d",
              SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
-             gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_LINK_OPTION, SX_JIT_LINK_VERSION,
-             sizeof(sx_jit_link), JIT_ABI_SIGS, tags ? tags : deftags, SX_JIT_FRAME_MARGIN,
-             offsetof(sx_symbol, global), offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n),
-             offsetof(sx_ctx, native_proto), offsetof(sx_ctx, cstack_limit), sizeof(sx_ctx),
-             offsetof(sx_vmclosure, proto), offsetof(sx_vmclosure, env), offsetof(sx_proto, native),
-             offsetof(sx_proto, nreq), offsetof(sx_proto, rest), offsetof(sx_proto, nslots),
-             offsetof(sx_proto, maxstack), offsetof(sx_proto, env_size), offsetof(sx_proto, k),
-             offsetof(sx_obj, type), offsetof(sx_prim, fn), offsetof(sx_prim, min_args),
-             offsetof(sx_prim, max_args), offsetof(sx_env, up), offsetof(sx_env, slots), BC__COUNT);
+             gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_LINK_OPTION,
+             SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS, tags ? tags : deftags,
+             SX_JIT_FRAME_MARGIN, offsetof(sx_symbol, global), offsetof(sx_ctx, interrupt),
+             offsetof(sx_ctx, jit_tail_n), offsetof(sx_ctx, native_proto),
+             offsetof(sx_ctx, cstack_limit), sizeof(sx_ctx), offsetof(sx_vmclosure, proto),
+             offsetof(sx_vmclosure, env), offsetof(sx_proto, native), offsetof(sx_proto, nreq),
+             offsetof(sx_proto, rest), offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack),
+             offsetof(sx_proto, env_size), offsetof(sx_proto, k), offsetof(sx_obj, type),
+             offsetof(sx_prim, fn), offsetof(sx_prim, min_args), offsetof(sx_prim, max_args),
+             offsetof(sx_env, up), offsetof(sx_env, slots), BC__COUNT);
     uint64_t h = 14695981039346656037ull;
     for (const char *c = buf; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211ull;
@@ -554,6 +555,14 @@ static gcc_jit_context *new_context(void)
     /* no start files, no libc or libgcc to search: the code calls nothing
      * but the link table (a quarter less time per compile, measured) */
     gcc_jit_context_add_driver_option(c, JIT_LINK_OPTION);
+    /* The gcc driver (x86_64-linux-gnu-gcc-12, package gcc-12) runs as a
+     * process of its own, never inside libgccjit: the embedded driver
+     * putenv()s COLLECT_GCC, COMPILER_PATH and more on this thread and
+     * unsetenv()s them after, which reallocates and shifts environ while
+     * the evaluating thread may be in getenv() (the collector reads
+     * variables while it collects): a crash in getenv, seen in the
+     * differential test at the default threshold. */
+    gcc_jit_context_set_bool_use_external_driver(c, 1);
     return c;
 }
 
