@@ -12,7 +12,9 @@
 # says so. LuaJIT is Debian's luajit2 (the OpenResty branch, /usr/bin/luajit):
 # it coexists with nginx's Lua module (libnginx-mod-http-lua), which the
 # luajit package would make apt remove. Where luajit is installed already,
-# its /usr/bin/luajit is used and luajit2 is not installed (they conflict).
+# its /usr/bin/luajit is used and luajit2 is not installed (they conflict);
+# nginx's Lua module then cannot be installed either, and this script stops
+# and says so (bench/http needs it).
 #
 #   hyperfine     times the runs (bench/lang/run.sh)
 #   lua5.4        the reference peer of bench/lang
@@ -20,6 +22,11 @@
 #   guile-3.0     Guile 3, a peer of bench/lang (the .scm programs)
 #   python3       a peer of bench/lang, and the table of results
 #   time          /usr/bin/time: maximum RSS in bench/jit/compile_cost.sh
+#   nginx, libnginx-mod-http-lua
+#                 nginx with its Lua module, a peer of bench/http
+#   nodejs        Node (its cluster module), a peer of bench/http
+#   gunicorn      a WSGI server (sync workers), a peer of bench/http
+#   wrk           drives the servers of bench/http
 set -eu
 PACKAGES="
 hyperfine
@@ -28,6 +35,11 @@ luajit2
 guile-3.0
 python3
 time
+nginx
+libnginx-mod-http-lua
+nodejs
+gunicorn
+wrk
 "
 if [ "${1:-}" = --list ]; then
     printf '%s\n' $PACKAGES
