@@ -110,7 +110,8 @@ void sup_usage(FILE *out)
             "       sxpool blacklist clear [GLOB] [--data=DIR]\n"
             "\n"
             "options:\n"
-            "  --workers=N        JIT worker processes, 1 to %d (default %d)\n"
+            "  --workers=N        JIT worker processes, 0 to %d (default %d); 0: the\n"
+            "                     CEK workers serve everything (no native code)\n"
             "  --cek-workers=M    CEK-only worker processes, 1 to %d (default %d); they\n"
             "                     serve requests again after a fault in native code,\n"
             "                     and everything while no JIT worker is up\n"
@@ -245,8 +246,8 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
             cfg->hide_errors = true;
         } else if ((m = opt_value(argc, argv, &i, "--workers", &v)) != 0) {
             if (m < 0) return -1;
-            if (parse_uint(v, 1, SUP_MAX_WORKERS, &n) != 0) {
-                fprintf(stderr, "sxpool: --workers: expected a number from 1 to %d, got '%s'\n",
+            if (parse_uint(v, 0, SUP_MAX_WORKERS, &n) != 0) {
+                fprintf(stderr, "sxpool: --workers: expected a number from 0 to %d, got '%s'\n",
                         SUP_MAX_WORKERS, v);
                 return -1;
             }

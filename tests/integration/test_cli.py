@@ -31,10 +31,10 @@ class CommandLine(unittest.TestCase):
 
     def test_workers_not_a_number(self):
         self.assert_usage_error(["--workers=x"],
-                                "sxpool: --workers: expected a number from 1 to 256, got 'x'")
+                                "sxpool: --workers: expected a number from 0 to 256, got 'x'")
 
     def test_bad_values(self):
-        for args in (["--workers=0"], ["--workers=257"], ["--workers=-1"], ["--workers="],
+        for args in (["--workers=257"], ["--workers=-1"], ["--workers="],
                      ["--workers"], ["--listen=nope"], ["--listen=127.0.0.1:70000"],
                      ["--listen=127.0.0.1:"], ["--listen=:80"], ["--timeout=0"],
                      ["--timeout=1.5"], ["--max-body=abc"], ["--max-body=-1"]):

@@ -36,6 +36,25 @@ class Workers(unittest.TestCase):
                 r = srv.get("/echo?k=%d" % i)
                 self.assertEqual((r.status, r.text), (200, "GET /echo k=%d body=" % i), r)
 
+    def test_cek_workers_only(self):
+        # --workers=0: no JIT worker, the CEK workers serve everything, and a
+        # killed one is replaced like any other.
+        with sxtest.Server(app="basic", workers=0, cek_workers=2) as srv:
+            self.assertEqual(srv.worker_pids("jit"), [])
+            cek = srv.worker_pids("cek")
+            self.assertEqual(len(cek), 2, cek)
+            for i in range(10):
+                r = srv.get("/echo?k=%d" % i)
+                self.assertEqual((r.status, r.text), (200, "GET /echo k=%d body=" % i), r)
+            mark = srv.log_size()
+            os.kill(cek[0], signal.SIGKILL)
+            srv.wait_line(r"worker \d+ \(pid %d\) killed by signal 9" % cek[0], timeout=5,
+                          start=mark)
+            srv.wait_ready(1, timeout=10, start=mark)
+            for i in range(10):
+                self.assertEqual(srv.get("/echo?k=%d" % i).status, 200)
+            self.assertEqual(srv.worker_pids("jit"), [])
+
     def test_worker_killed_mid_request_is_run_again_once_then_504(self):
         # /loop never returns. Its JIT worker is killed mid-request: the
         # request runs again, once, on the CEK worker, with a full deadline
