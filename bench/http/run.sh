@@ -17,7 +17,7 @@ options:
   --connections=C   wrk connections (default 64; one wrk thread)
   --runs=N          runs per workload and server (default 3; the median is shown)
   --servers=LIST    comma-separated subset of
-                    nginx-lua,node-cluster,gunicorn,sxpool-jit,sxpool-vm
+                    nginx-lua,node-cluster,gunicorn,sxpool-jit,sxpool-vm,sxpool-cek
                     (default: all, in that order)
   --sxpool=PATH     the sxpool binary (default build/sxpool)
   --out=DIR         where the raw wrk outputs and server logs go
@@ -36,9 +36,9 @@ Servers:
                  threshold; 1 is the smallest CEK pool sxpool accepts, and it
                  serves nothing while a JIT worker is up)
   sxpool-vm      sxpool --workers=2 --cek-workers=1 --jit-exclude='*': no
-                 native code, the bytecode VM only (sxpool cannot run
-                 CEK workers alone: --workers must be at least 1, and first
-                 attempts go to JIT workers)
+                 native code, the bytecode VM only
+  sxpool-cek     sxpool --workers=0 --cek-workers=2: CEK workers only (the
+                 reference evaluator serves everything)
 USAGE
 }
 
@@ -50,12 +50,12 @@ helper=$here/helper.py
 duration=10s
 connections=64
 runs=3
-servers=nginx-lua,node-cluster,gunicorn,sxpool-jit,sxpool-vm
+servers=nginx-lua,node-cluster,gunicorn,sxpool-jit,sxpool-vm,sxpool-cek
 sxpool=$root/build/sxpool
 out=
 chaos=0
 install=1
-all_servers=" nginx-lua node-cluster gunicorn sxpool-jit sxpool-vm "
+all_servers=" nginx-lua node-cluster gunicorn sxpool-jit sxpool-vm sxpool-cek "
 
 die() { echo "bench/http: $*" >&2; exit 1; }
 note() { echo "bench/http: $*" >&2; }
@@ -171,6 +171,11 @@ start_server() {
             ;;
         sxpool-vm)
             setsid "$sxpool_bin" --workers=2 --cek-workers=1 --jit-exclude='*' \
+                --listen="127.0.0.1:$srv_port" --app="$apps/sxpool" --data="$dir/data" \
+                </dev/null >>"$out/$name.log" 2>&1 &
+            ;;
+        sxpool-cek)
+            setsid "$sxpool_bin" --workers=0 --cek-workers=2 \
                 --listen="127.0.0.1:$srv_port" --app="$apps/sxpool" --data="$dir/data" \
                 </dev/null >>"$out/$name.log" 2>&1 &
             ;;
