@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #define STORE__DEFAULT_MAP ((size_t)1 << 30)
@@ -181,6 +183,42 @@ int store_reader_check(store *s)
     if (s == NULL) return -EINVAL;
     if ((rc = mdb_reader_check(s->env, &dead)) != 0) return store__fail("check reader slots", rc);
     return dead;
+}
+
+/* LMDB does not say where its map is (me_mapaddr is set only with
+ * MDB_FIXEDMAP), so the map is found in /proc/self/maps: the shared
+ * mapping ('s') of the data file's device and inode. A private mapping is
+ * never touched: MADV_DONTNEED would discard its modified pages. */
+int store_release_pages(store *s)
+{
+    struct stat st;
+    mdb_filehandle_t fd;
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0, rc;
+
+    if (s == NULL) return -EINVAL;
+    if ((rc = mdb_env_get_fd(s->env, &fd)) != 0) return store__fail("find the data file", rc);
+    if (fstat(fd, &st) != 0) return -errno;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (f == NULL) return -errno;
+    while (getline(&line, &cap, f) > 0) {
+        unsigned long lo, hi, ino;
+        unsigned maj, min;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %*s %x:%x %lu", &lo, &hi, perms, &maj, &min, &ino) != 6)
+            continue;
+        if (perms[3] != 's' || ino != (unsigned long)st.st_ino || makedev(maj, min) != st.st_dev)
+            continue;
+        if (madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) {
+            n = -errno;
+            break;
+        }
+        n++;
+    }
+    free(line);
+    fclose(f);
+    return n;
 }
 
 int store_response_prune(store *s, int64_t before_ms, size_t max)

@@ -68,6 +68,19 @@ void store_close(store *s);
  * Returns the number cleared or a negative error. */
 int store_reader_check(store *s);
 
+/**
+ * Unmaps from this process the data file's pages it has read (madvise
+ * MADV_DONTNEED on LMDB's shared, read-only map). The page cache keeps
+ * them, and the next read maps them again; nothing is lost. For a process
+ * that reads the store now and then (the supervisor): the pages its reads
+ * touch, each read fault mapping its neighbours too, would otherwise stay
+ * in its RSS, and with copy-on-write pages every read finds new ones.
+ * Safe while other threads read: they map the pages again. Only a
+ * shared mapping of the data file itself (device and inode) is touched.
+ * @return the number of mappings released (0 if none was found), or -errno
+ */
+int store_release_pages(store *s);
+
 /* ---- request transactions ------------------------------------------- */
 
 /**
