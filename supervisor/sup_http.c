@@ -18,7 +18,12 @@
  * before reading the body, and while reading a chunked one), headers within
  * SUP_READ_TIMEOUT_MS of the request's first byte (or of the connection
  * going idle) and no body gap longer than that (else the connection is
- * closed). Malformed HTTP gets 400. Every error answer closes the
+ * closed). Malformed HTTP gets 400 (see "strict framing" below for what
+ * malformed means; 501 for an unknown method or transfer coding, 505 for an
+ * HTTP version other than 1.0 and 1.1, 414 for a request target longer than
+ * MAX_TARGET_BYTES; 408 when the headers or a body gap time out mid-request).
+ * A chunked body's trailer fields are checked, then dropped: they never
+ * reach the request's headers. Every error answer closes the
  * connection: the response is written, our side is shut down, and the
  * remaining input is read and discarded for up to SUP_LINGER_MS so the
  * client sees the response rather than a reset.
@@ -41,6 +46,9 @@
 #include "supervisor/sup_internal.h"
 
 #define READ_BUF_SIZE 65536
+#define MAX_TARGET_BYTES 8192 /* request target; above: 414 */
+#define MAX_LEADING_CRLF 64   /* empty-line bytes tolerated before a request */
+#define MAX_CHUNK_LINE 4096   /* chunk size line with its extensions */
 
 typedef struct sup_conn {
     uv_tcp_t tcp;
@@ -65,6 +73,17 @@ typedef struct sup_conn {
     size_t pending_len;
     uint64_t deadline_ms; /* 0: none */
     int writes;           /* uv_write requests outstanding */
+    /* The strict framing check (see "strict framing" below). */
+    uint8_t sc_state;       /* enum scan_state */
+    uint8_t sc_sub;         /* position in "HTTP/d.d", or the target's form */
+    uint8_t sc_major;       /* the version's major digit */
+    bool sc_trailers;       /* the field lines are a chunked body's trailers */
+    bool sc_semicolon;      /* a chunk line's extensions have begun */
+    uint32_t sc_count;      /* bytes of the current chunk line or section */
+    uint64_t sc_chunk_left; /* chunk data still to come */
+    const char *feed_end;   /* end of the buffer llhttp is running over */
+    const char *head_end;   /* in that buffer: just past the head's empty line */
+    bool in_trailers;       /* llhttp is past the headers: fields are dropped */
 } sup_conn;
 
 enum write_action {
@@ -347,7 +366,7 @@ void sup__http_respond_text(sup_request *r, int status, const char *text)
     sup__http_respond(r, status, hdr, 2, text, strlen(text));
 }
 
-/* ---- parser callbacks ------------------------------------------------------------ */
+/* ---- rejecting a request ---------------------------------------------------------- */
 
 static int reject(sup_conn *c, int status, const char *text)
 {
@@ -364,6 +383,349 @@ static int count_header_bytes(sup_conn *c, size_t n)
     return 0;
 }
 
+/* ---- strict framing -------------------------------------------------------------- */
+
+/* llhttp (8.1.0, built without LLHTTP_STRICT_MODE; its lenient flags are
+ * all off) still accepts things that let two parsers disagree about where a
+ * request ends or what it says: any two bytes where the CRLF after chunk
+ * data belongs, bare LF line ends, obs-fold, whitespace before a colon, an
+ * empty header name, a request line without a version (HTTP/0.9), and
+ * control or non-ASCII bytes in the request target. So every byte of the
+ * head (request line and header lines) and of a chunked body (chunk lines,
+ * chunk data's CRLF, the trailer section) also goes through scan(), a
+ * state machine of the RFC 9112 grammar, before llhttp sees it. It only
+ * checks; llhttp still parses. A request it rejects gets 400 (505 for an
+ * unsupported version, 431 for a trailer section over the header limit).
+ *
+ * scan() runs over each buffer in feed() until the head is complete; which
+ * framing follows is llhttp's decision, so on_headers_complete scans the
+ * rest of the buffer when the body is chunked (SC_BODY otherwise: llhttp
+ * counts a Content-Length body). It stops at the end of the message (the
+ * rest of the buffer comes back as c->pending), and on_message_complete
+ * resets it for the next request. The checks of what the header fields say
+ * (Host, Transfer-Encoding) are in check_head. */
+enum scan_state {
+    SC_START,    /* before the request line: only empty lines (CRLF) */
+    SC_START_LF, /* CR seen there */
+    SC_METHOD,
+    SC_TARGET0, /* first byte of the request target */
+    SC_TARGET,
+    SC_VERSION, /* sc_sub bytes of "HTTP/d.d" seen */
+    SC_LINE_LF, /* CR after the version */
+    SC_FIELD,   /* start of a field line, or of the empty line */
+    SC_NAME,
+    SC_VALUE,
+    SC_VALUE_LF,
+    SC_END_LF,    /* CR of the empty line seen */
+    SC_HEAD_DONE, /* waiting for llhttp's on_headers_complete */
+    SC_BODY,      /* not chunked: nothing to check until the next request */
+    SC_CSIZE0,    /* first hex digit of a chunk size */
+    SC_CSIZE,
+    SC_CEXT,     /* after the size: BWS, then ";" extensions */
+    SC_CSIZE_LF, /* CR of the chunk line seen */
+    SC_DATA,
+    SC_DATA_CR, /* chunk data done: CRLF must follow */
+    SC_DATA_LF,
+    SC_DONE, /* message complete; llhttp pauses at its end */
+};
+
+/* The request target's form, in sc_sub while in SC_TARGET. */
+enum target_form { T_ORIGIN, T_ASTERISK, T_SCHEME, T_ABSOLUTE, T_PCT1, T_PCT2 };
+
+static bool is_alpha(unsigned char ch)
+{
+    return (ch | 0x20) >= 'a' && (ch | 0x20) <= 'z';
+}
+
+static bool is_hex(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+static int hex_value(unsigned char ch)
+{
+    if (ch <= '9') return ch - '0';
+    return (ch | 0x20) - 'a' + 10;
+}
+
+/* RFC 3986: unreserved, sub-delims, ":" "@" "/" "?" and "[" "]" (an IPv6
+ * literal in the absolute form); "%" is checked by the caller. */
+static bool is_target_char(unsigned char ch)
+{
+    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
+        return true;
+    return ch != 0 && strchr("-._~!$&'()*+,;=:@/?[]", ch) != NULL;
+}
+
+/* field-value bytes: VCHAR, obs-text, SP, HTAB */
+static bool is_field_char(unsigned char ch)
+{
+    return ch == ' ' || ch == '\t' || (ch >= 0x21 && ch != 0x7f);
+}
+
+/* One byte of the request target; sc_sub is its form so far. */
+static int scan_target(sup_conn *c, unsigned char ch)
+{
+    switch (c->sc_sub) {
+    case T_PCT1:
+    case T_PCT2:
+        if (!is_hex(ch)) return reject(c, 400, "bad percent-encoding in the request target\n");
+        c->sc_sub = c->sc_sub == T_PCT1 ? T_PCT2 : T_ABSOLUTE;
+        return 0;
+    case T_ASTERISK: return reject(c, 400, "invalid request target\n");
+    case T_SCHEME:
+        if (ch == ':') {
+            c->sc_sub = T_ABSOLUTE;
+            return 0;
+        }
+        if ((ch >= '0' && ch <= '9') || is_alpha(ch) || ch == '+' || ch == '-' || ch == '.')
+            return 0;
+        return reject(c, 400, "invalid request target\n");
+    }
+    if (ch == '%') {
+        c->sc_sub = T_PCT1;
+        return 0;
+    }
+    if (!is_target_char(ch)) return reject(c, 400, "invalid character in the request target\n");
+    return 0;
+}
+
+/* The first byte of the request target decides its form. */
+static int scan_target0(sup_conn *c, unsigned char ch)
+{
+    if (ch == '/')
+        c->sc_sub = T_ORIGIN;
+    else if (ch == '*')
+        c->sc_sub = T_ASTERISK;
+    else if (is_alpha(ch))
+        c->sc_sub = T_SCHEME;
+    else if (ch == ' ')
+        return reject(c, 400, "more than one space in the request line\n");
+    else
+        return reject(c, 400, "invalid request target\n");
+    return 0;
+}
+
+/* One byte of "HTTP/d.d"; sc_sub of them seen. */
+static int scan_version(sup_conn *c, unsigned char ch)
+{
+    static const char prefix[] = "HTTP/";
+    unsigned i = c->sc_sub;
+    bool ok = i < 5 ? ch == (unsigned char)prefix[i] : i == 6 ? ch == '.' : ch >= '0' && ch <= '9';
+    if (!ok) {
+        if (i == 0 && (ch == '\r' || ch == '\n'))
+            return reject(c, 400, "request line without an HTTP version\n");
+        return reject(c, 400, "invalid HTTP version\n");
+    }
+    if (i == 5) c->sc_major = (uint8_t)(ch - '0');
+    if (i == 7 && (c->sc_major != 1 || (ch != '0' && ch != '1')))
+        return reject(c, 505, "HTTP version not supported\n");
+    c->sc_sub = (uint8_t)(i + 1);
+    return 0;
+}
+
+/* One byte of a field line (a header or a trailer). */
+static int scan_field(sup_conn *c, unsigned char ch)
+{
+    switch (c->sc_state) {
+    case SC_FIELD:
+        if (ch == '\r')
+            c->sc_state = SC_END_LF;
+        else if (ch == ' ' || ch == '\t')
+            return reject(c, 400, "obsolete line folding or leading whitespace in a field line\n");
+        else if (ch == ':')
+            return reject(c, 400, "empty header field name\n");
+        else if (is_tchar(ch))
+            c->sc_state = SC_NAME;
+        else if (ch == '\n')
+            return reject(c, 400, "bare LF line ending\n");
+        else
+            return reject(c, 400, "invalid character in a header field name\n");
+        return 0;
+    case SC_NAME:
+        if (ch == ':')
+            c->sc_state = SC_VALUE;
+        else if (ch == ' ' || ch == '\t')
+            return reject(c, 400, "whitespace between a header field name and its colon\n");
+        else if (!is_tchar(ch))
+            return reject(c, 400, "invalid character in a header field name\n");
+        return 0;
+    case SC_VALUE:
+        if (ch == '\r')
+            c->sc_state = SC_VALUE_LF;
+        else if (ch == '\n')
+            return reject(c, 400, "bare LF line ending\n");
+        else if (!is_field_char(ch))
+            return reject(c, 400, "invalid character in a header field value\n");
+        return 0;
+    default: /* SC_VALUE_LF */
+        if (ch != '\n') return reject(c, 400, "bare CR in a field line\n");
+        c->sc_state = SC_FIELD;
+        return 0;
+    }
+}
+
+/* One byte of a chunk line (size, extensions, CRLF) or of chunk data's CRLF. */
+static int scan_chunk_line(sup_conn *c, unsigned char ch)
+{
+    if (++c->sc_count > MAX_CHUNK_LINE) return reject(c, 400, "chunk line too long\n");
+    switch (c->sc_state) {
+    case SC_DATA_CR:
+        if (ch != '\r') return reject(c, 400, "chunk data not followed by CRLF\n");
+        c->sc_state = SC_DATA_LF;
+        return 0;
+    case SC_DATA_LF:
+        if (ch != '\n') return reject(c, 400, "chunk data not followed by CRLF\n");
+        c->sc_state = SC_CSIZE0;
+        c->sc_count = 0;
+        return 0;
+    case SC_CSIZE0:
+    case SC_CSIZE:
+        if (is_hex(ch)) {
+            if (c->sc_chunk_left > (UINT64_MAX >> 4))
+                return reject(c, 400, "chunk size too large\n");
+            c->sc_chunk_left = (c->sc_chunk_left << 4) | (uint64_t)hex_value(ch);
+            c->sc_state = SC_CSIZE;
+            return 0;
+        }
+        if (c->sc_state == SC_CSIZE0) return reject(c, 400, "invalid chunk size\n");
+        if (ch == '\r') {
+            c->sc_state = SC_CSIZE_LF;
+            return 0;
+        }
+        c->sc_state = SC_CEXT;
+        c->sc_semicolon = false;
+        break; /* this byte begins the extensions (or is the CR) */
+    case SC_CSIZE_LF:
+        if (ch != '\n') return reject(c, 400, "bare CR in a chunk line\n");
+        if (c->sc_chunk_left == 0) { /* the last chunk: the trailer section follows */
+            c->sc_trailers = true;
+            c->sc_state = SC_FIELD;
+            c->sc_count = 0;
+        } else
+            c->sc_state = SC_DATA;
+        return 0;
+    default: break;
+    }
+    /* SC_CEXT */
+    if (ch == '\r' && !c->sc_semicolon) return reject(c, 400, "whitespace after a chunk size\n");
+    if (ch == '\r')
+        c->sc_state = SC_CSIZE_LF;
+    else if (ch == ';')
+        c->sc_semicolon = true;
+    else if (ch == '\n')
+        return reject(c, 400, "bare LF line ending\n");
+    else if (ch != ' ' && ch != '\t' && (!c->sc_semicolon || !is_field_char(ch)))
+        return reject(c, 400, "invalid chunk extension\n");
+    return 0;
+}
+
+/* One byte of the head, up to and including the LF of its empty line. */
+static int scan_head(sup_conn *c, unsigned char ch)
+{
+    switch (c->sc_state) {
+    case SC_START:
+        if (++c->sc_count > MAX_LEADING_CRLF) return reject(c, 400, "too many empty lines\n");
+        if (ch == '\r')
+            c->sc_state = SC_START_LF;
+        else if (is_tchar(ch))
+            c->sc_state = SC_METHOD;
+        else
+            return reject(c, 400, ch == '\n' ? "bare LF line ending\n" : "invalid request line\n");
+        return 0;
+    case SC_START_LF:
+        ++c->sc_count;
+        if (ch != '\n') return reject(c, 400, "bare CR before the request line\n");
+        c->sc_state = SC_START;
+        return 0;
+    case SC_METHOD:
+        if (ch == ' ')
+            c->sc_state = SC_TARGET0;
+        else if (!is_tchar(ch))
+            return reject(c, 400, "invalid request method\n");
+        return 0;
+    case SC_TARGET0: c->sc_state = SC_TARGET; return scan_target0(c, ch);
+    case SC_TARGET:
+        if (ch == ' ') {
+            if (c->sc_sub == T_SCHEME || c->sc_sub == T_PCT1 || c->sc_sub == T_PCT2)
+                return reject(c, 400, "invalid request target\n");
+            c->sc_state = SC_VERSION;
+            c->sc_sub = 0;
+            return 0;
+        }
+        if (ch == '\r' || ch == '\n')
+            return reject(c, 400, "request line without an HTTP version\n");
+        return scan_target(c, ch);
+    case SC_VERSION:
+        if (c->sc_sub == 8) {
+            if (ch != '\r') return reject(c, 400, "invalid request line ending\n");
+            c->sc_state = SC_LINE_LF;
+            return 0;
+        }
+        return scan_version(c, ch);
+    case SC_LINE_LF:
+        if (ch != '\n') return reject(c, 400, "bare CR after the request line\n");
+        c->sc_state = SC_FIELD;
+        return 0;
+    case SC_END_LF:
+        if (ch != '\n') return reject(c, 400, "bare CR at the end of the head\n");
+        c->sc_state = c->sc_trailers ? SC_DONE : SC_HEAD_DONE;
+        return 0;
+    default: return scan_field(c, ch);
+    }
+}
+
+/* Checks p[0..n) in the current state; stops where llhttp must decide
+ * (SC_HEAD_DONE) or at the end of the message. On success sets c->head_end
+ * if the head ended here. @return 0, or -1 with c->fail_status set */
+static int scan(sup_conn *c, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        switch (c->sc_state) {
+        case SC_HEAD_DONE:
+        case SC_BODY:
+        case SC_DONE: return 0;
+        case SC_DATA: {
+            size_t take = n - i;
+            if (take > c->sc_chunk_left) take = (size_t)c->sc_chunk_left;
+            c->sc_chunk_left -= take;
+            i += take - 1;
+            if (c->sc_chunk_left == 0) {
+                c->sc_state = SC_DATA_CR;
+                c->sc_count = 0;
+            }
+            continue;
+        }
+        case SC_CSIZE0:
+        case SC_CSIZE:
+        case SC_CEXT:
+        case SC_CSIZE_LF:
+        case SC_DATA_CR:
+        case SC_DATA_LF:
+            if (scan_chunk_line(c, ch) != 0) return -1;
+            continue;
+        default: break;
+        }
+        if (c->sc_trailers && ++c->sc_count > SUP_MAX_HEADER_BYTES)
+            return reject(c, 431, "trailer section too large\n");
+        if (scan_head(c, ch) != 0) return -1;
+        if (c->sc_state == SC_HEAD_DONE) c->head_end = p + i + 1;
+    }
+    return 0;
+}
+
+static void scan_reset(sup_conn *c)
+{
+    c->sc_state = SC_START;
+    c->sc_sub = 0;
+    c->sc_trailers = false;
+    c->sc_count = 0;
+    c->sc_chunk_left = 0;
+}
+
+/* ---- parser callbacks ------------------------------------------------------------ */
+
 static int on_message_begin(llhttp_t *p)
 {
     sup_conn *c = p->data;
@@ -373,6 +735,7 @@ static int on_message_begin(llhttp_t *p)
     c->cur->slot = -1;
     c->header_bytes = 0;
     c->in_name = false;
+    c->in_trailers = false;
     c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
     return 0;
 }
@@ -381,6 +744,8 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
 {
     sup_conn *c = p->data;
     if (count_header_bytes(c, n) != 0) return -1;
+    if (n > MAX_TARGET_BYTES || c->cur->url.len > MAX_TARGET_BYTES - n)
+        return reject(c, 414, "request target too long\n");
     if (sup__buf_append(&c->cur->url, at, n) != 0) return reject(c, 503, "out of memory\n");
     return 0;
 }
@@ -389,6 +754,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     sup_conn *c = p->data;
     sup_request *r = c->cur;
+    if (c->in_trailers) return 0; /* trailers are dropped */
     if (count_header_bytes(c, n) != 0) return -1;
     if (!c->in_name) {
         c->in_name = true;
@@ -406,6 +772,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
 static int on_header_field_complete(llhttp_t *p)
 {
     sup_conn *c = p->data;
+    if (c->in_trailers) return 0;
+    if (!c->in_name) return reject(c, 400, "empty header field name\n");
     c->in_name = false;
     c->value_off = (uint32_t)c->cur->hdata.len;
     return 0;
@@ -414,6 +782,7 @@ static int on_header_field_complete(llhttp_t *p)
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     sup_conn *c = p->data;
+    if (c->in_trailers) return 0;
     if (count_header_bytes(c, n) != 0) return -1;
     if (sup__buf_append(&c->cur->hdata, at, n) != 0) return reject(c, 503, "out of memory\n");
     return 0;
@@ -423,6 +792,7 @@ static int on_header_value_complete(llhttp_t *p)
 {
     sup_conn *c = p->data;
     sup_request *r = c->cur;
+    if (c->in_trailers) return 0;
     if (count_header_bytes(c, 4) != 0) return -1; /* ": " and CRLF */
     if (r->nheaders >= SUP_MAX_HEADERS) return reject(c, 431, "too many header fields\n");
     if (r->nheaders == r->cap_headers) {
@@ -454,6 +824,88 @@ static bool wants_continue(const sup_request *r)
     return false;
 }
 
+static bool header_is(const sup_request *r, const sup_header *h, const char *lit)
+{
+    size_t n = strlen(lit);
+    return h->name_len == n && memcmp(r->hdata.p + h->name_off, lit, n) == 0;
+}
+
+/* RFC 9112 3.2: uri-host [":" port]; empty is allowed. */
+static bool host_ok(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch == '/' || ch == '?' || ch == '@' || ch == '#' || (ch != '%' && !is_target_char(ch)))
+            return false;
+    }
+    return true;
+}
+
+/* Transfer-Encoding, all its field lines taken as one list: 0 if it is
+ * exactly "chunked", 501 for other codings before a final chunked (none is
+ * implemented), else 400. */
+static int te_status(const sup_request *r)
+{
+    int codings = 0, chunked = 0;
+    bool last_chunked = false;
+    for (int i = 0; i < r->nheaders; i++) {
+        const sup_header *h = &r->headers[i];
+        if (!header_is(r, h, "transfer-encoding")) continue;
+        const char *v = r->hdata.p + h->value_off, *end = v + h->value_len;
+        for (;;) {
+            const char *comma = memchr(v, ',', (size_t)(end - v));
+            const char *e = comma ? comma : end;
+            while (v < e && (*v == ' ' || *v == '\t'))
+                v++;
+            size_t n = (size_t)(e - v);
+            while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                n--;
+            if (n == 0) return 400; /* an empty element: a list gone wrong */
+            last_chunked = n == 7 && strncasecmp(v, "chunked", 7) == 0;
+            chunked += last_chunked;
+            codings++;
+            if (!comma) break;
+            v = comma + 1;
+        }
+    }
+    if (!last_chunked || chunked > 1) return 400;
+    return codings > 1 ? 501 : 0;
+}
+
+/* What the header fields say (their syntax is scan()'s): RFC 9112 3.2 and 6. */
+static int check_head(sup_conn *c, const llhttp_t *p)
+{
+    const sup_request *r = c->cur;
+    int hosts = 0, te = 0, cl = 0;
+    const sup_header *host = NULL;
+    for (int i = 0; i < r->nheaders; i++) {
+        const sup_header *h = &r->headers[i];
+        if (header_is(r, h, "host")) {
+            hosts++;
+            host = h;
+        } else if (header_is(r, h, "transfer-encoding"))
+            te++;
+        else if (header_is(r, h, "content-length"))
+            cl++;
+    }
+    if (p->method == HTTP_CONNECT) return reject(c, 501, "CONNECT is not supported\n");
+    if (hosts > 1) return reject(c, 400, "more than one Host header field\n");
+    if (hosts == 0 && p->http_major == 1 && p->http_minor >= 1)
+        return reject(c, 400, "HTTP/1.1 request without a Host header field\n");
+    if (host && !host_ok(r->hdata.p + host->value_off, host->value_len))
+        return reject(c, 400, "invalid Host header field\n");
+    if (cl > 1) return reject(c, 400, "more than one Content-Length header field\n");
+    if (te == 0 && !(p->flags & F_CHUNKED)) return 0;
+    if (cl > 0) return reject(c, 400, "both Content-Length and Transfer-Encoding\n");
+    if (p->http_major == 1 && p->http_minor == 0)
+        return reject(c, 400, "Transfer-Encoding in an HTTP/1.0 request\n");
+    int status = te_status(r);
+    if (status == 501) return reject(c, 501, "transfer coding not implemented\n");
+    if (status != 0 || !(p->flags & F_CHUNKED))
+        return reject(c, 400, "Transfer-Encoding must be chunked\n");
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     static char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -461,8 +913,20 @@ static int on_headers_complete(llhttp_t *p)
     sup_request *r = c->cur;
     r->method = llhttp_method_name((llhttp_method_t)p->method);
     r->head = p->method == HTTP_HEAD;
+    c->in_trailers = true; /* header callbacks from now on are a chunked body's trailers */
+    if (check_head(c, p) != 0) return -1;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->cfg.max_body)
         return reject(c, 413, "request body too large\n");
+    if (p->flags & F_CHUNKED) {
+        c->sc_state = SC_CSIZE0;
+        c->sc_count = 0;
+        c->sc_chunk_left = 0;
+        if (c->head_end && c->head_end < c->feed_end &&
+            scan(c, c->head_end, (size_t)(c->feed_end - c->head_end)) != 0)
+            return -1;
+    } else
+        c->sc_state = SC_BODY;
+    c->head_end = NULL;
     if (p->http_major == 1 && p->http_minor >= 1 && wants_continue(r))
         conn_write(c, continue_line, sizeof continue_line - 1, false, W_INTERIM);
     c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
@@ -480,11 +944,22 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
+/* A chunk larger than what the body may still take is refused before its data. */
+static int on_chunk_header(llhttp_t *p)
+{
+    sup_conn *c = p->data;
+    size_t max = c->srv->cfg.max_body, have = c->cur->body.len;
+    if (p->content_length > max || have > max - p->content_length)
+        return reject(c, 413, "request body too large\n");
+    return 0;
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     sup_conn *c = p->data;
     c->cur->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
     c->paused = true;
+    scan_reset(c);
     return HPE_PAUSED;
 }
 
@@ -497,6 +972,7 @@ static const llhttp_settings_t parser_settings = {
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_header = on_chunk_header,
     .on_message_complete = on_message_complete,
 };
 
@@ -575,7 +1051,11 @@ static int keep_pending(sup_conn *c, const char *data, size_t len)
 /* Runs the parser over data. c->pending must be empty. */
 static void feed(sup_conn *c, const char *data, size_t len)
 {
-    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+    llhttp_errno_t err = HPE_USER;
+    c->feed_end = data + len;
+    c->head_end = NULL;
+    if (scan(c, data, len) == 0) err = llhttp_execute(&c->parser, data, len);
+    c->feed_end = NULL;
     if (err == HPE_OK) return;
     if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && c->paused && c->cur) {
         const char *pos = llhttp_get_error_pos(&c->parser);
@@ -594,6 +1074,10 @@ static void feed(sup_conn *c, const char *data, size_t len)
     if (c->closing) return;
     int status = c->fail_status ? c->fail_status : 400;
     const char *text = c->fail_text ? c->fail_text : "bad request\n";
+    if (!c->fail_status && err == HPE_INVALID_METHOD) {
+        status = 501;
+        text = "method not implemented\n";
+    }
     conn_send_text(c, status, text, false, false);
 }
 
@@ -695,6 +1179,11 @@ static void on_connection(uv_stream_t *server, int status)
     err = uv_tcp_nodelay(&c->tcp, 1); /* responses are single writes: no need to wait */
     if (err != 0) sup__log("unable to disable Nagle on a connection: %s", uv_strerror(err));
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
+    /* Off by default; said here because the strict framing relies on it. */
+    llhttp_set_lenient_headers(&c->parser, 0);
+    llhttp_set_lenient_chunked_length(&c->parser, 0);
+    llhttp_set_lenient_keep_alive(&c->parser, 0);
+    llhttp_set_lenient_transfer_encoding(&c->parser, 0);
     c->parser.data = c;
     c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
     conn_start_reading(c);
@@ -776,8 +1265,16 @@ void sup__http_close_all(sup_server *s)
         conn_close(c);
 }
 
+/* A connection past its deadline is closed; one in the middle of a request
+ * (its head or body too slow) is told so first (408). */
 void sup__http_housekeeping(sup_server *s, uint64_t now)
 {
-    for (sup_conn *c = s->conns; c; c = c->next)
-        if (!c->closing && c->deadline_ms != 0 && now >= c->deadline_ms) conn_close(c);
+    for (sup_conn *c = s->conns; c; c = c->next) {
+        if (c->closing || c->deadline_ms == 0 || now < c->deadline_ms) continue;
+        if (c->cur && !c->inflight && c->writes == 0 && !c->lingering && !c->finishing) {
+            stop_reading(c);
+            if (!c->closing) conn_send_text(c, 408, "request timeout\n", false, false);
+        } else
+            conn_close(c);
+    }
 }
