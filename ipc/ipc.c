@@ -55,6 +55,33 @@ static int type_known(int type)
     return type >= IPC_READY && type <= IPC_SHUTDOWN;
 }
 
+size_t ipc_escape_line(char *dst, size_t cap, const char *src, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+        char e[4];
+        size_t k = 0;
+        if (c == '\n' || c == '\r' || c == '\t' || c == '\\') {
+            e[k++] = '\\';
+            e[k++] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\';
+        } else if (c < 0x20 || c == 0x7f) {
+            e[k++] = '\\';
+            e[k++] = 'x';
+            e[k++] = hex[c >> 4];
+            e[k++] = hex[c & 15];
+        } else {
+            e[k++] = (char)c;
+        }
+        if (n + k >= cap) break;
+        memcpy(dst + n, e, k);
+        n += k;
+    }
+    dst[n] = '\0';
+    return n;
+}
+
 const char *ipc_strerror(int err)
 {
     switch (err) {

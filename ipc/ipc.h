@@ -70,6 +70,16 @@ enum {
 
 const char *ipc_strerror(int err);
 
+/**
+ * Copies src[0..len) into dst as one log line's worth of text: control
+ * bytes become \n, \r, \t or \xNN and a backslash \\, so nothing an app or
+ * a client wrote can end the line or forge another one (both processes log
+ * to the same stderr, one line per event). Truncates to fit, always
+ * NUL-terminates (cap > 0).
+ * @return the length written (without the NUL)
+ */
+size_t ipc_escape_line(char *dst, size_t cap, const char *src, size_t len);
+
 typedef struct ipc_field {
     const char *p; /* points into the decoded buffer; not NUL-terminated */
     uint32_t len;

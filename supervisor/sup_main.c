@@ -56,15 +56,17 @@
 
 void sup__log(const char *fmt, ...)
 {
-    char line[2048];
-    int n = snprintf(line, sizeof line, "sxpool: ");
+    char msg[2048], line[2048];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (m < 0) m = 0;
-    size_t len = (size_t)n + (size_t)m;
-    if (len > sizeof line - 2) len = sizeof line - 2;
+    if ((size_t)m >= sizeof msg) m = (int)sizeof msg - 1;
+    /* names and messages that come from the app or a client are in msg:
+     * escaped, so one event stays one line */
+    int n = snprintf(line, sizeof line, "sxpool: ");
+    size_t len = (size_t)n + ipc_escape_line(line + n, sizeof line - (size_t)n - 1, msg, (size_t)m);
     line[len++] = '\n';
     /* One write per line, so lines from workers sharing stderr do not mix. */
     ssize_t w = write(STDERR_FILENO, line, len);

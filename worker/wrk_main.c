@@ -73,14 +73,16 @@ static void wlog(const wrk *w, const char *fmt, ...) __attribute__((format(print
 static void wlog(const wrk *w, const char *fmt, ...)
 {
     /* One write per line: the supervisor and every worker share stderr. */
-    char line[2048];
-    int n = snprintf(line, sizeof line, "sxpool worker %d (pid %d): ", w->slot, (int)getpid());
+    char msg[2048], line[2048];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2) len = sizeof line - 2;
+    if (m < 0) m = 0;
+    if ((size_t)m >= sizeof msg) m = (int)sizeof msg - 1;
+    /* request ids are ours, but names and messages come from the app */
+    int n = snprintf(line, sizeof line, "sxpool worker %d (pid %d): ", w->slot, (int)getpid());
+    size_t len = (size_t)n + ipc_escape_line(line + n, sizeof line - (size_t)n - 1, msg, (size_t)m);
     line[len++] = '\n';
     ssize_t wr = write(STDERR_FILENO, line, len);
     (void)wr; /* nowhere left to report a failed log write */
@@ -118,10 +120,11 @@ static int fx_scan(void *arg, const char *p, size_t pl, size_t limit, sx_scan_it
     return fx_result(&fx, store_scan(((wrk *)arg)->txn, p, pl, limit, fn, c));
 }
 
+/* :log from the app: one line, escaped (a newline in the value cannot
+ * forge a log line of its own), at most 2 kB of it. */
 static void fx_log(void *arg, const char *line, size_t len)
 {
-    wrk *w = arg;
-    fprintf(stderr, "sxpool worker %d: log: %.*s\n", w->slot, (int)len, line);
+    wlog(arg, "log: %.*s", (int)(len > 2000 ? 2000 : len), line);
 }
 
 /* ---- frames ---------------------------------------------------------------- */

@@ -47,6 +47,18 @@ class Http(unittest.TestCase):
         r = self.srv.get("/header", headers={"X-Probe": "abc"})
         self.assertEqual((r.status, r.text), (200, "x-probe=abc"), r)
 
+    def test_log_values_stay_on_one_line(self):
+        # a value with a newline (and other control bytes) cannot forge a
+        # log line of its own: it is escaped in the worker's one line
+        mark = self.srv.log_size()
+        r = self.srv.get("/log?m=a%0Asxpool:%20forged%0D%1B[31m")
+        self.assertEqual((r.status, r.text), (200, "logged"), r)
+        self.srv.wait_line(r"^sxpool worker \d+ \(pid \d+\): log: a\\nsxpool: forged"
+                           r"\\r\\x1b\[31m$", timeout=5, start=mark)
+        with self.srv._cond:
+            lines = self.srv.lines[mark:]
+        self.assertFalse([ln for ln in lines if ln.startswith("sxpool: forged")], lines)
+
     def test_healthz(self):
         r = self.srv.get("/healthz")
         self.assertEqual((r.status, r.text), (200, "ok\n"), r)

@@ -326,8 +326,32 @@ static void test_strerror(void)
     CHECK(strcmp(ipc_strerror(12345), "unknown error") == 0);
 }
 
+/* Log lines: nothing from an app or a client can end a line. */
+static void test_escape_line(void)
+{
+    char out[64];
+    static const char in[] = "a\nsxpool: forged\r\t\\\x01\x7f\xc3\xa9";
+    size_t n = ipc_escape_line(out, sizeof out, in, sizeof in - 1);
+    CHECK(strcmp(out, "a\\nsxpool: forged\\r\\t\\\\\\x01\\x7f\xc3\xa9") == 0);
+    CHECK_EQ(n, strlen(out));
+    /* truncation never splits an escape and always terminates */
+    char small[5];
+    n = ipc_escape_line(small, sizeof small, "ab\n\n", 4);
+    CHECK(strcmp(small, "ab\\n") == 0);
+    CHECK_EQ(n, 4);
+    n = ipc_escape_line(small, 1, "abc", 3);
+    CHECK_EQ(n, 0);
+    CHECK_EQ(small[0], 0);
+    for (int c = 0; c < 256; c++) {
+        char one = (char)c;
+        n = ipc_escape_line(out, sizeof out, &one, 1);
+        CHECK(!memchr(out, '\n', n) && !memchr(out, '\r', n));
+    }
+}
+
 int main(void)
 {
+    test_escape_line();
     test_round_trip();
     test_max_fields();
     test_encode_errors();
