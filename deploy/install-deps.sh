@@ -28,6 +28,7 @@ liblmdb-dev
 libgccjit-12-dev
 gcc-12
 libgc-dev
+nettle-dev
 node-llhttp
 clang
 libclang-rt-14-dev

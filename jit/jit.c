@@ -13,9 +13,17 @@
  * which the queue keeps alive (it is an uncollectable allocation).
  *
  * The code cache: DIR/ABI/<batch>.so holds a batch; DIR/ABI/<hash>.idx
- * names the .so holding function <hash>. Both are written to a temporary
- * name and renamed, so a second process either sees a whole entry or none.
- * An entry under another ABI hash is never looked at.
+ * names the .so holding function <hash> and the SHA-256 of its bytes
+ * (JIT_CACHE_FORMAT, in the ABI hash; jit/README.md). Both are written to
+ * a temporary name and renamed, so a second process either sees a whole
+ * entry or none. An entry under another ABI hash is never looked at. The
+ * caller vouches for DIR (worker/ checks that only this user can write
+ * there); jit_init checks DIR/ABI. A cached .so is loaded only when the
+ * .idx and the .so are regular files of this user that nobody else can
+ * write, opened without following links, and the bytes read from the
+ * .so's descriptor hash to what the .idx records; it is then loaded
+ * through /proc/self/fd/N of that same descriptor, so what was checked is
+ * what runs. Anything else is logged once and compiled again.
  *
  * The registry (PC -> function) is an array filled before the code is
  * installed and read without locks by the crash handler.
@@ -31,6 +39,7 @@
 #include <fcntl.h>
 #include <gc.h>
 #include <link.h>
+#include <nettle/sha2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +60,10 @@
 #define JIT_OPT_LEVEL 1
 #define JIT_OPT_OPTION "-Og"
 #define JIT_LINK_OPTION "-nostdlib"
+/* The .idx format: "SO-NAME SHA256-HEX\n" (2), or CACHE_FAILED. It is part
+ * of the ABI hash: change it with the format, so no build reads another's. */
+#define JIT_CACHE_FORMAT 2
+#define JIT_SHA_HEX (2 * SHA256_DIGEST_SIZE + 1)
 #define JIT_MAX_REGIONS 65536
 #define JIT_MAX_INJECT 32
 
@@ -238,10 +251,11 @@ static const char *refusal(const sx_proto *p)
  * signature of every entry, JIT_ABI_SIGS: keep it in step with sx_bc.h),
  * the value representation the inline paths test (tags, immediates,
  * fixnum encoding, object type codes) and the layout of every structure
- * generated code reads directly. */
+ * generated code reads directly; and the format of the cache's .idx files
+ * (JIT_CACHE_FORMAT), so a build never reads entries written another way. */
 static void compute_abi(void)
 {
-    char buf[2048];
+    char buf[4096];
     const char *tags = getenv("SXPOOL_TEST_ABI_TAGS"); /* tests: see below */
 #ifndef SXPOOL_TEST_HOOKS
     tags = NULL;
@@ -258,7 +272,7 @@ static void compute_abi(void)
     snprintf(buf, sizeof buf,
              "sxpool %s|gccjit %d.%d.%d|O%d %s %s|link %d %zu %s|tags %s|margin %d|sym %zu|"
              "cx %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu|"
-             "prim %zu %zu %zu|env %zu %zu|ops %d",
+             "prim %zu %zu %zu|env %zu %zu|ops %d|idx %d",
              SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
              gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_LINK_OPTION,
              SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS, tags ? tags : deftags,
@@ -269,7 +283,7 @@ static void compute_abi(void)
              offsetof(sx_proto, rest), offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack),
              offsetof(sx_proto, env_size), offsetof(sx_proto, k), offsetof(sx_obj, type),
              offsetof(sx_prim, fn), offsetof(sx_prim, min_args), offsetof(sx_prim, max_args),
-             offsetof(sx_env, up), offsetof(sx_env, slots), BC__COUNT);
+             offsetof(sx_env, up), offsetof(sx_env, slots), BC__COUNT, JIT_CACHE_FORMAT);
     uint64_t h = 14695981039346656037ull;
     for (const char *c = buf; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211ull;
@@ -494,7 +508,7 @@ static int write_atomic(const char *path, const char *bytes, size_t len)
     if (snprintf(tmp, sizeof tmp, "%s.tmp-%d-%lu", path, (int)getpid(), ++J.tmp_counter) >=
         (int)sizeof tmp)
         return -ENAMETOOLONG;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return -errno;
     ssize_t w = write(fd, bytes, len);
     int err = (w == (ssize_t)len) ? 0 : -EIO;
@@ -508,29 +522,175 @@ static int write_atomic(const char *path, const char *bytes, size_t len)
  * compile the function, so none tries again (it stays on the VM pool-wide). */
 #define CACHE_FAILED "!failed"
 
+/* Why the file open on fd may not be trusted with code, or NULL: it must be
+ * a regular file owned by this process's effective user that nobody else
+ * can write. */
+static const char *untrusted_file(int fd, char *why, size_t cap)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(why, cap, "fstat: %s", strerror(errno));
+        return why;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, cap, "not a regular file (mode %06o)", (unsigned)st.st_mode);
+        return why;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(why, cap, "owned by uid %u, not by this process's uid %u", (unsigned)st.st_uid,
+                 (unsigned)geteuid());
+        return why;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, cap, "writable by group or others (mode %04o)", (unsigned)st.st_mode & 07777);
+        return why;
+    }
+    return NULL;
+}
+
+/* The SHA-256 of everything the file open on fd holds, in hex.
+ * @return 0 or -errno */
+static int hash_fd(int fd, char hex[JIT_SHA_HEX])
+{
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    uint8_t buf[16384];
+    for (off_t off = 0;;) {
+        ssize_t n = pread(fd, buf, sizeof buf, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        if (n == 0) break;
+        sha256_update(&ctx, (size_t)n, buf);
+        off += n;
+    }
+    uint8_t d[SHA256_DIGEST_SIZE];
+    sha256_digest(&ctx, sizeof d, d);
+    for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return 0;
+}
+
+/* dlopen of the file open on fd, through /proc/self/fd/N, so the object
+ * loaded is the one whose bytes were checked whatever becomes of its name.
+ * glibc returns the object already loaded under the same name without
+ * opening anything, and descriptor numbers are reused: the name is made
+ * unique with a no-op prefix spelling a load counter in binary ("./" for
+ * a one bit, "/" for a zero, lowest bit first, ending at the top one bit),
+ * "/proc/self/fd/.//./7" for the fifth load. Any thread. */
+static void *dlopen_fd(int fd)
+{
+    static unsigned long loads;
+    unsigned long k = __atomic_add_fetch(&loads, 1, __ATOMIC_RELAXED);
+    char path[256];
+    int n = snprintf(path, sizeof path, "/proc/self/fd/");
+    for (; k; k >>= 1)
+        n += snprintf(path + n, sizeof path - (size_t)n, "%s", (k & 1) ? "./" : "/");
+    snprintf(path + n, sizeof path - (size_t)n, "%d", fd);
+    return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+}
+
+/* Logs once per process per .idx that the entry was not used and why. */
+static void reject(const char *idx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reject(const char *idx, const char *fmt, ...)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static char(*seen)[64];
+    static int nseen, capseen;
+    const char *base = strrchr(idx, '/');
+    base = base ? base + 1 : idx;
+    pthread_mutex_lock(&mu);
+    bool first = true;
+    for (int i = 0; i < nseen && first; i++)
+        if (!strncmp(seen[i], base, sizeof seen[i] - 1)) first = false;
+    if (first && nseen == capseen) {
+        int cap = capseen ? 2 * capseen : 16;
+        char(*grown)[64] = realloc(seen, sizeof *seen * (size_t)cap);
+        if (grown) seen = grown, capseen = cap;
+    }
+    if (first && nseen < capseen) snprintf(seen[nseen++], sizeof seen[0], "%s", base);
+    pthread_mutex_unlock(&mu);
+    if (!first) return;
+    char why[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    jlog("ignoring code cache entry %s: %s; compiling instead", idx, why);
+}
+
+/* Parses an .idx entry "SO-NAME SHA256-HEX\n". @return 0, or -1 for an
+ * entry of another format (an older one recorded no hash) */
+static int parse_entry(const char *entry, char *so, size_t so_cap, char hex[JIT_SHA_HEX])
+{
+    const char *sp = strchr(entry, ' ');
+    if (!sp || sp == entry || (size_t)(sp - entry) >= so_cap) return -1;
+    memcpy(so, entry, (size_t)(sp - entry));
+    so[sp - entry] = 0;
+    if (strchr(so, '/')) return -1; /* entries name files in this directory only */
+    const char *h = sp + 1;
+    for (int i = 0; i < JIT_SHA_HEX - 1; i++)
+        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f'))) return -1;
+    if (h[JIT_SHA_HEX - 1] != '\n' || h[JIT_SHA_HEX] != 0) return -1;
+    memcpy(hex, h, JIT_SHA_HEX - 1);
+    hex[JIT_SHA_HEX - 1] = 0;
+    return 0;
+}
+
+/* Opens path to be checked and loaded: never through a symbolic link. */
+static int open_nofollow(const char *path)
+{
+    return open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+}
+
 /* The native function for hash from the cache, or NULL. *failed is set when
  * the cache records that the function does not compile. */
 static void *cache_lookup(const char *hash, const char *symbol, int inject, bool *failed)
 {
     *failed = false;
     if (!J.cache[0]) return NULL;
-    char idx[4200], so[4096], path[8400];
+    char idx[4200], entry[512], so[256], want[JIT_SHA_HEX], got[JIT_SHA_HEX], path[4400];
+    char why[256];
     idx_path(idx, sizeof idx, hash, inject);
-    int fd = open(idx, O_RDONLY);
-    if (fd < 0) return NULL;
-    ssize_t n = read(fd, so, sizeof so - 1);
+    int fd = open_nofollow(idx);
+    if (fd < 0) {
+        if (errno == ELOOP) reject(idx, "it is a symbolic link");
+        return NULL;
+    }
+    if (untrusted_file(fd, why, sizeof why)) {
+        close(fd);
+        reject(idx, "the .idx is %s", why);
+        return NULL;
+    }
+    ssize_t n = read(fd, entry, sizeof entry - 1);
     close(fd);
     if (n <= 0) return NULL;
-    so[n] = 0;
-    if (!strcmp(so, CACHE_FAILED)) {
+    entry[n] = 0;
+    if (!strcmp(entry, CACHE_FAILED)) {
         *failed = true;
         return NULL;
     }
-    if (strchr(so, '/')) return NULL; /* entries name files in this directory only */
+    if (parse_entry(entry, so, sizeof so, want) != 0) return NULL; /* a miss */
     snprintf(path, sizeof path, "%s/%s", J.cache, so);
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) return NULL;
-    return dlsym(h, symbol);
+    fd = open_nofollow(path);
+    if (fd < 0) {
+        if (errno == ELOOP)
+            reject(idx, "%s is a symbolic link", so);
+        else if (errno != ENOENT)
+            reject(idx, "cannot open %s: %s", so, strerror(errno));
+        return NULL;
+    }
+    void *h = NULL;
+    int rc;
+    if (untrusted_file(fd, why, sizeof why))
+        reject(idx, "%s is %s", so, why);
+    else if ((rc = hash_fd(fd, got)) != 0)
+        reject(idx, "cannot read %s: %s", so, strerror(-rc));
+    else if (strcmp(got, want) != 0)
+        reject(idx, "the SHA-256 of %s is %s, not %s as recorded", so, got, want);
+    else if (!(h = dlopen_fd(fd)))
+        reject(idx, "cannot load %s: %s", so, dlerror());
+    close(fd);
+    return h ? dlsym(h, symbol) : NULL;
 }
 
 /* ---- compiling a batch ---------------------------------------------------------------- */
@@ -564,6 +724,35 @@ static gcc_jit_context *new_context(void)
      * differential test at the default threshold. */
     gcc_jit_context_set_bool_use_external_driver(c, 1);
     return c;
+}
+
+/* Loads the shared object libgccjit just wrote at path, the way a cached
+ * one is loaded: from a descriptor opened without following links, on a
+ * regular file of this user (made 0700: nobody else may write it), whose
+ * bytes are hashed into sha (for the .idx) and then loaded through that
+ * descriptor. @return the handle, or NULL with *err set (why or dlerror) */
+static void *load_output(const char *path, char sha[JIT_SHA_HEX], char *why, size_t cap,
+                         const char **err)
+{
+    int fd = open_nofollow(path), rc;
+    if (fd < 0) {
+        snprintf(why, cap, "cannot open the compiled object: %s", strerror(errno));
+        *err = why;
+        return NULL;
+    }
+    struct stat st;
+    void *h = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+        snprintf(why, cap, "the compiled object is not a regular file of this user");
+    else if (fchmod(fd, 0700) != 0)
+        snprintf(why, cap, "cannot make the compiled object private: %s", strerror(errno));
+    else if ((rc = hash_fd(fd, sha)) != 0)
+        snprintf(why, cap, "cannot read the compiled object: %s", strerror(-rc));
+    else if (!(h = dlopen_fd(fd)))
+        snprintf(why, cap, "%s", dlerror());
+    close(fd);
+    if (!h) *err = why;
+    return h;
 }
 
 /* Compiles jobs[0..n) into one shared object and installs what compiled.
@@ -618,10 +807,8 @@ static void compile_batch(jit_job *jobs, int n)
         return;
     }
     void *h = NULL;
-    if (!err && lowered) {
-        h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
-        if (!h) err = dlerror();
-    }
+    char sha[JIT_SHA_HEX] = "", why[256];
+    if (!err && lowered) h = load_output(so_path, sha, why, sizeof why, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     int got[JIT_MAX_BATCH], ngot = 0; /* jobs that got code */
@@ -655,7 +842,9 @@ static void compile_batch(jit_job *jobs, int n)
         if (J.cache[0]) {
             char idx[4200];
             idx_path(idx, sizeof idx, j->hash, j->inject);
-            write_atomic(idx, so_name, strlen(so_name));
+            char entry[sizeof so_name + JIT_SHA_HEX + 2];
+            int len = snprintf(entry, sizeof entry, "%s %s\n", so_name, sha);
+            write_atomic(idx, entry, (size_t)len);
         }
     }
     pthread_mutex_unlock(&J.mu);
@@ -893,6 +1082,30 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* Why the cache directory path (DIR/ABI, found or just made) may not be
+ * trusted, or NULL: it must be a directory (not a link to one) owned by
+ * this process's effective user that nobody else can write. The caller
+ * answers for DIR and what is above it (worker/: store_check_private_dir). */
+static const char *untrusted_dir(const char *path, char *why, size_t cap)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        snprintf(why, cap, "%s", strerror(errno));
+        return why;
+    }
+    unsigned mode = (unsigned)st.st_mode & 07777;
+    if (!S_ISDIR(st.st_mode))
+        snprintf(why, cap, "not a directory (mode %06o)", (unsigned)st.st_mode);
+    else if (st.st_uid != geteuid())
+        snprintf(why, cap, "owned by uid %u, not by this process's uid %u", (unsigned)st.st_uid,
+                 (unsigned)geteuid());
+    else if (mode & (S_IWGRP | S_IWOTH))
+        snprintf(why, cap, "writable by group or others (mode %04o)", mode);
+    else
+        return NULL;
+    return why;
+}
+
 const char *jit_abi_hash(void)
 {
     if (!J.abi[0]) compute_abi();
@@ -910,10 +1123,14 @@ int jit_init(const jit_options *opt, const jit_hooks *hooks)
     if (J.regions == MAP_FAILED) return -errno;
     if (opt && opt->cache_dir) {
         snprintf(J.cache, sizeof J.cache, "%s/%s", opt->cache_dir, J.abi);
+        char why[256];
         int rc = mkdir_p(J.cache);
         if (rc != 0) {
             jlog("unable to create the code cache %s: %s; compiling without it", J.cache,
                  strerror(-rc));
+            J.cache[0] = 0;
+        } else if (untrusted_dir(J.cache, why, sizeof why)) {
+            jlog("not using the code cache %s: %s; compiling without it", J.cache, why);
             J.cache[0] = 0;
         }
     }

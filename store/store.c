@@ -40,6 +40,7 @@ const char *store_strerror(int err)
     case STORE_ELMDB: return "LMDB failure";
     case STORE_EBADTXN: return "transaction already failed";
     case STORE_EDONE: return "the request already committed a response";
+    case STORE_EUNSAFE: return "directory not private to this user";
     default: break;
     }
     if (err < 0 && err > -4096) return strerror(-err);

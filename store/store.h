@@ -46,6 +46,7 @@ enum {
     STORE_ELMDB = -20004,   /* LMDB failure; logged with mdb_strerror */
     STORE_EBADTXN = -20005, /* txn already failed, committed or aborted */
     STORE_EDONE = -20006,   /* a response is already committed under the request id */
+    STORE_EUNSAFE = -20007, /* a directory others could write to (store_check_private_dir) */
 };
 
 #define STORE_MAX_KEY 480 /* LMDB's default max key size is 511 */
@@ -152,6 +153,28 @@ int store_response_get(store *s, const char *req_id, char **resp, size_t *len);
  * @return the number deleted, or an error
  */
 int store_response_prune(store *s, int64_t before_ms, size_t max);
+
+/* ---- trusted directories --------------------------------------------- */
+
+/**
+ * Creates dir and its missing parents (mode 0700 for the ones created).
+ * @return 0, -ENOTDIR (dir exists and is something else) or -errno
+ */
+int store_mkdirs(const char *dir);
+
+/**
+ * Checks that dir may hold what sxpool trusts (the store, the JIT's code
+ * cache, whose shared objects workers load): dir, resolved with realpath()
+ * and walked from / without following symbolic links, is a directory owned
+ * by this process's effective user and writable by nobody else, and every
+ * directory above it is owned by root or that user and is not writable by
+ * group or others unless it has the sticky bit (like /tmp).
+ * @param[out] why on failure, one line naming the offending path and why
+ *             (its owner's uid, its mode), or the error and the path
+ * @return 0, STORE_EUNSAFE (the rule is broken) or -errno (dir, or a
+ *         directory above it, cannot be resolved or opened)
+ */
+int store_check_private_dir(const char *dir, char *why, size_t cap);
 
 /* ---- blacklist -------------------------------------------------------- */
 

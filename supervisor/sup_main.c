@@ -356,27 +356,9 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
     return 0;
 }
 
-/* Creates dir and its missing parents (mode 0700 for the ones created). */
-static int mkdir_p(const char *dir)
-{
-    char path[PATH_MAX];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof path) return -ENAMETOOLONG;
-    memcpy(path, dir, n + 1);
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(path, 0700) != 0 && errno != EEXIST) return -errno;
-        *p = '/';
-    }
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) return -errno;
-    struct stat st;
-    if (stat(path, &st) != 0) return -errno;
-    if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
-    return 0;
-}
-
-/* Resolves --app and --data to absolute paths and checks them.
+/* Resolves --app and --data to absolute paths and checks them. The data
+ * directory must be private to this user (store_check_private_dir): it
+ * holds the code cache whose shared objects workers load and run.
  * @return 0, 2 (usage: bad app) or 1 (data directory unusable) */
 static int check_dirs(sup_config *cfg, const char *app, const char *data)
 {
@@ -390,13 +372,18 @@ static int check_dirs(sup_config *cfg, const char *app, const char *data)
         fprintf(stderr, "sxpool: --app: '%s' has no readable main.sx: %s\n", app, strerror(errno));
         return 2;
     }
-    int err = mkdir_p(data);
+    int err = store_mkdirs(data);
     if (err != 0) {
         fprintf(stderr, "sxpool: --data: cannot create '%s': %s\n", data, strerror(-err));
         return 1;
     }
     if (!realpath(data, cfg->data)) {
         fprintf(stderr, "sxpool: --data: cannot use '%s': %s\n", data, strerror(errno));
+        return 1;
+    }
+    char why[PATH_MAX + 128];
+    if (store_check_private_dir(cfg->data, why, sizeof why) != 0) {
+        fprintf(stderr, "sxpool: --data: refusing to use '%s': %s\n", data, why);
         return 1;
     }
     return 0;

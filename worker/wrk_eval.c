@@ -136,6 +136,13 @@ static int eval_main(int argc, char **argv)
         fputs("sxpool eval: unable to register the jit report\n", stderr);
         return 1;
     }
+    char why[4400];
+    if (opt.tier == WRK_TIER_JIT && jopt.cache_dir &&
+        wrk_native_cache_dir(jopt.cache_dir, why, sizeof why) != 0) {
+        fprintf(stderr, "sxpool eval: --jit-cache: not using %s: %s; compiling without it\n",
+                jopt.cache_dir, why);
+        jopt.cache_dir = NULL;
+    }
     if (wrk_start_tier(&opt, &jopt) != 0) return 1;
     for (int i = first; i < argc; i++) {
         sx_failure fail;

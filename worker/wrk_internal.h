@@ -26,6 +26,12 @@ const char *wrk_native_abi_hash(void);
 int wrk_native_lookup_pc(uintptr_t pc, char *name, size_t name_cap, char *hash, size_t hash_cap);
 /* sx_vm_blacklist: drops fn's native code (code_hash NULL: any). */
 void wrk_native_blacklist(const char *fn, const char *code_hash);
+/* Creates the code cache directory dir (mode 0700, with its parents) if
+ * missing and checks that it is private to this user, every directory
+ * above it included (store_check_private_dir): a cache another user can
+ * write to would let them run code here. @return 0, or an error with why
+ * set to one line naming the offending path (then run without the cache) */
+int wrk_native_cache_dir(const char *dir, char *why, size_t cap);
 
 /* ---- wrk_board.c: this slot's crash scoreboard ----------------------------- */
 

@@ -496,11 +496,13 @@ static void start_native(wrk *w)
     snprintf(w->abi, sizeof w->abi, "sxpool-%s", SXPOOL_VERSION);
     if (!w->jit_mode) return;
     private_tmpdir(w);
-    char cache[4200];
+    char cache[4200], why[4400];
     snprintf(cache, sizeof cache, "%s/jit-cache", w->data);
-    if (mkdir(cache, 0700) != 0 && errno != EEXIST)
-        wlog(w, "unable to create the code cache %s: %s", cache, strerror(errno));
     jit_options o = {cache, w->jit_threshold, w->exclude[0] ? w->exclude : NULL};
+    if (wrk_native_cache_dir(cache, why, sizeof why) != 0) {
+        wlog(w, "not using the code cache %s: %s; compiling without it", cache, why);
+        o.cache_dir = NULL;
+    }
     jit_hooks hooks;
     wrk_board_hooks(&hooks);
     int rc = wrk_native_init(&o, &hooks);

@@ -850,7 +850,7 @@ static void test_killed_writer(void)
 
 static void test_strerror(void)
 {
-    for (int e = STORE_EDONE; e <= STORE_ECONFLICT; e++)
+    for (int e = STORE_EUNSAFE; e <= STORE_ECONFLICT; e++)
         CHECK(strcmp(store_strerror(e), "unknown error") != 0);
     CHECK_STR(store_strerror(-ENOENT), strerror(ENOENT));
 }
