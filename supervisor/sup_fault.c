@@ -278,9 +278,12 @@ static void settle(fault_job *j, char *done, size_t cap)
         sup__http_respond_text(r, 502, "the worker handling this request died\n");
         return;
     }
-    snprintf(done, cap, "re-dispatched request %llu to %s", id,
-             j->need_cek ? "a CEK worker" : "a CEK worker if one is up, else any worker");
-    sup__pool_retry(s, r, j->need_cek);
+    if (!r->conn)
+        snprintf(done, cap, "dropped request %llu (its client has gone)", id);
+    else
+        snprintf(done, cap, "re-dispatched request %llu to %s", id,
+                 j->need_cek ? "a CEK worker" : "a CEK worker if one is up, else any worker");
+    sup__pool_retry(s, r, j->need_cek); /* frees r if its client has gone */
 }
 
 /* Loop thread, after job_run. */

@@ -4,14 +4,28 @@
  * Runs on the supervisor's loop thread only.
  *
  * A connection has at most one request outstanding. When llhttp completes a
- * message, on_message_complete pauses the parser and reading stops; bytes
- * already read behind that message wait in c->pending. The request goes to
- * the pool (or is answered here: errors, and /healthz: 200 "ok" while a
- * worker of either kind is ready, else 503 "no ready worker"). Once its
- * response has been written, the parser resumes on the pending bytes and
- * reading starts again. So pipelined requests are answered in order, and a
- * client that does not read its responses cannot make the server buffer
- * without bound.
+ * message, on_message_complete pauses the parser; bytes behind that message
+ * wait in c->pending. The request goes to the pool (or is answered here:
+ * errors, and /healthz: 200 "ok" while a worker of either kind is ready,
+ * else 503 "no ready worker"). Once its response has been written, the
+ * parser resumes on the pending bytes. Reading goes on while the request
+ * waits, so a client that closes or resets its connection is seen at once
+ * and its request, if still queued, is dropped unrun (sup__pool_abandon; a
+ * half-close counts as leaving); what it sends meanwhile is kept in
+ * c->pending up to MAX_PENDING, where reading stops until the response is
+ * written. So pipelined requests are answered in order, and a client that
+ * does not read its responses cannot make the server buffer without bound.
+ *
+ * Accepting: the listening socket is polled and accepted here (accept4),
+ * not by uv_listen, whose EMFILE handling closes clients unseen. Client
+ * connections are capped at max_conns, RLIMIT_NOFILE less a reserve for
+ * the server and its worker slots (SUP_FD_RESERVE_BASE, SUP_FDS_PER_SLOT),
+ * so a respawn always finds its descriptors. At the cap, or when accept
+ * fails (EMFILE, ENFILE, ENOMEM...), the listener is no longer polled:
+ * new clients wait in the kernel's backlog. Accepting resumes when a
+ * connection closes, and after an accept error also every
+ * ACCEPT_RETRY_MS. Both are logged at most once per SUP_LOG_EVERY_MS, with
+ * a count.
  *
  * Limits: request line + headers SUP_MAX_HEADER_BYTES and SUP_MAX_HEADERS
  * lines (431), body cfg.max_body (413, checked against Content-Length
@@ -31,7 +45,8 @@
  * Memory: a sup_conn is freed only in its close callback; write requests
  * own their buffers. A request being parsed belongs to its connection; a
  * submitted one (c->inflight) belongs to the pool, which answers it through
- * sup__http_respond even after the connection is gone (r->conn == NULL).
+ * sup__http_respond even after the connection is gone (r->conn == NULL),
+ * unless it was still queued: then conn_close has the pool drop it.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -39,7 +54,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <llhttp.h>
 
@@ -49,6 +66,16 @@
 #define MAX_TARGET_BYTES 8192 /* request target; above: 414 */
 #define MAX_LEADING_CRLF 64   /* empty-line bytes tolerated before a request */
 #define MAX_CHUNK_LINE 4096   /* chunk size line with its extensions */
+#define MAX_PENDING 65536     /* input kept behind an outstanding request; then reading stops */
+#define ACCEPT_BATCH 64       /* connections accepted per wake-up of the listener */
+#define ACCEPT_RETRY_MS 250   /* accept failed: poll the listener again after */
+
+/* Why the listener is not polled (sup_server.accept_paused). */
+enum accept_pause {
+    ACCEPT_ON,    /* polled */
+    ACCEPT_CAP,   /* max_conns connections are open */
+    ACCEPT_ERROR, /* accept failed (EMFILE, ENFILE...); retried at accept_retry_ms */
+};
 
 typedef struct sup_conn {
     uv_tcp_t tcp;
@@ -118,6 +145,8 @@ static uint64_t now_ms(sup_conn *c)
 
 /* ---- closing ------------------------------------------------------------------ */
 
+static void resume_accepting(sup_server *s);
+
 static void on_conn_closed(uv_handle_t *h)
 {
     sup_conn *c = h->data;
@@ -129,15 +158,18 @@ static void on_conn_closed(uv_handle_t *h)
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
     free(c);
+    resume_accepting(s); /* a descriptor is free now */
 }
 
 static void conn_close(sup_conn *c)
 {
     if (c->closing) return;
     c->closing = true;
-    if (c->inflight) { /* the pool still answers it, to nobody */
-        c->inflight->conn = NULL;
+    if (c->inflight) { /* dropped if queued; if running, answered to nobody */
+        sup_request *r = c->inflight;
+        r->conn = NULL;
         c->inflight = NULL;
+        sup__pool_abandon(c->srv, r);
     }
     sup__request_free(c->cur);
     c->cur = NULL;
@@ -1060,8 +1092,8 @@ static void feed(sup_conn *c, const char *data, size_t len)
     if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && c->paused && c->cur) {
         const char *pos = llhttp_get_error_pos(&c->parser);
         size_t used = (pos && pos >= data && pos <= data + len) ? (size_t)(pos - data) : len;
-        stop_reading(c);
-        if (c->closing) return;
+        /* Reading goes on (on_read keeps what follows), so a client that
+         * leaves while its request waits is seen. */
         if (err == HPE_PAUSED_UPGRADE) c->close_after = true; /* no protocol switch */
         if (used < len && !c->close_after && keep_pending(c, data + used, len - used) != 0) {
             sup__log("unable to keep pipelined input: out of memory; closing after this request");
@@ -1106,7 +1138,7 @@ static void conn_resume(sup_conn *c)
         feed(c, buf, len);
         free(buf);
     }
-    if (!c->paused && !c->finishing) conn_start_reading(c);
+    if (!c->finishing && c->pending_len < MAX_PENDING) conn_start_reading(c);
 }
 
 /* libuv reads into one buffer shared by all connections: on_read consumes
@@ -1125,7 +1157,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0 || c->lingering || c->finishing) return;
-    if (c->paused) { /* not expected (reading stops on pause); keep the bytes */
+    if (c->paused) {                /* a request is outstanding: keep what follows for later */
+        if (c->close_after) return; /* nothing after it will be parsed */
         size_t n = c->pending_len + (size_t)nread;
         char *p = realloc(c->pending, n);
         if (!p) {
@@ -1135,6 +1168,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         memcpy(p + c->pending_len, buf->base, (size_t)nread);
         c->pending = p;
         c->pending_len = n;
+        if (n >= MAX_PENDING) stop_reading(c); /* until the response is written */
         return;
     }
     feed(c, buf->base, (size_t)nread);
@@ -1142,22 +1176,21 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- listening ------------------------------------------------------------------- */
 
-static void on_connection(uv_stream_t *server, int status)
+/* Takes fd, an accepted client socket: a new connection reading its first
+ * request. On failure fd is closed. */
+static void conn_open(sup_server *s, int fd)
 {
-    sup_server *s = server->data;
-    if (status < 0) {
-        sup__log("unable to accept a connection: %s", uv_strerror(status));
-        return;
-    }
     sup_conn *c = calloc(1, sizeof *c);
     if (!c) {
         sup__log("unable to accept a connection: out of memory");
+        close(fd);
         return;
     }
     c->srv = s;
     int err = uv_tcp_init(s->loop, &c->tcp);
     if (err != 0) {
         sup__log("unable to accept a connection: %s", uv_strerror(err));
+        close(fd);
         free(c);
         return;
     }
@@ -1166,13 +1199,10 @@ static void on_connection(uv_stream_t *server, int status)
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    err = uv_accept(server, (uv_stream_t *)&c->tcp);
+    err = uv_tcp_open(&c->tcp, fd);
     if (err != 0) {
         sup__log("unable to accept a connection: %s", uv_strerror(err));
-        conn_close(c);
-        return;
-    }
-    if (s->stop != STOP_NONE) {
+        close(fd);
         conn_close(c);
         return;
     }
@@ -1189,6 +1219,114 @@ static void on_connection(uv_stream_t *server, int status)
     conn_start_reading(c);
 }
 
+/* Stops polling the listener (why: enum accept_pause); new clients wait
+ * in the backlog. Counted here, logged by sup__http_housekeeping. */
+static void pause_accepting(sup_server *s, enum accept_pause why, int errnum)
+{
+    if (s->accept_paused == ACCEPT_ON) {
+        int err = uv_poll_stop(&s->listener);
+        if (err != 0) sup__log("unable to stop polling the listener: %s", uv_strerror(err));
+    }
+    s->accept_paused = why;
+    if (why == ACCEPT_CAP) {
+        s->cap_hits++;
+    } else {
+        s->accept_errors++;
+        s->accept_errno = errnum;
+        s->accept_retry_ms = uv_now(s->loop) + ACCEPT_RETRY_MS;
+    }
+}
+
+static void on_listener(uv_poll_t *h, int status, int events);
+
+/* Polls the listener again if it was paused and there is room for a
+ * connection; an accept error pauses it again. */
+static void resume_accepting(sup_server *s)
+{
+    if (s->accept_paused == ACCEPT_ON || !s->listener_open || s->stop != STOP_NONE ||
+        s->nconns >= s->max_conns)
+        return;
+    int err = uv_poll_start(&s->listener, UV_READABLE, on_listener);
+    if (err != 0) {
+        sup__log("unable to poll the listener: %s", uv_strerror(err));
+        return;
+    }
+    s->accept_paused = ACCEPT_ON;
+}
+
+static void on_listener(uv_poll_t *h, int status, int events)
+{
+    sup_server *s = h->data;
+    (void)events;
+    if (status < 0) {
+        pause_accepting(s, ACCEPT_ERROR, -status);
+        return;
+    }
+    for (int i = 0; i < ACCEPT_BATCH && s->stop == STOP_NONE; i++) {
+        if (s->nconns >= s->max_conns) {
+            pause_accepting(s, ACCEPT_CAP, 0);
+            return;
+        }
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
+            if (e == EAGAIN || e == EWOULDBLOCK) return;
+            pause_accepting(s, ACCEPT_ERROR, e); /* EMFILE, ENFILE, ENOBUFS, ENOMEM */
+            return;
+        }
+        conn_open(s, fd);
+    }
+}
+
+/* The client connection cap: RLIMIT_NOFILE less what the server and its
+ * worker slots may need (see SUP_FD_RESERVE_BASE), logged at start. */
+static void set_conn_cap(sup_server *s)
+{
+    struct rlimit rl;
+    rlim_t limit = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        limit = rl.rlim_cur;
+    else
+        sup__log("unable to read the descriptor limit: %s; assuming 1024", strerror(errno));
+    if (limit == RLIM_INFINITY || limit > (1 << 24)) limit = 1 << 24;
+    s->fd_limit = (int)limit;
+    s->fd_reserve = SUP_FD_RESERVE_BASE + SUP_FDS_PER_SLOT * sup__pool_slot_count(&s->cfg);
+    s->max_conns = s->fd_limit - s->fd_reserve;
+    if (s->max_conns < 1) {
+        sup__log("the descriptor limit (%d) is below what the server and its workers keep "
+                 "(%d): accepting one client connection at a time; raise it (ulimit -n)",
+                 s->fd_limit, s->fd_reserve);
+        s->max_conns = 1;
+        return;
+    }
+    sup__log("accepting up to %d client connections (descriptor limit %d, %d kept for the "
+             "server and its workers)",
+             s->max_conns, s->fd_limit, s->fd_reserve);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    sup_server *s = h->data;
+    if (s->listen_fd >= 0) close(s->listen_fd);
+    s->listen_fd = -1;
+}
+
+/* A non-blocking listening socket bound to ai. @return the fd, or -errno */
+static int open_listen_socket(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int on = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 511) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
 int sup__http_start(sup_server *s)
 {
     char port[16];
@@ -1198,32 +1336,40 @@ int sup__http_start(sup_server *s)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+    s->listen_fd = -1;
     int gerr = getaddrinfo(s->cfg.host, port, &hints, &ai);
     if (gerr != 0 || !ai) {
         sup__log("unable to listen on %s:%d: %s", s->cfg.host, s->cfg.port, gai_strerror(gerr));
         return -EINVAL;
     }
-    int err = uv_tcp_init(s->loop, &s->listener);
+    int fd = open_listen_socket(ai);
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        sup__log("unable to listen on %s:%d: %s", s->cfg.host, s->cfg.port, uv_err_name(fd));
+        return fd;
+    }
+    int err = uv_poll_init_socket(s->loop, &s->listener, fd);
     if (err != 0) {
-        freeaddrinfo(ai);
-        sup__log("unable to create the listening socket: %s", uv_strerror(err));
+        close(fd);
+        sup__log("unable to poll the listening socket: %s", uv_strerror(err));
         return err;
     }
+    s->listen_fd = fd;
     s->listener.data = s;
     s->listener_open = true;
-    err = uv_tcp_bind(&s->listener, ai->ai_addr, 0);
-    freeaddrinfo(ai);
-    if (err == 0) err = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+    s->accept_paused = ACCEPT_ON;
+    set_conn_cap(s);
+    err = uv_poll_start(&s->listener, UV_READABLE, on_listener);
     if (err != 0) {
-        sup__log("unable to listen on %s:%d: %s", s->cfg.host, s->cfg.port, uv_err_name(err));
+        sup__log("unable to poll the listening socket: %s", uv_strerror(err));
         return err;
     }
     struct sockaddr_storage ss;
-    int sslen = sizeof ss;
+    socklen_t sslen = sizeof ss;
     char host[INET6_ADDRSTRLEN] = "?";
     int bound = s->cfg.port;
-    err = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &sslen);
-    if (err != 0) {
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+        err = -errno;
         sup__log("unable to read the listening address: %s", uv_strerror(err));
         return err;
     }
@@ -1245,7 +1391,7 @@ void sup__http_stop_accepting(sup_server *s)
 {
     if (!s->listener_open) return;
     s->listener_open = false;
-    uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
 }
 
 void sup__http_close_idle(sup_server *s)
@@ -1265,10 +1411,34 @@ void sup__http_close_all(sup_server *s)
         conn_close(c);
 }
 
+/* Retries a listener paused by an accept error; logs pauses, at most once
+ * per SUP_LOG_EVERY_MS, with how often each happened since the last line. */
+static void accept_housekeeping(sup_server *s, uint64_t now)
+{
+    if (s->accept_paused == ACCEPT_ERROR && now >= s->accept_retry_ms) resume_accepting(s);
+    if (s->cap_hits == 0 && s->accept_errors == 0) return;
+    if (s->accept_log_ms != 0 && now - s->accept_log_ms < SUP_LOG_EVERY_MS) return;
+    if (s->accept_errors > 0)
+        sup__log("unable to accept connections: %s (%s), %llu time%s; not accepting, retrying "
+                 "every %d ms (%d client connections open)",
+                 uv_err_name(-s->accept_errno), uv_strerror(-s->accept_errno),
+                 (unsigned long long)s->accept_errors, s->accept_errors == 1 ? "" : "s",
+                 ACCEPT_RETRY_MS, s->nconns);
+    if (s->cap_hits > 0)
+        sup__log("client connection limit reached: %d connections open (descriptor limit %d "
+                 "less %d kept for the server and its workers), %llu time%s; new clients wait "
+                 "until one closes",
+                 s->nconns, s->fd_limit, s->fd_reserve, (unsigned long long)s->cap_hits,
+                 s->cap_hits == 1 ? "" : "s");
+    s->accept_errors = s->cap_hits = 0;
+    s->accept_log_ms = now;
+}
+
 /* A connection past its deadline is closed; one in the middle of a request
  * (its head or body too slow) is told so first (408). */
 void sup__http_housekeeping(sup_server *s, uint64_t now)
 {
+    accept_housekeeping(s, now);
     for (sup_conn *c = s->conns; c; c = c->next) {
         if (c->closing || c->deadline_ms == 0 || now < c->deadline_ms) continue;
         if (c->cur && !c->inflight && c->writes == 0 && !c->lingering && !c->finishing) {

@@ -10,7 +10,9 @@
  *   - once complete it goes to sup__pool_submit (or is answered at once), and
  *     from then on the pool owns it until it is answered;
  *   - answering it (sup__http_respond*) frees it, whether or not the client
- *     is still there (r->conn is NULL once the connection has closed).
+ *     is still there (r->conn is NULL once the connection has closed);
+ *   - when its connection closes while it waits in a queue, the pool drops
+ *     it (sup__pool_abandon): no queue ever holds a request with no client.
  */
 #ifndef SXPOOL_SUP_INTERNAL_H
 #define SXPOOL_SUP_INTERNAL_H
@@ -42,7 +44,16 @@
 #define SUP_START_BACKOFF_MS 100       /* first respawn after a death before READY */
 #define SUP_START_BACKOFF_MAX_MS 10000 /* doubling per death before READY, up to */
 #define SUP_DEATH_RING 16
-#define SUP_MAX_INFLIGHT 8 /* largest --inflight */
+#define SUP_MAX_INFLIGHT 8     /* largest --inflight */
+#define SUP_LOG_EVERY_MS 10000 /* a repeated condition is logged at most this often, with a count  \
+                                */
+/* Descriptors kept free for the server's own use, so that a client load can
+ * never stop a worker from being respawned: the client connection cap is
+ * RLIMIT_NOFILE less SUP_FD_RESERVE_BASE (stdio, the loop, the listener,
+ * the store, nng's own, margin) less SUP_FDS_PER_SLOT per worker slot (its
+ * nng listener and connection, a spawn's pipe pair, a /proc read). */
+#define SUP_FD_RESERVE_BASE 32
+#define SUP_FDS_PER_SLOT 6
 
 void sup__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -76,6 +87,7 @@ typedef struct sup_config {
     uint32_t max_requests_jitter; /* plus random(0 .. this) per worker */
     uint32_t max_rss_mb;          /* recycle a worker whose RSS is above after a request (0: off) */
     int inflight;                 /* requests a JIT worker may hold (sent, not answered) */
+    size_t store_size;            /* --store-size: the LMDB map, bytes, for every process */
 } sup_config;
 
 /* ---- requests --------------------------------------------------------- */
@@ -91,6 +103,7 @@ typedef struct sup_request {
     uint64_t id;
     struct sup_conn *conn;           /* NULL once the client has gone */
     struct sup_request *prev, *next; /* pool queue links */
+    struct sup_queue *queue;         /* the queue holding it, or NULL */
     int slot;                        /* worker slot running it, or -1 */
     uint64_t queued_ms;              /* when it entered the queue */
     uint64_t deadline_ms;            /* set at dispatch */
@@ -203,8 +216,20 @@ struct sup_server {
     char rundir[PATH_MAX]; /* empty until created */
     store *store;
 
-    uv_tcp_t listener;
+    /* Accepting (sup_http.c): the listening socket is polled and accepted
+     * by hand, so a full descriptor table or the connection cap pauses it
+     * (accept_paused) instead of libuv closing clients unseen. */
+    uv_poll_t listener;
+    int listen_fd;
     bool listener_open;
+    int accept_paused;        /* enum accept_pause in sup_http.c; 0: accepting */
+    uint64_t accept_retry_ms; /* paused on an accept error: poll again then */
+    int max_conns;            /* client connection cap (descriptor limit less the reserve) */
+    int fd_limit, fd_reserve; /* RLIMIT_NOFILE and what is kept back from it */
+    uint64_t cap_hits;        /* times the cap paused accepting since the last log line */
+    uint64_t accept_errors;   /* accept failures since the last log line */
+    int accept_errno;         /* the last one */
+    uint64_t accept_log_ms;   /* when either was last logged */
     uv_timer_t housekeeping;
     uv_signal_t sigint, sigterm;
     uv_async_t inbox_async;
@@ -217,8 +242,10 @@ struct sup_server {
     int nslots;
     int next_slot; /* round-robin start for dispatch */
 
-    sup_queue queue; /* first attempts */
-    sup_queue retry; /* second attempts, served first */
+    sup_queue queue;       /* first attempts */
+    sup_queue retry;       /* second attempts, served first */
+    uint64_t gone_dropped; /* queued requests dropped, their client gone, since the last log */
+    uint64_t gone_log_ms;  /* when that was last logged */
 
     struct sup_conn *conns; /* every open connection */
     int nconns;
@@ -262,6 +289,13 @@ void sup__http_respond_text(sup_request *r, int status, const char *text);
 int sup__pool_start(sup_server *s);
 /* Takes ownership of r: queues it for a worker, or answers it (503). */
 void sup__pool_submit(sup_server *s, sup_request *r);
+/* r's client has gone (r->conn is already NULL). A queued r is taken off
+ * its queue and freed, never sent to a worker (counted, and logged at most
+ * once per SUP_LOG_EVERY_MS); one running on a worker, or held by a fault
+ * job, stays: it finishes and its answer goes nowhere. */
+void sup__pool_abandon(sup_server *s, sup_request *r);
+/* Worker slots the pool will have with cfg (spares for recycling included). */
+int sup__pool_slot_count(const sup_config *cfg);
 void sup__pool_housekeeping(sup_server *s, uint64_t now);
 /* True when no request is queued or running. */
 bool sup__pool_quiet(const sup_server *s);
@@ -278,7 +312,8 @@ int sup__pool_ready(const sup_server *s);
 void sup__pool_close(sup_server *s);
 /* Queues r, whose first worker failed it, for its second and last attempt:
  * on a CEK worker (need_cek), or on a CEK worker if one is up, else any.
- * The caller calls sup__pool_dispatch afterwards. */
+ * The caller calls sup__pool_dispatch afterwards. An r whose client has
+ * gone is freed instead. */
 void sup__pool_retry(sup_server *s, sup_request *r, bool need_cek);
 void sup__pool_dispatch(sup_server *s);
 /* Sends BLACKLIST (function, code hash) to every live JIT worker; one that

@@ -31,6 +31,11 @@
  *     started: they go back to the front of their queue, uncounted;
  *   - a request is answered exactly once: whoever takes it off w->inflight
  *     or the queue answers it;
+ *   - a queue holds only requests whose client is still connected: when a
+ *     connection closes, its queued request is taken out and freed unrun
+ *     (sup__pool_abandon), and one whose client left while it ran is not
+ *     queued again (requeue_unstarted, sup__pool_retry); so the queue's
+ *     length, which SUP_MAX_QUEUE limits, counts live requests only;
  *   - a pid is signalled only while `running` (between spawn and exit_cb),
  *     so a reused pid is never hit.
  *
@@ -145,6 +150,7 @@ static sup_msg *inbox_take(sup_server *s)
 static void queue_push(sup_queue *q, sup_request *r, bool front)
 {
     r->prev = r->next = NULL;
+    r->queue = q;
     if (!q->head) {
         q->head = q->tail = r;
     } else if (front) {
@@ -169,8 +175,41 @@ static sup_request *queue_pop(sup_queue *q)
     else
         q->tail = NULL;
     r->prev = r->next = NULL;
+    r->queue = NULL;
     q->len--;
     return r;
+}
+
+/* Takes r, wherever it is, off its queue. */
+static void queue_remove(sup_request *r)
+{
+    sup_queue *q = r->queue;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        q->head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        q->tail = r->prev;
+    r->prev = r->next = NULL;
+    r->queue = NULL;
+    q->len--;
+}
+
+/* r, in no queue, has no client any more: freed unrun, counted for the
+ * housekeeping's log line. */
+static void drop_gone(sup_server *s, sup_request *r)
+{
+    s->gone_dropped++;
+    sup__request_free(r);
+}
+
+void sup__pool_abandon(sup_server *s, sup_request *r)
+{
+    if (!r->queue) return; /* on a worker or with a fault job: answered to nobody */
+    queue_remove(r);
+    drop_gone(s, r);
 }
 
 /* ---- killing and spawning ------------------------------------------------- */
@@ -210,6 +249,10 @@ static void inflight_pop(sup_slot *w)
  * of its queue, the attempt not counted (it had no effect). */
 static void requeue_unstarted(sup_server *s, sup_slot *w, sup_request *r)
 {
+    if (!r->conn) {
+        drop_gone(s, r);
+        return;
+    }
     sup__log("worker %d (pid %d) died before starting request %llu; queued it again", w->index,
              w->pid, (unsigned long long)r->id);
     r->attempts--;
@@ -857,8 +900,8 @@ static int send_request(sup_server *s, sup_slot *w, sup_request *r)
 static void dispatch_queue(sup_server *s, sup_queue *q, bool retry)
 {
     while (q->head && s->stop < STOP_WORKERS) {
-        if (!q->head->conn) { /* the client left while it waited */
-            sup__request_free(queue_pop(q));
+        if (!q->head->conn) { /* not expected: sup__pool_abandon takes them out */
+            drop_gone(s, queue_pop(q));
             continue;
         }
         sup_slot *w = pick_for(s, q->head, retry);
@@ -881,6 +924,10 @@ void sup__pool_dispatch(sup_server *s)
 
 void sup__pool_retry(sup_server *s, sup_request *r, bool need_cek)
 {
+    if (!r->conn) { /* its client left while the first attempt ran */
+        drop_gone(s, r);
+        return;
+    }
     r->slot = -1;
     r->need_cek = need_cek;
     r->queued_ms = uv_now(s->loop);
@@ -988,6 +1035,12 @@ void sup__pool_housekeeping(sup_server *s, uint64_t now)
 {
     for (int i = 0; i < s->nslots; i++)
         check_slot(s, &s->slots[i], now);
+    if (s->gone_dropped > 0 && (s->gone_log_ms == 0 || now - s->gone_log_ms >= SUP_LOG_EVERY_MS)) {
+        sup__log("dropped %llu request%s waiting for a worker: the client closed the connection",
+                 (unsigned long long)s->gone_dropped, s->gone_dropped == 1 ? "" : "s");
+        s->gone_dropped = 0;
+        s->gone_log_ms = now;
+    }
     sup_queue *qs[2] = {&s->retry, &s->queue};
     for (int k = 0; k < 2; k++) {
         while (qs[k]->head && now - qs[k]->head->queued_ms >= s->cfg.timeout_ms) {
@@ -1018,9 +1071,8 @@ int sup__pool_start(sup_server *s)
     }
     s->inbox_async.data = s;
     s->async_open = true;
-    int n = s->cfg.workers + s->cfg.cek_workers;
-    int active = n;
-    if (s->cfg.max_requests > 0 || s->cfg.max_rss_mb > 0) n *= 2; /* spares for replacements */
+    int active = s->cfg.workers + s->cfg.cek_workers;
+    int n = sup__pool_slot_count(&s->cfg);
     s->slots = calloc((size_t)n, sizeof *s->slots);
     if (!s->slots) {
         sup__log("unable to allocate %d worker slots: out of memory", n);
@@ -1055,6 +1107,13 @@ int sup__pool_start(sup_server *s)
     for (int i = 0; i < active; i++)
         spawn_slot(&s->slots[i]);
     return 0;
+}
+
+int sup__pool_slot_count(const sup_config *cfg)
+{
+    int n = cfg->workers + cfg->cek_workers;
+    if (cfg->max_requests > 0 || cfg->max_rss_mb > 0) n *= 2; /* spares for replacements */
+    return n;
 }
 
 bool sup__pool_quiet(const sup_server *s)

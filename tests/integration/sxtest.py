@@ -12,6 +12,7 @@ import atexit
 import http.client
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -151,11 +152,12 @@ class Server:
     """One sxpool process. Use as a context manager, or call start()/stop()."""
 
     def __init__(self, app="basic", workers=2, data=None, args=(), echo=True, wait_workers=True,
-                 cek_workers=1, env=None):
+                 cek_workers=1, env=None, nofile=None):
         self.app = app if os.path.isabs(app) else app_dir(app)
         self.workers = workers  # JIT workers
         self.cek_workers = cek_workers
         self.env = env  # extra environment variables for the server (and its workers)
+        self.nofile = nofile  # RLIMIT_NOFILE (soft and hard) for the server and its workers
         self._tmp = None
         if data is None:
             self._tmp = tempfile.mkdtemp(prefix="sxpool-test-")
@@ -185,8 +187,12 @@ class Server:
             if self.env:
                 env = dict(os.environ)
                 env.update(self.env)
+            preexec = None
+            if self.nofile is not None:
+                n = self.nofile
+                preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, env=env)
+                                         stderr=subprocess.PIPE, env=env, preexec_fn=preexec)
             self._reader = threading.Thread(target=self._read_stderr, daemon=True)
             self._reader.start()
             m = self.wait_line(LISTEN_RE, timeout=timeout)
