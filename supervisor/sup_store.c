@@ -44,7 +44,15 @@ static void on_work(uv_work_t *w)
      * supervisor's RSS for good: about 1 kB per death under chaos. A
      * job's results are copies, so nothing points into the map now. */
     int err = store_release_pages(j->st);
-    if (err < 0) sup__log("unable to unmap the store's pages: %s", store_strerror(err));
+    /* Only the first failure in a row is logged: out of descriptors, it
+     * would fail for every job until they are back, and cost nothing but
+     * some RSS meanwhile. Jobs run one at a time, so this needs no lock. */
+    static int failing;
+    if (err < 0 && !failing++)
+        sup__log("unable to unmap the store's pages: %s (logged again only after it worked)",
+                 store_strerror(err));
+    else if (err >= 0)
+        failing = 0;
 }
 
 static sup_store_job *pop(void)
