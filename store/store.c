@@ -15,10 +15,17 @@
  * Response records ("responses") are stored as an 8-byte little-endian
  * commit time in milliseconds followed by the response bytes, so that old
  * records can be pruned by age; store_response_get() returns only the bytes.
+ *
+ * Room (store.h): the map is a hard limit, and LMDB needs free pages to
+ * delete. Request commits stop at the high-water mark (store_txn.c, with
+ * store__room); the prune here deletes in transactions of at most
+ * STORE__PRUNE_CHUNK records, halving the chunk on MDB_MAP_FULL, so each
+ * needs only a few pages of what the high-water mark keeps free.
  */
 #include "store/store_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +34,7 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 
-#define STORE__DEFAULT_MAP ((size_t)1 << 30)
+#define STORE__PRUNE_CHUNK 256
 #define STORE__MAX_READERS 256
 
 const char *store_strerror(int err)
@@ -41,6 +48,9 @@ const char *store_strerror(int err)
     case STORE_EBADTXN: return "transaction already failed";
     case STORE_EDONE: return "the request already committed a response";
     case STORE_EUNSAFE: return "directory not private to this user";
+    case STORE_EFULL:
+        return "store full: no room left in its map (--store-size); writes succeed again once "
+               "old response records are pruned or data is deleted";
     default: break;
     }
     if (err < 0 && err > -4096) return strerror(-err);
@@ -50,7 +60,53 @@ const char *store_strerror(int err)
 int store__fail(const char *what, int rc)
 {
     fprintf(stderr, "store: unable to %s: %s\n", what, mdb_strerror(rc));
-    return STORE_ELMDB;
+    return rc == MDB_MAP_FULL ? STORE_EFULL : STORE_ELMDB;
+}
+
+int store__pages(store *s, MDB_txn *txn, size_t *used, size_t *total)
+{
+    /* 0 and 1 are LMDB's own free list and catalog of named databases */
+    MDB_dbi dbis[] = {0, 1, s->kv, s->responses, s->blacklist};
+    MDB_envinfo info;
+    MDB_stat st;
+    size_t n = 2; /* the meta pages */
+    int rc;
+
+    for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
+        if ((rc = mdb_stat(txn, dbis[i], &st)) != 0) return rc;
+        n += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    }
+    if ((rc = mdb_env_info(s->env, &info)) != 0) return rc;
+    *used = n;
+    *total = info.me_mapsize / st.ms_psize;
+    return 0;
+}
+
+int store__room(store *s, MDB_txn *txn, unsigned pct)
+{
+    size_t used, total;
+    int rc = store__pages(s, txn, &used, &total);
+
+    if (rc != 0) return rc;
+    return used * 100 > total * pct ? STORE_EFULL : 0;
+}
+
+int store_usage(store *s, size_t *used, size_t *size)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    size_t u, t;
+    int rc;
+
+    if (s == NULL || used == NULL || size == NULL) return -EINVAL;
+    if ((rc = store__begin_read(s, "measure the store", &txn)) != 0) return rc;
+    rc = store__pages(s, txn, &u, &t);
+    if (rc == 0) rc = mdb_env_stat(s->env, &st);
+    mdb_txn_abort(txn);
+    if (rc != 0) return store__fail("measure the store", rc);
+    *used = u * st.ms_psize;
+    *size = t * st.ms_psize;
+    return 0;
 }
 
 /* True when txn's snapshot is older than the newest meta page. */
@@ -151,7 +207,7 @@ int store_open(const char *dir, size_t map_size, store **out)
         goto fail;
     }
     if ((rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
-        (rc = mdb_env_set_mapsize(s->env, map_size ? map_size : STORE__DEFAULT_MAP)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, map_size ? map_size : STORE_DEFAULT_MAP_SIZE)) != 0 ||
         (rc = mdb_env_set_maxreaders(s->env, STORE__MAX_READERS)) != 0 ||
         (rc = mdb_env_open(s->env, dir, flags, 0600)) != 0)
         goto fail;
@@ -222,33 +278,107 @@ int store_release_pages(store *s)
     return n;
 }
 
-int store_response_prune(store *s, int64_t before_ms, size_t max)
+/* Deletes, in one write transaction, up to max of the oldest records
+ * committed before before_ms; *more is set when it stopped at max (older
+ * records may be left). @return 0 or an LMDB error (nothing deleted) */
+static int prune_txn(store *s, int64_t before_ms, size_t max, size_t *deleted, int *more)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc, deleted = 0;
+    size_t n = 0;
+    int rc;
 
-    if (s == NULL) return -EINVAL;
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-        return store__fail("prune response records", rc);
+    *more = 0;
+    *deleted = 0;
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) return rc;
     if ((rc = mdb_cursor_open(txn, s->responses, &cur)) != 0) {
         mdb_txn_abort(txn);
-        return store__fail("prune response records", rc);
+        return rc;
     }
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && (size_t)deleted < max;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (v.mv_size >= 8 && store__get_i64(v.mv_data) >= before_ms) break;
+        if (n == max) {
+            *more = 1;
+            break;
+        }
         if ((rc = mdb_cursor_del(cur, 0)) != 0) break;
-        deleted++;
+        n++;
     }
     mdb_cursor_close(cur);
     if (rc != 0 && rc != MDB_NOTFOUND) {
         mdb_txn_abort(txn);
-        return store__fail("prune response records", rc);
+        return rc;
     }
-    if ((rc = mdb_txn_commit(txn)) != 0) return store__fail("commit pruned response records", rc);
-    return deleted;
+    if (n == 0) {
+        mdb_txn_abort(txn);
+        return 0;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0) return rc;
+    *deleted = n;
+    return 0;
+}
+
+/* Sets *is_over when the newest commit leaves more than pct percent of
+ * the map in use. @return 0 or an LMDB error */
+static int over(store *s, unsigned pct, int *is_over)
+{
+    MDB_txn *txn;
+    size_t used, total;
+    int rc;
+
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) return rc;
+    rc = store__pages(s, txn, &used, &total);
+    mdb_txn_abort(txn);
+    if (rc != 0) return rc;
+    *is_over = used * 100 > total * pct;
+    return 0;
+}
+
+/* Deletes up to max records committed before before_ms, oldest first, a
+ * chunk per transaction; with until_pct, stops once at most that percent
+ * of the map is in use. @return the number deleted or an error */
+static int prune(store *s, int64_t before_ms, size_t max, unsigned until_pct)
+{
+    size_t chunk = STORE__PRUNE_CHUNK, total = 0, n;
+    int more = 1, full, rc;
+
+    if (max > INT_MAX) max = INT_MAX;
+    while (more && total < max) {
+        if (until_pct > 0) {
+            if ((rc = over(s, until_pct, &full)) != 0) return store__fail("measure the store", rc);
+            if (!full) break;
+        }
+        rc = prune_txn(s, before_ms, chunk < max - total ? chunk : max - total, &n, &more);
+        if (rc == MDB_MAP_FULL && chunk > 1) { /* fewer deletes need fewer free pages */
+            chunk /= 2;
+            more = 1;
+            continue;
+        }
+        if (rc != 0) {
+            if (rc == MDB_MAP_FULL && total > 0) break; /* progress made: report it */
+            return store__fail("commit pruned response records", rc);
+        }
+        total += n;
+    }
+    return (int)total;
+}
+
+int store_response_prune(store *s, int64_t before_ms, size_t max)
+{
+    if (s == NULL) return -EINVAL;
+    return prune(s, before_ms, max, 0);
+}
+
+int store_response_shed(store *s, int64_t floor_ms, size_t max)
+{
+    int full, rc;
+
+    if (s == NULL) return -EINVAL;
+    if ((rc = over(s, STORE_SHED_WATER, &full)) != 0) return store__fail("measure the store", rc);
+    if (!full) return 0;
+    return prune(s, floor_ms, max, STORE_LOW_WATER);
 }
 
 int store_response_get(store *s, const char *req_id, char **resp, size_t *len)

@@ -47,10 +47,34 @@ enum {
     STORE_EBADTXN = -20005, /* txn already failed, committed or aborted */
     STORE_EDONE = -20006,   /* a response is already committed under the request id */
     STORE_EUNSAFE = -20007, /* a directory others could write to (store_check_private_dir) */
+    STORE_EFULL = -20008,   /* no room in the map (see "Room" below); nothing applied */
 };
 
 #define STORE_MAX_KEY 480 /* LMDB's default max key size is 511 */
 #define STORE_MAX_VALUE (16u << 20)
+
+/* Room. The map (store_open's map_size, the server's --store-size) is a
+ * hard limit: LMDB answers MDB_MAP_FULL once it has no free page left, and
+ * every write needs free pages, a delete included (copy-on-write). So that
+ * deleting always has room, a request transaction is refused (STORE_EFULL,
+ * nothing applied) when its commit would leave more of the map's pages in
+ * use than the high-water mark: STORE_HIGH_WATER percent when it puts
+ * anything, STORE_DELETE_WATER percent when it only deletes (and stores
+ * its response record). Pruning and the blacklist are not refused: they
+ * use what is above. "In use" counts the pages of every tree (data,
+ * response records, blacklist, LMDB's catalog and free list), not free
+ * pages waiting for reuse. MDB_MAP_FULL itself is STORE_EFULL too (a value
+ * that needs more contiguous pages than the map has left). Nothing needs a
+ * restart: once records are pruned or data deleted, writes succeed again. */
+#define STORE_HIGH_WATER 90
+#define STORE_DELETE_WATER 95
+#define STORE_SHED_WATER 85 /* store_response_shed starts above, */
+#define STORE_LOW_WATER 75  /* and frees down to */
+#define STORE_DEFAULT_MAP_SIZE ((size_t)1 << 30)
+
+/* Largest response record store_txn_commit() keeps. A request whose
+ * response is larger stores a stand-in instead (the worker's choice). */
+#define STORE_MAX_RECORD (64u << 10)
 
 const char *store_strerror(int err);
 
@@ -59,7 +83,13 @@ typedef struct store_txn store_txn;
 
 /**
  * Opens (creating if needed, mode 0700) the environment in dir.
- * @param[in] map_size bytes to reserve for the map (0: 1 GiB default)
+ * @param[in] map_size bytes to reserve for the map (0: STORE_DEFAULT_MAP_SIZE).
+ *            Every process that opens one data directory must give the
+ *            same size: each judges room (STORE_HIGH_WATER) against its
+ *            own. LMDB may make it larger (never smaller than the pages
+ *            the data file already uses); a larger map is kept in the
+ *            data file, a smaller one takes effect as long as the data
+ *            fits.
  * @return 0, -errno or STORE_ELMDB
  */
 int store_open(const char *dir, size_t map_size, store **out);
@@ -81,6 +111,14 @@ int store_reader_check(store *s);
  * @return the number of mappings released (0 if none was found), or -errno
  */
 int store_release_pages(store *s);
+
+/**
+ * How much of the map is in use, in the newest commit.
+ * @param[out] used bytes of the pages in use (see "Room" above)
+ * @param[out] size the map's size in bytes
+ * @return 0 or STORE_ELMDB
+ */
+int store_usage(store *s, size_t *used, size_t *size);
 
 /* ---- request transactions ------------------------------------------- */
 
@@ -125,8 +163,12 @@ int store_scan(store_txn *t, const char *prefix, size_t plen, size_t limit, stor
  * died after committing): STORE_EDONE, checked before the reads are, and
  * the caller answers from store_response_get instead of running the
  * request again.
+ * A commit that would pass the high-water mark ("Room" above) or that LMDB
+ * finds no room for is STORE_EFULL; resp_len above STORE_MAX_RECORD is
+ * STORE_ETOOBIG.
  * @return 0, STORE_EDONE (nothing applied), STORE_ECONFLICT (nothing
- *         applied; never for a locked txn) or an error (nothing applied)
+ *         applied; never for a locked txn), STORE_EFULL (nothing applied)
+ *         or an error (nothing applied)
  */
 int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t resp_len);
 /* Number of buffered writes (puts and deletes) in the txn. A request
@@ -149,10 +191,27 @@ int store_response_get(store *s, const char *req_id, char **resp, size_t *len);
  * Deletes up to max response records committed before before_ms (epoch
  * milliseconds), oldest first. Request ids grow with time, so it stops at
  * the first newer record. A record is needed only while its request may be
- * re-dispatched, so anything older than a few deadlines can go.
- * @return the number deleted, or an error
+ * re-dispatched, so anything older than a few deadlines can go. Deletes in
+ * small transactions (each needs a few free pages, which the high-water
+ * mark keeps), so it makes progress in a nearly full map.
+ * @return the number deleted, or an error (STORE_EFULL: not even one
+ *         record could be deleted; what was deleted before stays deleted)
  */
 int store_response_prune(store *s, int64_t before_ms, size_t max);
+
+/**
+ * Room for writes when the map is nearly full: if more of it is in use
+ * than STORE_SHED_WATER percent (some below the high-water mark, where
+ * writes are refused), deletes response records committed before
+ * floor_ms, oldest first, however young their normal keep time says they
+ * are, until at most STORE_LOW_WATER percent is in use, max records are
+ * gone or no record older than floor_ms is left. A request retried after
+ * its record went would run again, so floor_ms must be older than any
+ * request that can still be retried (the server's four deadlines).
+ * @return the number deleted (0 when at or below STORE_SHED_WATER), or
+ *         an error as store_response_prune
+ */
+int store_response_shed(store *s, int64_t floor_ms, size_t max);
 
 /* ---- trusted directories --------------------------------------------- */
 

@@ -6,9 +6,6 @@
 
 #include "store/store.h"
 
-/* Largest response record store_txn_commit() accepts (a frame's worth). */
-#define STORE__MAX_RESPONSE (64u << 20)
-
 struct store {
     MDB_env *env;
     MDB_dbi kv;        /* "kv" */
@@ -20,9 +17,24 @@ struct store {
  * Logs "store: unable to WHAT: <mdb_strerror(rc)>" on stderr.
  * @param[in] what what could not be done, e.g. "commit"
  * @param[in] rc   an LMDB or errno code
- * @return STORE_ELMDB
+ * @return STORE_EFULL for MDB_MAP_FULL, else STORE_ELMDB
  */
 int store__fail(const char *what, int rc);
+
+/**
+ * Pages of the map in use in txn (its own changes included): the pages of
+ * every tree plus the two meta pages; free pages are not counted.
+ * @param[out] used pages in use
+ * @param[out] total pages the map holds
+ * @return 0 or an LMDB error (not logged)
+ */
+int store__pages(store *s, MDB_txn *txn, size_t *used, size_t *total);
+
+/**
+ * Checks that txn leaves at most pct percent of the map in use.
+ * @return 0, STORE_EFULL or an LMDB error (not logged)
+ */
+int store__room(store *s, MDB_txn *txn, unsigned pct);
 
 /**
  * Begins a read-only transaction on the newest durable commit: one older

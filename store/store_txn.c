@@ -28,6 +28,12 @@
  * and stores no response commits without the write lock: its reads came
  * from one consistent snapshot.
  *
+ * Before LMDB's commit, the write transaction's pages are measured
+ * (store__room): one that would leave more of the map in use than the
+ * high-water mark (STORE_HIGH_WATER when it puts anything, else
+ * STORE_DELETE_WATER) is aborted with STORE_EFULL, so the pages above stay
+ * free for the prune, which always needs some (store.h, "Room").
+ *
  * A locked txn reads from the write transaction itself, which nobody else
  * can change: it records no reads and its commit validates nothing, it
  * checks the response record and applies the writes into that same
@@ -592,6 +598,16 @@ static int check_response_absent(store_txn *t, MDB_txn *wtxn, const char *req_id
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The high-water mark t's commit must stay under: a txn that only
+ * deletes (plus its response record) may go higher, so that a full map
+ * can always be emptied by the application too. */
+static unsigned water_of(const store_txn *t)
+{
+    for (size_t i = 0; i < t->nw; i++)
+        if (!t->w[i]->del) return STORE_HIGH_WATER;
+    return STORE_DELETE_WATER;
+}
+
 static int check_commit_args(const char *req_id, const char *resp, size_t resp_len)
 {
     size_t n;
@@ -599,7 +615,7 @@ static int check_commit_args(const char *req_id, const char *resp, size_t resp_l
     if (req_id == NULL) return 0;
     n = strlen(req_id);
     if (n == 0 || (resp == NULL && resp_len > 0)) return -EINVAL;
-    if (n > STORE_MAX_KEY || resp_len > STORE__MAX_RESPONSE) return STORE_ETOOBIG;
+    if (n > STORE_MAX_KEY || resp_len > STORE_MAX_RECORD) return STORE_ETOOBIG;
     return 0;
 }
 
@@ -625,7 +641,9 @@ int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t 
     if ((req_id != NULL && (rc = check_response_absent(t, wtxn, req_id)) != 0) ||
         (!t->locked && (rc = validate(t, wtxn)) != 0))
         goto fail;
-    if ((rc = apply(t, wtxn, req_id, resp, resp_len)) != 0) goto fail;
+    if ((rc = apply(t, wtxn, req_id, resp, resp_len)) != 0 ||
+        (rc = store__room(t->s, wtxn, water_of(t))) != 0)
+        goto fail;
     rc = mdb_txn_commit(wtxn);
     wtxn = NULL;
     if (rc != 0) goto lmdb_fail;
@@ -633,7 +651,7 @@ int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t 
 
 fail:
     mdb_txn_abort(wtxn);
-    if (rc == STORE_ECONFLICT || rc == STORE_EDONE) goto out;
+    if (rc == STORE_ECONFLICT || rc == STORE_EDONE || rc == STORE_EFULL) goto out;
 lmdb_fail:
     rc = store__fail("commit", rc);
 out:

@@ -51,6 +51,9 @@
 #define MAX_TIMEOUT_S 86400
 #define MAX_RECYCLE_REQUESTS 1000000000u /* --max-requests, --max-requests-jitter */
 #define MAX_RSS_MB 1048576u              /* --max-rss: 1 TB */
+#define DEFAULT_STORE_SIZE (1ull << 30)  /* --store-size */
+#define MIN_STORE_SIZE (4ull << 20)
+#define MAX_STORE_SIZE (1ull << 40)
 
 /* ---- small shared helpers ---------------------------------------------- */
 
@@ -138,11 +141,14 @@ void sup_usage(FILE *out)
             "  --inflight=N       requests sent ahead to each JIT worker, 1 to %d\n"
             "                     (default %d): the next is there when one is done,\n"
             "                     but it waits behind a slow one\n"
+            "  --store-size=SIZE  the store's LMDB map, 4M to 1T (default 1G); writes\n"
+            "                     past %d %% of it are answered 507 until old\n"
+            "                     response records are pruned\n"
             "  --help, --version\n",
             SUP_MAX_WORKERS, DEFAULT_WORKERS, SUP_MAX_WORKERS, DEFAULT_CEK_WORKERS,
             DEFAULT_JIT_THRESHOLD, DEFAULT_HOST, DEFAULT_PORT, SXPOOL_DEFAULT_APP, DEFAULT_DATA,
             MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S, SUP_MAX_BODY_LIMIT, DEFAULT_MAX_BODY,
-            SUP_MAX_INFLIGHT, DEFAULT_INFLIGHT);
+            SUP_MAX_INFLIGHT, DEFAULT_INFLIGHT, STORE_HIGH_WATER);
 }
 
 /* Matches argv[*i] against "--name=value" or "--name value".
@@ -220,6 +226,33 @@ static int parse_size(const char *v)
     else if (*end == 'G' || *end == 'g')
         mult = 1ull << 30, end++;
     if (*end != 0 || n > (64ull << 30) / mult || n * mult < (16ull << 20)) return -1;
+    return 0;
+}
+
+/* A byte size with an optional K, M, G or T suffix in [min, max].
+ * @return 0 or -1 */
+static int parse_bytes(const char *v, unsigned long long min, unsigned long long max,
+                       unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (end == v || *v < '0' || *v > '9' || errno != 0) return -1;
+    unsigned shift = 0;
+    switch (*end) {
+    case 'K':
+    case 'k': shift = 10; break;
+    case 'M':
+    case 'm': shift = 20; break;
+    case 'G':
+    case 'g': shift = 30; break;
+    case 'T':
+    case 't': shift = 40; break;
+    default: break;
+    }
+    if (shift) end++;
+    if (*end != '\0' || n > (max >> shift) || (n << shift) < min) return -1;
+    *out = n << shift;
     return 0;
 }
 
@@ -336,6 +369,16 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
                 return -1;
             }
             cfg->inflight = (int)n;
+        } else if ((m = opt_value(argc, argv, &i, "--store-size", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_bytes(v, MIN_STORE_SIZE, MAX_STORE_SIZE, &n) != 0) {
+                fprintf(stderr,
+                        "sxpool: --store-size: expected a size from 4M to 1T like 64M or 2G, "
+                        "got '%s'\n",
+                        v);
+                return -1;
+            }
+            cfg->store_size = (size_t)n;
         } else if ((m = opt_value(argc, argv, &i, "--max-body", &v)) != 0) {
             if (m < 0) return -1;
             if (parse_uint(v, 0, SUP_MAX_BODY_LIMIT, &n) != 0) {
@@ -531,23 +574,58 @@ static void stop_tick(sup_server *s, uint64_t now)
  * at a time. The prune is a write transaction: it runs on a thread-pool
  * thread (sup_store.c), so a worker holding the write lock delays the
  * prune, never the loop; a prune still waiting when the next one is due
- * counts as that one. */
+ * counts as that one.
+ *
+ * The store's map is bounded too (--store-size; store.h, "Room"): once
+ * more than STORE_SHED_WATER percent of it is in use, the same job also
+ * deletes the oldest records younger than that, down to STORE_LOW_WATER
+ * percent, but never one younger than 4 deadlines: a request lives at
+ * most that long (a deadline in each of two queues and two attempts), so
+ * no retry can still need it. Writes past STORE_HIGH_WATER percent are
+ * refused (507) meanwhile, which keeps free pages for the prune; while
+ * the store is that full the job runs every SUP_PRUNE_FULL_EVERY_MS, and
+ * says so once per run. */
 #define SUP_PRUNE_EVERY_MS 60000
+#define SUP_PRUNE_FULL_EVERY_MS 5000
 #define SUP_PRUNE_BATCH 20000
 
 typedef struct prune_job {
     sup_store_job base; /* first: a sup_store_job * is a prune_job * */
     int64_t before_ms;  /* records committed before this go */
-    uint64_t keep_ms;
+    int64_t floor_ms;   /* and, in a nearly full store, those before this */
+    uint64_t keep_ms, floor_keep_ms;
     int result; /* store_response_prune's */
+    int shed;   /* store_response_shed's */
+    int usage;  /* store_usage's */
+    size_t used, size;
 } prune_job;
 
-static bool prune_pending; /* a prune_job is queued or running */
+static bool prune_pending;     /* a prune_job is queued or running */
+static bool store_nearly_full; /* the last prune left more than STORE_SHED_WATER % in use */
+static uint64_t prune_every_ms = SUP_PRUNE_EVERY_MS;
+
+/* Test builds only (SXPOOL_TEST_HOOKS): SXPOOL_TEST_HOOK's prune-every:MS
+ * runs the prune every MS ms, however full the store, so a test sees a
+ * full store recover without waiting a minute. */
+static void read_prune_hook(void)
+{
+#ifdef SXPOOL_TEST_HOOKS
+    const char *v = getenv("SXPOOL_TEST_HOOK");
+    const char *k = v ? strstr(v, "prune-every:") : NULL;
+    if (k) {
+        prune_every_ms = strtoull(k + strlen("prune-every:"), NULL, 10);
+        sup__log("test hook: response records are pruned every %llu ms",
+                 (unsigned long long)prune_every_ms);
+    }
+#endif
+}
 
 static void prune_run(sup_store_job *b, store *st)
 {
     prune_job *j = (prune_job *)b;
     j->result = store_response_prune(st, j->before_ms, SUP_PRUNE_BATCH);
+    j->shed = store_response_shed(st, j->floor_ms, SUP_PRUNE_BATCH);
+    j->usage = store_usage(st, &j->used, &j->size);
 }
 
 static void prune_done(sup_store_job *b)
@@ -558,6 +636,22 @@ static void prune_done(sup_store_job *b)
                  (unsigned long long)(j->keep_ms / 1000));
     else if (j->result < 0)
         sup__log("unable to prune response records: %s", store_strerror(j->result));
+    if (j->shed > 0)
+        sup__log("store over %d %% full: pruned %d more response records older than %llu s "
+                 "(their requests can no longer be retried)",
+                 STORE_SHED_WATER, j->shed, (unsigned long long)(j->floor_keep_ms / 1000));
+    else if (j->shed < 0)
+        sup__log("unable to make room in the store: %s", store_strerror(j->shed));
+    bool full = j->usage == 0 && j->used * 100 > j->size * STORE_SHED_WATER;
+    if (full)
+        sup__log("store nearly full: %zu of %zu KiB in use; writes past %d %% are answered 507 "
+                 "until response records older than %llu s can be pruned or the application "
+                 "deletes data (or restart with a larger --store-size)",
+                 j->used >> 10, j->size >> 10, STORE_HIGH_WATER,
+                 (unsigned long long)(j->floor_keep_ms / 1000));
+    else if (store_nearly_full && j->usage == 0)
+        sup__log("store has room again: %zu of %zu KiB in use", j->used >> 10, j->size >> 10);
+    if (j->usage == 0) store_nearly_full = full;
     free(j);
     prune_pending = false;
 }
@@ -565,15 +659,19 @@ static void prune_done(sup_store_job *b)
 static void prune_responses(sup_server *s, uint64_t now)
 {
     if (s->stop != STOP_NONE || prune_pending) return;
-    if (now - s->last_prune_ms < SUP_PRUNE_EVERY_MS) return;
+    uint64_t every = prune_every_ms;
+    if (store_nearly_full && every > SUP_PRUNE_FULL_EVERY_MS) every = SUP_PRUNE_FULL_EVERY_MS;
+    if (now - s->last_prune_ms < every) return;
     prune_job *j = calloc(1, sizeof *j);
     if (!j) return; /* tried again on the next tick */
     s->last_prune_ms = now;
-    j->keep_ms = 4 * s->cfg.timeout_ms > 600000 ? 4 * s->cfg.timeout_ms : 600000;
+    j->floor_keep_ms = 4 * s->cfg.timeout_ms;
+    j->keep_ms = j->floor_keep_ms > 600000 ? j->floor_keep_ms : 600000;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     j->before_ms = wall_ms - (int64_t)j->keep_ms;
+    j->floor_ms = wall_ms - (int64_t)j->floor_keep_ms;
     j->base.run = prune_run;
     j->base.done = prune_done;
     prune_pending = true;
@@ -660,6 +758,7 @@ int sup_main(int argc, char **argv)
     s->cfg.timeout_ms = DEFAULT_TIMEOUT_S * 1000ull;
     s->cfg.max_body = DEFAULT_MAX_BODY;
     s->cfg.inflight = DEFAULT_INFLIGHT;
+    s->cfg.store_size = (size_t)DEFAULT_STORE_SIZE;
     if (parse_args(argc, argv, &s->cfg, &app, &data) != 0) return 2;
     int rc = check_dirs(&s->cfg, app, data);
     if (rc != 0) return rc;
@@ -677,11 +776,20 @@ int sup_main(int argc, char **argv)
         sup__log("unable to find the sxpool executable to spawn workers: %s", uv_strerror(err));
         return 1;
     }
-    err = store_open(s->cfg.data, 0, &s->store);
+    /* Every process maps the store at the same size (store_open): workers
+     * inherit the environment (uv_spawn) and read it at start. */
+    char size_env[32];
+    snprintf(size_env, sizeof size_env, "%zu", s->cfg.store_size);
+    if (setenv("SXPOOL_STORE_SIZE", size_env, 1) != 0) {
+        sup__log("unable to pass --store-size to the workers: %s", strerror(errno));
+        return 1;
+    }
+    err = store_open(s->cfg.data, s->cfg.store_size, &s->store);
     if (err != 0) {
         sup__log("unable to open the store in %s: %s", s->cfg.data, store_strerror(err));
         return 1;
     }
+    read_prune_hook();
     rc = 1;
     if (make_rundir(s) == 0) rc = run_server(s);
     remove_rundir(s);

@@ -9,8 +9,8 @@
  * The server: sxpool [--workers=N] [--cek-workers=M] [--listen=HOST:PORT]
  * [--app=DIR] [--data=DIR] [--timeout=SECS] [--max-body=BYTES]
  * [--hide-errors] [--memory-limit=SIZE] [--jit-threshold=N]
- * [--jit-exclude=GLOB]. argv[0] is the program name. Runs until SIGINT or
- * SIGTERM.
+ * [--jit-exclude=GLOB] [--store-size=SIZE]. argv[0] is the program name.
+ * Runs until SIGINT or SIGTERM.
  */
 int sup_main(int argc, char **argv);
 

@@ -91,7 +91,8 @@ void wrk_hook_init(const char *mode)
                 continue;
             }
         }
-        if (take(it, "kill-delay:", m)) continue; /* the supervisor's */
+        if (take(it, "kill-delay:", m)) continue;  /* the supervisor's */
+        if (take(it, "prune-every:", m)) continue; /* the supervisor's (sup_main.c) */
         fprintf(stderr, "sxpool worker: ignoring an unknown SXPOOL_TEST_HOOK '%s'\n", it);
     }
     free(copy);

@@ -12,8 +12,13 @@
  *              already committed (a re-dispatch after a death), otherwise
  *              (handle req) runs in a store transaction; a RESPONSE is
  *              committed together with the writes under the request id,
- *              then sent. A conflict at commit reruns the handler on a
- *              fresh snapshot (nothing was applied), after a few conflicts
+ *              then sent (a RESPONSE over STORE_MAX_RECORD bytes commits
+ *              a stand-in instead: a 502 saying the request was applied
+ *              but its response was too large to keep, which is what a
+ *              re-dispatch then answers; the request never runs twice).
+ *              A full store (STORE_EFULL) answers 507, nothing applied.
+ *              A conflict at commit reruns the handler on a fresh
+ *              snapshot (nothing was applied), after a few conflicts
  *              holding the write lock, which cannot conflict. A commit that
  *              finds the request's record already there answers from it.
  *              An SX error aborts the transaction: ERROR, or JIT_FAULT when
@@ -183,6 +188,22 @@ static int encode_response(uint64_t id, const sx_response *resp, char **buf, siz
     return rc;
 }
 
+/* The record committed in place of a RESPONSE of len bytes, too large to
+ * keep (STORE_MAX_RECORD): what a re-dispatch of the request answers. The
+ * request's effects are committed, so it must not run again, and its real
+ * response is gone: an error that says so, not a made-up success. */
+static int encode_stand_in(uint64_t id, int status, size_t len, char **buf, size_t *len_out)
+{
+    char body[256];
+    int n = snprintf(body, sizeof body,
+                     "sxpool: request %llu was applied, but its %d response (%zu bytes) was "
+                     "larger than the %u bytes kept for a retry; it was not run again\n",
+                     (unsigned long long)id, status, len, STORE_MAX_RECORD);
+    static const char ct[] = "content-type", ctv[] = "text/plain; charset=utf-8";
+    ipc_field f[4] = {fstr("502"), {body, (uint32_t)n}, {ct, sizeof ct - 1}, {ctv, sizeof ctv - 1}};
+    return ipc_encode(IPC_RESPONSE, id, f, 4, buf, len_out);
+}
+
 /* ---- one request ------------------------------------------------------------ */
 
 static void request_of(const ipc_frame *fr, const char *id, sx_request *r, sx_header *hs)
@@ -242,17 +263,26 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
             w->txn = NULL;
             return RUN_SX_ERROR;
         }
+        int status = resp.status;
+        *out = NULL;
         rc = encode_response(id, &resp, out, outlen);
         sx_response_free(&resp);
+        /* read-only requests commit no record: running them again is harmless */
+        bool writes = store_txn_nwrites(w->txn) > 0;
+        char *rec = *out;
+        size_t reclen = *outlen;
+        if (rc == 0 && writes && *outlen > STORE_MAX_RECORD)
+            rc = encode_stand_in(id, status, *outlen, &rec, &reclen);
         if (rc != 0) {
             store_txn_abort(w->txn);
             w->txn = NULL;
+            free(*out);
+            *out = NULL;
             return rc;
         }
-        /* read-only requests commit no record: running them again is harmless */
-        bool writes = store_txn_nwrites(w->txn) > 0;
         if (writes) wrk_hook_before_commit(r->path, r->path_len);
-        rc = store_txn_commit(w->txn, writes ? r->id : NULL, *out, *outlen);
+        rc = store_txn_commit(w->txn, writes ? r->id : NULL, rec, reclen);
+        if (rec != *out) free(rec);
         w->txn = NULL;
         if (rc == 0) {
             if (writes) wrk_hook_after_commit(r->path, r->path_len);
@@ -326,6 +356,10 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
         if (sent) return rc;
         if (rc == STORE_ENOTFOUND)
             wlog(w, "request %s: its response record vanished after its commit found it", id);
+    }
+    if (rc == STORE_EFULL) { /* nothing applied; room comes back once records are pruned */
+        ipc_field f[3] = {fstr("507"), fstr("insufficient-storage"), fstr(store_strerror(rc))};
+        return send_frame(w, IPC_ERROR, fr->id, f, 3);
     }
     if (rc < 0) {
         memset(&fail, 0, sizeof fail);
@@ -541,7 +575,21 @@ static int start(wrk *w)
     if (rc != 0)
         wlog(w, "unable to map the crash scoreboard of slot %d: %s; crashes will go unexplained",
              w->slot, strerror(-rc));
-    rc = store_open(w->data, 0, &w->st);
+    /* The supervisor's --store-size, in bytes: every process must map the
+     * store at the same size (store_open). */
+    size_t map_size = 0;
+    const char *v = getenv("SXPOOL_STORE_SIZE");
+    if (v && *v) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (*end != '\0' || errno != 0 || *v == '-' || n > SIZE_MAX) {
+            wlog(w, "unable to open the store: SXPOOL_STORE_SIZE is not a size in bytes: '%s'", v);
+            return 1;
+        }
+        map_size = (size_t)n;
+    }
+    rc = store_open(w->data, map_size, &w->st);
     if (rc != 0) {
         wlog(w, "unable to open the store in %s: %s", w->data, store_strerror(rc));
         return 1;

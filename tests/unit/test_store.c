@@ -464,6 +464,115 @@ static void test_response_prune(void)
     store_close(s);
 }
 
+/* Commits a put of key (1 byte) and, with rlen, a response record of rlen
+ * bytes under id. @return store_txn_commit's result */
+static int commit_sized(store *s, const char *key, const char *id, size_t rlen)
+{
+    static char resp[STORE_MAX_RECORD];
+    store_txn *t;
+
+    memset(resp, 'r', sizeof resp);
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(put(t, key, "v"), 0);
+    return store_txn_commit(t, id, rlen ? resp : NULL, rlen);
+}
+
+/* Fills s with records of rlen bytes until a commit is refused. @return
+ * how many committed */
+static int fill(store *s, int *next_id, size_t rlen)
+{
+    char id[32], key[32];
+    int n = 0, rc;
+
+    for (;; n++) {
+        CHECK(n < 100000);
+        snprintf(id, sizeof id, "%019d", (*next_id)++);
+        snprintf(key, sizeof key, "k%d", *next_id);
+        if ((rc = commit_sized(s, key, id, rlen)) != 0) break;
+    }
+    CHECK_EQ(rc, STORE_EFULL);
+    return n;
+}
+
+/* A full map: writes are refused with STORE_EFULL before LMDB's own
+ * MDB_MAP_FULL, a delete still commits, the prune has room, and writes
+ * succeed again afterwards, in the same process and after reopening. */
+static void test_full(void)
+{
+    char *dir = new_dir(), *big = malloc(3u << 20);
+    store *s;
+    store_txn *t;
+    size_t used, size;
+    int id = 1, n;
+    struct timespec ts;
+
+    CHECK(big != NULL);
+    setenv("SXPOOL_STORE_NOSYNC", "1", 1); /* thousands of commits; crashes are not tested here */
+    CHECK_EQ(store_open(dir, 2u << 20, &s), 0);
+    CHECK_EQ(store_usage(s, &used, &size), 0);
+    CHECK_EQ(size, 2u << 20);
+    CHECK(used < size / 10);
+    CHECK(strstr(store_strerror(STORE_EFULL), "store full") != NULL);
+
+    /* bigger than the map: LMDB's MDB_MAP_FULL, reported as STORE_EFULL */
+    memset(big, 'b', 3u << 20);
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(store_put(t, "huge", 4, big, 3u << 20), 0);
+    CHECK_EQ(store_txn_commit(t, NULL, NULL, 0), STORE_EFULL);
+    CHECK_EQ(commit_sized(s, "x", "1", STORE_MAX_RECORD + 1), STORE_ETOOBIG);
+
+    n = fill(s, &id, 32u << 10); /* large records, then small ones */
+    CHECK(n > 20);
+    fill(s, &id, 16);
+    CHECK_EQ(store_usage(s, &used, &size), 0);
+    CHECK(used * 100 <= size * STORE_HIGH_WATER);
+    CHECK(used * 100 > size * (STORE_HIGH_WATER - 5));
+    CHECK_EQ(commit_sized(s, "small", NULL, 0), STORE_EFULL);
+
+    /* at the high-water mark, a request that only deletes still commits */
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    CHECK_EQ(del(t, "k5"), 0);
+    CHECK_EQ(store_txn_commit(t, "9000000000000000000", "deleted", 7), 0);
+
+    /* not over the age: nothing goes; over the high-water mark: the
+     * oldest records go, down to the low-water mark */
+    CHECK_EQ(store_response_prune(s, 0, 100000), 0);
+    CHECK_EQ(store_response_shed(s, 0, 100000), 0);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t later = (int64_t)ts.tv_sec * 1000 + 60000;
+    n = store_response_shed(s, later, 100000);
+    CHECK(n > 0);
+    CHECK_EQ(store_usage(s, &used, &size), 0);
+    CHECK(used * 100 <= size * STORE_LOW_WATER);
+    CHECK_EQ(store_response_shed(s, later, 100000), 0); /* below the mark: nothing */
+    CHECK_EQ(commit_sized(s, "small", "9000000000000000001", 16), 0);
+
+    /* full again, closed and reopened: still refused, still recovers */
+    fill(s, &id, 32u << 10);
+    fill(s, &id, 16);
+    store_close(s);
+    CHECK_EQ(store_open(dir, 2u << 20, &s), 0);
+    CHECK(fill(s, &id, 16) <= 1); /* a page's difference at most */
+    n = store_response_prune(s, later, 100000);
+    CHECK(n > 0);
+    CHECK_EQ(commit_sized(s, "small2", NULL, 0), 0);
+    store_close(s);
+
+    /* a bigger map at open: the same data has room */
+    CHECK_EQ(store_open(dir, 2u << 20, &s), 0);
+    fill(s, &id, 32u << 10);
+    fill(s, &id, 16);
+    store_close(s);
+    CHECK_EQ(store_open(dir, 4u << 20, &s), 0);
+    CHECK_EQ(store_usage(s, &used, &size), 0);
+    CHECK_EQ(size, 4u << 20);
+    CHECK_EQ(commit_sized(s, "small3", "9000000000000000002", 16), 0);
+    store_close(s);
+    unsetenv("SXPOOL_STORE_NOSYNC");
+    free(big);
+    rm_dir(dir);
+}
+
 static void test_blacklist(void)
 {
     char *dir = new_dir(), longname[300];
@@ -850,7 +959,7 @@ static void test_killed_writer(void)
 
 static void test_strerror(void)
 {
-    for (int e = STORE_EUNSAFE; e <= STORE_ECONFLICT; e++)
+    for (int e = STORE_EFULL; e <= STORE_ECONFLICT; e++)
         CHECK(strcmp(store_strerror(e), "unknown error") != 0);
     CHECK_STR(store_strerror(-ENOENT), strerror(ENOENT));
 }
@@ -864,6 +973,7 @@ int main(void)
     test_scan_writer();
     test_responses();
     test_response_prune();
+    test_full();
     test_blacklist();
     test_counter();
     test_locked_txn();
