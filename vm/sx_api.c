@@ -7,9 +7,13 @@
  * array of malloc'd key/value pairs, since eval runs are small.
  */
 #include <gc.h>
+#include <malloc.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "vm/sx_bc.h"
 #include "vm/sx_read.h"
@@ -269,24 +273,78 @@ static __attribute__((noinline)) void clear_stack_below(void)
     memset((char *)pad, 0, sizeof pad);
 }
 
+/* The main thread's stack mapping, from /proc/self/maps: [*lo, *hi). */
+static bool main_stack_bounds(uintptr_t *lo, uintptr_t *hi)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return false;
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long a, b;
+        if (strstr(line, "[stack]") && sscanf(line, "%lx-%lx", &a, &b) == 2) {
+            *lo = a;
+            *hi = b;
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* Drops the pages of the C stack below the caller's frame (less a margin
+ * for the calls still to come), which only dead frames of the evaluation
+ * that just ended can have touched. Only inside the main thread's stack
+ * mapping: below it lie other mappings. */
+static __attribute__((noinline)) void release_cstack(void)
+{
+    char here;
+    uintptr_t lo, hi, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t top = ((uintptr_t)&here - ((uintptr_t)16 << 10)) & ~(pg - 1);
+    if (!main_stack_bounds(&lo, &hi) || (uintptr_t)&here < lo || (uintptr_t)&here >= hi) return;
+    if ((uintptr_t)ctx.cstack_limit > lo) lo = ((uintptr_t)ctx.cstack_limit + pg - 1) & ~(pg - 1);
+    if (top > lo) madvise((void *)lo, top - lo, MADV_DONTNEED);
+}
+
+/* After an evaluation that ended on a limit: gives back to the system what
+ * it left behind, the collector's free blocks, the stacks' dead pages and
+ * malloc's free memory, so a worker's size stays near its limit. */
+static void release_memory(void)
+{
+    sx__vm_release_stacks();
+    sx__cek_release_stack();
+    release_cstack();
+    clear_stack_below(); /* stale pointers there would keep garbage alive */
+    sx_gc_give_back();
+    malloc_trim(0);
+}
+
+static bool hit_a_limit(sx_val obj)
+{
+    return obj == SX_UNDEF || !sx_catchable(obj);
+}
+
 /* Runs fn(arg) as one protected call. */
 static int protect(void (*fn)(void *), void *arg, sx_failure *fail)
 {
     clear_stack_below();
     sx_jmp j;
+    char top;
     sx_cur = &ctx;
+    ctx.cstack_base = &top; /* the evaluation's C stack is what lies below */
+    sx__budget_reset(&ctx);
     if (sx_try(&ctx, &j) == 0) {
         fn(arg);
         sx_try_end(&ctx, &j);
+        sx__budget_reset(&ctx);
         return 0;
     }
     sx_try_end(&ctx, &j);
+    sx__budget_reset(&ctx); /* the whole budget for what follows */
     sx_val obj = ctx.raised;
-    if (obj == SX_UNDEF || (sx_is(obj, SX_T_ERROR) &&
-                            !strcmp(sx_sym_name(SX_OBJ(sx_errobj, obj)->kind), "memory-limit"))) {
-        /* out of heap: collect now, the collector does not retry by itself
-         * after a failed expansion */
-        GC_gcollect();
+    if (hit_a_limit(obj)) {
+        ctx.raised = SX_NIL; /* the failed evaluation must not stay reachable */
+        release_memory();
         if (obj == SX_UNDEF)
             obj = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
     }
@@ -358,7 +416,17 @@ int sx_vm_init(const sx_options *opt)
     ctx.perform = host_perform;
     ctx.kstack_max = o.kstack_max;
     ctx.heap_limit = o.heap_limit ? o.heap_limit : (size_t)1 << 30;
-    ctx.cstack_limit = &here - grow_cstack(o.cstack_bytes ? o.cstack_bytes : SX_DEFAULT_CSTACK);
+    /* the stacks count against the memory limit too (sx_check_cstack):
+     * none may be bigger than it, the CEK and VM value stacks at most an
+     * eighth of it each */
+    if (!ctx.kstack_max) {
+        size_t words = ctx.heap_limit / 8 / sizeof(sx_val);
+        ctx.kstack_max = words < ((size_t)4 << 20) ? words : (size_t)4 << 20;
+        if (ctx.kstack_max < 65536) ctx.kstack_max = 65536;
+    }
+    size_t cstack = o.cstack_bytes ? o.cstack_bytes : SX_DEFAULT_CSTACK;
+    if (cstack > ctx.heap_limit) cstack = ctx.heap_limit;
+    ctx.cstack_limit = &here - grow_cstack(cstack);
     ctx.out = stdout;
     GC_set_max_heap_size(ctx.heap_limit);
     sx_cur = &ctx;
@@ -557,15 +625,29 @@ typedef struct handle_args {
     sx_response *resp;
 } handle_args;
 
+/* The copy is resident next to the heap's text until the request ends:
+ * it counts against the budget too. */
+static char *malloc_copy(const char *s, size_t n)
+{
+    if (!sx_heap_fits(&ctx, n + 1)) sx__out_of_memory();
+    char *p = malloc(n + 1);
+    if (!p) sx__out_of_memory();
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
+/* v's display form in malloc'd memory, which outlives the evaluation. */
 static char *display_copy(sx_val v, size_t *len)
 {
+    if (sx_is_string(v)) { /* no second copy in the heap */
+        *len = sx_str(v)->len;
+        return malloc_copy(sx_str(v)->data, *len);
+    }
     sx_buf b;
     sx_buf_init(&b);
     if (v != SX_NIL) sx_print(&b, v, false);
-    char *p = malloc(b.len + 1);
-    if (!p) abort();
-    memcpy(p, b.p ? b.p : "", b.len);
-    p[b.len] = 0;
+    char *p = malloc_copy(b.p ? b.p : "", b.len);
     *len = b.len;
     sx_buf_free(&b);
     return p;

@@ -20,11 +20,14 @@
  * The K stack is reserved once (address space only; pages are touched as
  * it grows) and never moves, so argument vectors handed to primitives stay
  * valid while they call back into SX. The collector scans its live part.
+ * Its size is part of the memory limit (sx_api.c caps it at an eighth);
+ * after an evaluation that hit a limit its dead pages go back to the system.
  */
 #include <gc.h>
 #include <stdlib.h>
 #include <gc/gc_mark.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "vm/sx_bc.h"
 
@@ -63,6 +66,20 @@ void sx_cek_init(sx_ctx *cx)
     p_apply = sx_sym(sx_intern_c("apply"))->global;
     err_memory_limit = sx_mkerror_c("memory-limit", "evaluation exceeded its memory limit");
     GC_add_roots(&err_memory_limit, &err_memory_limit + 1);
+}
+
+size_t sx__cek_stack_bytes(void)
+{
+    return M.sp * sizeof(sx_val);
+}
+
+void sx__cek_release_stack(void)
+{
+    if (!M.stk) return;
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)(M.stk + M.sp) + pg - 1) & ~(pg - 1);
+    uintptr_t end = (uintptr_t)(M.stk + M.max);
+    if (a < end) madvise((void *)a, end - a, MADV_DONTNEED);
 }
 
 sx_val sx_make_closure(sx_code *code, sx_env *env)

@@ -39,8 +39,10 @@ struct sx_ctx {
     void *host; /* the host's own state for perform */
 
     char *cstack_limit;     /* raise stack-overflow below this C address */
+    char *cstack_base;      /* the C stack's top in the running protected call */
     size_t kstack_max;      /* CEK continuation stack limit, in slots */
-    size_t heap_limit;      /* bytes; 0 = none */
+    size_t heap_limit;      /* bytes; 0 = none: the one budget of sx_object.c */
+    size_t stack_charged;   /* stack bytes charged against heap_limit */
     void *eval;             /* the evaluator's own state */
     FILE *out;              /* where display/print/write go */
     volatile int interrupt; /* set asynchronously: raise timeout at the next call */
@@ -73,8 +75,22 @@ _Noreturn void sx_not_a_procedure(sx_ctx *cx, sx_val v);
 _Noreturn void sx_unbound(sx_ctx *cx, sx_val sym);
 /* Whether guard may catch obj (all but stack-overflow, memory-limit, timeout). */
 bool sx_catchable(sx_val obj);
-/* Check the C stack; raises stack-overflow when it runs low. */
+/* Check the C stack; raises stack-overflow when it runs low, or when the
+ * stacks (C, VM, CEK) and the heap together exceed heap_limit. */
 void sx_check_cstack(sx_ctx *cx);
+/* Whether n bytes outside the heap fit in the budget next to it (collects
+ * and unmaps the heap's free blocks if that is what it takes). */
+bool sx_heap_fits(sx_ctx *cx, size_t n);
+/* Collects, and returns the heap's free blocks to the system. */
+void sx_gc_give_back(void);
+/* Gives the whole budget back to the heap (between evaluations). */
+void sx__budget_reset(sx_ctx *cx);
+/* Bytes the VM's and the CEK machine's stacks hold now. */
+size_t sx__vm_stack_bytes(void);
+size_t sx__cek_stack_bytes(void);
+/* Returns the VM's and the CEK machine's unused stack pages to the system. */
+void sx__vm_release_stacks(void);
+void sx__cek_release_stack(void);
 
 /* Type name used in error messages: integer float string symbol keyword
  * char boolean nil list vector dict fn error. */
@@ -83,8 +99,13 @@ const char *sx_type_name(sx_val v);
 /* ---- allocation ------------------------------------------------------- */
 
 void sx_gc_init(void);
-void *sx_alloc(size_t n);        /* zeroed, may hold pointers */
-void *sx_alloc_atomic(size_t n); /* not scanned, not zeroed */
+/* All raise memory-limit when the budget (heap_limit) cannot hold n bytes. */
+void *sx_alloc(size_t n);                   /* zeroed, may hold pointers */
+void *sx_alloc_atomic(size_t n);            /* not scanned, not zeroed */
+void *sx_realloc_atomic(void *p, size_t n); /* p from sx_alloc_atomic or NULL */
+void sx_free(void *p);                      /* frees at once what nothing else holds */
+/* Raises memory-limit (an error that cannot allocate an error object). */
+_Noreturn void sx__out_of_memory(void);
 
 static inline sx_val sx_cons(sx_val a, sx_val d)
 {
@@ -181,6 +202,9 @@ uint64_t sx_hash(sx_val v); /* consistent with sx_equal */
 
 /* ---- printing ---------------------------------------------------------- */
 
+/* A growable text buffer in the collected heap: it counts against
+ * heap_limit, and one an error unwinds past is reclaimed by the collector.
+ * Keep sx_buf structs where the collector looks (the C stack, the heap). */
 typedef struct sx_buf {
     char *p;
     size_t len, cap;

@@ -124,7 +124,9 @@ static void run_traced(sx_ctx *cx, sx_val form)
 }
 
 /* (vm-trace "source"): runs source on the VM, returns the trace; an error
- * ends the trace with a line naming it instead of escaping. */
+ * guard could catch ends the trace with a line naming it instead of
+ * escaping. stack-overflow, memory-limit and timeout escape, as from guard.
+ * The trace is an sx_buf, so it counts against the memory limit. */
 static sx_val p_vm_trace(sx_ctx *cx, int argc, sx_val *argv)
 {
     SX_CHECK(cx, sx_is_string(argv[0]), "vm-trace", "string", argc, argv);
@@ -142,8 +144,14 @@ static sx_val p_vm_trace(sx_ctx *cx, int argc, sx_val *argv)
     } else {
         sx_try_end(cx, &j);
         sx_vm_set_trace(NULL);
+        /* the evaluation's limits end it here as anywhere else: guard
+         * cannot catch them (SX.md 5), and neither can a debugging form */
+        if (cx->raised == SX_UNDEF || !sx_catchable(cx->raised)) {
+            sx_buf_free(&b);
+            sx_rethrow(cx);
+        }
         sx_buf_adds(&b, "raised: ");
-        sx_print(&b, cx->raised == SX_UNDEF ? SX_NIL : cx->raised, true);
+        sx_print(&b, cx->raised, true);
         sx_buf_addc(&b, '\n');
     }
     return buf_string(&b);

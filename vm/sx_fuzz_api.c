@@ -5,9 +5,10 @@
  * Runs on the context sx_vm_init set up (sx_cur), in the thread that
  * called it. Like every vm.h entry point each call is one protected call:
  * a read-error (or memory-limit) raised inside becomes a status and an
- * sx_failure, never a longjmp out of the module. The text is plain malloc
- * memory kept in a job record owned by the caller of the protected call,
- * so it is still valid, and freed, when an error lands there.
+ * sx_failure, never a longjmp out of the module. The text is an sx_buf (in
+ * the collected heap) kept in a job record on the stack of the caller of
+ * the protected call, so it is still valid, and freed, when an error lands
+ * there; on success it is handed back as a malloc'd copy.
  */
 #include <stdlib.h>
 
@@ -117,8 +118,13 @@ int sx_vm_read_write(const char *buf, size_t len, char **text, size_t *text_len,
         sx_buf_free(&job.text);
         return 1;
     }
-    sx_buf_add(&job.text, "", 0); /* allocates the NUL when nothing was read */
-    *text = job.text.p;
+    /* the text is in the collected heap: hand the caller a malloc'd copy */
+    char *copy = malloc(job.text.len + 1);
+    if (!copy) abort();
+    if (job.text.len) memcpy(copy, job.text.p, job.text.len);
+    copy[job.text.len] = 0;
+    *text = copy;
     *text_len = job.text.len;
+    sx_buf_free(&job.text);
     return 0;
 }

@@ -4,6 +4,12 @@
  * Runs on the thread that evaluates SX (one per process). Allocation that
  * fails (the heap limit is reached) raises memory-limit in sx_cur; the
  * collector can then reclaim the aborted evaluation's garbage.
+ *
+ * One budget, sx_ctx.heap_limit, covers what an evaluation makes: every
+ * object and every text buffer (sx_buf) lives in the collected heap, whose
+ * maximum size is the budget less what the evaluation's stacks (C, VM and
+ * CEK) hold; sx_check_cstack charges those stacks at each nested run. A
+ * request bigger than the whole budget fails before the collector is asked.
  */
 #include <gc.h>
 #include <stdlib.h>
@@ -14,7 +20,7 @@ sx_ctx *sx_cur;
 
 /* ---- allocation ------------------------------------------------------- */
 
-static _Noreturn void sx__oom(void)
+void sx__out_of_memory(void)
 {
     if (sx_cur && sx_cur->jmp) {
         sx_cur->raised = SX_UNDEF; /* cannot allocate the error object */
@@ -45,18 +51,86 @@ void sx_gc_init(void)
     GC_set_warn_proc(GC_ignore_warn_proc);
 }
 
+/* Whether n bytes can never fit in the budget: then fail at once, without
+ * a collection or an attempt to grow the heap. */
+static bool over_budget(size_t n)
+{
+    return sx_cur && sx_cur->heap_limit && n > sx_cur->heap_limit;
+}
+
 void *sx_alloc(size_t n)
 {
+    if (over_budget(n)) sx__out_of_memory();
     void *p = GC_MALLOC(n);
-    if (!p) sx__oom();
+    if (!p) sx__out_of_memory();
     return p;
 }
 
 void *sx_alloc_atomic(size_t n)
 {
+    if (over_budget(n)) sx__out_of_memory();
     void *p = GC_MALLOC_ATOMIC(n);
-    if (!p) sx__oom();
+    if (!p) sx__out_of_memory();
     return p;
+}
+
+void *sx_realloc_atomic(void *p, size_t n)
+{
+    if (!p) return sx_alloc_atomic(n);
+    if (over_budget(n)) sx__out_of_memory();
+    void *q = GC_REALLOC(p, n);
+    if (!q) sx__out_of_memory();
+    return q;
+}
+
+void sx_free(void *p)
+{
+    if (p) GC_FREE(p);
+}
+
+/* ---- stacks against the budget ------------------------------------------- */
+
+/* Stack bytes are charged in steps of this, so the collector's limit
+ * changes rarely. */
+#define STACK_STEP ((size_t)1 << 20)
+
+/* The collector unmaps only blocks that have stayed free across more than
+ * one collection (GC_unmap_threshold is 1 during GC_gcollect_and_unmap):
+ * hence three, the first of which frees the evaluation's garbage. */
+void sx_gc_give_back(void)
+{
+    for (int i = 0; i < 3; i++)
+        GC_gcollect_and_unmap();
+}
+
+bool sx_heap_fits(sx_ctx *cx, size_t n)
+{
+    if (!cx->heap_limit) return true;
+    if (n > cx->heap_limit) return false;
+    if (GC_get_heap_size() <= cx->heap_limit - n) return true;
+    sx_gc_give_back(); /* the heap's free blocks need not stay */
+    return GC_get_heap_size() <= cx->heap_limit - n;
+}
+
+void sx__budget_reset(sx_ctx *cx)
+{
+    cx->stack_charged = 0;
+    GC_set_max_heap_size(cx->heap_limit);
+}
+
+/* Charges used bytes of stack: the heap may then grow only to the budget
+ * less them, and if it is already bigger the evaluation is too deep for
+ * its memory limit. */
+static void charge_stacks(sx_ctx *cx, size_t used)
+{
+    size_t charge = (used + STACK_STEP - 1) / STACK_STEP * STACK_STEP;
+    if (charge <= cx->stack_charged) return;
+    cx->stack_charged = charge;
+    if (charge >= cx->heap_limit)
+        sx_error(cx, "stack-overflow", "evaluation nested too deeply for its memory limit");
+    if (!sx_heap_fits(cx, charge))
+        sx_error(cx, "stack-overflow", "evaluation nested too deeply for its memory limit");
+    GC_set_max_heap_size(cx->heap_limit - charge);
 }
 
 /* ---- numbers ------------------------------------------------------------ */
@@ -168,6 +242,7 @@ size_t sx_str_offset(sx_string *s, size_t i)
 
 sx_val sx_mkstring(const char *s, size_t len)
 {
+    if (len >= UINT32_MAX) sx__out_of_memory(); /* the length field is 32 bits */
     sx_string *str = sx_alloc_atomic(sizeof *str + len + 1);
     str->h.type = SX_T_STRING;
     str->h.aux = 0;
@@ -206,7 +281,7 @@ static void table_grow(intern_table *t)
 {
     size_t nsize = t->size ? t->size * 2 : 1024;
     sx_symbol **ns = GC_MALLOC_UNCOLLECTABLE(nsize * sizeof *ns);
-    if (!ns) sx__oom();
+    if (!ns) sx__out_of_memory();
     for (size_t i = 0; i < t->size; i++) {
         sx_symbol *s = t->slots[i];
         while (s) {
@@ -458,6 +533,10 @@ void sx_check_cstack(sx_ctx *cx)
     char here;
     if (cx->cstack_limit && &here < cx->cstack_limit)
         sx_error(cx, "stack-overflow", "native stack exhausted");
+    if (!cx->cstack_base || !cx->heap_limit) return;
+    size_t c = &here < cx->cstack_base ? (size_t)(cx->cstack_base - &here) : 0;
+    size_t used = c + sx__vm_stack_bytes() + sx__cek_stack_bytes();
+    if (used > cx->stack_charged) charge_stacks(cx, used);
 }
 
 /* ---- procedures ----------------------------------------------------------- */

@@ -1,9 +1,11 @@
 /* sx_print.c: growable byte buffers and the write/display forms of values.
  *
- * sx_buf is plain malloc memory holding text only (never values), so the
- * collector need not see it. The printer walks lists along their tails in
- * a loop and recurses only into cars, vector items and dict entries; past
- * MAX_DEPTH levels of nesting it prints "..." instead of going deeper.
+ * sx_buf holds text only (never values) in atomic blocks of the collected
+ * heap, so it counts against the memory limit and a buffer an error
+ * unwinds past is garbage like any other. The printer walks lists along
+ * their tails in a loop and recurses only into cars, vector items and dict
+ * entries; past MAX_DEPTH levels of nesting it prints "..." instead of
+ * going deeper.
  *
  * Floats print like Python's repr (SX.md 9): the shortest digit string
  * that reads back as the same double, found by bisection over 1..17
@@ -34,23 +36,20 @@ void sx_buf_init(sx_buf *b)
 
 void sx_buf_free(sx_buf *b)
 {
-    free(b->p);
+    sx_free(b->p);
     sx_buf_init(b);
 }
 
+/* Grows by half (not doubling: a buffer near the budget should not ask
+ * for twice what it needs); memory-limit when the budget cannot hold it. */
 static void buf_reserve(sx_buf *b, size_t extra)
 {
+    if (extra >= SIZE_MAX / 2 - b->len) sx__out_of_memory();
     size_t need = b->len + extra + 1; /* room for a terminating NUL */
     if (need <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < need)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        if (sx_cur && sx_cur->jmp) sx_error(sx_cur, "memory-limit", "out of memory printing");
-        abort();
-    }
-    b->p = p;
+    size_t cap = b->cap ? b->cap + b->cap / 2 : 64;
+    if (cap < need) cap = need;
+    b->p = sx_realloc_atomic(b->p, cap);
     b->cap = cap;
 }
 

@@ -2,7 +2,9 @@
  *
  * One value stack and one frame stack, both reserved once and never moved
  * (argument vectors handed to primitives stay valid while those call back
- * into SX); the collector scans their live parts. A frame is
+ * into SX); the collector scans their live parts. Each is sized to at
+ * most an eighth of the memory limit, and their dead pages go back to the
+ * system after an evaluation that hit a limit. A frame is
  *
  *     base[-1]              the procedure being run
  *     base[0 .. nslots)     its local slots (parameters first)
@@ -25,6 +27,7 @@
 #include <gc/gc_mark.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "vm/sx_bc.h"
 
@@ -90,11 +93,37 @@ void sx_vm_tier_init(sx_ctx *cx)
     V.stk = reserve(words * sizeof(sx_val));
     V.stk_end = V.stk + words;
     V.sp = V.stk;
-    V.max_frames = 1 << 20;
+    /* the frames get an eighth of the memory limit, at most 2^20 of them */
+    size_t frames = cx->heap_limit ? cx->heap_limit / 8 / sizeof(vm_frame) : (size_t)1 << 20;
+    V.max_frames = (int)(frames > ((size_t)1 << 20) ? (size_t)1 << 20
+                         : frames < 4096            ? 4096
+                                                    : frames);
     V.frames = reserve((size_t)V.max_frames * sizeof(vm_frame));
     prev_push_roots = GC_get_push_other_roots();
     GC_set_push_other_roots(push_vm_roots);
     p_apply = sx_sym(sx_intern_c("apply"))->global;
+}
+
+size_t sx__vm_stack_bytes(void)
+{
+    if (!V.stk) return 0;
+    return (size_t)(V.sp - V.stk) * sizeof(sx_val) + (size_t)V.nframes * sizeof(vm_frame);
+}
+
+/* Drops the pages of [from, end) that hold nothing live. */
+static void release_range(void *from, void *end)
+{
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)from + pg - 1) & ~(pg - 1);
+    if (a < (uintptr_t)end) madvise((void *)a, (uintptr_t)end - a, MADV_DONTNEED);
+}
+
+void sx__vm_release_stacks(void)
+{
+    if (!V.stk) return;
+    sx_val *top = V.sp + SX_JIT_FRAME_MARGIN + 2;
+    if (top < V.stk_end) release_range(top, V.stk_end);
+    release_range(V.frames + V.nframes, V.frames + V.max_frames);
 }
 
 void sx_vm_set_trace(sx_buf *b)

@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -596,6 +597,11 @@ static int start(wrk *w)
     }
     /* JIT workers run the VM and native code; CEK workers the reference evaluator only */
     w->opt.tier = w->jit_mode ? SX_TIER_VM : SX_TIER_CEK;
+    /* response bodies (up to the memory limit) are malloc'd: a fixed mmap
+     * threshold gives each big one its own mapping, returned at free,
+     * where glibc's sliding one would keep them in the arena after the
+     * first */
+    mallopt(M_MMAP_THRESHOLD, 256 << 10);
     if (sx_vm_init(&w->opt) != 0) {
         wlog(w, "unable to start the SX runtime");
         return 1;

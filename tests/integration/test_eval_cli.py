@@ -306,6 +306,53 @@ class Eval(EvalCase):
                 self.assertGreaterEqual(r.rc, 0, "killed by signal %d: %r" % (-r.rc, r))
                 self.assert_uncaught(r, "stack-overflow", out="start")
 
+    def test_debugging_forms_keep_the_limits_uncatchable(self):
+        # vm-trace ends its trace with an error guard could catch, but the
+        # evaluation's limits go through it as they go through guard.
+        # Before, vm-trace caught both: the program printed its trace and
+        # "never", and exited 0. The list is built outside the trace; its
+        # comparison recurses in C until the stacks and the heap together
+        # pass the limit.
+        deep = ('(define (nest n acc) (if (= n 0) acc (nest (- n 1) (list acc))))\n'
+                '(define a (nest 1000000 0))\n(define b (nest 1000000 0))\n')
+        cases = [("memory-limit", "", '(vm-trace "(make-vector 100000000 0)")'),
+                 ("stack-overflow", deep, '(vm-trace "(equal? a b)")')]
+        for kind, setup, form in cases:
+            for body in (form, '(guard (e (#t (display "caught"))) %s)' % form):
+                with self.subTest(kind=kind, body=body):
+                    r = self.eval(setup + '(display "start")\n' + body + '\n(display "never")\n',
+                                  flags=["--tier=vm", "--memory-limit=64M"], timeout=60)
+                    self.assert_uncaught(r, kind, out="start")
+        r = self.eval('(display (string-contains? (vm-trace "(car 1)") "raised: #<error type-error"))\n')
+        self.assert_ok(r, "#t")
+
+    def test_memory_limit_counts_the_printer_and_string_buffers(self):
+        # Text built outside plain objects counts against the limit and is
+        # given back: str of a 640 MB printed form under 16M. Before, the
+        # printer's malloc buffer grew to 640 MB first (3.2 GB for 100,000
+        # items) and the error came only when its string could not be made.
+        prog = ('(define (dup s n) (if (= n 0) s (dup (string-append s s) (- n 1))))\n'
+                '(define big (dup "0123456789abcdef" 11))\n(display "start")\n')
+        for body in ('(str (make-vector 20000 big))', '(apply string-append (vector->list (make-vector 20000 big)))',
+                     '(write (make-vector 20000 big))'):
+            for tier in ("cek", "vm"):
+                with self.subTest(body=body, tier=tier):
+                    r = self.eval(prog + body + '\n(display "never")\n',
+                                  flags=["--tier=" + tier, "--memory-limit=16M"], timeout=60)
+                    self.assert_uncaught(r, "memory-limit", out="start")
+                    self.assertLess(r.maxrss_kb, 100 * 1024, "peak RSS %d KB" % r.maxrss_kb)
+
+    def test_recursion_through_builtins_stays_within_the_limit(self):
+        # Nested runs of the evaluator (map calling back into SX) hold C
+        # stack and VM stack as well as heap: all of it counts. Before, the
+        # vm tier reached 427 MB and the jit tier 880 MB under 64M.
+        src = '(define (nest n) (car (map (lambda (x) (+ 1 (nest x))) (list n))))\n(nest 0)\n'
+        for tier in ("cek", "vm", "jit"):
+            with self.subTest(tier=tier):
+                r = self.eval(src, flags=["--tier=" + tier, "--memory-limit=64M"], timeout=60)
+                self.assert_uncaught(r, "stack-overflow")
+                self.assertLess(r.maxrss_kb, (64 + 80) * 1024, "peak RSS %d KB" % r.maxrss_kb)
+
 
 class Repl(unittest.TestCase):
     PROMPTS = re.compile(r"(?m)^(?:sx> )+")
