@@ -21,6 +21,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <ftw.h>
 #include <signal.h>
@@ -434,6 +435,8 @@ static int check_dirs(sup_config *cfg, const char *app, const char *data)
 
 /* ---- run directory ------------------------------------------------------- */
 
+#define RUNDIR_PIDFILE "supervisor.pid"
+
 static int make_rundir(sup_server *s)
 {
     const char *tmp = getenv("TMPDIR");
@@ -455,6 +458,16 @@ static int make_rundir(sup_server *s)
         sup__log("unable to make %s private: %s", s->rundir, strerror(e));
         return -e;
     }
+    /* Whose it is, for remove_stale_rundirs at a later start if this
+     * process dies without removing it (SIGKILL, a crash). */
+    char pidfile[PATH_MAX + 16], pid[32];
+    snprintf(pidfile, sizeof pidfile, "%s/" RUNDIR_PIDFILE, s->rundir);
+    int fd = open(pidfile, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int plen = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (fd < 0 || write(fd, pid, (size_t)plen) != plen)
+        sup__log("unable to write %s (it is not removed if sxpool is killed): %s", pidfile,
+                 strerror(errno));
+    if (fd >= 0) close(fd);
     return 0;
 }
 
@@ -469,6 +482,43 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 /* Removes the run directory and what the slots left in it (sockets,
  * scoreboards, the JIT workers' private temporary directories with
  * whatever a compile killed midway left in them). */
+/* Removes the run directories (TMPDIR/sxpool.*) that supervisors killed
+ * before they could clean up left behind: only directories of this user,
+ * not links, whose pid file names a process that is gone. One with no pid
+ * file is kept (a supervisor starting right now, or an older version). */
+static void remove_stale_rundirs(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp) tmp = "/tmp";
+    DIR *d = opendir(tmp);
+    if (!d) return;
+    struct dirent *e;
+    int removed = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "sxpool.", 7) != 0) continue;
+        char dir[PATH_MAX], pidfile[PATH_MAX + 16], buf[32];
+        if (snprintf(dir, sizeof dir, "%s/%s", tmp, e->d_name) >= (int)sizeof dir) continue;
+        struct stat st;
+        if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
+        snprintf(pidfile, sizeof pidfile, "%s/" RUNDIR_PIDFILE, dir);
+        int fd = open(pidfile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0) continue;
+        buf[n] = '\0';
+        char *end;
+        long pid = strtol(buf, &end, 10);
+        if (pid <= 0 || pid == getpid() || (*end != '\n' && *end != '\0')) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to ask */
+        if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0) removed++;
+    }
+    closedir(d);
+    if (removed > 0)
+        sup__log("removed %d run director%s left by supervisors that were killed", removed,
+                 removed == 1 ? "y" : "ies");
+}
+
 static void remove_rundir(sup_server *s)
 {
     if (!s->rundir[0]) return;
@@ -791,6 +841,7 @@ int sup_main(int argc, char **argv)
     }
     read_prune_hook();
     rc = 1;
+    remove_stale_rundirs();
     if (make_rundir(s) == 0) rc = run_server(s);
     remove_rundir(s);
     store_close(s->store);
