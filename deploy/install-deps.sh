@@ -33,6 +33,7 @@ node-llhttp
 clang
 libclang-rt-14-dev
 python3
+python3-prometheus-client
 bash
 dash
 coreutils

@@ -118,8 +118,9 @@ typedef struct fault_job {
     sup_request *r;
     uint64_t rid; /* r's id, for run */
     bool need_cek;
-    bool lookup;     /* run looks up r's response record */
-    int late_status; /* r ran out of time: this status unless it has a record */
+    enum sup_redispatch_reason why; /* counted if r runs again */
+    bool lookup;                    /* run looks up r's response record */
+    int late_status;                /* r ran out of time: this status unless it has a record */
     char late_text[80];
     int rec_err; /* its result: 0 (rec, rec_len set) or an error */
     char *rec;
@@ -205,6 +206,9 @@ static void push_entries(fault_job *j)
         /* Pushed even when the store could not keep it: the live workers
          * stop running it all the same. */
         int told = sup__pool_push_blacklist(j->s, e->fn, e->hash);
+        /* An approximation: a fault on a function already listed only
+         * bumps its entry's count, but is counted here again. */
+        if (e->err == 0) j->s->metrics.blacklist_entries++;
         if (e->err != 0)
             snprintf(e->did, sizeof e->did,
                      "unable to store its blacklist entry (%s), told %d JIT worker%s to drop it",
@@ -280,9 +284,11 @@ static void settle(fault_job *j, char *done, size_t cap)
     }
     if (!r->conn)
         snprintf(done, cap, "dropped request %llu (its client has gone)", id);
-    else
+    else {
         snprintf(done, cap, "re-dispatched request %llu to %s", id,
                  j->need_cek ? "a CEK worker" : "a CEK worker if one is up, else any worker");
+        s->metrics.redispatches[j->why]++;
+    }
     sup__pool_retry(s, r, j->need_cek); /* frees r if its client has gone */
 }
 
@@ -334,6 +340,7 @@ void sup__fault_jit_reply(sup_slot *w, sup_request *r, const ipc_frame *f)
         snprintf(r->fault.abi, sizeof r->fault.abi, "%s", j->abi);
         snprintf(r->fault.kind, sizeof r->fault.kind, "%s", kind);
     }
+    j->why = REDISPATCH_JIT_FAULT;
     job_request(j, r, true);
     job_submit(j);
     sup__pool_dispatch(w->srv);
@@ -366,6 +373,7 @@ static void lift_done(sup_store_job *b)
 {
     lift_job *j = (lift_job *)b;
     char did[160];
+    if (j->err == 0) j->s->metrics.blacklist_entries--;
     if (j->err == 0 || j->err == STORE_ENOTFOUND)
         snprintf(did, sizeof did, "lifted its blacklist entry");
     else
@@ -426,6 +434,7 @@ static void crash_in_native(sup_slot *w, sup_request *r, int sig)
     snprintf(e->head, sizeof e->head, "fault: %s: its native code died of %s; worker %d (pid %d)",
              fn, sname, w->index, w->pid);
     snprintf(j->tail, sizeof j->tail, "; respawning the slot");
+    j->why = REDISPATCH_NATIVE_CRASH;
     job_request(j, r, true);
     job_submit(j);
 }
@@ -452,6 +461,7 @@ static void died_compiling(sup_slot *w, sup_request *r, const char *how)
              "recorded",
              w->index, w->pid, how);
     snprintf(j->tail, sizeof j->tail, "; respawning the slot");
+    j->why = REDISPATCH_COMPILER_CRASH;
     job_request(j, r, true);
     job_submit(j);
 }
@@ -497,6 +507,21 @@ void sup__fault_death(sup_slot *w, sup_request *r, int64_t status, int sig)
     else
         snprintf(how, sizeof how, "exited with status %lld", (long long)status);
 
+    enum sup_death_cause cause;
+    if (named)
+        cause = DEATH_NATIVE_CRASH;
+    else if (compiling && ((sig == 0 && status == 4) || fault_sig))
+        cause = DEATH_COMPILER;
+    else if (w->killed)
+        cause = DEATH_KILLED_BY_SXPOOL;
+    else if (sig == SIGKILL)
+        cause = DEATH_SIGKILL;
+    else if (sig != 0)
+        cause = DEATH_SIGNAL;
+    else
+        cause = status == 0 ? DEATH_EXIT_CLEAN : DEATH_EXIT_ERROR;
+    w->srv->metrics.deaths[cause]++;
+
     if (named) {
         crash_in_native(w, r, sig);
     } else if (compiling && ((sig == 0 && status == 4) || fault_sig)) {
@@ -510,6 +535,7 @@ void sup__fault_death(sup_slot *w, sup_request *r, int64_t status, int sig)
                  w->index, w->pid, how,
                  fault_sig ? " with no native function in its crash record" : "",
                  (unsigned long long)r->id);
+        j->why = REDISPATCH_WORKER_DEATH;
         job_request(j, r, false);
         job_submit(j);
     }

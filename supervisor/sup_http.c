@@ -383,6 +383,7 @@ void sup__http_respond(sup_request *r, int status, const ipc_field *hdrs, int nh
                        const char *body, size_t len)
 {
     sup_conn *c = r->conn;
+    sup__metrics_response(r->srv, r, status);
     if (c && c->inflight == r && !c->closing) {
         c->inflight = NULL;
         bool keep = r->keep_alive && !c->close_after && c->srv->stop == STOP_NONE;
@@ -765,6 +766,8 @@ static int on_message_begin(llhttp_t *p)
     c->cur = calloc(1, sizeof *c->cur);
     if (!c->cur) return reject(c, 503, "out of memory\n");
     c->cur->slot = -1;
+    c->cur->srv = c->srv;
+    c->cur->arrived_ns = uv_hrtime();
     c->header_bytes = 0;
     c->in_name = false;
     c->in_trailers = false;
@@ -1110,6 +1113,7 @@ static void feed(sup_conn *c, const char *data, size_t len)
         status = 501;
         text = "method not implemented\n";
     }
+    sup__metrics_response(c->srv, c->cur, status);
     conn_send_text(c, status, text, false, false);
 }
 
@@ -1443,7 +1447,10 @@ void sup__http_housekeeping(sup_server *s, uint64_t now)
         if (c->closing || c->deadline_ms == 0 || now < c->deadline_ms) continue;
         if (c->cur && !c->inflight && c->writes == 0 && !c->lingering && !c->finishing) {
             stop_reading(c);
-            if (!c->closing) conn_send_text(c, 408, "request timeout\n", false, false);
+            if (!c->closing) {
+                sup__metrics_response(s, c->cur, 408);
+                conn_send_text(c, 408, "request timeout\n", false, false);
+            }
         } else
             conn_close(c);
     }

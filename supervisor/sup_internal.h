@@ -88,6 +88,9 @@ typedef struct sup_config {
     uint32_t max_rss_mb;          /* recycle a worker whose RSS is above after a request (0: off) */
     int inflight;                 /* requests a JIT worker may hold (sent, not answered) */
     size_t store_size;            /* --store-size: the LMDB map, bytes, for every process */
+    bool admin;                   /* --admin given: serve /metrics and /status */
+    char admin_host[256];
+    int admin_port;
 } sup_config;
 
 /* ---- requests --------------------------------------------------------- */
@@ -98,9 +101,12 @@ typedef struct sup_header {
 } sup_header;
 
 struct sup_conn;
+typedef struct sup_server sup_server;
 
 typedef struct sup_request {
     uint64_t id;
+    sup_server *srv;                 /* the server it came to (for its metrics) */
+    uint64_t arrived_ns;             /* uv_hrtime() at its first byte */
     struct sup_conn *conn;           /* NULL once the client has gone */
     struct sup_request *prev, *next; /* pool queue links */
     struct sup_queue *queue;         /* the queue holding it, or NULL */
@@ -142,8 +148,6 @@ enum sup_slot_state {
     SLOT_BUSY,     /* ready, running req */
     SLOT_DYING,    /* killed or told to stop; waiting for its exit */
 };
-
-typedef struct sup_server sup_server;
 
 typedef struct sup_slot {
     sup_server *srv;
@@ -198,6 +202,46 @@ typedef struct sup_msg {
     size_t len;
     char data[];
 } sup_msg;
+
+/* ---- metrics (kept where things happen; served by sup_admin.c) ---------- */
+
+#define SUP_LATENCY_BUCKETS 13 /* finite upper bounds of the duration histogram */
+
+/* Why a worker process ended (sxpool_worker_deaths_total{cause}). */
+enum sup_death_cause {
+    DEATH_NATIVE_CRASH,     /* fault signal with a native function in its crash record */
+    DEATH_COMPILER,         /* died while the JIT compiled (exit 4 or a fault signal) */
+    DEATH_KILLED_BY_SXPOOL, /* deadline, bad frame, no READY, shutdown grace */
+    DEATH_SIGKILL,          /* SIGKILL from outside (operator, OOM killer) */
+    DEATH_SIGNAL,           /* any other signal */
+    DEATH_EXIT_CLEAN,       /* exit status 0 (recycled, shutdown) */
+    DEATH_EXIT_ERROR,       /* non-zero exit status */
+    DEATH_NCAUSES
+};
+
+/* Why a request ran a second time (sxpool_redispatches_total{reason}). */
+enum sup_redispatch_reason {
+    REDISPATCH_JIT_FAULT,      /* an error escaped native code (JIT_FAULT reply) */
+    REDISPATCH_NATIVE_CRASH,   /* its worker crashed in native code */
+    REDISPATCH_COMPILER_CRASH, /* its worker died compiling */
+    REDISPATCH_WORKER_DEATH,   /* its worker died any other way */
+    REDISPATCH_NREASONS
+};
+
+typedef struct sup_metrics {
+    uint64_t start_ns;       /* uv_hrtime() at start-up, for the uptime */
+    uint64_t by_status[600]; /* responses with a final status, by status (100..599) */
+    /* Duration from a request's first byte to its answer: per-bucket counts
+     * (not cumulative; the last is +Inf), their sum and count. */
+    uint64_t latency[SUP_LATENCY_BUCKETS + 1];
+    double latency_sum;
+    uint64_t latency_count;
+    uint64_t starts[2]; /* worker processes spawned: [0] JIT, [1] CEK */
+    uint64_t deaths[DEATH_NCAUSES];
+    uint64_t redispatches[REDISPATCH_NREASONS];
+    uint64_t dropped;          /* queued requests dropped, their client gone */
+    int64_t blacklist_entries; /* stored at start (any ABI) + added - lifted */
+} sup_metrics;
 
 /* ---- the server --------------------------------------------------------- */
 
@@ -258,6 +302,13 @@ struct sup_server {
     int exit_code;
 
     ipc_frame frame; /* decode scratch; loop thread only */
+
+    sup_metrics metrics;
+    /* The admin listener (sup_admin.c), with --admin. */
+    uv_tcp_t admin_listener;
+    bool admin_open;
+    struct sup_admin_conn *admin_conns;
+    int nadmin;
 };
 
 /* ---- sup_http.c ---------------------------------------------------------- */
@@ -344,6 +395,19 @@ void sup__fault_death(sup_slot *w, sup_request *r, int64_t status, int sig);
  * r from its response record if an attempt committed, else status with
  * text. Never runs r again. */
 void sup__fault_late(sup_server *s, sup_slot *w, sup_request *r, int status, const char *text);
+
+/* ---- sup_admin.c: the admin listener and the metrics it serves ------------ */
+
+/* Binds cfg.admin_host:admin_port (nothing without --admin) and logs
+ * "sxpool: admin on http://HOST:PORT". @return 0 or a negative error (logged) */
+int sup__admin_start(sup_server *s);
+/* Closes the listener and every admin connection. */
+void sup__admin_stop(sup_server *s);
+/* Closes admin connections past their deadline. */
+void sup__admin_housekeeping(sup_server *s, uint64_t now);
+/* Counts a response with status; r (or NULL: rejected before it was
+ * parsed) also counts in the duration histogram. */
+void sup__metrics_response(sup_server *s, const sup_request *r, int status);
 
 /* ---- sup_main.c ---------------------------------------------------------- */
 

@@ -126,6 +126,9 @@ void sup_usage(FILE *out)
             "  --jit-exclude=GLOB functions never compiled (comma-separated globs;\n"
             "                     may be repeated)\n"
             "  --listen=HOST:PORT address to serve on (default %s:%d; port 0 picks one)\n"
+            "  --admin=HOST:PORT  serve /metrics (Prometheus), /status (JSON) and\n"
+            "                     /status.html there (default: off; port 0 picks one);\n"
+            "                     unauthenticated: bind it to a local address\n"
             "  --app=DIR          application directory with main.sx\n"
             "                     (default %s)\n"
             "  --data=DIR         data directory, created if missing (default %s)\n"
@@ -189,7 +192,9 @@ static int parse_uint(const char *s, unsigned long long min, unsigned long long 
     return 0;
 }
 
-static int parse_listen(const char *v, sup_config *cfg)
+/* HOST:PORT ([HOST]:PORT for IPv6) into host[hcap] and *port.
+ * @return 0 or -1 (reported, naming opt) */
+static int parse_hostport(const char *opt, const char *v, char *host, size_t hcap, int *port_out)
 {
     const char *colon = strrchr(v, ':');
     if (!colon || colon == v) goto bad;
@@ -200,15 +205,15 @@ static int parse_listen(const char *v, sup_config *cfg)
         h++;
         hlen -= 2;
     }
-    if (hlen >= sizeof cfg->host) goto bad;
+    if (hlen >= hcap) goto bad;
     unsigned long long port;
     if (parse_uint(colon + 1, 0, 65535, &port) != 0) goto bad;
-    memcpy(cfg->host, h, hlen);
-    cfg->host[hlen] = '\0';
-    cfg->port = (int)port;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port_out = (int)port;
     return 0;
 bad:
-    fprintf(stderr, "sxpool: --listen: expected HOST:PORT (port 0 to 65535), got '%s'\n", v);
+    fprintf(stderr, "sxpool: %s: expected HOST:PORT (port 0 to 65535), got '%s'\n", opt, v);
     return -1;
 }
 
@@ -308,7 +313,14 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
         } else if ((m = opt_value(argc, argv, &i, "--jit-exclude", &v)) != 0) {
             if (m < 0 || add_exclude(cfg, v) != 0) return -1;
         } else if ((m = opt_value(argc, argv, &i, "--listen", &v)) != 0) {
-            if (m < 0 || parse_listen(v, cfg) != 0) return -1;
+            if (m < 0 ||
+                parse_hostport("--listen", v, cfg->host, sizeof cfg->host, &cfg->port) != 0)
+                return -1;
+        } else if ((m = opt_value(argc, argv, &i, "--admin", &v)) != 0) {
+            if (m < 0 || parse_hostport("--admin", v, cfg->admin_host, sizeof cfg->admin_host,
+                                        &cfg->admin_port) != 0)
+                return -1;
+            cfg->admin = true;
         } else if ((m = opt_value(argc, argv, &i, "--app", &v)) != 0) {
             if (m < 0) return -1;
             *app = v;
@@ -610,6 +622,7 @@ static void stop_tick(sup_server *s, uint64_t now)
         if (s->nconns > 0 && now - s->stop_stage_ms < SUP_LINGER_MS + 500) return;
         sup__http_stop_accepting(s);
         sup__http_close_all(s);
+        sup__admin_stop(s);
         sup__pool_close(s);
         close_handle((uv_handle_t *)&s->sigint);
         close_handle((uv_handle_t *)&s->sigterm);
@@ -733,6 +746,7 @@ static void on_housekeeping(uv_timer_t *t)
     sup_server *s = t->data;
     uint64_t now = uv_now(s->loop);
     sup__http_housekeeping(s, now);
+    sup__admin_housekeeping(s, now);
     sup__pool_housekeeping(s, now);
     prune_responses(s, now);
     stop_tick(s, now);
@@ -770,7 +784,7 @@ static int run_server(sup_server *s)
     int err = start_handles(s);
     if (err != 0) return 1; /* handles not running yet: nothing to wind down */
     /* Listen first: a busy port fails before any worker is spawned. */
-    if (sup__http_start(s) != 0 || sup__pool_start(s) != 0) {
+    if (sup__http_start(s) != 0 || sup__admin_start(s) != 0 || sup__pool_start(s) != 0) {
         /* Wind down whatever started: the loop runs the stop sequence. */
         sup__log("start-up failed; stopping");
         s->exit_code = 1;
@@ -782,6 +796,13 @@ static int run_server(sup_server *s)
     err = uv_loop_close(s->loop);
     if (err != 0) sup__log("event loop closed with handles still open: %s", uv_strerror(err));
     return s->exit_code;
+}
+
+static int count_entry(void *arg, const store_bl_entry *e)
+{
+    (void)e;
+    ++*(int64_t *)arg;
+    return 0;
 }
 
 int sup_main(int argc, char **argv)
@@ -840,6 +861,11 @@ int sup_main(int argc, char **argv)
         return 1;
     }
     read_prune_hook();
+    s->metrics.start_ns = uv_hrtime();
+    err = store_bl_each(s->store, NULL, count_entry, &s->metrics.blacklist_entries);
+    if (err != 0)
+        sup__log("unable to count the blacklist entries: %s; the metric starts at 0",
+                 store_strerror(err));
     rc = 1;
     remove_stale_rundirs();
     if (make_rundir(s) == 0) rc = run_server(s);

@@ -202,6 +202,7 @@ static void queue_remove(sup_request *r)
 static void drop_gone(sup_server *s, sup_request *r)
 {
     s->gone_dropped++;
+    s->metrics.dropped++;
     sup__request_free(r);
 }
 
@@ -382,6 +383,7 @@ static void spawn_slot(sup_slot *w)
     w->running = true;
     w->pid = w->proc.pid;
     w->state = SLOT_STARTING;
+    s->metrics.starts[w->cek ? 1 : 0]++;
     w->spawned_ms = uv_now(s->loop);
 }
 

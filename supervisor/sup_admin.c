@@ -1,0 +1,491 @@
+/* sup_admin.c: the admin listener (--admin=HOST:PORT, off by default) and
+ * what it serves: /metrics in the Prometheus text format (0.0.4), /status
+ * as JSON and /status.html for a person.
+ *
+ * Runs on the supervisor's loop thread only. The counters themselves live
+ * in sup_server.metrics and are bumped where things happen (sup_http.c:
+ * responses; sup_pool.c: spawns, dropped requests; sup_fault.c: deaths,
+ * re-dispatches, blacklist entries); this file only reads them.
+ *
+ * The port is meant for a local scraper, not for clients, and is kept
+ * simple: one request per connection (GET only; 405 for another method,
+ * 404 for another path), read whole before it is answered, at most
+ * ADMIN_MAX_REQUEST bytes (431 above), within ADMIN_TIMEOUT_MS (else the
+ * connection is closed), at most ADMIN_MAX_CONNS connections at once
+ * (others are closed at once); every answer says "connection: close" and
+ * the connection is closed once it is written. No authentication: bind
+ * it to a loopback address.
+ *
+ * Memory: an admin_conn is freed only in its close callback; it owns its
+ * response buffer until the write completes.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "supervisor/sup_internal.h"
+
+#define ADMIN_MAX_REQUEST 8192 /* request line + headers */
+#define ADMIN_MAX_CONNS 16
+#define ADMIN_TIMEOUT_MS 5000
+
+typedef struct sup_admin_conn {
+    uv_tcp_t tcp;
+    uv_write_t wreq;
+    sup_server *srv;
+    struct sup_admin_conn *prev, *next;
+    uint64_t deadline_ms;
+    bool closing, answered;
+    size_t len;
+    sup_buf out;
+    char in[ADMIN_MAX_REQUEST];
+} admin_conn;
+
+/* Upper bounds of the duration histogram, seconds (le labels). */
+static const char *const latency_le[SUP_LATENCY_BUCKETS] = {
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60"};
+static const double latency_bound[SUP_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                          1,     2.5,  5,     10,   30,  60};
+
+static const char *const death_label[DEATH_NCAUSES] = {
+    [DEATH_NATIVE_CRASH] = "native_crash",
+    [DEATH_COMPILER] = "compiler_crash",
+    [DEATH_KILLED_BY_SXPOOL] = "killed_by_sxpool",
+    [DEATH_SIGKILL] = "sigkill",
+    [DEATH_SIGNAL] = "signal",
+    [DEATH_EXIT_CLEAN] = "exit_clean",
+    [DEATH_EXIT_ERROR] = "exit_error",
+};
+
+static const char *const redispatch_label[REDISPATCH_NREASONS] = {
+    [REDISPATCH_JIT_FAULT] = "jit_fault",
+    [REDISPATCH_NATIVE_CRASH] = "native_crash",
+    [REDISPATCH_COMPILER_CRASH] = "compiler_crash",
+    [REDISPATCH_WORKER_DEATH] = "worker_death",
+};
+
+static const char *const state_label[] = {
+    [SLOT_DOWN] = "down", [SLOT_STARTING] = "starting", [SLOT_IDLE] = "idle",
+    [SLOT_BUSY] = "busy", [SLOT_DYING] = "dying",
+};
+#define NSTATES ((int)(sizeof state_label / sizeof state_label[0]))
+
+/* ---- counting -------------------------------------------------------------- */
+
+void sup__metrics_response(sup_server *s, const sup_request *r, int status)
+{
+    if (!s || status < 100 || status > 599) return;
+    sup_metrics *m = &s->metrics;
+    m->by_status[status]++;
+    if (!r || r->arrived_ns == 0) return;
+    double secs = (double)(uv_hrtime() - r->arrived_ns) / 1e9;
+    int i = 0;
+    while (i < SUP_LATENCY_BUCKETS && secs > latency_bound[i])
+        i++;
+    m->latency[i]++;
+    m->latency_sum += secs;
+    m->latency_count++;
+}
+
+/* ---- rendering ----------------------------------------------------------- */
+
+/* Appends printf output to b; on failure sets *err (-ENOMEM) and stops. */
+static void out(sup_buf *b, int *err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void out(sup_buf *b, int *err, const char *fmt, ...)
+{
+    if (*err) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof line) n = (int)sizeof line - 1; /* our lines are short */
+    *err = sup__buf_append(b, line, (size_t)n);
+}
+
+static void family(sup_buf *b, int *err, const char *name, const char *type, const char *help)
+{
+    out(b, err, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A worker's resident set size in bytes from /proc/PID/statm, or -1. */
+static long long worker_rss(int pid)
+{
+    if (pid <= 0) return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    unsigned long long size, resident;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    if (n != 2) return -1;
+    long page = sysconf(_SC_PAGESIZE);
+    return (long long)resident * (page > 0 ? page : 4096);
+}
+
+static bool slot_counts(const sup_slot *w)
+{
+    return !w->spare; /* a spare slot holds no worker and never will unless recycling */
+}
+
+static void render_metrics(sup_server *s, sup_buf *b, int *err)
+{
+    sup_metrics *m = &s->metrics;
+    family(b, err, "sxpool_requests_total", "counter",
+           "Responses with a final status, by status (parse errors and timeouts included).");
+    for (int st = 100; st < 600; st++)
+        if (m->by_status[st])
+            out(b, err, "sxpool_requests_total{status=\"%d\"} %llu\n", st,
+                (unsigned long long)m->by_status[st]);
+
+    family(b, err, "sxpool_request_duration_seconds", "histogram",
+           "Time from a request's first byte to its answer.");
+    unsigned long long cum = 0;
+    for (int i = 0; i <= SUP_LATENCY_BUCKETS; i++) {
+        cum += m->latency[i];
+        out(b, err, "sxpool_request_duration_seconds_bucket{le=\"%s\"} %llu\n",
+            i < SUP_LATENCY_BUCKETS ? latency_le[i] : "+Inf", cum);
+    }
+    out(b, err, "sxpool_request_duration_seconds_sum %.9f\n", m->latency_sum);
+    out(b, err, "sxpool_request_duration_seconds_count %llu\n",
+        (unsigned long long)m->latency_count);
+
+    family(b, err, "sxpool_queue_depth", "gauge",
+           "Requests waiting for a worker (first: first attempts; retry: second attempts).");
+    out(b, err, "sxpool_queue_depth{queue=\"first\"} %d\n", s->queue.len);
+    out(b, err, "sxpool_queue_depth{queue=\"retry\"} %d\n", s->retry.len);
+
+    family(b, err, "sxpool_workers", "gauge", "Worker slots by mode and state.");
+    for (int cek = 0; cek < 2; cek++)
+        for (int st = 0; st < NSTATES; st++) {
+            int n = 0;
+            for (int i = 0; i < s->nslots; i++)
+                if (slot_counts(&s->slots[i]) && s->slots[i].cek == cek &&
+                    (int)s->slots[i].state == st)
+                    n++;
+            out(b, err, "sxpool_workers{mode=\"%s\",state=\"%s\"} %d\n", cek ? "cek" : "jit",
+                state_label[st], n);
+        }
+
+    family(b, err, "sxpool_worker_starts_total", "counter", "Worker processes spawned, by mode.");
+    out(b, err, "sxpool_worker_starts_total{mode=\"jit\"} %llu\n",
+        (unsigned long long)m->starts[0]);
+    out(b, err, "sxpool_worker_starts_total{mode=\"cek\"} %llu\n",
+        (unsigned long long)m->starts[1]);
+
+    family(b, err, "sxpool_worker_deaths_total", "counter", "Worker processes ended, by cause.");
+    for (int c = 0; c < DEATH_NCAUSES; c++)
+        out(b, err, "sxpool_worker_deaths_total{cause=\"%s\"} %llu\n", death_label[c],
+            (unsigned long long)m->deaths[c]);
+
+    family(b, err, "sxpool_redispatches_total", "counter",
+           "Requests sent to a second worker after the first failed them, by reason.");
+    for (int c = 0; c < REDISPATCH_NREASONS; c++)
+        out(b, err, "sxpool_redispatches_total{reason=\"%s\"} %llu\n", redispatch_label[c],
+            (unsigned long long)m->redispatches[c]);
+
+    family(b, err, "sxpool_blacklist_entries", "gauge",
+           "Blacklist entries (approximate: stored at start, any ABI, plus faults since, less "
+           "lifts).");
+    out(b, err, "sxpool_blacklist_entries %lld\n",
+        (long long)(m->blacklist_entries < 0 ? 0 : m->blacklist_entries));
+
+    family(b, err, "sxpool_requests_dropped_total", "counter",
+           "Queued requests dropped unrun because their client left.");
+    out(b, err, "sxpool_requests_dropped_total %llu\n", (unsigned long long)m->dropped);
+
+    family(b, err, "sxpool_uptime_seconds", "gauge", "Seconds since the server started.");
+    out(b, err, "sxpool_uptime_seconds %.3f\n", (double)(uv_hrtime() - m->start_ns) / 1e9);
+}
+
+static void render_status(sup_server *s, sup_buf *b, int *err)
+{
+    out(b, err, "{\"version\":\"%s\",\"uptime_seconds\":%.3f,", SXPOOL_VERSION,
+        (double)(uv_hrtime() - s->metrics.start_ns) / 1e9);
+    out(b, err, "\"queue\":{\"first\":%d,\"retry\":%d},", s->queue.len, s->retry.len);
+    out(b, err, "\"blacklist_entries\":%lld,\"workers\":[",
+        (long long)(s->metrics.blacklist_entries < 0 ? 0 : s->metrics.blacklist_entries));
+    bool first = true;
+    for (int i = 0; i < s->nslots; i++) {
+        const sup_slot *w = &s->slots[i];
+        if (!slot_counts(w)) continue;
+        long long rss = w->running ? worker_rss(w->pid) : -1;
+        out(b, err, "%s{\"slot\":%d,\"pid\":%d,\"mode\":\"%s\",\"state\":\"%s\",", first ? "" : ",",
+            w->index, w->running ? w->pid : 0, w->cek ? "cek" : "jit", state_label[w->state]);
+        if (rss >= 0)
+            out(b, err, "\"requests_served\":%llu,\"rss_bytes\":%lld}",
+                (unsigned long long)w->served, rss);
+        else
+            out(b, err, "\"requests_served\":%llu,\"rss_bytes\":null}",
+                (unsigned long long)w->served);
+        first = false;
+    }
+    out(b, err, "]}\n");
+}
+
+static void render_status_html(sup_server *s, sup_buf *b, int *err)
+{
+    out(b, err,
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>sxpool status</title>"
+        "<style>body{font-family:sans-serif}td,th{padding:2px 10px;text-align:left}</style>"
+        "</head><body>\n<h1>sxpool %s</h1>\n<p>up %.0f s; queued: %d first attempts, %d second "
+        "attempts; blacklist entries: %lld (approximate)</p>\n",
+        SXPOOL_VERSION, (double)(uv_hrtime() - s->metrics.start_ns) / 1e9, s->queue.len,
+        s->retry.len,
+        (long long)(s->metrics.blacklist_entries < 0 ? 0 : s->metrics.blacklist_entries));
+    out(b, err,
+        "<table>\n<tr><th>slot</th><th>pid</th><th>mode</th><th>state</th>"
+        "<th>requests served</th><th>RSS (MiB)</th></tr>\n");
+    for (int i = 0; i < s->nslots; i++) {
+        const sup_slot *w = &s->slots[i];
+        if (!slot_counts(w)) continue;
+        long long rss = w->running ? worker_rss(w->pid) : -1;
+        out(b, err, "<tr><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%llu</td>", w->index,
+            w->running ? w->pid : 0, w->cek ? "cek" : "jit", state_label[w->state],
+            (unsigned long long)w->served);
+        if (rss >= 0)
+            out(b, err, "<td>%.1f</td></tr>\n", (double)rss / (1024.0 * 1024.0));
+        else
+            out(b, err, "<td>-</td></tr>\n");
+    }
+    out(b, err,
+        "</table>\n<p><a href=\"/metrics\">/metrics</a> &middot; "
+        "<a href=\"/status\">/status</a></p>\n</body></html>\n");
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+static void on_closed(uv_handle_t *h)
+{
+    admin_conn *c = h->data;
+    sup_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->admin_conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    s->nadmin--;
+    sup__buf_free(&c->out);
+    free(c);
+}
+
+static void conn_close(admin_conn *c)
+{
+    if (c->closing) return;
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    (void)status;
+    conn_close(req->data);
+}
+
+static void answer(admin_conn *c, int status, const char *reason, const char *ctype,
+                   const char *extra, const char *body, size_t len)
+{
+    c->answered = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n%s"
+                     "cache-control: no-store\r\nconnection: close\r\n\r\n",
+                     status, reason, ctype, len, extra);
+    sup_buf b = {0};
+    if (n < 0 || (size_t)n >= sizeof head || sup__buf_append(&b, head, (size_t)n) != 0 ||
+        sup__buf_append(&b, body, len) != 0) {
+        sup__log("unable to answer an admin request: out of memory");
+        sup__buf_free(&b);
+        conn_close(c);
+        return;
+    }
+    c->out = b;
+    uv_buf_t ub = uv_buf_init(c->out.p, (unsigned)c->out.len);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &ub, 1, on_written) != 0) conn_close(c);
+}
+
+static void answer_text(admin_conn *c, int status, const char *reason, const char *extra,
+                        const char *text)
+{
+    answer(c, status, reason, "text/plain; charset=utf-8", extra, text, strlen(text));
+}
+
+/* c->in[0..len) holds a whole head: answers it. */
+static void handle(admin_conn *c)
+{
+    /* request line: METHOD SP TARGET SP HTTP/1.x CRLF */
+    char *eol = memchr(c->in, '\r', c->len); /* set: the head's end is in c->in */
+    char *sp1 = eol ? memchr(c->in, ' ', (size_t)(eol - c->in)) : NULL;
+    char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+    if (!sp2 || eol[1] != '\n' || eol - sp2 != 9 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
+        (sp2[8] != '0' && sp2[8] != '1')) {
+        answer_text(c, 400, "Bad Request", "", "bad request\n");
+        return;
+    }
+    size_t mlen = (size_t)(sp1 - c->in), tlen = (size_t)(sp2 - sp1 - 1);
+    const char *target = sp1 + 1;
+    const char *q = memchr(target, '?', tlen);
+    if (q) tlen = (size_t)(q - target); /* the query is ignored */
+    if (mlen != 3 || memcmp(c->in, "GET", 3) != 0) {
+        answer_text(c, 405, "Method Not Allowed", "allow: GET\r\n", "only GET is served here\n");
+        return;
+    }
+    sup_server *s = c->srv;
+    sup_buf b = {0};
+    int err = 0;
+    const char *ctype;
+#define TARGET_IS(lit) (tlen == sizeof(lit) - 1 && memcmp(target, lit, tlen) == 0)
+    if (TARGET_IS("/metrics")) {
+        render_metrics(s, &b, &err);
+        ctype = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (TARGET_IS("/status")) {
+        render_status(s, &b, &err);
+        ctype = "application/json";
+    } else if (TARGET_IS("/status.html")) {
+        render_status_html(s, &b, &err);
+        ctype = "text/html; charset=utf-8";
+    } else {
+        answer_text(c, 404, "Not Found", "", "not found: try /metrics, /status, /status.html\n");
+        return;
+    }
+#undef TARGET_IS
+    if (err != 0)
+        answer_text(c, 500, "Internal Server Error", "", "out of memory\n");
+    else
+        answer(c, 200, "OK", ctype, "", b.p ? b.p : "", b.len);
+    sup__buf_free(&b);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    admin_conn *c = h->data;
+    /* one byte past the limit is enough to know it is exceeded */
+    *buf = uv_buf_init(c->in + c->len, (unsigned)(sizeof c->in - c->len));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    admin_conn *c = st->data;
+    if (c->closing || c->answered) return;
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    size_t from = c->len >= 3 ? c->len - 3 : 0;
+    c->len += (size_t)nread;
+    for (size_t i = from; i + 4 <= c->len; i++)
+        if (memcmp(c->in + i, "\r\n\r\n", 4) == 0) {
+            handle(c);
+            return;
+        }
+    if (c->len >= sizeof c->in)
+        answer_text(c, 431, "Request Header Fields Too Large", "", "request head too large\n");
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    sup_server *s = server->data;
+    if (status < 0) {
+        sup__log("unable to accept an admin connection: %s", uv_strerror(status));
+        return;
+    }
+    admin_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        sup__log("unable to accept an admin connection: out of memory");
+        return; /* stays in the backlog until the next one */
+    }
+    c->srv = s;
+    if (uv_tcp_init(s->loop, &c->tcp) != 0) {
+        free(c);
+        return;
+    }
+    c->tcp.data = c;
+    c->next = s->admin_conns;
+    if (c->next) c->next->prev = c;
+    s->admin_conns = c;
+    s->nadmin++;
+    c->deadline_ms = uv_now(s->loop) + ADMIN_TIMEOUT_MS;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || s->nadmin > ADMIN_MAX_CONNS ||
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        conn_close(c);
+}
+
+/* ---- the listener ------------------------------------------------------------ */
+
+int sup__admin_start(sup_server *s)
+{
+    if (!s->cfg.admin) return 0;
+    const char *host = s->cfg.admin_host;
+    int port = s->cfg.admin_port;
+    char pstr[16];
+    snprintf(pstr, sizeof pstr, "%d", port);
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+    int gerr = getaddrinfo(host, pstr, &hints, &ai);
+    if (gerr != 0 || !ai) {
+        sup__log("unable to listen for admin requests on %s:%d: %s", host, port,
+                 gai_strerror(gerr));
+        return -EINVAL;
+    }
+    int err = uv_tcp_init(s->loop, &s->admin_listener);
+    if (err != 0) {
+        freeaddrinfo(ai);
+        sup__log("unable to set up the admin listener: %s", uv_strerror(err));
+        return err;
+    }
+    s->admin_listener.data = s;
+    s->admin_open = true;
+    err = uv_tcp_bind(&s->admin_listener, ai->ai_addr, 0);
+    freeaddrinfo(ai);
+    if (err == 0) err = uv_listen((uv_stream_t *)&s->admin_listener, 16, on_connection);
+    if (err != 0) {
+        sup__log("unable to listen for admin requests on %s:%d: %s", host, port, uv_err_name(err));
+        return err;
+    }
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    char name[INET6_ADDRSTRLEN] = "?";
+    err = uv_tcp_getsockname(&s->admin_listener, (struct sockaddr *)&ss, &sslen);
+    if (err != 0) {
+        sup__log("unable to read the admin listener's address: %s", uv_strerror(err));
+        return err;
+    }
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, name, sizeof name);
+        sup__log("admin on http://[%s]:%d", name, ntohs(a->sin6_port));
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        uv_ip4_name(a, name, sizeof name);
+        sup__log("admin on http://%s:%d", name, ntohs(a->sin_port));
+    }
+    return 0;
+}
+
+void sup__admin_stop(sup_server *s)
+{
+    if (s->admin_open) {
+        s->admin_open = false;
+        uv_close((uv_handle_t *)&s->admin_listener, NULL);
+    }
+    for (admin_conn *c = s->admin_conns; c; c = c->next)
+        conn_close(c);
+}
+
+void sup__admin_housekeeping(sup_server *s, uint64_t now)
+{
+    for (admin_conn *c = s->admin_conns; c; c = c->next)
+        if (!c->closing && now >= c->deadline_ms) conn_close(c);
+}
