@@ -211,6 +211,11 @@ typedef struct ipc_board {
     uint32_t pad2;
     ipc_board_fn batch[IPC_BOARD_BATCH];
     char abi_hash[IPC_BOARD_HASH];
+    /* The worker's native-tier totals (jit_totals), rewritten after each
+     * request; the supervisor adds them to its /metrics at the worker's
+     * exit and zeroes them. */
+    volatile uint64_t jit_compiled, jit_cache_loads, jit_failed, jit_compile_us;
+    volatile uint64_t jit_native_calls, jit_vm_calls;
 } ipc_board;
 
 /* The path of slot `slot`'s board under rundir. */

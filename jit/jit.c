@@ -74,6 +74,10 @@ typedef struct jit_region {
     char hash[17];
 } jit_region;
 
+/* Microseconds spent in batches (jit_totals_get), written by whichever
+ * thread compiles. */
+static uint64_t compile_us_total;
+
 static struct {
     bool on;
     uint32_t threshold;
@@ -811,6 +815,7 @@ static void compile_batch(jit_job *jobs, int n)
     if (!err && lowered) h = load_output(so_path, sha, why, sizeof why, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    __atomic_add_fetch(&compile_us_total, (uint64_t)(ms * 1000), __ATOMIC_RELAXED);
     int got[JIT_MAX_BATCH], ngot = 0; /* jobs that got code */
     bool strict_exit = false;
     pthread_mutex_lock(&J.mu);
@@ -1104,6 +1109,16 @@ static const char *untrusted_dir(const char *path, char *why, size_t cap)
     else
         return NULL;
     return why;
+}
+
+void jit_totals_get(jit_totals *out)
+{
+    out->compiled = __atomic_load_n(&sx_jit_stats.compiled, __ATOMIC_RELAXED);
+    out->cache_loads = __atomic_load_n(&sx_jit_stats.cache_hits, __ATOMIC_RELAXED);
+    out->failed = __atomic_load_n(&sx_jit_stats.failed, __ATOMIC_RELAXED);
+    out->compile_us = __atomic_load_n(&compile_us_total, __ATOMIC_RELAXED);
+    out->native_calls = __atomic_load_n(&sx_jit_native_calls, __ATOMIC_RELAXED);
+    out->vm_calls = __atomic_load_n(&sx_jit_stats.vm_calls, __ATOMIC_RELAXED);
 }
 
 const char *jit_abi_hash(void)

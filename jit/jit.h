@@ -47,6 +47,20 @@ int jit_write_report(const char *path);
  * installed keeps running. */
 void jit_shutdown(void);
 
+/* Running totals of this process's native tier, for the supervisor's
+ * /metrics (through the crash scoreboard). Any thread; each field is read
+ * on its own, so the set is a near snapshot. All 0 with the tier off,
+ * except vm_calls, which the VM counts. */
+typedef struct jit_totals {
+    uint64_t compiled;     /* functions given native code by a compile here */
+    uint64_t cache_loads;  /* functions given native code from the code cache */
+    uint64_t failed;       /* functions libgccjit could not compile */
+    uint64_t compile_us;   /* time in batches: context, lowering, compile, load */
+    uint64_t native_calls; /* calls that entered native code */
+    uint64_t vm_calls;     /* calls of functions the VM ran */
+} jit_totals;
+void jit_totals_get(jit_totals *out);
+
 /* The ABI hash (sxpool version, libgccjit version, options): 16 hex digits. */
 const char *jit_abi_hash(void);
 

@@ -199,6 +199,37 @@ static void render_metrics(sup_server *s, sup_buf *b, int *err)
            "Queued requests dropped unrun because their client left.");
     out(b, err, "sxpool_requests_dropped_total %llu\n", (unsigned long long)m->dropped);
 
+    /* The workers' native-tier totals: those of exited workers plus what
+     * each live worker's scoreboard says (rewritten after each request). */
+    uint64_t jt[6] = {m->jit_compiled,   m->jit_cache_loads,  m->jit_failed,
+                      m->jit_compile_us, m->jit_native_calls, m->jit_vm_calls};
+    for (int i = 0; i < s->nslots; i++) {
+        const ipc_board *bd = s->slots[i].board;
+        if (!bd || !s->slots[i].running) continue;
+        jt[0] += bd->jit_compiled;
+        jt[1] += bd->jit_cache_loads;
+        jt[2] += bd->jit_failed;
+        jt[3] += bd->jit_compile_us;
+        jt[4] += bd->jit_native_calls;
+        jt[5] += bd->jit_vm_calls;
+    }
+    family(b, err, "sxpool_jit_compiled_total", "counter",
+           "Functions the JIT workers compiled to native code (as of each one's last request).");
+    out(b, err, "sxpool_jit_compiled_total %llu\n", (unsigned long long)jt[0]);
+    family(b, err, "sxpool_jit_cache_loads_total", "counter",
+           "Functions the JIT workers loaded from the code cache instead of compiling.");
+    out(b, err, "sxpool_jit_cache_loads_total %llu\n", (unsigned long long)jt[1]);
+    family(b, err, "sxpool_jit_compile_failures_total", "counter",
+           "Functions libgccjit could not compile (they stay on the VM).");
+    out(b, err, "sxpool_jit_compile_failures_total %llu\n", (unsigned long long)jt[2]);
+    family(b, err, "sxpool_jit_compile_seconds_total", "counter",
+           "Time the JIT workers spent compiling (context, lowering, compile, load).");
+    out(b, err, "sxpool_jit_compile_seconds_total %.6f\n", (double)jt[3] / 1e6);
+    family(b, err, "sxpool_calls_total", "counter",
+           "Calls of SX functions in the workers, by tier: native code or the VM.");
+    out(b, err, "sxpool_calls_total{tier=\"native\"} %llu\n", (unsigned long long)jt[4]);
+    out(b, err, "sxpool_calls_total{tier=\"vm\"} %llu\n", (unsigned long long)jt[5]);
+
     family(b, err, "sxpool_uptime_seconds", "gauge", "Seconds since the server started.");
     out(b, err, "sxpool_uptime_seconds %.3f\n", (double)(uv_hrtime() - m->start_ns) / 1e9);
 }

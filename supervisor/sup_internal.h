@@ -44,9 +44,10 @@
 #define SUP_START_BACKOFF_MS 100       /* first respawn after a death before READY */
 #define SUP_START_BACKOFF_MAX_MS 10000 /* doubling per death before READY, up to */
 #define SUP_DEATH_RING 16
-#define SUP_MAX_INFLIGHT 8     /* largest --inflight */
-#define SUP_LOG_EVERY_MS 10000 /* a repeated condition is logged at most this often, with a count  \
-                                */
+#define SUP_MAX_INFLIGHT 8 /* largest --inflight */
+#define SUP_LOG_EVERY_MS                                                                           \
+    10000 /* a repeated condition is logged at most this often, with a count                       \
+           */
 /* Descriptors kept free for the server's own use, so that a client load can
  * never stop a worker from being respawned: the client connection cap is
  * RLIMIT_NOFILE less SUP_FD_RESERVE_BASE (stdio, the loop, the listener,
@@ -241,6 +242,10 @@ typedef struct sup_metrics {
     uint64_t redispatches[REDISPATCH_NREASONS];
     uint64_t dropped;          /* queued requests dropped, their client gone */
     int64_t blacklist_entries; /* stored at start (any ABI) + added - lifted */
+    /* Native-tier totals of workers that have exited (their scoreboards'
+     * jit_* fields at exit); live workers' are read from their boards. */
+    uint64_t jit_compiled, jit_cache_loads, jit_failed, jit_compile_us;
+    uint64_t jit_native_calls, jit_vm_calls;
 } sup_metrics;
 
 /* ---- the server --------------------------------------------------------- */

@@ -495,6 +495,20 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     w->running = false;
     w->state = SLOT_DOWN;
 
+    /* Its native-tier totals move to the server's, once (the board keeps
+     * them until the next spawn zeroes it). */
+    if (w->board) {
+        ipc_board *b = w->board;
+        sup_metrics *m = &s->metrics;
+        m->jit_compiled += b->jit_compiled;
+        m->jit_cache_loads += b->jit_cache_loads;
+        m->jit_failed += b->jit_failed;
+        m->jit_compile_us += b->jit_compile_us;
+        m->jit_native_calls += b->jit_native_calls;
+        m->jit_vm_calls += b->jit_vm_calls;
+        b->jit_compiled = b->jit_cache_loads = b->jit_failed = b->jit_compile_us = 0;
+        b->jit_native_calls = b->jit_vm_calls = 0;
+    }
     /* What the worker held: the request it was running (its scoreboard
      * says which; the oldest if none) takes the death; one past its
      * deadline is answered from the store (dead now: whatever it committed

@@ -75,6 +75,14 @@ void wrk_board_request_begin(uint64_t id)
 void wrk_board_request_end(void)
 {
     if (!board) return;
+    jit_totals t;
+    jit_totals_get(&t);
+    board->jit_compiled = t.compiled;
+    board->jit_cache_loads = t.cache_loads;
+    board->jit_failed = t.failed;
+    board->jit_compile_us = t.compile_us;
+    board->jit_native_calls = t.native_calls;
+    board->jit_vm_calls = t.vm_calls;
     board->request_id = 0;
     uint32_t req = IPC_BOARD_REQUEST;
     __atomic_compare_exchange_n(&board->state, &req, IPC_BOARD_IDLE, false, __ATOMIC_RELEASE,

@@ -233,6 +233,37 @@ class Admin(unittest.TestCase):
             self.assertEqual(value(m2, "sxpool_worker_starts_total", mode="cek"), 1)
             self.assertEqual(value(m2, "sxpool_queue_depth", queue="first"), 0)
 
+    def test_jit_counters_come_from_the_workers_and_survive_their_deaths(self):
+        # One JIT worker compiling everything before its first call: its
+        # totals reach /metrics through its scoreboard after each request,
+        # and stay in them (never go down) once it is killed.
+        with self.server(args=["--jit-threshold=0"], workers=1) as srv:
+            port = self.admin_port(srv)
+            for _ in range(3):
+                self.assertEqual(srv.get("/work?n=20000").status, 200)
+            _, m1 = self.scrape(srv, port)
+            compiled = value(m1, "sxpool_jit_compiled_total")
+            native = value(m1, "sxpool_calls_total", tier="native")
+            self.assertGreater(compiled, 0)
+            self.assertGreater(native, 0)  # count-to's self tail calls are jumps, not calls
+            self.assertGreater(value(m1, "sxpool_jit_compile_seconds_total"), 0)
+            self.assertEqual(value(m1, "sxpool_jit_compile_failures_total"), 0)
+            (jit,) = srv.worker_pids("jit")
+            mark = srv.log_size()
+            os.kill(jit, signal.SIGKILL)
+            srv.wait_line(r"worker \d+ \(pid %d\) killed by signal 9" % jit, start=mark)
+            srv.wait_ready(1, start=mark)
+            _, m2 = self.scrape(srv, port)
+            self.assertEqual(value(m2, "sxpool_jit_compiled_total"), compiled)
+            self.assertEqual(value(m2, "sxpool_calls_total", tier="native"), native)
+            self.assertEqual(srv.get("/work?n=20000").status, 200)
+            _, m3 = self.scrape(srv, port)
+            # the new worker loads what the old one compiled from the code cache
+            self.assertEqual(value(m3, "sxpool_jit_compiled_total"), compiled)
+            self.assertGreater(value(m3, "sxpool_jit_cache_loads_total"),
+                               value(m2, "sxpool_jit_cache_loads_total"))
+            self.assertGreater(value(m3, "sxpool_calls_total", tier="native"), native)
+
     def test_redispatch_and_deadline_kill_are_counted(self):
         # /loop never returns: its JIT worker is killed from outside
         # mid-request (a re-dispatch), then the CEK worker runs past the
