@@ -1064,8 +1064,11 @@ static void request_ready(sup_conn *c)
     c->inflight = r;
     if (c->srv->stop != STOP_NONE) c->close_after = true;
     if (is_healthz(r)) {
-        /* healthy while a worker of either kind can take a request */
-        if (sup__pool_ready(c->srv) > 0)
+        /* healthy while a worker of either kind can take a request and
+         * the server is not stopping (a balancer stops sending at once) */
+        if (c->srv->stop != STOP_NONE)
+            sup__http_respond_text(r, 503, "draining\n");
+        else if (sup__pool_ready(c->srv) > 0)
             sup__http_respond_text(r, 200, "ok\n");
         else
             sup__http_respond_text(r, 503, "no ready worker\n");
@@ -1247,7 +1250,7 @@ static void on_listener(uv_poll_t *h, int status, int events);
  * connection; an accept error pauses it again. */
 static void resume_accepting(sup_server *s)
 {
-    if (s->accept_paused == ACCEPT_ON || !s->listener_open || s->stop != STOP_NONE ||
+    if (s->accept_paused == ACCEPT_ON || !s->listener_open || s->stop > STOP_ANNOUNCE ||
         s->nconns >= s->max_conns)
         return;
     int err = uv_poll_start(&s->listener, UV_READABLE, on_listener);
@@ -1266,7 +1269,7 @@ static void on_listener(uv_poll_t *h, int status, int events)
         pause_accepting(s, ACCEPT_ERROR, -status);
         return;
     }
-    for (int i = 0; i < ACCEPT_BATCH && s->stop == STOP_NONE; i++) {
+    for (int i = 0; i < ACCEPT_BATCH && s->stop <= STOP_ANNOUNCE; i++) {
         if (s->nconns >= s->max_conns) {
             pause_accepting(s, ACCEPT_CAP, 0);
             return;

@@ -36,7 +36,7 @@
 #define SUP_LINGER_MS 2000               /* draining a closing connection's input */
 #define SUP_HOUSEKEEPING_MS 100
 #define SUP_READY_TIMEOUT_MS 15000 /* spawn -> READY */
-#define SUP_DRAIN_MS 5000          /* shutdown: wait for in-flight requests */
+#define SUP_DRAIN_MS 5000          /* shutdown: default --graceful-timeout */
 #define SUP_STOP_GRACE_MS 2000     /* shutdown: SHUTDOWN -> SIGKILL */
 #define SUP_DEATH_WINDOW_MS 10000  /* crash-loop throttle: crashes after READY counted within */
 #define SUP_DEATHS_BEFORE_BACKOFF 5
@@ -88,6 +88,8 @@ typedef struct sup_config {
     uint32_t max_requests_jitter; /* plus random(0 .. this) per worker */
     uint32_t max_rss_mb;          /* recycle a worker whose RSS is above after a request (0: off) */
     int inflight;                 /* requests a JIT worker may hold (sent, not answered) */
+    uint64_t drain_delay_ms;      /* stop: serve on this long with /healthz 503 */
+    uint64_t graceful_ms;         /* stop: then wait this long for requests to finish */
     size_t store_size;            /* --store-size: the LMDB map, bytes, for every process */
     bool admin;                   /* --admin given: serve /metrics and /status */
     char admin_host[256];
@@ -251,10 +253,11 @@ typedef struct sup_metrics {
 /* ---- the server --------------------------------------------------------- */
 
 enum sup_stop_stage {
-    STOP_NONE,    /* serving */
-    STOP_DRAIN,   /* not accepting; letting in-flight requests finish */
-    STOP_WORKERS, /* SHUTDOWN sent; waiting for workers to exit */
-    STOP_CLOSING, /* closing every handle; the loop ends when all are closed */
+    STOP_NONE,     /* serving */
+    STOP_ANNOUNCE, /* --drain-delay: /healthz 503, still accepting and serving */
+    STOP_DRAIN,    /* not accepting; letting in-flight requests finish */
+    STOP_WORKERS,  /* SHUTDOWN sent; waiting for workers to exit */
+    STOP_CLOSING,  /* closing every handle; the loop ends when all are closed */
 };
 
 struct sup_server {

@@ -11,8 +11,11 @@
  * child (uv_spawn execs at once and this process never forks otherwise).
  *
  * Shutdown is a small sequence driven by the housekeeping timer:
- *   STOP_NONE -> STOP_DRAIN   (signal: stop accepting, close idle connections)
- *   -> STOP_WORKERS           (no request left, or SUP_DRAIN_MS passed:
+ *   STOP_NONE -> STOP_ANNOUNCE (signal, with --drain-delay: /healthz says 503
+ *                              at once; new requests are still accepted and
+ *                              served for the delay, so a balancer notices)
+ *   -> STOP_DRAIN             (stop accepting, close idle connections)
+ *   -> STOP_WORKERS           (no request left, or --graceful-timeout passed:
  *                              503 to queued ones, SHUTDOWN to workers,
  *                              SIGKILL to those alive after SUP_STOP_GRACE_MS)
  *   -> STOP_CLOSING           (no worker left: close every handle; the loop
@@ -48,6 +51,7 @@
 #define DEFAULT_DATA "./sxpool-data"
 #define DEFAULT_TIMEOUT_S 30
 #define DEFAULT_INFLIGHT 1
+#define MAX_STOP_S 3600 /* --drain-delay, --graceful-timeout */
 #define DEFAULT_MAX_BODY (1u << 20)
 #define MAX_TIMEOUT_S 86400
 #define MAX_RECYCLE_REQUESTS 1000000000u /* --max-requests, --max-requests-jitter */
@@ -142,6 +146,11 @@ void sup_usage(FILE *out)
             "  --max-requests-jitter=J  each worker recycles after N + random(0..J)\n"
             "  --max-rss=MB       recycle a worker whose RSS is over MB megabytes after\n"
             "                     a request (default 0: off)\n"
+            "  --drain-delay=SECS on SIGTERM, /healthz answers 503 at once and requests\n"
+            "                     are still served this long (default 0), so a load\n"
+            "                     balancer stops sending first\n"
+            "  --graceful-timeout=SECS  then requests in flight get this long to finish\n"
+            "                     (default %d)\n"
             "  --inflight=N       requests sent ahead to each JIT worker, 1 to %d\n"
             "                     (default %d): the next is there when one is done,\n"
             "                     but it waits behind a slow one\n"
@@ -152,7 +161,7 @@ void sup_usage(FILE *out)
             SUP_MAX_WORKERS, DEFAULT_WORKERS, SUP_MAX_WORKERS, DEFAULT_CEK_WORKERS,
             DEFAULT_JIT_THRESHOLD, DEFAULT_HOST, DEFAULT_PORT, SXPOOL_DEFAULT_APP, DEFAULT_DATA,
             MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S, SUP_MAX_BODY_LIMIT, DEFAULT_MAX_BODY,
-            SUP_MAX_INFLIGHT, DEFAULT_INFLIGHT, STORE_HIGH_WATER);
+            SUP_DRAIN_MS / 1000, SUP_MAX_INFLIGHT, DEFAULT_INFLIGHT, STORE_HIGH_WATER);
 }
 
 /* Matches argv[*i] against "--name=value" or "--name value".
@@ -189,6 +198,19 @@ static int parse_uint(const char *s, unsigned long long min, unsigned long long 
     }
     if (v < min || v > max) return -1;
     *out = v;
+    return 0;
+}
+
+/* A stop option's seconds (0 .. MAX_STOP_S) as milliseconds. @return 0 or -1 */
+static int parse_seconds(const char *name, const char *v, uint64_t *ms)
+{
+    unsigned long long n;
+    if (parse_uint(v, 0, MAX_STOP_S, &n) != 0) {
+        fprintf(stderr, "sxpool: %s: expected a number of seconds from 0 to %d, got '%s'\n", name,
+                MAX_STOP_S, v);
+        return -1;
+    }
+    *ms = n * 1000;
     return 0;
 }
 
@@ -374,6 +396,10 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
                 return -1;
             }
             cfg->max_rss_mb = (uint32_t)n;
+        } else if ((m = opt_value(argc, argv, &i, "--drain-delay", &v)) != 0) {
+            if (m < 0 || parse_seconds("--drain-delay", v, &cfg->drain_delay_ms) != 0) return -1;
+        } else if ((m = opt_value(argc, argv, &i, "--graceful-timeout", &v)) != 0) {
+            if (m < 0 || parse_seconds("--graceful-timeout", v, &cfg->graceful_ms) != 0) return -1;
         } else if ((m = opt_value(argc, argv, &i, "--inflight", &v)) != 0) {
             if (m < 0) return -1;
             if (parse_uint(v, 1, SUP_MAX_INFLIGHT, &n) != 0) {
@@ -560,14 +586,31 @@ static void stop_workers(sup_server *s)
     enter_stage(s, STOP_WORKERS);
 }
 
+/* No more connections; in-flight requests finish, up to --graceful-timeout. */
+static void begin_drain(sup_server *s)
+{
+    enter_stage(s, STOP_DRAIN);
+    sup__http_stop_accepting(s);
+    sup__http_close_idle(s);
+}
+
 void sup__begin_stop(sup_server *s, const char *why)
 {
     switch (s->stop) {
     case STOP_NONE:
+        if (s->cfg.drain_delay_ms > 0) {
+            sup__log("%s; /healthz answers 503 and requests are served for %llu ms more, then "
+                     "shutting down",
+                     why, (unsigned long long)s->cfg.drain_delay_ms);
+            enter_stage(s, STOP_ANNOUNCE);
+            break;
+        }
         sup__log("%s; shutting down", why);
-        enter_stage(s, STOP_DRAIN);
-        sup__http_stop_accepting(s);
-        sup__http_close_idle(s);
+        begin_drain(s);
+        break;
+    case STOP_ANNOUNCE:
+        sup__log("%s again; shutting down now", why);
+        begin_drain(s);
         break;
     case STOP_DRAIN:
         sup__log("%s again; stopping the workers now", why);
@@ -595,13 +638,20 @@ static void stop_tick(sup_server *s, uint64_t now)
 {
     switch (s->stop) {
     case STOP_NONE: return;
+    case STOP_ANNOUNCE:
+        if (now - s->stop_stage_ms >= s->cfg.drain_delay_ms) {
+            sup__log("drain delay over; shutting down");
+            begin_drain(s);
+        }
+        return;
     case STOP_DRAIN:
         /* A request a fault job holds is neither queued nor running. */
         if (sup__pool_quiet(s) && sup__store_idle()) {
             stop_workers(s);
-        } else if (now - s->stop_stage_ms >= SUP_DRAIN_MS) {
-            sup__log("requests still running after %d ms; stopping the workers anyway",
-                     SUP_DRAIN_MS);
+        } else if (now - s->stop_stage_ms >= s->cfg.graceful_ms) {
+            sup__log("requests still running after %llu ms (--graceful-timeout); stopping the "
+                     "workers anyway",
+                     (unsigned long long)s->cfg.graceful_ms);
             stop_workers(s);
         }
         return;
@@ -829,6 +879,7 @@ int sup_main(int argc, char **argv)
     s->cfg.timeout_ms = DEFAULT_TIMEOUT_S * 1000ull;
     s->cfg.max_body = DEFAULT_MAX_BODY;
     s->cfg.inflight = DEFAULT_INFLIGHT;
+    s->cfg.graceful_ms = SUP_DRAIN_MS;
     s->cfg.store_size = (size_t)DEFAULT_STORE_SIZE;
     if (parse_args(argc, argv, &s->cfg, &app, &data) != 0) return 2;
     int rc = check_dirs(&s->cfg, app, data);

@@ -37,7 +37,9 @@ class CommandLine(unittest.TestCase):
         for args in (["--workers=257"], ["--workers=-1"], ["--workers="],
                      ["--workers"], ["--listen=nope"], ["--listen=127.0.0.1:70000"],
                      ["--listen=127.0.0.1:"], ["--listen=:80"], ["--timeout=0"],
-                     ["--timeout=1.5"], ["--max-body=abc"], ["--max-body=-1"]):
+                     ["--timeout=1.5"], ["--max-body=abc"], ["--max-body=-1"],
+                     ["--drain-delay=x"], ["--drain-delay=3601"], ["--graceful-timeout=-1"],
+                     ["--graceful-timeout"]):
             with self.subTest(args=args):
                 self.assert_usage_error(args)
 

@@ -164,6 +164,43 @@ class Workers(unittest.TestCase):
             self.assertEqual(srv.proc.wait(timeout=10), 0)
             srv.wait_line(r"received SIGTERM; shutting down", timeout=5)
 
+    def test_sigterm_with_drain_delay_keeps_serving_with_healthz_503(self):
+        # --drain-delay=2: at SIGTERM /healthz goes 503 at once, while new
+        # connections are still accepted and served; then the usual stop.
+        with sxtest.Server(app="basic", workers=1, args=["--drain-delay=2"]) as srv:
+            self.assertEqual(srv.get("/healthz").status, 200)
+            t0 = time.monotonic()
+            srv.proc.send_signal(signal.SIGTERM)
+            srv.wait_line(r"received SIGTERM; /healthz answers 503 and requests are served for "
+                          r"2000 ms more", timeout=5)
+            h = srv.get("/healthz")
+            self.assertEqual((h.status, h.text), (503, "draining\n"), h)
+            for i in range(5):  # each on a new connection, as a balancer's would be
+                r = srv.get("/echo?k=%d" % i)
+                self.assertEqual((r.status, r.text), (200, "GET /echo k=%d body=" % i), r)
+            self.assertLess(time.monotonic() - t0, 2.0, "the checks ran past the delay")
+            self.assertEqual(srv.proc.wait(timeout=15), 0)
+            self.assertGreaterEqual(time.monotonic() - t0, 2.0, "stopped before the delay")
+            srv.wait_line(r"drain delay over; shutting down", timeout=5)
+
+    def test_graceful_timeout_bounds_the_wait_for_requests(self):
+        # /loop never returns: after --graceful-timeout=1 the workers are
+        # stopped anyway, and the server exits 0 well before the deadline.
+        with sxtest.Server(app="basic", workers=1, args=["--graceful-timeout=1",
+                                                         "--timeout=60"]) as srv:
+            (worker,) = srv.worker_pids("jit")
+            base = cpu_ticks(worker)
+            t = threading.Thread(target=lambda: srv.get("/loop", timeout=30), daemon=True)
+            t.start()
+            sxtest.wait_until(lambda: cpu_ticks(worker) > base + 5, 5,
+                              what="the worker to run /loop")
+            t0 = time.monotonic()
+            srv.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(srv.proc.wait(timeout=20), 0)
+            self.assertLess(time.monotonic() - t0, 10)
+            srv.wait_line(r"requests still running after 1000 ms \(--graceful-timeout\); "
+                          r"stopping the workers anyway", timeout=5)
+
     def test_app_that_cannot_load(self):
         # Workers exit at start: the supervisor stays up, answers /healthz
         # 503 (no worker is ready), backs off respawning, and answers
