@@ -7,7 +7,8 @@
  * Input: two bytes of settings, then what the client sends.
  *   byte 0: bits 0-1 cfg.max_body (0, 16, 4096, 1 MiB); bits 2-3 the
  *           status the "app" answers with (200, 204, 304, 404); bit 4 a
- *           server that is draining (STOP_DRAIN); bits 5-6 how the client
+ *           server that is stopping (STOP_ANNOUNCE or, for an odd byte 1,
+ *           STOP_DRAIN); bits 5-6 how the client
  *           bytes are cut into reads (1..4, 1..64, 1..4096 bytes, or whole);
  *           bit 7 how it ends (EOF, or the client goes quiet and the
  *           deadlines run out).
@@ -91,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size - 2, off = 0;
 
     sup_conn *c = fz_open(max_body);
-    if (flags & 0x10) fz_srv.stop = STOP_DRAIN;
+    if (flags & 0x10) fz_srv.stop = data[1] & 1 ? STOP_DRAIN : STOP_ANNOUNCE;
     while (off < len && (c = the_conn()) != NULL) {
         if (!c->reading) { /* waiting for a response to be written */
             if (!turn(true)) break;
