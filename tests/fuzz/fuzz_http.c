@@ -116,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* The input is over: the client leaves (EOF) or goes quiet. */
     if (the_conn() != NULL && (rng() & 1)) turn(true); /* the answer may come first */
-    if ((c = the_conn()) != NULL && eof && !c->closing) {
+    if ((c = the_conn()) != NULL && eof && !c->closing && c->reading) { /* as libuv would */
         uv_buf_t b = uv_buf_init(NULL, 0);
         on_read((uv_stream_t *)&c->tcp, UV_EOF, &b);
     }
