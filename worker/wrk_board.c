@@ -72,7 +72,7 @@ void wrk_board_request_begin(uint64_t id)
     bump();
 }
 
-void wrk_board_request_end(void)
+void wrk_board_totals(void)
 {
     if (!board) return;
     jit_totals t;
@@ -83,6 +83,13 @@ void wrk_board_request_end(void)
     board->jit_compile_us = t.compile_us;
     board->jit_native_calls = t.native_calls;
     board->jit_vm_calls = t.vm_calls;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+void wrk_board_request_end(void)
+{
+    if (!board) return;
+    wrk_board_totals();
     board->request_id = 0;
     uint32_t req = IPC_BOARD_REQUEST;
     __atomic_compare_exchange_n(&board->state, &req, IPC_BOARD_IDLE, false, __ATOMIC_RELEASE,

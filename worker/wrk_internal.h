@@ -44,6 +44,9 @@ ipc_board *wrk_board(void);
 void wrk_board_identity(const char *abi_hash);
 void wrk_board_request_begin(uint64_t id);
 void wrk_board_request_end(void);
+/* Publishes the native tier's totals on the board (the supervisor's
+ * /metrics): before every reply, so a reply's effects are in them. */
+void wrk_board_totals(void);
 /* The JIT batch hooks that record each batch in the board. */
 void wrk_board_hooks(jit_hooks *out);
 /* Bounded NUL-terminated copy without libc (async-signal-safe). */

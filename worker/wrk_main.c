@@ -141,6 +141,7 @@ static int send_frame(wrk *w, int type, uint64_t id, const ipc_field *f, int n)
     size_t len;
     int rc = ipc_encode(type, id, f, n, &buf, &len);
     if (rc == 0) {
+        wrk_board_totals();
         rc = ipc_send(w->conn, buf, len);
         free(buf);
     }
@@ -317,6 +318,7 @@ static int reply_from_record(wrk *w, const char *id, bool *sent)
         return rc;
     }
     *sent = true;
+    wrk_board_totals();
     rc = ipc_send(w->conn, prior, prior_len);
     free(prior);
     return rc;
@@ -368,6 +370,7 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
         snprintf(fail.message, sizeof fail.message, "store: %s", store_strerror(rc));
         return send_error(w, fr->id, &fail);
     }
+    wrk_board_totals();
     rc = ipc_send(w->conn, out, outlen);
     free(out);
     return rc;
