@@ -56,6 +56,10 @@
 #define SUP_FD_RESERVE_BASE 32
 #define SUP_FDS_PER_SLOT 6
 
+/* Test builds only (SXPOOL_TEST_HOOKS, sxpool-test): true, with *ms set, if
+ * SXPOOL_TEST_HOOK holds "name:MS"; the release binary always says false
+ * and never reads the variable. */
+bool sup__test_hook_ms(const char *name, uint64_t *ms);
 void sup__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- growable byte buffer -------------------------------------------- */

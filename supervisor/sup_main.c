@@ -717,20 +717,28 @@ static bool prune_pending;     /* a prune_job is queued or running */
 static bool store_nearly_full; /* the last prune left more than STORE_SHED_WATER % in use */
 static uint64_t prune_every_ms = SUP_PRUNE_EVERY_MS;
 
-/* Test builds only (SXPOOL_TEST_HOOKS): SXPOOL_TEST_HOOK's prune-every:MS
- * runs the prune every MS ms, however full the store, so a test sees a
- * full store recover without waiting a minute. */
-static void read_prune_hook(void)
+bool sup__test_hook_ms(const char *name, uint64_t *ms)
 {
 #ifdef SXPOOL_TEST_HOOKS
     const char *v = getenv("SXPOOL_TEST_HOOK");
-    const char *k = v ? strstr(v, "prune-every:") : NULL;
-    if (k) {
-        prune_every_ms = strtoull(k + strlen("prune-every:"), NULL, 10);
+    const char *k = v ? strstr(v, name) : NULL;
+    size_t n = strlen(name);
+    if (!k || k[n] != ':') return false;
+    *ms = strtoull(k + n + 1, NULL, 10);
+    return true;
+#else
+    (void)name, (void)ms;
+    return false;
+#endif
+}
+
+/* Test builds only: prune-every:MS runs the prune every MS ms, however full
+ * the store, so a test sees a full store recover without waiting a minute. */
+static void read_prune_hook(void)
+{
+    if (sup__test_hook_ms("prune-every", &prune_every_ms))
         sup__log("test hook: response records are pruned every %llu ms",
                  (unsigned long long)prune_every_ms);
-    }
-#endif
 }
 
 static void prune_run(sup_store_job *b, store *st)

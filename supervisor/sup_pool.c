@@ -97,15 +97,9 @@ static uint64_t hook_kill_delay_ms;
 
 static void read_hooks(void)
 {
-#ifdef SXPOOL_TEST_HOOKS
-    const char *v = getenv("SXPOOL_TEST_HOOK");
-    const char *k = v ? strstr(v, "kill-delay:") : NULL;
-    if (k) {
-        hook_kill_delay_ms = strtoull(k + strlen("kill-delay:"), NULL, 10);
+    if (sup__test_hook_ms("kill-delay", &hook_kill_delay_ms))
         sup__log("test hook: a deadline's SIGKILL is sent %llu ms late",
                  (unsigned long long)hook_kill_delay_ms);
-    }
-#endif
 }
 
 /* ---- the inbox: nng threads -> loop thread --------------------------------- */
