@@ -377,8 +377,9 @@ def raw_exchange(host, port, data, timeout=10):
     return out
 
 
-def parse_responses(data):
-    """Splits raw HTTP/1.1 responses framed by content-length."""
+def parse_responses(data, head_request=False):
+    """Splits raw HTTP/1.1 responses framed by content-length (no body for
+    a 1xx, or for the answer to a HEAD request)."""
     out = []
     while data:
         head, sep, rest = data.partition(b"\r\n\r\n")
@@ -390,7 +391,7 @@ def parse_responses(data):
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        n = int(headers.get("content-length", "0"))
+        n = 0 if status < 200 or head_request else int(headers.get("content-length", "0"))
         out.append(Response(status, headers, rest[:n]))
         data = rest[n:]
     return out

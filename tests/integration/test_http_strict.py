@@ -99,21 +99,8 @@ def exchange(host, port, raw, timeout, split=False):
 
 def parse(data, head_request):
     """[(status, {header: value}, body)] of the responses in data."""
-    out = []
-    while data:
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        if not sep:
-            raise AssertionError("incomplete response head: %r" % data[:300])
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        n = 0 if status < 200 or head_request else int(headers.get("content-length", "0"))
-        out.append((status, headers, rest[:n]))
-        data = rest[n:]
-    return out
+    return [(r.status, r.headers, r.body)
+            for r in sxtest.parse_responses(data, head_request)]
 
 
 class HttpStrict(unittest.TestCase):
