@@ -1,7 +1,7 @@
 /* ipc.h: frames exchanged between the supervisor and its workers, and the
- * nng transport both sides use. Bytes only: no SX values here.
+ * transports both sides use. Bytes only: no SX values here.
  *
- * Wire format (all integers little-endian), one frame per nng message:
+ * Wire format (all integers little-endian), one frame per transport message:
  *
  *   offset size
  *   0      4    magic "SXPF"
@@ -113,27 +113,40 @@ char *ipc_field_str(const ipc_frame *f, int i, char *dst, size_t cap);
 /* Field i parsed as a decimal integer; returns -1 and leaves *out if it is not. */
 int ipc_field_int(const ipc_frame *f, int i, long long *out);
 
-/* ---- transport: one nng PAIR1 socket per worker slot ------------------- */
+/* ---- transport: one connection per worker slot ------------------------ *
+ *
+ * Two transports carry the same frames with the same contract:
+ *  - unix (the default, ipc_unix.c): a Unix stream socket, each frame
+ *    preceded by its length; the supervisor serves each slot from a thread
+ *    of its own with poll(), the worker uses blocking system calls.
+ *  - nng (--transport=nng, ipc_nng.c): an nng PAIR1 socket over ipc://.
+ * A url names its transport: "unix://PATH" or "ipc://PATH". */
 
 typedef struct ipc_conn ipc_conn;
 
+enum ipc_transport { IPC_TRANSPORT_UNIX, IPC_TRANSPORT_NNG };
+
+/* "unix" or NULL -> IPC_TRANSPORT_UNIX, "nng" -> IPC_TRANSPORT_NNG, else -EINVAL */
+int ipc_transport_parse(const char *name);
+const char *ipc_transport_name(int transport);
+
 /* The address of slot `slot` under run directory `rundir`:
- * "ipc://RUNDIR/slot-N.sock". */
-void ipc_slot_url(const char *rundir, int slot, char *dst, size_t cap);
+ * "unix://RUNDIR/slot-N.sock" or "ipc://RUNDIR/slot-N.sock". */
+void ipc_slot_url(const char *rundir, int slot, int transport, char *dst, size_t cap);
 
 /**
  * Supervisor side: listens on url. Received frames are delivered by calling
- * on_recv from an nng thread (it must not block); the supervisor queues them
- * to its loop. on_recv owns nothing: buf is valid only during the call.
+ * on_recv from a transport thread (it must not block); the supervisor queues
+ * them to its loop. on_recv owns nothing: buf is valid only during the call.
  */
 typedef void (*ipc_recv_cb)(void *arg, const char *buf, size_t len);
 int ipc_listen(const char *url, ipc_recv_cb on_recv, void *arg, ipc_conn **out);
 
 /**
  * Supervisor side: closes the nng listener of c and listens again on the
- * same url. Call it before starting a worker for a slot that has none (nng
- * 1.5.2 can stop accepting on a listener after a peer vanished during the
- * connection handshake; see ipc_nng.c). Call it from the supervisor's thread,
+ * same url (the unix transport needs no restart: it only checks the slot). Call it before starting
+ * a worker for a slot that has none (nng 1.5.2 can stop accepting on a listener after a peer
+ * vanished during the connection handshake; see ipc_nng.c). Call it from the supervisor's thread,
  * never from a callback, and only while no worker process of this slot runs.
  * @return 0, -EBUSY (a worker is connected), -EINVAL (not a listener) or
  *         IPC_ENNG
@@ -161,7 +174,7 @@ int ipc_send(ipc_conn *c, const char *buf, size_t len);
  */
 int ipc_recv(ipc_conn *c, int timeout_ms, char **buf, size_t *len);
 
-/* Closes the socket. Never call from an nng callback. */
+/* Closes the connection. Never call from on_recv or an nng callback. */
 void ipc_close(ipc_conn *c);
 
 /* ---- the crash scoreboard: one record per worker slot ------------------ *

@@ -1,6 +1,7 @@
-/* ipc_nng.c: the nng transport, one PAIR1 socket per worker slot.
+/* ipc_nng.c: the nng transport (ipc://), one PAIR1 socket per worker slot.
+ * Selected with --transport=nng; the default is ipc_unix.c.
  *
- * Two roles share struct ipc_conn:
+ * Two roles share struct ipc__nng:
  *
  * Listener (supervisor). ipc_listen() keeps one receive aio armed; its
  * callback runs on an nng thread, hands the body to on_recv, frees the
@@ -54,7 +55,7 @@
  * close a socket when its peer has stopped sending, or is gone, and the race
  * cannot happen.
  */
-#include "ipc/ipc.h"
+#include "ipc/ipc_int.h"
 
 #include <errno.h>
 #include <nng/nng.h>
@@ -84,7 +85,10 @@ typedef struct ipc__pending {
     nng_msg *msg;
 } ipc__pending;
 
-struct ipc_conn {
+typedef struct ipc__nng ipc__nng;
+
+struct ipc__nng {
+    ipc_conn base; /* first: ops */
     nng_socket sock;
     int listener;
     pthread_mutex_t mtx;
@@ -114,7 +118,7 @@ struct ipc_conn {
     int lost;          /* the accepted pipe went away */
 };
 
-static int nng_to_ipc(ipc_conn *c, int rv)
+static int nng_to_ipc(ipc__nng *c, int rv)
 {
     switch (rv) {
     case 0: return 0;
@@ -130,14 +134,9 @@ static int nng_to_ipc(ipc_conn *c, int rv)
     return IPC_ENNG;
 }
 
-int ipc_nng_error(const ipc_conn *c)
+int ipc__nng_error(const ipc_conn *conn)
 {
-    return atomic_load(&((ipc_conn *)c)->nng_err);
-}
-
-void ipc_slot_url(const char *rundir, int slot, char *dst, size_t cap)
-{
-    if (cap > 0) snprintf(dst, cap, "ipc://%s/slot-%d.sock", rundir, slot);
+    return atomic_load(&((ipc__nng *)conn)->nng_err);
 }
 
 static long long now_ms(void)
@@ -151,7 +150,7 @@ static long long now_ms(void)
 /* ---- listener: send queue -------------------------------------------- */
 
 /* Drops everything queued for the peer that went away. Called with mtx. */
-static int flush_queue(ipc_conn *c)
+static int flush_queue(ipc__nng *c)
 {
     int n = 0;
 
@@ -169,7 +168,7 @@ static int flush_queue(ipc_conn *c)
 }
 
 /* Hands msg to the send aio. Called with mtx held and !c->sending. */
-static void start_send(ipc_conn *c, nng_msg *msg)
+static void start_send(ipc__nng *c, nng_msg *msg)
 {
     c->sending = 1;
     nng_aio_set_msg(c->send_aio, msg);
@@ -178,7 +177,7 @@ static void start_send(ipc_conn *c, nng_msg *msg)
 
 /* Sends or queues msg for the current peer. Called with mtx held; on
  * success the conn owns msg, on error the caller still does. */
-static int enqueue(ipc_conn *c, nng_msg *msg)
+static int enqueue(ipc__nng *c, nng_msg *msg)
 {
     ipc__pending *p;
 
@@ -203,7 +202,7 @@ static int enqueue(ipc_conn *c, nng_msg *msg)
 
 static void listener_send_cb(void *arg)
 {
-    ipc_conn *c = arg;
+    ipc__nng *c = arg;
     int rv = nng_aio_result(c->send_aio);
 
     pthread_mutex_lock(&c->mtx);
@@ -227,7 +226,7 @@ static void listener_send_cb(void *arg)
     pthread_mutex_unlock(&c->mtx);
 }
 
-static int listener_send(ipc_conn *c, nng_msg *msg)
+static int listener_send(ipc__nng *c, nng_msg *msg)
 {
     int rc;
 
@@ -242,7 +241,7 @@ static int listener_send(ipc_conn *c, nng_msg *msg)
 
 static void hello_cb(void *arg)
 {
-    ipc_conn *c = arg;
+    ipc__nng *c = arg;
     nng_msg *msg = NULL;
     int rv = 0;
 
@@ -260,7 +259,7 @@ static void hello_cb(void *arg)
 
 static void listener_pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
-    ipc_conn *c = arg;
+    ipc__nng *c = arg;
     uint32_t id = (uint32_t)nng_pipe_id(pipe);
     int dropped = 0, closing;
 
@@ -291,7 +290,7 @@ static void listener_pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 
 static void listener_recv_cb(void *arg)
 {
-    ipc_conn *c = arg;
+    ipc__nng *c = arg;
     int rv = nng_aio_result(c->recv_aio);
     nng_msg *msg;
 
@@ -315,7 +314,7 @@ rearm:
 
 static void dialer_pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
-    ipc_conn *c = arg;
+    ipc__nng *c = arg;
     uint32_t id = (uint32_t)nng_pipe_id(pipe);
 
     if (ev != NNG_PIPE_EV_REM_POST) return;
@@ -330,7 +329,7 @@ static void dialer_pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 }
 
 /* Starts an operation on aio unless the peer is gone, then waits for it. */
-static int dialer_wait(ipc_conn *c, nng_aio *aio, int sending)
+static int dialer_wait(ipc__nng *c, nng_aio *aio, int sending)
 {
     pthread_mutex_lock(&c->mtx);
     if (c->lost || c->closing) {
@@ -346,7 +345,7 @@ static int dialer_wait(ipc_conn *c, nng_aio *aio, int sending)
     return nng_aio_result(aio);
 }
 
-static int dialer_send(ipc_conn *c, nng_msg *msg)
+static int dialer_send(ipc__nng *c, nng_msg *msg)
 {
     int rv;
 
@@ -361,7 +360,7 @@ static int dialer_send(ipc_conn *c, nng_msg *msg)
 }
 
 /* Receives the next message before deadline (< 0: none). */
-static int dialer_recv_msg(ipc_conn *c, long long deadline, nng_msg **out)
+static int dialer_recv_msg(ipc__nng *c, long long deadline, nng_msg **out)
 {
     nng_duration wait = NNG_DURATION_INFINITE;
     int rv;
@@ -380,8 +379,9 @@ static int dialer_recv_msg(ipc_conn *c, long long deadline, nng_msg **out)
     return rv;
 }
 
-int ipc_recv(ipc_conn *c, int timeout_ms, char **buf, size_t *len)
+static int nng_conn_recv(ipc_conn *conn, int timeout_ms, char **buf, size_t *len)
 {
+    ipc__nng *c = (ipc__nng *)conn;
     long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     nng_msg *msg;
     size_t n;
@@ -408,7 +408,7 @@ int ipc_recv(ipc_conn *c, int timeout_ms, char **buf, size_t *len)
 }
 
 /* Waits for the listener's hello. @return 0 or an nng error */
-static int await_hello(ipc_conn *c, long long deadline)
+static int await_hello(ipc__nng *c, long long deadline)
 {
     for (;;) {
         nng_msg *msg;
@@ -432,7 +432,7 @@ static int await_hello(ipc_conn *c, long long deadline)
 /* ---- closing ------------------------------------------------------------ */
 
 /* Frees everything of c once its socket is closed and its aios stopped. */
-static void conn_release(ipc_conn *c)
+static void conn_release(ipc__nng *c)
 {
     flush_queue(c);
     nng_aio_free(c->recv_aio);
@@ -457,7 +457,7 @@ typedef struct ipc__closer {
     pthread_mutex_t mtx;
     pthread_cond_t cond;
     int done, abandoned;
-    ipc_conn *c;
+    ipc__nng *c;
 } ipc__closer;
 
 static atomic_int ipc__wedged;
@@ -487,7 +487,7 @@ static void *close_thread(void *arg)
     return NULL;
 }
 
-static ipc__closer *closer_new(ipc_conn *c)
+static ipc__closer *closer_new(ipc__nng *c)
 {
     ipc__closer *k = calloc(1, sizeof(*k));
     pthread_condattr_t attr;
@@ -511,7 +511,7 @@ static ipc__closer *closer_new(ipc_conn *c)
 }
 
 /* Closes c's socket, waiting at most timeout_ms. @return 1 if it closed */
-static int close_bounded(ipc_conn *c, int timeout_ms)
+static int close_bounded(ipc__nng *c, int timeout_ms)
 {
     ipc__closer *k = closer_new(c);
     struct timespec until;
@@ -541,7 +541,7 @@ static int close_bounded(ipc_conn *c, int timeout_ms)
     return done;
 }
 
-static void conn_free(ipc_conn *c)
+static void conn_free(ipc__nng *c)
 {
     nng_aio *aios[5] = {c->recv_aio, c->send_aio, c->hello_aio, c->wrecv_aio, c->wsend_aio};
 
@@ -562,7 +562,7 @@ static void conn_free(ipc_conn *c)
 
 /* ---- opening ------------------------------------------------------------ */
 
-static int alloc_aios(ipc_conn *c)
+static int alloc_aios(ipc__nng *c)
 {
     int rv;
 
@@ -582,13 +582,14 @@ static int alloc_aios(ipc_conn *c)
 }
 
 /* Opens the socket with the options both sides use. */
-static int conn_open(ipc_conn **out, int listener)
+static int conn_open(ipc__nng **out, int listener)
 {
-    ipc_conn *c = calloc(1, sizeof(*c));
+    ipc__nng *c = calloc(1, sizeof(*c));
     nng_pipe_cb pipe_cb = listener ? listener_pipe_cb : dialer_pipe_cb;
     int rv;
 
     if (c == NULL) return -ENOMEM;
+    c->base.ops = &ipc__nng_ops;
     c->listener = listener;
     c->sock = (nng_socket)NNG_SOCKET_INITIALIZER;
     if (pthread_mutex_init(&c->mtx, NULL) != 0) {
@@ -608,9 +609,9 @@ static int conn_open(ipc_conn **out, int listener)
     return 0;
 }
 
-int ipc_listen(const char *url, ipc_recv_cb on_recv, void *arg, ipc_conn **out)
+int ipc__nng_listen(const char *url, ipc_recv_cb on_recv, void *arg, ipc_conn **out)
 {
-    ipc_conn *c;
+    ipc__nng *c;
     int rc, rv;
 
     if (url == NULL || on_recv == NULL || out == NULL) return -EINVAL;
@@ -627,12 +628,13 @@ int ipc_listen(const char *url, ipc_recv_cb on_recv, void *arg, ipc_conn **out)
         return rv == NNG_ENOMEM ? -ENOMEM : IPC_ENNG;
     }
     nng_recv_aio(c->sock, c->recv_aio);
-    *out = c;
+    *out = &c->base;
     return 0;
 }
 
-int ipc_listen_restart(ipc_conn *c)
+static int nng_conn_listen_restart(ipc_conn *conn)
 {
+    ipc__nng *c = (ipc__nng *)conn;
     int busy, rv;
 
     if (c == NULL || !c->listener) return -EINVAL;
@@ -649,10 +651,10 @@ int ipc_listen_restart(ipc_conn *c)
     return 0;
 }
 
-int ipc_dial(const char *url, int timeout_ms, ipc_conn **out)
+int ipc__nng_dial(const char *url, int timeout_ms, ipc_conn **out)
 {
     long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    ipc_conn *c;
+    ipc__nng *c;
     int rc, rv;
 
     if (url == NULL || out == NULL) return -EINVAL;
@@ -669,12 +671,13 @@ int ipc_dial(const char *url, int timeout_ms, ipc_conn **out)
         conn_free(c);
         return rc;
     }
-    *out = c;
+    *out = &c->base;
     return 0;
 }
 
-int ipc_send(ipc_conn *c, const char *buf, size_t len)
+static int nng_conn_send(ipc_conn *conn, const char *buf, size_t len)
 {
+    ipc__nng *c = (ipc__nng *)conn;
     nng_msg *msg;
     int rv;
 
@@ -686,7 +689,10 @@ int ipc_send(ipc_conn *c, const char *buf, size_t len)
     return c->listener ? listener_send(c, msg) : dialer_send(c, msg);
 }
 
-void ipc_close(ipc_conn *c)
+static void nng_conn_close(ipc_conn *conn)
 {
-    if (c != NULL) conn_free(c);
+    conn_free((ipc__nng *)conn);
 }
+
+const ipc__ops ipc__nng_ops = {nng_conn_send, nng_conn_recv, nng_conn_listen_restart,
+                               nng_conn_close};

@@ -95,6 +95,7 @@ typedef struct sup_config {
     uint64_t drain_delay_ms;      /* stop: serve on this long with /healthz 503 */
     uint64_t graceful_ms;         /* stop: then wait this long for requests to finish */
     size_t store_size;            /* --store-size: the LMDB map, bytes, for every process */
+    int transport;                /* --transport: enum ipc_transport */
     bool admin;                   /* --admin given: serve /metrics and /status */
     char admin_host[256];
     int admin_port;

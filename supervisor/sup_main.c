@@ -157,6 +157,8 @@ void sup_usage(FILE *out)
             "  --store-size=SIZE  the store's LMDB map, 4M to 1T (default 1G); writes\n"
             "                     past %d %% of it are answered 507 until old\n"
             "                     response records are pruned\n"
+            "  --transport=unix|nng  how frames reach the workers: a Unix stream socket\n"
+            "                     per worker (default), or an nng PAIR1 socket\n"
             "  --help, --version\n",
             SUP_MAX_WORKERS, DEFAULT_WORKERS, SUP_MAX_WORKERS, DEFAULT_CEK_WORKERS,
             DEFAULT_JIT_THRESHOLD, DEFAULT_HOST, DEFAULT_PORT, SXPOOL_DEFAULT_APP, DEFAULT_DATA,
@@ -408,6 +410,14 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
                 return -1;
             }
             cfg->inflight = (int)n;
+        } else if ((m = opt_value(argc, argv, &i, "--transport", &v)) != 0) {
+            if (m < 0) return -1;
+            int t = ipc_transport_parse(v);
+            if (t < 0) {
+                fprintf(stderr, "sxpool: --transport: expected unix or nng, got '%s'\n", v);
+                return -1;
+            }
+            cfg->transport = t;
         } else if ((m = opt_value(argc, argv, &i, "--store-size", &v)) != 0) {
             if (m < 0) return -1;
             if (parse_bytes(v, MIN_STORE_SIZE, MAX_STORE_SIZE, &n) != 0) {
@@ -912,6 +922,11 @@ int sup_main(int argc, char **argv)
     snprintf(size_env, sizeof size_env, "%zu", s->cfg.store_size);
     if (setenv("SXPOOL_STORE_SIZE", size_env, 1) != 0) {
         sup__log("unable to pass --store-size to the workers: %s", strerror(errno));
+        return 1;
+    }
+    /* Both ends of a slot must speak the same transport. */
+    if (setenv("SXPOOL_TRANSPORT", ipc_transport_name(s->cfg.transport), 1) != 0) {
+        sup__log("unable to pass --transport to the workers: %s", strerror(errno));
         return 1;
     }
     err = store_open(s->cfg.data, s->cfg.store_size, &s->store);

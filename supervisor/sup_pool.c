@@ -1106,7 +1106,7 @@ int sup__pool_start(sup_server *s)
             return err;
         }
         char url[PATH_MAX + 64];
-        ipc_slot_url(s->rundir, i, url, sizeof url);
+        ipc_slot_url(s->rundir, i, s->cfg.transport, url, sizeof url);
         err = ipc_listen(url, on_recv, w, &w->ipc);
         if (err != 0) {
             sup__log("unable to listen for worker %d on %s: %s", i, url, ipc_strerror(err));

@@ -625,7 +625,12 @@ static int start(wrk *w)
         return 1;
     }
     char url[4200];
-    ipc_slot_url(w->rundir, w->slot, url, sizeof url);
+    int transport = ipc_transport_parse(getenv("SXPOOL_TRANSPORT"));
+    if (transport < 0) {
+        wlog(w, "SXPOOL_TRANSPORT is '%s': expected unix or nng", getenv("SXPOOL_TRANSPORT"));
+        return 1;
+    }
+    ipc_slot_url(w->rundir, w->slot, transport, url, sizeof url);
     rc = ipc_dial(url, 5000, &w->conn);
     if (rc != 0) {
         wlog(w, "unable to connect to the supervisor at %s: %s", url, ipc_strerror(rc));

@@ -1,12 +1,15 @@
-/* test_ipc_nng.c: the nng transport of ipc/ipc_nng.c, in one process.
+/* test_ipc_transport.c: a transport of ipc/ (argv[1]: unix, the default,
+ * or nng), in one process.
  *
- * A listener (supervisor side) and dialers (worker side) talk over ipc://
- * in a fresh mkdtemp directory: frames both ways, a 4 MiB frame, receive
+ * A listener (supervisor side) and dialers (worker side) talk over the
+ * transport in a fresh mkdtemp directory: frames both ways, a 4 MiB frame, receive
  * timeouts, the bounded send queue (an error, never a silent drop, and the
  * accepted frames arrive in order), no frame reaching the next worker of a
  * slot (the first one a child process killed with SIGKILL), a worker seeing
  * its supervisor go away, a listener restarted after peers that hung up
- * mid-handshake, and ipc_close returning even when nng_close hangs.
+ * mid-handshake, a worker that sends a length above the limit, and
+ * ipc_close returning even when nng_close hangs. Both transports keep the
+ * same contract, so every step runs on both.
  */
 #include "ipc/ipc.h"
 
@@ -50,6 +53,8 @@ const char *__lsan_default_suppressions(void)
 {
     return "leak:libnng.so\n";
 }
+
+static int transport;
 
 /* ---- what the supervisor side received -------------------------------- */
 
@@ -196,8 +201,9 @@ static void test_both_ways(const char *url, ipc_conn *l, ipc_conn *w)
     char slot[32];
     inbox_msg *m;
 
-    ipc_slot_url("/run/x", 7, slot, sizeof(slot));
-    CHECK(strcmp(slot, "ipc:///run/x/slot-7.sock") == 0);
+    ipc_slot_url("/run/x", 7, transport, slot, sizeof(slot));
+    CHECK(strcmp(slot, transport == IPC_TRANSPORT_NNG ? "ipc:///run/x/slot-7.sock"
+                                                      : "unix:///run/x/slot-7.sock") == 0);
     (void)url;
 
     ready(w, "0");
@@ -307,18 +313,26 @@ static void test_slot_taken(const char *url, ipc_conn *l)
     CHECK_EQ(ipc_listen_restart(l), -EBUSY);
 }
 
-/* Connects to the slot's socket file and hangs up at once, before nng's
- * handshake: in nng 1.5.2 this can stop the listener from accepting. */
-static void hang_up_early(const char *url)
+/* Connects to the slot's socket file; returns the descriptor. */
+static int raw_connect(const char *url)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    const char *path = strstr(url, "://");
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
-    CHECK(fd >= 0);
-    CHECK(strncmp(url, "ipc://", 6) == 0 && strlen(url + 6) < sizeof(sa.sun_path));
-    strcpy(sa.sun_path, url + 6);
+    CHECK(fd >= 0 && path != NULL);
+    path += 3;
+    CHECK(strlen(path) < sizeof(sa.sun_path));
+    strcpy(sa.sun_path, path);
     CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    close(fd);
+    return fd;
+}
+
+/* Connects and hangs up at once, before nng's handshake: in nng 1.5.2 this
+ * can stop the listener from accepting. */
+static void hang_up_early(const char *url)
+{
+    close(raw_connect(url));
 }
 
 /* After peers that vanished mid-handshake, a restarted listener accepts. */
@@ -327,7 +341,7 @@ static void test_restart(const char *dir)
     char url[256];
     ipc_conn *l, *w;
 
-    ipc_slot_url(dir, 2, url, sizeof(url));
+    ipc_slot_url(dir, 2, transport, url, sizeof(url));
     CHECK_EQ(ipc_listen(url, on_recv, &inbox, &l), 0);
     for (int i = 0; i < 50; i++)
         hang_up_early(url);
@@ -348,7 +362,7 @@ static pid_t spawn_worker(const char *url)
 
     CHECK(pid >= 0);
     if (pid == 0) {
-        execl("/proc/self/exe", "test_ipc_nng", "child-worker", url, (char *)NULL);
+        execl("/proc/self/exe", "test_ipc_transport", "child-worker", url, (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -421,7 +435,7 @@ static int child_close_race(const char *dir)
         size_t len;
         char *buf;
 
-        ipc_slot_url(dir, 100 + round, url, sizeof(url));
+        ipc_slot_url(dir, 100 + round, transport, url, sizeof(url));
         if (ipc_listen(url, on_recv, &inbox, &l) != 0 || ipc_dial(url, 2000, &w) != 0) return 2;
         send_frame(w, IPC_READY, 0, "r", "jit");
         inbox_free(inbox_take());
@@ -445,7 +459,8 @@ static void test_close_race(const char *dir)
 
     CHECK(pid >= 0);
     if (pid == 0) {
-        execl("/proc/self/exe", "test_ipc_nng", "child-close-race", dir, (char *)NULL);
+        execl("/proc/self/exe", "test_ipc_transport", "child-close-race", dir,
+              ipc_transport_name(transport), (char *)NULL);
         _exit(127);
     }
     CHECK_EQ(waitpid(pid, &status, 0), pid);
@@ -460,7 +475,7 @@ static void test_no_peer(const char *dir)
     size_t len;
     char *buf;
 
-    ipc_slot_url(dir, 1, url, sizeof(url));
+    ipc_slot_url(dir, 1, transport, url, sizeof(url));
     CHECK_EQ(ipc_listen(url, on_recv, &inbox, &l), 0);
     CHECK_EQ(ipc_encode(IPC_SHUTDOWN, 1, NULL, 0, &buf, &len), 0);
     CHECK_EQ(ipc_send(l, buf, len), IPC_ECLOSED);
@@ -479,10 +494,33 @@ static void test_dial_timeout(const char *dir)
     char url[256];
     ipc_conn *w = NULL;
 
-    ipc_slot_url(dir, 9, url, sizeof(url));
+    ipc_slot_url(dir, 9, transport, url, sizeof(url));
     CHECK_EQ(ipc_dial(url, 150, &w), IPC_ETIMEDOUT);
     CHECK(w == NULL);
     CHECK_EQ(ipc_dial("nonsense://x", 150, &w), IPC_ENNG);
+}
+
+/* A peer that announces a message above IPC_MAX_FRAME is dropped, and the
+ * slot takes a proper worker afterwards (unix only: nng checks sizes itself,
+ * NNG_OPT_RECVMAXSZ). */
+static void test_bad_length(const char *dir)
+{
+    static const unsigned char huge[4] = {0xff, 0xff, 0xff, 0x7f};
+    char url[256], hello[4];
+    ipc_conn *l, *w;
+
+    if (transport != IPC_TRANSPORT_UNIX) return;
+    ipc_slot_url(dir, 3, transport, url, sizeof(url));
+    CHECK_EQ(ipc_listen(url, on_recv, &inbox, &l), 0);
+    int fd = raw_connect(url);
+    CHECK_EQ(read(fd, hello, 4), 4); /* accepted */
+    CHECK_EQ(write(fd, huge, 4), 4);
+    CHECK_EQ(read(fd, hello, 1), 0); /* and dropped */
+    close(fd);
+    CHECK_EQ(ipc_dial(url, 2000, &w), 0);
+    ready(w, "3");
+    ipc_close(w);
+    ipc_close(l);
 }
 
 int main(int argc, char **argv)
@@ -491,10 +529,17 @@ int main(int argc, char **argv)
     ipc_conn *l, *w;
 
     if (argc == 3 && strcmp(argv[1], "child-worker") == 0) return child_worker(argv[2]);
-    if (argc == 3 && strcmp(argv[1], "child-close-race") == 0)
+    if (argc == 4 && strcmp(argv[1], "child-close-race") == 0) {
+        transport = ipc_transport_parse(argv[3]);
         _exit(child_close_race(argv[2])); /* an abandoned close is left behind */
+    }
+    transport = ipc_transport_parse(argc > 1 ? argv[1] : NULL);
+    if (transport < 0) {
+        fprintf(stderr, "usage: test_ipc_transport [unix|nng]\n");
+        return 2;
+    }
     CHECK(mkdtemp(dir) != NULL);
-    ipc_slot_url(dir, 0, url, sizeof(url));
+    ipc_slot_url(dir, 0, transport, url, sizeof(url));
     CHECK_EQ(ipc_listen(url, on_recv, &inbox, &l), 0);
     CHECK_EQ(ipc_dial(url, 2000, &w), 0);
 
@@ -513,9 +558,10 @@ int main(int argc, char **argv)
     test_dial_timeout(dir);
     test_restart(dir);
     test_close_race(dir);
+    test_bad_length(dir);
 
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     CHECK_EQ(system(cmd), 0);
-    printf("test_ipc_nng: ok\n");
+    printf("test_ipc_transport %s: ok\n", ipc_transport_name(transport));
     return 0;
 }

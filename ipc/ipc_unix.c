@@ -1,0 +1,716 @@
+/* ipc_unix.c: the default transport (unix://), one Unix stream socket per
+ * worker slot.
+ *
+ * The contract is ipc.h's, the one the nng transport keeps, with less
+ * machinery between a frame and the process that waits for it: the
+ * supervisor listens on RUNDIR/slot-N.sock, the slot's worker connects, and
+ * every message travels as a 4-byte little-endian length followed by that
+ * many bytes. A message of length 0 is the hello (below); the others are
+ * frames, which are never empty.
+ *
+ * Listener (supervisor). A thread per slot owns the listening socket and
+ * the peer's socket and waits in poll() for a connection, for bytes from
+ * the peer (each complete frame is handed to on_recv from that thread),
+ * for room to write what is queued, and for ipc_close(). ipc_send() runs
+ * on any thread: under c->mtx it writes straight to the peer's socket,
+ * without blocking, when nothing is queued, and queues what did not fit
+ * (at most IPC__SENDQ_MAX frames) for the thread, which it wakes to watch
+ * for room. The thread is the only reader of the peer's socket and the only
+ * one to close it, under c->mtx, so a sender never writes to a descriptor
+ * that was closed and reused.
+ *
+ * One peer per slot. A connection that arrives while the slot's peer is
+ * alive is closed at once: the dialer sees that and tries again until its
+ * timeout. A peer is alive until its socket reads EOF or fails; whatever it
+ * wrote before it went away is read and delivered first, so a worker's
+ * last frames are not lost to its successor's arrival. When the peer goes
+ * away, the frames still queued for it are dropped and counted in a log
+ * line: frames are never kept for the slot's next worker.
+ *
+ * Hello. The listener writes an empty message to a peer it accepts;
+ * ipc_dial() returns only once it has read it, so a worker knows it is the
+ * slot's peer and not one that is about to be closed.
+ *
+ * Dialer (worker). Blocking calls from one thread at a time, on a
+ * non-blocking socket with poll() for the timeouts. A frame read only in
+ * part when ipc_recv() times out stays buffered for the next call. Once
+ * the peer is gone (EOF, a reset, a malformed length, or a send that timed
+ * out with part of a frame written), every call returns IPC_ECLOSED.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "ipc/ipc_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Frames the listener may hold for one slot before ipc_send() says -EAGAIN. */
+#define IPC__SENDQ_MAX 256
+/* How long a worker's ipc_send() waits for room to write a frame. */
+#define IPC__SEND_TIMEOUT_MS 10000
+/* How soon a worker tries again after a refused or dropped connection. */
+#define IPC__RECONN_MIN_MS 10
+#define IPC__RECONN_MAX_MS 200
+/* How much the listener reads from its peer at a time, at least. */
+#define IPC__READ_CHUNK (64u << 10)
+#define IPC__LEN 4
+
+typedef struct upending {
+    struct upending *next;
+    size_t len, off; /* bytes of message (length prefix included), written */
+    char buf[];
+} upending;
+
+typedef struct ubuf {
+    char *p;
+    size_t len, cap;
+} ubuf;
+
+typedef struct ipc__unix {
+    ipc_conn base; /* first: ops */
+    int listener;
+    int fd;  /* the peer's socket (dialer: ours), -1 if none */
+    ubuf in; /* bytes read and not yet delivered */
+
+    /* listener */
+    pthread_mutex_t mtx; /* guards fd, the queue, closing */
+    pthread_t thread;
+    int thread_started;
+    int lfd;  /* the listening socket */
+    int wake; /* eventfd: ipc_close() or a queued frame */
+    int closing;
+    char *path;
+    ipc_recv_cb on_recv;
+    void *arg;
+    upending *head, *tail;
+    int npending;
+
+    /* dialer */
+    int lost;
+} ipc__unix;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void put_len(char *dst, uint32_t n)
+{
+    dst[0] = (char)(n & 0xff);
+    dst[1] = (char)((n >> 8) & 0xff);
+    dst[2] = (char)((n >> 16) & 0xff);
+    dst[3] = (char)(n >> 24);
+}
+
+static uint32_t get_len(const char *src)
+{
+    const unsigned char *s = (const unsigned char *)src;
+
+    return (uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24;
+}
+
+static int buf_reserve(ubuf *b, size_t more)
+{
+    size_t cap = b->cap ? b->cap : IPC__READ_CHUNK;
+    char *p;
+
+    if (b->len + more <= b->cap) return 0;
+    while (cap < b->len + more)
+        cap *= 2;
+    if ((p = realloc(b->p, cap)) == NULL) return -ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* Moves the undelivered bytes in[from..len) to the front. */
+static void buf_consume(ubuf *b, size_t from)
+{
+    if (from == 0) return;
+    memmove(b->p, b->p + from, b->len - from);
+    b->len -= from;
+}
+
+static void buf_free(ubuf *b)
+{
+    free(b->p);
+    *b = (ubuf){0};
+}
+
+static int fill_sun(struct sockaddr_un *sa, const char *path)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa->sun_path)) return -ENAMETOOLONG;
+    memcpy(sa->sun_path, path, strlen(path));
+    return 0;
+}
+
+/* Writes as much of iov as the socket takes now. @return bytes or -errno */
+static ssize_t write_some(int fd, const struct iovec *iov, int n)
+{
+    struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+    ssize_t w;
+
+    do
+        w = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) return errno == EWOULDBLOCK ? 0 : -errno;
+    return w;
+}
+
+/* ---- listener ------------------------------------------------------------ */
+
+static void wake_thread(ipc__unix *c)
+{
+    uint64_t one = 1;
+    ssize_t w = write(c->wake, &one, sizeof one);
+
+    (void)w; /* the counter only saturates; the thread wakes either way */
+}
+
+static int drop_queue(ipc__unix *c)
+{
+    int n = c->npending;
+
+    while (c->head != NULL) {
+        upending *p = c->head;
+
+        c->head = p->next;
+        free(p);
+    }
+    c->tail = NULL;
+    c->npending = 0;
+    return n;
+}
+
+/* The peer went away or misbehaved. Called with mtx, on the thread. */
+static void drop_peer(ipc__unix *c)
+{
+    int dropped;
+
+    if (c->fd < 0) return;
+    close(c->fd);
+    c->fd = -1;
+    c->in.len = 0;
+    dropped = drop_queue(c);
+    if (dropped > 0 && !c->closing)
+        fprintf(stderr, "ipc: dropped %d frame(s) queued for a peer that went away\n", dropped);
+}
+
+/* Appends msg[off..len) to the queue. Called with mtx. */
+static int enqueue(ipc__unix *c, const char *hdr, const char *buf, size_t len, size_t off)
+{
+    size_t total = IPC__LEN + len;
+    upending *p;
+
+    if (c->npending >= IPC__SENDQ_MAX) return -EAGAIN;
+    if ((p = malloc(sizeof(*p) + total)) == NULL) return -ENOMEM;
+    p->next = NULL;
+    p->len = total;
+    p->off = off;
+    memcpy(p->buf, hdr, IPC__LEN);
+    memcpy(p->buf + IPC__LEN, buf, len);
+    if (c->tail != NULL)
+        c->tail->next = p;
+    else
+        c->head = p;
+    c->tail = p;
+    c->npending++;
+    return 0;
+}
+
+/* Writes queued messages until the socket is full. Called with mtx.
+ * @return 0, or -errno if the peer's socket failed */
+static int flush_queue(ipc__unix *c)
+{
+    while (c->head != NULL) {
+        upending *p = c->head;
+        struct iovec iov = {p->buf + p->off, p->len - p->off};
+        ssize_t w = write_some(c->fd, &iov, 1);
+
+        if (w < 0) return (int)w;
+        p->off += (size_t)w;
+        if (p->off < p->len) return 0;
+        c->head = p->next;
+        if (c->head == NULL) c->tail = NULL;
+        c->npending--;
+        free(p);
+    }
+    return 0;
+}
+
+/* Sends or queues one message (len 0: the hello). Called with mtx. */
+static int listener_put(ipc__unix *c, const char *buf, size_t len)
+{
+    char hdr[IPC__LEN];
+    struct iovec iov[2];
+    ssize_t w;
+
+    if (c->closing || c->fd < 0) return IPC_ECLOSED;
+    put_len(hdr, (uint32_t)len);
+    if (c->head != NULL) return enqueue(c, hdr, buf, len, 0);
+    iov[0] = (struct iovec){hdr, IPC__LEN};
+    iov[1] = (struct iovec){(void *)buf, len};
+    w = write_some(c->fd, iov, len > 0 ? 2 : 1);
+    if (w < 0) return IPC_ECLOSED; /* the thread sees the reset and drops the peer */
+    if ((size_t)w == IPC__LEN + len) return 0;
+    int rc = enqueue(c, hdr, buf, len, (size_t)w);
+    if (rc != 0 && w > 0) {
+        /* Part of the frame is on the wire and the rest cannot follow: the
+         * stream is unusable. The thread drops the peer on its next turn. */
+        shutdown(c->fd, SHUT_RDWR);
+        return IPC_ECLOSED;
+    }
+    if (rc == 0) wake_thread(c); /* to watch for room */
+    return rc;
+}
+
+static int unix_listener_send(ipc__unix *c, const char *buf, size_t len)
+{
+    int rc;
+
+    pthread_mutex_lock(&c->mtx);
+    rc = listener_put(c, buf, len);
+    pthread_mutex_unlock(&c->mtx);
+    return rc;
+}
+
+/* Is the current peer still there? A peer whose socket has bytes to read
+ * counts as alive until they are read. Called with mtx. */
+static int peer_alive(ipc__unix *c)
+{
+    char b;
+    ssize_t r;
+
+    if (c->fd < 0) return 0;
+    r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r > 0 || (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
+static void accept_peer(ipc__unix *c)
+{
+    int fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            fprintf(stderr, "ipc: unable to accept on %s: %s\n", c->path, strerror(errno));
+        return;
+    }
+    pthread_mutex_lock(&c->mtx);
+    if (c->closing || peer_alive(c)) {
+        close(fd); /* the slot has its worker: this one tries again */
+    } else {
+        drop_peer(c);
+        c->fd = fd;
+        if (listener_put(c, "", 0) != 0) drop_peer(c);
+    }
+    pthread_mutex_unlock(&c->mtx);
+}
+
+/* Reads what the peer sent and delivers every complete frame. Only the
+ * thread reads c->fd and c->in, so on_recv runs without the lock.
+ * @return 0, or -1 if the peer is gone (the caller drops it) */
+static int read_peer(ipc__unix *c)
+{
+    for (;;) {
+        ssize_t r;
+        size_t at = 0, asked;
+
+        if (buf_reserve(&c->in, IPC__READ_CHUNK) != 0) {
+            fprintf(stderr, "ipc: out of memory reading from the worker on %s\n", c->path);
+            return -1;
+        }
+        asked = c->in.cap - c->in.len;
+        do
+            r = recv(c->fd, c->in.p + c->in.len, asked, MSG_DONTWAIT);
+        while (r < 0 && errno == EINTR);
+        if (r == 0) return -1;
+        if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        c->in.len += (size_t)r;
+        while (c->in.len - at >= IPC__LEN) {
+            uint32_t n = get_len(c->in.p + at);
+
+            if (n > IPC_MAX_FRAME) {
+                fprintf(stderr,
+                        "ipc: the worker on %s sent a message of %u bytes, above the %u-byte "
+                        "limit; dropping it\n",
+                        c->path, n, IPC_MAX_FRAME);
+                return -1;
+            }
+            if (c->in.len - at - IPC__LEN < n) {
+                if (buf_reserve(&c->in, n + IPC__LEN - (c->in.len - at)) != 0) return -1;
+                break;
+            }
+            if (n > 0) c->on_recv(c->arg, c->in.p + at + IPC__LEN, n);
+            at += IPC__LEN + n;
+        }
+        buf_consume(&c->in, at);
+        if ((size_t)r < asked) return 0; /* drained for now */
+    }
+}
+
+static void *listener_thread(void *arg)
+{
+    ipc__unix *c = arg;
+
+    for (;;) {
+        struct pollfd p[3] = {{c->wake, POLLIN, 0}, {c->lfd, POLLIN, 0}, {-1, 0, 0}};
+        int fd;
+
+        pthread_mutex_lock(&c->mtx);
+        if (c->closing) {
+            pthread_mutex_unlock(&c->mtx);
+            break;
+        }
+        fd = c->fd;
+        p[2] = (struct pollfd){fd, (short)(POLLIN | (c->head != NULL ? POLLOUT : 0)), 0};
+        pthread_mutex_unlock(&c->mtx);
+        if (poll(p, fd >= 0 ? 3 : 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            fprintf(stderr, "ipc: poll on %s failed: %s\n", c->path, strerror(errno));
+            break;
+        }
+        if (p[0].revents) {
+            uint64_t n;
+            ssize_t r = read(c->wake, &n, sizeof n);
+
+            (void)r;
+        }
+        /* The peer first: what a dead worker wrote is delivered before its
+         * successor is accepted. */
+        if (fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR)) && read_peer(c) != 0) {
+            pthread_mutex_lock(&c->mtx);
+            drop_peer(c);
+            pthread_mutex_unlock(&c->mtx);
+            fd = -1;
+        }
+        if (fd >= 0 && (p[2].revents & POLLOUT)) {
+            pthread_mutex_lock(&c->mtx);
+            if (c->fd >= 0 && flush_queue(c) != 0) drop_peer(c);
+            pthread_mutex_unlock(&c->mtx);
+        }
+        if (p[1].revents & POLLIN) accept_peer(c);
+    }
+    return NULL;
+}
+
+static void listener_free(ipc__unix *c)
+{
+    if (c->thread_started) {
+        pthread_mutex_lock(&c->mtx);
+        c->closing = 1;
+        pthread_mutex_unlock(&c->mtx);
+        wake_thread(c);
+        pthread_join(c->thread, NULL);
+    }
+    pthread_mutex_lock(&c->mtx);
+    drop_peer(c);
+    pthread_mutex_unlock(&c->mtx);
+    if (c->lfd >= 0) {
+        close(c->lfd);
+        if (c->path) unlink(c->path);
+    }
+    if (c->wake >= 0) close(c->wake);
+    pthread_mutex_destroy(&c->mtx);
+    buf_free(&c->in);
+    free(c->path);
+    free(c);
+}
+
+int ipc__unix_listen(const char *path, ipc_recv_cb on_recv, void *arg, ipc_conn **out)
+{
+    ipc__unix *c = calloc(1, sizeof(*c));
+    struct sockaddr_un sa;
+    int rc;
+
+    if (c == NULL) return -ENOMEM;
+    c->base.ops = &ipc__unix_ops;
+    c->listener = 1;
+    c->fd = c->lfd = c->wake = -1;
+    c->on_recv = on_recv;
+    c->arg = arg;
+    if (pthread_mutex_init(&c->mtx, NULL) != 0) {
+        free(c);
+        return -ENOMEM;
+    }
+    if ((c->path = strdup(path)) == NULL) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if ((rc = fill_sun(&sa, path)) != 0) {
+        fprintf(stderr, "ipc: unable to listen on %s: the path is too long\n", path);
+        goto fail;
+    }
+    if ((c->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+        (c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+        rc = -errno;
+        fprintf(stderr, "ipc: unable to listen on %s: %s\n", path, strerror(errno));
+        goto fail;
+    }
+    (void)unlink(path); /* a socket file left by a listener that is gone */
+    if (bind(c->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(c->lfd, 8) != 0) {
+        rc = -errno;
+        fprintf(stderr, "ipc: unable to listen on %s: %s\n", path, strerror(errno));
+        close(c->lfd);
+        c->lfd = -1; /* not ours to unlink */
+        goto fail;
+    }
+    if ((rc = pthread_create(&c->thread, NULL, listener_thread, c)) != 0) {
+        rc = -rc;
+        fprintf(stderr, "ipc: unable to start the thread for %s: %s\n", path, strerror(-rc));
+        goto fail;
+    }
+    c->thread_started = 1;
+    *out = &c->base;
+    return 0;
+fail:
+    listener_free(c);
+    return rc;
+}
+
+static int unix_listen_restart(ipc_conn *conn)
+{
+    ipc__unix *c = (ipc__unix *)conn;
+    int busy;
+
+    if (!c->listener) return -EINVAL;
+    pthread_mutex_lock(&c->mtx);
+    busy = c->closing || peer_alive(c);
+    pthread_mutex_unlock(&c->mtx);
+    return busy ? -EBUSY : 0;
+}
+
+/* ---- dialer -------------------------------------------------------------- */
+
+/* Waits for fd to be ready for `events` until deadline (-1: forever).
+ * @return 1 ready, 0 timed out, -errno */
+static int wait_fd(int fd, short events, long long deadline)
+{
+    for (;;) {
+        struct pollfd p = {fd, events, 0};
+        long long left = deadline < 0 ? -1 : deadline - now_ms();
+        int r;
+
+        if (deadline >= 0 && left < 0) left = 0;
+        r = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
+        if (r > 0) return 1;
+        if (r == 0) {
+            if (deadline >= 0 && now_ms() >= deadline) return 0;
+            continue;
+        }
+        if (errno != EINTR) return -errno;
+    }
+}
+
+/* Reads until c->in holds at least `want` bytes. @return 0, IPC_ETIMEDOUT,
+ * IPC_ECLOSED (EOF or an error: the peer is gone) or -ENOMEM */
+static int dialer_fill(ipc__unix *c, size_t want, long long deadline)
+{
+    while (c->in.len < want) {
+        ssize_t r;
+
+        if (buf_reserve(&c->in, want - c->in.len > IPC__READ_CHUNK ? want - c->in.len
+                                                                   : IPC__READ_CHUNK) != 0)
+            return -ENOMEM;
+        r = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
+        if (r > 0) {
+            c->in.len += (size_t)r;
+            continue;
+        }
+        if (r == 0) return IPC_ECLOSED;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return IPC_ECLOSED;
+        r = wait_fd(c->fd, POLLIN, deadline);
+        if (r == 0) return IPC_ETIMEDOUT;
+        if (r < 0) return IPC_ECLOSED;
+    }
+    return 0;
+}
+
+/* Takes the next message out of the stream. @return as dialer_fill, or
+ * IPC_ECLOSED for a length above the limit */
+static int dialer_next(ipc__unix *c, long long deadline, uint32_t *len)
+{
+    int rc;
+    uint32_t n;
+
+    if ((rc = dialer_fill(c, IPC__LEN, deadline)) != 0) return rc;
+    n = get_len(c->in.p);
+    if (n > IPC_MAX_FRAME) {
+        fprintf(stderr, "ipc: the supervisor sent a message of %u bytes, above the %u-byte limit\n",
+                n, IPC_MAX_FRAME);
+        return IPC_ECLOSED;
+    }
+    if ((rc = dialer_fill(c, IPC__LEN + (size_t)n, deadline)) != 0) return rc;
+    *len = n;
+    return 0;
+}
+
+static int unix_dialer_recv(ipc__unix *c, int timeout_ms, char **buf, size_t *len)
+{
+    long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    uint32_t n;
+    int rc;
+
+    if (c->lost) return IPC_ECLOSED;
+    do { /* an empty message is a hello: not a frame */
+        if ((rc = dialer_next(c, deadline, &n)) != 0) {
+            if (rc == IPC_ECLOSED) c->lost = 1;
+            return rc;
+        }
+        if (n == 0) buf_consume(&c->in, IPC__LEN);
+    } while (n == 0);
+    char *out = malloc((size_t)n + 1);
+    if (out == NULL) return -ENOMEM;
+    memcpy(out, c->in.p + IPC__LEN, n);
+    out[n] = '\0';
+    buf_consume(&c->in, IPC__LEN + (size_t)n);
+    *buf = out;
+    *len = n;
+    return 0;
+}
+
+static int unix_dialer_send(ipc__unix *c, const char *buf, size_t len)
+{
+    long long deadline = now_ms() + IPC__SEND_TIMEOUT_MS;
+    char hdr[IPC__LEN];
+    size_t done = 0, total = IPC__LEN + len;
+
+    if (c->lost) return IPC_ECLOSED;
+    put_len(hdr, (uint32_t)len);
+    while (done < total) {
+        struct iovec iov[2];
+        int n = 0;
+        ssize_t w;
+
+        if (done < IPC__LEN) iov[n++] = (struct iovec){hdr + done, IPC__LEN - done};
+        size_t boff = done < IPC__LEN ? 0 : done - IPC__LEN;
+        iov[n++] = (struct iovec){(void *)(buf + boff), len - boff};
+        w = write_some(c->fd, iov, n);
+        if (w < 0) {
+            c->lost = 1;
+            return IPC_ECLOSED;
+        }
+        done += (size_t)w;
+        if (done < total && w == 0) {
+            int r = wait_fd(c->fd, POLLOUT, deadline);
+
+            if (r <= 0) {
+                if (done > 0) c->lost = 1; /* the stream holds half a frame */
+                return r == 0 ? IPC_ETIMEDOUT : IPC_ECLOSED;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Connects and waits for the hello. @return 0, 1 (refused or dropped: try
+ * again), IPC_ETIMEDOUT or -errno */
+static int dial_once(ipc__unix *c, const struct sockaddr_un *sa, long long deadline)
+{
+    uint32_t n;
+    int rc;
+
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) return -errno;
+    /* A Unix socket connects at once or not at all; EAGAIN is a full backlog. */
+    if (connect(c->fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+        rc = errno == ENOENT || errno == ECONNREFUSED || errno == EAGAIN ? 1 : -errno;
+        goto fail;
+    }
+    rc = dialer_next(c, deadline, &n);
+    if (rc == 0 && n == 0) {
+        buf_consume(&c->in, IPC__LEN);
+        return 0;
+    }
+    if (rc == 0) rc = 1; /* not a hello: not the slot's listener */
+    if (rc == IPC_ECLOSED) rc = 1;
+fail:
+    close(c->fd);
+    c->fd = -1;
+    c->in.len = 0;
+    return rc;
+}
+
+int ipc__unix_dial(const char *path, int timeout_ms, ipc_conn **out)
+{
+    long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int backoff = IPC__RECONN_MIN_MS, rc;
+    struct sockaddr_un sa;
+    ipc__unix *c;
+
+    if ((rc = fill_sun(&sa, path)) != 0) {
+        fprintf(stderr, "ipc: unable to dial %s: the path is too long\n", path);
+        return rc;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL) return -ENOMEM;
+    c->base.ops = &ipc__unix_ops;
+    c->fd = c->lfd = c->wake = -1;
+    while ((rc = dial_once(c, &sa, deadline)) == 1) {
+        long long left = deadline - now_ms();
+
+        if (left <= 0) {
+            rc = IPC_ETIMEDOUT;
+            break;
+        }
+        struct timespec ts = {0, (long)(left < backoff ? left : backoff) * 1000000L};
+        nanosleep(&ts, NULL);
+        backoff = backoff * 2 > IPC__RECONN_MAX_MS ? IPC__RECONN_MAX_MS : backoff * 2;
+    }
+    if (rc != 0) {
+        if (rc != IPC_ETIMEDOUT)
+            fprintf(stderr, "ipc: unable to dial %s: %s\n", path,
+                    rc > -4096 && rc < 0 ? strerror(-rc) : ipc_strerror(rc));
+        buf_free(&c->in);
+        free(c);
+        return rc;
+    }
+    *out = &c->base;
+    return 0;
+}
+
+/* ---- both ---------------------------------------------------------------- */
+
+static int unix_send(ipc_conn *conn, const char *buf, size_t len)
+{
+    ipc__unix *c = (ipc__unix *)conn;
+
+    return c->listener ? unix_listener_send(c, buf, len) : unix_dialer_send(c, buf, len);
+}
+
+static int unix_recv(ipc_conn *conn, int timeout_ms, char **buf, size_t *len)
+{
+    ipc__unix *c = (ipc__unix *)conn;
+
+    return c->listener ? -EINVAL : unix_dialer_recv(c, timeout_ms, buf, len);
+}
+
+static void unix_close(ipc_conn *conn)
+{
+    ipc__unix *c = (ipc__unix *)conn;
+
+    if (c->listener) {
+        listener_free(c);
+        return;
+    }
+    if (c->fd >= 0) close(c->fd);
+    buf_free(&c->in);
+    free(c);
+}
+
+const ipc__ops ipc__unix_ops = {unix_send, unix_recv, unix_listen_restart, unix_close};
