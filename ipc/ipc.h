@@ -143,6 +143,17 @@ typedef void (*ipc_recv_cb)(void *arg, const char *buf, size_t len);
 int ipc_listen(const char *url, ipc_recv_cb on_recv, void *arg, ipc_conn **out);
 
 /**
+ * Supervisor side, as ipc_listen(), except that a "unix://" listener runs on
+ * `loop` (libuv's) instead of a thread of its own: on_recv is called on the
+ * loop's thread, ipc_send() and ipc_close() must be called there too, and
+ * ipc_close() completes when the loop next runs (its handles close). An
+ * "ipc://" url gets ipc_listen()'s threads.
+ */
+struct uv_loop_s;
+int ipc_listen_on_loop(struct uv_loop_s *loop, const char *url, ipc_recv_cb on_recv, void *arg,
+                       ipc_conn **out);
+
+/**
  * Supervisor side: closes the nng listener of c and listens again on the
  * same url (the unix transport needs no restart: it only checks the slot). Call it before starting
  * a worker for a slot that has none (nng 1.5.2 can stop accepting on a listener after a peer

@@ -42,6 +42,15 @@ int ipc_listen(const char *url, ipc_recv_cb on_recv, void *arg, ipc_conn **out)
     return ipc__nng_listen(url, on_recv, arg, out);
 }
 
+int ipc_listen_on_loop(struct uv_loop_s *loop, const char *url, ipc_recv_cb on_recv, void *arg,
+                       ipc_conn **out)
+{
+    if (loop == NULL || url == NULL || on_recv == NULL || out == NULL) return -EINVAL;
+    if (has_scheme(url, UNIX_SCHEME))
+        return ipc__unix_listen_on_loop(loop, url + strlen(UNIX_SCHEME), on_recv, arg, out);
+    return ipc__nng_listen(url, on_recv, arg, out);
+}
+
 int ipc_dial(const char *url, int timeout_ms, ipc_conn **out)
 {
     if (url == NULL || out == NULL) return -EINVAL;

@@ -27,5 +27,7 @@ int ipc__nng_error(const ipc_conn *c);
 extern const ipc__ops ipc__unix_ops;
 int ipc__unix_listen(const char *path, ipc_recv_cb on_recv, void *arg, ipc_conn **out);
 int ipc__unix_dial(const char *path, int timeout_ms, ipc_conn **out);
+int ipc__unix_listen_on_loop(struct uv_loop_s *loop, const char *path, ipc_recv_cb on_recv,
+                             void *arg, ipc_conn **out);
 
 #endif

@@ -27,6 +27,15 @@
  * away, the frames still queued for it are dropped and counted in a log
  * line: frames are never kept for the slot's next worker.
  *
+ * Listener on a loop (ipc_listen_on_loop). The same listener without a
+ * thread: the supervisor's libuv loop accepts, reads (on_recv runs on the
+ * loop's thread) and writes (uv_try_write, then uv_write for the rest, at
+ * most IPC__SENDQ_MAX frames waiting), and ipc_send() and ipc_close() are
+ * called on that thread. It saves a thread hand-off per frame from a worker.
+ * A peer's uv_pipe_t lives in a upeer of its own, freed by its close
+ * callback, so a peer that is replaced or dropped can finish closing while
+ * the slot already serves the next one.
+ *
  * Hello. The listener writes an empty message to a peer it accepts;
  * ipc_dial() returns only once it has read it, so a worker knows it is the
  * slot's peer and not one that is about to be closed.
@@ -54,6 +63,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 /* Frames the listener may hold for one slot before ipc_send() says -EAGAIN. */
 #define IPC__SENDQ_MAX 256
@@ -77,7 +87,23 @@ typedef struct ubuf {
     size_t len, cap;
 } ubuf;
 
-typedef struct ipc__unix {
+typedef struct ipc__unix ipc__unix;
+
+/* A peer of a listener on a loop. */
+typedef struct upeer {
+    uv_pipe_t pipe;
+    ipc__unix *c;
+    int nwrites; /* uv_write requests not completed */
+    int dropped; /* no longer the slot's peer */
+} upeer;
+
+typedef struct uwrite {
+    uv_write_t req;
+    upeer *peer;
+    char buf[];
+} uwrite;
+
+struct ipc__unix {
     ipc_conn base; /* first: ops */
     int listener;
     int fd;  /* the peer's socket (dialer: ours), -1 if none */
@@ -96,9 +122,17 @@ typedef struct ipc__unix {
     upending *head, *tail;
     int npending;
 
+    /* listener on a loop */
+    uv_loop_t *loop;
+    uv_pipe_t lpipe;
+    upeer *peer;
+    int handles; /* open handles (lpipe, peers) that ipc_close waits for */
+
     /* dialer */
     int lost;
-} ipc__unix;
+};
+
+static int loop_peer_alive(ipc__unix *c);
 
 static long long now_ms(void)
 {
@@ -489,10 +523,250 @@ static int unix_listen_restart(ipc_conn *conn)
     int busy;
 
     if (!c->listener) return -EINVAL;
+    if (c->loop) return c->closing || loop_peer_alive(c) ? -EBUSY : 0;
     pthread_mutex_lock(&c->mtx);
     busy = c->closing || peer_alive(c);
     pthread_mutex_unlock(&c->mtx);
     return busy ? -EBUSY : 0;
+}
+
+/* ---- listener on a loop -------------------------------------------------- */
+
+static void loop_conn_release(ipc__unix *c)
+{
+    if (--c->handles > 0) return;
+    buf_free(&c->in);
+    free(c->path);
+    free(c);
+}
+
+static void on_peer_closed(uv_handle_t *h)
+{
+    upeer *p = (upeer *)h;
+    ipc__unix *c = p->c;
+
+    free(p);
+    loop_conn_release(c);
+}
+
+/* Stops using the current peer: what is still being written to it is
+ * cancelled (its callbacks run before the close callback). */
+static void loop_drop_peer(ipc__unix *c)
+{
+    upeer *p = c->peer;
+
+    if (p == NULL) return;
+    c->peer = NULL;
+    c->in.len = 0;
+    p->dropped = 1;
+    if (p->nwrites > 0 && !c->closing)
+        fprintf(stderr, "ipc: dropped %d frame(s) queued for a peer that went away\n", p->nwrites);
+    uv_close((uv_handle_t *)&p->pipe, on_peer_closed);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    uwrite *w = (uwrite *)req;
+
+    w->peer->nwrites--;
+    if (status < 0 && status != UV_ECANCELED && !w->peer->dropped)
+        fprintf(stderr, "ipc: unable to send a frame: %s\n", uv_strerror(status));
+    free(w);
+}
+
+/* Queues bytes [off..) of a message for uv_write. */
+static int loop_queue(upeer *p, const char *hdr, const char *buf, size_t len, size_t off)
+{
+    size_t total = IPC__LEN + len;
+    uwrite *w;
+    uv_buf_t b;
+    int err;
+
+    if (p->nwrites >= IPC__SENDQ_MAX) return -EAGAIN;
+    if ((w = malloc(sizeof(*w) + total - off)) == NULL) return -ENOMEM;
+    w->peer = p;
+    if (off < IPC__LEN) {
+        memcpy(w->buf, hdr + off, IPC__LEN - off);
+        memcpy(w->buf + IPC__LEN - off, buf, len);
+    } else {
+        memcpy(w->buf, buf + (off - IPC__LEN), total - off);
+    }
+    b = uv_buf_init(w->buf, (unsigned)(total - off));
+    if ((err = uv_write(&w->req, (uv_stream_t *)&p->pipe, &b, 1, on_write)) != 0) {
+        free(w);
+        return IPC_ECLOSED;
+    }
+    p->nwrites++;
+    return 0;
+}
+
+static int loop_send(ipc__unix *c, const char *buf, size_t len)
+{
+    upeer *p = c->peer;
+    char hdr[IPC__LEN];
+    uv_buf_t b[2];
+    int n = 0, w, rc;
+
+    if (c->closing || p == NULL) return IPC_ECLOSED;
+    put_len(hdr, (uint32_t)len);
+    if (p->nwrites > 0) return loop_queue(p, hdr, buf, len, 0);
+    b[n++] = uv_buf_init(hdr, IPC__LEN);
+    if (len > 0) b[n++] = uv_buf_init((char *)buf, (unsigned)len);
+    w = uv_try_write((uv_stream_t *)&p->pipe, b, (unsigned)n);
+    if (w == UV_EAGAIN) w = 0;
+    if (w < 0) return IPC_ECLOSED; /* the read side sees the reset and drops the peer */
+    if ((size_t)w == IPC__LEN + len) return 0;
+    rc = loop_queue(p, hdr, buf, len, (size_t)w);
+    if (rc != 0 && w > 0) {
+        /* Half a frame is on the wire and the rest cannot follow. */
+        loop_drop_peer(c);
+        return IPC_ECLOSED;
+    }
+    return rc;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    ipc__unix *c = ((upeer *)h)->c;
+
+    (void)suggested;
+    if (buf_reserve(&c->in, IPC__READ_CHUNK) != 0) {
+        *b = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+        return;
+    }
+    *b = uv_buf_init(c->in.p + c->in.len, (unsigned)(c->in.cap - c->in.len));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+    upeer *p = (upeer *)st;
+    ipc__unix *c = p->c;
+    size_t at = 0;
+
+    (void)b;
+    if (p != c->peer) return;
+    if (nread < 0) {
+        if (nread == UV_ENOBUFS)
+            fprintf(stderr, "ipc: out of memory reading from the worker on %s\n", c->path);
+        loop_drop_peer(c);
+        return;
+    }
+    c->in.len += (size_t)nread;
+    while (c->peer == p && c->in.len - at >= IPC__LEN) {
+        uint32_t n = get_len(c->in.p + at);
+
+        if (n > IPC_MAX_FRAME) {
+            fprintf(stderr,
+                    "ipc: the worker on %s sent a message of %u bytes, above the %u-byte "
+                    "limit; dropping it\n",
+                    c->path, n, IPC_MAX_FRAME);
+            loop_drop_peer(c);
+            return;
+        }
+        if (c->in.len - at - IPC__LEN < n) {
+            if (buf_reserve(&c->in, n + IPC__LEN - (c->in.len - at)) != 0) {
+                fprintf(stderr, "ipc: out of memory reading from the worker on %s\n", c->path);
+                loop_drop_peer(c);
+                return;
+            }
+            break;
+        }
+        if (n > 0) c->on_recv(c->arg, c->in.p + at + IPC__LEN, n);
+        at += IPC__LEN + n;
+    }
+    if (c->peer == p) buf_consume(&c->in, at);
+}
+
+static int loop_peer_alive(ipc__unix *c)
+{
+    uv_os_fd_t fd;
+    char b;
+    ssize_t r;
+
+    if (c->peer == NULL || uv_fileno((uv_handle_t *)&c->peer->pipe, &fd) != 0) return 0;
+    r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r > 0 || (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    ipc__unix *c = server->data;
+    upeer *p;
+
+    if (status < 0) {
+        fprintf(stderr, "ipc: unable to accept on %s: %s\n", c->path, uv_strerror(status));
+        return;
+    }
+    if ((p = calloc(1, sizeof(*p))) == NULL || uv_pipe_init(c->loop, &p->pipe, 0) != 0) {
+        free(p);
+        fprintf(stderr, "ipc: unable to accept on %s: out of memory\n", c->path);
+        return;
+    }
+    p->c = c;
+    c->handles++;
+    if (uv_accept(server, (uv_stream_t *)&p->pipe) != 0 || c->closing || loop_peer_alive(c)) {
+        uv_close((uv_handle_t *)&p->pipe, on_peer_closed); /* it tries again */
+        return;
+    }
+    loop_drop_peer(c);
+    c->peer = p;
+    if (loop_send(c, "", 0) != 0 || uv_read_start((uv_stream_t *)&p->pipe, on_alloc, on_read) != 0)
+        loop_drop_peer(c);
+}
+
+static void on_lpipe_closed(uv_handle_t *h)
+{
+    loop_conn_release(h->data);
+}
+
+static void loop_close(ipc__unix *c)
+{
+    c->closing = 1;
+    loop_drop_peer(c);
+    uv_close((uv_handle_t *)&c->lpipe, on_lpipe_closed); /* libuv unlinks the path */
+}
+
+int ipc__unix_listen_on_loop(uv_loop_t *loop, const char *path, ipc_recv_cb on_recv, void *arg,
+                             ipc_conn **out)
+{
+    ipc__unix *c = calloc(1, sizeof(*c));
+    struct sockaddr_un sa;
+    int err;
+
+    if (c == NULL) return -ENOMEM;
+    c->base.ops = &ipc__unix_ops;
+    c->listener = 1;
+    c->fd = c->lfd = c->wake = -1;
+    c->loop = loop;
+    c->on_recv = on_recv;
+    c->arg = arg;
+    if ((c->path = strdup(path)) == NULL) {
+        free(c);
+        return -ENOMEM;
+    }
+    if (fill_sun(&sa, path) != 0) {
+        fprintf(stderr, "ipc: unable to listen on %s: the path is too long\n", path);
+        free(c->path);
+        free(c);
+        return -ENAMETOOLONG;
+    }
+    if ((err = uv_pipe_init(loop, &c->lpipe, 0)) != 0) {
+        free(c->path);
+        free(c);
+        return err;
+    }
+    c->lpipe.data = c;
+    c->handles = 1;
+    (void)unlink(path); /* a socket file left by a listener that is gone */
+    if ((err = uv_pipe_bind(&c->lpipe, path)) != 0 ||
+        (err = uv_listen((uv_stream_t *)&c->lpipe, 8, on_connection)) != 0) {
+        fprintf(stderr, "ipc: unable to listen on %s: %s\n", path, uv_strerror(err));
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->lpipe, on_lpipe_closed);
+        return err;
+    }
+    *out = &c->base;
+    return 0;
 }
 
 /* ---- dialer -------------------------------------------------------------- */
@@ -690,6 +964,7 @@ static int unix_send(ipc_conn *conn, const char *buf, size_t len)
 {
     ipc__unix *c = (ipc__unix *)conn;
 
+    if (c->loop) return loop_send(c, buf, len);
     return c->listener ? unix_listener_send(c, buf, len) : unix_dialer_send(c, buf, len);
 }
 
@@ -704,6 +979,10 @@ static void unix_close(ipc_conn *conn)
 {
     ipc__unix *c = (ipc__unix *)conn;
 
+    if (c->loop) {
+        loop_close(c);
+        return;
+    }
     if (c->listener) {
         listener_free(c);
         return;

@@ -10,14 +10,16 @@
  * is up). Each slot's crash scoreboard is created before its first spawn and
  * zeroed before every spawn.
  *
- * Threads: on_recv runs on nng's threads and does nothing but copy the
- * frame into the inbox under inbox_lock and uv_async_send. Everything else
- * here runs on the loop thread, which alone decodes frames and touches the
- * slots, the queue and the requests.
+ * Threads: with the unix transport (the default) the slots' sockets are
+ * served by the loop itself (ipc_listen_on_loop) and on_recv handles each
+ * frame at once. With nng, on_recv runs on nng's threads and does nothing
+ * but copy the frame into the inbox under inbox_lock and uv_async_send.
+ * Everything else here runs on the loop thread, which alone decodes frames
+ * and touches the slots, the queue and the requests.
  *
  * Invariants:
- *   - one nng socket per slot, listened on before the slot's first spawn
- *     and closed only at the very end (nng closes are slow and risky);
+ *   - one listening socket per slot, listened on before the slot's first
+ *     spawn and closed only at the very end (nng closes are slow and risky);
  *   - a slot gets a request only in SLOT_IDLE or SLOT_BUSY, i.e. after the
  *     READY of the process now running in it (READY carries the pid, so a late READY
  *     from a dead predecessor is recognised and ignored);
@@ -104,11 +106,19 @@ static void read_hooks(void)
 
 /* ---- the inbox: nng threads -> loop thread --------------------------------- */
 
-/* nng thread. Must not block and must not touch anything but the inbox. */
+static void handle_frame(sup_server *s, sup_slot *w, const char *data, size_t len);
+
+/* The loop's thread (unix transport): the frame is handled now. Else an
+ * nng thread, which must not block and must not touch anything but the
+ * inbox. */
 static void on_recv(void *arg, const char *buf, size_t len)
 {
     sup_slot *w = arg;
     sup_server *s = w->srv;
+    if (s->cfg.transport == IPC_TRANSPORT_UNIX) {
+        handle_frame(s, w, buf, len);
+        return;
+    }
     size_t copy = len > IPC_MAX_FRAME ? 0 : len; /* oversize: keep only the length */
     sup_msg *m = malloc(sizeof *m + copy);
     if (!m) {
@@ -777,11 +787,10 @@ static void on_reply(sup_slot *w, ipc_frame *f)
     dispatch(w->srv);
 }
 
-static void handle_msg(sup_server *s, sup_msg *m)
+static void handle_frame(sup_server *s, sup_slot *w, const char *data, size_t len)
 {
-    sup_slot *w = m->slot;
     ipc_frame *f = &s->frame;
-    int err = m->len > IPC_MAX_FRAME ? IPC_ETOOBIG : ipc_decode(m->data, m->len, f);
+    int err = len > IPC_MAX_FRAME ? IPC_ETOOBIG : ipc_decode(data, len, f);
     if (err != 0) {
         malformed(w, ipc_strerror(err));
         return;
@@ -801,7 +810,7 @@ static void on_inbox(uv_async_t *a)
     sup_msg *m = inbox_take(s);
     while (m) {
         sup_msg *next = m->next;
-        handle_msg(s, m);
+        handle_frame(s, m->slot, m->data, m->len);
         free(m);
         m = next;
     }
@@ -1107,7 +1116,7 @@ int sup__pool_start(sup_server *s)
         }
         char url[PATH_MAX + 64];
         ipc_slot_url(s->rundir, i, s->cfg.transport, url, sizeof url);
-        err = ipc_listen(url, on_recv, w, &w->ipc);
+        err = ipc_listen_on_loop(s->loop, url, on_recv, w, &w->ipc);
         if (err != 0) {
             sup__log("unable to listen for worker %d on %s: %s", i, url, ipc_strerror(err));
             w->ipc = NULL;

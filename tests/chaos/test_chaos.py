@@ -17,7 +17,8 @@ out 1..N once each; `mdb_stat -e` and `mdb_stat -r` on the data directory
 succeed and no reader slot belongs to a dead pid; the pool is back to full
 size; the supervisor's RSS grew less than 10 % from after the warm-up to
 the end. 20 s by default; --duration=SECS for long runs, --no-kills for a
-latency baseline (no kills, no SIGSTOP). The processes (sxpool, its workers,
+latency baseline (no kills, no SIGSTOP), --transport=nng to run the pool on
+the nng transport (ctest runs both transports). The processes (sxpool, its workers,
 the clients) are stopped by pid.
 
 Chaos.run_chaos (below the main run) is the thread-based run that
@@ -58,6 +59,7 @@ def sum_squares(n):
 
 DURATION = 20.0   # seconds of load; --duration=SECS
 KILLS = True      # --no-kills: a latency baseline
+EXTRA_ARGS = []    # --transport=unix|nng: passed on to sxpool
 TIMEOUT = 4       # sxpool --timeout
 PROC_CLIENTS = 4
 PROC_KEYS = ("a", "b", "c", "d", "e")
@@ -127,7 +129,7 @@ class Chaos(unittest.TestCase):
             env = {"SXPOOL_TEST_HOOK": "exit-after-commit:/incr-die"}
             with sxtest.Server(app=APP, workers=JIT_WORKERS, cek_workers=CEK_WORKERS,
                                data=data, env=env, echo=False,
-                               args=["--timeout=%d" % TIMEOUT]) as srv:
+                               args=["--timeout=%d" % TIMEOUT] + EXTRA_ARGS) as srv:
                 try:
                     self.run_processes(srv, tmp, data)
                 except BaseException:
@@ -450,5 +452,8 @@ if __name__ == "__main__":
             sys.argv.remove(a)
         elif a == "--no-kills":
             KILLS = False
+            sys.argv.remove(a)
+        elif a.startswith("--transport="):
+            EXTRA_ARGS.append(a)  # passed on to sxpool
             sys.argv.remove(a)
     sxtest.main()

@@ -1,5 +1,6 @@
-/* test_ipc_transport.c: a transport of ipc/ (argv[1]: unix, the default,
- * or nng), in one process.
+/* test_ipc_transport.c: a transport of ipc/ (argv[1]: unix, the default;
+ * unix-loop, the unix listener driven by a libuv loop as the supervisor
+ * runs it; or nng), in one process.
  *
  * A listener (supervisor side) and dialers (worker side) talk over the
  * transport in a fresh mkdtemp directory: frames both ways, a 4 MiB frame, receive
@@ -24,6 +25,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <uv.h>
 
 #define CHECK_EQ(a, b)                                                                             \
     do {                                                                                           \
@@ -55,6 +57,7 @@ const char *__lsan_default_suppressions(void)
 }
 
 static int transport;
+static int on_loop; /* unix-loop: listeners live on a loop thread */
 
 /* ---- what the supervisor side received -------------------------------- */
 
@@ -120,6 +123,135 @@ static void inbox_free(inbox_msg *m)
     free(m);
 }
 
+/* ---- the listener side, on a loop thread for unix-loop ------------------ *
+ *
+ * ipc_listen_on_loop's listener is used only from its loop's thread, so in
+ * unix-loop every listener-side call below is run there (loop_call) and the
+ * test's thread waits for its result; a dialer is used directly. */
+
+static struct {
+    uv_loop_t loop;
+    uv_async_t async;
+    pthread_t thread;
+    pthread_mutex_t mtx;
+    pthread_cond_t cond;
+    int op, done, result;
+    const char *url, *buf;
+    size_t len;
+    ipc_conn *c, **out;
+    ipc_conn *listeners[64];
+    int nlisteners;
+} lp = {.mtx = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+enum { OP_LISTEN = 1, OP_SEND, OP_RESTART, OP_CLOSE, OP_QUIT };
+
+static void loop_run_op(uv_async_t *a)
+{
+    (void)a;
+    pthread_mutex_lock(&lp.mtx);
+    switch (lp.op) {
+    case OP_LISTEN:
+        lp.result = ipc_listen_on_loop(&lp.loop, lp.url, on_recv, &inbox, lp.out);
+        break;
+    case OP_SEND: lp.result = ipc_send(lp.c, lp.buf, lp.len); break;
+    case OP_RESTART: lp.result = ipc_listen_restart(lp.c); break;
+    case OP_CLOSE: ipc_close(lp.c); break;
+    case OP_QUIT: uv_close((uv_handle_t *)&lp.async, NULL); break;
+    default: break;
+    }
+    if (lp.op != 0) {
+        lp.op = 0;
+        lp.done = 1;
+        pthread_cond_signal(&lp.cond);
+    }
+    pthread_mutex_unlock(&lp.mtx);
+}
+
+static void *loop_thread(void *arg)
+{
+    (void)arg;
+    uv_run(&lp.loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static void loop_start(void)
+{
+    CHECK_EQ(uv_loop_init(&lp.loop), 0);
+    CHECK_EQ(uv_async_init(&lp.loop, &lp.async, loop_run_op), 0);
+    CHECK_EQ(pthread_create(&lp.thread, NULL, loop_thread, NULL), 0);
+}
+
+static int loop_call(int op, ipc_conn *c, const char *url, const char *buf, size_t len,
+                     ipc_conn **out)
+{
+    int result;
+
+    pthread_mutex_lock(&lp.mtx);
+    lp.op = op;
+    lp.c = c;
+    lp.url = url;
+    lp.buf = buf;
+    lp.len = len;
+    lp.out = out;
+    lp.done = 0;
+    CHECK_EQ(uv_async_send(&lp.async), 0);
+    while (!lp.done)
+        pthread_cond_wait(&lp.cond, &lp.mtx);
+    result = lp.result;
+    pthread_mutex_unlock(&lp.mtx);
+    return result;
+}
+
+static void loop_stop(void)
+{
+    loop_call(OP_QUIT, NULL, NULL, NULL, 0, NULL);
+    CHECK_EQ(pthread_join(lp.thread, NULL), 0);
+    CHECK_EQ(uv_loop_close(&lp.loop), 0); /* every listener's handles closed */
+}
+
+static int is_loop_listener(ipc_conn *c)
+{
+    for (int i = 0; i < lp.nlisteners; i++)
+        if (lp.listeners[i] == c) return 1;
+    return 0;
+}
+
+static int xlisten(const char *url, ipc_recv_cb cb, void *arg, ipc_conn **out)
+{
+    int rc;
+
+    if (!on_loop) return ipc_listen(url, cb, arg, out);
+    rc = loop_call(OP_LISTEN, NULL, url, NULL, 0, out);
+    if (rc == 0) {
+        CHECK(lp.nlisteners < 64);
+        lp.listeners[lp.nlisteners++] = *out;
+    }
+    return rc;
+}
+
+static int xsend(ipc_conn *c, const char *buf, size_t len)
+{
+    return is_loop_listener(c) ? loop_call(OP_SEND, c, NULL, buf, len, NULL)
+                               : ipc_send(c, buf, len);
+}
+
+static int xrestart(ipc_conn *c)
+{
+    return is_loop_listener(c) ? loop_call(OP_RESTART, c, NULL, NULL, 0, NULL)
+                               : ipc_listen_restart(c);
+}
+
+static void xclose(ipc_conn *c)
+{
+    if (!is_loop_listener(c)) {
+        ipc_close(c);
+        return;
+    }
+    loop_call(OP_CLOSE, c, NULL, NULL, 0, NULL);
+    for (int i = 0; i < lp.nlisteners; i++)
+        if (lp.listeners[i] == c) lp.listeners[i] = lp.listeners[--lp.nlisteners];
+}
+
 /* ---- helpers ------------------------------------------------------------ */
 
 static ipc_frame frame;
@@ -137,7 +269,7 @@ static void send_frame(ipc_conn *c, int type, uint64_t id, const char *a, const 
     char *buf;
 
     CHECK_EQ(ipc_encode(type, id, f, 2, &buf, &len), 0);
-    CHECK_EQ(ipc_send(c, buf, len), 0);
+    CHECK_EQ(xsend(c, buf, len), 0);
     free(buf);
 }
 
@@ -185,7 +317,7 @@ static void wait_peer_gone(ipc_conn *l)
         int rc;
 
         CHECK_EQ(ipc_encode(IPC_SHUTDOWN, 999, NULL, 0, &buf, &len), 0);
-        rc = ipc_send(l, buf, len);
+        rc = xsend(l, buf, len);
         free(buf);
         if (rc == IPC_ECLOSED) return;
         CHECK(rc == 0 || rc == -EAGAIN);
@@ -238,13 +370,13 @@ static void test_large(ipc_conn *l, ipc_conn *w)
     f[1].len = (uint32_t)big;
     CHECK_EQ(ipc_encode(IPC_RESPONSE, 5, f, 2, &buf, &len), 0);
 
-    CHECK_EQ(ipc_send(w, buf, len), 0);
+    CHECK_EQ(xsend(w, buf, len), 0);
     m = inbox_take();
     CHECK_EQ(m->len, len);
     CHECK(memcmp(m->buf, buf, len) == 0);
     inbox_free(m);
 
-    CHECK_EQ(ipc_send(l, buf, len), 0);
+    CHECK_EQ(xsend(l, buf, len), 0);
     CHECK_EQ(ipc_recv(w, 5000, &got, &len), 0);
     CHECK_EQ(ipc_decode(got, len, &frame), 0);
     CHECK_EQ(frame.fields[1].len, big);
@@ -253,7 +385,7 @@ static void test_large(ipc_conn *l, ipc_conn *w)
     free(buf);
     free(body);
 
-    CHECK_EQ(ipc_send(l, "x", (size_t)IPC_MAX_FRAME + 1), IPC_ETOOBIG);
+    CHECK_EQ(xsend(l, "x", (size_t)IPC_MAX_FRAME + 1), IPC_ETOOBIG);
 }
 
 static void test_timeout(ipc_conn *w)
@@ -285,7 +417,7 @@ static void test_queue_full(ipc_conn *l, ipc_conn *w)
         int rc;
 
         CHECK_EQ(ipc_encode(IPC_REQUEST, id, f, 1, &buf, &len), 0);
-        rc = ipc_send(l, buf, len);
+        rc = xsend(l, buf, len);
         free(buf);
         if (rc == -EAGAIN) {
             full = 1;
@@ -310,7 +442,7 @@ static void test_slot_taken(const char *url, ipc_conn *l)
 
     CHECK_EQ(ipc_dial(url, 300, &w3), IPC_ETIMEDOUT);
     CHECK(w3 == NULL);
-    CHECK_EQ(ipc_listen_restart(l), -EBUSY);
+    CHECK_EQ(xrestart(l), -EBUSY);
 }
 
 /* Connects to the slot's socket file; returns the descriptor. */
@@ -342,16 +474,16 @@ static void test_restart(const char *dir)
     ipc_conn *l, *w;
 
     ipc_slot_url(dir, 2, transport, url, sizeof(url));
-    CHECK_EQ(ipc_listen(url, on_recv, &inbox, &l), 0);
+    CHECK_EQ(xlisten(url, on_recv, &inbox, &l), 0);
     for (int i = 0; i < 50; i++)
         hang_up_early(url);
     sleep_ms(50);
-    CHECK_EQ(ipc_listen_restart(l), 0);
-    CHECK_EQ(ipc_listen_restart(l), 0);
+    CHECK_EQ(xrestart(l), 0);
+    CHECK_EQ(xrestart(l), 0);
     CHECK_EQ(ipc_dial(url, 2000, &w), 0);
     ready(w, "2");
-    ipc_close(w);
-    ipc_close(l);
+    xclose(w);
+    xclose(l);
 }
 
 /* Starts this program again as a worker process of url (see main). nng is
@@ -404,7 +536,7 @@ static void test_next_worker(const char *url, ipc_conn *l)
     inbox_free(m);
     for (uint64_t id = 1; id <= 200; id++) {
         CHECK_EQ(ipc_encode(IPC_REQUEST, id, f, 1, &buf, &len), 0);
-        CHECK_EQ(ipc_send(l, buf, len), 0);
+        CHECK_EQ(xsend(l, buf, len), 0);
         free(buf);
     }
     CHECK_EQ(kill(pid, SIGKILL), 0);
@@ -417,7 +549,7 @@ static void test_next_worker(const char *url, ipc_conn *l)
     send_frame(l, IPC_BLACKLIST, 4242, "fib", "c0ffee");
     expect_worker_frame(w2, IPC_BLACKLIST, 4242);
     CHECK_EQ(ipc_recv(w2, 300, &buf, &len), IPC_ETIMEDOUT);
-    ipc_close(w2);
+    xclose(w2);
 }
 
 /* A worker closing while frames stream in can meet an nng 1.5.2 race that
@@ -436,18 +568,18 @@ static int child_close_race(const char *dir)
         char *buf;
 
         ipc_slot_url(dir, 100 + round, transport, url, sizeof(url));
-        if (ipc_listen(url, on_recv, &inbox, &l) != 0 || ipc_dial(url, 2000, &w) != 0) return 2;
+        if (xlisten(url, on_recv, &inbox, &l) != 0 || ipc_dial(url, 2000, &w) != 0) return 2;
         send_frame(w, IPC_READY, 0, "r", "jit");
         inbox_free(inbox_take());
         CHECK_EQ(ipc_encode(IPC_REQUEST, 1, f, 1, &buf, &len), 0);
         for (int i = 0; i < 8; i++)
-            if (ipc_send(l, buf, len) != 0) return 3;
+            if (xsend(l, buf, len) != 0) return 3;
         free(buf);
         clock_gettime(CLOCK_MONOTONIC, &a);
-        ipc_close(w);
+        xclose(w);
         clock_gettime(CLOCK_MONOTONIC, &b);
         if (b.tv_sec - a.tv_sec > 5) return 4;
-        ipc_close(l);
+        xclose(l);
     }
     return 0;
 }
@@ -476,17 +608,17 @@ static void test_no_peer(const char *dir)
     char *buf;
 
     ipc_slot_url(dir, 1, transport, url, sizeof(url));
-    CHECK_EQ(ipc_listen(url, on_recv, &inbox, &l), 0);
+    CHECK_EQ(xlisten(url, on_recv, &inbox, &l), 0);
     CHECK_EQ(ipc_encode(IPC_SHUTDOWN, 1, NULL, 0, &buf, &len), 0);
-    CHECK_EQ(ipc_send(l, buf, len), IPC_ECLOSED);
+    CHECK_EQ(xsend(l, buf, len), IPC_ECLOSED);
     free(buf);
 
     /* the supervisor goes away: a waiting worker hears of it */
     CHECK_EQ(ipc_dial(url, 2000, &w), 0);
     ready(w, "1");
-    ipc_close(l);
+    xclose(l);
     CHECK_EQ(ipc_recv(w, 5000, &buf, &len), IPC_ECLOSED);
-    ipc_close(w);
+    xclose(w);
 }
 
 static void test_dial_timeout(const char *dir)
@@ -511,7 +643,7 @@ static void test_bad_length(const char *dir)
 
     if (transport != IPC_TRANSPORT_UNIX) return;
     ipc_slot_url(dir, 3, transport, url, sizeof(url));
-    CHECK_EQ(ipc_listen(url, on_recv, &inbox, &l), 0);
+    CHECK_EQ(xlisten(url, on_recv, &inbox, &l), 0);
     int fd = raw_connect(url);
     CHECK_EQ(read(fd, hello, 4), 4); /* accepted */
     CHECK_EQ(write(fd, huge, 4), 4);
@@ -519,8 +651,8 @@ static void test_bad_length(const char *dir)
     close(fd);
     CHECK_EQ(ipc_dial(url, 2000, &w), 0);
     ready(w, "3");
-    ipc_close(w);
-    ipc_close(l);
+    xclose(w);
+    xclose(l);
 }
 
 int main(int argc, char **argv)
@@ -533,14 +665,19 @@ int main(int argc, char **argv)
         transport = ipc_transport_parse(argv[3]);
         _exit(child_close_race(argv[2])); /* an abandoned close is left behind */
     }
-    transport = ipc_transport_parse(argc > 1 ? argv[1] : NULL);
+    on_loop = argc > 1 && strcmp(argv[1], "unix-loop") == 0;
+    transport = on_loop ? IPC_TRANSPORT_UNIX : ipc_transport_parse(argc > 1 ? argv[1] : NULL);
     if (transport < 0) {
-        fprintf(stderr, "usage: test_ipc_transport [unix|nng]\n");
+        fprintf(stderr, "usage: test_ipc_transport [unix|unix-loop|nng]\n");
         return 2;
+    }
+    if (on_loop) {
+        signal(SIGPIPE, SIG_IGN); /* libuv writes with write(2), as the supervisor does */
+        loop_start();
     }
     CHECK(mkdtemp(dir) != NULL);
     ipc_slot_url(dir, 0, transport, url, sizeof(url));
-    CHECK_EQ(ipc_listen(url, on_recv, &inbox, &l), 0);
+    CHECK_EQ(xlisten(url, on_recv, &inbox, &l), 0);
     CHECK_EQ(ipc_dial(url, 2000, &w), 0);
 
     test_both_ways(url, l, w);
@@ -548,11 +685,11 @@ int main(int argc, char **argv)
     test_timeout(w);
     test_queue_full(l, w);
     test_slot_taken(url, l);
-    ipc_close(w);
+    xclose(w);
     wait_peer_gone(l);
-    CHECK_EQ(ipc_listen_restart(l), 0); /* the refused dialer may have hung up early */
+    CHECK_EQ(xrestart(l), 0); /* the refused dialer may have hung up early */
     test_next_worker(url, l);
-    ipc_close(l);
+    xclose(l);
 
     test_no_peer(dir);
     test_dial_timeout(dir);
@@ -562,6 +699,7 @@ int main(int argc, char **argv)
 
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     CHECK_EQ(system(cmd), 0);
-    printf("test_ipc_transport %s: ok\n", ipc_transport_name(transport));
+    if (on_loop) loop_stop();
+    printf("test_ipc_transport %s: ok\n", on_loop ? "unix-loop" : ipc_transport_name(transport));
     return 0;
 }
