@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
@@ -167,6 +168,49 @@ class Reload(unittest.TestCase):
         self.assertEqual(versions[-1], "v2")
         self.assertNotIn("", versions)
         self.check_counts_after(load, records)
+
+    def test_old_worker_killed_while_retiring(self):
+        # Its request (held before its commit by the slow-commit hook) runs
+        # again on the new generation, once: the counter ends at 1.
+        env = {"SXPOOL_TEST_HOOK": "slow-commit:2000:/inc"}
+        with self.server(env=env, workers=1, cek_workers=1) as srv:
+            port = admin_port(srv)
+            out = {}
+
+            def post():
+                try:
+                    out["r"] = srv.request("POST", "/inc?k=killed", body=b"x", timeout=60)
+                except Exception as e:  # noqa: BLE001 (asserted below)
+                    out["r"] = e
+            t = threading.Thread(target=post, daemon=True)
+            t.start()
+            busy = sxtest.wait_until(
+                lambda: [w for w in status(srv, port)["workers"] if w["state"] == "busy"], 10,
+                what="a busy worker")
+            pid = busy[0]["pid"]
+            self.write_app(self.version("v2"))
+            mark = srv.log_size()
+            os.kill(srv.proc.pid, signal.SIGHUP)
+            srv.wait_line(COMMIT_RE % 2, timeout=30, start=mark)
+            self.assertTrue(t.is_alive(), out)
+            st = status(srv, port)
+            old = [w for w in st["workers"] if w["pid"] == pid]
+            self.assertEqual([(w["generation"], w["retiring"], w["state"]) for w in old],
+                             [(1, True, "busy")], st)
+            os.kill(pid, signal.SIGKILL)
+            t.join(60)
+            self.assertFalse(t.is_alive())
+            r = out["r"]
+            self.assertIsInstance(r, sxtest.Response, r)
+            self.assertEqual((r.status, r.text), (200, "v2 1"), r)
+            srv.wait_line(LEFT_RE % (1, 2), timeout=30, start=mark)
+            lines = lines_since(srv, mark)
+            self.assertEqual([ln for ln in lines if "(pid %d)" % pid in ln and "replacing" in ln],
+                             [])
+            self.assertEqual(srv.get("/count?k=killed").text, "1")
+            st = status(srv, port)
+            self.assertEqual(sorted((w["generation"], w["mode"]) for w in st["workers"]),
+                             [(2, "cek"), (2, "jit")], st)
 
     def test_blacklist_follows_the_code_hash(self):
         sxtest.check_native_tier()
