@@ -136,7 +136,9 @@ class HAProxy(unittest.TestCase):
 
             # Drain A.
             t_term = time.monotonic()
+            mark = a.log_size()
             a.proc.send_signal(signal.SIGTERM)
+            a.wait_line(r"received SIGTERM; /healthz answers 503", timeout=10, start=mark)
             r = a.get("/healthz")
             self.assertEqual((r.status, r.text), (503, "draining\n"))
 
