@@ -44,6 +44,7 @@ sed
 mawk
 dpkg
 lmdb-utils
+haproxy
 "
 if [ "${1:-}" = --list ]; then
     printf '%s\n' $PACKAGES

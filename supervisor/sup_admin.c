@@ -195,6 +195,16 @@ static void render_metrics(sup_server *s, sup_buf *b, int *err)
     out(b, err, "sxpool_blacklist_entries %lld\n",
         (long long)(m->blacklist_entries < 0 ? 0 : m->blacklist_entries));
 
+    family(b, err, "sxpool_generation", "gauge",
+           "The app generation serving requests (1 at start, one more per SIGHUP reload tried).");
+    out(b, err, "sxpool_generation %u\n", (unsigned)s->gen);
+    family(b, err, "sxpool_reloads_total", "counter",
+           "SIGHUP reloads by result: ok (the new generation took over) or failed (the old "
+           "one serves on).");
+    out(b, err, "sxpool_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)m->reloads[0]);
+    out(b, err, "sxpool_reloads_total{result=\"failed\"} %llu\n",
+        (unsigned long long)m->reloads[1]);
+
     family(b, err, "sxpool_requests_dropped_total", "counter",
            "Queued requests dropped unrun because their client left.");
     out(b, err, "sxpool_requests_dropped_total %llu\n", (unsigned long long)m->dropped);
@@ -234,20 +244,116 @@ static void render_metrics(sup_server *s, sup_buf *b, int *err)
     out(b, err, "sxpool_uptime_seconds %.3f\n", (double)(uv_hrtime() - m->start_ns) / 1e9);
 }
 
+/* Appends str as a JSON string (quotes included). */
+static void out_json_str(sup_buf *b, int *err, const char *str)
+{
+    out(b, err, "\"");
+    for (const unsigned char *p = (const unsigned char *)str; *p && !*err; p++) {
+        if (*p == '"' || *p == '\\')
+            out(b, err, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            out(b, err, "\\u%04x", *p);
+        else
+            *err = sup__buf_append(b, p, 1);
+    }
+    out(b, err, "\"");
+}
+
+/* The blacklist, read from the store (a short read transaction). */
+#define STATUS_MAX_BL 1000 /* entries listed; the count says if there are more */
+
+typedef struct bl_render {
+    sup_buf *b;
+    int *err;
+    int n;
+    bool html;
+} bl_render;
+
+static void out_html_str(sup_buf *b, int *err, const char *str)
+{
+    for (const char *p = str; *p && !*err; p++) {
+        switch (*p) {
+        case '<': out(b, err, "&lt;"); break;
+        case '>': out(b, err, "&gt;"); break;
+        case '&': out(b, err, "&amp;"); break;
+        case '"': out(b, err, "&quot;"); break;
+        default: *err = sup__buf_append(b, p, 1); break;
+        }
+    }
+}
+
+static int bl_entry(void *arg, const store_bl_entry *e)
+{
+    bl_render *r = arg;
+    if (++r->n > STATUS_MAX_BL) return 0;
+    if (r->html) {
+        const char *cols[4] = {e->function, e->code_hash, e->abi_hash, e->reason};
+        out(r->b, r->err, "<tr>");
+        for (int i = 0; i < 4; i++) {
+            out(r->b, r->err, "<td>");
+            out_html_str(r->b, r->err, cols[i]);
+            out(r->b, r->err, "</td>");
+        }
+        out(r->b, r->err, "<td>%u</td></tr>\n", (unsigned)e->count);
+        return 0;
+    }
+    out(r->b, r->err, "%s{\"function\":", r->n > 1 ? "," : "");
+    out_json_str(r->b, r->err, e->function);
+    out(r->b, r->err, ",\"code_hash\":");
+    out_json_str(r->b, r->err, e->code_hash);
+    out(r->b, r->err, ",\"abi\":");
+    out_json_str(r->b, r->err, e->abi_hash);
+    out(r->b, r->err, ",\"reason\":");
+    out_json_str(r->b, r->err, e->reason);
+    out(r->b, r->err, ",\"count\":%u,\"time_ms\":%lld}", (unsigned)e->count, (long long)e->time_ms);
+    return 0;
+}
+
+/* @return the number of entries, or a negative store error */
+static int render_blacklist(sup_server *s, sup_buf *b, int *err, bool html)
+{
+    bl_render r = {b, err, 0, html};
+    int rc = store_bl_each(s->store, NULL, bl_entry, &r);
+    return rc != 0 ? rc : r.n;
+}
+
+static const char *reload_state(const sup_server *s)
+{
+    return s->reload_gen ? "starting" : s->retiring_gen ? "retiring" : "idle";
+}
+
 static void render_status(sup_server *s, sup_buf *b, int *err)
 {
     out(b, err, "{\"version\":\"%s\",\"uptime_seconds\":%.3f,", SXPOOL_VERSION,
         (double)(uv_hrtime() - s->metrics.start_ns) / 1e9);
     out(b, err, "\"queue\":{\"first\":%d,\"retry\":%d},", s->queue.len, s->retry.len);
+    out(b, err,
+        "\"generation\":%u,\"reload\":{\"state\":\"%s\",\"starting\":%u,\"retiring\":%u,"
+        "\"pending\":%s,\"ok\":%llu,\"failed\":%llu},",
+        (unsigned)s->gen, reload_state(s), (unsigned)s->reload_gen, (unsigned)s->retiring_gen,
+        s->reload_pending ? "true" : "false", (unsigned long long)s->metrics.reloads[0],
+        (unsigned long long)s->metrics.reloads[1]);
+    out(b, err, "\"blacklist\":[");
+    int nbl = render_blacklist(s, b, err, false);
+    out(b, err, "],");
+    if (nbl < 0)
+        out(b, err, "\"blacklist_error\":\"%s\",", store_strerror(nbl));
+    else if (nbl > STATUS_MAX_BL)
+        out(b, err, "\"blacklist_listed\":%d,", STATUS_MAX_BL);
     out(b, err, "\"blacklist_entries\":%lld,\"workers\":[",
-        (long long)(s->metrics.blacklist_entries < 0 ? 0 : s->metrics.blacklist_entries));
+        nbl >= 0
+            ? (long long)nbl
+            : (long long)(s->metrics.blacklist_entries < 0 ? 0 : s->metrics.blacklist_entries));
     bool first = true;
     for (int i = 0; i < s->nslots; i++) {
         const sup_slot *w = &s->slots[i];
         if (!slot_counts(w)) continue;
         long long rss = w->running ? worker_rss(w->pid) : -1;
-        out(b, err, "%s{\"slot\":%d,\"pid\":%d,\"mode\":\"%s\",\"state\":\"%s\",", first ? "" : ",",
-            w->index, w->running ? w->pid : 0, w->cek ? "cek" : "jit", state_label[w->state]);
+        out(b, err,
+            "%s{\"slot\":%d,\"pid\":%d,\"mode\":\"%s\",\"state\":\"%s\",\"generation\":%u,"
+            "\"retiring\":%s,",
+            first ? "" : ",", w->index, w->running ? w->pid : 0, w->cek ? "cek" : "jit",
+            state_label[w->state], (unsigned)w->gen, w->gen != s->gen ? "true" : "false");
         if (rss >= 0)
             out(b, err, "\"requests_served\":%llu,\"rss_bytes\":%lld}",
                 (unsigned long long)w->served, rss);
@@ -265,27 +371,41 @@ static void render_status_html(sup_server *s, sup_buf *b, int *err)
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>sxpool status</title>"
         "<style>body{font-family:sans-serif}td,th{padding:2px 10px;text-align:left}</style>"
         "</head><body>\n<h1>sxpool %s</h1>\n<p>up %.0f s; queued: %d first attempts, %d second "
-        "attempts; blacklist entries: %lld (approximate)</p>\n",
+        "attempts</p>\n",
         SXPOOL_VERSION, (double)(uv_hrtime() - s->metrics.start_ns) / 1e9, s->queue.len,
-        s->retry.len,
-        (long long)(s->metrics.blacklist_entries < 0 ? 0 : s->metrics.blacklist_entries));
+        s->retry.len);
+    out(b, err, "<p>app generation %u; reload: %s", (unsigned)s->gen, reload_state(s));
+    if (s->reload_gen) out(b, err, " (generation %u starting)", (unsigned)s->reload_gen);
+    if (s->retiring_gen) out(b, err, " (generation %u leaving)", (unsigned)s->retiring_gen);
+    out(b, err, "; %llu reloads done, %llu failed</p>\n", (unsigned long long)s->metrics.reloads[0],
+        (unsigned long long)s->metrics.reloads[1]);
     out(b, err,
-        "<table>\n<tr><th>slot</th><th>pid</th><th>mode</th><th>state</th>"
-        "<th>requests served</th><th>RSS (MiB)</th></tr>\n");
+        "<h2>Workers</h2>\n<table>\n<tr><th>slot</th><th>pid</th><th>mode</th><th>state</th>"
+        "<th>generation</th><th>requests served</th><th>RSS (MiB)</th></tr>\n");
     for (int i = 0; i < s->nslots; i++) {
         const sup_slot *w = &s->slots[i];
         if (!slot_counts(w)) continue;
         long long rss = w->running ? worker_rss(w->pid) : -1;
-        out(b, err, "<tr><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%llu</td>", w->index,
-            w->running ? w->pid : 0, w->cek ? "cek" : "jit", state_label[w->state],
-            (unsigned long long)w->served);
+        out(b, err, "<tr><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%u%s</td><td>%llu</td>",
+            w->index, w->running ? w->pid : 0, w->cek ? "cek" : "jit", state_label[w->state],
+            (unsigned)w->gen, w->gen != s->gen ? " (retiring)" : "", (unsigned long long)w->served);
         if (rss >= 0)
             out(b, err, "<td>%.1f</td></tr>\n", (double)rss / (1024.0 * 1024.0));
         else
             out(b, err, "<td>-</td></tr>\n");
     }
     out(b, err,
-        "</table>\n<p><a href=\"/metrics\">/metrics</a> &middot; "
+        "</table>\n<h2>Blacklist</h2>\n<p>Native code never run again, by function and code "
+        "hash (an entry applies only to that code, for that ABI).</p>\n<table>\n<tr>"
+        "<th>function</th><th>code hash</th><th>ABI</th><th>reason</th><th>faults</th></tr>\n");
+    int nbl = render_blacklist(s, b, err, true);
+    out(b, err, "</table>\n");
+    if (nbl < 0)
+        out(b, err, "<p>unable to read the blacklist: %s</p>\n", store_strerror(nbl));
+    else if (nbl > STATUS_MAX_BL)
+        out(b, err, "<p>%d entries; the first %d are listed</p>\n", nbl, STATUS_MAX_BL);
+    out(b, err,
+        "<p><a href=\"/metrics\">/metrics</a> &middot; "
         "<a href=\"/status\">/status</a></p>\n</body></html>\n");
 }
 

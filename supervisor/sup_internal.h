@@ -195,6 +195,10 @@ typedef struct sup_slot {
     int replacing;          /* the slot whose worker this one replaces, or -1 */
     int replacing_pid;      /* that worker's pid */
     char recycle_why[96];   /* what made it due, for the log */
+    /* The app generation of its process (sup_reload.c): the server's gen
+     * gets requests; a newer one is starting (reload_gen), an older one is
+     * retiring. Kept across respawns of the slot. */
+    uint32_t gen;
 } sup_slot;
 
 /* Requests waiting for a worker, oldest first (linked through prev/next). */
@@ -248,6 +252,7 @@ typedef struct sup_metrics {
     uint64_t deaths[DEATH_NCAUSES];
     uint64_t redispatches[REDISPATCH_NREASONS];
     uint64_t dropped;          /* queued requests dropped, their client gone */
+    uint64_t reloads[2];       /* SIGHUP reloads: [0] completed, [1] failed */
     int64_t blacklist_entries; /* stored at start (any ABI) + added - lifted */
     /* Native-tier totals of workers that have exited (their scoreboards'
      * jit_* fields at exit); live workers' are read from their boards. */
@@ -288,7 +293,7 @@ struct sup_server {
     int accept_errno;         /* the last one */
     uint64_t accept_log_ms;   /* when either was last logged */
     uv_timer_t housekeeping;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_async_t inbox_async;
     bool async_open;
 
@@ -308,6 +313,16 @@ struct sup_server {
     int nconns;
 
     uint64_t last_id; /* the last request id given out (see next_request_id) */
+
+    /* Reload (SIGHUP, sup_reload.c): generations of workers. */
+    uint32_t gen;          /* the generation requests go to */
+    uint32_t last_gen;     /* the newest generation started (numbers never repeat) */
+    uint32_t reload_gen;   /* the generation starting, or 0 */
+    uint32_t retiring_gen; /* the generation whose workers are leaving, or 0 */
+    bool reload_failed;    /* retiring_gen failed to start (it never served) */
+    bool reload_pending;   /* a SIGHUP came during a reload: reload again after it */
+    int reload_started[2]; /* workers of reload_gen spawned: [0] JIT, [1] CEK */
+    uint64_t reload_ms;    /* when reload_gen (or the last reload) began */
 
     enum sup_stop_stage stop;
     uint64_t stop_stage_ms; /* when the current stop stage began */
@@ -421,6 +436,34 @@ void sup__admin_housekeeping(sup_server *s, uint64_t now);
 /* Counts a response with status; r (or NULL: rejected before it was
  * parsed) also counts in the duration histogram. */
 void sup__metrics_response(sup_server *s, const sup_request *r, int status);
+
+/* ---- sup_pool.c, for sup_reload.c ------------------------------------------ */
+
+/* Starts a process in w (w->gen, w->cek already set). */
+void sup__pool_spawn(sup_slot *w);
+void sup__pool_kill(sup_slot *w, const char *reason);
+/* w, retired, holds no request: SHUTDOWN (it exits through its normal path). */
+void sup__pool_retire_idle(sup_slot *w);
+/* True if w is a spare slot free to start a process in. */
+bool sup__pool_spare_free(const sup_slot *w);
+
+/* ---- sup_reload.c: SIGHUP, generations of workers ------------------------------ */
+
+/* SIGHUP: starts a new generation of workers with the app as it is now on
+ * disk (or, during a reload, queues another one). */
+void sup__reload_begin(sup_server *s);
+/* The server is stopping: a reload in progress is abandoned. */
+void sup__reload_cancel(sup_server *s);
+/* w, of the generation starting, sent its READY: commits the reload once
+ * every worker of it is ready. */
+void sup__reload_ready(sup_slot *w);
+/* w's process exited (how: "exited with status 1", ...). A worker of the
+ * generation starting that dies before its READY fails the reload: every
+ * worker of that generation is retired (w too). */
+void sup__reload_exit(sup_slot *w, const char *how);
+/* Starts what a reload still needs in spare slots, notices a retired
+ * generation's last exit, starts a queued reload. */
+void sup__reload_tick(sup_server *s);
 
 /* ---- sup_main.c ---------------------------------------------------------- */
 

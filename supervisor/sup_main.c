@@ -21,6 +21,8 @@
  *   -> STOP_CLOSING           (no worker left: close every handle; the loop
  *                              ends, the run directory is removed)
  * A second signal skips the drain.
+ *
+ * SIGHUP reloads the app without stopping (sup_reload.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -159,7 +161,15 @@ void sup_usage(FILE *out)
             "                     response records are pruned\n"
             "  --transport=unix|nng  how frames reach the workers: a Unix stream socket\n"
             "                     per worker (default), or an nng PAIR1 socket\n"
-            "  --help, --version\n",
+            "  --help, --version\n"
+            "\n"
+            "signals:\n"
+            "  SIGTERM, SIGINT    drain and stop (see --drain-delay, --graceful-timeout)\n"
+            "  SIGHUP             reload the app without dropping a request: new workers\n"
+            "                     load main.sx again; once all are ready they take every\n"
+            "                     new request and the old ones stop after their current\n"
+            "                     requests; if the new app fails to load, the old\n"
+            "                     workers serve on and the error is logged\n",
             SUP_MAX_WORKERS, DEFAULT_WORKERS, SUP_MAX_WORKERS, DEFAULT_CEK_WORKERS,
             DEFAULT_JIT_THRESHOLD, DEFAULT_HOST, DEFAULT_PORT, SXPOOL_DEFAULT_APP, DEFAULT_DATA,
             MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S, SUP_MAX_BODY_LIMIT, DEFAULT_MAX_BODY,
@@ -608,6 +618,7 @@ void sup__begin_stop(sup_server *s, const char *why)
 {
     switch (s->stop) {
     case STOP_NONE:
+        sup__reload_cancel(s);
         if (s->cfg.drain_delay_ms > 0) {
             sup__log("%s; /healthz answers 503 and requests are served for %llu ms more, then "
                      "shutting down",
@@ -640,6 +651,10 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     sup_server *s = h->data;
     char why[64];
+    if (signum == SIGHUP) {
+        sup__reload_begin(s);
+        return;
+    }
     snprintf(why, sizeof why, "received SIG%s", sigabbrev_np(signum));
     sup__begin_stop(s, why);
 }
@@ -686,6 +701,7 @@ static void stop_tick(sup_server *s, uint64_t now)
         sup__pool_close(s);
         close_handle((uv_handle_t *)&s->sigint);
         close_handle((uv_handle_t *)&s->sigterm);
+        close_handle((uv_handle_t *)&s->sighup);
         close_handle((uv_handle_t *)&s->housekeeping);
         return;
     }
@@ -827,15 +843,17 @@ static int start_handles(sup_server *s)
     int err;
     if ((err = uv_timer_init(s->loop, &s->housekeeping)) != 0 ||
         (err = uv_signal_init(s->loop, &s->sigint)) != 0 ||
-        (err = uv_signal_init(s->loop, &s->sigterm)) != 0) {
+        (err = uv_signal_init(s->loop, &s->sigterm)) != 0 ||
+        (err = uv_signal_init(s->loop, &s->sighup)) != 0) {
         sup__log("unable to set up the event loop: %s", uv_strerror(err));
         return err;
     }
-    s->housekeeping.data = s->sigint.data = s->sigterm.data = s;
+    s->housekeeping.data = s->sigint.data = s->sigterm.data = s->sighup.data = s;
     if ((err = uv_timer_start(&s->housekeeping, on_housekeeping, SUP_HOUSEKEEPING_MS,
                               SUP_HOUSEKEEPING_MS)) != 0 ||
         (err = uv_signal_start(&s->sigint, on_signal, SIGINT)) != 0 ||
-        (err = uv_signal_start(&s->sigterm, on_signal, SIGTERM)) != 0) {
+        (err = uv_signal_start(&s->sigterm, on_signal, SIGTERM)) != 0 ||
+        (err = uv_signal_start(&s->sighup, on_signal, SIGHUP)) != 0) {
         sup__log("unable to watch signals and time: %s", uv_strerror(err));
         return err;
     }

@@ -68,9 +68,16 @@
  *     loop): then after a backoff of 500 ms doubling up to
  *     SUP_BACKOFF_MAX_MS.
  *
- * Recycling (--max-requests with --max-requests-jitter, --max-rss): with
- * either on, the pool has one spare slot per worker slot (spare: no process,
- * never respawned). After each reply the worker's count (and, with
+ * Generations (SIGHUP, sup_reload.c): every slot's process belongs to a
+ * generation of the app; requests go only to workers of the server's
+ * generation (s->gen). A reload starts the next generation in spare slots;
+ * once all of it is READY it becomes s->gen and the old workers are retired
+ * the way a recycled worker is (below): no new request, SHUTDOWN once the
+ * requests they hold are answered, never respawned.
+ *
+ * Recycling (--max-requests with --max-requests-jitter, --max-rss): the
+ * pool has one spare slot per worker slot (spare: no process, never
+ * respawned), shared with reloads. After each reply the worker's count (and, with
  * --max-rss, its RSS from /proc/PID/statm) is checked; a worker due for
  * recycling keeps serving while a replacement of its kind starts in a spare
  * slot (none free: retried at housekeeping). Once the replacement is READY
@@ -391,6 +398,21 @@ static void spawn_slot(sup_slot *w)
     w->spawned_ms = uv_now(s->loop);
 }
 
+void sup__pool_spawn(sup_slot *w)
+{
+    spawn_slot(w);
+}
+
+void sup__pool_kill(sup_slot *w, const char *reason)
+{
+    kill_worker(w, reason);
+}
+
+bool sup__pool_spare_free(const sup_slot *w)
+{
+    return w->spare && !w->proc_open && !w->running && w->state == SLOT_DOWN;
+}
+
 static const char *signal_name(int sig, char *buf, size_t cap)
 {
     const char *abbrev = sigabbrev_np(sig);
@@ -465,6 +487,7 @@ static void on_proc_closed(uv_handle_t *h)
         w->spare = true;
         w->respawn_delay_ms = w->respawn_at_ms = 0;
         w->state = SLOT_DOWN;
+        sup__reload_tick(s);
         return;
     }
     if (s->stop >= STOP_WORKERS) return; /* while draining, queued requests need workers */
@@ -541,6 +564,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     if (cleared < 0)
         sup__log("unable to clear stale store readers after worker %d died: %s", w->index,
                  store_strerror(cleared));
+    sup__reload_exit(w, how); /* a new generation's failed start retires w */
     if (w->replaced_by >= 0) {
         /* recycled (or died while its replacement started): not respawned */
         sup_slot *n = &s->slots[w->replaced_by];
@@ -548,6 +572,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
         w->replaced_by = -1;
         w->retired = true;
         w->respawn_delay_ms = 0;
+    } else if (w->retired) {
+        w->respawn_delay_ms = 0; /* its generation was replaced: not respawned */
     } else if (s->stop < STOP_WORKERS) {
         decide_respawn(w, status, sig);
     }
@@ -593,10 +619,22 @@ static int send_shutdown(sup_slot *w)
 static void retire_idle(sup_slot *w)
 {
     w->retire_now = false;
+    if (w->replaced_by < 0) { /* a reload retired it (sup_reload.c) */
+        sup__log("reload: worker %d (pid %d) of generation %u stopping after %llu request%s",
+                 w->index, w->pid, (unsigned)w->gen, (unsigned long long)w->served,
+                 w->served == 1 ? "" : "s");
+        send_shutdown(w);
+        return;
+    }
     const sup_slot *nw = &w->srv->slots[w->replaced_by];
     sup__log("worker %d (pid %d) recycled after %llu requests%s; worker %d (pid %d) replaces it",
              w->index, w->pid, (unsigned long long)w->served, w->recycle_why, nw->index, nw->pid);
     send_shutdown(w);
+}
+
+void sup__pool_retire_idle(sup_slot *w)
+{
+    retire_idle(w);
 }
 
 /* nw, a replacement, is READY: the worker it replaces takes no new request
@@ -641,6 +679,7 @@ static void on_ready(sup_slot *w, ipc_frame *f)
     w->start_failures = 0;
     sup__log("worker %d (pid %d) ready (mode %s, abi %s)", w->index, w->pid, w->mode, w->abi);
     if (w->replacing >= 0) retire_replaced(w);
+    if (w->gen != w->srv->gen) sup__reload_ready(w);
     dispatch(w->srv);
 }
 
@@ -693,15 +732,17 @@ static uint64_t rss_bytes(int pid)
 static void start_replacement(sup_slot *w)
 {
     sup_server *s = w->srv;
+    /* During a reload the spares are for the new generation, and a worker
+     * of an older one is retired, not recycled. */
+    if (s->reload_gen != 0 || w->gen != s->gen) return;
     sup_slot *n = NULL;
-    for (int i = 0; i < s->nslots && !n; i++) {
-        sup_slot *c = &s->slots[i];
-        if (c->spare && !c->proc_open && !c->running && c->state == SLOT_DOWN) n = c;
-    }
+    for (int i = 0; i < s->nslots && !n; i++)
+        if (sup__pool_spare_free(&s->slots[i])) n = &s->slots[i];
     if (!n) return;
     w->recycle_due = false;
     w->replaced_by = n->index;
     n->cek = w->cek;
+    n->gen = w->gen;
     n->replacing = w->index;
     n->replacing_pid = w->pid;
     n->start_failures = 0;
@@ -839,7 +880,7 @@ static sup_slot *pick_worker(sup_server *s, enum pick kind)
     sup_slot *best = NULL;
     for (int k = 0; k < s->nslots; k++) {
         sup_slot *w = &s->slots[(s->next_slot + k) % s->nslots];
-        if ((w->state != SLOT_IDLE && w->state != SLOT_BUSY) || w->retire_now ||
+        if ((w->state != SLOT_IDLE && w->state != SLOT_BUSY) || w->retire_now || w->gen != s->gen ||
             !kind_ok(w, kind) || w->ninflight >= depth(s, w))
             continue;
         if (!best || w->ninflight < best->ninflight) best = w;
@@ -854,7 +895,9 @@ static bool any_up(const sup_server *s, enum pick kind)
 {
     for (int i = 0; i < s->nslots; i++) {
         const sup_slot *w = &s->slots[i];
-        if ((w->state == SLOT_IDLE || w->state == SLOT_BUSY) && kind_ok(w, kind)) return true;
+        if ((w->state == SLOT_IDLE || w->state == SLOT_BUSY) && w->gen == s->gen &&
+            kind_ok(w, kind))
+            return true;
     }
     return false;
 }
@@ -1054,6 +1097,7 @@ void sup__pool_housekeeping(sup_server *s, uint64_t now)
 {
     for (int i = 0; i < s->nslots; i++)
         check_slot(s, &s->slots[i], now);
+    sup__reload_tick(s);
     if (s->gone_dropped > 0 && (s->gone_log_ms == 0 || now - s->gone_log_ms >= SUP_LOG_EVERY_MS)) {
         sup__log("dropped %llu request%s waiting for a worker: the client closed the connection",
                  (unsigned long long)s->gone_dropped, s->gone_dropped == 1 ? "" : "s");
@@ -1098,6 +1142,7 @@ int sup__pool_start(sup_server *s)
         return -ENOMEM;
     }
     s->nslots = n;
+    s->gen = s->last_gen = 1;
     for (int i = 0; i < s->nslots; i++) {
         sup_slot *w = &s->slots[i];
         w->srv = s;
@@ -1105,6 +1150,7 @@ int sup__pool_start(sup_server *s)
         w->state = SLOT_DOWN;
         w->cek = i >= s->cfg.workers;
         w->spare = i >= active;
+        w->gen = 1;
         w->replaced_by = w->replacing = -1;
         char board[PATH_MAX + 64];
         ipc_board_path(s->rundir, i, board, sizeof board);
@@ -1130,9 +1176,9 @@ int sup__pool_start(sup_server *s)
 
 int sup__pool_slot_count(const sup_config *cfg)
 {
-    int n = cfg->workers + cfg->cek_workers;
-    if (cfg->max_requests > 0 || cfg->max_rss_mb > 0) n *= 2; /* spares for replacements */
-    return n;
+    /* one spare per worker: for recycling replacements and for the next
+     * generation of a reload */
+    return 2 * (cfg->workers + cfg->cek_workers);
 }
 
 bool sup__pool_quiet(const sup_server *s)
@@ -1180,8 +1226,10 @@ void sup__pool_kill_all(sup_server *s, const char *reason)
 int sup__pool_ready(const sup_server *s)
 {
     int n = 0;
-    for (int i = 0; i < s->nslots; i++)
-        if (s->slots[i].state == SLOT_IDLE || s->slots[i].state == SLOT_BUSY) n++;
+    for (int i = 0; i < s->nslots; i++) {
+        const sup_slot *w = &s->slots[i];
+        if ((w->state == SLOT_IDLE || w->state == SLOT_BUSY) && w->gen == s->gen) n++;
+    }
     return n;
 }
 

@@ -10,7 +10,7 @@
  * [--app=DIR] [--data=DIR] [--timeout=SECS] [--max-body=BYTES]
  * [--hide-errors] [--memory-limit=SIZE] [--jit-threshold=N]
  * [--jit-exclude=GLOB] [--store-size=SIZE]. argv[0] is the program name.
- * Runs until SIGINT or SIGTERM.
+ * Runs until SIGINT or SIGTERM; SIGHUP reloads the app (sup_reload.c).
  */
 int sup_main(int argc, char **argv);
 

@@ -49,10 +49,13 @@ done
 # the test runners and the tools of the test scripts (tests/*.sh, this one
 # included, the conformance runner, tests/fuzz/run_fuzz.sh), clang for the
 # fuzz test, and as and ld, which libgccjit runs at run time to make native
-# code; mdb_stat (lmdb-utils), which the chaos test runs on the data directory.
+# code; mdb_stat (lmdb-utils), which the chaos test runs on the data directory;
+# haproxy, which integration/test_haproxy runs in front of two servers (in
+# /usr/sbin, searched even when PATH leaves it out, as the test does).
 PROGRAMS="cmake ctest make cc pkg-config python3 bash sh clang as ld timeout mktemp cmp diff
           sed grep awk od find xargs head tail sort paste tr basename dirname nproc readlink
-          realpath tee dpkg-query mdb_stat"
+          realpath tee dpkg-query mdb_stat haproxy"
+PATH="$PATH:/usr/sbin"
 
 fail=0
 problem() {

@@ -414,3 +414,125 @@ def run(args, timeout=10):
 def _stop_leftovers():
     for srv in list(_live_servers):
         srv.stop()
+
+
+# ---- native tier, ports, load -----------------------------------------------
+
+_NATIVE_PROBE = ("(define (f x) (+ x 1))\n"
+                 "(print (f 1) \" \" (get (jit-stats) :compiled) \" \" "
+                 "(get (jit-stats) :native-calls))\n")
+
+
+def check_native_tier():
+    """Fails unless `sxpool eval --tier=jit` compiles a function and runs it
+    natively (at least one function compiled, at least one native call)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sx", delete=False) as f:
+        f.write(_NATIVE_PROBE)
+        path = f.name
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "SXPOOL_INJECT"}
+        p = subprocess.run([sxpool(), "eval", "--tier=jit", "--jit-threshold=0", path],
+                           capture_output=True, text=True, timeout=60, env=env)
+    finally:
+        os.unlink(path)
+    m = re.fullmatch(r"2 (\d+) (\d+)\n", p.stdout)
+    if p.returncode != 0 or p.stderr != "" or not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise AssertionError("no working native tier in %s: `sxpool eval --tier=jit "
+                             "--jit-threshold=0` exited %d, stdout %r, stderr %r (want \"2 C N\" "
+                             "with C >= 1 functions compiled and N >= 1 native calls)"
+                             % (sxpool(), p.returncode, p.stdout, p.stderr))
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a program
+    that cannot be told to pick one itself)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Load:
+    """Client threads that each loop, on one keep-alive connection to
+    (host, port), over GET /version, POST /inc?k=KEY (the app's counter
+    KEY, one key per thread: its answers must count 1, 2, 3, ...) and,
+    with slow=True, GET /slow, until stop() or max_requests each. Every
+    answer is recorded as (start, end, thread, path, status or error,
+    body); a request that raises is a failure and is not retried (the
+    connection is opened again for the next one)."""
+
+    def __init__(self, host, port, threads=4, slow=False, max_requests=100000, prefix="t",
+                 timeout=30):
+        self.host, self.port = host, port
+        self.nthreads = threads
+        self.slow = slow
+        self.max_requests = max_requests
+        self.prefix = prefix
+        self.timeout = timeout
+        self.records = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = []
+
+    def key(self, i):
+        return "%s%d" % (self.prefix, i)
+
+    def start(self):
+        for i in range(self.nthreads):
+            t = threading.Thread(target=self._run, args=(i,), daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def _run(self, i):
+        conn = None
+        plan = [("GET", "/version"), ("POST", "/inc?k=" + self.key(i))]
+        if self.slow and i == 0:
+            plan.append(("GET", "/slow"))
+        for n in range(self.max_requests):
+            if self._stop.is_set():
+                break
+            method, path = plan[n % len(plan)]
+            t0 = time.monotonic()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                r = send(conn, method, path, body=b"x" if method == "POST" else None)
+                rec = (t0, time.monotonic(), i, path, r.status, r.body.decode("utf-8", "replace"))
+                if r.headers.get("connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except Exception as e:  # noqa: BLE001 (a failed request: recorded, asserted on)
+                rec = (t0, time.monotonic(), i, path, repr(e), "")
+                if conn is not None:
+                    conn.close()
+                conn = None
+            with self._lock:
+                self.records.append(rec)
+        if conn is not None:
+            conn.close()
+
+    def count(self):
+        with self._lock:
+            return len(self.records)
+
+    def stop(self, timeout=60):
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout)
+        alive = [t for t in self._threads if t.is_alive()]
+        if alive:
+            raise AssertionError("%d load threads still running after %d s" % (len(alive), timeout))
+        return list(self.records)
+
+    @staticmethod
+    def failures(records):
+        return [r for r in records if r[4] != 200]
+
+    def increments(self, records):
+        """{key: [counts answered, in order]} from the POST /inc answers
+        ("VERSION N")."""
+        out = {self.key(i): [] for i in range(self.nthreads)}
+        for r in records:
+            if r[3].startswith("/inc?k=") and r[4] == 200:
+                out[r[3][len("/inc?k="):]].append(int(r[5].split()[-1]))
+        return out

@@ -15,7 +15,6 @@ binary without the native tier cannot pass these tests)."""
 
 import os
 import re
-import subprocess
 import tempfile
 import threading
 import time
@@ -26,29 +25,7 @@ import sxtest
 JIT_ARGS = ["--jit-threshold=0", "--timeout=30"]
 EDGES = "(2 4 6)"
 
-
-PROBE = ("(define (f x) (+ x 1))\n"
-         "(print (f 1) \" \" (get (jit-stats) :compiled) \" \" (get (jit-stats) :native-calls))\n")
-
-
-def check_native_tier():
-    """Fails unless `sxpool eval --tier=jit` compiles a function and runs it
-    natively (at least one function compiled, at least one native call)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".sx", delete=False) as f:
-        f.write(PROBE)
-        path = f.name
-    try:
-        env = {k: v for k, v in os.environ.items() if k != "SXPOOL_INJECT"}
-        p = subprocess.run([sxtest.sxpool(), "eval", "--tier=jit", "--jit-threshold=0", path],
-                           capture_output=True, text=True, timeout=60, env=env)
-    finally:
-        os.unlink(path)
-    m = re.fullmatch(r"2 (\d+) (\d+)\n", p.stdout)
-    if p.returncode != 0 or p.stderr != "" or not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
-        raise AssertionError("no working native tier in %s: `sxpool eval --tier=jit "
-                             "--jit-threshold=0` exited %d, stdout %r, stderr %r (want \"2 C N\" "
-                             "with C >= 1 functions compiled and N >= 1 native calls)"
-                             % (sxtest.sxpool(), p.returncode, p.stdout, p.stderr))
+check_native_tier = sxtest.check_native_tier  # (test_query_of_death, test_store_loop)
 
 
 def blacklist(data, *args):
