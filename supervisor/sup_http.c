@@ -781,9 +781,17 @@ static int scan(sup_conn *c, const char *p, size_t n)
         }
         if (c->sc_trailers && ++c->sc_count > SUP_MAX_HEADER_BYTES)
             return reject(c, 431, "trailer section too large\n");
-        if (c->sc_state <= SC_VERSION && ch != '\r' && ch != '\n' && c->rline_len < sizeof c->rline)
+        bool in_line = c->sc_state <= SC_VERSION;
+        if (in_line && ch != '\r' && ch != '\n' && c->rline_len < sizeof c->rline)
             c->rline[c->rline_len++] = (char)ch; /* kept for the access log */
-        if (scan_head(c, ch) != 0) return -1;
+        if (scan_head(c, ch) != 0) {
+            /* the rest of a refused request line is logged too */
+            for (size_t j = i + 1;
+                 in_line && j < n && p[j] != '\r' && p[j] != '\n' && c->rline_len < sizeof c->rline;
+                 j++)
+                c->rline[c->rline_len++] = p[j];
+            return -1;
+        }
         if (c->sc_state == SC_HEAD_DONE) c->head_end = p + i + 1;
     }
     return 0;
