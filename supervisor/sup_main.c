@@ -251,7 +251,10 @@ static int parse_hostport(const char *opt, const char *v, char *host, size_t hca
         if (hlen < 3 || h[hlen - 1] != ']') goto bad;
         h++;
         hlen -= 2;
+    } else if (memchr(h, ':', hlen) || memchr(h, ']', hlen)) {
+        goto bad; /* an IPv6 address goes in brackets */
     }
+    if (memchr(h, '[', hlen) || memchr(h, ']', hlen)) goto bad;
     if (hlen >= hcap) goto bad;
     unsigned long long port;
     if (parse_uint(colon + 1, 0, 65535, &port) != 0) goto bad;
@@ -260,7 +263,8 @@ static int parse_hostport(const char *opt, const char *v, char *host, size_t hca
     *port_out = (int)port;
     return 0;
 bad:
-    fprintf(stderr, "sxpool: %s: expected HOST:PORT (port 0 to 65535), got '%s'\n", opt, v);
+    fprintf(stderr, "sxpool: %s: expected HOST:PORT or [IPV6]:PORT (port 0 to 65535), got '%s'\n",
+            opt, v);
     return -1;
 }
 
