@@ -212,7 +212,9 @@ def _get_status(port, path):
 
 class LogLevel(unittest.TestCase):
     def supervisor_lines(self, srv):
-        return [ln for ln in srv.lines if not ln.startswith("sxpool worker")]
+        # the supervisor's own lines (not the workers', nor the ipc
+        # module's few unlevelled ones)
+        return [ln for ln in srv.lines if "sxpool: " in ln]
 
     def test_format_and_info(self):
         with sxtest.Server(app="basic", workers=1, echo=False) as srv:
@@ -258,6 +260,37 @@ class LogLevel(unittest.TestCase):
         lines = self.supervisor_lines(srv)
         self.assertFalse([ln for ln in lines if re.search(r" (warn|info) sxpool: ", ln)], lines)
         self.assertTrue([ln for ln in lines if " notice sxpool: listening on" in ln], lines)
+
+    def test_journal_gets_priorities(self):
+        # stderr named by JOURNAL_STREAM (device:inode) is the journal's:
+        # "<N>" syslog priorities instead of the time
+        d = tempfile.mkdtemp(prefix="sxpool-test-")
+        self.addCleanup(shutil.rmtree, d, True)
+        p = subprocess.Popen(
+            ["sh", "-c", 'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$0" "$@"',
+             sxtest.sxpool(), "--listen=127.0.0.1:0", "--workers=0",
+             "--app=" + sxtest.app_dir("basic"), "--data=" + os.path.join(d, "data")],
+            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        lines = []
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                line = p.stderr.readline().decode()
+                if not line:
+                    break
+                lines.append(line.rstrip("\n"))
+                if "ready (mode cek" in line:
+                    break
+        finally:
+            p.send_signal(signal.SIGTERM)
+            _, rest = p.communicate(timeout=15)
+        lines += rest.decode().splitlines()
+        mine = [ln for ln in lines if "sxpool: " in ln]
+        self.assertTrue([ln for ln in mine if ln.startswith("<5>sxpool: listening on")], lines)
+        self.assertTrue([ln for ln in mine if re.match(r"<6>sxpool: worker 0 \(pid \d+\) ready",
+                                                       ln)], lines)
+        for ln in mine:
+            self.assertRegex(ln, r"^<[3-7]>sxpool: ")
 
     def test_debug_accepted_and_bad_level(self):
         rc, out, err = sxtest.run(["--log-level=verbose"])
