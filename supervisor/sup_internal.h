@@ -474,6 +474,8 @@ typedef struct sup_access {
  * @return 0 or -errno */
 int sup__access_open(const char *path, bool json);
 bool sup__access_enabled(void);
+/* --access-log=-: workers get stderr as their stdout. */
+bool sup__access_to_stdout(void);
 /* From now on batches are written on the thread pool. */
 void sup__access_start(uv_loop_t *loop);
 /* Adds a line (dropped, and counted, if too much is waiting). */

@@ -406,6 +406,11 @@ bool sup__access_enabled(void)
     return alog.fd >= 0;
 }
 
+bool sup__access_to_stdout(void)
+{
+    return alog.fd >= 0 && !alog.own_fd;
+}
+
 static void do_reopen(void)
 {
     if (!alog.own_fd) return;

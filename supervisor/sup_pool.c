@@ -330,7 +330,9 @@ static void spawn_slot(sup_slot *w)
     memset(stdio, 0, sizeof stdio);
     stdio[0].flags = UV_IGNORE;
     stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = 1;
+    /* With --access-log=- stdout is the access log's alone: a worker's
+     * output goes to stderr, so it cannot split an access log line. */
+    stdio[1].data.fd = sup__access_to_stdout() ? 2 : 1;
     stdio[2].flags = UV_INHERIT_FD;
     stdio[2].data.fd = 2;
 

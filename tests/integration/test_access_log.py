@@ -197,6 +197,8 @@ class AccessLog(unittest.TestCase):
             out, _ = p.communicate(timeout=15)
         self.assertEqual(p.returncode, 0)
         self.assertRegex(out.decode(), r'"GET /echo\?k=out HTTP/1\.1" 200 ')
+        for ln in out.decode().splitlines():  # nothing but access log lines
+            self.assertRegex(ln, COMBINED_RE)
 
 
 def _get_status(port, path):
