@@ -38,13 +38,20 @@
  * of its first byte, and its whole body within cfg.body_timeout_ms of the
  * end of the head (one deadline for the body, not one per read: a byte
  * every few seconds cannot hold a connection), else 408 and close; a
- * response must be taken within SUP_SEND_TIMEOUT_MS. Malformed HTTP gets 400 (see "strict framing"
- * below for what malformed means; 501 for an unknown method or transfer coding, 505 for an HTTP
- * version other than 1.0 and 1.1, 414 for a request target longer than MAX_TARGET_BYTES; 408 when
- * the headers or a body gap time out mid-request). A chunked body's trailer fields are checked,
- * then dropped: they never reach the request's headers. Every error answer closes the connection:
- * the response is written, our side is shut down, and the remaining input is read and discarded for
- * up to SUP_LINGER_MS so the client sees the response rather than a reset.
+ * response must be taken within SUP_SEND_TIMEOUT_MS.
+ *
+ * Malformed HTTP gets 400 (see "strict framing" below for what malformed
+ * means; 501 for an unknown method or transfer coding, 505 for an HTTP
+ * version other than 1.0 and 1.1, 414 for a request target longer than
+ * MAX_TARGET_BYTES). A chunked body's trailer fields are checked, then
+ * dropped: they never reach the request's headers. Every error answer
+ * closes the connection: the response is written, our side is shut down,
+ * and the remaining input is read and discarded for up to SUP_LINGER_MS so
+ * the client sees the response rather than a reset.
+ *
+ * Access log: every answer is logged (sup__access_log), the connection's
+ * own (errors, 408) with the request line as far as it was read (c->rline,
+ * kept by scan(), the rest of a refused line included).
  *
  * Memory: a sup_conn is freed only in its close callback; write requests
  * own their buffers. A request being parsed belongs to its connection; a

@@ -32,8 +32,7 @@
 #define SUP_MAX_HEADERS 256              /* header lines; above: 431 */
 #define SUP_MAX_BODY_LIMIT (32u << 20)   /* largest accepted --max-body */
 #define SUP_MAX_QUEUE 4096               /* requests waiting for a worker; above: 503 */
-#define SUP_HEADER_TIMEOUT_MS                                                                      \
-    30000 /* default --header-timeout: a request's head, from its first byte */
+#define SUP_HEADER_TIMEOUT_MS 30000      /* default --header-timeout: a head, from its first byte */
 #define SUP_BODY_TIMEOUT_MS 60000     /* default --body-timeout: its whole body, after the head */
 #define SUP_KEEPALIVE_TIMEOUT_MS 5000 /* default --keepalive-timeout: idle between requests */
 #define SUP_SEND_TIMEOUT_MS 30000     /* a response must be taken by the client within */
@@ -124,10 +123,10 @@ typedef struct sup_config {
     bool reuse_port;            /* --reuse-port: SO_REUSEPORT on the listener */
     uint64_t header_timeout_ms; /* a request's head must arrive within, from its first byte */
     uint64_t body_timeout_ms;   /* its whole body within, from the end of the head */
-    uint64_t keepalive_ms; /* an idle kept-alive connection is closed after (0: no keep-alive) */
-    int log_level;         /* enum sup_log_level */
-    char access_log[PATH_MAX]; /* --access-log: a path, "-" (stdout) or empty (off) */
-    bool access_json;          /* --access-log-format=json */
+    uint64_t keepalive_ms;      /* idle kept-alive connections closed after (0: no keep-alive) */
+    int log_level;              /* enum sup_log_level */
+    char access_log[PATH_MAX];  /* --access-log: a path, "-" (stdout) or empty (off) */
+    bool access_json;           /* --access-log-format=json */
 } sup_config;
 
 /* ---- requests --------------------------------------------------------- */

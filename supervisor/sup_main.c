@@ -20,7 +20,9 @@
  *                              SIGKILL to those alive after SUP_STOP_GRACE_MS)
  *   -> STOP_CLOSING           (no worker left: close every handle; the loop
  *                              ends, the run directory is removed)
- * A second signal skips the drain.
+ * A second signal skips the drain. SIGUSR1 only reopens the access log
+ * (sup_log.c); the housekeeping tick also writes the access log's waiting
+ * lines and tells systemd how many workers are ready (sup_systemd.c).
  */
 #include <dirent.h>
 #include <errno.h>
