@@ -1543,11 +1543,16 @@ void sup__http_housekeeping(sup_server *s, uint64_t now)
             stop_reading(c);
             if (!c->closing) {
                 static const char text[] = "request timeout\n";
+                sup__debug("a request from %s timed out in its %s; answering 408", c->remote,
+                           c->cur->method ? "body" : "head");
                 sup__metrics_response(s, c->cur, 408);
                 log_conn_answer(c, 408, sizeof text - 1);
                 conn_send_text(c, 408, text, false, false);
             }
-        } else
+        } else {
+            if (!c->lingering && c->writes == 0)
+                sup__debug("closed an idle connection from %s", c->remote);
             conn_close(c);
+        }
     }
 }

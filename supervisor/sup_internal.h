@@ -75,7 +75,6 @@ int sup__log_parse_level(const char *name);
 /* Sets the level, and reads JOURNAL_STREAM: lines to the journal carry a
  * syslog priority prefix instead of the time. Call before any thread runs. */
 void sup__log_setup(int level);
-bool sup__log_enabled(int level);
 /* One line on stderr: "TIME LEVEL sxpool: MESSAGE", the message escaped. */
 void sup__logf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define sup__notice(...) sup__logf(SUP_LOG_NOTICE, __VA_ARGS__)

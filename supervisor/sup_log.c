@@ -74,11 +74,6 @@ void sup__log_setup(int level)
         log_journal = true;
 }
 
-bool sup__log_enabled(int level)
-{
-    return level <= log_level;
-}
-
 void sup__logf(int level, const char *fmt, ...)
 {
     if (level > log_level) return;

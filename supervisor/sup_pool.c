@@ -906,6 +906,8 @@ static int send_request(sup_server *s, sup_slot *w, sup_request *r)
     r->slot = w->index;
     r->attempts++;
     r->deadline_ms = uv_now(s->loop) + s->cfg.timeout_ms;
+    sup__debug("request %llu (attempt %d) sent to worker %d (pid %d)", (unsigned long long)r->id,
+               r->attempts, w->index, w->pid);
     return 0;
 }
 

@@ -304,6 +304,11 @@ class LogLevel(unittest.TestCase):
         self.assertIn("--access-log-format: expected combined or json", err)
         with sxtest.Server(app="basic", workers=1, echo=False, args=["--log-level=debug"]) as srv:
             self.assertEqual(srv.get("/").status, 200)
+            srv.wait_line(r" debug sxpool: request \d+ \(attempt 1\) sent to worker \d+", timeout=5)
+        with sxtest.Server(app="basic", workers=1, echo=False) as srv:
+            self.assertEqual(srv.get("/").status, 200)
+            time.sleep(0.3)
+            self.assertFalse([ln for ln in srv.lines if " debug sxpool: " in ln], srv.lines)
 
 
 if __name__ == "__main__":
