@@ -23,6 +23,7 @@ cmake
 pkg-config
 binutils
 libuv1-dev
+libsystemd-dev
 libnng-dev
 liblmdb-dev
 libgccjit-12-dev

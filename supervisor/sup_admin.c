@@ -451,7 +451,7 @@ static void answer(admin_conn *c, int status, const char *reason, const char *ct
     sup_buf b = {0};
     if (n < 0 || (size_t)n >= sizeof head || sup__buf_append(&b, head, (size_t)n) != 0 ||
         sup__buf_append(&b, body, len) != 0) {
-        sup__log("unable to answer an admin request: out of memory");
+        sup__error("unable to answer an admin request: out of memory");
         sup__buf_free(&b);
         conn_close(c);
         return;
@@ -546,12 +546,12 @@ static void on_connection(uv_stream_t *server, int status)
 {
     sup_server *s = server->data;
     if (status < 0) {
-        sup__log("unable to accept an admin connection: %s", uv_strerror(status));
+        sup__error("unable to accept an admin connection: %s", uv_strerror(status));
         return;
     }
     admin_conn *c = calloc(1, sizeof *c);
     if (!c) {
-        sup__log("unable to accept an admin connection: out of memory");
+        sup__error("unable to accept an admin connection: out of memory");
         return; /* stays in the backlog until the next one */
     }
     c->srv = s;
@@ -572,9 +572,44 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---- the listener ------------------------------------------------------------ */
 
+static int bind_admin(sup_server *s);
+static int log_address(sup_server *s);
+
+/* Listens on the socket systemd passed (named "admin"). @return 0 or an error */
+static int listen_inherited(sup_server *s)
+{
+    int err = uv_tcp_init(s->loop, &s->admin_listener);
+    if (err != 0) {
+        sup__error("unable to set up the admin listener: %s", uv_strerror(err));
+        return err;
+    }
+    s->admin_listener.data = s;
+    s->admin_open = true;
+    err = uv_tcp_open(&s->admin_listener, s->inherited_admin_fd);
+    if (err == 0) s->inherited_admin_fd = -1; /* the handle owns it */
+    if (err == 0) err = uv_listen((uv_stream_t *)&s->admin_listener, 16, on_connection);
+    if (err != 0)
+        sup__error("unable to listen for admin requests on the socket from systemd: %s",
+                   uv_err_name(err));
+    return err;
+}
+
 int sup__admin_start(sup_server *s)
 {
     if (!s->cfg.admin) return 0;
+    if (s->inherited_admin_fd >= 0) {
+        int err = listen_inherited(s);
+        if (err != 0) return err;
+    } else {
+        int err = bind_admin(s);
+        if (err != 0) return err;
+    }
+    return log_address(s);
+}
+
+/* Binds cfg.admin_host:admin_port. @return 0 or an error (logged) */
+static int bind_admin(sup_server *s)
+{
     const char *host = s->cfg.admin_host;
     int port = s->cfg.admin_port;
     char pstr[16];
@@ -586,14 +621,14 @@ int sup__admin_start(sup_server *s)
     hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
     int gerr = getaddrinfo(host, pstr, &hints, &ai);
     if (gerr != 0 || !ai) {
-        sup__log("unable to listen for admin requests on %s:%d: %s", host, port,
-                 gai_strerror(gerr));
+        sup__error("unable to listen for admin requests on %s:%d: %s", host, port,
+                   gai_strerror(gerr));
         return -EINVAL;
     }
     int err = uv_tcp_init(s->loop, &s->admin_listener);
     if (err != 0) {
         freeaddrinfo(ai);
-        sup__log("unable to set up the admin listener: %s", uv_strerror(err));
+        sup__error("unable to set up the admin listener: %s", uv_strerror(err));
         return err;
     }
     s->admin_listener.data = s;
@@ -601,26 +636,31 @@ int sup__admin_start(sup_server *s)
     err = uv_tcp_bind(&s->admin_listener, ai->ai_addr, 0);
     freeaddrinfo(ai);
     if (err == 0) err = uv_listen((uv_stream_t *)&s->admin_listener, 16, on_connection);
-    if (err != 0) {
-        sup__log("unable to listen for admin requests on %s:%d: %s", host, port, uv_err_name(err));
-        return err;
-    }
+    if (err != 0)
+        sup__error("unable to listen for admin requests on %s:%d: %s", host, port,
+                   uv_err_name(err));
+    return err;
+}
+
+/* Logs "sxpool: admin on http://HOST:PORT". @return 0 or an error (logged) */
+static int log_address(sup_server *s)
+{
     struct sockaddr_storage ss;
     int sslen = sizeof ss;
     char name[INET6_ADDRSTRLEN] = "?";
-    err = uv_tcp_getsockname(&s->admin_listener, (struct sockaddr *)&ss, &sslen);
+    int err = uv_tcp_getsockname(&s->admin_listener, (struct sockaddr *)&ss, &sslen);
     if (err != 0) {
-        sup__log("unable to read the admin listener's address: %s", uv_strerror(err));
+        sup__error("unable to read the admin listener's address: %s", uv_strerror(err));
         return err;
     }
     if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
         uv_ip6_name(a, name, sizeof name);
-        sup__log("admin on http://[%s]:%d", name, ntohs(a->sin6_port));
+        sup__notice("admin on http://[%s]:%d", name, ntohs(a->sin6_port));
     } else {
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
         uv_ip4_name(a, name, sizeof name);
-        sup__log("admin on http://%s:%d", name, ntohs(a->sin_port));
+        sup__notice("admin on http://%s:%d", name, ntohs(a->sin_port));
     }
     return 0;
 }

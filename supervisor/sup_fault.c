@@ -139,7 +139,7 @@ static fault_job *job_new(sup_slot *w, fault_job *spare)
     fault_job *j = malloc(sizeof *j);
     bool heap = j != NULL;
     if (!j) {
-        sup__log("out of memory for a fault's store work; doing it on the loop thread");
+        sup__warn("out of memory for a fault's store work; doing it on the loop thread");
         j = spare;
     }
     memset(j, 0, sizeof *j);
@@ -227,8 +227,8 @@ static bool answer_from_record(fault_job *j, sup_request *r)
     unsigned long long id = (unsigned long long)r->id;
     if (j->rec_err != 0) {
         if (j->rec_err != STORE_ENOTFOUND)
-            sup__log("unable to read the response record of request %llu: %s", id,
-                     store_strerror(j->rec_err));
+            sup__error("unable to read the response record of request %llu: %s", id,
+                       store_strerror(j->rec_err));
         return false;
     }
     ipc_frame *f = malloc(sizeof *f);
@@ -237,8 +237,8 @@ static bool answer_from_record(fault_job *j, sup_request *r)
               f->id == r->id && f->nfields >= 2 && (f->nfields - 2) % 2 == 0 &&
               ipc_field_int(f, 0, &status) == 0;
     if (!ok)
-        sup__log("unable to answer request %llu from its response record: %s", id,
-                 f ? "the record is not a RESPONSE frame" : "out of memory");
+        sup__error("unable to answer request %llu from its response record: %s", id,
+                   f ? "the record is not a RESPONSE frame" : "out of memory");
     else if (status < 200 || status > 599)
         sup__http_respond_text(r, 500, "bad-status: a handler status must be 200 to 599\n");
     else
@@ -311,8 +311,8 @@ static void job_done(sup_store_job *b)
     char did_req[160];
     settle(j, did_req, sizeof did_req);
     for (int i = 0; i < j->n; i++)
-        sup__log("%s; %s; %s%s", j->e[i].head, j->e[i].did, did_req, j->tail);
-    if (j->n == 0 && j->head[0]) sup__log("%s; %s%s", j->head, did_req, j->tail);
+        sup__warn("%s; %s; %s%s", j->e[i].head, j->e[i].did, did_req, j->tail);
+    if (j->n == 0 && j->head[0]) sup__warn("%s; %s%s", j->head, did_req, j->tail);
     free(j->rec);
     j->rec = NULL;
     if (j->heap) free(j);
@@ -378,9 +378,9 @@ static void lift_done(sup_store_job *b)
         snprintf(did, sizeof did, "lifted its blacklist entry");
     else
         snprintf(did, sizeof did, "unable to lift its blacklist entry: %s", store_strerror(j->err));
-    sup__log("fault: %s: the CEK worker %d (pid %d) failed request %llu with the same %s, so the "
-             "program is at fault, not the native code; %s; answering the error",
-             j->fn, j->worker, j->pid, (unsigned long long)j->r->id, j->kind, did);
+    sup__warn("fault: %s: the CEK worker %d (pid %d) failed request %llu with the same %s, so the "
+              "program is at fault, not the native code; %s; answering the error",
+              j->fn, j->worker, j->pid, (unsigned long long)j->r->id, j->kind, did);
     sup__pool_reply_error(j->s, j->r, j->status, j->kind, strlen(j->kind), j->msg, j->msg_len);
     free(j->msg);
     free(j);
@@ -397,10 +397,10 @@ bool sup__fault_error_reply(sup_slot *w, sup_request *r, const ipc_frame *f, int
     char *msg = j ? malloc(f->fields[2].len + 1) : NULL;
     if (!msg) {
         free(j);
-        sup__log("fault: %s: the CEK worker %d (pid %d) failed request %llu with the same %s, "
-                 "so the program is at fault; out of memory to lift its blacklist entry, which "
-                 "stays; answering the error",
-                 r->fault.function, w->index, w->pid, (unsigned long long)r->id, kind);
+        sup__warn("fault: %s: the CEK worker %d (pid %d) failed request %llu with the same %s, "
+                  "so the program is at fault; out of memory to lift its blacklist entry, which "
+                  "stays; answering the error",
+                  r->fault.function, w->index, w->pid, (unsigned long long)r->id, kind);
         return false;
     }
     memcpy(msg, f->fields[2].p, f->fields[2].len);

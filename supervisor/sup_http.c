@@ -29,18 +29,29 @@
  *
  * Limits: request line + headers SUP_MAX_HEADER_BYTES and SUP_MAX_HEADERS
  * lines (431), body cfg.max_body (413, checked against Content-Length
- * before reading the body, and while reading a chunked one), headers within
- * SUP_READ_TIMEOUT_MS of the request's first byte (or of the connection
- * going idle) and no body gap longer than that (else the connection is
- * closed). Malformed HTTP gets 400 (see "strict framing" below for what
- * malformed means; 501 for an unknown method or transfer coding, 505 for an
- * HTTP version other than 1.0 and 1.1, 414 for a request target longer than
- * MAX_TARGET_BYTES; 408 when the headers or a body gap time out mid-request).
- * A chunked body's trailer fields are checked, then dropped: they never
- * reach the request's headers. Every error answer closes the
- * connection: the response is written, our side is shut down, and the
- * remaining input is read and discarded for up to SUP_LINGER_MS so the
- * client sees the response rather than a reset.
+ * before reading the body, and while reading a chunked one).
+ *
+ * Timeouts (c->deadline_ms, checked by sup__http_housekeeping): a new
+ * connection must begin a request within cfg.header_timeout_ms, and an
+ * idle kept-alive one within cfg.keepalive_ms, else it is closed without
+ * a word; a request's head must be complete within cfg.header_timeout_ms
+ * of its first byte, and its whole body within cfg.body_timeout_ms of the
+ * end of the head (one deadline for the body, not one per read: a byte
+ * every few seconds cannot hold a connection), else 408 and close; a
+ * response must be taken within SUP_SEND_TIMEOUT_MS.
+ *
+ * Malformed HTTP gets 400 (see "strict framing" below for what malformed
+ * means; 501 for an unknown method or transfer coding, 505 for an HTTP
+ * version other than 1.0 and 1.1, 414 for a request target longer than
+ * MAX_TARGET_BYTES). A chunked body's trailer fields are checked, then
+ * dropped: they never reach the request's headers. Every error answer
+ * closes the connection: the response is written, our side is shut down,
+ * and the remaining input is read and discarded for up to SUP_LINGER_MS so
+ * the client sees the response rather than a reset.
+ *
+ * Access log: every answer is logged (sup__access_log), the connection's
+ * own (errors, 408) with the request line as far as it was read (c->rline,
+ * kept by scan(), the rest of a refused line included).
  *
  * Memory: a sup_conn is freed only in its close callback; write requests
  * own their buffers. A request being parsed belongs to its connection; a
@@ -55,7 +66,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <llhttp.h>
@@ -108,9 +121,12 @@ typedef struct sup_conn {
     bool sc_semicolon;      /* a chunk line's extensions have begun */
     uint32_t sc_count;      /* bytes of the current chunk line or section */
     uint64_t sc_chunk_left; /* chunk data still to come */
-    const char *feed_end;   /* end of the buffer llhttp is running over */
-    const char *head_end;   /* in that buffer: just past the head's empty line */
-    bool in_trailers;       /* llhttp is past the headers: fields are dropped */
+    char remote[48];        /* the client's address, for the access log */
+    char rline[256];        /* the request line as scanned so far (its start), for the log */
+    uint16_t rline_len;
+    const char *feed_end; /* end of the buffer llhttp is running over */
+    const char *head_end; /* in that buffer: just past the head's empty line */
+    bool in_trailers;     /* llhttp is past the headers: fields are dropped */
 } sup_conn;
 
 enum write_action {
@@ -261,7 +277,7 @@ static void conn_write(sup_conn *c, char *buf, size_t len, bool owned, enum writ
     c->writes++;
     if (action != W_INTERIM) {
         /* A client that does not take its response is dropped in time. */
-        c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
+        c->deadline_ms = now_ms(c) + SUP_SEND_TIMEOUT_MS;
         if (action == W_CLOSE) c->finishing = true;
     }
 }
@@ -364,7 +380,7 @@ static void conn_send(sup_conn *c, int status, const ipc_field *hdrs, int nhdr_f
         err = append_str(&b, keep ? "connection: keep-alive\r\n\r\n" : "connection: close\r\n\r\n");
     if (err == 0 && !bodiless && !head) err = sup__buf_append(&b, body, len);
     if (err != 0) {
-        sup__log("unable to build a %d response: out of memory; closing the connection", status);
+        sup__error("unable to build a %d response: out of memory; closing the connection", status);
         sup__buf_free(&b);
         conn_close(c);
         return;
@@ -379,14 +395,44 @@ static void conn_send_text(sup_conn *c, int status, const char *text, bool head,
     conn_send(c, status, hdr, 2, text, strlen(text), head, keep);
 }
 
+/* Body bytes a response with status carries (none for HEAD). */
+static size_t body_bytes(int status, bool head, size_t len)
+{
+    return head || status < 200 || status == 204 || status == 304 ? 0 : len;
+}
+
+/* An access log line for the answer the connection gives itself (an error
+ * or a timeout), with what was read of the request. */
+static void log_conn_answer(sup_conn *c, int status, size_t bytes)
+{
+    if (!sup__access_enabled()) return;
+    sup_access a = {.r = c->cur,
+                    .remote = c->remote,
+                    .line = c->rline,
+                    .line_len = c->rline_len,
+                    .status = status,
+                    .bytes = bytes};
+    sup__access_log(c->srv, &a);
+}
+
 void sup__http_respond(sup_request *r, int status, const ipc_field *hdrs, int nhdr_fields,
                        const char *body, size_t len)
 {
     sup_conn *c = r->conn;
     sup__metrics_response(r->srv, r, status);
-    if (c && c->inflight == r && !c->closing) {
+    bool sent = c && c->inflight == r && !c->closing;
+    if (sup__access_enabled()) {
+        sup_access a = {.r = r,
+                        .remote = r->remote,
+                        .status = status,
+                        .bytes = sent ? body_bytes(status, r->head, len) : 0,
+                        .client_gone = !sent};
+        sup__access_log(r->srv, &a);
+    }
+    if (sent) {
         c->inflight = NULL;
-        bool keep = r->keep_alive && !c->close_after && c->srv->stop == STOP_NONE;
+        bool keep = r->keep_alive && !c->close_after && c->srv->stop == STOP_NONE &&
+                    c->srv->cfg.keepalive_ms > 0;
         conn_send(c, status, hdrs, nhdr_fields, body, len, r->head, keep);
     }
     sup__request_free(r);
@@ -742,7 +788,17 @@ static int scan(sup_conn *c, const char *p, size_t n)
         }
         if (c->sc_trailers && ++c->sc_count > SUP_MAX_HEADER_BYTES)
             return reject(c, 431, "trailer section too large\n");
-        if (scan_head(c, ch) != 0) return -1;
+        bool in_line = c->sc_state <= SC_VERSION;
+        if (in_line && ch != '\r' && ch != '\n' && c->rline_len < sizeof c->rline)
+            c->rline[c->rline_len++] = (char)ch; /* kept for the access log */
+        if (scan_head(c, ch) != 0) {
+            /* the rest of a refused request line is logged too */
+            for (size_t j = i + 1;
+                 in_line && j < n && p[j] != '\r' && p[j] != '\n' && c->rline_len < sizeof c->rline;
+                 j++)
+                c->rline[c->rline_len++] = p[j];
+            return -1;
+        }
         if (c->sc_state == SC_HEAD_DONE) c->head_end = p + i + 1;
     }
     return 0;
@@ -750,6 +806,7 @@ static int scan(sup_conn *c, const char *p, size_t n)
 
 static void scan_reset(sup_conn *c)
 {
+    c->rline_len = 0;
     c->sc_state = SC_START;
     c->sc_sub = 0;
     c->sc_trailers = false;
@@ -768,10 +825,11 @@ static int on_message_begin(llhttp_t *p)
     c->cur->slot = -1;
     c->cur->srv = c->srv;
     c->cur->arrived_ns = uv_hrtime();
+    memcpy(c->cur->remote, c->remote, sizeof c->cur->remote);
     c->header_bytes = 0;
     c->in_name = false;
     c->in_trailers = false;
-    c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
+    c->deadline_ms = now_ms(c) + c->srv->cfg.header_timeout_ms; /* the head, from its first byte */
     return 0;
 }
 
@@ -947,6 +1005,7 @@ static int on_headers_complete(llhttp_t *p)
     sup_conn *c = p->data;
     sup_request *r = c->cur;
     r->method = llhttp_method_name((llhttp_method_t)p->method);
+    r->http_minor = p->http_minor;
     r->head = p->method == HTTP_HEAD;
     c->in_trailers = true; /* header callbacks from now on are a chunked body's trailers */
     if (check_head(c, p) != 0) return -1;
@@ -964,7 +1023,7 @@ static int on_headers_complete(llhttp_t *p)
     c->head_end = NULL;
     if (p->http_major == 1 && p->http_minor >= 1 && wants_continue(r))
         conn_write(c, continue_line, sizeof continue_line - 1, false, W_INTERIM);
-    c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
+    c->deadline_ms = now_ms(c) + c->srv->cfg.body_timeout_ms; /* the whole body */
     return 0;
 }
 
@@ -975,7 +1034,6 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     if (n > c->srv->cfg.max_body || r->body.len > c->srv->cfg.max_body - n)
         return reject(c, 413, "request body too large\n");
     if (sup__buf_append(&r->body, at, n) != 0) return reject(c, 503, "out of memory\n");
-    c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
     return 0;
 }
 
@@ -1102,7 +1160,7 @@ static void feed(sup_conn *c, const char *data, size_t len)
          * leaves while its request waits is seen. */
         if (err == HPE_PAUSED_UPGRADE) c->close_after = true; /* no protocol switch */
         if (used < len && !c->close_after && keep_pending(c, data + used, len - used) != 0) {
-            sup__log("unable to keep pipelined input: out of memory; closing after this request");
+            sup__warn("unable to keep pipelined input: out of memory; closing after this request");
             c->close_after = true;
         }
         request_ready(c);
@@ -1117,6 +1175,7 @@ static void feed(sup_conn *c, const char *data, size_t len)
         text = "method not implemented\n";
     }
     sup__metrics_response(c->srv, c->cur, status);
+    log_conn_answer(c, status, strlen(text));
     conn_send_text(c, status, text, false, false);
 }
 
@@ -1136,7 +1195,7 @@ static void conn_resume(sup_conn *c)
 {
     llhttp_resume(&c->parser);
     c->paused = false;
-    c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
+    c->deadline_ms = now_ms(c) + c->srv->cfg.keepalive_ms; /* idle until a next request begins */
     while (c->pending && !c->paused && !c->finishing && !c->closing) {
         char *buf = c->pending;
         size_t len = c->pending_len;
@@ -1183,20 +1242,35 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- listening ------------------------------------------------------------------- */
 
+/* The client's address as text ("-" if unknown). */
+static void peer_name(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    snprintf(out, cap, "-");
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+    else if (ss.ss_family == AF_UNIX)
+        snprintf(out, cap, "unix");
+}
+
 /* Takes fd, an accepted client socket: a new connection reading its first
  * request. On failure fd is closed. */
 static void conn_open(sup_server *s, int fd)
 {
     sup_conn *c = calloc(1, sizeof *c);
     if (!c) {
-        sup__log("unable to accept a connection: out of memory");
+        sup__error("unable to accept a connection: out of memory");
         close(fd);
         return;
     }
     c->srv = s;
     int err = uv_tcp_init(s->loop, &c->tcp);
     if (err != 0) {
-        sup__log("unable to accept a connection: %s", uv_strerror(err));
+        sup__error("unable to accept a connection: %s", uv_strerror(err));
         close(fd);
         free(c);
         return;
@@ -1208,13 +1282,13 @@ static void conn_open(sup_server *s, int fd)
     s->nconns++;
     err = uv_tcp_open(&c->tcp, fd);
     if (err != 0) {
-        sup__log("unable to accept a connection: %s", uv_strerror(err));
+        sup__error("unable to accept a connection: %s", uv_strerror(err));
         close(fd);
         conn_close(c);
         return;
     }
     err = uv_tcp_nodelay(&c->tcp, 1); /* responses are single writes: no need to wait */
-    if (err != 0) sup__log("unable to disable Nagle on a connection: %s", uv_strerror(err));
+    if (err != 0) sup__warn("unable to disable Nagle on a connection: %s", uv_strerror(err));
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
     /* Off by default; said here because the strict framing relies on it. */
     llhttp_set_lenient_headers(&c->parser, 0);
@@ -1222,7 +1296,8 @@ static void conn_open(sup_server *s, int fd)
     llhttp_set_lenient_keep_alive(&c->parser, 0);
     llhttp_set_lenient_transfer_encoding(&c->parser, 0);
     c->parser.data = c;
-    c->deadline_ms = now_ms(c) + SUP_READ_TIMEOUT_MS;
+    peer_name(fd, c->remote, sizeof c->remote);
+    c->deadline_ms = now_ms(c) + s->cfg.header_timeout_ms; /* a first request must begin */
     conn_start_reading(c);
 }
 
@@ -1232,7 +1307,7 @@ static void pause_accepting(sup_server *s, enum accept_pause why, int errnum)
 {
     if (s->accept_paused == ACCEPT_ON) {
         int err = uv_poll_stop(&s->listener);
-        if (err != 0) sup__log("unable to stop polling the listener: %s", uv_strerror(err));
+        if (err != 0) sup__error("unable to stop polling the listener: %s", uv_strerror(err));
     }
     s->accept_paused = why;
     if (why == ACCEPT_CAP) {
@@ -1255,7 +1330,7 @@ static void resume_accepting(sup_server *s)
         return;
     int err = uv_poll_start(&s->listener, UV_READABLE, on_listener);
     if (err != 0) {
-        sup__log("unable to poll the listener: %s", uv_strerror(err));
+        sup__error("unable to poll the listener: %s", uv_strerror(err));
         return;
     }
     s->accept_paused = ACCEPT_ON;
@@ -1295,21 +1370,21 @@ static void set_conn_cap(sup_server *s)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
         limit = rl.rlim_cur;
     else
-        sup__log("unable to read the descriptor limit: %s; assuming 1024", strerror(errno));
+        sup__warn("unable to read the descriptor limit: %s; assuming 1024", strerror(errno));
     if (limit == RLIM_INFINITY || limit > (1 << 24)) limit = 1 << 24;
     s->fd_limit = (int)limit;
     s->fd_reserve = SUP_FD_RESERVE_BASE + SUP_FDS_PER_SLOT * sup__pool_slot_count(&s->cfg);
     s->max_conns = s->fd_limit - s->fd_reserve;
     if (s->max_conns < 1) {
-        sup__log("the descriptor limit (%d) is below what the server and its workers keep "
-                 "(%d): accepting one client connection at a time; raise it (ulimit -n)",
-                 s->fd_limit, s->fd_reserve);
+        sup__warn("the descriptor limit (%d) is below what the server and its workers keep "
+                  "(%d): accepting one client connection at a time; raise it (ulimit -n)",
+                  s->fd_limit, s->fd_reserve);
         s->max_conns = 1;
         return;
     }
-    sup__log("accepting up to %d client connections (descriptor limit %d, %d kept for the "
-             "server and its workers)",
-             s->max_conns, s->fd_limit, s->fd_reserve);
+    sup__info("accepting up to %d client connections (descriptor limit %d, %d kept for the "
+              "server and its workers)",
+              s->max_conns, s->fd_limit, s->fd_reserve);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -1319,13 +1394,16 @@ static void on_listener_closed(uv_handle_t *h)
     s->listen_fd = -1;
 }
 
-/* A non-blocking listening socket bound to ai. @return the fd, or -errno */
-static int open_listen_socket(const struct addrinfo *ai)
+/* A non-blocking listening socket bound to ai (with SO_REUSEPORT if
+ * reuse_port: other processes may bind the same address and the kernel
+ * spreads connections among them). @return the fd, or -errno */
+static int open_listen_socket(const struct addrinfo *ai, bool reuse_port)
 {
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int on = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) ||
         bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 511) != 0) {
         int err = -errno;
         close(fd);
@@ -1334,7 +1412,8 @@ static int open_listen_socket(const struct addrinfo *ai)
     return fd;
 }
 
-int sup__http_start(sup_server *s)
+/* Binds cfg.host:port. @return the listening fd, or a negative error (logged) */
+static int bind_listener(sup_server *s)
 {
     char port[16];
     snprintf(port, sizeof port, "%d", s->cfg.port);
@@ -1346,19 +1425,27 @@ int sup__http_start(sup_server *s)
     s->listen_fd = -1;
     int gerr = getaddrinfo(s->cfg.host, port, &hints, &ai);
     if (gerr != 0 || !ai) {
-        sup__log("unable to listen on %s:%d: %s", s->cfg.host, s->cfg.port, gai_strerror(gerr));
+        sup__error("unable to listen on %s:%d: %s", s->cfg.host, s->cfg.port, gai_strerror(gerr));
         return -EINVAL;
     }
-    int fd = open_listen_socket(ai);
+    int fd = open_listen_socket(ai, s->cfg.reuse_port);
     freeaddrinfo(ai);
-    if (fd < 0) {
-        sup__log("unable to listen on %s:%d: %s", s->cfg.host, s->cfg.port, uv_err_name(fd));
-        return fd;
-    }
+    if (fd < 0)
+        sup__error("unable to listen on %s:%d: %s", s->cfg.host, s->cfg.port, uv_err_name(fd));
+    return fd;
+}
+
+int sup__http_start(sup_server *s)
+{
+    s->listen_fd = -1;
+    bool inherited = s->inherited_fd >= 0;
+    int fd = inherited ? s->inherited_fd : bind_listener(s);
+    if (fd < 0) return fd;
+    s->inherited_fd = -1; /* owned by the listener now */
     int err = uv_poll_init_socket(s->loop, &s->listener, fd);
     if (err != 0) {
         close(fd);
-        sup__log("unable to poll the listening socket: %s", uv_strerror(err));
+        sup__error("unable to poll the listening socket: %s", uv_strerror(err));
         return err;
     }
     s->listen_fd = fd;
@@ -1368,7 +1455,7 @@ int sup__http_start(sup_server *s)
     set_conn_cap(s);
     err = uv_poll_start(&s->listener, UV_READABLE, on_listener);
     if (err != 0) {
-        sup__log("unable to poll the listening socket: %s", uv_strerror(err));
+        sup__error("unable to poll the listening socket: %s", uv_strerror(err));
         return err;
     }
     struct sockaddr_storage ss;
@@ -1377,19 +1464,23 @@ int sup__http_start(sup_server *s)
     int bound = s->cfg.port;
     if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
         err = -errno;
-        sup__log("unable to read the listening address: %s", uv_strerror(err));
+        sup__error("unable to read the listening address: %s", uv_strerror(err));
         return err;
     }
+    const char *how = inherited ? " (socket from systemd)" : "";
     if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
         uv_ip6_name(a, host, sizeof host);
         bound = ntohs(a->sin6_port);
-        sup__log("listening on http://[%s]:%d", host, bound);
+        sup__notice("listening on http://[%s]:%d%s", host, bound, how);
+    } else if (ss.ss_family == AF_UNIX) {
+        struct sockaddr_un *a = (struct sockaddr_un *)&ss;
+        sup__notice("listening on unix:%s%s", a->sun_path[0] ? a->sun_path : "(abstract)", how);
     } else {
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
         uv_ip4_name(a, host, sizeof host);
         bound = ntohs(a->sin_port);
-        sup__log("listening on http://%s:%d", host, bound);
+        sup__notice("listening on http://%s:%d%s", host, bound, how);
     }
     return 0;
 }
@@ -1426,17 +1517,17 @@ static void accept_housekeeping(sup_server *s, uint64_t now)
     if (s->cap_hits == 0 && s->accept_errors == 0) return;
     if (s->accept_log_ms != 0 && now - s->accept_log_ms < SUP_LOG_EVERY_MS) return;
     if (s->accept_errors > 0)
-        sup__log("unable to accept connections: %s (%s), %llu time%s; not accepting, retrying "
-                 "every %d ms (%d client connections open)",
-                 uv_err_name(-s->accept_errno), uv_strerror(-s->accept_errno),
-                 (unsigned long long)s->accept_errors, s->accept_errors == 1 ? "" : "s",
-                 ACCEPT_RETRY_MS, s->nconns);
+        sup__warn("unable to accept connections: %s (%s), %llu time%s; not accepting, retrying "
+                  "every %d ms (%d client connections open)",
+                  uv_err_name(-s->accept_errno), uv_strerror(-s->accept_errno),
+                  (unsigned long long)s->accept_errors, s->accept_errors == 1 ? "" : "s",
+                  ACCEPT_RETRY_MS, s->nconns);
     if (s->cap_hits > 0)
-        sup__log("client connection limit reached: %d connections open (descriptor limit %d "
-                 "less %d kept for the server and its workers), %llu time%s; new clients wait "
-                 "until one closes",
-                 s->nconns, s->fd_limit, s->fd_reserve, (unsigned long long)s->cap_hits,
-                 s->cap_hits == 1 ? "" : "s");
+        sup__warn("client connection limit reached: %d connections open (descriptor limit %d "
+                  "less %d kept for the server and its workers), %llu time%s; new clients wait "
+                  "until one closes",
+                  s->nconns, s->fd_limit, s->fd_reserve, (unsigned long long)s->cap_hits,
+                  s->cap_hits == 1 ? "" : "s");
     s->accept_errors = s->cap_hits = 0;
     s->accept_log_ms = now;
 }
@@ -1451,10 +1542,17 @@ void sup__http_housekeeping(sup_server *s, uint64_t now)
         if (c->cur && !c->inflight && c->writes == 0 && !c->lingering && !c->finishing) {
             stop_reading(c);
             if (!c->closing) {
+                static const char text[] = "request timeout\n";
+                sup__debug("a request from %s timed out in its %s; answering 408", c->remote,
+                           c->cur->method ? "body" : "head");
                 sup__metrics_response(s, c->cur, 408);
-                conn_send_text(c, 408, "request timeout\n", false, false);
+                log_conn_answer(c, 408, sizeof text - 1);
+                conn_send_text(c, 408, text, false, false);
             }
-        } else
+        } else {
+            if (!c->lingering && c->writes == 0)
+                sup__debug("closed an idle connection from %s", c->remote);
             conn_close(c);
+        }
     }
 }

@@ -32,8 +32,11 @@
 #define SUP_MAX_HEADERS 256              /* header lines; above: 431 */
 #define SUP_MAX_BODY_LIMIT (32u << 20)   /* largest accepted --max-body */
 #define SUP_MAX_QUEUE 4096               /* requests waiting for a worker; above: 503 */
-#define SUP_READ_TIMEOUT_MS 30000        /* headers (and each body gap) must arrive within */
-#define SUP_LINGER_MS 2000               /* draining a closing connection's input */
+#define SUP_HEADER_TIMEOUT_MS 30000      /* default --header-timeout: a head, from its first byte */
+#define SUP_BODY_TIMEOUT_MS 60000     /* default --body-timeout: its whole body, after the head */
+#define SUP_KEEPALIVE_TIMEOUT_MS 5000 /* default --keepalive-timeout: idle between requests */
+#define SUP_SEND_TIMEOUT_MS 30000     /* a response must be taken by the client within */
+#define SUP_LINGER_MS 2000            /* draining a closing connection's input */
 #define SUP_HOUSEKEEPING_MS 100
 #define SUP_READY_TIMEOUT_MS 15000 /* spawn -> READY */
 #define SUP_DRAIN_MS 5000          /* shutdown: default --graceful-timeout */
@@ -60,7 +63,25 @@
  * SXPOOL_TEST_HOOK holds "name:MS"; the release binary always says false
  * and never reads the variable. */
 bool sup__test_hook_ms(const char *name, uint64_t *ms);
-void sup__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- the error log (sup_log.c) ------------------------------------------ */
+
+/* Levels of the error log; a line is written when its level is at most
+ * --log-level. SUP_LOG_NOTICE lines (where the server listens) always are. */
+enum sup_log_level { SUP_LOG_NOTICE, SUP_LOG_ERROR, SUP_LOG_WARN, SUP_LOG_INFO, SUP_LOG_DEBUG };
+
+/* "error", "warn", "info" or "debug" to its level. @return it, or -1 */
+int sup__log_parse_level(const char *name);
+/* Sets the level, and reads JOURNAL_STREAM: lines to the journal carry a
+ * syslog priority prefix instead of the time. Call before any thread runs. */
+void sup__log_setup(int level);
+/* One line on stderr: "TIME LEVEL sxpool: MESSAGE", the message escaped. */
+void sup__logf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define sup__notice(...) sup__logf(SUP_LOG_NOTICE, __VA_ARGS__)
+#define sup__error(...) sup__logf(SUP_LOG_ERROR, __VA_ARGS__)
+#define sup__warn(...) sup__logf(SUP_LOG_WARN, __VA_ARGS__)
+#define sup__info(...) sup__logf(SUP_LOG_INFO, __VA_ARGS__)
+#define sup__debug(...) sup__logf(SUP_LOG_DEBUG, __VA_ARGS__)
 
 /* ---- growable byte buffer -------------------------------------------- */
 
@@ -99,6 +120,13 @@ typedef struct sup_config {
     bool admin;                   /* --admin given: serve /metrics and /status */
     char admin_host[256];
     int admin_port;
+    bool reuse_port;            /* --reuse-port: SO_REUSEPORT on the listener */
+    uint64_t header_timeout_ms; /* a request's head must arrive within, from its first byte */
+    uint64_t body_timeout_ms;   /* its whole body within, from the end of the head */
+    uint64_t keepalive_ms;      /* idle kept-alive connections closed after (0: no keep-alive) */
+    int log_level;              /* enum sup_log_level */
+    char access_log[PATH_MAX];  /* --access-log: a path, "-" (stdout) or empty (off) */
+    bool access_json;           /* --access-log-format=json */
 } sup_config;
 
 /* ---- requests --------------------------------------------------------- */
@@ -121,7 +149,9 @@ typedef struct sup_request {
     int slot;                        /* worker slot running it, or -1 */
     uint64_t queued_ms;              /* when it entered the queue */
     uint64_t deadline_ms;            /* set at dispatch */
-    const char *method;              /* static string from llhttp */
+    const char *method;              /* static string from llhttp (NULL until the head is parsed) */
+    int http_minor;                  /* HTTP/1.x, once the head is parsed */
+    char remote[48];                 /* the client's address, for the access log */
     bool head;                       /* HEAD: answer without a body */
     bool keep_alive;                 /* the client may send another request */
     sup_buf url;                     /* request target, raw */
@@ -293,7 +323,11 @@ struct sup_server {
     int accept_errno;         /* the last one */
     uint64_t accept_log_ms;   /* when either was last logged */
     uv_timer_t housekeeping;
-    uv_signal_t sigint, sigterm, sighup;
+    uv_signal_t sigint, sigterm, sighup, sigusr1;
+    /* systemd (sup_systemd.c): listeners passed in (-1: none), readiness sent */
+    int inherited_fd, inherited_admin_fd;
+    bool sd_ready_sent;
+    int sd_ready_count; /* ready workers in the last STATUS= */
     uv_async_t inbox_async;
     bool async_open;
 
@@ -464,6 +498,47 @@ void sup__reload_exit(sup_slot *w, const char *how);
 /* Starts what a reload still needs in spare slots, notices a retired
  * generation's last exit, starts a queued reload. */
 void sup__reload_tick(sup_server *s);
+/* ---- the access log (sup_log.c) ------------------------------------------ */
+
+/* One answered request, as the access log sees it. */
+typedef struct sup_access {
+    const sup_request *r; /* NULL, or without a method if rejected before its head was parsed */
+    const char *remote;   /* the client's address */
+    const char *line;     /* the request line as far as it was read (used when r has no method) */
+    size_t line_len;
+    int status;
+    size_t bytes;     /* body bytes sent */
+    bool client_gone; /* the client left before the answer */
+} sup_access;
+
+/* Opens path for appending ("-": stdout). Before the loop exists.
+ * @return 0 or -errno */
+int sup__access_open(const char *path, bool json);
+bool sup__access_enabled(void);
+/* --access-log=-: workers get stderr as their stdout. */
+bool sup__access_to_stdout(void);
+/* From now on batches are written on the thread pool. */
+void sup__access_start(uv_loop_t *loop);
+/* Adds a line (dropped, and counted, if too much is waiting). */
+void sup__access_log(sup_server *s, const sup_access *a);
+/* Housekeeping: starts writing what waits; logs lost lines. */
+void sup__access_flush(uint64_t now);
+/* SIGUSR1: reopens the file by its path (after the write in flight). */
+void sup__access_reopen(void);
+/* After the loop: writes what is left synchronously and closes the file. */
+void sup__access_close(void);
+
+/* ---- sup_systemd.c: socket activation and readiness ------------------------ */
+
+/* Takes the listening sockets systemd passed (LISTEN_FDS) into
+ * inherited_fd and inherited_admin_fd (the one named "admin"; it turns
+ * the admin listener on), and removes LISTEN_* from the environment.
+ * @return 0 (none passed is fine) or a negative errno (logged) */
+int sup__systemd_listen_fds(sup_server *s);
+/* Housekeeping: READY=1 once a worker is ready; STATUS= when that changes. */
+void sup__systemd_tick(sup_server *s);
+/* A stop has begun: STOPPING=1. */
+void sup__systemd_stopping(sup_server *s);
 
 /* ---- sup_main.c ---------------------------------------------------------- */
 

@@ -20,7 +20,9 @@
  *                              SIGKILL to those alive after SUP_STOP_GRACE_MS)
  *   -> STOP_CLOSING           (no worker left: close every handle; the loop
  *                              ends, the run directory is removed)
- * A second signal skips the drain.
+ * A second signal skips the drain. SIGUSR1 only reopens the access log
+ * (sup_log.c); the housekeeping tick also writes the access log's waiting
+ * lines and tells systemd how many workers are ready (sup_systemd.c).
  *
  * SIGHUP reloads the app without stopping (sup_reload.c).
  */
@@ -56,6 +58,7 @@
 #define MAX_STOP_S 3600 /* --drain-delay, --graceful-timeout */
 #define DEFAULT_MAX_BODY (1u << 20)
 #define MAX_TIMEOUT_S 86400
+#define MAX_CONN_TIMEOUT_S 3600          /* --header-timeout, --body-timeout, --keepalive-timeout */
 #define MAX_RECYCLE_REQUESTS 1000000000u /* --max-requests, --max-requests-jitter */
 #define MAX_RSS_MB 1048576u              /* --max-rss: 1 TB */
 #define DEFAULT_STORE_SIZE (1ull << 30)  /* --store-size */
@@ -63,25 +66,6 @@
 #define MAX_STORE_SIZE (1ull << 40)
 
 /* ---- small shared helpers ---------------------------------------------- */
-
-void sup__log(const char *fmt, ...)
-{
-    char msg[2048], line[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (m < 0) m = 0;
-    if ((size_t)m >= sizeof msg) m = (int)sizeof msg - 1;
-    /* names and messages that come from the app or a client are in msg:
-     * escaped, so one event stays one line */
-    int n = snprintf(line, sizeof line, "sxpool: ");
-    size_t len = (size_t)n + ipc_escape_line(line + n, sizeof line - (size_t)n - 1, msg, (size_t)m);
-    line[len++] = '\n';
-    /* One write per line, so lines from workers sharing stderr do not mix. */
-    ssize_t w = write(STDERR_FILENO, line, len);
-    (void)w;
-}
 
 int sup__buf_append(sup_buf *b, const void *src, size_t n)
 {
@@ -131,10 +115,37 @@ void sup_usage(FILE *out)
             "                     0: before its first call)\n"
             "  --jit-exclude=GLOB functions never compiled (comma-separated globs;\n"
             "                     may be repeated)\n"
-            "  --listen=HOST:PORT address to serve on (default %s:%d; port 0 picks one)\n"
+            "  --listen=HOST:PORT address to serve on (default %s:%d; port 0 picks one);\n"
+            "                     IPv6 in brackets: [::1]:8080, [::]:8080 (all addresses,\n"
+            "                     IPv4 too unless the system sets bindv6only)\n"
+            "  --reuse-port       set SO_REUSEPORT: several sxpool instances may listen on\n"
+            "                     the same address and the kernel spreads connections\n"
+            "                     among them (e.g. to start a new one before the old stops)\n"
             "  --admin=HOST:PORT  serve /metrics (Prometheus), /status (JSON) and\n"
             "                     /status.html there (default: off; port 0 picks one);\n"
             "                     unauthenticated: bind it to a local address\n"
+            "                     Under systemd socket activation (LISTEN_FDS) the sockets\n"
+            "                     passed are used instead of --listen and --admin: the\n"
+            "                     one named admin (FileDescriptorName=admin) for admin,\n"
+            "                     the first other for HTTP. Readiness goes to systemd\n"
+            "                     (Type=notify): READY=1 once a worker is ready.\n"
+            "  --header-timeout=SECS  a request's head must arrive within this of its\n"
+            "                     first byte, and a new connection must begin a request\n"
+            "                     within it (default %d; 1 to %d); else 408 and close\n"
+            "  --body-timeout=SECS  the whole body must arrive within this of the end of\n"
+            "                     the head (default %d; 1 to %d): a client trickling bytes\n"
+            "                     cannot hold a connection longer; else 408 and close\n"
+            "  --keepalive-timeout=SECS  an idle kept-alive connection is closed after\n"
+            "                     this (default %d; 0 to %d, 0: one request per\n"
+            "                     connection). Short, as Apache and Node.js: an idle client\n"
+            "                     holds a descriptor; behind a load balancer that reuses\n"
+            "                     connections set it above the balancer's idle timeout\n"
+            "  --access-log=PATH  log each request to PATH, or to stdout with -\n"
+            "                     (default: off); SIGUSR1 reopens PATH (for logrotate)\n"
+            "  --access-log-format=combined|json  the Apache/nginx combined format\n"
+            "                     (default), or one JSON object per line\n"
+            "  --log-level=LEVEL  error, warn, info (default) or debug: what the error log\n"
+            "                     on stderr says; lines are TIME LEVEL sxpool: MESSAGE\n"
             "  --app=DIR          application directory with main.sx\n"
             "                     (default %s)\n"
             "  --data=DIR         data directory, created if missing (default %s)\n"
@@ -171,7 +182,9 @@ void sup_usage(FILE *out)
             "                     requests; if the new app fails to load, the old\n"
             "                     workers serve on and the error is logged\n",
             SUP_MAX_WORKERS, DEFAULT_WORKERS, SUP_MAX_WORKERS, DEFAULT_CEK_WORKERS,
-            DEFAULT_JIT_THRESHOLD, DEFAULT_HOST, DEFAULT_PORT, SXPOOL_DEFAULT_APP, DEFAULT_DATA,
+            DEFAULT_JIT_THRESHOLD, DEFAULT_HOST, DEFAULT_PORT, SUP_HEADER_TIMEOUT_MS / 1000,
+            MAX_CONN_TIMEOUT_S, SUP_BODY_TIMEOUT_MS / 1000, MAX_CONN_TIMEOUT_S,
+            SUP_KEEPALIVE_TIMEOUT_MS / 1000, MAX_CONN_TIMEOUT_S, SXPOOL_DEFAULT_APP, DEFAULT_DATA,
             MAX_TIMEOUT_S, DEFAULT_TIMEOUT_S, SUP_MAX_BODY_LIMIT, DEFAULT_MAX_BODY,
             SUP_DRAIN_MS / 1000, SUP_MAX_INFLIGHT, DEFAULT_INFLIGHT, STORE_HIGH_WATER);
 }
@@ -226,6 +239,20 @@ static int parse_seconds(const char *name, const char *v, uint64_t *ms)
     return 0;
 }
 
+/* A connection timeout's seconds (min .. MAX_CONN_TIMEOUT_S) as
+ * milliseconds. @return 0 or -1 (reported) */
+static int parse_timeout(const char *name, const char *v, unsigned min, uint64_t *ms)
+{
+    unsigned long long n;
+    if (parse_uint(v, min, MAX_CONN_TIMEOUT_S, &n) != 0) {
+        fprintf(stderr, "sxpool: %s: expected a number of seconds from %u to %d, got '%s'\n", name,
+                min, MAX_CONN_TIMEOUT_S, v);
+        return -1;
+    }
+    *ms = n * 1000;
+    return 0;
+}
+
 /* HOST:PORT ([HOST]:PORT for IPv6) into host[hcap] and *port.
  * @return 0 or -1 (reported, naming opt) */
 static int parse_hostport(const char *opt, const char *v, char *host, size_t hcap, int *port_out)
@@ -238,7 +265,10 @@ static int parse_hostport(const char *opt, const char *v, char *host, size_t hca
         if (hlen < 3 || h[hlen - 1] != ']') goto bad;
         h++;
         hlen -= 2;
+    } else if (memchr(h, ':', hlen) || memchr(h, ']', hlen)) {
+        goto bad; /* an IPv6 address goes in brackets */
     }
+    if (memchr(h, '[', hlen) || memchr(h, ']', hlen)) goto bad;
     if (hlen >= hcap) goto bad;
     unsigned long long port;
     if (parse_uint(colon + 1, 0, 65535, &port) != 0) goto bad;
@@ -247,7 +277,8 @@ static int parse_hostport(const char *opt, const char *v, char *host, size_t hca
     *port_out = (int)port;
     return 0;
 bad:
-    fprintf(stderr, "sxpool: %s: expected HOST:PORT (port 0 to 65535), got '%s'\n", opt, v);
+    fprintf(stderr, "sxpool: %s: expected HOST:PORT or [IPV6]:PORT (port 0 to 65535), got '%s'\n",
+            opt, v);
     return -1;
 }
 
@@ -438,6 +469,39 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
                 return -1;
             }
             cfg->store_size = (size_t)n;
+        } else if (strcmp(a, "--reuse-port") == 0) {
+            cfg->reuse_port = true;
+        } else if ((m = opt_value(argc, argv, &i, "--header-timeout", &v)) != 0) {
+            if (m < 0 || parse_timeout("--header-timeout", v, 1, &cfg->header_timeout_ms) != 0)
+                return -1;
+        } else if ((m = opt_value(argc, argv, &i, "--body-timeout", &v)) != 0) {
+            if (m < 0 || parse_timeout("--body-timeout", v, 1, &cfg->body_timeout_ms) != 0)
+                return -1;
+        } else if ((m = opt_value(argc, argv, &i, "--keepalive-timeout", &v)) != 0) {
+            if (m < 0 || parse_timeout("--keepalive-timeout", v, 0, &cfg->keepalive_ms) != 0)
+                return -1;
+        } else if ((m = opt_value(argc, argv, &i, "--log-level", &v)) != 0) {
+            if (m < 0) return -1;
+            if ((cfg->log_level = sup__log_parse_level(v)) < 0) {
+                fprintf(stderr,
+                        "sxpool: --log-level: expected error, warn, info or debug, got '%s'\n", v);
+                return -1;
+            }
+        } else if ((m = opt_value(argc, argv, &i, "--access-log-format", &v)) != 0) {
+            if (m < 0) return -1;
+            if (strcmp(v, "combined") != 0 && strcmp(v, "json") != 0) {
+                fprintf(stderr,
+                        "sxpool: --access-log-format: expected combined or json, got '%s'\n", v);
+                return -1;
+            }
+            cfg->access_json = strcmp(v, "json") == 0;
+        } else if ((m = opt_value(argc, argv, &i, "--access-log", &v)) != 0) {
+            if (m < 0) return -1;
+            if (*v == '\0' || strlen(v) >= sizeof cfg->access_log) {
+                fprintf(stderr, "sxpool: --access-log: expected a file name or -, got '%s'\n", v);
+                return -1;
+            }
+            snprintf(cfg->access_log, sizeof cfg->access_log, "%s", v);
         } else if ((m = opt_value(argc, argv, &i, "--max-body", &v)) != 0) {
             if (m < 0) return -1;
             if (parse_uint(v, 0, SUP_MAX_BODY_LIMIT, &n) != 0) {
@@ -501,19 +565,19 @@ static int make_rundir(sup_server *s)
     if (!tmp || !*tmp) tmp = "/tmp";
     int n = snprintf(s->rundir, sizeof s->rundir, "%s/sxpool.XXXXXX", tmp);
     if (n < 0 || (size_t)n >= sizeof s->rundir) {
-        sup__log("unable to create the run directory under %s: path too long", tmp);
+        sup__error("unable to create the run directory under %s: path too long", tmp);
         s->rundir[0] = '\0';
         return -ENAMETOOLONG;
     }
     if (!mkdtemp(s->rundir)) {
         int e = errno;
-        sup__log("unable to create the run directory under %s: %s", tmp, strerror(e));
+        sup__error("unable to create the run directory under %s: %s", tmp, strerror(e));
         s->rundir[0] = '\0';
         return -e;
     }
     if (chmod(s->rundir, 0700) != 0) {
         int e = errno;
-        sup__log("unable to make %s private: %s", s->rundir, strerror(e));
+        sup__error("unable to make %s private: %s", s->rundir, strerror(e));
         return -e;
     }
     /* Whose it is, for remove_stale_rundirs at a later start if this
@@ -523,8 +587,8 @@ static int make_rundir(sup_server *s)
     int fd = open(pidfile, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     int plen = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
     if (fd < 0 || write(fd, pid, (size_t)plen) != plen)
-        sup__log("unable to write %s (it is not removed if sxpool is killed): %s", pidfile,
-                 strerror(errno));
+        sup__warn("unable to write %s (it is not removed if sxpool is killed): %s", pidfile,
+                  strerror(errno));
     if (fd >= 0) close(fd);
     return 0;
 }
@@ -533,7 +597,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 {
     (void)st, (void)ftw;
     int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
-    if (rc != 0 && errno != ENOENT) sup__log("unable to remove %s: %s", path, strerror(errno));
+    if (rc != 0 && errno != ENOENT) sup__warn("unable to remove %s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -573,15 +637,15 @@ static void remove_stale_rundirs(void)
     }
     closedir(d);
     if (removed > 0)
-        sup__log("removed %d run director%s left by supervisors that were killed", removed,
-                 removed == 1 ? "y" : "ies");
+        sup__info("removed %d run director%s left by supervisors that were killed", removed,
+                  removed == 1 ? "y" : "ies");
 }
 
 static void remove_rundir(sup_server *s)
 {
     if (!s->rundir[0]) return;
     if (nftw(s->rundir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
-        sup__log("unable to remove the run directory %s: %s", s->rundir, strerror(errno));
+        sup__warn("unable to remove the run directory %s: %s", s->rundir, strerror(errno));
     s->rundir[0] = '\0';
 }
 
@@ -619,22 +683,23 @@ void sup__begin_stop(sup_server *s, const char *why)
     switch (s->stop) {
     case STOP_NONE:
         sup__reload_cancel(s);
+        sup__systemd_stopping(s);
         if (s->cfg.drain_delay_ms > 0) {
-            sup__log("%s; /healthz answers 503 and requests are served for %llu ms more, then "
-                     "shutting down",
-                     why, (unsigned long long)s->cfg.drain_delay_ms);
+            sup__info("%s; /healthz answers 503 and requests are served for %llu ms more, then "
+                      "shutting down",
+                      why, (unsigned long long)s->cfg.drain_delay_ms);
             enter_stage(s, STOP_ANNOUNCE);
             break;
         }
-        sup__log("%s; shutting down", why);
+        sup__info("%s; shutting down", why);
         begin_drain(s);
         break;
     case STOP_ANNOUNCE:
-        sup__log("%s again; shutting down now", why);
+        sup__info("%s again; shutting down now", why);
         begin_drain(s);
         break;
     case STOP_DRAIN:
-        sup__log("%s again; stopping the workers now", why);
+        sup__info("%s again; stopping the workers now", why);
         stop_workers(s);
         break;
     case STOP_WORKERS:
@@ -645,6 +710,13 @@ void sup__begin_stop(sup_server *s, const char *why)
         break;
     case STOP_CLOSING: break;
     }
+}
+
+/* SIGUSR1: the access log is reopened (after logrotate moved it). */
+static void on_sigusr1(uv_signal_t *h, int signum)
+{
+    (void)h, (void)signum;
+    sup__access_reopen();
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -665,7 +737,7 @@ static void stop_tick(sup_server *s, uint64_t now)
     case STOP_NONE: return;
     case STOP_ANNOUNCE:
         if (now - s->stop_stage_ms >= s->cfg.drain_delay_ms) {
-            sup__log("drain delay over; shutting down");
+            sup__info("drain delay over; shutting down");
             begin_drain(s);
         }
         return;
@@ -674,9 +746,9 @@ static void stop_tick(sup_server *s, uint64_t now)
         if (sup__pool_quiet(s) && sup__store_idle()) {
             stop_workers(s);
         } else if (now - s->stop_stage_ms >= s->cfg.graceful_ms) {
-            sup__log("requests still running after %llu ms (--graceful-timeout); stopping the "
-                     "workers anyway",
-                     (unsigned long long)s->cfg.graceful_ms);
+            sup__warn("requests still running after %llu ms (--graceful-timeout); stopping the "
+                      "workers anyway",
+                      (unsigned long long)s->cfg.graceful_ms);
             stop_workers(s);
         }
         return;
@@ -702,6 +774,7 @@ static void stop_tick(sup_server *s, uint64_t now)
         close_handle((uv_handle_t *)&s->sigint);
         close_handle((uv_handle_t *)&s->sigterm);
         close_handle((uv_handle_t *)&s->sighup);
+        close_handle((uv_handle_t *)&s->sigusr1);
         close_handle((uv_handle_t *)&s->housekeeping);
         return;
     }
@@ -763,8 +836,8 @@ bool sup__test_hook_ms(const char *name, uint64_t *ms)
 static void read_prune_hook(void)
 {
     if (sup__test_hook_ms("prune-every", &prune_every_ms))
-        sup__log("test hook: response records are pruned every %llu ms",
-                 (unsigned long long)prune_every_ms);
+        sup__info("test hook: response records are pruned every %llu ms",
+                  (unsigned long long)prune_every_ms);
 }
 
 static void prune_run(sup_store_job *b, store *st)
@@ -779,25 +852,25 @@ static void prune_done(sup_store_job *b)
 {
     prune_job *j = (prune_job *)b;
     if (j->result > 0)
-        sup__log("pruned %d response records older than %llu s", j->result,
-                 (unsigned long long)(j->keep_ms / 1000));
+        sup__info("pruned %d response records older than %llu s", j->result,
+                  (unsigned long long)(j->keep_ms / 1000));
     else if (j->result < 0)
-        sup__log("unable to prune response records: %s", store_strerror(j->result));
+        sup__error("unable to prune response records: %s", store_strerror(j->result));
     if (j->shed > 0)
-        sup__log("store over %d %% full: pruned %d more response records older than %llu s "
-                 "(their requests can no longer be retried)",
-                 STORE_SHED_WATER, j->shed, (unsigned long long)(j->floor_keep_ms / 1000));
+        sup__warn("store over %d %% full: pruned %d more response records older than %llu s "
+                  "(their requests can no longer be retried)",
+                  STORE_SHED_WATER, j->shed, (unsigned long long)(j->floor_keep_ms / 1000));
     else if (j->shed < 0)
-        sup__log("unable to make room in the store: %s", store_strerror(j->shed));
+        sup__error("unable to make room in the store: %s", store_strerror(j->shed));
     bool full = j->usage == 0 && j->used * 100 > j->size * STORE_SHED_WATER;
     if (full)
-        sup__log("store nearly full: %zu of %zu KiB in use; writes past %d %% are answered 507 "
-                 "until response records older than %llu s can be pruned or the application "
-                 "deletes data (or restart with a larger --store-size)",
-                 j->used >> 10, j->size >> 10, STORE_HIGH_WATER,
-                 (unsigned long long)(j->floor_keep_ms / 1000));
+        sup__warn("store nearly full: %zu of %zu KiB in use; writes past %d %% are answered 507 "
+                  "until response records older than %llu s can be pruned or the application "
+                  "deletes data (or restart with a larger --store-size)",
+                  j->used >> 10, j->size >> 10, STORE_HIGH_WATER,
+                  (unsigned long long)(j->floor_keep_ms / 1000));
     else if (store_nearly_full && j->usage == 0)
-        sup__log("store has room again: %zu of %zu KiB in use", j->used >> 10, j->size >> 10);
+        sup__info("store has room again: %zu of %zu KiB in use", j->used >> 10, j->size >> 10);
     if (j->usage == 0) store_nearly_full = full;
     free(j);
     prune_pending = false;
@@ -833,6 +906,8 @@ static void on_housekeeping(uv_timer_t *t)
     sup__admin_housekeeping(s, now);
     sup__pool_housekeeping(s, now);
     prune_responses(s, now);
+    sup__access_flush(now);
+    sup__systemd_tick(s);
     stop_tick(s, now);
 }
 
@@ -844,17 +919,19 @@ static int start_handles(sup_server *s)
     if ((err = uv_timer_init(s->loop, &s->housekeeping)) != 0 ||
         (err = uv_signal_init(s->loop, &s->sigint)) != 0 ||
         (err = uv_signal_init(s->loop, &s->sigterm)) != 0 ||
-        (err = uv_signal_init(s->loop, &s->sighup)) != 0) {
-        sup__log("unable to set up the event loop: %s", uv_strerror(err));
+        (err = uv_signal_init(s->loop, &s->sighup)) != 0 ||
+        (err = uv_signal_init(s->loop, &s->sigusr1)) != 0) {
+        sup__error("unable to set up the event loop: %s", uv_strerror(err));
         return err;
     }
-    s->housekeeping.data = s->sigint.data = s->sigterm.data = s->sighup.data = s;
+    s->housekeeping.data = s->sigint.data = s->sigterm.data = s->sighup.data = s->sigusr1.data = s;
     if ((err = uv_timer_start(&s->housekeeping, on_housekeeping, SUP_HOUSEKEEPING_MS,
                               SUP_HOUSEKEEPING_MS)) != 0 ||
         (err = uv_signal_start(&s->sigint, on_signal, SIGINT)) != 0 ||
         (err = uv_signal_start(&s->sigterm, on_signal, SIGTERM)) != 0 ||
-        (err = uv_signal_start(&s->sighup, on_signal, SIGHUP)) != 0) {
-        sup__log("unable to watch signals and time: %s", uv_strerror(err));
+        (err = uv_signal_start(&s->sighup, on_signal, SIGHUP)) != 0 ||
+        (err = uv_signal_start(&s->sigusr1, on_sigusr1, SIGUSR1)) != 0) {
+        sup__error("unable to watch signals and time: %s", uv_strerror(err));
         return err;
     }
     return 0;
@@ -864,15 +941,16 @@ static int run_server(sup_server *s)
 {
     s->loop = uv_default_loop();
     if (!s->loop) {
-        sup__log("unable to create the event loop");
+        sup__error("unable to create the event loop");
         return 1;
     }
     int err = start_handles(s);
     if (err != 0) return 1; /* handles not running yet: nothing to wind down */
+    sup__access_start(s->loop);
     /* Listen first: a busy port fails before any worker is spawned. */
     if (sup__http_start(s) != 0 || sup__admin_start(s) != 0 || sup__pool_start(s) != 0) {
         /* Wind down whatever started: the loop runs the stop sequence. */
-        sup__log("start-up failed; stopping");
+        sup__error("start-up failed; stopping");
         s->exit_code = 1;
         enter_stage(s, STOP_DRAIN);
         sup__http_stop_accepting(s);
@@ -880,7 +958,7 @@ static int run_server(sup_server *s)
     }
     uv_run(s->loop, UV_RUN_DEFAULT);
     err = uv_loop_close(s->loop);
-    if (err != 0) sup__log("event loop closed with handles still open: %s", uv_strerror(err));
+    if (err != 0) sup__error("event loop closed with handles still open: %s", uv_strerror(err));
     return s->exit_code;
 }
 
@@ -917,21 +995,35 @@ int sup_main(int argc, char **argv)
     s->cfg.inflight = DEFAULT_INFLIGHT;
     s->cfg.graceful_ms = SUP_DRAIN_MS;
     s->cfg.store_size = (size_t)DEFAULT_STORE_SIZE;
+    s->cfg.header_timeout_ms = SUP_HEADER_TIMEOUT_MS;
+    s->cfg.body_timeout_ms = SUP_BODY_TIMEOUT_MS;
+    s->cfg.keepalive_ms = SUP_KEEPALIVE_TIMEOUT_MS;
+    s->cfg.log_level = SUP_LOG_INFO;
     if (parse_args(argc, argv, &s->cfg, &app, &data) != 0) return 2;
+    sup__log_setup(s->cfg.log_level);
+    if (sup__systemd_listen_fds(s) != 0) return 1;
     int rc = check_dirs(&s->cfg, app, data);
     if (rc != 0) return rc;
+    if (s->cfg.access_log[0]) {
+        int aerr = sup__access_open(s->cfg.access_log, s->cfg.access_json);
+        if (aerr != 0) {
+            fprintf(stderr, "sxpool: --access-log: cannot open '%s': %s\n", s->cfg.access_log,
+                    strerror(-aerr));
+            return 1;
+        }
+    }
 
     /* A client that goes away must not kill the server. Children get
      * default dispositions back: libuv resets them before exec. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
-        sup__log("unable to ignore SIGPIPE: %s", strerror(errno));
+        sup__error("unable to ignore SIGPIPE: %s", strerror(errno));
         return 1;
     }
 
     size_t exelen = sizeof s->exe;
     int err = uv_exepath(s->exe, &exelen);
     if (err != 0) {
-        sup__log("unable to find the sxpool executable to spawn workers: %s", uv_strerror(err));
+        sup__error("unable to find the sxpool executable to spawn workers: %s", uv_strerror(err));
         return 1;
     }
     /* Every process maps the store at the same size (store_open): workers
@@ -939,31 +1031,32 @@ int sup_main(int argc, char **argv)
     char size_env[32];
     snprintf(size_env, sizeof size_env, "%zu", s->cfg.store_size);
     if (setenv("SXPOOL_STORE_SIZE", size_env, 1) != 0) {
-        sup__log("unable to pass --store-size to the workers: %s", strerror(errno));
+        sup__error("unable to pass --store-size to the workers: %s", strerror(errno));
         return 1;
     }
     /* Both ends of a slot must speak the same transport. */
     if (setenv("SXPOOL_TRANSPORT", ipc_transport_name(s->cfg.transport), 1) != 0) {
-        sup__log("unable to pass --transport to the workers: %s", strerror(errno));
+        sup__error("unable to pass --transport to the workers: %s", strerror(errno));
         return 1;
     }
     err = store_open(s->cfg.data, s->cfg.store_size, &s->store);
     if (err != 0) {
-        sup__log("unable to open the store in %s: %s", s->cfg.data, store_strerror(err));
+        sup__error("unable to open the store in %s: %s", s->cfg.data, store_strerror(err));
         return 1;
     }
     read_prune_hook();
     s->metrics.start_ns = uv_hrtime();
     err = store_bl_each(s->store, NULL, count_entry, &s->metrics.blacklist_entries);
     if (err != 0)
-        sup__log("unable to count the blacklist entries: %s; the metric starts at 0",
-                 store_strerror(err));
+        sup__warn("unable to count the blacklist entries: %s; the metric starts at 0",
+                  store_strerror(err));
     rc = 1;
     remove_stale_rundirs();
     if (make_rundir(s) == 0) rc = run_server(s);
     remove_rundir(s);
     store_close(s->store);
     s->store = NULL;
-    if (rc == 0) sup__log("stopped");
+    sup__access_close();
+    if (rc == 0) sup__info("stopped");
     return rc;
 }

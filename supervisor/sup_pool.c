@@ -107,8 +107,8 @@ static uint64_t hook_kill_delay_ms;
 static void read_hooks(void)
 {
     if (sup__test_hook_ms("kill-delay", &hook_kill_delay_ms))
-        sup__log("test hook: a deadline's SIGKILL is sent %llu ms late",
-                 (unsigned long long)hook_kill_delay_ms);
+        sup__info("test hook: a deadline's SIGKILL is sent %llu ms late",
+                  (unsigned long long)hook_kill_delay_ms);
 }
 
 /* ---- the inbox: nng threads -> loop thread --------------------------------- */
@@ -129,7 +129,7 @@ static void on_recv(void *arg, const char *buf, size_t len)
     size_t copy = len > IPC_MAX_FRAME ? 0 : len; /* oversize: keep only the length */
     sup_msg *m = malloc(sizeof *m + copy);
     if (!m) {
-        sup__log("unable to queue a frame from worker slot %d: out of memory", w->index);
+        sup__error("unable to queue a frame from worker slot %d: out of memory", w->index);
         return;
     }
     m->next = NULL;
@@ -144,7 +144,7 @@ static void on_recv(void *arg, const char *buf, size_t len)
     s->inbox_tail = m;
     uv_mutex_unlock(&s->inbox_lock);
     int err = uv_async_send(&s->inbox_async);
-    if (err != 0) sup__log("unable to wake the loop for a worker frame: %s", uv_strerror(err));
+    if (err != 0) sup__error("unable to wake the loop for a worker frame: %s", uv_strerror(err));
 }
 
 static sup_msg *inbox_take(sup_server *s)
@@ -232,12 +232,12 @@ static void kill_worker(sup_slot *w, const char *reason)
     if (!w->killed) {
         w->killed = true;
         snprintf(w->kill_reason, sizeof w->kill_reason, "%s", reason);
-        sup__log("killing worker %d (pid %d): %s", w->index, w->pid, reason);
+        sup__warn("killing worker %d (pid %d): %s", w->index, w->pid, reason);
     }
     w->state = SLOT_DYING;
     int err = uv_process_kill(&w->proc, SIGKILL);
     if (err != 0 && err != UV_ESRCH)
-        sup__log("unable to kill worker %d (pid %d): %s", w->index, w->pid, uv_strerror(err));
+        sup__error("unable to kill worker %d (pid %d): %s", w->index, w->pid, uv_strerror(err));
 }
 
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig);
@@ -265,8 +265,8 @@ static void requeue_unstarted(sup_server *s, sup_slot *w, sup_request *r)
         drop_gone(s, r);
         return;
     }
-    sup__log("worker %d (pid %d) died before starting request %llu; queued it again", w->index,
-             w->pid, (unsigned long long)r->id);
+    sup__warn("worker %d (pid %d) died before starting request %llu; queued it again", w->index,
+              w->pid, (unsigned long long)r->id);
     r->attempts--;
     r->slot = -1;
     r->queued_ms = uv_now(s->loop);
@@ -285,10 +285,10 @@ static void start_failed(sup_slot *w, const char *cause)
     w->respawn_delay_ms = d;
     char who[48] = "";
     if (w->pid > 0) snprintf(who, sizeof who, " (pid %d)", w->pid);
-    sup__log("worker %d%s failed to start: %s; %u start failure%s in a row; respawning it in "
-             "%llu ms",
-             w->index, who, cause, w->start_failures, w->start_failures == 1 ? "" : "s",
-             (unsigned long long)d);
+    sup__warn("worker %d%s failed to start: %s; %u start failure%s in a row; respawning it in "
+              "%llu ms",
+              w->index, who, cause, w->start_failures, w->start_failures == 1 ? "" : "s",
+              (unsigned long long)d);
 }
 
 /* xorshift64*, seeded once from the clock and the pid: jitter only. */
@@ -313,7 +313,7 @@ static void spawn_slot(sup_slot *w)
          * the listener is still accepting) */
         int err = ipc_listen_restart(w->ipc);
         if (err != 0 && err != -EBUSY)
-            sup__log("unable to listen again for worker %d: %s", w->index, ipc_strerror(err));
+            sup__error("unable to listen again for worker %d: %s", w->index, ipc_strerror(err));
     }
     char slot_arg[32], rundir_arg[PATH_MAX + 16], app_arg[PATH_MAX + 16], data_arg[PATH_MAX + 16];
     snprintf(slot_arg, sizeof slot_arg, "--slot=%d", w->index);
@@ -347,7 +347,9 @@ static void spawn_slot(sup_slot *w)
     memset(stdio, 0, sizeof stdio);
     stdio[0].flags = UV_IGNORE;
     stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = 1;
+    /* With --access-log=- stdout is the access log's alone: a worker's
+     * output goes to stderr, so it cannot split an access log line. */
+    stdio[1].data.fd = sup__access_to_stdout() ? 2 : 1;
     stdio[2].flags = UV_INHERIT_FD;
     stdio[2].data.fd = 2;
 
@@ -383,7 +385,7 @@ static void spawn_slot(sup_slot *w)
     int err = uv_spawn(s->loop, &w->proc, &o);
     w->proc_open = true; /* initialised even when the spawn failed */
     if (err != 0) {
-        sup__log("unable to spawn worker %d: %s", w->index, uv_strerror(err));
+        sup__error("unable to spawn worker %d: %s", w->index, uv_strerror(err));
         w->state = SLOT_DOWN;
         char cause[128];
         snprintf(cause, sizeof cause, "unable to spawn it (%s)", uv_strerror(err));
@@ -460,21 +462,21 @@ static void decide_respawn(sup_slot *w, int64_t status, int sig)
     else
         what = NULL; /* a crash */
     if (what) {
-        sup__log("worker %d (pid %d) was ready and %s; replacing it now", w->index, w->pid, what);
+        sup__warn("worker %d (pid %d) was ready and %s; replacing it now", w->index, w->pid, what);
         return;
     }
     unsigned recent;
     uint64_t delay = crash_delay(w, uv_now(w->srv->loop), &recent);
     w->respawn_delay_ms = delay;
     if (delay == 0)
-        sup__log("worker %d (pid %d) was ready and crashed (%s); crash %u of slot %d within %d s; "
-                 "replacing it now",
-                 w->index, w->pid, cause, recent, w->index, SUP_DEATH_WINDOW_MS / 1000);
+        sup__warn("worker %d (pid %d) was ready and crashed (%s); crash %u of slot %d within %d s; "
+                  "replacing it now",
+                  w->index, w->pid, cause, recent, w->index, SUP_DEATH_WINDOW_MS / 1000);
     else
-        sup__log("worker %d (pid %d) was ready and crashed (%s); %u crashes of slot %d within "
-                 "%d s; respawning it in %llu ms",
-                 w->index, w->pid, cause, recent, w->index, SUP_DEATH_WINDOW_MS / 1000,
-                 (unsigned long long)delay);
+        sup__warn("worker %d (pid %d) was ready and crashed (%s); %u crashes of slot %d within "
+                  "%d s; respawning it in %llu ms",
+                  w->index, w->pid, cause, recent, w->index, SUP_DEATH_WINDOW_MS / 1000,
+                  (unsigned long long)delay);
 }
 
 static void on_proc_closed(uv_handle_t *h)
@@ -518,7 +520,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     sup_server *s = w->srv;
     char how[96];
     describe_exit(how, sizeof how, status, sig);
-    sup__log("worker %d (pid %d) %s", w->index, w->pid, how);
+    sup__logf(status == 0 && sig == 0 ? SUP_LOG_INFO : SUP_LOG_WARN, "worker %d (pid %d) %s",
+              w->index, w->pid, how);
     w->running = false;
     w->state = SLOT_DOWN;
 
@@ -562,8 +565,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     sup__fault_death(w, r, status, sig); /* re-dispatches r, or answers it */
     int cleared = store_reader_check(s->store);
     if (cleared < 0)
-        sup__log("unable to clear stale store readers after worker %d died: %s", w->index,
-                 store_strerror(cleared));
+        sup__warn("unable to clear stale store readers after worker %d died: %s", w->index,
+                  store_strerror(cleared));
     sup__reload_exit(w, how); /* a new generation's failed start retires w */
     if (w->replaced_by >= 0) {
         /* recycled (or died while its replacement started): not respawned */
@@ -585,8 +588,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 static void malformed(sup_slot *w, const char *why)
 {
     if (!w->running) {
-        sup__log("dropped a bad frame on worker slot %d, which has no live worker: %s", w->index,
-                 why);
+        sup__warn("dropped a bad frame on worker slot %d, which has no live worker: %s", w->index,
+                  why);
         return;
     }
     char reason[256];
@@ -604,8 +607,8 @@ static int send_shutdown(sup_slot *w)
     if (err == 0) err = ipc_send(w->ipc, buf, len);
     free(buf);
     if (err != 0) {
-        sup__log("unable to send SHUTDOWN to worker %d (pid %d): %s", w->index, w->pid,
-                 ipc_strerror(err));
+        sup__warn("unable to send SHUTDOWN to worker %d (pid %d): %s", w->index, w->pid,
+                  ipc_strerror(err));
         kill_worker(w, "SHUTDOWN could not be sent");
         return -1;
     }
@@ -620,15 +623,15 @@ static void retire_idle(sup_slot *w)
 {
     w->retire_now = false;
     if (w->replaced_by < 0) { /* a reload retired it (sup_reload.c) */
-        sup__log("reload: worker %d (pid %d) of generation %u stopping after %llu request%s",
-                 w->index, w->pid, (unsigned)w->gen, (unsigned long long)w->served,
-                 w->served == 1 ? "" : "s");
+        sup__info("reload: worker %d (pid %d) of generation %u stopping after %llu request%s",
+                  w->index, w->pid, (unsigned)w->gen, (unsigned long long)w->served,
+                  w->served == 1 ? "" : "s");
         send_shutdown(w);
         return;
     }
     const sup_slot *nw = &w->srv->slots[w->replaced_by];
-    sup__log("worker %d (pid %d) recycled after %llu requests%s; worker %d (pid %d) replaces it",
-             w->index, w->pid, (unsigned long long)w->served, w->recycle_why, nw->index, nw->pid);
+    sup__info("worker %d (pid %d) recycled after %llu requests%s; worker %d (pid %d) replaces it",
+              w->index, w->pid, (unsigned long long)w->served, w->recycle_why, nw->index, nw->pid);
     send_shutdown(w);
 }
 
@@ -660,8 +663,8 @@ static void on_ready(sup_slot *w, ipc_frame *f)
         return;
     }
     if (!w->running || pid != w->pid) {
-        sup__log("ignored a READY from pid %lld on slot %d (its worker is pid %d)", pid, w->index,
-                 w->running ? w->pid : 0);
+        sup__warn("ignored a READY from pid %lld on slot %d (its worker is pid %d)", pid, w->index,
+                  w->running ? w->pid : 0);
         return;
     }
     if (slot != w->index) {
@@ -677,7 +680,7 @@ static void on_ready(sup_slot *w, ipc_frame *f)
     w->state = SLOT_IDLE;
     w->was_ready = true;
     w->start_failures = 0;
-    sup__log("worker %d (pid %d) ready (mode %s, abi %s)", w->index, w->pid, w->mode, w->abi);
+    sup__info("worker %d (pid %d) ready (mode %s, abi %s)", w->index, w->pid, w->mode, w->abi);
     if (w->replacing >= 0) retire_replaced(w);
     if (w->gen != w->srv->gen) sup__reload_ready(w);
     dispatch(w->srv);
@@ -776,8 +779,8 @@ static void on_reply(sup_slot *w, ipc_frame *f)
     /* A worker told to stop (DYING) may still finish its requests: take them. */
     sup_request *r = inflight_head(w);
     if (!r || r->id != f->id) {
-        sup__log("ignored a reply for request %llu on slot %d: not the request in flight",
-                 (unsigned long long)f->id, w->index);
+        sup__warn("ignored a reply for request %llu on slot %d: not the request in flight",
+                  (unsigned long long)f->id, w->index);
         return;
     }
     long long status = 0;
@@ -793,8 +796,8 @@ static void on_reply(sup_slot *w, ipc_frame *f)
         }
         inflight_pop(w);
         if (status < 200 || status > 599) { /* the handler's mistake, not the worker's */
-            sup__log("request %llu: the handler returned status %lld; answering 500",
-                     (unsigned long long)r->id, status);
+            sup__warn("request %llu: the handler returned status %lld; answering 500",
+                      (unsigned long long)r->id, status);
             sup__http_respond_text(r, 500, "bad-status: a handler status must be 200 to 599\n");
             break;
         }
@@ -936,8 +939,8 @@ static int send_request(sup_server *s, sup_slot *w, sup_request *r)
     size_t len;
     int err = ipc_encode(IPC_REQUEST, r->id, fields, n, &buf, &len);
     if (err != 0) {
-        sup__log("unable to encode request %llu for a worker: %s", (unsigned long long)r->id,
-                 ipc_strerror(err));
+        sup__error("unable to encode request %llu for a worker: %s", (unsigned long long)r->id,
+                   ipc_strerror(err));
         sup__http_respond_text(r, err == IPC_ETOOBIG ? 413 : 500,
                                "the request could not be passed to a worker\n");
         return 1;
@@ -945,8 +948,8 @@ static int send_request(sup_server *s, sup_slot *w, sup_request *r)
     err = ipc_send(w->ipc, buf, len);
     free(buf);
     if (err != 0) {
-        sup__log("unable to send request %llu to worker %d (pid %d): %s", (unsigned long long)r->id,
-                 w->index, w->pid, ipc_strerror(err));
+        sup__error("unable to send request %llu to worker %d (pid %d): %s",
+                   (unsigned long long)r->id, w->index, w->pid, ipc_strerror(err));
         kill_worker(w, "its socket refused a request");
         return -1;
     }
@@ -955,6 +958,8 @@ static int send_request(sup_server *s, sup_slot *w, sup_request *r)
     r->slot = w->index;
     r->attempts++;
     r->deadline_ms = uv_now(s->loop) + s->cfg.timeout_ms;
+    sup__debug("request %llu (attempt %d) sent to worker %d (pid %d)", (unsigned long long)r->id,
+               r->attempts, w->index, w->pid);
     return 0;
 }
 
@@ -1004,7 +1009,7 @@ int sup__pool_push_blacklist(sup_server *s, const char *function, const char *co
     size_t len;
     int err = ipc_encode(IPC_BLACKLIST, 0, f, 2, &buf, &len);
     if (err != 0) {
-        sup__log("unable to encode a BLACKLIST frame for %s: %s", function, ipc_strerror(err));
+        sup__error("unable to encode a BLACKLIST frame for %s: %s", function, ipc_strerror(err));
         return 0;
     }
     int told = 0;
@@ -1017,8 +1022,8 @@ int sup__pool_push_blacklist(sup_server *s, const char *function, const char *co
         } else if (err == IPC_ECLOSED && w->state == SLOT_STARTING) {
             /* Not connected yet: it reads the store's blacklist once it is. */
         } else {
-            sup__log("unable to send BLACKLIST %s to worker %d (pid %d): %s", function, w->index,
-                     w->pid, ipc_strerror(err));
+            sup__error("unable to send BLACKLIST %s to worker %d (pid %d): %s", function, w->index,
+                       w->pid, ipc_strerror(err));
             kill_worker(w, "it could not be told to drop a blacklisted function");
         }
     }
@@ -1099,8 +1104,8 @@ void sup__pool_housekeeping(sup_server *s, uint64_t now)
         check_slot(s, &s->slots[i], now);
     sup__reload_tick(s);
     if (s->gone_dropped > 0 && (s->gone_log_ms == 0 || now - s->gone_log_ms >= SUP_LOG_EVERY_MS)) {
-        sup__log("dropped %llu request%s waiting for a worker: the client closed the connection",
-                 (unsigned long long)s->gone_dropped, s->gone_dropped == 1 ? "" : "s");
+        sup__info("dropped %llu request%s waiting for a worker: the client closed the connection",
+                  (unsigned long long)s->gone_dropped, s->gone_dropped == 1 ? "" : "s");
         s->gone_dropped = 0;
         s->gone_log_ms = now;
     }
@@ -1124,12 +1129,12 @@ int sup__pool_start(sup_server *s)
     read_hooks();
     int err = uv_mutex_init(&s->inbox_lock);
     if (err != 0) {
-        sup__log("unable to create the worker inbox lock: %s", uv_strerror(err));
+        sup__error("unable to create the worker inbox lock: %s", uv_strerror(err));
         return err;
     }
     err = uv_async_init(s->loop, &s->inbox_async, on_inbox);
     if (err != 0) {
-        sup__log("unable to create the worker inbox: %s", uv_strerror(err));
+        sup__error("unable to create the worker inbox: %s", uv_strerror(err));
         return err;
     }
     s->inbox_async.data = s;
@@ -1138,7 +1143,7 @@ int sup__pool_start(sup_server *s)
     int n = sup__pool_slot_count(&s->cfg);
     s->slots = calloc((size_t)n, sizeof *s->slots);
     if (!s->slots) {
-        sup__log("unable to allocate %d worker slots: out of memory", n);
+        sup__error("unable to allocate %d worker slots: out of memory", n);
         return -ENOMEM;
     }
     s->nslots = n;
@@ -1156,7 +1161,7 @@ int sup__pool_start(sup_server *s)
         ipc_board_path(s->rundir, i, board, sizeof board);
         err = ipc_board_map(board, 1, &w->board);
         if (err != 0) {
-            sup__log("unable to create the crash scoreboard %s: %s", board, strerror(-err));
+            sup__error("unable to create the crash scoreboard %s: %s", board, strerror(-err));
             w->board = NULL;
             return err;
         }
@@ -1164,7 +1169,7 @@ int sup__pool_start(sup_server *s)
         ipc_slot_url(s->rundir, i, s->cfg.transport, url, sizeof url);
         err = ipc_listen_on_loop(s->loop, url, on_recv, w, &w->ipc);
         if (err != 0) {
-            sup__log("unable to listen for worker %d on %s: %s", i, url, ipc_strerror(err));
+            sup__error("unable to listen for worker %d on %s: %s", i, url, ipc_strerror(err));
             w->ipc = NULL;
             return err;
         }
@@ -1203,7 +1208,7 @@ void sup__pool_stop_workers(sup_server *s)
     char *buf = NULL;
     size_t len = 0;
     int err = ipc_encode(IPC_SHUTDOWN, 0, NULL, 0, &buf, &len);
-    if (err != 0) sup__log("unable to encode SHUTDOWN: %s", ipc_strerror(err));
+    if (err != 0) sup__error("unable to encode SHUTDOWN: %s", ipc_strerror(err));
     for (int i = 0; i < s->nslots; i++) {
         sup_slot *w = &s->slots[i];
         w->respawn_at_ms = 0;

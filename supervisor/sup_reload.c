@@ -108,10 +108,10 @@ static void fail(sup_server *s, const char *why)
     s->reload_gen = 0;
     s->metrics.reloads[1]++;
     int left = retire_generation(s, gen, false);
-    sup__log("reload: generation %u failed: %s; generation %u serves on with %d worker%s "
-             "(fix the app and send SIGHUP again)",
-             (unsigned)gen, why, (unsigned)s->gen, count_gen(s, s->gen, true),
-             count_gen(s, s->gen, true) == 1 ? "" : "s");
+    sup__error("reload: generation %u failed: %s; generation %u serves on with %d worker%s "
+               "(fix the app and send SIGHUP again)",
+               (unsigned)gen, why, (unsigned)s->gen, count_gen(s, s->gen, true),
+               count_gen(s, s->gen, true) == 1 ? "" : "s");
     s->retiring_gen = gen;
     s->reload_failed = true;
     if (left == 0) sup__reload_tick(s);
@@ -125,9 +125,9 @@ static void commit(sup_server *s)
     s->metrics.reloads[0]++;
     int nold = count_gen(s, old, false);
     uint64_t ms = uv_now(s->loop) - s->reload_ms;
-    sup__log("reload: generation %u ready (%d workers in %llu ms), %d old worker%s retiring",
-             (unsigned)gen, count_gen(s, gen, true), (unsigned long long)ms, nold,
-             nold == 1 ? "" : "s");
+    sup__info("reload: generation %u ready (%d workers in %llu ms), %d old worker%s retiring",
+              (unsigned)gen, count_gen(s, gen, true), (unsigned long long)ms, nold,
+              nold == 1 ? "" : "s");
     int left = retire_generation(s, old, true);
     s->retiring_gen = old;
     s->reload_failed = false;
@@ -172,14 +172,14 @@ static void maybe_commit(sup_server *s)
 void sup__reload_begin(sup_server *s)
 {
     if (s->stop != STOP_NONE) {
-        sup__log("reload: SIGHUP ignored: the server is stopping");
+        sup__info("reload: SIGHUP ignored: the server is stopping");
         return;
     }
     if (s->reload_gen != 0 || s->retiring_gen != 0) {
         if (!s->reload_pending)
-            sup__log("reload: SIGHUP while generation %u is %s; reloading again once it is done",
-                     (unsigned)(s->reload_gen ? s->reload_gen : s->retiring_gen),
-                     s->reload_gen ? "starting" : "leaving");
+            sup__info("reload: SIGHUP while generation %u is %s; reloading again once it is done",
+                      (unsigned)(s->reload_gen ? s->reload_gen : s->retiring_gen),
+                      s->reload_gen ? "starting" : "leaving");
         s->reload_pending = true;
         return;
     }
@@ -189,16 +189,16 @@ void sup__reload_begin(sup_server *s)
     if (access(main_sx, R_OK) != 0) {
         int e = errno;
         s->metrics.reloads[1]++;
-        sup__log("reload: generation %u failed: unable to read %s: %s; generation %u serves on",
-                 (unsigned)s->last_gen, main_sx, strerror(e), (unsigned)s->gen);
+        sup__error("reload: generation %u failed: unable to read %s: %s; generation %u serves on",
+                   (unsigned)s->last_gen, main_sx, strerror(e), (unsigned)s->gen);
         return;
     }
     s->reload_gen = s->last_gen;
     s->reload_started[0] = s->reload_started[1] = 0;
     s->reload_ms = uv_now(s->loop);
-    sup__log("reload: starting generation %u (%d JIT, %d CEK workers) from %s; generation %u "
-             "serves until it is ready",
-             (unsigned)s->reload_gen, needed(s, 0), needed(s, 1), main_sx, (unsigned)s->gen);
+    sup__info("reload: starting generation %u (%d JIT, %d CEK workers) from %s; generation %u "
+              "serves until it is ready",
+              (unsigned)s->reload_gen, needed(s, 0), needed(s, 1), main_sx, (unsigned)s->gen);
     fill(s);
     maybe_commit(s);
 }
@@ -210,7 +210,7 @@ void sup__reload_cancel(sup_server *s)
     uint32_t gen = s->reload_gen;
     s->reload_gen = 0;
     retire_generation(s, gen, false);
-    sup__log("reload: generation %u abandoned: the server is stopping", (unsigned)gen);
+    sup__info("reload: generation %u abandoned: the server is stopping", (unsigned)gen);
 }
 
 void sup__reload_ready(sup_slot *w)
@@ -251,8 +251,8 @@ void sup__reload_tick(sup_server *s)
     if (s->retiring_gen != 0) {
         if (count_gen(s, s->retiring_gen, false) > 0) return;
         if (!s->reload_failed)
-            sup__log("reload: generation %u has left; generation %u serves with %d workers",
-                     (unsigned)s->retiring_gen, (unsigned)s->gen, count_gen(s, s->gen, true));
+            sup__info("reload: generation %u has left; generation %u serves with %d workers",
+                      (unsigned)s->retiring_gen, (unsigned)s->gen, count_gen(s, s->gen, true));
         s->retiring_gen = 0;
         s->reload_failed = false;
     }

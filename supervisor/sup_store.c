@@ -49,8 +49,8 @@ static void on_work(uv_work_t *w)
      * some RSS meanwhile. Jobs run one at a time, so this needs no lock. */
     static int failing;
     if (err < 0 && !failing++)
-        sup__log("unable to unmap the store's pages: %s (logged again only after it worked)",
-                 store_strerror(err));
+        sup__error("unable to unmap the store's pages: %s (logged again only after it worked)",
+                   store_strerror(err));
     else if (err >= 0)
         failing = 0;
 }
@@ -87,8 +87,8 @@ static void start_next(void)
         }
         /* uv_queue_work fails only on bad arguments; do the work here
          * rather than lose it. */
-        sup__log("unable to hand store work to a thread (%s); doing it on the loop thread",
-                 uv_strerror(err));
+        sup__warn("unable to hand store work to a thread (%s); doing it on the loop thread",
+                  uv_strerror(err));
         pop();
         j->run(j, j->st);
         j->done(j);

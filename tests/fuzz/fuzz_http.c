@@ -123,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int round = 0; round < 8 && the_conn() != NULL; round++) {
         turn(true);
         if (!the_conn()) break;
-        fz_now += SUP_READ_TIMEOUT_MS + SUP_LINGER_MS + 1;
+        fz_now += SUP_BODY_TIMEOUT_MS + SUP_SEND_TIMEOUT_MS + SUP_LINGER_MS + 1; /* any deadline */
         sup__http_housekeeping(&fz_srv, fz_now);
         turn(true);
     }

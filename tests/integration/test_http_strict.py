@@ -107,7 +107,8 @@ class HttpStrict(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.corpus = load_corpus()
-        cls.srv = sxtest.Server(app="echo", workers=2, echo=False)
+        cls.srv = sxtest.Server(app="echo", workers=2, echo=False,
+                               args=["--header-timeout=10", "--body-timeout=10"])
         cls.addClassCleanup(cls.srv.stop)
         cls.srv.start()
         cls.workers = sorted(cls.srv.worker_pids())
