@@ -29,6 +29,7 @@ libgccjit-12-dev
 gcc-12
 libgc-dev
 nettle-dev
+libseccomp-dev
 node-llhttp
 clang
 libclang-rt-14-dev
@@ -44,6 +45,7 @@ sed
 mawk
 dpkg
 lmdb-utils
+valgrind
 "
 if [ "${1:-}" = --list ]; then
     printf '%s\n' $PACKAGES
