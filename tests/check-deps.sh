@@ -49,10 +49,11 @@ done
 # the test runners and the tools of the test scripts (tests/*.sh, this one
 # included, the conformance runner, tests/fuzz/run_fuzz.sh), clang for the
 # fuzz test, and as and ld, which libgccjit runs at run time to make native
-# code; mdb_stat (lmdb-utils), which the chaos test runs on the data directory.
+# code; mdb_stat (lmdb-utils), which the chaos test runs on the data directory;
+# valgrind, which unit/memcheck runs the unit tests under.
 PROGRAMS="cmake ctest make cc pkg-config python3 bash sh clang as ld timeout mktemp cmp diff
           sed grep awk od find xargs head tail sort paste tr basename dirname nproc readlink
-          realpath tee dpkg-query mdb_stat"
+          realpath tee dpkg-query mdb_stat valgrind"
 
 fail=0
 problem() {
