@@ -2,11 +2,13 @@
  * supervisor with uv_spawn.
  *
  * Single-threaded apart from nng's own threads (and, in jit mode, the JIT's
- * compiler thread): it maps its slot's crash scoreboard, opens its LMDB
- * environment, turns the native tier on (jit mode only: CEK workers never
- * load native code), drops the native code of every function blacklisted
- * for its ABI hash, loads the app, dials its slot's nng socket, announces
- * READY and then serves one request at a time:
+ * compiler thread): it sets its resource limits (wrk_sandbox.c), maps its
+ * slot's crash scoreboard, opens its LMDB environment, turns the native
+ * tier on (jit mode only: CEK workers never load native code), drops the
+ * native code of every function blacklisted for its ABI hash, reads the
+ * app's source, dials its slot's nng socket, turns its seccomp filter on
+ * (unless --no-seccomp), loads the app, announces READY and then serves
+ * one request at a time:
  *
  *   REQUEST -> answered from the response record if this request id was
  *              already committed (a re-dispatch after a death), otherwise
@@ -16,6 +18,8 @@
  *              a stand-in instead: a 502 saying the request was applied
  *              but its response was too large to keep, which is what a
  *              re-dispatch then answers; the request never runs twice).
+ *              A response past the RESPONSE frame's limits (ipc.h) is
+ *              answered ERROR response-too-large, nothing applied.
  *              A full store (STORE_EFULL) answers 507, nothing applied.
  *              A conflict at commit reruns the handler on a fresh
  *              snapshot (nothing was applied), after a few conflicts
