@@ -61,7 +61,8 @@ int wrk_crash_install(bool native);
 /* ---- wrk_sandbox.c: what a worker may do once it is set up --------------- */
 
 /* RLIMIT_CORE 0 unless core_dumps; RLIMIT_DATA data_limit when not 0.
- * @return 0, or -errno with why set */
+ * @return 0, 1 when data_limit was not applied (a sanitizer build; why
+ *         set), or -errno with why set */
 int wrk_sandbox_limits(bool core_dumps, size_t data_limit, char *why, size_t cap);
 /* PR_SET_NO_NEW_PRIVS and the seccomp filter of a JIT (jit) or CEK worker
  * on every thread of the process. @return 0, or < 0 with why set */

@@ -669,10 +669,8 @@ static int start(wrk *w)
     srand((unsigned)getpid());
     char why[256];
     int rc = wrk_sandbox_limits(w->core_dumps, w->data_limit, why, sizeof why);
-    if (rc != 0) {
-        wlog(w, "%s", why);
-        return 1;
-    }
+    if (rc != 0) wlog(w, "%s", why);
+    if (rc < 0) return 1;
     wrk_hook_init(w->mode);
     if (wrk_hook_exit_at_start()) {
         wlog(w, "test hook: exiting at start");
