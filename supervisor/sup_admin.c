@@ -467,6 +467,10 @@ static void lift_done(sup_store_job *b)
 
 static void lift(admin_conn *c, const char *glob, const char *what)
 {
+    if (!c->srv->store) { /* start-up failed before the store was open */
+        answer_text(c, 503, "Service Unavailable", "", "the store is not open\n");
+        return;
+    }
     admin_job *j = calloc(1, sizeof *j);
     if (!j) {
         answer_text(c, 500, "Internal Server Error", "", "out of memory\n");
