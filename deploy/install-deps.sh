@@ -30,6 +30,7 @@ libgccjit-12-dev
 gcc-12
 libgc-dev
 nettle-dev
+libseccomp-dev
 node-llhttp
 clang
 libclang-rt-14-dev
@@ -46,6 +47,7 @@ mawk
 dpkg
 lmdb-utils
 haproxy
+valgrind
 "
 if [ "${1:-}" = --list ]; then
     printf '%s\n' $PACKAGES

@@ -44,6 +44,21 @@
 #define IPC_MAX_FIELDS 1024
 #define IPC_MAX_FRAME (64u << 20)
 
+/* What a handler's response may hold, so that its RESPONSE frame always
+ * fits the limits above: at most IPC_MAX_RESPONSE_HEADERS header pairs
+ * (two fields each, after status and body), whose names and values
+ * together take at most IPC_MAX_RESPONSE_HEADER_BYTES, and a body of at
+ * most IPC_MAX_RESPONSE_BODY bytes (64 MiB less 128 KiB: room for the
+ * headers, the status and every field's length). The worker checks them
+ * before encoding and answers 500 response-too-large naming the limit. */
+#define IPC_MAX_RESPONSE_HEADERS ((IPC_MAX_FIELDS - 2) / 2)
+#define IPC_MAX_RESPONSE_HEADER_BYTES (64u << 10)
+#define IPC_MAX_RESPONSE_BODY (IPC_MAX_FRAME - (128u << 10))
+_Static_assert((uint64_t)IPC_HEADER_SIZE + 4u * IPC_MAX_FIELDS + 16 /* status */ +
+                       IPC_MAX_RESPONSE_HEADER_BYTES + IPC_MAX_RESPONSE_BODY <=
+                   IPC_MAX_FRAME,
+               "a response within the limits fits one frame");
+
 enum ipc_type {
     IPC_READY = 1,
     IPC_REQUEST = 2,

@@ -7,14 +7,27 @@
  * responses; sup_pool.c: spawns, dropped requests; sup_fault.c: deaths,
  * re-dispatches, blacklist entries); this file only reads them.
  *
+ * Three requests change state, and need the bearer token of
+ * --admin-token-file (Authorization: Bearer TOKEN, compared in constant
+ * time; 401 without it or with another, 403 when no token file was
+ * given, so they are off by default):
+ *   POST /blacklist/clear        lifts every blacklist entry
+ *   DELETE /blacklist/FUNCTION   lifts FUNCTION's entries (percent-encoded)
+ *   POST /workers/recycle        replaces every worker, each once its
+ *                                replacement is ready (as --max-requests)
+ * Lifting an entry takes effect in workers started afterwards (they read
+ * the blacklist at start): recycle the workers to apply it now. The store
+ * writes run off the loop (sup_store.c); the connection waits for them.
+ *
  * The port is meant for a local scraper, not for clients, and is kept
- * simple: one request per connection (GET only; 405 for another method,
- * 404 for another path), read whole before it is answered, at most
+ * simple: one request per connection (405 for a method a path does not
+ * take, 404 for another path; a request body is not read), its head read
+ * whole before it is answered, at most
  * ADMIN_MAX_REQUEST bytes (431 above), within ADMIN_TIMEOUT_MS (else the
  * connection is closed), at most ADMIN_MAX_CONNS connections at once
  * (others are closed at once); every answer says "connection: close" and
- * the connection is closed once it is written. No authentication: bind
- * it to a loopback address.
+ * the connection is closed once it is written. Reading needs no token:
+ * bind the port to a loopback address.
  *
  * Memory: an admin_conn is freed only in its close callback; it owns its
  * response buffer until the write completes.
@@ -27,13 +40,17 @@
 #include <unistd.h>
 
 #include "supervisor/sup_internal.h"
+#include "supervisor/sup_store.h"
 
 #define ADMIN_MAX_REQUEST 8192 /* request line + headers */
 #define ADMIN_MAX_CONNS 16
 #define ADMIN_TIMEOUT_MS 5000
 
+struct admin_job;
+
 typedef struct sup_admin_conn {
     uv_tcp_t tcp;
+    struct admin_job *job; /* a store job answering it, or NULL */
     uv_write_t wreq;
     sup_server *srv;
     struct sup_admin_conn *prev, *next;
@@ -411,10 +428,21 @@ static void render_status_html(sup_server *s, sup_buf *b, int *err)
 
 /* ---- connections ------------------------------------------------------------ */
 
+/* A blacklist change, run off the loop. */
+typedef struct admin_job {
+    sup_store_job base; /* first */
+    admin_conn *c;      /* NULL once the connection closed */
+    sup_server *s;
+    char glob[2 * IPC_BOARD_NAME + 1]; /* the entries to lift */
+    char what[IPC_BOARD_NAME];         /* for the answer and the log */
+    int n;                             /* store_bl_clear's result */
+} admin_job;
+
 static void on_closed(uv_handle_t *h)
 {
     admin_conn *c = h->data;
     sup_server *s = c->srv;
+    if (c->job) c->job->c = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -468,6 +496,156 @@ static void answer_text(admin_conn *c, int status, const char *reason, const cha
     answer(c, status, reason, "text/plain; charset=utf-8", extra, text, strlen(text));
 }
 
+/* The value of header name (lower case) in the header lines from hdrs to
+ * the end of the head, or NULL. */
+static const char *header_value(const admin_conn *c, const char *hdrs, const char *name,
+                                size_t *vlen)
+{
+    size_t nlen = strlen(name);
+    const char *end = c->in + c->len;
+    for (const char *p = hdrs; p < end;) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        if (!eol || eol == p) return NULL; /* the blank line: no more headers */
+        if ((size_t)(eol - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
+            const char *v = p + nlen + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *ve = eol;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            *vlen = (size_t)(ve - v);
+            return v;
+        }
+        p = eol + 2;
+    }
+    return NULL;
+}
+
+/* Checks the bearer token of a state-changing request; answers 403 or 401
+ * when it is not there. @return true if the request may go on */
+static bool authorized(admin_conn *c, const char *hdrs)
+{
+    sup_server *s = c->srv;
+    if (s->admin_token_len == 0) {
+        answer_text(c, 403, "Forbidden", "",
+                    "state-changing admin requests are off: start sxpool with "
+                    "--admin-token-file=PATH\n");
+        return false;
+    }
+    size_t vlen = 0;
+    const char *v = header_value(c, hdrs, "authorization", &vlen);
+    if (v && vlen > 7 && strncasecmp(v, "Bearer ", 7) == 0 &&
+        sup__token_equal(v + 7, vlen - 7, s->admin_token, s->admin_token_len))
+        return true;
+    sup__warn("admin: refused a state-changing request: %s bearer token",
+              v ? "wrong or malformed" : "no");
+    answer_text(c, 401, "Unauthorized", "www-authenticate: Bearer realm=\"sxpool admin\"\r\n",
+                "a valid bearer token is needed (Authorization: Bearer TOKEN)\n");
+    return false;
+}
+
+static void recycle(admin_conn *c)
+{
+    int n = sup__pool_recycle_all(c->srv, "POST /workers/recycle");
+    sup__info("admin: POST /workers/recycle: %d worker%s to be replaced", n, n == 1 ? "" : "s");
+    char text[128];
+    snprintf(text, sizeof text, "recycling %d worker%s\n", n, n == 1 ? "" : "s");
+    answer_text(c, 200, "OK", "", text);
+}
+
+static void lift_run(sup_store_job *b, store *st)
+{
+    admin_job *j = (admin_job *)b;
+    j->n = store_bl_clear(st, j->glob);
+}
+
+static void lift_done(sup_store_job *b)
+{
+    admin_job *j = (admin_job *)b;
+    char text[512];
+    if (j->n < 0) {
+        sup__error("admin: unable to lift the blacklist entries of %s: %s", j->what,
+                   store_strerror(j->n));
+        snprintf(text, sizeof text, "unable to lift the blacklist entries: %s\n",
+                 store_strerror(j->n));
+    } else {
+        j->s->metrics.blacklist_entries -= j->n;
+        if (j->s->metrics.blacklist_entries < 0) j->s->metrics.blacklist_entries = 0;
+        sup__info("admin: lifted %d blacklist entr%s of %s", j->n, j->n == 1 ? "y" : "ies",
+                  j->what);
+        snprintf(text, sizeof text,
+                 "lifted %d blacklist entr%s; workers started from now on compile %s again "
+                 "(POST /workers/recycle replaces the running ones)\n",
+                 j->n, j->n == 1 ? "y" : "ies", j->n == 1 ? "it" : "them");
+    }
+    if (j->c) {
+        j->c->job = NULL;
+        answer_text(j->c, j->n < 0 ? 500 : 200, j->n < 0 ? "Internal Server Error" : "OK", "",
+                    text);
+    }
+    free(j);
+}
+
+static void lift(admin_conn *c, const char *glob, const char *what)
+{
+    if (!c->srv->store) { /* start-up failed before the store was open */
+        answer_text(c, 503, "Service Unavailable", "", "the store is not open\n");
+        return;
+    }
+    admin_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        answer_text(c, 500, "Internal Server Error", "", "out of memory\n");
+        return;
+    }
+    j->c = c;
+    j->s = c->srv;
+    snprintf(j->glob, sizeof j->glob, "%s", glob);
+    snprintf(j->what, sizeof j->what, "%s", what);
+    j->base.run = lift_run;
+    j->base.done = lift_done;
+    c->job = j;
+    c->deadline_ms = UINT64_MAX; /* the store may wait on a worker's write lock */
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    sup__store_submit(c->srv->loop, c->srv->store, &j->base);
+}
+
+static int hexdigit(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* DELETE /blacklist/FUNCTION: FUNCTION percent-decoded, matched exactly
+ * (glob characters escaped). */
+static void lift_function(admin_conn *c, const char *p, size_t len)
+{
+    char fn[IPC_BOARD_NAME], glob[2 * IPC_BOARD_NAME + 1];
+    size_t n = 0, g = 0;
+    for (size_t i = 0; i < len; i++) {
+        int ch = (unsigned char)p[i];
+        if (ch == '%') {
+            int hi = i + 2 < len ? hexdigit(p[i + 1]) : -1, lo = hi >= 0 ? hexdigit(p[i + 2]) : -1;
+            if (hi < 0 || lo < 0) goto bad;
+            ch = hi * 16 + lo;
+            i += 2;
+        }
+        if (ch == 0 || n + 1 >= sizeof fn) goto bad;
+        fn[n++] = (char)ch;
+        if (strchr("*?[]\\", ch)) glob[g++] = '\\';
+        glob[g++] = (char)ch;
+    }
+    if (n == 0) goto bad;
+    fn[n] = glob[g] = '\0';
+    lift(c, glob, fn);
+    return;
+bad:
+    answer_text(c, 400, "Bad Request", "",
+                "expected DELETE /blacklist/FUNCTION, FUNCTION percent-encoded, at most 255 "
+                "bytes\n");
+}
+
 /* c->in[0..len) holds a whole head: answers it. */
 static void handle(admin_conn *c)
 {
@@ -484,7 +662,26 @@ static void handle(admin_conn *c)
     const char *target = sp1 + 1;
     const char *q = memchr(target, '?', tlen);
     if (q) tlen = (size_t)(q - target); /* the query is ignored */
-    if (mlen != 3 || memcmp(c->in, "GET", 3) != 0) {
+#define METHOD_IS(lit) (mlen == sizeof(lit) - 1 && memcmp(c->in, lit, mlen) == 0)
+#define TARGET_IS(lit) (tlen == sizeof(lit) - 1 && memcmp(target, lit, tlen) == 0)
+    if (TARGET_IS("/blacklist/clear") || TARGET_IS("/workers/recycle")) {
+        if (!METHOD_IS("POST")) {
+            answer_text(c, 405, "Method Not Allowed", "allow: POST\r\n", "use POST\n");
+            return;
+        }
+        if (authorized(c, eol + 2))
+            TARGET_IS("/workers/recycle") ? recycle(c) : lift(c, "*", "every function");
+        return;
+    }
+    if (tlen > 11 && memcmp(target, "/blacklist/", 11) == 0) {
+        if (!METHOD_IS("DELETE")) {
+            answer_text(c, 405, "Method Not Allowed", "allow: DELETE\r\n", "use DELETE\n");
+            return;
+        }
+        if (authorized(c, eol + 2)) lift_function(c, target + 11, tlen - 11);
+        return;
+    }
+    if (!METHOD_IS("GET")) {
         answer_text(c, 405, "Method Not Allowed", "allow: GET\r\n", "only GET is served here\n");
         return;
     }
@@ -492,7 +689,6 @@ static void handle(admin_conn *c)
     sup_buf b = {0};
     int err = 0;
     const char *ctype;
-#define TARGET_IS(lit) (tlen == sizeof(lit) - 1 && memcmp(target, lit, tlen) == 0)
     if (TARGET_IS("/metrics")) {
         render_metrics(s, &b, &err);
         ctype = "text/plain; version=0.0.4; charset=utf-8";
@@ -506,6 +702,7 @@ static void handle(admin_conn *c)
         answer_text(c, 404, "Not Found", "", "not found: try /metrics, /status, /status.html\n");
         return;
     }
+#undef METHOD_IS
 #undef TARGET_IS
     if (err != 0)
         answer_text(c, 500, "Internal Server Error", "", "out of memory\n");

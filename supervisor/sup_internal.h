@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "ipc/ipc.h"
@@ -96,6 +97,9 @@ void sup__buf_free(sup_buf *b);
 
 /* ---- configuration (sup_main.c) -------------------------------------- */
 
+#define SUP_ADMIN_TOKEN_MIN 16  /* --admin-token-file: bytes */
+#define SUP_ADMIN_TOKEN_MAX 256 /* bytes, the terminating NUL included */
+
 typedef struct sup_config {
     int workers;     /* JIT workers (slots 0 .. workers-1) */
     int cek_workers; /* CEK workers (the slots after them) */
@@ -127,6 +131,12 @@ typedef struct sup_config {
     int log_level;              /* enum sup_log_level */
     char access_log[PATH_MAX];  /* --access-log: a path, "-" (stdout) or empty (off) */
     bool access_json;           /* --access-log-format=json */
+    char user[64];              /* --user: drop to this user after binding, or empty */
+    bool allow_root;            /* --allow-root: run as root without --user, quietly */
+    bool core_dumps;            /* --core-dumps: workers keep RLIMIT_CORE */
+    size_t worker_memory;       /* --worker-memory: workers' RLIMIT_DATA, bytes (0: none) */
+    bool no_seccomp;            /* --no-seccomp: workers run without the filter */
+    char admin_token_file[PATH_MAX]; /* --admin-token-file, or empty */
 } sup_config;
 
 /* ---- requests --------------------------------------------------------- */
@@ -371,6 +381,9 @@ struct sup_server {
     bool admin_open;
     struct sup_admin_conn *admin_conns;
     int nadmin;
+    /* --admin-token-file's token: state-changing admin requests need it */
+    char admin_token[SUP_ADMIN_TOKEN_MAX];
+    size_t admin_token_len; /* 0: no token file, those requests get 403 */
 };
 
 /* ---- sup_http.c ---------------------------------------------------------- */
@@ -417,6 +430,9 @@ void sup__pool_fail_queued(sup_server *s, int status, const char *text);
 /* Sends SHUTDOWN to every live worker. */
 void sup__pool_stop_workers(sup_server *s);
 void sup__pool_kill_all(sup_server *s, const char *reason);
+/* Marks every running worker due for recycling (why: for the log); each is
+ * replaced as --max-requests would. @return how many were marked */
+int sup__pool_recycle_all(sup_server *s, const char *why);
 /* Number of process handles still open. */
 int sup__pool_live(const sup_server *s);
 /* Number of workers, of either kind, that are ready (idle or busy). */
@@ -457,6 +473,21 @@ void sup__fault_death(sup_slot *w, sup_request *r, int64_t status, int sig);
  * r from its response record if an attempt committed, else status with
  * text. Never runs r again. */
 void sup__fault_late(sup_server *s, sup_slot *w, sup_request *r, int status, const char *text);
+
+/* ---- sup_priv.c: --user and the admin token ------------------------------ */
+
+/* NAME's uid and primary gid. @return 0 or -1 (logged: unknown user) */
+int sup__user_lookup(const char *name, uid_t *uid, gid_t *gid);
+/* initgroups, setgid, setuid to NAME, each checked, and a check that root
+ * cannot be regained. @return 0 or -1 (logged) */
+int sup__drop_privileges(const char *name, uid_t uid, gid_t gid);
+/* Reads the bearer token from path: a regular file (not a link) of this
+ * user or root, with no group or other permission, holding SUP_ADMIN_TOKEN_MIN
+ * or more printable characters (a trailing newline is dropped).
+ * @return 0 with token[0..*len) set, or -1 (printed to stderr) */
+int sup__admin_token_load(const char *path, char *token, size_t cap, size_t *len);
+/* a == b in a time that does not depend on where they differ. */
+bool sup__token_equal(const char *a, size_t alen, const char *b, size_t blen);
 
 /* ---- sup_admin.c: the admin listener and the metrics it serves ------------ */
 

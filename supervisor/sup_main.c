@@ -64,6 +64,8 @@
 #define DEFAULT_STORE_SIZE (1ull << 30)  /* --store-size */
 #define MIN_STORE_SIZE (4ull << 20)
 #define MAX_STORE_SIZE (1ull << 40)
+#define MIN_WORKER_MEMORY (256ull << 20) /* --worker-memory */
+#define MAX_WORKER_MEMORY (1ull << 40)
 
 /* ---- small shared helpers ---------------------------------------------- */
 
@@ -123,7 +125,9 @@ void sup_usage(FILE *out)
             "                     among them (e.g. to start a new one before the old stops)\n"
             "  --admin=HOST:PORT  serve /metrics (Prometheus), /status (JSON) and\n"
             "                     /status.html there (default: off; port 0 picks one);\n"
-            "                     unauthenticated: bind it to a local address\n"
+            "                     and POST /blacklist/clear, DELETE /blacklist/FUNCTION,\n"
+            "                     POST /workers/recycle (these need the token below);\n"
+            "                     bind it to a local address\n"
             "                     Under systemd socket activation (LISTEN_FDS) the sockets\n"
             "                     passed are used instead of --listen and --admin: the\n"
             "                     one named admin (FileDescriptorName=admin) for admin,\n"
@@ -146,6 +150,18 @@ void sup_usage(FILE *out)
             "                     (default), or one JSON object per line\n"
             "  --log-level=LEVEL  error, warn, info (default) or debug: what the error log\n"
             "                     on stderr says; lines are TIME LEVEL sxpool: MESSAGE\n"
+            "  --admin-token-file=PATH  bearer token the admin port's state-changing\n"
+            "                     requests must send (Authorization: Bearer TOKEN);\n"
+            "                     the file must be mode 0600 or stricter; without it\n"
+            "                     they are answered 403\n"
+            "  --user=NAME        started as root: bind the listeners, then run as NAME\n"
+            "                     (its uid, gid and groups) before touching --data or\n"
+            "                     starting workers\n"
+            "  --allow-root       run as root without --user, without the warning\n"
+            "  --worker-memory=SIZE  each worker's RLIMIT_DATA, 256M to 1T (default: none);\n"
+            "                     a worker past it fails to allocate and is replaced\n"
+            "  --core-dumps       let workers dump core (default: RLIMIT_CORE 0)\n"
+            "  --no-seccomp       run workers without their system call filter\n"
             "  --app=DIR          application directory with main.sx\n"
             "                     (default %s)\n"
             "  --data=DIR         data directory, created if missing (default %s)\n"
@@ -350,6 +366,36 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
         int m;
         if (strcmp(a, "--hide-errors") == 0) {
             cfg->hide_errors = true;
+        } else if (strcmp(a, "--allow-root") == 0) {
+            cfg->allow_root = true;
+        } else if (strcmp(a, "--core-dumps") == 0) {
+            cfg->core_dumps = true;
+        } else if (strcmp(a, "--no-seccomp") == 0) {
+            cfg->no_seccomp = true;
+        } else if ((m = opt_value(argc, argv, &i, "--user", &v)) != 0) {
+            if (m < 0) return -1;
+            if (*v == '\0' || strlen(v) >= sizeof cfg->user) {
+                fprintf(stderr, "sxpool: --user: expected a user name, got '%s'\n", v);
+                return -1;
+            }
+            snprintf(cfg->user, sizeof cfg->user, "%s", v);
+        } else if ((m = opt_value(argc, argv, &i, "--admin-token-file", &v)) != 0) {
+            if (m < 0) return -1;
+            if (*v == '\0' || strlen(v) >= sizeof cfg->admin_token_file) {
+                fprintf(stderr, "sxpool: --admin-token-file: expected a path, got '%s'\n", v);
+                return -1;
+            }
+            snprintf(cfg->admin_token_file, sizeof cfg->admin_token_file, "%s", v);
+        } else if ((m = opt_value(argc, argv, &i, "--worker-memory", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_bytes(v, MIN_WORKER_MEMORY, MAX_WORKER_MEMORY, &n) != 0) {
+                fprintf(stderr,
+                        "sxpool: --worker-memory: expected a size from 256M to 1T like 2G, got "
+                        "'%s'\n",
+                        v);
+                return -1;
+            }
+            cfg->worker_memory = (size_t)n;
         } else if ((m = opt_value(argc, argv, &i, "--workers", &v)) != 0) {
             if (m < 0) return -1;
             if (parse_uint(v, 0, SUP_MAX_WORKERS, &n) != 0) {
@@ -522,11 +568,9 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
     return 0;
 }
 
-/* Resolves --app and --data to absolute paths and checks them. The data
- * directory must be private to this user (store_check_private_dir): it
- * holds the code cache whose shared objects workers load and run.
- * @return 0, 2 (usage: bad app) or 1 (data directory unusable) */
-static int check_dirs(sup_config *cfg, const char *app, const char *data)
+/* Resolves --app to an absolute path and checks it has a readable main.sx.
+ * @return 0 or 2 (usage: bad app) */
+static int check_app(sup_config *cfg, const char *app)
 {
     if (!realpath(app, cfg->app)) {
         fprintf(stderr, "sxpool: --app: cannot use '%s': %s\n", app, strerror(errno));
@@ -538,19 +582,27 @@ static int check_dirs(sup_config *cfg, const char *app, const char *data)
         fprintf(stderr, "sxpool: --app: '%s' has no readable main.sx: %s\n", app, strerror(errno));
         return 2;
     }
+    return 0;
+}
+
+/* Creates --data if missing and resolves it to an absolute path. It must be
+ * private to this user (store_check_private_dir): it holds the code cache
+ * whose shared objects workers load and run. @return 0 or -1 (logged) */
+static int check_data(sup_config *cfg, const char *data)
+{
     int err = store_mkdirs(data);
     if (err != 0) {
-        fprintf(stderr, "sxpool: --data: cannot create '%s': %s\n", data, strerror(-err));
-        return 1;
+        sup__error("--data: cannot create '%s': %s", data, strerror(-err));
+        return -1;
     }
     if (!realpath(data, cfg->data)) {
-        fprintf(stderr, "sxpool: --data: cannot use '%s': %s\n", data, strerror(errno));
-        return 1;
+        sup__error("--data: cannot use '%s': %s", data, strerror(errno));
+        return -1;
     }
     char why[PATH_MAX + 128];
     if (store_check_private_dir(cfg->data, why, sizeof why) != 0) {
-        fprintf(stderr, "sxpool: --data: refusing to use '%s': %s\n", data, why);
-        return 1;
+        sup__error("--data: refusing to use '%s': %s", data, why);
+        return -1;
     }
     return 0;
 }
@@ -937,7 +989,35 @@ static int start_handles(sup_server *s)
     return 0;
 }
 
-static int run_server(sup_server *s)
+static int count_entry(void *arg, const store_bl_entry *e)
+{
+    (void)e;
+    ++*(int64_t *)arg;
+    return 0;
+}
+
+/* What needs the data directory, opened as the user the server runs as:
+ * the store, the blacklist count, the run directory. @return 0 or -1 */
+static int open_data(sup_server *s, const char *data)
+{
+    if (check_data(&s->cfg, data) != 0) return -1;
+    int err = store_open(s->cfg.data, s->cfg.store_size, &s->store);
+    if (err != 0) {
+        sup__error("unable to open the store in %s: %s", s->cfg.data, store_strerror(err));
+        return -1;
+    }
+    read_prune_hook();
+    s->metrics.start_ns = uv_hrtime();
+    err = store_bl_each(s->store, NULL, count_entry, &s->metrics.blacklist_entries);
+    if (err != 0)
+        sup__warn("unable to count the blacklist entries: %s; the metric starts at 0",
+                  store_strerror(err));
+    remove_stale_rundirs();
+    return make_rundir(s) == 0 ? 0 : -1;
+}
+
+/* user: --user's uid and gid when set. */
+static int run_server(sup_server *s, const char *data, uid_t uid, gid_t gid)
 {
     s->loop = uv_default_loop();
     if (!s->loop) {
@@ -947,8 +1027,12 @@ static int run_server(sup_server *s)
     int err = start_handles(s);
     if (err != 0) return 1; /* handles not running yet: nothing to wind down */
     sup__access_start(s->loop);
-    /* Listen first: a busy port fails before any worker is spawned. */
-    if (sup__http_start(s) != 0 || sup__admin_start(s) != 0 || sup__pool_start(s) != 0) {
+    /* Listen first: a busy port fails before any worker is spawned, and a
+     * port below 1024 is bound while still root; privileges are dropped
+     * before anything is created on disk. */
+    if (sup__http_start(s) != 0 || sup__admin_start(s) != 0 ||
+        (s->cfg.user[0] && sup__drop_privileges(s->cfg.user, uid, gid) != 0) ||
+        open_data(s, data) != 0 || sup__pool_start(s) != 0) {
         /* Wind down whatever started: the loop runs the stop sequence. */
         sup__error("start-up failed; stopping");
         s->exit_code = 1;
@@ -960,13 +1044,6 @@ static int run_server(sup_server *s)
     err = uv_loop_close(s->loop);
     if (err != 0) sup__error("event loop closed with handles still open: %s", uv_strerror(err));
     return s->exit_code;
-}
-
-static int count_entry(void *arg, const store_bl_entry *e)
-{
-    (void)e;
-    ++*(int64_t *)arg;
-    return 0;
 }
 
 int sup_main(int argc, char **argv)
@@ -1002,7 +1079,7 @@ int sup_main(int argc, char **argv)
     if (parse_args(argc, argv, &s->cfg, &app, &data) != 0) return 2;
     sup__log_setup(s->cfg.log_level);
     if (sup__systemd_listen_fds(s) != 0) return 1;
-    int rc = check_dirs(&s->cfg, app, data);
+    int rc = check_app(&s->cfg, app);
     if (rc != 0) return rc;
     if (s->cfg.access_log[0]) {
         int aerr = sup__access_open(s->cfg.access_log, s->cfg.access_json);
@@ -1012,6 +1089,31 @@ int sup_main(int argc, char **argv)
             return 1;
         }
     }
+    uid_t uid = 0;
+    gid_t gid = 0;
+    if (s->cfg.user[0]) {
+        if (geteuid() != 0) {
+            fprintf(stderr,
+                    "sxpool: --user=%s: only root can change user, and sxpool runs as uid %u; "
+                    "leave --user out to run as this user\n",
+                    s->cfg.user, (unsigned)geteuid());
+            return 2;
+        }
+        if (sup__user_lookup(s->cfg.user, &uid, &gid) != 0) return 2;
+        if (uid == 0) {
+            fprintf(stderr, "sxpool: --user=%s: that user is root; name an unprivileged user\n",
+                    s->cfg.user);
+            return 2;
+        }
+    } else if (geteuid() == 0 && !s->cfg.allow_root) {
+        sup__warn("WARNING: running as root without --user: the supervisor and every worker "
+                  "keep root's powers; start sxpool with --user=NAME (or as that user), or pass "
+                  "--allow-root to say this is meant");
+    }
+    if (s->cfg.admin_token_file[0] &&
+        sup__admin_token_load(s->cfg.admin_token_file, s->admin_token, sizeof s->admin_token,
+                              &s->admin_token_len) != 0)
+        return 2;
 
     /* A client that goes away must not kill the server. Children get
      * default dispositions back: libuv resets them before exec. */
@@ -1039,20 +1141,7 @@ int sup_main(int argc, char **argv)
         sup__error("unable to pass --transport to the workers: %s", strerror(errno));
         return 1;
     }
-    err = store_open(s->cfg.data, s->cfg.store_size, &s->store);
-    if (err != 0) {
-        sup__error("unable to open the store in %s: %s", s->cfg.data, store_strerror(err));
-        return 1;
-    }
-    read_prune_hook();
-    s->metrics.start_ns = uv_hrtime();
-    err = store_bl_each(s->store, NULL, count_entry, &s->metrics.blacklist_entries);
-    if (err != 0)
-        sup__warn("unable to count the blacklist entries: %s; the metric starts at 0",
-                  store_strerror(err));
-    rc = 1;
-    remove_stale_rundirs();
-    if (make_rundir(s) == 0) rc = run_server(s);
+    rc = run_server(s, data, uid, gid);
     remove_rundir(s);
     store_close(s->store);
     s->store = NULL;

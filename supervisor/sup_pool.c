@@ -326,8 +326,13 @@ static void spawn_slot(sup_slot *w)
     snprintf(threshold_arg, sizeof threshold_arg, "--jit-threshold=%u",
              (unsigned)s->cfg.jit_threshold);
     snprintf(exclude_arg, sizeof exclude_arg, "--jit-exclude=%s", s->cfg.jit_exclude);
-    char *args[12] = {s->exe, "worker", slot_arg, rundir_arg, app_arg, data_arg, mem_arg};
+    char wmem_arg[48];
+    snprintf(wmem_arg, sizeof wmem_arg, "--worker-memory=%zu", s->cfg.worker_memory);
+    char *args[16] = {s->exe, "worker", slot_arg, rundir_arg, app_arg, data_arg, mem_arg};
     int n = 7;
+    if (s->cfg.worker_memory) args[n++] = wmem_arg;
+    if (s->cfg.core_dumps) args[n++] = "--core-dumps";
+    if (s->cfg.no_seccomp) args[n++] = "--no-seccomp";
     if (w->cek) {
         args[n++] = "--mode=cek";
     } else {
@@ -1184,6 +1189,25 @@ int sup__pool_slot_count(const sup_config *cfg)
     /* one spare per worker: for recycling replacements and for the next
      * generation of a reload */
     return 2 * (cfg->workers + cfg->cek_workers);
+}
+
+int sup__pool_recycle_all(sup_server *s, const char *why)
+{
+    int n = 0;
+    if (s->stop != STOP_NONE) return 0;
+    for (int i = 0; i < s->nslots; i++) {
+        sup_slot *w = &s->slots[i];
+        if (!w->running || w->state == SLOT_DYING || w->replaced_by >= 0 || w->recycle_due)
+            continue;
+        snprintf(w->recycle_why, sizeof w->recycle_why, ": %s", why);
+        w->recycle_due = true;
+        n++;
+    }
+    /* replacements start now as far as spare slots go, the rest at the
+     * next housekeeping ticks (check_slot) */
+    for (int i = 0; i < s->nslots; i++)
+        if (s->slots[i].recycle_due && s->slots[i].replaced_by < 0) start_replacement(&s->slots[i]);
+    return n;
 }
 
 bool sup__pool_quiet(const sup_server *s)

@@ -51,10 +51,11 @@ done
 # fuzz test, and as and ld, which libgccjit runs at run time to make native
 # code; mdb_stat (lmdb-utils), which the chaos test runs on the data directory;
 # haproxy, which integration/test_haproxy runs in front of two servers (in
-# /usr/sbin, searched even when PATH leaves it out, as the test does).
+# /usr/sbin, searched even when PATH leaves it out, as the test does);
+# valgrind, which unit/memcheck runs the unit tests under.
 PROGRAMS="cmake ctest make cc pkg-config python3 bash sh clang as ld timeout mktemp cmp diff
           sed grep awk od find xargs head tail sort paste tr basename dirname nproc readlink
-          realpath tee dpkg-query mdb_stat haproxy"
+          realpath tee dpkg-query mdb_stat haproxy valgrind"
 PATH="$PATH:/usr/sbin"
 
 fail=0

@@ -273,9 +273,20 @@ static __attribute__((noinline)) void clear_stack_below(void)
     memset((char *)pad, 0, sizeof pad);
 }
 
-/* The main thread's stack mapping, from /proc/self/maps: [*lo, *hi). */
+/* The main thread's stack mapping, from /proc/self/maps: [*lo, *hi).
+ * Read once, at sx_vm_init (after the C stack has been grown to its
+ * size): a worker may not open files later (its seccomp filter,
+ * worker/wrk_sandbox.c). */
 static bool main_stack_bounds(uintptr_t *lo, uintptr_t *hi)
 {
+    static int known; /* 0 not read yet, 1 read, -1 not found */
+    static uintptr_t cached_lo, cached_hi;
+    if (known != 0) {
+        *lo = cached_lo;
+        *hi = cached_hi;
+        return known > 0;
+    }
+    known = -1;
     FILE *f = fopen("/proc/self/maps", "r");
     if (!f) return false;
     char line[512];
@@ -283,9 +294,10 @@ static bool main_stack_bounds(uintptr_t *lo, uintptr_t *hi)
     while (!found && fgets(line, sizeof line, f)) {
         unsigned long a, b;
         if (strstr(line, "[stack]") && sscanf(line, "%lx-%lx", &a, &b) == 2) {
-            *lo = a;
-            *hi = b;
+            *lo = cached_lo = a;
+            *hi = cached_hi = b;
             found = true;
+            known = 1;
         }
     }
     fclose(f);
@@ -427,6 +439,8 @@ int sx_vm_init(const sx_options *opt)
     size_t cstack = o.cstack_bytes ? o.cstack_bytes : SX_DEFAULT_CSTACK;
     if (cstack > ctx.heap_limit) cstack = ctx.heap_limit;
     ctx.cstack_limit = &here - grow_cstack(cstack);
+    uintptr_t lo, hi;
+    (void)main_stack_bounds(&lo, &hi); /* cached for release_cstack */
     ctx.out = stdout;
     GC_set_max_heap_size(ctx.heap_limit);
     sx_cur = &ctx;

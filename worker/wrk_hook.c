@@ -21,6 +21,13 @@
  *                           before its commit (with the supervisor's
  *                           kill-delay:MS, sup_pool.c, a commit that lands
  *                           after the deadline, before the worker dies)
+ *   probe-sandbox:PATH      a request to PATH first makes, from the worker
+ *                           itself, the system calls its seccomp filter
+ *                           refuses (wrk_sandbox.c) and logs one line with
+ *                           what each returned, "sandbox probe: NAME=RESULT
+ *                           ...", RESULT "ok" or an errno name; what was
+ *                           made is undone (the socket closed, the child
+ *                           reaped)
  *
  * An unknown hook is logged and ignored. Read once at start, on the main
  * thread; the checks afterwards only compare strings.
@@ -29,8 +36,14 @@
  * suite runs). Without it the variable is never read and every hook is off:
  * the release binary cannot be made to fail on purpose.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,6 +61,7 @@ static struct {
     char segv_in_cek[HOOK_PATH_MAX];
     char hold_lock[HOOK_PATH_MAX];
     char slow_commit[HOOK_PATH_MAX];
+    char probe_sandbox[HOOK_PATH_MAX];
     unsigned slow_commit_ms;
     bool exit_at_start;
 } H;
@@ -76,7 +90,8 @@ void wrk_hook_init(const char *mode)
     for (char *it = strtok_r(copy, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
         char m[HOOK_PATH_MAX];
         if (take(it, "exit-after-commit:", H.exit_after_commit) ||
-            take(it, "segv-in-cek:", H.segv_in_cek) || take(it, "hold-lock:", H.hold_lock))
+            take(it, "segv-in-cek:", H.segv_in_cek) || take(it, "hold-lock:", H.hold_lock) ||
+            take(it, "probe-sandbox:", H.probe_sandbox))
             continue;
         if (take(it, "exit-at-start:", m)) {
             if (strcmp(m, mode) == 0) H.exit_at_start = true;
@@ -143,4 +158,42 @@ void wrk_hook_hold_lock(struct store *st, const char *path, size_t len)
     }
     store_txn_abort(t);
     fprintf(stderr, "sxpool worker: test hook: released the write lock\n");
+}
+
+/* Appends " name=ok" or " name=ERRNO" to line. */
+static void probe_note(char *line, size_t cap, const char *name, int rc, int err)
+{
+    size_t n = strlen(line);
+    snprintf(line + n, cap - n, " %s=%s", name, rc >= 0 ? "ok" : strerrorname_np(err));
+}
+
+void wrk_hook_probe_sandbox(const char *path, size_t len)
+{
+    if (!is(H.probe_sandbox, path, len)) return;
+    char line[512] = "sxpool worker: test hook: sandbox probe:";
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    probe_note(line, sizeof line, "socket-inet", fd, errno);
+    if (fd >= 0) close(fd);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    probe_note(line, sizeof line, "socket-unix", fd, errno);
+    if (fd >= 0) close(fd);
+    fd = open("/etc/hostname", O_RDONLY | O_CLOEXEC);
+    probe_note(line, sizeof line, "open-read", fd, errno);
+    if (fd >= 0) close(fd);
+    fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    probe_note(line, sizeof line, "open-write", fd, errno);
+    if (fd >= 0) close(fd);
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    probe_note(line, sizeof line, "fork", pid, errno);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    void *p = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    probe_note(line, sizeof line, "mmap-exec", p == MAP_FAILED ? -1 : 0, errno);
+    if (p != MAP_FAILED) munmap(p, 4096);
+    /* harmless without the filter too: the parent is not traced (ESRCH) */
+    long r = ptrace(PTRACE_PEEKDATA, getppid(), NULL, NULL);
+    probe_note(line, sizeof line, "ptrace", r < 0 ? -1 : 0, errno);
+    probe_note(line, sizeof line, "kill-parent", kill(getppid(), 0), errno);
+    probe_note(line, sizeof line, "setuid", setuid(0), errno);
+    fprintf(stderr, "%s\n", line);
 }

@@ -58,6 +58,18 @@ void wrk_board_copy(char *dst, size_t cap, const char *src);
  * native: look up the faulting PC in the JIT's registry. @return 0 or -errno */
 int wrk_crash_install(bool native);
 
+/* ---- wrk_sandbox.c: what a worker may do once it is set up --------------- */
+
+/* RLIMIT_CORE 0 unless core_dumps; RLIMIT_DATA data_limit when not 0.
+ * @return 0, 1 when data_limit was not applied (a sanitizer build; why
+ *         set), or -errno with why set */
+int wrk_sandbox_limits(bool core_dumps, size_t data_limit, char *why, size_t cap);
+/* PR_SET_NO_NEW_PRIVS and the seccomp filter of a JIT (jit) or CEK worker
+ * on every thread of the process. @return 0, or < 0 with why set */
+int wrk_sandbox_enter(bool jit, char *why, size_t cap);
+/* True in a sanitizer build, whose CEK workers may open files. */
+bool wrk_sandbox_sanitized(void);
+
 /* ---- wrk_hook.c: test-only failure points (SXPOOL_TEST_HOOK) --------------- */
 
 /* Reads SXPOOL_TEST_HOOK for a worker of mode ("jit" or "cek"). */
@@ -73,6 +85,10 @@ void wrk_hook_before_request(const char *path, size_t len);
 struct store;
 /* Before a request to path runs: may hold st's write lock for 2 s. */
 void wrk_hook_hold_lock(struct store *st, const char *path, size_t len);
+
+/* Before a request to path runs: may try calls the sandbox refuses and log
+ * what each returned. */
+void wrk_hook_probe_sandbox(const char *path, size_t len);
 
 /* --tier=jit: the VM with the native tier on top. */
 #define WRK_TIER_JIT 2

@@ -2,11 +2,13 @@
  * supervisor with uv_spawn.
  *
  * Single-threaded apart from nng's own threads (and, in jit mode, the JIT's
- * compiler thread): it maps its slot's crash scoreboard, opens its LMDB
- * environment, turns the native tier on (jit mode only: CEK workers never
- * load native code), drops the native code of every function blacklisted
- * for its ABI hash, loads the app, dials its slot's nng socket, announces
- * READY and then serves one request at a time:
+ * compiler thread): it sets its resource limits (wrk_sandbox.c), maps its
+ * slot's crash scoreboard, opens its LMDB environment, turns the native
+ * tier on (jit mode only: CEK workers never load native code), drops the
+ * native code of every function blacklisted for its ABI hash, reads the
+ * app's source, dials its slot's nng socket, turns its seccomp filter on
+ * (unless --no-seccomp), loads the app, announces READY and then serves
+ * one request at a time:
  *
  *   REQUEST -> answered from the response record if this request id was
  *              already committed (a re-dispatch after a death), otherwise
@@ -16,6 +18,8 @@
  *              a stand-in instead: a 502 saying the request was applied
  *              but its response was too large to keep, which is what a
  *              re-dispatch then answers; the request never runs twice).
+ *              A response past the RESPONSE frame's limits (ipc.h) is
+ *              answered ERROR response-too-large, nothing applied.
  *              A full store (STORE_EFULL) answers 507, nothing applied.
  *              A conflict at commit reruns the handler on a fresh
  *              snapshot (nothing was applied), after a few conflicts
@@ -69,6 +73,9 @@ typedef struct wrk {
     char exclude[WRK_MAX_EXCLUDE]; /* --jit-exclude globs, comma-separated */
     char abi[IPC_BOARD_HASH];      /* what READY announces */
     bool bl_quiet;                 /* load_blacklist: no line per entry */
+    bool core_dumps;               /* --core-dumps: keep RLIMIT_CORE */
+    size_t data_limit;             /* --worker-memory: RLIMIT_DATA, 0 none */
+    bool no_seccomp;               /* --no-seccomp: no seccomp filter */
     store *st;
     ipc_conn *conn;
     store_txn *txn; /* the running request's transaction */
@@ -171,6 +178,34 @@ static int send_jit_fault(wrk *w, uint64_t id, const sx_failure *fail)
     return send_frame(w, IPC_JIT_FAULT, id, f, 4);
 }
 
+/* Checks resp against the RESPONSE frame's limits (ipc.h): a handler's
+ * response past one is its mistake, answered 500 response-too-large with
+ * a message naming the limit. @return true within them (else fail set) */
+static bool response_fits(const sx_response *resp, sx_failure *fail)
+{
+    size_t hbytes = 0;
+    for (int i = 0; i < resp->nheaders; i++)
+        hbytes += resp->headers[i].name_len + resp->headers[i].value_len;
+    memset(fail, 0, sizeof *fail);
+    if (resp->nheaders > IPC_MAX_RESPONSE_HEADERS)
+        snprintf(fail->message, sizeof fail->message,
+                 "response has %d headers, over the limit of %d", resp->nheaders,
+                 IPC_MAX_RESPONSE_HEADERS);
+    else if (hbytes > IPC_MAX_RESPONSE_HEADER_BYTES)
+        snprintf(fail->message, sizeof fail->message,
+                 "response headers of %zu bytes exceed the limit of %u bytes", hbytes,
+                 IPC_MAX_RESPONSE_HEADER_BYTES);
+    else if (resp->body_len > IPC_MAX_RESPONSE_BODY)
+        snprintf(fail->message, sizeof fail->message,
+                 "response body of %zu bytes exceeds the limit of %u bytes", resp->body_len,
+                 IPC_MAX_RESPONSE_BODY);
+    else
+        return true;
+    snprintf(fail->kind, sizeof fail->kind, "response-too-large");
+    snprintf(fail->line, sizeof fail->line, "error: %s: %s", fail->kind, fail->message);
+    return false;
+}
+
 /* Encodes a RESPONSE frame for resp. */
 static int encode_response(uint64_t id, const sx_response *resp, char **buf, size_t *len)
 {
@@ -265,6 +300,13 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
             w->txn = NULL;
             return RUN_SX_ERROR;
         }
+        if (!response_fits(&resp, fail)) {
+            sx_response_free(&resp);
+            store_txn_abort(w->txn);
+            w->txn = NULL;
+            wlog(w, "request %s: %s; answering 500, nothing applied", r->id, fail->message);
+            return RUN_SX_ERROR;
+        }
         int status = resp.status;
         *out = NULL;
         rc = encode_response(id, &resp, out, outlen);
@@ -344,6 +386,7 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
     request_of(fr, id, &r, hs);
     wrk_hook_before_request(r.path, r.path_len);
     wrk_hook_hold_lock(w->st, r.path, r.path_len);
+    wrk_hook_probe_sandbox(r.path, r.path_len);
     char *out = NULL;
     size_t outlen = 0;
     sx_failure fail;
@@ -367,7 +410,17 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
     if (rc < 0) {
         memset(&fail, 0, sizeof fail);
         snprintf(fail.kind, sizeof fail.kind, "effect-error");
-        snprintf(fail.message, sizeof fail.message, "store: %s", store_strerror(rc));
+        /* the store's errors, or the encoding's (out of memory, a frame
+         * limit response_fits did not foresee) */
+        if (rc <= -20000)
+            snprintf(fail.message, sizeof fail.message, "store: %s", store_strerror(rc));
+        else if (rc <= -10000)
+            snprintf(fail.message, sizeof fail.message, "unable to encode the response: %s",
+                     ipc_strerror(rc));
+        else
+            snprintf(fail.message, sizeof fail.message, "unable to encode the response: %s",
+                     strerror(-rc));
+        wlog(w, "request %s: %s", id, fail.message);
         return send_error(w, fr->id, &fail);
     }
     wrk_board_totals();
@@ -472,6 +525,15 @@ static int parse_flags(wrk *w, int argc, char **argv)
                 fprintf(stderr, "sxpool worker: --memory-limit: bad size '%s'\n", a + 15);
                 return -1;
             }
+        } else if (!strncmp(a, "--worker-memory=", 16)) {
+            if (!wrk_parse_size(a + 16, &w->data_limit)) {
+                fprintf(stderr, "sxpool worker: --worker-memory: bad size '%s'\n", a + 16);
+                return -1;
+            }
+        } else if (!strcmp(a, "--core-dumps")) {
+            w->core_dumps = true;
+        } else if (!strcmp(a, "--no-seccomp")) {
+            w->no_seccomp = true;
         } else if (!strncmp(a, "--jit-threshold=", 16)) {
             if (parse_threshold(a + 16, &w->jit_threshold) != 0) {
                 fprintf(stderr, "sxpool worker: --jit-threshold: bad count '%s'\n", a + 16);
@@ -489,7 +551,8 @@ static int parse_flags(wrk *w, int argc, char **argv)
     }
     if (w->slot < 0 || !w->rundir || !w->app || !w->data) {
         fputs("usage: sxpool worker --slot=N --rundir=DIR --app=DIR --data=DIR "
-              "[--mode=jit|cek] [--jit-threshold=N] [--jit-exclude=GLOBS]\n",
+              "[--mode=jit|cek] [--jit-threshold=N] [--jit-exclude=GLOBS] "
+              "[--worker-memory=SIZE] [--core-dumps] [--no-seccomp]\n",
               stderr);
         return -1;
     }
@@ -562,6 +625,40 @@ static int send_ready(wrk *w)
     return send_frame(w, IPC_READY, 0, f, 4);
 }
 
+/* Reads path whole into *buf (malloc'd, NUL-terminated). @return 0 or -1
+ * with errno set */
+static int read_file(const char *path, char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rbe");
+    if (!f) return -1;
+    size_t cap = 65536, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        n += fread(b + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(b, cap * 2);
+        if (!nb) {
+            free(b);
+            b = NULL;
+            errno = ENOMEM;
+            break;
+        }
+        b = nb;
+        cap *= 2;
+    }
+    int err = b && ferror(f) ? EIO : 0;
+    fclose(f);
+    if (!b || err) {
+        free(b);
+        errno = err ? err : ENOMEM;
+        return -1;
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
 /* Everything before READY. @return 0 or the process exit status */
 static int start(wrk *w)
 {
@@ -570,12 +667,16 @@ static int start(wrk *w)
         return 1;
     }
     srand((unsigned)getpid());
+    char why[256];
+    int rc = wrk_sandbox_limits(w->core_dumps, w->data_limit, why, sizeof why);
+    if (rc != 0) wlog(w, "%s", why);
+    if (rc < 0) return 1;
     wrk_hook_init(w->mode);
     if (wrk_hook_exit_at_start()) {
         wlog(w, "test hook: exiting at start");
         return 1;
     }
-    int rc = wrk_board_open(w->rundir, w->slot);
+    rc = wrk_board_open(w->rundir, w->slot);
     if (rc != 0)
         wlog(w, "unable to map the crash scoreboard of slot %d: %s; crashes will go unexplained",
              w->slot, strerror(-rc));
@@ -616,12 +717,14 @@ static int start(wrk *w)
     if (load_blacklist(w, false) != 0) return 1;
     fx = (sx_effects){w, fx_get, fx_put, fx_del, fx_scan, fx_log, ""};
     sx_vm_set_effects(&fx);
+    /* The application's source is read now: once the filter is on, a CEK
+     * worker cannot open files. */
     char path[4096];
     snprintf(path, sizeof path, "%s/main.sx", w->app);
-    sx_failure fail;
-    memset(&fail, 0, sizeof fail);
-    if (sx_vm_load_file(path, &fail) != 0) {
-        wlog(w, "unable to load %s: %s", path, fail.line);
+    char *src = NULL;
+    size_t srclen = 0;
+    if (read_file(path, &src, &srclen) != 0) {
+        wlog(w, "unable to load %s: %s", path, strerror(errno));
         return 1;
     }
     char url[4200];
@@ -634,11 +737,29 @@ static int start(wrk *w)
     rc = ipc_dial(url, 5000, &w->conn);
     if (rc != 0) {
         wlog(w, "unable to connect to the supervisor at %s: %s", url, ipc_strerror(rc));
+        free(src);
         return 1;
     }
     /* Again, now that BLACKLIST frames reach us: an entry added while we
      * were not yet connected was not pushed to us. */
-    if (load_blacklist(w, true) != 0) return 1;
+    if (load_blacklist(w, true) != 0) {
+        free(src);
+        return 1;
+    }
+    /* Everything a worker opens is open: no application code has run yet. */
+    if (!w->no_seccomp && wrk_sandbox_enter(w->jit_mode, why, sizeof why) != 0) {
+        wlog(w, "%s (--no-seccomp runs workers without the filter)", why);
+        free(src);
+        return 1;
+    }
+    sx_failure fail;
+    memset(&fail, 0, sizeof fail);
+    rc = sx_vm_load(path, src, srclen, &fail);
+    free(src);
+    if (rc != 0) {
+        wlog(w, "unable to load %s: %s", path, fail.line);
+        return 1;
+    }
     return send_ready(w) != 0 ? 1 : 0;
 }
 

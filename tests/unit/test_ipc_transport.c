@@ -15,6 +15,7 @@
 #include "ipc/ipc.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -255,6 +256,7 @@ static void xclose(ipc_conn *c)
 /* ---- helpers ------------------------------------------------------------ */
 
 static ipc_frame frame;
+static char self_exe[PATH_MAX]; /* this program, for the children it runs */
 
 static ipc_field fld(const char *s)
 {
@@ -494,7 +496,7 @@ static pid_t spawn_worker(const char *url)
 
     CHECK(pid >= 0);
     if (pid == 0) {
-        execl("/proc/self/exe", "test_ipc_transport", "child-worker", url, (char *)NULL);
+        execl(self_exe, "test_ipc_transport", "child-worker", url, (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -591,7 +593,7 @@ static void test_close_race(const char *dir)
 
     CHECK(pid >= 0);
     if (pid == 0) {
-        execl("/proc/self/exe", "test_ipc_transport", "child-close-race", dir,
+        execl(self_exe, "test_ipc_transport", "child-close-race", dir,
               ipc_transport_name(transport), (char *)NULL);
         _exit(127);
     }
@@ -661,6 +663,8 @@ int main(int argc, char **argv)
     ipc_conn *l, *w;
 
     if (argc == 3 && strcmp(argv[1], "child-worker") == 0) return child_worker(argv[2]);
+    /* resolved now: under valgrind, exec of /proc/self/exe would run valgrind's tool */
+    CHECK(realpath("/proc/self/exe", self_exe) != NULL);
     if (argc == 4 && strcmp(argv[1], "child-close-race") == 0) {
         transport = ipc_transport_parse(argv[3]);
         _exit(child_close_race(argv[2])); /* an abandoned close is left behind */

@@ -462,6 +462,7 @@ static void test_response_prune(void)
     CHECK_EQ(store_response_prune(s, later, 100), 1);
     CHECK_EQ(store_response_prune(s, later, 100), 0);
     store_close(s);
+    rm_dir(dir);
 }
 
 /* Commits a put of key (1 byte) and, with rlen, a response record of rlen
@@ -677,7 +678,11 @@ static void test_counter(void)
     for (int i = 0; i < NPROC; i++) {
         pids[i] = fork();
         CHECK(pids[i] >= 0);
-        if (pids[i] == 0) _exit(child_increments(dir));
+        if (pids[i] == 0) {
+            int rc = child_increments(dir);
+            free(dir); /* under valgrind, a leak would change the exit status */
+            _exit(rc);
+        }
     }
     for (int i = 0; i < NPROC; i++) {
         int status;
@@ -845,7 +850,9 @@ static void test_locked_excludes(void)
     CHECK(pid >= 0);
     if (pid == 0) {
         die_with_parent(parent);
-        _exit(optimistic_incr_child(dir, go[0], report[1]));
+        int rc = optimistic_incr_child(dir, go[0], report[1]);
+        free(dir);
+        _exit(rc);
     }
     s = open_store(dir);
     CHECK_EQ(read_byte(report[0], 10000), 'o');
@@ -918,7 +925,9 @@ static void test_killed_writer(void)
         CHECK(pids[i] >= 0);
         if (pids[i] == 0) {
             die_with_parent(parent);
-            _exit(committing_child(dir, go[i][0], report[1]));
+            int rc = committing_child(dir, go[i][0], report[1]);
+            free(dir);
+            _exit(rc);
         }
     }
     s = open_store(dir);
