@@ -191,7 +191,11 @@ sx_val sx_mkerror_c(const char *kind, const char *message);
 
 /* list helpers */
 sx_val sx_list(int n, ...);
-long sx_list_length(sx_val l); /* -1 if not a proper list */
+long sx_list_length(sx_val l); /* -1 if not a proper list (a cycle is not) */
+/* True if following the cdrs from l comes back to a pair already passed:
+ * every C loop that walks a list the program gave it checks first, since
+ * it would not see the request's deadline. */
+bool sx_list_cyclic(sx_val l);
 sx_val sx_reverse(sx_val l);
 
 /* ---- equality and hashing --------------------------------------------- */

@@ -389,9 +389,23 @@ sx_val sx_list(int n, ...)
     return l;
 }
 
+bool sx_list_cyclic(sx_val l)
+{
+    sx_val slow = l;
+    while (sx_is_pair(l)) {
+        l = SX_CDR(l);
+        if (!sx_is_pair(l)) return false;
+        l = SX_CDR(l);
+        slow = SX_CDR(slow);
+        if (l == slow) return true;
+    }
+    return false;
+}
+
 long sx_list_length(sx_val l)
 {
     long n = 0;
+    if (sx_list_cyclic(l)) return -1;
     while (sx_is_pair(l)) {
         n++;
         l = SX_CDR(l);

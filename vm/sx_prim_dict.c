@@ -112,7 +112,8 @@ static sx_val alist_assoc(sx_ctx *cx, int argc, sx_val *argv)
 {
     const char *expected = argc == 3 ? "any list fn" : "any list";
     if (argc > 3) sx_arity_error(cx, "assoc", 2, 3, argc);
-    SX_CHECK(cx, argv[1] == SX_NIL || sx_is_pair(argv[1]), "assoc", expected, argc, argv);
+    SX_CHECK(cx, (argv[1] == SX_NIL || sx_is_pair(argv[1])) && !sx_list_cyclic(argv[1]), "assoc",
+             expected, argc, argv);
     SX_CHECK(cx, argc == 2 || sx_is_procedure(argv[2]), "assoc", expected, argc, argv);
     sx_val l = argv[1];
     for (; sx_is_pair(l); l = SX_CDR(l)) {

@@ -183,6 +183,7 @@ static sx_val p_reverse(sx_ctx *cx, int argc, sx_val *argv)
 static long count_pairs(sx_val l)
 {
     long n = 0;
+    if (sx_list_cyclic(l)) return -1;
     for (; sx_is_pair(l); l = SX_CDR(l))
         n++;
     return n;
@@ -222,6 +223,7 @@ static sx_val p_list_copy(sx_ctx *cx, int argc, sx_val *argv)
 {
     builder b;
     sx_val l = argv[0];
+    SX_CHECK(cx, !sx_list_cyclic(l), "list-copy", "list", argc, argv);
     build_init(&b);
     for (; sx_is_pair(l); l = SX_CDR(l))
         build_add(&b, SX_CAR(l));
@@ -233,7 +235,7 @@ static sx_val p_list_copy(sx_ctx *cx, int argc, sx_val *argv)
 static sx_val p_last_pair(sx_ctx *cx, int argc, sx_val *argv)
 {
     sx_val l = argv[0];
-    SX_CHECK(cx, sx_is_pair(l), "last-pair", "pair", argc, argv);
+    SX_CHECK(cx, sx_is_pair(l) && !sx_list_cyclic(l), "last-pair", "pair", argc, argv);
     while (sx_is_pair(SX_CDR(l)))
         l = SX_CDR(l);
     return l;
@@ -262,7 +264,8 @@ static sx_val mem_generic(sx_ctx *cx, int argc, sx_val *argv, enum match how, co
         f = argv[2];
         how = M_PROC;
     }
-    SX_CHECK(cx, is_list_start(argv[1]), name, argc == 3 ? "any list fn" : "any list", argc, argv);
+    SX_CHECK(cx, is_list_start(argv[1]) && !sx_list_cyclic(argv[1]), name,
+             argc == 3 ? "any list fn" : "any list", argc, argv);
     sx_val l = argv[1];
     for (; sx_is_pair(l); l = SX_CDR(l))
         if (matches(cx, how, f, argv[0], SX_CAR(l))) return l;
@@ -287,7 +290,7 @@ static sx_val p_member(sx_ctx *cx, int argc, sx_val *argv)
 
 static sx_val ass_generic(sx_ctx *cx, int argc, sx_val *argv, enum match how, const char *name)
 {
-    SX_CHECK(cx, is_list_start(argv[1]), name, "any list", argc, argv);
+    SX_CHECK(cx, is_list_start(argv[1]) && !sx_list_cyclic(argv[1]), name, "any list", argc, argv);
     sx_val l = argv[1];
     for (; sx_is_pair(l); l = SX_CDR(l)) {
         sx_val entry = SX_CAR(l);
@@ -345,9 +348,13 @@ static bool lists_next(sx_ctx *cx, lists *ls, int off, const char *name, const c
 static void check_fn_lists(sx_ctx *cx, int argc, sx_val *argv, int first_list, const char *name,
                            const char *expected)
 {
+    bool finite = false; /* one finite list bounds the walk (R7RS map) */
     SX_CHECK(cx, sx_is_procedure(argv[0]), name, expected, argc, argv);
-    for (int i = first_list; i < argc; i++)
+    for (int i = first_list; i < argc; i++) {
         SX_CHECK(cx, is_list_start(argv[i]), name, expected, argc, argv);
+        if (!finite) finite = !sx_list_cyclic(argv[i]);
+    }
+    SX_CHECK(cx, finite || first_list >= argc, name, expected, argc, argv);
 }
 
 static sx_val map_generic(sx_ctx *cx, int argc, sx_val *argv, bool collect, const char *name)

@@ -304,6 +304,7 @@ static sx_val p_list_to_string(sx_ctx *cx, int argc, sx_val *argv)
 {
     sx_buf b;
     sx_val l = argv[0];
+    SX_CHECK(cx, sx_list_length(l) >= 0, "list->string", "list of char", argc, argv);
     for (; sx_is_pair(l); l = SX_CDR(l))
         SX_CHECK(cx, sx_is_char(SX_CAR(l)), "list->string", "list of char", argc, argv);
     SX_CHECK(cx, l == SX_NIL, "list->string", "list of char", argc, argv);
@@ -378,6 +379,7 @@ static sx_val p_string_join(sx_ctx *cx, int argc, sx_val *argv)
 {
     const char *expected = argc == 2 ? "list string" : "list";
     sx_val l = argv[0];
+    SX_CHECK(cx, sx_list_length(l) >= 0, "string-join", expected, argc, argv);
     for (; sx_is_pair(l); l = SX_CDR(l))
         SX_CHECK(cx, sx_is_string(SX_CAR(l)), "string-join", expected, argc, argv);
     SX_CHECK(cx, l == SX_NIL, "string-join", expected, argc, argv);
