@@ -112,7 +112,8 @@ typedef struct sup_conn {
     char *pending;    /* bytes read after the paused request */
     size_t pending_len;
     uint64_t deadline_ms; /* 0: none */
-    int writes;           /* uv_write requests outstanding */
+    int writes;           /* writes not finished: uv_write requests and written-at-once ones */
+    bool handle_closed;   /* on_conn_closed ran; freed once writes is 0 */
     /* The strict framing check (see "strict framing" below). */
     uint8_t sc_state;       /* enum scan_state */
     uint8_t sc_sub;         /* position in "HTTP/d.d", or the target's form */
@@ -137,6 +138,7 @@ enum write_action {
 
 typedef struct sup_write {
     uv_write_t req;
+    struct sup_write *next_done; /* in the written-at-once list */
     sup_conn *c;
     char *buf; /* owned; NULL for static bytes */
     enum write_action action;
@@ -173,8 +175,9 @@ static void on_conn_closed(uv_handle_t *h)
         s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
-    free(c);
-    resume_accepting(s); /* a descriptor is free now */
+    c->handle_closed = true;
+    if (c->writes == 0) free(c); /* else when its written-at-once writes finish */
+    resume_accepting(s);         /* a descriptor is free now */
 }
 
 static void conn_close(sup_conn *c)
@@ -234,14 +237,27 @@ static void conn_linger(sup_conn *c)
 
 static void conn_resume(sup_conn *c);
 
-static void on_write(uv_write_t *req, int status)
+/* ---- writing ------------------------------------------------------------------
+ *
+ * A response goes out with uv_try_write when nothing is queued before it, as
+ * it nearly always is: written whole, it is finished on the loop's next turn
+ * (the idle handle), as uv_write would finish it, but without libuv's
+ * POLLOUT bookkeeping, which costs an epoll_ctl per response. What the
+ * socket does not take at once goes through uv_write. Either way the
+ * connection counts the write in c->writes until it is finished, and is
+ * not freed before (on_conn_closed). */
+
+static void write_done(sup_write *wr, int status)
 {
-    sup_write *wr = (sup_write *)req;
     sup_conn *c = wr->c;
     enum write_action action = wr->action;
     free(wr->buf);
     free(wr);
     c->writes--;
+    if (c->handle_closed) {
+        if (c->writes == 0) free(c);
+        return;
+    }
     if (c->closing) return;
     if (status < 0) {
         conn_close(c);
@@ -254,7 +270,65 @@ static void on_write(uv_write_t *req, int status)
         conn_resume(c);
 }
 
-/* Queues buf (owned when `owned`). On failure the connection is closed. */
+static void on_write(uv_write_t *req, int status)
+{
+    write_done((sup_write *)req, status);
+}
+
+static void on_writes_done(uv_idle_t *idle)
+{
+    sup_server *s = idle->data;
+    sup_write *wr = s->wdone_head;
+    s->wdone_head = s->wdone_tail = NULL;
+    uv_idle_stop(idle);
+    while (wr) {
+        sup_write *next = wr->next_done;
+        write_done(wr, 0);
+        wr = next;
+    }
+}
+
+/* wr was written whole: it finishes on the loop's next turn. */
+static int defer_done(sup_server *s, sup_write *wr)
+{
+    if (!s->wdone_open) {
+        int err = uv_idle_init(s->loop, &s->wdone_idle);
+        if (err != 0) return err;
+        s->wdone_idle.data = s;
+        s->wdone_open = true;
+    }
+    if (!s->wdone_head) {
+        int err = uv_idle_start(&s->wdone_idle, on_writes_done);
+        if (err != 0) return err;
+    }
+    wr->next_done = NULL;
+    if (s->wdone_tail)
+        s->wdone_tail->next_done = wr;
+    else
+        s->wdone_head = wr;
+    s->wdone_tail = wr;
+    return 0;
+}
+
+/* Ends the written-at-once writes still waiting (the server stops), then
+ * the idle handle. */
+static void close_writes_done(sup_server *s)
+{
+    sup_write *wr = s->wdone_head;
+    s->wdone_head = s->wdone_tail = NULL;
+    while (wr) {
+        sup_write *next = wr->next_done;
+        write_done(wr, UV_ECANCELED);
+        wr = next;
+    }
+    if (s->wdone_open) {
+        s->wdone_open = false;
+        uv_close((uv_handle_t *)&s->wdone_idle, NULL);
+    }
+}
+
+/* Writes or queues buf (owned when `owned`). On failure the connection is
+ * closed. */
 static void conn_write(sup_conn *c, char *buf, size_t len, bool owned, enum write_action action)
 {
     sup_write *wr = malloc(sizeof *wr);
@@ -267,7 +341,19 @@ static void conn_write(sup_conn *c, char *buf, size_t len, bool owned, enum writ
     wr->buf = owned ? buf : NULL;
     wr->action = action;
     uv_buf_t ub = uv_buf_init(buf, (unsigned int)len);
-    int err = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write);
+    int err = 0, n = UV_EAGAIN;
+    if (c->writes == 0) n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
+    if (n >= 0 && (size_t)n == len) {
+        err = defer_done(c->srv, wr);
+    } else if (n >= 0 || n == UV_EAGAIN) {
+        if (n > 0) {
+            ub.base += n;
+            ub.len -= (size_t)n;
+        }
+        err = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write);
+    } else {
+        err = n;
+    }
     if (err != 0) {
         free(wr->buf);
         free(wr);
@@ -1507,6 +1593,7 @@ void sup__http_close_all(sup_server *s)
 {
     for (sup_conn *c = s->conns; c; c = c->next)
         conn_close(c);
+    close_writes_done(s);
 }
 
 /* Retries a listener paused by an accept error; logs pauses, at most once

@@ -355,6 +355,11 @@ struct sup_server {
 
     struct sup_conn *conns; /* every open connection */
     int nconns;
+    /* Responses written at once (uv_try_write), finished on the loop's next
+     * turn by the idle handle (sup_http.c, "writing"). */
+    uv_idle_t wdone_idle;
+    bool wdone_open;
+    struct sup_write *wdone_head, *wdone_tail;
 
     uint64_t last_id; /* the last request id given out (see next_request_id) */
 

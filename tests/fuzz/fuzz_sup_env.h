@@ -7,6 +7,9 @@
  * defined here instead, and libuv is not linked, so a call this file does
  * not fake is a link error rather than a real socket operation:
  *
+ *   - uv_try_write takes nothing (UV_EAGAIN), so every response goes
+ *     through uv_write, whole; the idle handle that finishes responses
+ *     written at once is never started (a start is a failure).
  *   - uv_write appends the bytes to fz_out, checks that they are one
  *     well-formed response (fz_check_response) and queues its callback;
  *     uv_shutdown and uv_close queue theirs; fz_run_loop runs the queue in
@@ -290,6 +293,26 @@ int uv_write(uv_write_t *req, uv_stream_t *handle, const uv_buf_t bufs[], unsign
     if (sup__buf_append(&fz_out, bufs[0].base, bufs[0].len) != 0) fz_fail("out of memory");
     fz_queue(FZ_WRITE, req, (void (*)(void))cb);
     return 0;
+}
+
+int uv_try_write(uv_stream_t *handle, const uv_buf_t bufs[], unsigned int nbufs)
+{
+    return UV_EAGAIN;
+}
+
+int uv_idle_init(uv_loop_t *loop, uv_idle_t *idle)
+{
+    fz_fail("uv_idle_init, though uv_try_write never wrote anything");
+}
+
+int uv_idle_start(uv_idle_t *idle, uv_idle_cb cb)
+{
+    fz_fail("uv_idle_start, though uv_try_write never wrote anything");
+}
+
+int uv_idle_stop(uv_idle_t *idle)
+{
+    fz_fail("uv_idle_stop, though uv_try_write never wrote anything");
 }
 
 int uv_shutdown(uv_shutdown_t *req, uv_stream_t *handle, uv_shutdown_cb cb)
