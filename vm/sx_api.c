@@ -639,11 +639,12 @@ typedef struct handle_args {
     sx_response *resp;
 } handle_args;
 
-/* The copy is resident next to the heap's text until the request ends:
- * it counts against the budget too. */
+/* The copy is resident next to the heap's text until the request ends,
+ * and the worker encodes it once more into the frame that carries the
+ * response: it counts twice against the budget. */
 static char *malloc_copy(const char *s, size_t n)
 {
-    if (!sx_heap_fits(&ctx, n + 1)) sx__out_of_memory();
+    if (n > SIZE_MAX / 2 - 1 || !sx_heap_fits(&ctx, 2 * (n + 1))) sx__out_of_memory();
     char *p = malloc(n + 1);
     if (!p) sx__out_of_memory();
     memcpy(p, s, n);
