@@ -118,8 +118,9 @@ int wrk_sandbox_limits(bool core_dumps, size_t data_limit, char *why, size_t cap
     if (data_limit > 0 && WRK_SANITIZED) {
         /* ASan's shadow memory, terabytes of reserved address space, is
          * counted by RLIMIT_DATA: no limit lets a sanitized worker start */
-        snprintf(why, cap, "--worker-memory is not applied in a sanitizer build (RLIMIT_DATA "
-                           "counts ASan's shadow memory)");
+        snprintf(why, cap,
+                 "--worker-memory is not applied in a sanitizer build (RLIMIT_DATA "
+                 "counts ASan's shadow memory)");
         return 1;
     }
     if (data_limit > 0) {
