@@ -106,8 +106,9 @@ typedef struct uwrite {
 struct ipc__unix {
     ipc_conn base; /* first: ops */
     int listener;
-    int fd;  /* the peer's socket (dialer: ours), -1 if none */
-    ubuf in; /* bytes read and not yet delivered */
+    int fd;       /* the peer's socket (dialer: ours), -1 if none */
+    ubuf in;      /* bytes read and not yet delivered */
+    unsigned gen; /* listener: changes whenever the peer does */
 
     /* listener */
     pthread_mutex_t mtx; /* guards fd, the queue, closing */
@@ -185,6 +186,51 @@ static void buf_free(ubuf *b)
     *b = (ubuf){0};
 }
 
+/* A peer is alive until its socket reads EOF or fails; one with bytes
+ * still to read counts as alive until they are read. */
+static int fd_alive(int fd)
+{
+    char b;
+    ssize_t r;
+
+    if (fd < 0) return 0;
+    r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r > 0 || (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
+/* Hands every complete frame in c->in to on_recv and keeps the rest; stops
+ * if on_recv made the listener drop its peer (c->gen moved).
+ * @return 0, or -1 if the peer must be dropped (a length above the limit,
+ *         or no memory for a long frame), said in a log line */
+static int deliver_frames(ipc__unix *c)
+{
+    unsigned gen = c->gen;
+    size_t at = 0;
+
+    while (c->gen == gen && c->in.len - at >= IPC__LEN) {
+        uint32_t n = get_len(c->in.p + at);
+
+        if (n > IPC_MAX_FRAME) {
+            fprintf(stderr,
+                    "ipc: the worker on %s sent a message of %u bytes, above the %u-byte "
+                    "limit; dropping it\n",
+                    c->path, n, IPC_MAX_FRAME);
+            return -1;
+        }
+        if (c->in.len - at - IPC__LEN < n) {
+            if (buf_reserve(&c->in, n + IPC__LEN - (c->in.len - at)) != 0) {
+                fprintf(stderr, "ipc: out of memory reading from the worker on %s\n", c->path);
+                return -1;
+            }
+            break;
+        }
+        if (n > 0) c->on_recv(c->arg, c->in.p + at + IPC__LEN, n);
+        at += IPC__LEN + n;
+    }
+    if (c->gen == gen) buf_consume(&c->in, at);
+    return 0;
+}
+
 static int fill_sun(struct sockaddr_un *sa, const char *path)
 {
     memset(sa, 0, sizeof(*sa));
@@ -240,6 +286,7 @@ static void drop_peer(ipc__unix *c)
     if (c->fd < 0) return;
     close(c->fd);
     c->fd = -1;
+    c->gen++;
     c->in.len = 0;
     dropped = drop_queue(c);
     if (dropped > 0 && !c->closing)
@@ -328,12 +375,7 @@ static int unix_listener_send(ipc__unix *c, const char *buf, size_t len)
  * counts as alive until they are read. Called with mtx. */
 static int peer_alive(ipc__unix *c)
 {
-    char b;
-    ssize_t r;
-
-    if (c->fd < 0) return 0;
-    r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return r > 0 || (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+    return fd_alive(c->fd);
 }
 
 static void accept_peer(ipc__unix *c)
@@ -351,6 +393,7 @@ static void accept_peer(ipc__unix *c)
     } else {
         drop_peer(c);
         c->fd = fd;
+        c->gen++;
         if (listener_put(c, "", 0) != 0) drop_peer(c);
     }
     pthread_mutex_unlock(&c->mtx);
@@ -363,7 +406,7 @@ static int read_peer(ipc__unix *c)
 {
     for (;;) {
         ssize_t r;
-        size_t at = 0, asked;
+        size_t asked;
 
         if (buf_reserve(&c->in, IPC__READ_CHUNK) != 0) {
             fprintf(stderr, "ipc: out of memory reading from the worker on %s\n", c->path);
@@ -376,24 +419,7 @@ static int read_peer(ipc__unix *c)
         if (r == 0) return -1;
         if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         c->in.len += (size_t)r;
-        while (c->in.len - at >= IPC__LEN) {
-            uint32_t n = get_len(c->in.p + at);
-
-            if (n > IPC_MAX_FRAME) {
-                fprintf(stderr,
-                        "ipc: the worker on %s sent a message of %u bytes, above the %u-byte "
-                        "limit; dropping it\n",
-                        c->path, n, IPC_MAX_FRAME);
-                return -1;
-            }
-            if (c->in.len - at - IPC__LEN < n) {
-                if (buf_reserve(&c->in, n + IPC__LEN - (c->in.len - at)) != 0) return -1;
-                break;
-            }
-            if (n > 0) c->on_recv(c->arg, c->in.p + at + IPC__LEN, n);
-            at += IPC__LEN + n;
-        }
-        buf_consume(&c->in, at);
+        if (deliver_frames(c) != 0) return -1;
         if ((size_t)r < asked) return 0; /* drained for now */
     }
 }
@@ -466,29 +492,40 @@ static void listener_free(ipc__unix *c)
     free(c);
 }
 
-int ipc__unix_listen(const char *path, ipc_recv_cb on_recv, void *arg, ipc_conn **out)
+/* A listener's common part, for either kind. @return it, or NULL with *rc */
+static ipc__unix *listener_new(const char *path, ipc_recv_cb on_recv, void *arg,
+                               struct sockaddr_un *sa, int *rc)
 {
-    ipc__unix *c = calloc(1, sizeof(*c));
-    struct sockaddr_un sa;
-    int rc;
+    ipc__unix *c;
 
-    if (c == NULL) return -ENOMEM;
+    if ((*rc = fill_sun(sa, path)) != 0) {
+        fprintf(stderr, "ipc: unable to listen on %s: the path is too long\n", path);
+        return NULL;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL || (c->path = strdup(path)) == NULL) {
+        free(c);
+        *rc = -ENOMEM;
+        return NULL;
+    }
     c->base.ops = &ipc__unix_ops;
     c->listener = 1;
     c->fd = c->lfd = c->wake = -1;
     c->on_recv = on_recv;
     c->arg = arg;
+    return c;
+}
+
+int ipc__unix_listen(const char *path, ipc_recv_cb on_recv, void *arg, ipc_conn **out)
+{
+    struct sockaddr_un sa;
+    int rc;
+    ipc__unix *c = listener_new(path, on_recv, arg, &sa, &rc);
+
+    if (c == NULL) return rc;
     if (pthread_mutex_init(&c->mtx, NULL) != 0) {
+        free(c->path);
         free(c);
         return -ENOMEM;
-    }
-    if ((c->path = strdup(path)) == NULL) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    if ((rc = fill_sun(&sa, path)) != 0) {
-        fprintf(stderr, "ipc: unable to listen on %s: the path is too long\n", path);
-        goto fail;
     }
     if ((c->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
         (c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
@@ -557,6 +594,7 @@ static void loop_drop_peer(ipc__unix *c)
 
     if (p == NULL) return;
     c->peer = NULL;
+    c->gen++;
     c->in.len = 0;
     p->dropped = 1;
     if (p->nwrites > 0 && !c->closing)
@@ -641,7 +679,6 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 {
     upeer *p = (upeer *)st;
     ipc__unix *c = p->c;
-    size_t at = 0;
 
     (void)b;
     if (p != c->peer) return;
@@ -652,40 +689,15 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         return;
     }
     c->in.len += (size_t)nread;
-    while (c->peer == p && c->in.len - at >= IPC__LEN) {
-        uint32_t n = get_len(c->in.p + at);
-
-        if (n > IPC_MAX_FRAME) {
-            fprintf(stderr,
-                    "ipc: the worker on %s sent a message of %u bytes, above the %u-byte "
-                    "limit; dropping it\n",
-                    c->path, n, IPC_MAX_FRAME);
-            loop_drop_peer(c);
-            return;
-        }
-        if (c->in.len - at - IPC__LEN < n) {
-            if (buf_reserve(&c->in, n + IPC__LEN - (c->in.len - at)) != 0) {
-                fprintf(stderr, "ipc: out of memory reading from the worker on %s\n", c->path);
-                loop_drop_peer(c);
-                return;
-            }
-            break;
-        }
-        if (n > 0) c->on_recv(c->arg, c->in.p + at + IPC__LEN, n);
-        at += IPC__LEN + n;
-    }
-    if (c->peer == p) buf_consume(&c->in, at);
+    if (deliver_frames(c) != 0 && c->peer == p) loop_drop_peer(c);
 }
 
 static int loop_peer_alive(ipc__unix *c)
 {
     uv_os_fd_t fd;
-    char b;
-    ssize_t r;
 
     if (c->peer == NULL || uv_fileno((uv_handle_t *)&c->peer->pipe, &fd) != 0) return 0;
-    r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return r > 0 || (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+    return fd_alive(fd);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -710,6 +722,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     loop_drop_peer(c);
     c->peer = p;
+    c->gen++;
     if (loop_send(c, "", 0) != 0 || uv_read_start((uv_stream_t *)&p->pipe, on_alloc, on_read) != 0)
         loop_drop_peer(c);
 }
@@ -729,27 +742,12 @@ static void loop_close(ipc__unix *c)
 int ipc__unix_listen_on_loop(uv_loop_t *loop, const char *path, ipc_recv_cb on_recv, void *arg,
                              ipc_conn **out)
 {
-    ipc__unix *c = calloc(1, sizeof(*c));
     struct sockaddr_un sa;
     int err;
+    ipc__unix *c = listener_new(path, on_recv, arg, &sa, &err);
 
-    if (c == NULL) return -ENOMEM;
-    c->base.ops = &ipc__unix_ops;
-    c->listener = 1;
-    c->fd = c->lfd = c->wake = -1;
+    if (c == NULL) return err;
     c->loop = loop;
-    c->on_recv = on_recv;
-    c->arg = arg;
-    if ((c->path = strdup(path)) == NULL) {
-        free(c);
-        return -ENOMEM;
-    }
-    if (fill_sun(&sa, path) != 0) {
-        fprintf(stderr, "ipc: unable to listen on %s: the path is too long\n", path);
-        free(c->path);
-        free(c);
-        return -ENAMETOOLONG;
-    }
     if ((err = uv_pipe_init(loop, &c->lpipe, 0)) != 0) {
         free(c->path);
         free(c);
