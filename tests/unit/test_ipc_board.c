@@ -15,15 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHECK_EQ(a, b)                                                                             \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_) {                                                                            \
-            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b,  \
-                    a_, b_);                                                                       \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/unit/check.h"
 
 int main(void)
 {

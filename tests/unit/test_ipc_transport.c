@@ -28,23 +28,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define CHECK_EQ(a, b)                                                                             \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_) {                                                                            \
-            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b,  \
-                    a_, b_);                                                                       \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: %s failed\n", __FILE__, __LINE__, #c);                         \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/unit/check.h"
 
 /* Under LeakSanitizer: nng 1.5.2 itself loses a few objects (a pipe, its
  * dialer, a message it had accepted) when pipes are torn down while sends
