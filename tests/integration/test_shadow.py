@@ -162,6 +162,24 @@ class Shadow(unittest.TestCase):
             self.assertIn("bump", blacklisted(self.data))
             self.assertEqual(metrics(srv)["sxpool_shadow_mismatches_total"], 1)
 
+    def test_sampled_writes_are_checked_and_not_applied_twice(self):
+        args = ["--shadow-canary=0", "--shadow-rate=1"]
+        with self.server(args, env={"SXPOOL_INJECT": "wrong-sum:bump"}, workers=1) as srv:
+            bodies = []
+            for i in range(10):
+                bodies.append(srv.get("/count").text)
+                if i < 2:  # each one's check done before the next (none skipped)
+                    sxtest.wait_until(lambda: samples(metrics(srv)) >= i + 1, 10,
+                                      what="the sampled check of request %d" % (i + 1))
+            self.assertIn("bump", blacklisted(self.data))
+            # 1 (no + on that path), then the native + commits 1 + 2, the
+            # sampled check catches it, and from then on the VM adds 1
+            self.assertEqual(bodies, ["1", "3"] + [str(i) for i in range(4, 12)], bodies)
+            self.assertEqual(srv.get("/read").text, "11")  # verify runs committed nothing
+            m = metrics(srv)
+            self.assertEqual(m["sxpool_shadow_mismatches_total"], 1, m)
+            self.assertGreaterEqual(samples(m), 2, m)
+
     def test_no_native_code_or_a_clock_is_never_shadowed(self):
         with self.server(["--shadow-canary=1000000", "--shadow-rate=1"]) as srv:
             for _ in range(10):
