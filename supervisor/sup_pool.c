@@ -10,6 +10,10 @@
  * is up). Each slot's crash scoreboard is created before its first spawn and
  * zeroed before every spawn.
  *
+ * A JIT worker's CHECKED reply and a CEK worker's SHADOW_RESULT go to
+ * sup_shadow.c; a request holding a SHADOW frame (r->shadow.frame) is sent
+ * as SHADOW instead of REQUEST, and only ever to a CEK worker.
+ *
  * Threads: with the unix transport (the default) the slots' sockets are
  * served by the loop itself (ipc_listen_on_loop) and on_recv handles each
  * frame at once. With nng, on_recv runs on nng's threads and does nothing

@@ -27,6 +27,14 @@
  *              finds the request's record already there answers from it.
  *              An SX error aborts the transaction: ERROR, or JIT_FAULT when
  *              it escaped from native code.
+ *              In a JIT worker, a run whose native functions are still in
+ *              their canary period is answered CHECKED "canary" instead and
+ *              not committed; --shadow-rate of the others are committed and
+ *              answered CHECKED "sample" (see "shadow verification" below).
+ *   SHADOW  -> (CEK workers) the request runs pinned to the native run's
+ *              snapshot and is compared with it; SHADOW_RESULT carries the
+ *              verdict and the reply REQUEST would have sent (nothing is
+ *              committed for a verify-only one).
  *   BLACKLIST -> drops that function's native code (before the next
  *              request, since frames are handled in order).
  *   SHUTDOWN -> exit 0.
