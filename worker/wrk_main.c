@@ -385,8 +385,10 @@ static int encode_checked(wrk *w, uint64_t id, int kind, const char *resp, size_
                       {snap, (uint32_t)snap_len},
                       fstr(digest),
                       fstr(natives)};
-    rc = snap_len > IPC_MAX_FRAME / 2 ? IPC_ETOOBIG
-                                      : ipc_encode(IPC_CHECKED, id, f, 5, out, out_len);
+    /* The SHADOW frame carries all this and the request (its body at most
+     * SUP_MAX_BODY_LIMIT, 32 MiB): a quarter of a frame leaves room. */
+    rc = resp_len + snap_len > IPC_MAX_FRAME / 4 ? IPC_ETOOBIG
+                                                 : ipc_encode(IPC_CHECKED, id, f, 5, out, out_len);
     free(snap);
     return rc;
 }
