@@ -31,6 +31,20 @@
  *   BLACKLIST   function, code hash          (supervisor -> worker; an empty
  *                                            hash means any code hash)
  *   SHUTDOWN    (no fields)                  (supervisor -> worker)
+ *
+ * Shadow verification (README, "Shadow verification"):
+ *   CHECKED     kind ("canary" | "sample"), response (a whole RESPONSE
+ *               frame, encoded), snapshot (store_txn_snapshot), write-set
+ *               digest, native functions ("NAME HASH\n" lines)
+ *                                            (JIT worker -> supervisor: a
+ *                                            canary committed nothing, a
+ *                                            sample did)
+ *   SHADOW      mode ("commit" | "verify"), response, snapshot, digest
+ *               (as CHECKED), then the REQUEST's fields
+ *                                            (supervisor -> CEK worker)
+ *   SHADOW_RESULT  verdict ("same" | "differs" | "inconclusive"), what
+ *               differed, the reply (a RESPONSE or ERROR frame, encoded;
+ *               empty in verify mode)        (CEK worker -> supervisor)
  */
 #ifndef SXPOOL_IPC_H
 #define SXPOOL_IPC_H
@@ -67,6 +81,9 @@ enum ipc_type {
     IPC_JIT_FAULT = 5,
     IPC_BLACKLIST = 6,
     IPC_SHUTDOWN = 7,
+    IPC_CHECKED = 8,
+    IPC_SHADOW = 9,
+    IPC_SHADOW_RESULT = 10,
 };
 
 /* Error codes: negative errno values, and this module's own range. */

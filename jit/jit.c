@@ -275,19 +275,20 @@ static void compute_abi(void)
              (int)SX_T_VMCLOSURE, (int)SX_T_PROTO);
     snprintf(buf, sizeof buf,
              "sxpool %s|gccjit %d.%d.%d|O%d %s %s|link %d %zu %s|tags %s|margin %d|sym %zu|"
-             "cx %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu|"
+             "cx %zu %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu %zu|"
              "prim %zu %zu %zu|env %zu %zu|ops %d|idx %d",
              SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
              gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_LINK_OPTION,
              SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS, tags ? tags : deftags,
              SX_JIT_FRAME_MARGIN, offsetof(sx_symbol, global), offsetof(sx_ctx, interrupt),
              offsetof(sx_ctx, jit_tail_n), offsetof(sx_ctx, native_proto),
-             offsetof(sx_ctx, cstack_limit), sizeof(sx_ctx), offsetof(sx_vmclosure, proto),
-             offsetof(sx_vmclosure, env), offsetof(sx_proto, native), offsetof(sx_proto, nreq),
-             offsetof(sx_proto, rest), offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack),
-             offsetof(sx_proto, env_size), offsetof(sx_proto, k), offsetof(sx_obj, type),
-             offsetof(sx_prim, fn), offsetof(sx_prim, min_args), offsetof(sx_prim, max_args),
-             offsetof(sx_env, up), offsetof(sx_env, slots), BC__COUNT, JIT_CACHE_FORMAT);
+             offsetof(sx_ctx, cstack_limit), offsetof(sx_ctx, jit_epoch), sizeof(sx_ctx),
+             offsetof(sx_vmclosure, proto), offsetof(sx_vmclosure, env), offsetof(sx_proto, native),
+             offsetof(sx_proto, jit_entered), offsetof(sx_proto, nreq), offsetof(sx_proto, rest),
+             offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack), offsetof(sx_proto, env_size),
+             offsetof(sx_proto, k), offsetof(sx_obj, type), offsetof(sx_prim, fn),
+             offsetof(sx_prim, min_args), offsetof(sx_prim, max_args), offsetof(sx_env, up),
+             offsetof(sx_env, slots), BC__COUNT, JIT_CACHE_FORMAT);
     uint64_t h = 14695981039346656037ull;
     for (const char *c = buf; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211ull;
@@ -313,6 +314,7 @@ static void parse_inject(void)
                    : !strcmp(item, "null-deref")    ? JIT_INJECT_NULL_DEREF
                    : !strcmp(item, "ice")           ? JIT_INJECT_ICE
                    : !strcmp(item, "compile-error") ? JIT_INJECT_COMPILE_ERROR
+                   : !strcmp(item, "wrong-sum")     ? JIT_INJECT_WRONG_SUM
                                                     : 0;
         if (!kind) {
             jlog("SXPOOL_INJECT: unknown fault kind '%s' ignored", item);
@@ -1119,6 +1121,32 @@ void jit_totals_get(jit_totals *out)
     out->compile_us = __atomic_load_n(&compile_us_total, __ATOMIC_RELAXED);
     out->native_calls = __atomic_load_n(&sx_jit_native_calls, __ATOMIC_RELAXED);
     out->vm_calls = __atomic_load_n(&sx_jit_stats.vm_calls, __ATOMIC_RELAXED);
+}
+
+/* ---- which native functions a request ran ------------------------------------------ */
+
+static uint32_t epoch;
+
+void jit_request_begin(void)
+{
+    if (++epoch == 0) epoch = 1; /* 0 is what a proto never entered holds */
+    if (sx_cur) sx_cur->jit_epoch = epoch;
+}
+
+int jit_request_entered(jit_entered *out, int cap)
+{
+    int n = 0;
+    if (!J.on || !epoch) return 0;
+    pthread_mutex_lock(&J.mu);
+    for (int i = 0; i < J.nn; i++) {
+        sx_proto *p = J.natives[i];
+        if (__atomic_load_n(&p->jit_entered, __ATOMIC_RELAXED) != epoch) continue;
+        if (n < cap) out[n] = (jit_entered){proto_name(p), sx_proto_hash(p), p->jit_requests};
+        if (p->jit_requests < UINT32_MAX) p->jit_requests++;
+        n++;
+    }
+    pthread_mutex_unlock(&J.mu);
+    return n;
 }
 
 const char *jit_abi_hash(void)

@@ -61,6 +61,29 @@ typedef struct jit_totals {
 } jit_totals;
 void jit_totals_get(jit_totals *out);
 
+/* ---- which native functions a request ran --------------------------------- *
+ *
+ * Every native function's prologue stamps the running request's epoch into
+ * its proto (one store per call), so after a request the worker can list
+ * the functions that ran natively in it: what shadow verification checks
+ * and blacklists. Evaluating thread only, between requests. */
+
+/* Starts a request: a new epoch. */
+void jit_request_begin(void);
+
+typedef struct jit_entered {
+    const char *name; /* valid until the native tier drops the function (never) */
+    const char *hash;
+    uint32_t requests; /* requests it ran natively in before this one, in this process */
+} jit_entered;
+
+/**
+ * Lists the functions whose native code ran since jit_request_begin and
+ * counts this request for each (jit_entered.requests is the count before).
+ * @return how many there were (entries past cap are counted, not listed)
+ */
+int jit_request_entered(jit_entered *out, int cap);
+
 /* The ABI hash (sxpool version, libgccjit version, options): 16 hex digits. */
 const char *jit_abi_hash(void);
 

@@ -24,6 +24,7 @@ enum jit_inject {
     JIT_INJECT_NULL_DEREF = 2,     /* dereference NULL on entry */
     JIT_INJECT_ICE = 4,            /* exit(4) while compiling it */
     JIT_INJECT_COMPILE_ERROR = 8,  /* emit code libgccjit rejects (a compile error) */
+    JIT_INJECT_WRONG_SUM = 16, /* the fixnum fast path of + adds one more: a silent miscompile */
 };
 
 /* One function of a batch. */

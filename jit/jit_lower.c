@@ -690,6 +690,9 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
         result = op == OP_ADD
                      ? rv(r)
                      : binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(r), i64(l, (long)SX_TAG_FIX));
+        if (op == OP_ADD && (l->job->inject & JIT_INJECT_WRONG_SUM)) /* a silent miscompile */
+            result = binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, result,
+                           i64(l, (long)(sx_mkfix(1) - sx_mkfix(0))));
         break;
     }
     case OP_LT: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_LT, a, b)); break;
@@ -1189,6 +1192,14 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
         assign(&l, np, gcc_jit_context_null(ctxt, vp));
         assign(&l, gcc_jit_rvalue_dereference(rv(np), NULL), i64(&l, 0));
     }
+    /* cx->native_proto is this function's proto on every entry (the VM's
+     * call_native and the direct calls below set it first): stamp the
+     * request's epoch into it, so the worker learns which functions ran
+     * natively (jit_request_entered): one load and one store per call */
+    gcc_jit_rvalue *self = gcc_jit_context_new_bitcast(
+        ctxt, NULL, rv(i64_field(&l, prv(l.cx), (long)offsetof(sx_ctx, native_proto))), l.t_voidp);
+    assign(&l, i32_field(&l, self, (long)offsetof(sx_proto, jit_entered)),
+           rv(i32_field(&l, prv(l.cx), (long)offsetof(sx_ctx, jit_epoch))));
     for (int i = 0; i < p->nslots; i++)
         assign(&l, l.slot[i], rv(ptr_word(&l, prv(l.base), i)));
     assign(&l, l.env, prv(l.env0));

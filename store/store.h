@@ -178,6 +178,43 @@ size_t store_txn_nwrites(const store_txn *t);
 /* Drops the txn and its writes. */
 void store_txn_abort(store_txn *t);
 
+/* ---- shadow runs: one request run twice on the same inputs ----------- *
+ * (the encoding and the rules are in store_txn.c) */
+
+#define STORE_DIGEST_HEX 33 /* 32 hex digits and a NUL */
+
+/**
+ * Encodes what t read from its snapshot so far: every key read (found or
+ * not, with the value seen) and every scan with the entries it consumed.
+ * Not for a locked txn, which records no reads.
+ * @param[out] out malloc'd, owned by the caller on success
+ * @return 0, STORE_EBADTXN (failed, or locked) or -ENOMEM
+ */
+int store_txn_snapshot(const store_txn *t, char **out, size_t *len);
+
+/* A digest of t's write set (keys, values, deletes), as hex: two runs that
+ * would write the same have the same digest. */
+void store_txn_write_digest(const store_txn *t, char out[STORE_DIGEST_HEX]);
+
+/**
+ * Pins t, just begun and optimistic, to a snapshot from store_txn_snapshot
+ * (copied): a read of a key it lists gets the listed value (and the commit
+ * validates that value against the store then), a read of another key goes
+ * to the store and is noted (store_txn_pin_check).
+ * @return 0, -EINVAL (malformed snapshot, locked or already pinned txn) or
+ *         -ENOMEM
+ */
+int store_txn_pin(store_txn *t, const char *snap, size_t len);
+
+/**
+ * After a pinned run: did it see the same inputs as the run the snapshot
+ * came from?
+ * @return 0 yes (or t is not pinned), 1 it read a key the snapshot lacks
+ *         (the runs took different paths), 2 its scans saw other entries
+ *         (detail says which)
+ */
+int store_txn_pin_check(const store_txn *t, char *detail, size_t cap);
+
 /**
  * Looks up the response committed under req_id, in the newest commit (one
  * that a writer killed mid-commit left unpublished included). Must not be

@@ -48,6 +48,7 @@
 #include "store/store_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,7 +95,31 @@ struct store_txn {
     size_t nr, capr;
     srec **scans;
     size_t ns, caps;
+    struct store_pins *pins; /* store_txn_pin: the snapshot of another run */
 };
+
+typedef struct store_pins store_pins;
+typedef struct pin {
+    const char *key, *val;
+    uint32_t klen, vlen;
+    int found;
+} pin;
+
+struct store_pins {
+    char *buf; /* a copy of the snapshot */
+    pin *p;
+    size_t n;
+    const char *scans; /* the scan section within buf */
+    size_t scans_len;
+    char stray[STORE_MAX_KEY + 1]; /* the first key read that the snapshot lacks */
+    size_t stray_len;
+    int strayed;
+};
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+} sbuf;
+static int pinned_get(store_txn *t, const char *key, size_t klen, MDB_val *v, int *rc);
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -255,8 +280,10 @@ static int r_note(store_txn *t, const char *key, size_t klen, int found, const M
 static int snap_get(store_txn *t, const char *key, size_t klen, MDB_val *v)
 {
     MDB_val k = {klen, (void *)key};
-    int rc = mdb_get(t->snap, t->s->kv, &k, v);
+    int rc;
 
+    if (t->pins != NULL && pinned_get(t, key, klen, v, &rc)) return rc;
+    rc = mdb_get(t->snap, t->s->kv, &k, v);
     if (rc != 0 && rc != MDB_NOTFOUND) return txn_fail(t, "read a key", rc, 0);
     if (!t->locked && r_note(t, key, klen, rc == 0, v) != 0) return txn_fail(t, NULL, 0, -ENOMEM);
     return rc == 0 ? 0 : STORE_ENOTFOUND;
@@ -504,6 +531,11 @@ static void txn_free(store_txn *t)
     free(t->w);
     free(t->r);
     free(t->scans);
+    if (t->pins != NULL) {
+        free(t->pins->p);
+        free(t->pins->buf);
+        free(t->pins);
+    }
     if (t->snap != NULL) mdb_txn_abort(t->snap);
     free(t);
 }
@@ -667,4 +699,234 @@ size_t store_txn_nwrites(const store_txn *t)
 void store_txn_abort(store_txn *t)
 {
     if (t != NULL) txn_free(t);
+}
+
+/* ---- shadow runs: the snapshot a run saw, and a run pinned to it ------- *
+ *
+ * store_txn_snapshot encodes what a transaction read from its snapshot:
+ * its read set (sorted by key) and its scan set (in call order), each
+ * integer a little-endian u32:
+ *   'g' klen key found vlen val            one per key read
+ *   's' plen prefix bounded elen end n     one per scan, followed by its n
+ *       (klen key vlen val)...             snapshot entries
+ * A transaction pinned to such a snapshot (store_txn_pin) answers a read
+ * of a key it lists with the value listed there, and records that read in
+ * its read set with that value, so its commit validates the value the run
+ * used against the store as it is then (a key changed since is a
+ * conflict, never a silent mix). A key not listed is read from the store
+ * and noted: the two runs took different paths. Scans are not served from
+ * the snapshot; store_txn_pin_check compares the scan set's encoding with
+ * the pinned one instead (different entries: the inputs differed). */
+
+static int sb_put(sbuf *b, const void *p, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 256;
+        while (ncap < b->len + n)
+            ncap *= 2;
+        char *nb = realloc(b->p, ncap);
+        if (nb == NULL) return -ENOMEM;
+        b->p = nb;
+        b->cap = ncap;
+    }
+    if (n) memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static int sb_u32(sbuf *b, size_t v)
+{
+    unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    return sb_put(b, x, 4);
+}
+
+static int sb_bytes(sbuf *b, const void *p, size_t n)
+{
+    return sb_u32(b, n) || sb_put(b, p, n) ? -ENOMEM : 0;
+}
+
+static int encode_scans(const store_txn *t, sbuf *b)
+{
+    for (size_t i = 0; i < t->ns; i++) {
+        const srec *r = t->scans[i];
+        if (sb_put(b, "s", 1) || sb_bytes(b, r->prefix, r->plen) || sb_u32(b, (size_t)r->bounded) ||
+            sb_bytes(b, r->end, r->bounded ? r->elen : 0) || sb_u32(b, r->n))
+            return -ENOMEM;
+        for (size_t j = 0; j < r->n; j++)
+            if (sb_bytes(b, r->items[j].key.mv_data, r->items[j].key.mv_size) ||
+                sb_bytes(b, r->items[j].val.mv_data, r->items[j].val.mv_size))
+                return -ENOMEM;
+    }
+    return 0;
+}
+
+int store_txn_snapshot(const store_txn *t, char **out, size_t *len)
+{
+    sbuf b = {0};
+    if (t == NULL || t->state != TXN_OPEN || t->locked) return STORE_EBADTXN;
+    for (size_t i = 0; i < t->nr; i++) {
+        const rentry *e = t->r[i];
+        if (sb_put(&b, "g", 1) || sb_bytes(&b, e->key, e->klen) || sb_u32(&b, (size_t)e->found) ||
+            sb_bytes(&b, e->val.mv_data, e->val.mv_size))
+            goto nomem;
+    }
+    if (encode_scans(t, &b) != 0 || sb_put(&b, "", 0) != 0) goto nomem;
+    if (b.p == NULL && (b.p = malloc(1)) == NULL) return -ENOMEM;
+    *out = b.p;
+    *len = b.len;
+    return 0;
+nomem:
+    free(b.p);
+    return -ENOMEM;
+}
+
+/* FNV-1a, 64 bits, from h. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ c[i]) * 1099511628211ull;
+    return h;
+}
+
+void store_txn_write_digest(const store_txn *t, char out[STORE_DIGEST_HEX])
+{
+    /* two independent 64-bit hashes of the sorted write set: a digest to
+     * compare two runs of one request, not a defence against an attacker */
+    uint64_t h[2] = {14695981039346656037ull, 0x9e3779b97f4a7c15ull};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; t && i < t->nw; i++) {
+            const wentry *e = t->w[i];
+            uint64_t n[2] = {e->klen, e->del ? UINT64_MAX : e->vlen};
+            h[k] = fnv(h[k], n, sizeof n);
+            h[k] = fnv(h[k], e->key, e->klen);
+            h[k] = fnv(h[k], e->val, e->del ? 0 : e->vlen);
+        }
+    snprintf(out, STORE_DIGEST_HEX, "%016llx%016llx", (unsigned long long)h[0],
+             (unsigned long long)h[1]);
+}
+
+static int rd_u32(const char **p, const char *end, uint32_t *v)
+{
+    if (end - *p < 4) return -EINVAL;
+    const unsigned char *c = (const unsigned char *)*p;
+    *v = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+    *p += 4;
+    return 0;
+}
+
+static int rd_bytes(const char **p, const char *end, const char **b, uint32_t *n)
+{
+    if (rd_u32(p, end, n) != 0 || (size_t)(end - *p) < *n) return -EINVAL;
+    *b = *p;
+    *p += *n;
+    return 0;
+}
+
+/* Checks the scan section [p, end) is well formed. */
+static int check_scans(const char *p, const char *end)
+{
+    while (p < end) {
+        const char *b;
+        uint32_t n, x, items;
+        if (*p++ != 's' || rd_bytes(&p, end, &b, &n) || rd_u32(&p, end, &x) ||
+            rd_bytes(&p, end, &b, &n) || rd_u32(&p, end, &items))
+            return -EINVAL;
+        for (uint32_t i = 0; i < items; i++)
+            if (rd_bytes(&p, end, &b, &n) || rd_bytes(&p, end, &b, &n)) return -EINVAL;
+    }
+    return 0;
+}
+
+int store_txn_pin(store_txn *t, const char *snap, size_t len)
+{
+    if (t == NULL || t->locked || t->pins != NULL || (snap == NULL && len > 0)) return -EINVAL;
+    store_pins *ps = calloc(1, sizeof *ps);
+    if (ps == NULL || (ps->buf = malloc(len ? len : 1)) == NULL) {
+        free(ps);
+        return -ENOMEM;
+    }
+    if (len) memcpy(ps->buf, snap, len);
+    const char *p = ps->buf, *end = ps->buf + len;
+    size_t cap = 0;
+    while (p < end && *p == 'g') {
+        pin e;
+        uint32_t found;
+        p++;
+        if (rd_bytes(&p, end, &e.key, &e.klen) || rd_u32(&p, end, &found) ||
+            rd_bytes(&p, end, &e.val, &e.vlen) || e.klen == 0 || e.klen > STORE_MAX_KEY ||
+            (ps->n > 0 && key_cmp(ps->p[ps->n - 1].key, ps->p[ps->n - 1].klen, e.key, e.klen) >= 0))
+            goto bad;
+        e.found = found != 0;
+        if (grow(&ps->p, &cap, ps->n + 1, sizeof *ps->p) != 0) goto nomem;
+        ps->p[ps->n++] = e;
+    }
+    if (check_scans(p, end) != 0) goto bad;
+    ps->scans = p;
+    ps->scans_len = (size_t)(end - p);
+    t->pins = ps;
+    return 0;
+bad:
+    free(ps->p);
+    free(ps->buf);
+    free(ps);
+    return -EINVAL;
+nomem:
+    free(ps->p);
+    free(ps->buf);
+    free(ps);
+    return -ENOMEM;
+}
+
+/* A read of key that no write answered, in a pinned txn: served from the
+ * snapshot when it lists the key (recorded with the listed value, which
+ * the commit validates), else noted as a stray and read from the store.
+ * @return 1 served (*v set; 0 found / STORE_ENOTFOUND in *rc), 0 not */
+static int pinned_get(store_txn *t, const char *key, size_t klen, MDB_val *v, int *rc)
+{
+    store_pins *ps = t->pins;
+    size_t lo = 0, hi = ps->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = key_cmp(ps->p[mid].key, ps->p[mid].klen, key, klen);
+        if (c == 0) {
+            const pin *e = &ps->p[mid];
+            v->mv_data = (void *)e->val;
+            v->mv_size = e->vlen;
+            *rc = r_note(t, key, klen, e->found, v) != 0 ? txn_fail(t, NULL, 0, -ENOMEM)
+                  : e->found                             ? 0
+                                                         : STORE_ENOTFOUND;
+            return 1;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (!ps->strayed) {
+        ps->strayed = 1;
+        memcpy(ps->stray, key, klen);
+        ps->stray_len = klen;
+    }
+    return 0;
+}
+
+int store_txn_pin_check(const store_txn *t, char *detail, size_t cap)
+{
+    const store_pins *ps = t ? t->pins : NULL;
+    if (ps == NULL) return 0;
+    if (ps->strayed) {
+        snprintf(detail, cap, "the CEK run read a key the native run did not: %.*s",
+                 (int)(ps->stray_len > 200 ? 200 : ps->stray_len), ps->stray);
+        return 1;
+    }
+    sbuf b = {0};
+    int rc = encode_scans(t, &b);
+    if (rc == 0 && (b.len != ps->scans_len || (b.len && memcmp(b.p, ps->scans, b.len) != 0))) {
+        snprintf(detail, cap, "the runs' scans saw different entries");
+        rc = 2;
+    }
+    free(b.p);
+    return rc < 0 ? 0 : rc;
 }

@@ -206,6 +206,23 @@ static void render_metrics(sup_server *s, sup_buf *b, int *err)
         out(b, err, "sxpool_redispatches_total{reason=\"%s\"} %llu\n", redispatch_label[c],
             (unsigned long long)m->redispatches[c]);
 
+    family(b, err, "sxpool_shadow_runs_total", "counter",
+           "Requests run again on the CEK evaluator to check native code, by kind.");
+    out(b, err, "sxpool_shadow_runs_total{kind=\"canary\"} %llu\n",
+        (unsigned long long)m->shadow_runs[0]);
+    out(b, err, "sxpool_shadow_runs_total{kind=\"sample\"} %llu\n",
+        (unsigned long long)m->shadow_runs[1]);
+    family(b, err, "sxpool_shadow_mismatches_total", "counter",
+           "Shadow runs that disagreed with the native run (its functions blacklisted).");
+    out(b, err, "sxpool_shadow_mismatches_total %llu\n", (unsigned long long)m->shadow_mismatches);
+    family(b, err, "sxpool_shadow_inconclusive_total", "counter",
+           "Shadow runs that could not compare (a resource limit, a scan that saw other data).");
+    out(b, err, "sxpool_shadow_inconclusive_total %llu\n",
+        (unsigned long long)m->shadow_inconclusive);
+    family(b, err, "sxpool_shadow_skipped_total", "counter",
+           "Sampled requests not re-checked because the pool was busy.");
+    out(b, err, "sxpool_shadow_skipped_total %llu\n", (unsigned long long)m->shadow_skipped);
+
     family(b, err, "sxpool_blacklist_entries", "gauge",
            "Blacklist entries (approximate: stored at start, any ABI, plus faults since, less "
            "lifts).");

@@ -125,8 +125,11 @@ typedef struct fault_job {
     int rec_err; /* its result: 0 (rec, rec_len set) or an error */
     char *rec;
     size_t rec_len;
-    char head[640]; /* the log line of a fault with no entry, up to what was done */
-    char tail[64];  /* appended to every log line */
+    char head[640];           /* the log line of a fault with no entry, up to what was done */
+    char tail[64];            /* appended to every log line */
+    char noreq[96];           /* what settle says when there is no request (default: none ran) */
+    void (*after)(void *arg); /* called once the entries are stored and pushed */
+    void *after_arg;
 } fault_job;
 
 static void job_run(sup_store_job *b, store *st);
@@ -257,7 +260,7 @@ static void settle(fault_job *j, char *done, size_t cap)
     sup_request *r = j->r;
     j->r = NULL;
     if (!r) {
-        snprintf(done, cap, "no request was running");
+        snprintf(done, cap, "%s", j->noreq[0] ? j->noreq : "no request was running");
         return;
     }
     unsigned long long id = (unsigned long long)r->id;
@@ -313,6 +316,7 @@ static void job_done(sup_store_job *b)
     for (int i = 0; i < j->n; i++)
         sup__warn("%s; %s; %s%s", j->e[i].head, j->e[i].did, did_req, j->tail);
     if (j->n == 0 && j->head[0]) sup__warn("%s; %s%s", j->head, did_req, j->tail);
+    if (j->after) j->after(j->after_arg);
     free(j->rec);
     j->rec = NULL;
     if (j->heap) free(j);
@@ -540,4 +544,46 @@ void sup__fault_death(sup_slot *w, sup_request *r, int64_t status, int sig)
         job_submit(j);
     }
     sup__pool_dispatch(w->srv);
+}
+
+/* A shadow run disagreed with the native run: every function that ran
+ * natively is blacklisted (the mismatch cannot say which one is wrong).
+ * The request itself is not the job's: it is answered with the CEK run's
+ * result, or was answered already (a sample). */
+void sup__fault_shadow_mismatch(sup_server *s, const char *abi, const char *natives,
+                                const char *detail, const char *where, void (*after)(void *),
+                                void *arg)
+{
+    fault_job spare, *j = malloc(sizeof *j);
+    bool heap = j != NULL;
+    if (!j) j = &spare;
+    memset(j, 0, sizeof *j);
+    j->heap = heap;
+    j->s = s;
+    j->base.run = job_run;
+    j->base.done = job_done;
+    snprintf(j->abi, sizeof j->abi, "%s", abi);
+    snprintf(j->noreq, sizeof j->noreq, "the client gets the CEK worker's answer");
+    j->after = after;
+    j->after_arg = arg;
+    const char *p = natives;
+    while (*p) {
+        const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        char fn[IPC_BOARD_NAME], hash[IPC_BOARD_HASH];
+        if (sp) {
+            snprintf(fn, sizeof fn, "%.*s", (int)(sp - p), p);
+            snprintf(hash, sizeof hash, "%.*s", (int)(end - sp - 1), sp + 1);
+            fault_entry *e = job_entry(j, fn, hash, "shadow mismatch");
+            if (e)
+                snprintf(e->head, sizeof e->head, "fault: %s: shadow mismatch; %s; %s", fn, detail,
+                         where);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (j->n == 0)
+        snprintf(j->head, sizeof j->head,
+                 "fault: shadow mismatch; %s; %s (no native function named)", detail, where);
+    job_request(j, NULL, false);
+    job_submit(j);
 }

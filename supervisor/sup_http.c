@@ -153,6 +153,8 @@ void sup__request_free(sup_request *r)
     sup__buf_free(&r->hdata);
     sup__buf_free(&r->body);
     free(r->headers);
+    free(r->shadow.frame);
+    free(r->shadow.natives);
     free(r);
 }
 
@@ -505,6 +507,10 @@ void sup__http_respond(sup_request *r, int status, const ipc_field *hdrs, int nh
                        const char *body, size_t len)
 {
     sup_conn *c = r->conn;
+    if (r->shadow.verify) { /* a verify-only shadow run: its client was answered before */
+        sup__request_free(r);
+        return;
+    }
     sup__metrics_response(r->srv, r, status);
     bool sent = c && c->inflight == r && !c->closing;
     if (sup__access_enabled()) {

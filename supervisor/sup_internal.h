@@ -137,6 +137,9 @@ typedef struct sup_config {
     size_t worker_memory;       /* --worker-memory: workers' RLIMIT_DATA, bytes (0: none) */
     bool no_seccomp;            /* --no-seccomp: workers run without the filter */
     char admin_token_file[PATH_MAX]; /* --admin-token-file, or empty */
+    uint32_t shadow_canary;    /* --shadow-canary: first requests of a native function checked */
+    double shadow_rate;        /* --shadow-rate: share of later ones re-checked */
+    char shadow_exclude[4096]; /* --shadow-exclude: path globs never checked */
 } sup_config;
 
 /* ---- requests --------------------------------------------------------- */
@@ -176,6 +179,19 @@ typedef struct sup_request {
     bool timed_out; /* past its deadline; answered once its worker's exit is seen */
     /* The JIT fault that made it run again, kept to lift the blacklist
      * entry if the CEK worker fails with the same error kind. */
+    /* Shadow verification (sup_shadow.c): the native run's CHECKED reply
+     * (kind, response, snapshot, digest), sent to a CEK worker in a SHADOW
+     * frame instead of the request; natives: the functions that ran
+     * natively ("NAME HASH\n" lines); abi: that JIT worker's. */
+    struct {
+        char *frame; /* the SHADOW frame's first four fields, encoded as a frame */
+        size_t len;
+        char *natives;
+        char abi[80];
+        bool verify;    /* a sample's verify-only run: nobody waits for its answer */
+        int jit_worker; /* the JIT worker and pid that ran it, for the log */
+        int jit_pid;
+    } shadow;
     struct {
         bool set;
         char function[IPC_BOARD_NAME];
@@ -298,6 +314,10 @@ typedef struct sup_metrics {
      * jit_* fields at exit); live workers' are read from their boards. */
     uint64_t jit_compiled, jit_cache_loads, jit_failed, jit_compile_us;
     uint64_t jit_native_calls, jit_vm_calls;
+    uint64_t shadow_runs[2]; /* shadow runs answered: [0] canary, [1] sample */
+    uint64_t shadow_mismatches;
+    uint64_t shadow_skipped; /* samples not re-checked: the pool was busy */
+    uint64_t shadow_inconclusive;
 } sup_metrics;
 
 /* ---- the server --------------------------------------------------------- */
@@ -478,6 +498,26 @@ void sup__fault_death(sup_slot *w, sup_request *r, int64_t status, int sig);
  * r from its response record if an attempt committed, else status with
  * text. Never runs r again. */
 void sup__fault_late(sup_server *s, sup_slot *w, sup_request *r, int status, const char *text);
+
+/* ---- sup_shadow.c: shadow verification ---------------------------------------- */
+
+/* A CHECKED reply for r from JIT worker w (r already taken off w). */
+void sup__shadow_checked(sup_slot *w, sup_request *r, const ipc_frame *f);
+/* A SHADOW_RESULT reply for r from CEK worker w (r already taken off w). */
+void sup__shadow_result(sup_slot *w, sup_request *r, const ipc_frame *f);
+/* Encodes r's SHADOW frame (r->shadow.frame set) into *buf. @return 0 or an ipc error */
+int sup__shadow_encode(const sup_request *r, const ipc_field *req, int n, char **buf, size_t *len);
+/* The normal reply handling of a RESPONSE or ERROR frame for r (sup_pool.c). */
+void sup__pool_answer(sup_slot *w, sup_request *r, const ipc_frame *f);
+/* Sends r now to an idle CEK worker, if the pool is not busy. @return true if sent */
+bool sup__pool_send_idle_cek(sup_server *s, sup_request *r);
+/* Blacklists every function in natives ("NAME HASH" lines) under abi,
+ * pool-wide, logs "fault: FUNCTION: shadow mismatch; DETAIL; ..." and then,
+ * once the entries are stored and pushed to the JIT workers, calls
+ * after(arg) (if not NULL). */
+void sup__fault_shadow_mismatch(sup_server *s, const char *abi, const char *natives,
+                                const char *detail, const char *where, void (*after)(void *),
+                                void *arg);
 
 /* ---- sup_priv.c: --user and the admin token ------------------------------ */
 

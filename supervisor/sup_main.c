@@ -117,6 +117,15 @@ void sup_usage(FILE *out)
             "                     0: before its first call)\n"
             "  --jit-exclude=GLOB functions never compiled (comma-separated globs;\n"
             "                     may be repeated)\n"
+            "  --shadow-canary=K  a request that runs a native function within its\n"
+            "                     first K requests in a worker is run on a CEK worker\n"
+            "                     too, on the same snapshot; the CEK result is what is\n"
+            "                     committed and answered, and a disagreement blacklists\n"
+            "                     the native code (default 3; 0: off)\n"
+            "  --shadow-rate=R    after that, this share of requests that ran native\n"
+            "                     code is checked the same way after the answer, when\n"
+            "                     no request waits (default 0.01; 0: off)\n"
+            "  --shadow-exclude=GLOB  request paths never checked (comma-separated)\n"
             "  --listen=HOST:PORT address to serve on (default %s:%d; port 0 picks one);\n"
             "                     IPv6 in brackets: [::1]:8080, [::]:8080 (all addresses,\n"
             "                     IPv4 too unless the system sets bindv6only)\n"
@@ -421,6 +430,33 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
                 return -1;
             }
             cfg->jit_threshold = (uint32_t)n;
+        } else if ((m = opt_value(argc, argv, &i, "--shadow-canary", &v)) != 0) {
+            if (m < 0) return -1;
+            if (parse_uint(v, 0, 1000000, &n) != 0) {
+                fprintf(stderr,
+                        "sxpool: --shadow-canary: expected a number from 0 to 1000000, "
+                        "got '%s'\n",
+                        v);
+                return -1;
+            }
+            cfg->shadow_canary = (uint32_t)n;
+        } else if ((m = opt_value(argc, argv, &i, "--shadow-rate", &v)) != 0) {
+            if (m < 0) return -1;
+            char *end;
+            double r = strtod(v, &end);
+            if (end == v || *end || !(r >= 0 && r <= 1)) {
+                fprintf(stderr, "sxpool: --shadow-rate: expected a share from 0 to 1, got '%s'\n",
+                        v);
+                return -1;
+            }
+            cfg->shadow_rate = r;
+        } else if ((m = opt_value(argc, argv, &i, "--shadow-exclude", &v)) != 0) {
+            if (m < 0) return -1;
+            if (!*v || strlen(v) >= sizeof cfg->shadow_exclude) {
+                fprintf(stderr, "sxpool: --shadow-exclude: expected globs, got '%s'\n", v);
+                return -1;
+            }
+            snprintf(cfg->shadow_exclude, sizeof cfg->shadow_exclude, "%s", v);
         } else if ((m = opt_value(argc, argv, &i, "--jit-exclude", &v)) != 0) {
             if (m < 0 || add_exclude(cfg, v) != 0) return -1;
         } else if ((m = opt_value(argc, argv, &i, "--listen", &v)) != 0) {
@@ -1065,6 +1101,8 @@ int sup_main(int argc, char **argv)
     s->cfg.workers = DEFAULT_WORKERS;
     s->cfg.cek_workers = DEFAULT_CEK_WORKERS;
     s->cfg.jit_threshold = DEFAULT_JIT_THRESHOLD;
+    s->cfg.shadow_canary = 3;
+    s->cfg.shadow_rate = 0.01;
     snprintf(s->cfg.host, sizeof s->cfg.host, "%s", DEFAULT_HOST);
     s->cfg.port = DEFAULT_PORT;
     s->cfg.timeout_ms = DEFAULT_TIMEOUT_S * 1000ull;

@@ -10,6 +10,10 @@
  * is up). Each slot's crash scoreboard is created before its first spawn and
  * zeroed before every spawn.
  *
+ * A JIT worker's CHECKED reply and a CEK worker's SHADOW_RESULT go to
+ * sup_shadow.c; a request holding a SHADOW frame (r->shadow.frame) is sent
+ * as SHADOW instead of REQUEST, and only ever to a CEK worker.
+ *
  * Threads: with the unix transport (the default) the slots' sockets are
  * served by the loop itself (ipc_listen_on_loop) and on_recv handles each
  * frame at once. With nng, on_recv runs on nng's threads and does nothing
@@ -328,7 +332,11 @@ static void spawn_slot(sup_slot *w)
     snprintf(exclude_arg, sizeof exclude_arg, "--jit-exclude=%s", s->cfg.jit_exclude);
     char wmem_arg[48];
     snprintf(wmem_arg, sizeof wmem_arg, "--worker-memory=%zu", s->cfg.worker_memory);
-    char *args[16] = {s->exe, "worker", slot_arg, rundir_arg, app_arg, data_arg, mem_arg};
+    char canary_arg[48], rate_arg[48], sexclude_arg[sizeof s->cfg.shadow_exclude + 20];
+    snprintf(canary_arg, sizeof canary_arg, "--shadow-canary=%u", (unsigned)s->cfg.shadow_canary);
+    snprintf(rate_arg, sizeof rate_arg, "--shadow-rate=%.6f", s->cfg.shadow_rate);
+    snprintf(sexclude_arg, sizeof sexclude_arg, "--shadow-exclude=%s", s->cfg.shadow_exclude);
+    char *args[24] = {s->exe, "worker", slot_arg, rundir_arg, app_arg, data_arg, mem_arg};
     int n = 7;
     if (s->cfg.worker_memory) args[n++] = wmem_arg;
     if (s->cfg.core_dumps) args[n++] = "--core-dumps";
@@ -339,6 +347,9 @@ static void spawn_slot(sup_slot *w)
         args[n++] = "--mode=jit";
         args[n++] = threshold_arg;
         if (s->cfg.jit_exclude[0]) args[n++] = exclude_arg;
+        args[n++] = canary_arg;
+        args[n++] = rate_arg;
+        if (s->cfg.shadow_exclude[0]) args[n++] = sexclude_arg;
     }
     args[n] = NULL;
 
@@ -779,6 +790,38 @@ static void check_recycle(sup_slot *w)
     start_replacement(w);
 }
 
+/* Answers r from a RESPONSE or ERROR frame (r already off w). A frame
+ * that does not hold what it should (a reply nested in SHADOW_RESULT or
+ * CHECKED) is answered 502. */
+void sup__pool_answer(sup_slot *w, sup_request *r, const ipc_frame *f)
+{
+    long long status = 0;
+    if (f->type == IPC_RESPONSE) {
+        if (f->nfields < 2 || (f->nfields - 2) % 2 != 0 || ipc_field_int(f, 0, &status) != 0) {
+            sup__error("request %llu: worker %d (pid %d) sent a malformed response",
+                       (unsigned long long)r->id, w->index, w->pid);
+            sup__http_respond_text(r, 502, "the worker sent a malformed response\n");
+            return;
+        }
+        if (status < 200 || status > 599) { /* the handler's mistake, not the worker's */
+            sup__warn("request %llu: the handler returned status %lld; answering 500",
+                      (unsigned long long)r->id, status);
+            sup__http_respond_text(r, 500, "bad-status: a handler status must be 200 to 599\n");
+            return;
+        }
+        sup__http_respond(r, (int)status, &f->fields[2], f->nfields - 2, f->fields[1].p,
+                          f->fields[1].len);
+    } else if (f->type == IPC_ERROR && f->nfields >= 3) {
+        if (!sup__fault_error_reply(w, r, f, error_status(f)))
+            sup__pool_reply_error(w->srv, r, error_status(f), f->fields[1].p, f->fields[1].len,
+                                  f->fields[2].p, f->fields[2].len);
+    } else {
+        sup__error("request %llu: worker %d (pid %d) sent a reply of type %d",
+                   (unsigned long long)r->id, w->index, w->pid, f->type);
+        sup__http_respond_text(r, 502, "the worker sent a malformed response\n");
+    }
+}
+
 static void on_reply(sup_slot *w, ipc_frame *f)
 {
     /* A worker told to stop (DYING) may still finish its requests: take them. */
@@ -800,14 +843,7 @@ static void on_reply(sup_slot *w, ipc_frame *f)
             return;
         }
         inflight_pop(w);
-        if (status < 200 || status > 599) { /* the handler's mistake, not the worker's */
-            sup__warn("request %llu: the handler returned status %lld; answering 500",
-                      (unsigned long long)r->id, status);
-            sup__http_respond_text(r, 500, "bad-status: a handler status must be 200 to 599\n");
-            break;
-        }
-        sup__http_respond(r, (int)status, &f->fields[2], f->nfields - 2, f->fields[1].p,
-                          f->fields[1].len);
+        sup__pool_answer(w, r, f);
         break;
     case IPC_ERROR:
         if (f->nfields < 3) {
@@ -815,9 +851,7 @@ static void on_reply(sup_slot *w, ipc_frame *f)
             return;
         }
         inflight_pop(w);
-        if (!sup__fault_error_reply(w, r, f, error_status(f)))
-            sup__pool_reply_error(w->srv, r, error_status(f), f->fields[1].p, f->fields[1].len,
-                                  f->fields[2].p, f->fields[2].len);
+        sup__pool_answer(w, r, f);
         break;
     case IPC_JIT_FAULT:
         if (f->nfields < 3) {
@@ -826,6 +860,22 @@ static void on_reply(sup_slot *w, ipc_frame *f)
         }
         inflight_pop(w);
         sup__fault_jit_reply(w, r, f);
+        break;
+    case IPC_CHECKED:
+        if (f->nfields < 5 || w->cek) {
+            malformed(w, "CHECKED with fewer than 5 fields, or from a CEK worker");
+            return;
+        }
+        inflight_pop(w);
+        sup__shadow_checked(w, r, f);
+        break;
+    case IPC_SHADOW_RESULT:
+        if (f->nfields < 3 || !w->cek) {
+            malformed(w, "SHADOW_RESULT with fewer than 3 fields, or from a JIT worker");
+            return;
+        }
+        inflight_pop(w);
+        sup__shadow_result(w, r, f);
         break;
     }
     w->served++;
@@ -848,7 +898,9 @@ static void handle_frame(sup_server *s, sup_slot *w, const char *data, size_t le
     case IPC_READY: on_ready(w, f); break;
     case IPC_RESPONSE:
     case IPC_ERROR:
-    case IPC_JIT_FAULT: on_reply(w, f); break;
+    case IPC_JIT_FAULT:
+    case IPC_CHECKED:
+    case IPC_SHADOW_RESULT: on_reply(w, f); break;
     default: malformed(w, "a frame type workers do not send"); break;
     }
 }
@@ -942,7 +994,8 @@ static int send_request(sup_server *s, sup_slot *w, sup_request *r)
     }
     char *buf;
     size_t len;
-    int err = ipc_encode(IPC_REQUEST, r->id, fields, n, &buf, &len);
+    int err = r->shadow.frame ? sup__shadow_encode(r, fields, n, &buf, &len)
+                              : ipc_encode(IPC_REQUEST, r->id, fields, n, &buf, &len);
     if (err != 0) {
         sup__error("unable to encode request %llu for a worker: %s", (unsigned long long)r->id,
                    ipc_strerror(err));
@@ -994,6 +1047,14 @@ void sup__pool_dispatch(sup_server *s)
     dispatch(s);
 }
 
+bool sup__pool_send_idle_cek(sup_server *s, sup_request *r)
+{
+    if (s->queue.len > 0 || s->retry.len > 0 || s->stop != STOP_NONE) return false;
+    sup_slot *w = pick_worker(s, PICK_CEK);
+    if (!w || w->ninflight > 0) return false;
+    return send_request(s, w, r) == 0;
+}
+
 void sup__pool_retry(sup_server *s, sup_request *r, bool need_cek)
 {
     if (!r->conn) { /* its client left while the first attempt ran */
@@ -1001,7 +1062,7 @@ void sup__pool_retry(sup_server *s, sup_request *r, bool need_cek)
         return;
     }
     r->slot = -1;
-    r->need_cek = need_cek;
+    r->need_cek = need_cek || r->shadow.frame; /* a SHADOW frame is for CEK workers only */
     r->queued_ms = uv_now(s->loop);
     queue_push(&s->retry, r, false);
 }

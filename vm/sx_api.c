@@ -376,6 +376,11 @@ static int protect(void (*fn)(void *), void *arg, sx_failure *fail)
 
 /* ---- entry points ------------------------------------------------------------ */
 
+uint64_t sx_vm_nondet_calls(void)
+{
+    return ctx.nondet_calls;
+}
+
 static int tier;
 
 static sx_val apply_hook(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)

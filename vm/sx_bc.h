@@ -73,6 +73,11 @@ typedef struct sx_proto {
     void *volatile native;  /* native code (sx_native_fn), when compiled */
     volatile int jit_state; /* enum sx_jit_state */
     char hash[17];          /* code hash (hex), computed when first needed */
+    /* Written by the prologue of its native code: sx_ctx's jit_epoch at
+     * the last entry, so the native tier can tell which functions a
+     * request ran natively (jit_request_entered). */
+    volatile uint32_t jit_entered;
+    uint32_t jit_requests; /* requests it ran natively in, in this process */
 } sx_proto;
 
 enum sx_jit_state {

@@ -49,6 +49,9 @@ struct sx_ctx {
     void *native_proto;     /* sx_proto of the innermost native function running */
     void *raised_native;    /* native_proto when the value in flight was raised */
     int64_t jit_tail_n;     /* argument count of a tail call native code returned */
+    uint32_t jit_epoch;     /* stamped into sx_proto.jit_entered by native code */
+    uint64_t nondet_calls;  /* calls of built-ins whose value is not a function of
+                             * their arguments (current-time-ms) */
 };
 
 /* The context of this thread's running evaluation (one per process in

@@ -42,6 +42,7 @@ static sx_val buf_string(sx_buf *b)
 /* (bytecode-inspect "name") */
 static sx_val p_bytecode_inspect(sx_ctx *cx, int argc, sx_val *argv)
 {
+    cx->nondet_calls++; /* tier-dependent: a shadow run could not repeat it */
     sx_val f = named_function(cx, "bytecode-inspect", argc, argv);
     sx_proto *p;
     if (sx_is(f, SX_T_VMCLOSURE))
@@ -129,6 +130,7 @@ static void run_traced(sx_ctx *cx, sx_val form)
  * The trace is an sx_buf, so it counts against the memory limit. */
 static sx_val p_vm_trace(sx_ctx *cx, int argc, sx_val *argv)
 {
+    cx->nondet_calls++; /* tier-dependent: a shadow run could not repeat it */
     SX_CHECK(cx, sx_is_string(argv[0]), "vm-trace", "string", argc, argv);
     sx_vm_tier_init(cx);
     sx_buf b;
@@ -160,6 +162,7 @@ static sx_val p_vm_trace(sx_ctx *cx, int argc, sx_val *argv)
 /* (jit-exclude! "glob" ...) */
 static sx_val p_jit_exclude(sx_ctx *cx, int argc, sx_val *argv)
 {
+    cx->nondet_calls++; /* tier-dependent: a shadow run could not repeat it */
     for (int i = 0; i < argc; i++)
         SX_CHECK(cx, sx_is_string(argv[i]), "jit-exclude!", "string …", argc, argv);
     for (int i = 0; i < argc; i++)
@@ -175,6 +178,7 @@ static void put_count(sx_val d, const char *key, uint64_t n)
 /* (jit-stats) */
 static sx_val p_jit_stats(sx_ctx *cx, int argc, sx_val *argv)
 {
+    cx->nondet_calls++; /* tier-dependent: a shadow run could not repeat it */
     sx_val d = sx_mkdict(8);
     put_count(d, "compiled", sx_jit_stats.compiled);
     put_count(d, "failed", sx_jit_stats.failed);

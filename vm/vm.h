@@ -60,6 +60,11 @@ void sx_vm_set_output(FILE *out);
  * the process (what `sxpool eval` uses) and :log to stderr. */
 void sx_vm_set_effects(sx_effects *fx);
 
+/* Calls so far of built-ins whose value is not a function of their
+ * arguments and the store (current-time-ms): a request during which it
+ * grew cannot be run again with the same result. */
+uint64_t sx_vm_nondet_calls(void);
+
 /* Reads the whole buffer, then loads each form in order (macros expanded
  * at load time). @return 0, or 1 with *fail filled */
 int sx_vm_load(const char *name, const char *buf, size_t len, sx_failure *fail);

@@ -27,6 +27,14 @@
  *              finds the request's record already there answers from it.
  *              An SX error aborts the transaction: ERROR, or JIT_FAULT when
  *              it escaped from native code.
+ *              In a JIT worker, a run whose native functions are still in
+ *              their canary period is answered CHECKED "canary" instead and
+ *              not committed; --shadow-rate of the others are committed and
+ *              answered CHECKED "sample" (see "shadow verification" below).
+ *   SHADOW  -> (CEK workers) the request runs pinned to the native run's
+ *              snapshot and is compared with it; SHADOW_RESULT carries the
+ *              verdict and the reply REQUEST would have sent (nothing is
+ *              committed for a verify-only one).
  *   BLACKLIST -> drops that function's native code (before the next
  *              request, since frames are handled in order).
  *   SHUTDOWN -> exit 0.
@@ -43,6 +51,7 @@
  * supervisor respawns the slot.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <ftw.h>
 #include <limits.h>
 #include <malloc.h>
@@ -80,7 +89,28 @@ typedef struct wrk {
     ipc_conn *conn;
     store_txn *txn; /* the running request's transaction */
     sx_options opt;
+    /* Shadow verification (JIT workers): --shadow-canary, --shadow-rate,
+     * --shadow-exclude (path globs) */
+    uint32_t shadow_canary;
+    double shadow_rate;
+    char shadow_exclude[WRK_MAX_EXCLUDE];
+    struct shadow_run *sh; /* the SHADOW frame being served (CEK workers), or NULL */
+    /* while sh is set, the reply is kept here instead of being sent */
+    char *captured;
+    size_t captured_len;
 } wrk;
+
+/* A SHADOW frame being served: the native run's result, what this run
+ * concluded about it. */
+typedef struct shadow_run {
+    bool verify;         /* verify-only: commit nothing */
+    ipc_field expected;  /* the native run's RESPONSE frame */
+    ipc_field snapshot;  /* what it read */
+    ipc_field digest;    /* its write set's digest */
+    const char *verdict; /* "same", "differs" or "inconclusive" */
+    char detail[512];    /* what differed */
+    bool compared;
+} shadow_run;
 
 static void wlog(const wrk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void wlog(const wrk *w, const char *fmt, ...)
@@ -142,6 +172,19 @@ static void fx_log(void *arg, const char *line, size_t len)
 
 /* ---- frames ---------------------------------------------------------------- */
 
+/* Sends an encoded reply, or, while a SHADOW frame is served, keeps a copy
+ * for its SHADOW_RESULT. */
+static int reply_bytes(wrk *w, const char *buf, size_t len)
+{
+    if (!w->sh) return ipc_send(w->conn, buf, len);
+    free(w->captured);
+    w->captured = malloc(len ? len : 1);
+    if (!w->captured) return -ENOMEM;
+    memcpy(w->captured, buf, len);
+    w->captured_len = len;
+    return 0;
+}
+
 static int send_frame(wrk *w, int type, uint64_t id, const ipc_field *f, int n)
 {
     char *buf;
@@ -149,7 +192,7 @@ static int send_frame(wrk *w, int type, uint64_t id, const ipc_field *f, int n)
     int rc = ipc_encode(type, id, f, n, &buf, &len);
     if (rc == 0) {
         wrk_board_totals();
-        rc = ipc_send(w->conn, buf, len);
+        rc = type == IPC_READY ? ipc_send(w->conn, buf, len) : reply_bytes(w, buf, len);
         free(buf);
     }
     if (rc != 0) wlog(w, "unable to send a frame to the supervisor: %s", ipc_strerror(rc));
@@ -279,23 +322,209 @@ static void backoff(int attempt)
 
 enum { RUN_OK, RUN_SX_ERROR, RUN_DONE_BEFORE };
 
+/* ---- shadow verification ------------------------------------------------------ *
+ *
+ * A JIT worker knows which native functions ran during a request (their
+ * prologues stamp the request's epoch, jit_request_entered) and how many
+ * requests each has run in here. While any of them is within its first
+ * --shadow-canary requests, the request is a canary: it is not committed;
+ * the reply is CHECKED "canary" with its response, its snapshot (every
+ * key and scan it read, with what it saw) and its write-set digest, and
+ * the supervisor has a CEK worker run it pinned to that snapshot, compare,
+ * and commit its own result. Afterwards --shadow-rate of the requests that
+ * ran native code are committed as usual and answered CHECKED "sample",
+ * for a verify-only shadow run. Not checked: a locked run (it records no
+ * reads), a path matching --shadow-exclude, and a run that read the clock
+ * (current-time-ms): its result cannot be repeated. */
+
+static bool shadow_excluded(const wrk *w, const sx_request *r)
+{
+    if (!w->shadow_exclude[0]) return false;
+    char path[1024], globs[WRK_MAX_EXCLUDE], *save = NULL;
+    snprintf(path, sizeof path, "%.*s", (int)(r->path_len < 1000 ? r->path_len : 1000), r->path);
+    snprintf(globs, sizeof globs, "%s", w->shadow_exclude);
+    for (char *g = strtok_r(globs, ",", &save); g; g = strtok_r(NULL, ",", &save))
+        if (fnmatch(g, path, 0) == 0) return true;
+    return false;
+}
+
+#define WRK_MAX_ENTERED 64
+
+/* What the native run of a request is to be: 0 not checked, 1 a canary,
+ * 2 a sample; natives gets "NAME HASH\n" per function that ran natively. */
+static int shadow_kind(wrk *w, char *natives, size_t cap)
+{
+    jit_entered e[WRK_MAX_ENTERED];
+    int n = jit_request_entered(e, WRK_MAX_ENTERED);
+    if (n <= 0) return 0;
+    bool canary = n > WRK_MAX_ENTERED && w->shadow_canary > 0;
+    size_t len = 0;
+    natives[0] = '\0';
+    for (int i = 0; i < n && i < WRK_MAX_ENTERED; i++) {
+        if (e[i].requests < w->shadow_canary) canary = true;
+        int m = snprintf(natives + len, cap - len, "%s %s\n", e[i].name, e[i].hash);
+        if (m > 0 && (size_t)m < cap - len) len += (size_t)m;
+    }
+    if (canary) return 1;
+    if (w->shadow_rate > 0 && (double)rand() / ((double)RAND_MAX + 1.0) < w->shadow_rate) return 2;
+    return 0;
+}
+
+/* Encodes CHECKED for the response resp (an encoded RESPONSE frame). */
+static int encode_checked(wrk *w, uint64_t id, int kind, const char *resp, size_t resp_len,
+                          const char *natives, char **out, size_t *out_len)
+{
+    char *snap;
+    size_t snap_len;
+    char digest[STORE_DIGEST_HEX];
+    int rc = store_txn_snapshot(w->txn, &snap, &snap_len);
+    if (rc != 0) return rc;
+    store_txn_write_digest(w->txn, digest);
+    ipc_field f[5] = {fstr(kind == 1 ? "canary" : "sample"),
+                      {resp, (uint32_t)resp_len},
+                      {snap, (uint32_t)snap_len},
+                      fstr(digest),
+                      fstr(natives)};
+    /* The SHADOW frame carries all this and the request (its body at most
+     * SUP_MAX_BODY_LIMIT, 32 MiB): a quarter of a frame leaves room. */
+    rc = resp_len + snap_len > IPC_MAX_FRAME / 4 ? IPC_ETOOBIG
+                                                 : ipc_encode(IPC_CHECKED, id, f, 5, out, out_len);
+    free(snap);
+    return rc;
+}
+
+/* Appends to dst an escaped excerpt of b around offset at. */
+static void excerpt(char *dst, size_t cap, const char *b, size_t len, size_t at)
+{
+    size_t from = at > 16 ? at - 16 : 0, n = len - from < 48 ? len - from : 48;
+    size_t have = strlen(dst);
+    if (have + 4 >= cap) return;
+    dst[have++] = '"';
+    have += ipc_escape_line(dst + have, cap - have - 2, b + from, n);
+    dst[have++] = '"';
+    dst[have] = '\0';
+}
+
+/* What differs between two RESPONSE frames, in detail; false if nothing. */
+static bool responses_differ(const char *a, size_t alen, const char *b, size_t blen, char *detail,
+                             size_t cap)
+{
+    static ipc_frame fa, fb;
+    if (alen == blen && memcmp(a, b, alen) == 0) return false;
+    if (ipc_decode(a, alen, &fa) != 0 || ipc_decode(b, blen, &fb) != 0 || fa.nfields < 2 ||
+        fb.nfields < 2) {
+        snprintf(detail, cap, "the responses differ");
+        return true;
+    }
+    char sa[16], sb[16];
+    ipc_field_str(&fa, 0, sa, sizeof sa);
+    ipc_field_str(&fb, 0, sb, sizeof sb);
+    if (strcmp(sa, sb) != 0) {
+        snprintf(detail, cap, "status: native %s, CEK %s", sa, sb);
+        return true;
+    }
+    const ipc_field *ba = &fa.fields[1], *bb = &fb.fields[1];
+    if (ba->len != bb->len || memcmp(ba->p, bb->p, ba->len) != 0) {
+        size_t at = 0;
+        while (at < ba->len && at < bb->len && ba->p[at] == bb->p[at])
+            at++;
+        snprintf(detail, cap, "body at byte %zu: native ", at);
+        excerpt(detail, cap, ba->p, ba->len, at);
+        snprintf(detail + strlen(detail), cap - strlen(detail), ", CEK ");
+        excerpt(detail, cap, bb->p, bb->len, at);
+        return true;
+    }
+    for (int i = 2; i < fa.nfields || i < fb.nfields; i += 2) {
+        const ipc_field *na = i < fa.nfields ? &fa.fields[i] : NULL;
+        const ipc_field *nb = i < fb.nfields ? &fb.fields[i] : NULL;
+        const ipc_field *h = na ? na : nb;
+        bool same = na && nb && i + 1 < fa.nfields && i + 1 < fb.nfields && na->len == nb->len &&
+                    !memcmp(na->p, nb->p, na->len) &&
+                    fa.fields[i + 1].len == fb.fields[i + 1].len &&
+                    !memcmp(fa.fields[i + 1].p, fb.fields[i + 1].p, fa.fields[i + 1].len);
+        if (!same) {
+            snprintf(detail, cap, "header %.*s", (int)(h->len > 64 ? 64 : h->len), h->p);
+            return true;
+        }
+    }
+    snprintf(detail, cap, "the responses differ");
+    return true;
+}
+
+/* The CEK run of a SHADOW frame has its response (mine, an encoded
+ * RESPONSE frame) and its writes in w->txn: the verdict. */
+static void shadow_compare(wrk *w, shadow_run *sh, const char *mine, size_t mine_len)
+{
+    char digest[STORE_DIGEST_HEX], why[400];
+    sh->compared = true;
+    store_txn_write_digest(w->txn, digest);
+    int inputs = store_txn_pin_check(w->txn, why, sizeof why);
+    bool differs = responses_differ(sh->expected.p, sh->expected.len, mine, mine_len, sh->detail,
+                                    sizeof sh->detail);
+    if (!differs &&
+        (sh->digest.len != strlen(digest) || memcmp(sh->digest.p, digest, sh->digest.len) != 0)) {
+        snprintf(sh->detail, sizeof sh->detail, "the writes differ");
+        differs = true;
+    }
+    if (inputs == 2) { /* the scans saw other entries: the store moved, or the paths differed */
+        sh->verdict = differs ? "inconclusive" : "same";
+        if (differs) snprintf(sh->detail, sizeof sh->detail, "%s", why);
+    } else if (inputs == 1) { /* a read the native run did not make: another path */
+        sh->verdict = "differs";
+        if (!differs) snprintf(sh->detail, sizeof sh->detail, "%s", why);
+    } else {
+        sh->verdict = differs ? "differs" : "same";
+    }
+}
+
+/* The CEK run of a SHADOW frame failed with an SX error. */
+static void shadow_failed(shadow_run *sh, const sx_failure *fail)
+{
+    sh->compared = true;
+    /* a limit of the reference evaluator (it uses more memory and stack
+     * than the VM) says nothing about the native code */
+    bool limit = !strcmp(fail->kind, "memory-limit") || !strcmp(fail->kind, "timeout") ||
+                 !strcmp(fail->kind, "stack-overflow");
+    sh->verdict = limit ? "inconclusive" : "differs";
+    snprintf(sh->detail, sizeof sh->detail, "the CEK run raised %s: %.200s", fail->kind,
+             fail->message);
+}
+
 /* Runs the handler until its transaction commits. A conflict runs it again
  * on a fresh snapshot after a short backoff; after WRK_OPTIMISTIC_RUNS
  * conflicts it runs in a locked transaction, whose reads nobody can change,
  * so a request never livelocks and a conflict never reaches the client.
- * @return RUN_OK (the encoded RESPONSE in *out), RUN_SX_ERROR (fail
+ * In a JIT worker a run that is a canary (above) is not committed: *out is
+ * its CHECKED frame; a sample is committed and *out is its CHECKED frame.
+ * A SHADOW frame's run (w->sh) is pinned to the native run's snapshot on
+ * its first attempt, whose result is compared; a verify-only one is then
+ * aborted, else committed as any run (a conflict runs it again unpinned:
+ * the reference evaluator's answer on the store as it is is always right).
+ * @return RUN_OK (the encoded reply in *out), RUN_SX_ERROR (fail
  *         filled), RUN_DONE_BEFORE (a response is already committed under
  *         the request id: answer from it) or a negative store error */
 static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, size_t *outlen,
                        sx_failure *fail)
 {
+    shadow_run *sh = w->sh;
+    bool checkable =
+        w->native && (w->shadow_canary > 0 || w->shadow_rate > 0) && !shadow_excluded(w, r);
     for (int attempt = 0;; attempt++) {
         bool locked = attempt >= WRK_OPTIMISTIC_RUNS;
         int rc = locked ? store_txn_begin_locked(w->st, &w->txn) : store_txn_begin(w->st, &w->txn);
         if (rc != 0) return rc;
+        bool pinned = sh && attempt == 0;
+        if (pinned && (rc = store_txn_pin(w->txn, sh->snapshot.p, sh->snapshot.len)) != 0) {
+            store_txn_abort(w->txn);
+            w->txn = NULL;
+            return rc;
+        }
+        if (checkable) jit_request_begin();
+        uint64_t nondet = sx_vm_nondet_calls();
         sx_response resp;
         memset(fail, 0, sizeof *fail); /* native_fn stays empty unless native code failed */
         if (sx_vm_handle(r, &resp, fail) != 0) {
+            if (pinned) shadow_failed(sh, fail);
             store_txn_abort(w->txn);
             w->txn = NULL;
             return RUN_SX_ERROR;
@@ -311,6 +540,30 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
         *out = NULL;
         rc = encode_response(id, &resp, out, outlen);
         sx_response_free(&resp);
+        char natives[4096];
+        int kind = rc == 0 && checkable && !locked && sx_vm_nondet_calls() == nondet
+                       ? shadow_kind(w, natives, sizeof natives)
+                       : 0;
+        char *checked = NULL;
+        size_t checked_len = 0;
+        if (kind && encode_checked(w, id, kind, *out, *outlen, natives, &checked, &checked_len))
+            kind = 0;    /* too large to check, or out of memory: served unchecked */
+        if (kind == 1) { /* a canary: the CEK worker's run is the one committed */
+            store_txn_abort(w->txn);
+            w->txn = NULL;
+            free(*out);
+            *out = checked;
+            *outlen = checked_len;
+            return RUN_OK;
+        }
+        if (rc == 0 && pinned) {
+            shadow_compare(w, sh, *out, *outlen);
+            if (sh->verify) {
+                store_txn_abort(w->txn);
+                w->txn = NULL;
+                return RUN_OK;
+            }
+        }
         /* read-only requests commit no record: running them again is harmless */
         bool writes = store_txn_nwrites(w->txn) > 0;
         char *rec = *out;
@@ -321,6 +574,7 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
             store_txn_abort(w->txn);
             w->txn = NULL;
             free(*out);
+            free(checked);
             *out = NULL;
             return rc;
         }
@@ -330,9 +584,15 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
         w->txn = NULL;
         if (rc == 0) {
             if (writes) wrk_hook_after_commit(r->path, r->path_len);
+            if (checked) { /* a sample: the committed response goes out inside CHECKED */
+                free(*out);
+                *out = checked;
+                *outlen = checked_len;
+            }
             return RUN_OK;
         }
         free(*out);
+        free(checked);
         *out = NULL;
         if (rc == STORE_EDONE) return RUN_DONE_BEFORE;
         if (rc != STORE_ECONFLICT) return rc;
@@ -361,7 +621,7 @@ static int reply_from_record(wrk *w, const char *id, bool *sent)
     }
     *sent = true;
     wrk_board_totals();
-    rc = ipc_send(w->conn, prior, prior_len);
+    rc = reply_bytes(w, prior, prior_len);
     free(prior);
     return rc;
 }
@@ -377,8 +637,11 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
     /* Committed by an earlier attempt (whose worker died before replying):
      * answer from the record, never run again. A failed lookup runs the
      * handler: its commit checks the record again. */
-    bool sent;
-    int rc = reply_from_record(w, id, &sent);
+    bool sent = false;
+    int rc = 0;
+    /* (a verify-only shadow run checks a request the native run committed:
+     * its record is there, and it must run all the same; it commits nothing) */
+    if (!w->sh || !w->sh->verify) rc = reply_from_record(w, id, &sent);
     if (sent) return rc;
     sx_header *hs = calloc((size_t)(fr->nfields / 2 + 1), sizeof *hs);
     if (!hs) return -ENOMEM;
@@ -424,7 +687,7 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
         return send_error(w, fr->id, &fail);
     }
     wrk_board_totals();
-    rc = ipc_send(w->conn, out, outlen);
+    rc = reply_bytes(w, out, outlen);
     free(out);
     return rc;
 }
@@ -434,6 +697,53 @@ static int serve_request(wrk *w, const ipc_frame *fr)
     wrk_board_request_begin(fr->id);
     int rc = serve_request_body(w, fr);
     wrk_board_request_end();
+    return rc;
+}
+
+/* A SHADOW frame (CEK workers): the request runs as REQUEST would, pinned
+ * to the native run's snapshot (run_request); the reply it would have
+ * sent goes back inside SHADOW_RESULT with the verdict. */
+static int serve_shadow(wrk *w, const ipc_frame *fr)
+{
+    if (fr->nfields < 8) {
+        wlog(w, "malformed SHADOW frame: %d fields", fr->nfields);
+        return -1;
+    }
+    ipc_frame *req = malloc(sizeof *req);
+    if (!req) return -ENOMEM;
+    req->type = IPC_REQUEST;
+    req->id = fr->id;
+    req->nfields = fr->nfields - 4;
+    memcpy(req->fields, fr->fields + 4, sizeof *req->fields * (size_t)req->nfields);
+    shadow_run sh = {0};
+    sh.verify = fr->fields[0].len == 6 && !memcmp(fr->fields[0].p, "verify", 6);
+    sh.expected = fr->fields[1];
+    sh.snapshot = fr->fields[2];
+    sh.digest = fr->fields[3];
+    sh.verdict = "inconclusive";
+    snprintf(sh.detail, sizeof sh.detail, "answered from the request's response record");
+    w->sh = &sh;
+    int rc = serve_request_body(w, req);
+    w->sh = NULL;
+    free(req);
+    if (rc == 0 && !sh.compared && w->captured)
+        snprintf(sh.detail, sizeof sh.detail, "the CEK run did not get to compare");
+    if (rc == 0) {
+        ipc_field f[3] = {
+            fstr(sh.verdict),
+            fstr(sh.detail),
+            {sh.verify ? "" : w->captured, sh.verify ? 0 : (uint32_t)w->captured_len}};
+        char *buf;
+        size_t len;
+        rc = ipc_encode(IPC_SHADOW_RESULT, fr->id, f, 3, &buf, &len);
+        if (rc == 0) {
+            rc = ipc_send(w->conn, buf, len);
+            free(buf);
+        }
+    }
+    free(w->captured);
+    w->captured = NULL;
+    w->captured_len = 0;
     return rc;
 }
 
@@ -508,6 +818,7 @@ static int parse_flags(wrk *w, int argc, char **argv)
     w->slot = -1;
     w->mode = "jit";
     w->jit_threshold = WRK_DEFAULT_JIT_THRESHOLD;
+    w->shadow_canary = 0; /* the supervisor passes its --shadow-canary and --shadow-rate */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strncmp(a, "--slot=", 7))
@@ -539,6 +850,21 @@ static int parse_flags(wrk *w, int argc, char **argv)
                 fprintf(stderr, "sxpool worker: --jit-threshold: bad count '%s'\n", a + 16);
                 return -1;
             }
+        } else if (!strncmp(a, "--shadow-canary=", 16)) {
+            if (parse_threshold(a + 16, &w->shadow_canary) != 0) {
+                fprintf(stderr, "sxpool worker: --shadow-canary: bad count '%s'\n", a + 16);
+                return -1;
+            }
+        } else if (!strncmp(a, "--shadow-rate=", 14)) {
+            char *end;
+            w->shadow_rate = strtod(a + 14, &end);
+            if (end == a + 14 || *end || !(w->shadow_rate >= 0 && w->shadow_rate <= 1)) {
+                fprintf(stderr, "sxpool worker: --shadow-rate: expected 0 to 1, got '%s'\n",
+                        a + 14);
+                return -1;
+            }
+        } else if (!strncmp(a, "--shadow-exclude=", 17)) {
+            snprintf(w->shadow_exclude, sizeof w->shadow_exclude, "%s", a + 17);
         } else if (!strncmp(a, "--jit-exclude=", 14)) {
             if (add_exclude(w, a + 14) != 0) {
                 fprintf(stderr, "sxpool worker: --jit-exclude: empty or too long '%s'\n", a + 14);
@@ -552,7 +878,8 @@ static int parse_flags(wrk *w, int argc, char **argv)
     if (w->slot < 0 || !w->rundir || !w->app || !w->data) {
         fputs("usage: sxpool worker --slot=N --rundir=DIR --app=DIR --data=DIR "
               "[--mode=jit|cek] [--jit-threshold=N] [--jit-exclude=GLOBS] "
-              "[--worker-memory=SIZE] [--core-dumps] [--no-seccomp]\n",
+              "[--worker-memory=SIZE] [--core-dumps] [--no-seccomp] [--shadow-canary=K]\n"
+              "       [--shadow-rate=R] [--shadow-exclude=GLOBS]\n",
               stderr);
         return -1;
     }
@@ -791,7 +1118,11 @@ static int serve(int argc, char **argv)
         }
         if (fr->type == IPC_REQUEST)
             rc = serve_request(&w, fr);
-        else if (fr->type == IPC_BLACKLIST)
+        else if (fr->type == IPC_SHADOW && !w.native) {
+            wrk_board_request_begin(fr->id);
+            rc = serve_shadow(&w, fr);
+            wrk_board_request_end();
+        } else if (fr->type == IPC_BLACKLIST)
             on_blacklist(&w, fr);
         else
             wlog(&w, "ignoring a frame of type %d", fr->type);

@@ -182,7 +182,9 @@ class Faults(unittest.TestCase):
             self.assertEqual(srv.get("/read?k=committed").text, "0")
 
     def test_jit_workers_take_first_attempts(self):
-        with sxtest.Server(app="faults", workers=1, cek_workers=1) as srv:
+        # shadow runs off: their point is to use the CEK workers (test_shadow)
+        with sxtest.Server(app="faults", workers=1, cek_workers=1,
+                           args=["--shadow-canary=0", "--shadow-rate=0"]) as srv:
             (jit,) = srv.worker_pids("jit")
             (cek,) = srv.worker_pids("cek")
             base = {p: cpu_ticks(p) for p in (jit, cek)}

@@ -947,6 +947,81 @@ static void test_strerror(void)
     CHECK_STR(store_strerror(-ENOENT), strerror(ENOENT));
 }
 
+/* Shadow runs: a snapshot, a txn pinned to it, the digest, the checks. */
+static void test_pinned(void)
+{
+    char *dir = new_dir(), v[64], detail[400], d1[STORE_DIGEST_HEX], d2[STORE_DIGEST_HEX];
+    store *s = open_store(dir);
+    store_txn *a, *b;
+    collect c;
+    char *snap;
+    size_t snap_len;
+
+    set1(s, "k", "1");
+    set1(s, "p/1", "x");
+    /* the first run reads k, an absent key and a scan, and writes */
+    CHECK_EQ(store_txn_begin(s, &a), 0);
+    CHECK_EQ(get(a, "k", v, sizeof(v)), 0);
+    CHECK_EQ(get(a, "none", v, sizeof(v)), STORE_ENOTFOUND);
+    scan(a, "p/", 10, &c);
+    CHECK_EQ(put(a, "k", "2"), 0);
+    CHECK_EQ(store_txn_snapshot(a, &snap, &snap_len), 0);
+    store_txn_write_digest(a, d1);
+    store_txn_abort(a);
+
+    /* the store moves on; a run pinned to the snapshot still sees k = 1 */
+    set1(s, "k", "5");
+    CHECK_EQ(store_txn_begin(s, &b), 0);
+    CHECK_EQ(store_txn_pin(b, snap, snap_len), 0);
+    CHECK_EQ(get(b, "k", v, sizeof(v)), 0);
+    CHECK_STR(v, "1");
+    CHECK_EQ(get(b, "none", v, sizeof(v)), STORE_ENOTFOUND);
+    scan(b, "p/", 10, &c);
+    CHECK_EQ(put(b, "k", "2"), 0);
+    store_txn_write_digest(b, d2);
+    CHECK_STR(d1, d2);
+    CHECK_EQ(store_txn_pin_check(b, detail, sizeof detail), 0);
+    /* its commit validates the pinned k = 1 against the store (5): conflict */
+    CHECK_EQ(store_txn_commit(b, "req-b", "r", 1), STORE_ECONFLICT);
+    CHECK_EQ(store_response_get(s, "req-b", &(char *){0}, &(size_t){0}), STORE_ENOTFOUND);
+
+    /* with the store back at k = 1 the pinned run commits */
+    set1(s, "k", "1");
+    CHECK_EQ(store_txn_begin(s, &b), 0);
+    CHECK_EQ(store_txn_pin(b, snap, snap_len), 0);
+    CHECK_EQ(get(b, "k", v, sizeof(v)), 0);
+    CHECK_EQ(put(b, "k", "3"), 0);
+    store_txn_write_digest(b, d2);
+    CHECK(strcmp(d1, d2) != 0); /* other writes, another digest */
+    CHECK_EQ(store_txn_commit(b, NULL, NULL, 0), 0);
+
+    /* a key the snapshot lacks is read from the store and reported */
+    CHECK_EQ(store_txn_begin(s, &b), 0);
+    CHECK_EQ(store_txn_pin(b, snap, snap_len), 0);
+    CHECK_EQ(get(b, "p/1", v, sizeof(v)), 0);
+    CHECK_STR(v, "x");
+    CHECK_EQ(store_txn_pin_check(b, detail, sizeof detail), 1);
+    CHECK(strstr(detail, "p/1") != NULL);
+    store_txn_abort(b);
+
+    /* a scan that sees other entries than the snapshot's */
+    set1(s, "p/2", "y");
+    CHECK_EQ(store_txn_begin(s, &b), 0);
+    CHECK_EQ(store_txn_pin(b, snap, snap_len), 0);
+    scan(b, "p/", 10, &c);
+    CHECK_EQ(store_txn_pin_check(b, detail, sizeof detail), 2);
+    store_txn_abort(b);
+
+    /* a malformed snapshot is refused */
+    CHECK_EQ(store_txn_begin(s, &b), 0);
+    CHECK_EQ(store_txn_pin(b, snap, snap_len - 1), -EINVAL);
+    CHECK_EQ(store_txn_pin(b, "g\1\0\0", 4), -EINVAL);
+    store_txn_abort(b);
+    free(snap);
+    store_close(s);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     test_strerror();
@@ -962,6 +1037,7 @@ int main(void)
     test_locked_txn();
     test_locked_excludes();
     test_killed_writer();
+    test_pinned();
     printf("test_store: ok\n");
     return 0;
 }
