@@ -451,6 +451,7 @@ int sx_vm_init(const sx_options *opt)
     sx__init_prims_vector();
     sx__init_prims_dict();
     sx__init_prims_misc();
+    sx__init_prims_json();
     sx__compile_init();
     sx__init_prims_debug();
     sx_cek_init(&ctx);
