@@ -6,6 +6,8 @@
 - The form: a POST with bad fields is a 400 whose page names each problem
   and writes nothing; a good one is a 303 to the new post.
 - A hostile title and body come back escaped on every page that shows them.
+- Every HTML page parses as HTML5 without a single parse error (html5lib,
+  strict).
 - The same bytes from a CEK worker and a JIT worker for every page, the
   JIT worker's after its hot functions run native code.
 """
@@ -13,6 +15,7 @@
 import json
 import os
 import re
+import sys
 import urllib.parse
 
 import sxtest
@@ -38,6 +41,21 @@ def post_form(srv, body):
                        headers={"content-type": "application/x-www-form-urlencoded"})
 
 
+def valid_html5(test, text, what):
+    try:
+        import html5lib
+    except ImportError:
+        # deploy/install-deps.sh installs it for Debian's python3, the one
+        # tests/run-all.sh runs: a missing tool fails, never skips
+        test.fail("python3-html5lib is not installed for %s (deploy/install-deps.sh)"
+                  % sys.executable)
+    parser = html5lib.HTMLParser(strict=True)
+    try:
+        parser.parse(text)
+    except html5lib.html5parser.ParseError as e:
+        test.fail("%s is not valid HTML5: %s %s" % (what, e, parser.errors[:3]))
+
+
 def api(srv, path):
     r = srv.get(path)
     assert r.status == 200, r
@@ -60,6 +78,7 @@ class Blog(sxtest.unittest.TestCase):
         if ctype.startswith("text/html"):
             self.assertTrue(r.text.startswith("<!doctype html>\n<html lang=\"en\">"), path)
             self.assertTrue(r.text.endswith("</body></html>\n"), path)
+            valid_html5(self, r.text, path)
         return r.text
 
     def test_home_lists_posts_newest_first_with_pages(self):
@@ -164,6 +183,7 @@ class Blog(sxtest.unittest.TestCase):
             self.assertEqual(r.status, 400, (body, r))
             self.assertEqual(r.headers.get("content-type"), "text/html; charset=utf-8")
             self.assertIn('<ul class="errors">', r.text)
+            valid_html5(self, r.text, "the form with errors")
             for m in messages:
                 self.assertIn(m, r.text, body)
         self.assertEqual(api(self.srv, "/api/posts"), before)
