@@ -36,6 +36,7 @@ clang
 libclang-rt-14-dev
 python3
 python3-prometheus-client
+python3-html5lib
 bash
 dash
 coreutils
@@ -48,6 +49,7 @@ dpkg
 lmdb-utils
 haproxy
 valgrind
+chromium
 "
 if [ "${1:-}" = --list ]; then
     printf '%s\n' $PACKAGES

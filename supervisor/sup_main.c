@@ -44,7 +44,7 @@
 #include "supervisor/supervisor.h"
 
 #ifndef SXPOOL_DEFAULT_APP
-#define SXPOOL_DEFAULT_APP "examples/hello"
+#define SXPOOL_DEFAULT_APP "examples/blog"
 #endif
 
 #define DEFAULT_WORKERS 2

@@ -52,10 +52,11 @@ done
 # code; mdb_stat (lmdb-utils), which the chaos test runs on the data directory;
 # haproxy, which integration/test_haproxy runs in front of two servers (in
 # /usr/sbin, searched even when PATH leaves it out, as the test does);
-# valgrind, which unit/memcheck runs the unit tests under.
+# valgrind, which unit/memcheck runs the unit tests under; chromium, which
+# integration/test_blog_screenshot runs headless.
 PROGRAMS="cmake ctest make cc pkg-config python3 bash sh clang as ld timeout mktemp cmp diff
           sed grep awk od find xargs head tail sort paste tr basename dirname nproc readlink
-          realpath tee dpkg-query mdb_stat haproxy valgrind"
+          realpath tee dpkg-query mdb_stat haproxy valgrind chromium"
 PATH="$PATH:/usr/sbin"
 
 fail=0

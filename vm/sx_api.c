@@ -456,6 +456,7 @@ int sx_vm_init(const sx_options *opt)
     sx__init_prims_vector();
     sx__init_prims_dict();
     sx__init_prims_misc();
+    sx__init_prims_json();
     sx__compile_init();
     sx__init_prims_debug();
     sx_cek_init(&ctx);
@@ -544,30 +545,10 @@ int sx_vm_eval_print(const char *buf, size_t len, FILE *out, sx_failure *fail)
 
 int sx_vm_load_file(const char *path, sx_failure *fail)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(fail->kind, sizeof fail->kind, "io-error");
-        snprintf(fail->message, sizeof fail->message, "cannot open %s: %m", path);
-        snprintf(fail->line, sizeof fail->line, "error: io-error: %s", fail->message);
-        return 1;
-    }
-    sx_buf b;
-    sx_buf_init(&b);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        sx_buf_add(&b, chunk, n);
-    if (ferror(f)) {
-        snprintf(fail->kind, sizeof fail->kind, "io-error");
-        snprintf(fail->message, sizeof fail->message, "cannot read %s: %m", path);
-        snprintf(fail->line, sizeof fail->line, "error: io-error: %s", fail->message);
-        fclose(f);
-        sx_buf_free(&b);
-        return 1;
-    }
-    fclose(f);
-    int rc = sx_vm_load(path, b.p ? b.p : "", b.len, fail);
-    sx_buf_free(&b);
+    sx_sources src;
+    if (sx_vm_sources_read(path, &src, fail) != 0) return 1;
+    int rc = sx_vm_sources_load(&src, fail);
+    sx_vm_sources_free(&src);
     return rc;
 }
 

@@ -253,5 +253,6 @@ void sx__init_prims_string(void);
 void sx__init_prims_vector(void);
 void sx__init_prims_dict(void);
 void sx__init_prims_misc(void);
+void sx__init_prims_json(void);
 
 #endif

@@ -68,7 +68,31 @@ uint64_t sx_vm_nondet_calls(void);
 /* Reads the whole buffer, then loads each form in order (macros expanded
  * at load time). @return 0, or 1 with *fail filled */
 int sx_vm_load(const char *name, const char *buf, size_t len, sx_failure *fail);
+/* sx_vm_sources_read, then sx_vm_sources_load. */
 int sx_vm_load_file(const char *path, sx_failure *fail);
+
+/* The texts of a file and the libraries it loads ((load "NAME") forms at
+ * its top, LANGUAGE.md 9.1), in the order they are to be loaded: every
+ * library before the file that loads it, the file itself last. */
+typedef struct sx_source {
+    char *name, *text; /* malloc'd */
+    size_t len;
+} sx_source;
+typedef struct sx_sources {
+    sx_source *v;
+    int n;
+} sx_sources;
+
+/* Reads path and, recursively, the files its load forms name: looked up in
+ * path's directory, then in the library directory (sx_vm_lib_dir()). Opens
+ * files; evaluates nothing. On success the caller owns *out and frees it
+ * with sx_vm_sources_free. @return 0, or 1 with *fail filled (io-error) */
+int sx_vm_sources_read(const char *path, sx_sources *out, sx_failure *fail);
+/* Loads each text in order with sx_vm_load. @return 0, or 1 with *fail */
+int sx_vm_sources_load(const sx_sources *s, sx_failure *fail);
+void sx_vm_sources_free(sx_sources *s);
+/* The library directory load looks in after the file's own. */
+const char *sx_vm_lib_dir(void);
 
 /* Reads and evaluates the forms in buf, writing the write form of each
  * value followed by a newline to out (the REPL). @return 0 or 1 */

@@ -952,40 +952,6 @@ static int send_ready(wrk *w)
     return send_frame(w, IPC_READY, 0, f, 4);
 }
 
-/* Reads path whole into *buf (malloc'd, NUL-terminated). @return 0 or -1
- * with errno set */
-static int read_file(const char *path, char **buf, size_t *len)
-{
-    FILE *f = fopen(path, "rbe");
-    if (!f) return -1;
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        n += fread(b + n, 1, cap - n - 1, f);
-        if (n < cap - 1) break;
-        char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(b, cap * 2);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            errno = ENOMEM;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    int err = b && ferror(f) ? EIO : 0;
-    fclose(f);
-    if (!b || err) {
-        free(b);
-        errno = err ? err : ENOMEM;
-        return -1;
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
 /* Everything before READY. @return 0 or the process exit status */
 static int start(wrk *w)
 {
@@ -1048,10 +1014,11 @@ static int start(wrk *w)
      * worker cannot open files. */
     char path[4096];
     snprintf(path, sizeof path, "%s/main.sx", w->app);
-    char *src = NULL;
-    size_t srclen = 0;
-    if (read_file(path, &src, &srclen) != 0) {
-        wlog(w, "unable to load %s: %s", path, strerror(errno));
+    sx_sources src;
+    sx_failure rfail;
+    memset(&rfail, 0, sizeof rfail);
+    if (sx_vm_sources_read(path, &src, &rfail) != 0) {
+        wlog(w, "unable to load %s: %s", path, rfail.line);
         return 1;
     }
     char url[4200];
@@ -1064,25 +1031,25 @@ static int start(wrk *w)
     rc = ipc_dial(url, 5000, &w->conn);
     if (rc != 0) {
         wlog(w, "unable to connect to the supervisor at %s: %s", url, ipc_strerror(rc));
-        free(src);
+        sx_vm_sources_free(&src);
         return 1;
     }
     /* Again, now that BLACKLIST frames reach us: an entry added while we
      * were not yet connected was not pushed to us. */
     if (load_blacklist(w, true) != 0) {
-        free(src);
+        sx_vm_sources_free(&src);
         return 1;
     }
     /* Everything a worker opens is open: no application code has run yet. */
     if (!w->no_seccomp && wrk_sandbox_enter(w->jit_mode, why, sizeof why) != 0) {
         wlog(w, "%s (--no-seccomp runs workers without the filter)", why);
-        free(src);
+        sx_vm_sources_free(&src);
         return 1;
     }
     sx_failure fail;
     memset(&fail, 0, sizeof fail);
-    rc = sx_vm_load(path, src, srclen, &fail);
-    free(src);
+    rc = sx_vm_sources_load(&src, &fail);
+    sx_vm_sources_free(&src);
     if (rc != 0) {
         wlog(w, "unable to load %s: %s", path, fail.line);
         return 1;

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # run_target.sh SRC_DIR TARGET SECONDS: builds one of the libFuzzer targets
-# of the supervisor and ipc (ipc_frame, http, record; the reader has
-# run_fuzz.sh) and runs it for SECONDS seconds. Exit status 0 iff libFuzzer
+# of the supervisor, ipc and vm (ipc_frame, http, record, json; the reader
+# has run_fuzz.sh) and runs it for SECONDS seconds. Exit status 0 iff libFuzzer
 # found nothing.
 #
 # Each target is compiled with clang straight from SRC_DIR plus
 # fuzz_TARGET.c, with ASan, UBSan (every report fatal) and libFuzzer, into a
-# fresh temporary directory; the CMake build is not involved. Unlike the
-# reader's, these targets use no garbage collector, so LeakSanitizer stays
-# on: a request or buffer that is never freed is a finding.
+# fresh temporary directory; the CMake build is not involved. Except json,
+# these targets use no garbage collector, so LeakSanitizer stays on: a
+# request or buffer that is never freed is a finding.
 #   ipc_frame  ipc/ipc.c
 #   http       supervisor/sup_http.c (included by fuzz_sup_env.h) and llhttp
 #   record     the same, ipc/ipc.c, store/*.c and LMDB
+#   json       vm/*.c and the Boehm collector (leak detection off, as for
+#              the reader): json-decode and json-encode round trips
 #
 # Seeds: tests/fuzz/corpus/TARGET/* (crashers found earlier among them:
 # they are regression tests) and, for http, every request of
@@ -46,8 +48,16 @@ record)
     libs=$(pkg-config --libs lmdb 2>/dev/null || echo -llmdb)
     max_len=4096
     ;;
+json)
+    # the vm with the system's Boehm collector (see run_fuzz.sh for why leak
+    # detection and fake stack frames are off for it)
+    sources="$src/vm/*.c"
+    libs="$(pkg-config --libs bdw-gc 2>/dev/null || echo -lgc) -lm"
+    max_len=16384
+    asan_default=detect_leaks=0:detect_stack_use_after_return=0:allocator_may_return_null=1
+    ;;
 *)
-    echo "$0: unknown target $target (ipc_frame, http, record)" >&2
+    echo "$0: unknown target $target (ipc_frame, http, record, json)" >&2
     exit 2
     ;;
 esac
@@ -95,7 +105,7 @@ if [ "$target" = http ]; then
 fi
 
 echo "fuzz/$target: $seeds seed inputs, running for ${secs}s"
-ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1} \
+ASAN_OPTIONS=${ASAN_OPTIONS:-${asan_default:-detect_leaks=1:allocator_may_return_null=1}} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     "$work/fuzz_$target" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
     -max_len="$max_len" -print_final_stats=1 \
