@@ -20,6 +20,8 @@
 #   lua5.4        the reference peer of bench/lang
 #   luajit2       LuaJIT, a peer of bench/lang
 #   guile-3.0     Guile 3, a peer of bench/lang (the .scm programs)
+#   chezscheme    Chez Scheme (/usr/bin/scheme), a native-code peer of
+#                 bench/lang (the .scm programs, or their .ss variants)
 #   python3       a peer of bench/lang, and the table of results
 #   time          /usr/bin/time: maximum RSS in bench/jit/compile_cost.sh
 #   nginx, libnginx-mod-http-lua
@@ -33,6 +35,7 @@ hyperfine
 lua5.4
 luajit2
 guile-3.0
+chezscheme
 python3
 time
 nginx

@@ -2,10 +2,12 @@
  * the code cache on disk, the registry of native code, the blacklist and
  * the test-only fault injection.
  *
- * Threads: the evaluating thread counts calls (in the VM) and, when a
- * function gets hot, either installs it from the code cache at once or
- * queues it; one compile thread takes the queue in batches (one libgccjit
- * context per batch, ~16 ms before any function) and installs the results
+ * Threads: the evaluating thread counts calls (in the VM); at a
+ * function's first call it installs the function's code from the code
+ * cache if the cache has it, and when a function gets hot it queues it;
+ * one compile thread takes the queue in batches (looking each function up
+ * in the cache first; one libgccjit context per batch, ~16 ms before any
+ * function) and hands over the results, which the evaluating thread installs
  * by storing proto->native, which the interpreter reads at each call. With
  * threshold 0 the evaluating thread compiles before the first call, so
  * tests see native code deterministically. J.mu guards the queue and every
@@ -207,6 +209,8 @@ int jit_write_report(const char *path)
     pthread_mutex_lock(&R.mu);
     fprintf(f, "functions-compiled %llu\n",
             (unsigned long long)__atomic_load_n(&R.native, __ATOMIC_RELAXED));
+    fprintf(f, "functions-cached %llu\n",
+            (unsigned long long)__atomic_load_n(&sx_jit_stats.cache_hits, __ATOMIC_RELAXED));
     fprintf(f, "functions-refused %d\n", R.nrefused);
     fprintf(f, "functions-failed %llu\n", (unsigned long long)sx_jit_stats.failed);
     fprintf(f, "calls-native %llu\n", (unsigned long long)sx_jit_native_calls);
@@ -642,6 +646,47 @@ static int parse_entry(const char *entry, char *so, size_t so_cap, char hex[JIT_
     return 0;
 }
 
+/* The shared objects this process has checked and loaded, by file name
+ * and SHA-256: a batch's .so holds many functions, and each of their .idx
+ * entries names it. An entry naming an object loaded here with the same
+ * hash is served from the handle already loaded (the bytes that were
+ * checked, mapped once), so the object is read, hashed and dlopen'ed once
+ * per process, not once per function. The .idx itself is still opened and
+ * checked at every lookup. Any thread. */
+#define JIT_MAX_LOADED 1024
+static struct {
+    pthread_mutex_t mu;
+    struct jit_loaded {
+        char so[64];
+        char sha[JIT_SHA_HEX];
+        void *h;
+    } v[JIT_MAX_LOADED];
+    int n;
+} LD = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void *loaded_find(const char *so, const char *sha)
+{
+    void *h = NULL;
+    pthread_mutex_lock(&LD.mu);
+    for (int i = 0; i < LD.n && !h; i++)
+        if (!strcmp(LD.v[i].so, so) && !strcmp(LD.v[i].sha, sha)) h = LD.v[i].h;
+    pthread_mutex_unlock(&LD.mu);
+    return h;
+}
+
+static void loaded_add(const char *so, const char *sha, void *h)
+{
+    if (strlen(so) >= sizeof LD.v[0].so) return; /* not remembered: checked again next time */
+    pthread_mutex_lock(&LD.mu);
+    if (LD.n < JIT_MAX_LOADED) {
+        struct jit_loaded *e = &LD.v[LD.n++];
+        snprintf(e->so, sizeof e->so, "%s", so);
+        snprintf(e->sha, sizeof e->sha, "%s", sha);
+        e->h = h;
+    }
+    pthread_mutex_unlock(&LD.mu);
+}
+
 /* Opens path to be checked and loaded: never through a symbolic link. */
 static int open_nofollow(const char *path)
 {
@@ -676,6 +721,8 @@ static void *cache_lookup(const char *hash, const char *symbol, int inject, bool
         return NULL;
     }
     if (parse_entry(entry, so, sizeof so, want) != 0) return NULL; /* a miss */
+    void *h = loaded_find(so, want);
+    if (h) return dlsym(h, symbol);
     snprintf(path, sizeof path, "%s/%s", J.cache, so);
     fd = open_nofollow(path);
     if (fd < 0) {
@@ -685,7 +732,6 @@ static void *cache_lookup(const char *hash, const char *symbol, int inject, bool
             reject(idx, "cannot open %s: %s", so, strerror(errno));
         return NULL;
     }
-    void *h = NULL;
     int rc;
     if (untrusted_file(fd, why, sizeof why))
         reject(idx, "%s is %s", so, why);
@@ -695,6 +741,8 @@ static void *cache_lookup(const char *hash, const char *symbol, int inject, bool
         reject(idx, "the SHA-256 of %s is %s, not %s as recorded", so, got, want);
     else if (!(h = dlopen_fd(fd)))
         reject(idx, "cannot load %s: %s", so, dlerror());
+    else
+        loaded_add(so, got, h);
     close(fd);
     return h ? dlsym(h, symbol) : NULL;
 }
@@ -815,6 +863,7 @@ static void compile_batch(jit_job *jobs, int n)
     void *h = NULL;
     char sha[JIT_SHA_HEX] = "", why[256];
     if (!err && lowered) h = load_output(so_path, sha, why, sizeof why, &err);
+    if (h && J.cache[0]) loaded_add(so_name, sha, h);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     __atomic_add_fetch(&compile_us_total, (uint64_t)(ms * 1000), __ATOMIC_RELAXED);
@@ -1062,10 +1111,43 @@ static void compile_now(sx_proto *p)
     free(todo);
 }
 
-/* The VM calls this when p gets hot. */
+/* At p's first call, below the threshold: installs p's native code at once
+ * if the code cache holds it (a warm cache runs native code from the
+ * start, not after the threshold and a round trip through the compile
+ * thread). A function that would be refused is left alone: the threshold
+ * path refuses it and says why. A miss costs one failed open(). */
+static void first_call(sx_proto *p)
+{
+    if (!J.cache[0] || p->jit_state != SX_JIT_NONE) return;
+    const char *name = proto_name(p);
+    const char *hash = sx_proto_hash(p);
+    if (sx_jit_excluded(name) || refusal(p)) return;
+    pthread_mutex_lock(&J.mu);
+    bool bl = blacklisted(name, hash);
+    pthread_mutex_unlock(&J.mu);
+    if (bl) return;
+    jit_job job;
+    job_init(&job, p);
+    bool failed;
+    void *fn = cache_lookup(job.hash, job.symbol, job.inject, &failed);
+    if (!fn) return; /* a miss, or recorded as failed: the threshold path handles it */
+    pthread_mutex_lock(&J.mu);
+    if (p->jit_state == SX_JIT_NONE && !blacklisted(name, hash)) {
+        p->jit_state = SX_JIT_QUEUED;
+        install(p, fn);
+        sx_jit_stats.cache_hits++;
+    }
+    pthread_mutex_unlock(&J.mu);
+}
+
+/* The VM calls this at p's first call and when p gets hot. */
 static void hot(sx_ctx *cx, sx_proto *p)
 {
     poll_done();
+    if (p->calls <= sx_jit_threshold) {
+        first_call(p);
+        return;
+    }
     if (!admit(p)) return;
     if (J.threshold > 0)
         enqueue(p);

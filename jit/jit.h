@@ -32,7 +32,7 @@ int jit_init(const jit_options *opt, const jit_hooks *hooks);
 
 /**
  * Writes the coverage report to path, one `key value` per line:
- * functions-compiled, functions-refused, functions-failed, calls-native,
+ * functions-compiled, functions-cached, functions-refused, functions-failed, calls-native,
  * calls-vm, toplevel-forms, then `refused NAME HASH REASON` for each
  * function kept on the VM and `compile-ms NAME HASH MS` for each function
  * this process compiled (jit/README.md). Callable at exit(), from any

@@ -138,8 +138,9 @@ struct sx_jit_link {
 typedef sx_val (*sx_native_fn)(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,
                                const sx_jit_link *L);
 
-/* Set by the native tier: called when a function becomes hot (the VM
- * counts calls); may install p->native before returning (threshold 0). */
+/* Set by the native tier: called at a function's first call and when it
+ * becomes hot (the VM counts calls in p->calls); may install p->native
+ * before returning (from the code cache, or compiled at threshold 0). */
 extern void (*sx_jit_hot_hook)(sx_ctx *cx, sx_proto *p);
 extern uint32_t sx_jit_threshold;
 extern const sx_jit_link sx_jit_link_table;

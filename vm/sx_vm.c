@@ -183,7 +183,10 @@ enter(sx_ctx *cx, sx_vmclosure *clo, sx_val *args, int argc, int stop, bool coun
     if (args + p->nslots + p->maxstack + SX_JIT_FRAME_MARGIN >= V.stk_end ||
         V.nframes + 1 >= V.max_frames)
         vm_overflow(cx);
-    if (sx_jit_hot_hook && p->jit_state <= SX_JIT_QUEUED && ++p->calls > sx_jit_threshold)
+    /* the hook runs at the first call too: native code waiting in the
+     * code cache is installed then, without waiting for the threshold */
+    if (sx_jit_hot_hook && p->jit_state <= SX_JIT_QUEUED &&
+        (++p->calls > sx_jit_threshold || p->calls == 1))
         sx_jit_hot_hook(cx, p);
     if (count) sx_jit_stats.vm_calls += !p->native;
     int i = p->nreq;

@@ -1,4 +1,5 @@
-;; fib.scm: doubly recursive Fibonacci, fib(30), for Guile 3. Prints 832040.
+;; fib.scm: doubly recursive Fibonacci, fib(30), for Guile 3 and Chez
+;; Scheme. Prints 832040.
 (define (fib n)
   (if (< n 2)
       n

@@ -1,5 +1,5 @@
 ;; tak.scm: Takeuchi's function, (tak 18 12 6) computed 600 times, for
-;; Guile 3. Prints the sum of the results, 4200.
+;; Guile 3 and Chez Scheme. Prints the sum of the results, 4200.
 (define (tak x y z)
   (if (not (< y x))
       z

@@ -147,6 +147,52 @@ class Jit(unittest.TestCase):
             rc, out, err = run(args, FIB)
             self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"), err)
 
+    def test_warm_cache_installs_native_code_at_the_first_call(self):
+        # a function the code cache holds runs native code from its first
+        # call, whatever the threshold: with a threshold above the number
+        # of calls the program makes, a cold run never compiles fib and a
+        # warm one runs every call natively, loading instead of compiling
+        with tempfile.TemporaryDirectory(prefix="sxpool-jitcache-") as cache:
+            fill = ["--tier=jit", "--jit-threshold=0", "--jit-cache=" + cache]
+            rc, out, err = run(fill, FIB)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"), err)
+            for threshold in (1000, 1000000):
+                args = ["--tier=jit", "--jit-threshold=%d" % threshold, "--jit-cache=" + cache]
+                rc, out, err, r = run(args, FIB, report=True)
+                self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 1 native #t\n"), err)
+                self.assertReport(r, {"functions-compiled": 1, "functions-cached": 1,
+                                      "functions-failed": 0, "calls-native": FIB_CALLS,
+                                      "calls-vm": 0})
+                self.assertEqual(r.compiled, [], r)  # nothing compiled in this process
+            # without the cache the same threshold leaves fib on the VM
+            rc, out, err, r = run(["--tier=jit", "--jit-threshold=1000000"], FIB, report=True)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 0 native #f\n"), err)
+            self.assertReport(r, {"functions-compiled": 0, "calls-vm": FIB_CALLS})
+            # an excluded function is not loaded at its first call either
+            args = ["--tier=jit", "--jit-threshold=1000", "--jit-cache=" + cache,
+                    "--jit-exclude=fib"]
+            rc, out, err, r = run(args, FIB, report=True)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 0 native #f\n"), err)
+            self.assertReport(r, {"functions-cached": 0, "calls-vm": FIB_CALLS},
+                              refused=[("fib", "excluded")])
+            # the checks of the threshold path hold at the first call: a
+            # shared object whose bytes no longer hash to its entry's is
+            # not loaded; fib is compiled again at the threshold
+            abi = os.path.join(cache, os.listdir(cache)[0])
+            so = [n for n in os.listdir(abi) if n.endswith(".so")]
+            self.assertEqual(len(so), 1, so)
+            with open(os.path.join(abi, so[0]), "r+b") as f:
+                f.seek(-1, os.SEEK_END)
+                last = f.read(1)
+                f.seek(-1, os.SEEK_END)
+                f.write(bytes([last[0] ^ 0xff]))
+            args = ["--tier=jit", "--jit-threshold=1000000", "--jit-cache=" + cache]
+            rc, out, err, r = run(args, FIB, report=True)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 0 native #f\n"), err)
+            self.assertIn("ignoring code cache entry", err)
+            self.assertIn("SHA-256", err)
+            self.assertReport(r, {"functions-cached": 0, "calls-vm": FIB_CALLS})
+
     def test_compile_cost_is_bounded(self):
         # a function with hundreds of calls is refused as too-large (it
         # stays on the VM and gives the right answer) instead of stalling
