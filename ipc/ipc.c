@@ -52,7 +52,7 @@ static void put_u64(unsigned char *p, uint64_t v)
 
 static int type_known(int type)
 {
-    return type >= IPC_READY && type <= IPC_SHADOW_RESULT;
+    return type >= IPC_READY && type <= IPC_TYPE_LAST;
 }
 
 size_t ipc_escape_line(char *dst, size_t cap, const char *src, size_t len)

@@ -84,6 +84,7 @@ enum ipc_type {
     IPC_CHECKED = 8,
     IPC_SHADOW = 9,
     IPC_SHADOW_RESULT = 10,
+    IPC_TYPE_LAST = IPC_SHADOW_RESULT, /* the decoder accepts IPC_READY .. this */
 };
 
 /* Error codes: negative errno values, and this module's own range. */

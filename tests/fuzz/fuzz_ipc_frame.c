@@ -189,7 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (f1.nfields != 0) fail("a failed decode left fields");
     } else {
-        if (f1.type < IPC_READY || f1.type > IPC_SHUTDOWN) fail("decoded an unknown type");
+        if (f1.type < IPC_READY || f1.type > IPC_TYPE_LAST) fail("decoded an unknown type");
         if (f1.nfields < 0 || f1.nfields > IPC_MAX_FIELDS) fail("decoded too many fields");
         check_fields(&f1, buf, size);
         check_round_trip(buf, size);
