@@ -76,7 +76,8 @@ class HAProxy(unittest.TestCase):
     def server(self, name, version):
         return sxtest.Server(app=self.app(name, version),
                              data=os.path.join(self.tmp, "data-" + name), workers=2,
-                             cek_workers=1, args=["--drain-delay=%d" % DRAIN_S])
+                             cek_workers=1, args=["--drain-delay=%d" % DRAIN_S,
+                                                  "--keepalive-timeout=60"])
 
     def start_haproxy(self, port_a, port_b):
         front = sxtest.free_port()
