@@ -135,9 +135,9 @@ typedef struct fault_job {
 static void job_run(sup_store_job *b, store *st);
 static void job_done(sup_store_job *b);
 
-/* A job for w's fault. Never fails: without memory, *spare is used and
- * run inline on the loop thread (as if the store were not busy). */
-static fault_job *job_new(sup_slot *w, fault_job *spare)
+/* An empty job. Never fails: without memory, *spare is used and run
+ * inline on the loop thread (as if the store were not busy). */
+static fault_job *job_alloc(sup_server *s, fault_job *spare)
 {
     fault_job *j = malloc(sizeof *j);
     bool heap = j != NULL;
@@ -147,9 +147,16 @@ static fault_job *job_new(sup_slot *w, fault_job *spare)
     }
     memset(j, 0, sizeof *j);
     j->heap = heap;
-    j->s = w->srv;
+    j->s = s;
     j->base.run = job_run;
     j->base.done = job_done;
+    return j;
+}
+
+/* A job for w's fault (job_alloc's). */
+static fault_job *job_new(sup_slot *w, fault_job *spare)
+{
+    fault_job *j = job_alloc(w->srv, spare);
     char abi[IPC_BOARD_HASH];
     snprintf(j->abi, sizeof j->abi, "%s", abi_of(w, abi, sizeof abi));
     return j;
@@ -480,14 +487,7 @@ void sup__fault_late(sup_server *s, sup_slot *w, sup_request *r, int status, con
                  (unsigned long long)r->id, w->index, w->pid);
     } else {
         /* a request waiting to run again: no slot, no blacklist entry */
-        j = malloc(sizeof *j);
-        bool heap = j != NULL;
-        if (!j) j = &spare;
-        memset(j, 0, sizeof *j);
-        j->heap = heap;
-        j->s = s;
-        j->base.run = job_run;
-        j->base.done = job_done;
+        j = job_alloc(s, &spare);
         snprintf(j->head, sizeof j->head, "request %llu waited past its deadline to run again",
                  (unsigned long long)r->id);
     }
@@ -554,14 +554,7 @@ void sup__fault_shadow_mismatch(sup_server *s, const char *abi, const char *nati
                                 const char *detail, const char *where, void (*after)(void *),
                                 void *arg)
 {
-    fault_job spare, *j = malloc(sizeof *j);
-    bool heap = j != NULL;
-    if (!j) j = &spare;
-    memset(j, 0, sizeof *j);
-    j->heap = heap;
-    j->s = s;
-    j->base.run = job_run;
-    j->base.done = job_done;
+    fault_job spare, *j = job_alloc(s, &spare);
     snprintf(j->abi, sizeof j->abi, "%s", abi);
     snprintf(j->noreq, sizeof j->noreq, "the client gets the CEK worker's answer");
     j->after = after;
