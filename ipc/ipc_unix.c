@@ -40,8 +40,9 @@
  * ipc_dial() returns only once it has read it, so a worker knows it is the
  * slot's peer and not one that is about to be closed.
  *
- * Dialer (worker). Blocking calls from one thread at a time, on a
- * non-blocking socket with poll() for the timeouts. A frame read only in
+ * Dialer (worker). Blocking calls from one thread at a time: a read
+ * without a timeout blocks in recv(), everything else passes MSG_DONTWAIT
+ * and waits in poll() until its deadline. A frame read only in
  * part when ipc_recv() times out stays buffered for the next call. Once
  * the peer is gone (EOF, a reset, a malformed length, or a send that timed
  * out with part of a frame written), every call returns IPC_ECLOSED.
@@ -131,6 +132,7 @@ struct ipc__unix {
 
     /* dialer */
     int lost;
+    int blocking; /* fd is blocking: a read without a deadline waits in recv() */
 };
 
 static int loop_peer_alive(ipc__unix *c);
@@ -799,7 +801,11 @@ static int dialer_fill(ipc__unix *c, size_t want, long long deadline)
         if (buf_reserve(&c->in, want - c->in.len > IPC__READ_CHUNK ? want - c->in.len
                                                                    : IPC__READ_CHUNK) != 0)
             return -ENOMEM;
-        r = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
+        /* Without a deadline the socket, blocking once dialed, waits in
+         * recv() itself: one system call per read instead of a recv()
+         * that finds nothing, a poll() and a second recv(). */
+        r = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len,
+                 deadline < 0 && c->blocking ? 0 : MSG_DONTWAIT);
         if (r > 0) {
             c->in.len += (size_t)r;
             continue;
@@ -908,6 +914,10 @@ static int dial_once(ipc__unix *c, const struct sockaddr_un *sa, long long deadl
     rc = dialer_next(c, deadline, &n);
     if (rc == 0 && n == 0) {
         buf_consume(&c->in, IPC__LEN);
+        /* Every send and every read with a deadline passes MSG_DONTWAIT;
+         * only a read without one blocks (dialer_fill). */
+        int fl = fcntl(c->fd, F_GETFL);
+        c->blocking = fl >= 0 && fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK) == 0;
         return 0;
     }
     if (rc == 0) rc = 1; /* not a hello: not the slot's listener */
