@@ -160,6 +160,15 @@ long sx_utf8_count(const char *s, size_t len)
         unsigned c = *p;
         size_t need;
         uint32_t cp, min;
+        if ((size_t)(end - p) >= 8) { /* eight ASCII bytes at a time */
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if ((w & 0x8080808080808080u) == 0) {
+                p += 8;
+                n += 8;
+                continue;
+            }
+        }
         if (c < 0x80) {
             p++;
             n++;
@@ -240,18 +249,29 @@ size_t sx_str_offset(sx_string *s, size_t i)
     return off;
 }
 
-sx_val sx_mkstring(const char *s, size_t len)
+sx_string *sx_string_alloc(size_t len)
 {
     if (len >= UINT32_MAX) sx__out_of_memory(); /* the length field is 32 bits */
     sx_string *str = sx_alloc_atomic(sizeof *str + len + 1);
     str->h.type = SX_T_STRING;
     str->h.aux = 0;
     str->len = (uint32_t)len;
-    long n = sx_utf8_count(s, len);
-    str->nchars = n < 0 ? (uint32_t)len : (uint32_t)n;
-    memcpy(str->data, s, len);
     str->data[len] = 0;
+    return str;
+}
+
+sx_val sx_string_done(sx_string *str)
+{
+    long n = sx_utf8_count(str->data, str->len);
+    str->nchars = n < 0 ? str->len : (uint32_t)n;
     return sx_from_ptr(str);
+}
+
+sx_val sx_mkstring(const char *s, size_t len)
+{
+    sx_string *str = sx_string_alloc(len);
+    memcpy(str->data, s, len);
+    return sx_string_done(str);
 }
 
 sx_val sx_mkcstring(const char *s)

@@ -211,22 +211,39 @@ static sx_val p_substring(sx_ctx *cx, int argc, sx_val *argv)
     return sx_mkstring(s->data + from, to - from);
 }
 
-static sx_val p_string_append(sx_ctx *cx, int argc, sx_val *argv)
+/* The strings of argv (nil skipped) in one new string, allocated once. */
+static sx_val concat_strings(int argc, sx_val *argv)
 {
-    sx_buf b;
-    check_strings(cx, "string-append", "string …", argc, argv);
-    sx_buf_init(&b);
+    size_t len = 0;
     for (int i = 0; i < argc; i++)
-        sx_buf_add(&b, sx_str(argv[i])->data, sx_str(argv[i])->len);
-    return buf_to_string(&b);
+        if (argv[i] != SX_NIL) len += sx_str(argv[i])->len;
+    sx_string *out = sx_string_alloc(len);
+    char *at = out->data;
+    for (int i = 0; i < argc; i++) {
+        if (argv[i] == SX_NIL) continue;
+        memcpy(at, sx_str(argv[i])->data, sx_str(argv[i])->len);
+        at += sx_str(argv[i])->len;
+    }
+    return sx_string_done(out);
 }
 
-/* Display forms concatenated; nil contributes nothing. */
+static sx_val p_string_append(sx_ctx *cx, int argc, sx_val *argv)
+{
+    check_strings(cx, "string-append", "string …", argc, argv);
+    return concat_strings(argc, argv);
+}
+
+/* Display forms concatenated; nil contributes nothing. A string displays
+ * as its bytes, so strings alone need no printing. */
 static sx_val p_str(sx_ctx *cx, int argc, sx_val *argv)
 {
+    int i = 0;
+    while (i < argc && (argv[i] == SX_NIL || sx_is_string(argv[i])))
+        i++;
+    if (i == argc) return concat_strings(argc, argv);
     sx_buf b;
     sx_buf_init(&b);
-    for (int i = 0; i < argc; i++)
+    for (i = 0; i < argc; i++)
         if (argv[i] != SX_NIL) sx_print(&b, argv[i], false);
     return buf_to_string(&b);
 }
