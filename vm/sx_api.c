@@ -405,6 +405,9 @@ static sx_val run_code(sx_code *code)
 #define SX_DEFAULT_CSTACK ((size_t)768 << 20)
 #endif
 
+/* The collector's heap at start, at most an eighth of the memory limit. */
+#define SX_INITIAL_HEAP ((size_t)16 << 20)
+
 /* The main thread's stack grows on demand up to RLIMIT_STACK, and the
  * kernel leaves at least 128 MiB below it for that: raise the soft limit so
  * recursion through primitives such as map (C recursion) can go deep.
@@ -448,6 +451,13 @@ int sx_vm_init(const sx_options *opt)
     (void)main_stack_bounds(&lo, &hi); /* cached for release_cstack */
     ctx.out = stdout;
     GC_set_max_heap_size(ctx.heap_limit);
+    /* The collector starts with a small heap and collects whenever a third
+     * of it has been allocated; a handler that builds a page allocates
+     * tens of kilobytes, so a small heap is collected every few requests,
+     * each time marking the whole program. Starting larger makes that
+     * rarer, within an eighth of the limit. */
+    size_t initial = SX_INITIAL_HEAP < ctx.heap_limit / 8 ? SX_INITIAL_HEAP : ctx.heap_limit / 8;
+    if (GC_get_heap_size() < initial) (void)GC_expand_hp(initial - GC_get_heap_size());
     sx_cur = &ctx;
     effects = &mem_effects;
     sx__init_prims_num();
