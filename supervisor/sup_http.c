@@ -526,6 +526,7 @@ void sup__http_respond(sup_request *r, int status, const ipc_field *hdrs, int nh
         bool keep = r->keep_alive && !c->close_after && c->srv->stop == STOP_NONE &&
                     c->srv->cfg.keepalive_ms > 0;
         conn_send(c, status, hdrs, nhdr_fields, body, len, r->head, keep);
+        ipc_stage(r->id, STAGE_WRITTEN, 0);
     }
     sup__request_free(r);
 }

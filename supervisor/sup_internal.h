@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "ipc/ipc.h"
+#include "ipc/ipc_stage.h"
 #include "store/store.h"
 
 #define SUP_MAX_WORKERS 256

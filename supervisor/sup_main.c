@@ -1098,6 +1098,7 @@ int sup_main(int argc, char **argv)
             return 0;
         }
     }
+    ipc_stage_init();
     s->cfg.workers = DEFAULT_WORKERS;
     s->cfg.cek_workers = DEFAULT_CEK_WORKERS;
     s->cfg.jit_threshold = DEFAULT_JIT_THRESHOLD;

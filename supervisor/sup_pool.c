@@ -796,6 +796,7 @@ static void check_recycle(sup_slot *w)
 void sup__pool_answer(sup_slot *w, sup_request *r, const ipc_frame *f)
 {
     long long status = 0;
+    ipc_stage(r->id, STAGE_ANSWERED, 0);
     if (f->type == IPC_RESPONSE) {
         if (f->nfields < 2 || (f->nfields - 2) % 2 != 0 || ipc_field_int(f, 0, &status) != 0) {
             sup__error("request %llu: worker %d (pid %d) sent a malformed response",
@@ -1003,6 +1004,7 @@ static int send_request(sup_server *s, sup_slot *w, sup_request *r)
                                "the request could not be passed to a worker\n");
         return 1;
     }
+    ipc_stage(r->id, STAGE_SENT, 0);
     err = ipc_send(w->ipc, buf, len);
     free(buf);
     if (err != 0) {
@@ -1127,6 +1129,8 @@ void sup__pool_submit(sup_server *s, sup_request *r)
         return;
     }
     r->queued_ms = uv_now(s->loop);
+    ipc_stage(r->id, STAGE_ARRIVED, r->arrived_ns);
+    ipc_stage(r->id, STAGE_PARSED, 0);
     queue_push(&s->queue, r, false);
     dispatch(s);
 }

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vm/sx_bc.h"
@@ -682,8 +683,13 @@ static void handle_body(void *arg)
                     safe_string(r->headers[i].value, r->headers[i].value_len));
     sx_dict_put(req, kw("headers"), h);
     sx_dict_put(req, kw("body"), safe_string(r->body ? r->body : "", r->body_len));
-    sx_val out = apply_hook(&ctx, handle, 1, &req);
     sx_response *resp = a->resp;
+#ifdef SXPOOL_STAGES
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    resp->built_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+    sx_val out = apply_hook(&ctx, handle, 1, &req);
     if (sx_is_string(out)) {
         resp->status = 200;
         resp->body = display_copy(out, &resp->body_len);

@@ -117,6 +117,7 @@ typedef struct sx_response {
     size_t body_len;
     sx_header *headers; /* malloc'd array and strings, freed by sx_response_free */
     int nheaders;
+    uint64_t built_ns; /* CLOCK_MONOTONIC once the request value was built (SXPOOL_STAGES) */
 } sx_response;
 
 /* Calls the loaded program's (handle req). @return 0 with *resp filled,

@@ -65,6 +65,7 @@
 #include <unistd.h>
 
 #include "ipc/ipc.h"
+#include "ipc/ipc_stage.h"
 #include "store/store.h"
 #include "vm/vm.h"
 #include "worker/worker.h"
@@ -523,7 +524,10 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
         uint64_t nondet = sx_vm_nondet_calls();
         sx_response resp;
         memset(fail, 0, sizeof *fail); /* native_fn stays empty unless native code failed */
-        if (sx_vm_handle(r, &resp, fail) != 0) {
+        int handled = sx_vm_handle(r, &resp, fail);
+        ipc_stage(id, STAGE_BUILT, resp.built_ns);
+        ipc_stage(id, STAGE_HANDLED, 0);
+        if (handled != 0) {
             if (pinned) shadow_failed(sh, fail);
             store_txn_abort(w->txn);
             w->txn = NULL;
@@ -540,6 +544,7 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
         *out = NULL;
         rc = encode_response(id, &resp, out, outlen);
         sx_response_free(&resp);
+        ipc_stage(id, STAGE_ENCODED, 0);
         char natives[4096];
         int kind = rc == 0 && checkable && !locked && sx_vm_nondet_calls() == nondet
                        ? shadow_kind(w, natives, sizeof natives)
@@ -580,6 +585,7 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
         }
         if (writes) wrk_hook_before_commit(r->path, r->path_len);
         rc = store_txn_commit(w->txn, writes ? r->id : NULL, rec, reclen);
+        ipc_stage(id, STAGE_COMMITTED, 0);
         if (rec != *out) free(rec);
         w->txn = NULL;
         if (rc == 0) {
@@ -687,6 +693,7 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
         return send_error(w, fr->id, &fail);
     }
     wrk_board_totals();
+    ipc_stage(fr->id, STAGE_REPLIED, 0);
     rc = reply_bytes(w, out, outlen);
     free(out);
     return rc;
@@ -694,6 +701,7 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
 
 static int serve_request(wrk *w, const ipc_frame *fr)
 {
+    ipc_stage(fr->id, STAGE_RECEIVED, 0);
     wrk_board_request_begin(fr->id);
     int rc = serve_request_body(w, fr);
     wrk_board_request_end();
@@ -960,6 +968,7 @@ static int start(wrk *w)
         return 1;
     }
     srand((unsigned)getpid());
+    ipc_stage_init(); /* before the sandbox: it opens a file */
     char why[256];
     int rc = wrk_sandbox_limits(w->core_dumps, w->data_limit, why, sizeof why);
     if (rc != 0) wlog(w, "%s", why);
