@@ -112,7 +112,7 @@ sx_val sx_make_closure(sx_code *code, sx_env *env);
 
 /* The inline fast path of a marked call (see sx_inline_op). Returns false
  * when the operands need the built-in itself (non-fixnums, errors). */
-static inline bool sx_fast_op(int op, const sx_val *a, sx_val *out)
+static inline __attribute__((always_inline)) bool sx_fast_op(int op, const sx_val *a, sx_val *out)
 {
     int64_t r;
     switch (op) {
