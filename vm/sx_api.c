@@ -631,6 +631,22 @@ static sx_val kw(const char *s)
     return sx_keyword(s, strlen(s));
 }
 
+/* The names every request uses, interned once (interned names live
+ * forever, and these statics are roots the collector scans). */
+enum { K_ID, K_METHOD, K_PATH, K_QUERY, K_HEADERS, K_BODY, K_STATUS, K_COUNT };
+static sx_val req_kw[K_COUNT];
+static sx_val handle_sym;
+
+static void intern_request_names(void)
+{
+    static const char *const names[K_COUNT] = {"id",      "method", "path",  "query",
+                                               "headers", "body",   "status"};
+    if (handle_sym) return;
+    for (int i = 0; i < K_COUNT; i++)
+        req_kw[i] = kw(names[i]);
+    handle_sym = sx_intern_c("handle");
+}
+
 typedef struct handle_args {
     const sx_request *req;
     sx_response *resp;
@@ -669,20 +685,21 @@ static void handle_body(void *arg)
 {
     handle_args *a = arg;
     const sx_request *r = a->req;
-    sx_val handle = sx_sym(sx_intern_c("handle"))->global;
+    intern_request_names();
+    sx_val handle = sx_sym(handle_sym)->global;
     if (!sx_is_procedure(handle))
         sx_error(&ctx, "unbound-variable", "the app does not define (handle req)");
     sx_val req = sx_mkdict(8);
-    sx_dict_put(req, kw("id"), safe_string(r->id, r->id_len));
-    sx_dict_put(req, kw("method"), safe_string(r->method, r->method_len));
-    sx_dict_put(req, kw("path"), safe_string(r->path, r->path_len));
-    sx_dict_put(req, kw("query"), query_dict(r->query ? r->query : "", r->query_len));
+    sx_dict_put(req, req_kw[K_ID], safe_string(r->id, r->id_len));
+    sx_dict_put(req, req_kw[K_METHOD], safe_string(r->method, r->method_len));
+    sx_dict_put(req, req_kw[K_PATH], safe_string(r->path, r->path_len));
+    sx_dict_put(req, req_kw[K_QUERY], query_dict(r->query ? r->query : "", r->query_len));
     sx_val h = sx_mkdict((size_t)r->nheaders);
     for (int i = 0; i < r->nheaders; i++)
         sx_dict_put(h, safe_string(r->headers[i].name, r->headers[i].name_len),
                     safe_string(r->headers[i].value, r->headers[i].value_len));
-    sx_dict_put(req, kw("headers"), h);
-    sx_dict_put(req, kw("body"), safe_string(r->body ? r->body : "", r->body_len));
+    sx_dict_put(req, req_kw[K_HEADERS], h);
+    sx_dict_put(req, req_kw[K_BODY], safe_string(r->body ? r->body : "", r->body_len));
     sx_response *resp = a->resp;
 #ifdef SXPOOL_STAGES
     struct timespec ts;
@@ -703,9 +720,9 @@ static void handle_body(void *arg)
         sx_error(&ctx, "type-error", "handle: expected a string or a response dict, got %s",
                  sx_type_name(out));
     sx_val status = SX_NIL, headers = SX_NIL, body = SX_NIL;
-    sx_dict_lookup(out, kw("status"), &status);
-    sx_dict_lookup(out, kw("headers"), &headers);
-    sx_dict_lookup(out, kw("body"), &body);
+    sx_dict_lookup(out, req_kw[K_STATUS], &status);
+    sx_dict_lookup(out, req_kw[K_HEADERS], &headers);
+    sx_dict_lookup(out, req_kw[K_BODY], &body);
     if (status == SX_NIL) status = sx_mkfix(200);
     if (!sx_is_fix(status) || sx_fix(status) < 100 || sx_fix(status) > 999)
         sx_error(&ctx, "type-error", "handle: :status must be an integer from 100 to 999");
