@@ -220,8 +220,14 @@ static void render_metrics(sup_server *s, sup_buf *b, int *err)
     out(b, err, "sxpool_shadow_inconclusive_total %llu\n",
         (unsigned long long)m->shadow_inconclusive);
     family(b, err, "sxpool_shadow_skipped_total", "counter",
-           "Sampled requests not re-checked because the pool was busy.");
-    out(b, err, "sxpool_shadow_skipped_total %llu\n", (unsigned long long)m->shadow_skipped);
+           "Sampled requests not re-checked: the pool was busy, or --shadow-budget was spent.");
+    out(b, err, "sxpool_shadow_skipped_total{reason=\"busy\"} %llu\n",
+        (unsigned long long)m->shadow_skipped[0]);
+    out(b, err, "sxpool_shadow_skipped_total{reason=\"budget\"} %llu\n",
+        (unsigned long long)m->shadow_skipped[1]);
+    family(b, err, "sxpool_shadow_sample_seconds_total", "counter",
+           "Time CEK workers spent re-checking sampled requests.");
+    out(b, err, "sxpool_shadow_sample_seconds_total %.6f\n", (double)m->shadow_sample_ns / 1e9);
 
     family(b, err, "sxpool_blacklist_entries", "gauge",
            "Blacklist entries (approximate: stored at start, any ABI, plus faults since, less "

@@ -140,6 +140,7 @@ typedef struct sup_config {
     char admin_token_file[PATH_MAX]; /* --admin-token-file, or empty */
     uint32_t shadow_canary;    /* --shadow-canary: first requests of a native function checked */
     double shadow_rate;        /* --shadow-rate: share of later ones re-checked */
+    double shadow_budget;      /* --shadow-budget: percent of the JIT workers' time for samples */
     char shadow_exclude[4096]; /* --shadow-exclude: path globs never checked */
 } sup_config;
 
@@ -189,8 +190,9 @@ typedef struct sup_request {
         size_t len;
         char *natives;
         char abi[80];
-        bool verify;    /* a sample's verify-only run: nobody waits for its answer */
-        int jit_worker; /* the JIT worker and pid that ran it, for the log */
+        bool verify;      /* a sample's verify-only run: nobody waits for its answer */
+        uint64_t sent_ns; /* a sample's: uv_hrtime() when it went to a CEK worker */
+        int jit_worker;   /* the JIT worker and pid that ran it, for the log */
         int jit_pid;
     } shadow;
     struct {
@@ -317,7 +319,8 @@ typedef struct sup_metrics {
     uint64_t jit_native_calls, jit_vm_calls;
     uint64_t shadow_runs[2]; /* shadow runs answered: [0] canary, [1] sample */
     uint64_t shadow_mismatches;
-    uint64_t shadow_skipped; /* samples not re-checked: the pool was busy */
+    uint64_t shadow_skipped[2]; /* samples not re-checked: [0] the pool was busy, [1] over budget */
+    uint64_t shadow_sample_ns;  /* CEK workers' time on samples (sent to result) */
     uint64_t shadow_inconclusive;
 } sup_metrics;
 
@@ -333,6 +336,10 @@ enum sup_stop_stage {
 
 struct sup_server {
     sup_config cfg;
+    /* --shadow-budget's bucket (sup_shadow.c): time sample runs may still
+     * take, in ns, refilled as time passes; when it was last refilled. */
+    double shadow_tokens_ns;
+    uint64_t shadow_refill_ns;
     uint64_t last_prune_ms; /* loop time of the last response-record prune */
     uv_loop_t *loop;
     char exe[PATH_MAX];

@@ -125,6 +125,9 @@ void sup_usage(FILE *out)
             "  --shadow-rate=R    after that, this share of requests that ran native\n"
             "                     code is checked the same way after the answer, when\n"
             "                     no request waits (default 0.01; 0: off)\n"
+            "  --shadow-budget=PCT  those checks take at most PCT percent of the JIT\n"
+            "                     workers' time; beyond it a sample is skipped\n"
+            "                     (default 1; 100: no limit)\n"
             "  --shadow-exclude=GLOB  request paths never checked (comma-separated)\n"
             "  --listen=HOST:PORT address to serve on (default %s:%d; port 0 picks one);\n"
             "                     IPv6 in brackets: [::1]:8080, [::]:8080 (all addresses,\n"
@@ -450,6 +453,17 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
                 return -1;
             }
             cfg->shadow_rate = r;
+        } else if ((m = opt_value(argc, argv, &i, "--shadow-budget", &v)) != 0) {
+            if (m < 0) return -1;
+            char *end;
+            double pct = strtod(v, &end);
+            if (end == v || *end || !(pct >= 0 && pct <= 100)) {
+                fprintf(stderr,
+                        "sxpool: --shadow-budget: expected a percentage from 0 to 100, got '%s'\n",
+                        v);
+                return -1;
+            }
+            cfg->shadow_budget = pct;
         } else if ((m = opt_value(argc, argv, &i, "--shadow-exclude", &v)) != 0) {
             if (m < 0) return -1;
             if (!*v || strlen(v) >= sizeof cfg->shadow_exclude) {
@@ -1104,6 +1118,7 @@ int sup_main(int argc, char **argv)
     s->cfg.jit_threshold = DEFAULT_JIT_THRESHOLD;
     s->cfg.shadow_canary = 3;
     s->cfg.shadow_rate = 0.01;
+    s->cfg.shadow_budget = 1.0;
     snprintf(s->cfg.host, sizeof s->cfg.host, "%s", DEFAULT_HOST);
     s->cfg.port = DEFAULT_PORT;
     s->cfg.timeout_ms = DEFAULT_TIMEOUT_S * 1000ull;

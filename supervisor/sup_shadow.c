@@ -22,8 +22,17 @@
  *   sample   the JIT worker committed and its response is answered at
  *            once; a copy of the request, with no client, is sent as a
  *            verify-only SHADOW to an idle CEK worker when nothing waits
- *            in a queue (else skipped and counted): its run is pinned the
- *            same way and aborted.
+ *            in a queue and the budget allows (else skipped and counted):
+ *            its run is pinned the same way and aborted.
+ *
+ * Budget. A sample's check runs on the CEK evaluator, many times slower
+ * than the native run it checks, on the same CPUs as the JIT workers.
+ * --shadow-budget=PCT bounds it: the time from sending a sample to its
+ * result (wall time, so an upper bound of its CPU time) is taken from a
+ * bucket that fills at PCT percent of the time passing, times the JIT
+ * workers, up to SHADOW_BUCKET_S seconds of that; a sample arriving while the
+ * bucket is empty is skipped. Canaries are not limited: they decide what a
+ * client is answered.
  *
  * A verdict "differs" blacklists every function the native run entered,
  * pool-wide, through the fault path (sup__fault_shadow_mismatch): one log
@@ -70,6 +79,26 @@ static sup_request *copy_request(const sup_request *r)
     return c;
 }
 
+/* The most budget the bucket keeps: ten seconds' worth at its rate. */
+#define SHADOW_BUCKET_S 10
+
+/* Refills the budget's bucket. @return whether a sample may run now */
+static bool budget_allows(sup_server *s)
+{
+    double pct = s->cfg.shadow_budget;
+    if (pct >= 100) return true;
+    double rate = pct / 100 * (s->cfg.workers > 0 ? s->cfg.workers : 1);
+    double cap = rate * SHADOW_BUCKET_S * 1e9;
+    uint64_t now = uv_hrtime();
+    if (s->shadow_refill_ns == 0)
+        s->shadow_tokens_ns = cap; /* the first sample: a full bucket */
+    else
+        s->shadow_tokens_ns += (double)(now - s->shadow_refill_ns) * rate;
+    if (s->shadow_tokens_ns > cap) s->shadow_tokens_ns = cap;
+    s->shadow_refill_ns = now;
+    return s->shadow_tokens_ns > 0;
+}
+
 void sup__shadow_checked(sup_slot *w, sup_request *r, const ipc_frame *f)
 {
     sup_server *s = w->srv;
@@ -99,16 +128,18 @@ void sup__shadow_checked(sup_slot *w, sup_request *r, const ipc_frame *f)
         sup__pool_retry(s, r, true); /* frees r if its client has gone */
         return;
     }
-    sup_request *v = copy_request(r);
+    bool allowed = budget_allows(s);
+    sup_request *v = allowed ? copy_request(r) : NULL;
     if (v) {
         v->shadow = r->shadow;
         v->shadow.verify = true;
+        v->shadow.sent_ns = uv_hrtime();
         r->shadow.frame = NULL;
         r->shadow.natives = NULL;
     }
     sup__pool_answer(w, r, &inner);
     if (!v || !sup__pool_send_idle_cek(s, v)) {
-        s->metrics.shadow_skipped++;
+        s->metrics.shadow_skipped[allowed ? 0 : 1]++;
         sup__request_free(v);
     }
 }
@@ -175,6 +206,11 @@ void sup__shadow_result(sup_slot *w, sup_request *r, const ipc_frame *f)
              "request %llu, native run on worker %d (pid %d), CEK run on %d (pid %d)",
              (unsigned long long)r->id, r->shadow.jit_worker, r->shadow.jit_pid, w->index, w->pid);
     s->metrics.shadow_runs[r->shadow.verify ? 1 : 0]++;
+    if (r->shadow.verify) {
+        uint64_t spent = uv_hrtime() - r->shadow.sent_ns;
+        s->metrics.shadow_sample_ns += spent;
+        s->shadow_tokens_ns -= (double)spent;
+    }
     const char *natives = r->shadow.natives ? r->shadow.natives : "";
     if (field_is(&f->fields[0], "differs")) {
         s->metrics.shadow_mismatches++;

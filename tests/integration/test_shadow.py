@@ -27,6 +27,7 @@ import re
 import signal
 import tempfile
 import threading
+import time
 import unittest
 
 import sxtest
@@ -64,6 +65,11 @@ def canaries(m):
 
 def samples(m):
     return m['sxpool_shadow_runs_total{kind="sample"}']
+
+
+def skipped(m):
+    return (m['sxpool_shadow_skipped_total{reason="busy"}'] +
+            m['sxpool_shadow_skipped_total{reason="budget"}'])
 
 
 def blacklisted(data):
@@ -109,7 +115,8 @@ class Shadow(unittest.TestCase):
                   "on the first request")
 
     def test_sampling_stops_wrong_answers(self):
-        args = ["--shadow-canary=0", "--shadow-rate=1"]
+        args = ["--shadow-canary=0", "--shadow-rate=1",
+                "--shadow-budget=100"]
         with self.server(args, env={"SXPOOL_INJECT": "wrong-sum:fib"}, workers=1) as srv:
             bodies = []
             for _ in range(40):
@@ -162,7 +169,8 @@ class Shadow(unittest.TestCase):
             self.assertEqual(metrics(srv)["sxpool_shadow_mismatches_total"], 1)
 
     def test_sampled_writes_are_checked_and_not_applied_twice(self):
-        args = ["--shadow-canary=0", "--shadow-rate=1"]
+        args = ["--shadow-canary=0", "--shadow-rate=1",
+                "--shadow-budget=100"]
         with self.server(args, env={"SXPOOL_INJECT": "wrong-sum:bump"}, workers=1) as srv:
             bodies = []
             for i in range(10):
@@ -181,14 +189,43 @@ class Shadow(unittest.TestCase):
             self.assertEqual(m["sxpool_shadow_mismatches_total"], 1, m)
             self.assertGreaterEqual(samples(m), 2, m)
 
+    def test_samples_stay_within_the_budget(self):
+        # 1 % of one JIT worker's time: a bucket of 100 ms, refilled at
+        # 10 ms per second. Each sample of fib(22) on the CEK evaluator
+        # takes more than that refill over the request's own time, so the
+        # bucket runs dry and later samples are skipped for the budget
+        # (never for a busy pool: each request waits for the last check).
+        args = ["--shadow-canary=0", "--shadow-rate=1", "--shadow-budget=1"]
+        with self.server(args, workers=1) as srv:
+            start = time.monotonic()
+            for i in range(60):
+                self.assertEqual(srv.get("/fib?n=22").text, "17711")
+                sxtest.wait_until(lambda: samples(metrics(srv)) + skipped(metrics(srv)) > i, 30,
+                                  what="request %d's sample checked or skipped" % (i + 1))
+            elapsed = time.monotonic() - start
+            m = metrics(srv)
+            spent = m["sxpool_shadow_sample_seconds_total"]
+            busy = m['sxpool_shadow_skipped_total{reason="busy"}']
+            budget = m['sxpool_shadow_skipped_total{reason="budget"}']
+            self.assertEqual(busy, 0, m)
+            self.assertGreaterEqual(samples(m), 1, m)
+            self.assertGreaterEqual(budget, 1, m)
+            self.assertEqual(samples(m) + budget, 60, m)
+            # what the bucket held and gained, plus the one run that may
+            # overdraw it (charged when its result arrives)
+            longest = spent / samples(m) * 3
+            self.assertLessEqual(spent, 0.1 + 0.01 * elapsed + longest, m)
+            print("budget 1%%: %d samples checked, %d skipped for the budget, %.3f s of "
+                  "CEK time in %.1f s" % (samples(m), budget, spent, elapsed))
+
     def test_no_native_code_or_a_clock_is_never_shadowed(self):
-        with self.server(["--shadow-canary=1000000", "--shadow-rate=1"]) as srv:
+        with self.server(["--shadow-canary=1000000", "--shadow-rate=1",
+                "--shadow-budget=100"]) as srv:
             for _ in range(10):
                 self.assertEqual(srv.get("/plain").text, "plain")
                 self.assertEqual(srv.get("/clock").text, "5")  # fib natively, but the clock
             m = metrics(srv)
-            self.assertEqual((canaries(m), samples(m), m["sxpool_shadow_skipped_total"]),
-                             (0, 0, 0), m)
+            self.assertEqual((canaries(m), samples(m), skipped(m)), (0, 0, 0), m)
             srv.get("/fib?n=5")  # and a route that runs fib is
             self.assertEqual(canaries(metrics(srv)), 1)
 
