@@ -480,8 +480,13 @@ next:
             args = sp - n;
             SAVE(); /* the fast path may allocate (cons) */
             if (args[-1] == K[pc[2]] && sx_fast_op(pc[1], args, &args[-1])) {
-                sp = args;
                 pc += 4;
+                if (*pc == BC_JUMP_FALSE) { /* a test: branch without the push and pop */
+                    pc += sx_truthy(args[-1]) ? 2 : 2 + pc[1];
+                    sp = args - 1;
+                    vmbreak;
+                }
+                sp = args;
                 vmbreak;
             }
             pc += 4;
