@@ -1,7 +1,12 @@
-/* store.h: sxpool's durable state in LMDB. Bytes only: no SX values here.
+/* store.h: sxpool's durable state. Bytes only: no SX values here.
  *
- * One environment per data directory, opened by each process after exec
- * (never across fork). Named databases:
+ * Two backends behind this one API: LMDB, embedded, the default (a data
+ * directory), and PostgreSQL (a postgresql:// URL), which several hosts
+ * can share. Everything below holds for both unless it says otherwise;
+ * store_pg.c says how PostgreSQL is made to behave the same.
+ *
+ * LMDB: one environment per data directory, opened by each process after
+ * exec (never across fork). Named databases:
  *   "kv"        the application's key/value data
  *   "responses" request id -> committed response (idempotency records)
  *   "blacklist" function name + code hash + ABI hash -> reason, time, count
@@ -48,6 +53,9 @@ enum {
     STORE_EDONE = -20006,   /* a response is already committed under the request id */
     STORE_EUNSAFE = -20007, /* a directory others could write to (store_check_private_dir) */
     STORE_EFULL = -20008,   /* no room in the map (see "Room" below); nothing applied */
+    STORE_EPG = -20009,     /* PostgreSQL failure; logged with the server's message */
+    STORE_ECONN = -20010,   /* the connection to PostgreSQL broke; outcome of a commit unknown */
+    STORE_ESCHEMA = -20011, /* the database has no schema, or one of another version */
 };
 
 #define STORE_MAX_KEY 480 /* LMDB's default max key size is 511 */
@@ -82,7 +90,11 @@ typedef struct store store;
 typedef struct store_txn store_txn;
 
 /**
- * Opens (creating if needed, mode 0700) the environment in dir.
+ * Opens the store at location: a postgresql:// (or postgres://) URL, in
+ * libpq's syntax, connects to that database, whose schema must be the one
+ * this version writes (store_migrate); anything else is a directory, in
+ * which it opens (creating if needed, mode 0700) the LMDB environment.
+ * PostgreSQL ignores map_size.
  * @param[in] map_size bytes to reserve for the map (0: STORE_DEFAULT_MAP_SIZE).
  *            Every process that opens one data directory must give the
  *            same size: each judges room (STORE_HIGH_WATER) against its
@@ -90,13 +102,27 @@ typedef struct store_txn store_txn;
  *            the data file already uses); a larger map is kept in the
  *            data file, a smaller one takes effect as long as the data
  *            fits.
- * @return 0, -errno or STORE_ELMDB
+ * @return 0, -errno or STORE_ELMDB; for a URL 0, STORE_EPG (unreachable,
+ *         refused; logged with libpq's message), STORE_ESCHEMA or -ENOMEM
  */
-int store_open(const char *dir, size_t map_size, store **out);
+int store_open(const char *location, size_t map_size, store **out);
 void store_close(store *s);
 
+/**
+ * Creates or upgrades the schema of the store at location (a directory:
+ * creates the environment), and records its version.
+ * @return 0 or an error as store_open
+ */
+int store_migrate(const char *location);
+
+/* @return 1 when location names a PostgreSQL database (a URL), else 0 */
+int store_is_url(const char *location);
+
+/* @return the backend's name, "lmdb" or "postgresql" */
+const char *store_backend(const store *s);
+
 /* Clears reader slots of dead processes (call after every worker death).
- * Returns the number cleared or a negative error. */
+ * Returns the number cleared or a negative error (PostgreSQL: always 0). */
 int store_reader_check(store *s);
 
 /**
@@ -108,6 +134,7 @@ int store_reader_check(store *s);
  * in its RSS, and with copy-on-write pages every read finds new ones.
  * Safe while other threads read: they map the pages again. Only a
  * shared mapping of the data file itself (device and inode) is touched.
+ * PostgreSQL: nothing to do, 0.
  * @return the number of mappings released (0 if none was found), or -errno
  */
 int store_release_pages(store *s);
@@ -115,7 +142,8 @@ int store_release_pages(store *s);
 /**
  * How much of the map is in use, in the newest commit.
  * @param[out] used bytes of the pages in use (see "Room" above)
- * @param[out] size the map's size in bytes
+ * @param[out] size the map's size in bytes; 0 when there is no such limit
+ *             (PostgreSQL, whose used is the database's size)
  * @return 0 or STORE_ELMDB
  */
 int store_usage(store *s, size_t *used, size_t *size);

@@ -950,7 +950,7 @@ static void prune_done(sup_store_job *b)
                   STORE_SHED_WATER, j->shed, (unsigned long long)(j->floor_keep_ms / 1000));
     else if (j->shed < 0)
         sup__error("unable to make room in the store: %s", store_strerror(j->shed));
-    bool full = j->usage == 0 && j->used * 100 > j->size * STORE_SHED_WATER;
+    bool full = j->usage == 0 && j->size > 0 && j->used * 100 > j->size * STORE_SHED_WATER;
     if (full)
         sup__warn("store nearly full: %zu of %zu KiB in use; writes past %d %% are answered 507 "
                   "until response records older than %llu s can be pruned or the application "
