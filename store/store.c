@@ -68,6 +68,11 @@ const char *store_backend(const store *s)
     return s ? s->ops->name : "none";
 }
 
+int store_broken(const store *s)
+{
+    return s ? s->broken : 0;
+}
+
 void store_close(store *s)
 {
     if (s != NULL) s->ops->close(s);

@@ -121,6 +121,10 @@ int store_is_url(const char *location);
 /* @return the backend's name, "lmdb" or "postgresql" */
 const char *store_backend(const store *s);
 
+/* @return 1 when the last operation on s found its connection to
+ * PostgreSQL broken (STORE_ECONN), until one reconnects; 0 for LMDB */
+int store_broken(const store *s);
+
 /* Clears reader slots of dead processes (call after every worker death).
  * Returns the number cleared or a negative error (PostgreSQL: always 0). */
 int store_reader_check(store *s);

@@ -78,6 +78,7 @@ typedef struct store__ops {
 /* Each backend's handle starts with this. */
 struct store {
     const store__ops *ops;
+    int broken; /* store_broken */
 };
 
 /* Opens the LMDB environment in dir (store_lmdb.c). */

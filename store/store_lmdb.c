@@ -17,6 +17,9 @@
  * Response records ("responses") are stored as an 8-byte little-endian
  * commit time in milliseconds followed by the response bytes, so that old
  * records can be pruned by age; store_response_get() returns only the bytes.
+ * Request ids grow with time, so the prune stops at the first record of an
+ * id that is too young; records named by a client's Idempotency-Key ("k:"
+ * and the key, which sort after every id) are each checked.
  *
  * Room (store.h): the map is a hard limit, and LMDB needs free pages to
  * delete. Request commits stop at the high-water mark (store_txn.c, with
@@ -259,7 +262,16 @@ static int prune_txn(store_lmdb *s, int64_t before_ms, size_t max, size_t *delet
     }
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size >= 8 && store__get_i64(v.mv_data) >= before_ms) break;
+        if (v.mv_size >= 8 && store__get_i64(v.mv_data) >= before_ms) {
+            /* Records named by a client's key ("k:...", after the ids)
+             * are in no time order: each is looked at. */
+            if (k.mv_size >= 2 && memcmp(k.mv_data, "k:", 2) == 0) continue;
+            k.mv_data = (void *)"k:";
+            k.mv_size = 2;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            if (rc != 0) break;
+            if (v.mv_size >= 8 && store__get_i64(v.mv_data) >= before_ms) continue;
+        }
         if (n == max) {
             *more = 1;
             break;

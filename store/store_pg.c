@@ -178,6 +178,7 @@ static int pg_fail(store_pg *s, PGconn *c, PGresult *r, const char *what)
     first_line(r ? PQresultErrorMessage(r) : PQerrorMessage(c), line, sizeof line);
     if (line[0] == '\0') first_line(PQerrorMessage(c), line, sizeof line);
     rc = PQstatus(c) == CONNECTION_OK ? STORE_EPG : STORE_ECONN;
+    if (rc == STORE_ECONN) s->base.broken = 1;
     fprintf(stderr, "store: unable to %s in PostgreSQL at %s: %s\n", what, s->where, line);
     PQclear(r);
     return rc;
@@ -284,7 +285,10 @@ static int acquire(store_pg *s, PGconn **out)
     if (s->nidle > 0) c = s->idle[--s->nidle];
     pthread_mutex_unlock(&s->mu);
     if (c == NULL) {
-        if ((rc = connect_new(s, &c)) != 0) return rc;
+        if ((rc = connect_new(s, &c)) != 0) {
+            s->base.broken = 1;
+            return rc;
+        }
         if ((rc = prepare_all(s, c)) != 0) {
             PQfinish(c);
             return rc;
@@ -292,9 +296,11 @@ static int acquire(store_pg *s, PGconn **out)
     } else if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) {
         if ((rc = revive(s, c)) != 0) {
             PQfinish(c);
+            s->base.broken = 1;
             return rc;
         }
     }
+    s->base.broken = 0;
     *out = c;
     return 0;
 }

@@ -120,6 +120,7 @@ typedef struct sup_config {
     uint64_t drain_delay_ms;      /* stop: serve on this long with /healthz 503 */
     uint64_t graceful_ms;         /* stop: then wait this long for requests to finish */
     size_t store_size;            /* --store-size: the LMDB map, bytes, for every process */
+    const char *store_url;        /* --store: a postgresql:// URL, or NULL (LMDB in --data) */
     int transport;                /* --transport: enum ipc_transport */
     bool admin;                   /* --admin given: serve /metrics and /status */
     char admin_host[256];
@@ -202,6 +203,10 @@ typedef struct sup_request {
 } sup_request;
 
 void sup__request_free(sup_request *r);
+
+/* The name of r's response record (ipc_record_id): its Idempotency-Key
+ * (checked when its head was read) or its id. */
+void sup__record_id(const sup_request *r, char out[IPC_RECORD_ID_MAX]);
 
 /* ---- worker slots (sup_pool.c) ---------------------------------------- */
 

@@ -192,6 +192,12 @@ void sup_usage(FILE *out)
             "  --inflight=N       requests sent ahead to each JIT worker, 1 to %d\n"
             "                     (default %d): the next is there when one is done,\n"
             "                     but it waits behind a slow one\n"
+            "  --store=URL        keep the store in PostgreSQL (postgresql://USER@HOST/DB,\n"
+            "                     libpq's URL syntax) instead of LMDB in --data; hosts\n"
+            "                     that share it share data, response records (so an\n"
+            "                     Idempotency-Key retried on another host is answered\n"
+            "                     from its record) and the blacklist. Create the schema\n"
+            "                     first: sxpool store migrate --store=URL\n"
             "  --store-size=SIZE  the store's LMDB map, 4M to 1T (default 1G); writes\n"
             "                     past %d %% of it are answered 507 until old\n"
             "                     response records are pruned\n"
@@ -541,6 +547,16 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
                 return -1;
             }
             cfg->transport = t;
+        } else if ((m = opt_value(argc, argv, &i, "--store", &v)) != 0) {
+            if (m < 0) return -1;
+            if (!store_is_url(v)) {
+                fprintf(stderr,
+                        "sxpool: --store: expected a postgresql:// URL, got '%s' (LMDB is the "
+                        "default, in --data)\n",
+                        v);
+                return -1;
+            }
+            cfg->store_url = v;
         } else if ((m = opt_value(argc, argv, &i, "--store-size", &v)) != 0) {
             if (m < 0) return -1;
             if (parse_bytes(v, MIN_STORE_SIZE, MAX_STORE_SIZE, &n) != 0) {
@@ -1037,9 +1053,13 @@ static int count_entry(void *arg, const store_bl_entry *e)
 static int open_data(sup_server *s, const char *data)
 {
     if (check_data(&s->cfg, data) != 0) return -1;
-    int err = store_open(s->cfg.data, s->cfg.store_size, &s->store);
+    const char *loc = s->cfg.store_url ? s->cfg.store_url : s->cfg.data;
+    int err = store_open(loc, s->cfg.store_size, &s->store);
     if (err != 0) {
-        sup__error("unable to open the store in %s: %s", s->cfg.data, store_strerror(err));
+        if (s->cfg.store_url)
+            sup__error("unable to open the store in PostgreSQL: %s", store_strerror(err));
+        else
+            sup__error("unable to open the store in %s: %s", s->cfg.data, store_strerror(err));
         return -1;
     }
     read_prune_hook();
@@ -1172,6 +1192,13 @@ int sup_main(int argc, char **argv)
     snprintf(size_env, sizeof size_env, "%zu", s->cfg.store_size);
     if (setenv("SXPOOL_STORE_SIZE", size_env, 1) != 0) {
         sup__error("unable to pass --store-size to the workers: %s", strerror(errno));
+        return 1;
+    }
+    /* Workers open the same store: PostgreSQL's URL, or LMDB in --data
+     * (in the environment, not argv: a URL may hold a password). */
+    if (s->cfg.store_url ? setenv("SXPOOL_STORE", s->cfg.store_url, 1) != 0
+                         : unsetenv("SXPOOL_STORE") != 0) {
+        sup__error("unable to pass --store to the workers: %s", strerror(errno));
         return 1;
     }
     /* Both ends of a slot must speak the same transport. */

@@ -1,0 +1,145 @@
+"""The store in a real PostgreSQL 15 server (--store=postgresql://...),
+one server for the whole file (pgserver.py), a database per test.
+
+- `sxpool store migrate` creates the schema; a server started on a
+  database without it, or on an unreachable one, fails with one clear line.
+- Two JIT workers and the CEK worker under concurrent clients increment one
+  counter exactly: every answer distinct, the total exact (serialization
+  failures re-run the handler, never apply it twice).
+- A request retried with the same Idempotency-Key is answered from its
+  response record without running again, on the same server and on a
+  second server sharing the database; a malformed key is a 400.
+"""
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pgserver  # noqa: E402
+import sxtest  # noqa: E402
+
+PG = None
+CLIENTS = 4
+PER_CLIENT = 150
+
+
+def setUpModule():
+    global PG
+    PG = pgserver.PgServer()
+    try:
+        PG.start()
+    except BaseException:
+        PG.cleanup()
+        raise
+
+
+def tearDownModule():
+    if PG is not None:
+        PG.cleanup()
+
+
+def migrate(url):
+    return subprocess.run([sxtest.sxpool(), "store", "migrate", "--store=" + url],
+                          capture_output=True, text=True, timeout=60)
+
+
+class StorePg(unittest.TestCase):
+    _n = 0
+
+    def new_db(self):
+        StorePg._n += 1
+        return PG.create_db("sxit_%d_%d" % (os.getpid(), StorePg._n))
+
+    def server(self, url, **kw):
+        return sxtest.Server(app="basic", workers=2, cek_workers=1,
+                             args=["--store=" + url, "--timeout=60"], **kw)
+
+    def test_migrate_and_refusals(self):
+        url = self.new_db()
+        # no schema yet: the server refuses to start, with one clear line
+        srv = self.server(url, echo=False)
+        with self.assertRaises(Exception):
+            srv.start(timeout=20)
+        srv.stop()
+        self.assertTrue(any("has no sxpool schema" in l and "store migrate" in l
+                            for l in srv.lines), srv.lines[-5:])
+        r = migrate(url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = migrate(url)  # again: nothing to do, still fine
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # a schema of another version
+        PG.psql("UPDATE sxpool_meta SET value = '99' WHERE key = 'schema_version'",
+                db=url.rsplit("/", 1)[1])
+        srv = self.server(url, echo=False)
+        with self.assertRaises(Exception):
+            srv.start(timeout=20)
+        srv.stop()
+        self.assertTrue(any("schema version 99" in l for l in srv.lines), srv.lines[-5:])
+        r = migrate(url)  # newer than this sxpool: not migrated back
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("newer", r.stderr)
+        # an unreachable server
+        dead = "postgresql://postgres@127.0.0.1:%d/x" % sxtest.free_port()
+        srv = self.server(dead, echo=False)
+        with self.assertRaises(Exception):
+            srv.start(timeout=20)
+        srv.stop()
+        self.assertTrue(any("unable to connect to PostgreSQL at 127.0.0.1:" in l
+                            for l in srv.lines), srv.lines[-5:])
+
+    def test_counter_and_idempotency_keys(self):
+        url = self.new_db()
+        r = migrate(url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with self.server(url) as srv:
+            def client(_):
+                got = []
+                conn = srv.connection(timeout=60)
+                try:
+                    for _ in range(PER_CLIENT):
+                        resp = sxtest.send(conn, "GET", "/count")
+                        if resp.status != 200:
+                            return got, resp
+                        got.append(int(resp.text))
+                finally:
+                    conn.close()
+                return got, None
+            with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
+                results = list(pool.map(client, range(CLIENTS)))
+            self.assertEqual([e for _, e in results if e is not None], [])
+            values = sorted(v for got, _ in results for v in got)
+            total = CLIENTS * PER_CLIENT
+            self.assertEqual(values, list(range(1, total + 1)))
+
+            # a keyed request runs once; its retry is answered from the record
+            key = {"Idempotency-Key": "order-7f3a:retry_ok.1"}
+            first = srv.request("POST", "/count", body=b"", headers=key)
+            self.assertEqual((first.status, first.text), (200, str(total + 1)))
+            again = srv.request("POST", "/count", body=b"", headers=key)
+            self.assertEqual((again.status, again.text), (200, str(total + 1)))
+            plain = srv.get("/count")
+            self.assertEqual(plain.text, str(total + 2))
+            # malformed keys are refused before any worker runs
+            for bad in ["", "x" * 201, "has space", "semi;colon", "caf\u00e9"]:
+                resp = srv.raw(("POST /count HTTP/1.1\r\nHost: t\r\nIdempotency-Key: %s\r\n"
+                                "Content-Length: 0\r\nConnection: close\r\n\r\n" % bad)
+                               .encode("utf-8"))
+                self.assertTrue(resp.startswith(b"HTTP/1.1 400"), (bad, resp[:80]))
+            resp = srv.raw(b"POST /count HTTP/1.1\r\nHost: t\r\nIdempotency-Key: a\r\n"
+                           b"Idempotency-Key: b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.assertTrue(resp.startswith(b"HTTP/1.1 400"), resp[:80])
+            self.assertEqual(srv.get("/count").text, str(total + 3))
+
+            # a second host on the same database answers the retry from the record
+            with self.server(url) as other:
+                again = other.request("POST", "/count", body=b"", headers=key)
+                self.assertEqual((again.status, again.text), (200, str(total + 1)))
+                self.assertEqual(other.get("/count").text, str(total + 4))
+
+
+if __name__ == "__main__":
+    sxtest.main()
