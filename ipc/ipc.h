@@ -110,6 +110,12 @@ const char *ipc_strerror(int err);
  * the record; else under its id in decimal. The supervisor refuses a key
  * that ipc_idempotency_key_ok rejects (400) before any worker sees it. */
 #define IPC_IDEMPOTENCY_KEY_MAX 200
+
+/* The exit status of a worker that found its connection to the store
+ * (PostgreSQL) broken between requests: it ran nothing of the requests it
+ * was sent, which go back to their queue uncharged, and a new worker
+ * connects again. (A worker's sandbox lets it make no new socket.) */
+#define IPC_EXIT_STORE_LOST 75
 #define IPC_RECORD_ID_MAX (IPC_IDEMPOTENCY_KEY_MAX + 3)
 
 /* @return 1 when p[0..n) is 1 to IPC_IDEMPOTENCY_KEY_MAX bytes of

@@ -68,6 +68,12 @@ const char *store_backend(const store *s)
     return s ? s->ops->name : "none";
 }
 
+int store_check(store *s)
+{
+    if (s == NULL) return -EINVAL;
+    return s->ops->check ? s->ops->check(s) : 0;
+}
+
 int store_broken(const store *s)
 {
     return s ? s->broken : 0;

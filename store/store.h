@@ -118,6 +118,15 @@ int store_migrate(const char *location);
 /* @return 1 when location names a PostgreSQL database (a URL), else 0 */
 int store_is_url(const char *location);
 
+/**
+ * Checks, without blocking and without reconnecting, that s's idle
+ * connection to PostgreSQL is still open (the server may have restarted,
+ * or ended the session, since it was last used). For a process that
+ * cannot open a new connection once it is running (a sandboxed worker).
+ * @return 0 (and always for LMDB) or STORE_ECONN
+ */
+int store_check(store *s);
+
 /* @return the backend's name, "lmdb" or "postgresql" */
 const char *store_backend(const store *s);
 

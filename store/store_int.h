@@ -64,6 +64,7 @@ typedef struct store__ops {
 
     void (*close)(store *s);
     int (*reader_check)(store *s);
+    int (*check)(store *s);
     int (*release_pages)(store *s);
     int (*usage)(store *s, size_t *used, size_t *size);
     int (*response_get)(store *s, const char *req_id, char **resp, size_t *len);

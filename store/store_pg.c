@@ -34,7 +34,8 @@
  * takes one and gives it back when it ends, so a worker, with one request
  * at a time, holds one connection; several open transactions (tests, the
  * CLI) take one each. A connection found broken when a transaction begins
- * is reset with backoff (STORE__PG_RETRIES, ~3 s in all) before anything
+ * (the server restarted, or ended the session) is reset with backoff
+ * (STORE__PG_RETRIES, ~3 s in all) before anything
  * ran on it; one that breaks inside a transaction is STORE_ECONN and the
  * transaction fails: its commit's outcome may be unknown, so the caller
  * must treat the request as if its process had died (the worker exits and
@@ -275,6 +276,17 @@ static int revive(store_pg *s, PGconn *c)
     return STORE_ECONN;
 }
 
+/* Whether idle connection c is still open, without blocking: reads what
+ * the server sent meanwhile. A server that ended the session (restart,
+ * pg_terminate_backend) sent an error and closed the socket; the first
+ * read may get the message, the second then sees the end. */
+static int idle_ok(PGconn *c)
+{
+    for (int i = 0; i < 2; i++)
+        if (PQconsumeInput(c) == 0 || PQstatus(c) != CONNECTION_OK) return 0;
+    return PQtransactionStatus(c) == PQTRANS_IDLE;
+}
+
 /* Takes an idle connection or opens one. @return 0 or an error (logged) */
 static int acquire(store_pg *s, PGconn **out)
 {
@@ -293,7 +305,7 @@ static int acquire(store_pg *s, PGconn **out)
             PQfinish(c);
             return rc;
         }
-    } else if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) {
+    } else if (!idle_ok(c)) { /* before anything of a request ran on it */
         if ((rc = revive(s, c)) != 0) {
             PQfinish(c);
             s->base.broken = 1;
@@ -651,6 +663,20 @@ static int pg_reader_check(store *base)
     return rc != 0 ? rc : n;
 }
 
+static int pg_check(store *base)
+{
+    store_pg *s = pg_of(base);
+    int rc = 0;
+
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->nidle; i++)
+        if (!idle_ok(s->idle[i])) rc = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (rc == 0) return 0;
+    s->base.broken = 1;
+    return STORE_ECONN;
+}
+
 static int pg_release_pages(store *s)
 {
     (void)s;
@@ -865,6 +891,7 @@ static const store__ops pg_ops = {
     .commit = pg_commit,
     .close = pg_close,
     .reader_check = pg_reader_check,
+    .check = pg_check,
     .release_pages = pg_release_pages,
     .usage = pg_usage,
     .response_get = pg_response_get,

@@ -569,6 +569,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     int charged = 0;
     for (int i = 0; i < n; i++)
         if (held[i]->id == running) charged = i;
+    /* It lost its store connection between requests: nothing ran */
+    if (sig == 0 && status == IPC_EXIT_STORE_LOST && w->board && running == 0) charged = -1;
     sup_request *r = NULL;
     for (int i = n - 1; i >= 0; i--) { /* pushed to the front: keeps their order */
         if (held[i]->timed_out)

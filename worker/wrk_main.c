@@ -659,6 +659,7 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
      * its record is there, and it must run all the same; it commits nothing) */
     if (!w->sh || !w->sh->verify) rc = reply_from_record(w, id, fr->id, &sent);
     if (sent) return rc;
+    if (rc == STORE_ECONN) return -ENOTCONN; /* nothing of it ran: see serve() */
     sx_header *hs = calloc((size_t)(fr->nfields / 2 + 1), sizeof *hs);
     if (!hs) return -ENOMEM;
     sx_request r;
@@ -1107,6 +1108,16 @@ static int serve(int argc, char **argv)
             free(buf);
             break;
         }
+        if ((fr->type == IPC_REQUEST || fr->type == IPC_SHADOW) && store_check(w.st) != 0) {
+            /* Nothing of the request has run: the supervisor queues it
+             * again, uncharged, and a new worker connects (this one's
+             * sandbox lets it open no socket). */
+            wlog(&w, "the connection to PostgreSQL is closed (the server restarted?); exiting "
+                     "so that a new worker connects");
+            free(buf);
+            free(fr);
+            return IPC_EXIT_STORE_LOST;
+        }
         if (fr->type == IPC_REQUEST)
             rc = serve_request(&w, fr);
         else if (fr->type == IPC_SHADOW && !w.native) {
@@ -1118,6 +1129,11 @@ static int serve(int argc, char **argv)
         else
             wlog(&w, "ignoring a frame of type %d", fr->type);
         free(buf);
+        if (rc == -ENOTCONN) { /* found out before anything of the request ran */
+            wlog(&w, "the connection to PostgreSQL is closed; exiting so that a new worker "
+                     "connects");
+            return IPC_EXIT_STORE_LOST;
+        }
         if (rc == STORE_ECONN) {
             /* Whether its commit landed is unknown: die, and the
              * supervisor retries the request once, as after any death,

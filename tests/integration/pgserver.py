@@ -76,21 +76,31 @@ class PgServer:
         last = ""
         for _ in range(3):  # the port is free when chosen; another may take it
             self.port = _free_port()
+            self._argv = prefix + [f"{PGBIN}/postgres", "-D", data, "-k", self.dir,
+                                   "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
+                                   "-c", "fsync=off", "-c", "synchronous_commit=off",
+                                   "-c", "full_page_writes=off", "-c", "max_connections=200",
+                                   "-c", "shared_buffers=32MB"]
+            self._env = env
             logf = open(self.log, "ab")
-            self.proc = subprocess.Popen(
-                prefix + [f"{PGBIN}/postgres", "-D", data, "-k", self.dir,
-                          "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
-                          "-c", "fsync=off", "-c", "synchronous_commit=off",
-                          "-c", "full_page_writes=off", "-c", "max_connections=200",
-                          "-c", "shared_buffers=32MB"],
-                cwd=self.dir, env=env, stdout=logf, stderr=subprocess.STDOUT,
-                start_new_session=True)
+            self.proc = subprocess.Popen(self._argv, cwd=self.dir, env=env, stdout=logf,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
             logf.close()
             if self._wait_ready(30):
                 return self
             last = self._log_tail()
             self.stop()
         raise RuntimeError(f"postgres did not start: {last}")
+
+    def restart(self):
+        """Stops the server (fast shutdown: every session is ended) and
+        starts it again on the same port and data."""
+        self.stop()
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen(self._argv, cwd=self.dir, env=self._env, stdout=logf,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        if not self._wait_ready(30):
+            raise RuntimeError(f"postgres did not start again: {self._log_tail()}")
 
     def _wait_ready(self, seconds):
         deadline = time.monotonic() + seconds

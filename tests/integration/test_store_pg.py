@@ -6,6 +6,9 @@ one server for the whole file (pgserver.py), a database per test.
 - Two JIT workers and the CEK worker under concurrent clients increment one
   counter exactly: every answer distinct, the total exact (serialization
   failures re-run the handler, never apply it twice).
+- The server restarts, or ends the workers' sessions: each worker finds
+  out before its next request and is replaced, the request queued again,
+  never failed.
 - A request retried with the same Idempotency-Key is answered from its
   response record without running again, on the same server and on a
   second server sharing the database; a malformed key is a 400.
@@ -15,6 +18,7 @@ import concurrent.futures
 import os
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -58,15 +62,23 @@ class StorePg(unittest.TestCase):
         return sxtest.Server(app="basic", workers=2, cek_workers=1,
                              args=["--store=" + url, "--timeout=60"], **kw)
 
+    def refused(self, url):
+        """Starts a server on url, which must refuse to start: returns its
+        stderr lines."""
+        with tempfile.TemporaryDirectory(prefix="sxpool-pg-") as tmp:
+            r = subprocess.run([sxtest.sxpool(), "--listen=127.0.0.1:0",
+                                "--data=" + os.path.join(tmp, "data"),
+                                "--app=" + sxtest.app_dir("basic"), "--store=" + url],
+                               capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0, r.stderr)
+        return r.stderr.splitlines()
+
     def test_migrate_and_refusals(self):
         url = self.new_db()
         # no schema yet: the server refuses to start, with one clear line
-        srv = self.server(url, echo=False)
-        with self.assertRaises(Exception):
-            srv.start(timeout=20)
-        srv.stop()
+        lines = self.refused(url)
         self.assertTrue(any("has no sxpool schema" in l and "store migrate" in l
-                            for l in srv.lines), srv.lines[-5:])
+                            for l in lines), lines)
         r = migrate(url)
         self.assertEqual(r.returncode, 0, r.stderr)
         r = migrate(url)  # again: nothing to do, still fine
@@ -74,22 +86,16 @@ class StorePg(unittest.TestCase):
         # a schema of another version
         PG.psql("UPDATE sxpool_meta SET value = '99' WHERE key = 'schema_version'",
                 db=url.rsplit("/", 1)[1])
-        srv = self.server(url, echo=False)
-        with self.assertRaises(Exception):
-            srv.start(timeout=20)
-        srv.stop()
-        self.assertTrue(any("schema version 99" in l for l in srv.lines), srv.lines[-5:])
+        lines = self.refused(url)
+        self.assertTrue(any("schema version 99" in l for l in lines), lines)
         r = migrate(url)  # newer than this sxpool: not migrated back
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("newer", r.stderr)
         # an unreachable server
         dead = "postgresql://postgres@127.0.0.1:%d/x" % sxtest.free_port()
-        srv = self.server(dead, echo=False)
-        with self.assertRaises(Exception):
-            srv.start(timeout=20)
-        srv.stop()
+        lines = self.refused(dead)
         self.assertTrue(any("unable to connect to PostgreSQL at 127.0.0.1:" in l
-                            for l in srv.lines), srv.lines[-5:])
+                            for l in lines), lines)
 
     def test_counter_and_idempotency_keys(self):
         url = self.new_db()
@@ -140,6 +146,36 @@ class StorePg(unittest.TestCase):
                 self.assertEqual((again.status, again.text), (200, str(total + 1)))
                 self.assertEqual(other.get("/count").text, str(total + 4))
 
+    def test_server_restart(self):
+        """The server restarts under an idle pool. A worker may open no
+        socket once it runs (its sandbox), so each one finds its connection
+        closed before its next request and exits (IPC_EXIT_STORE_LOST)
+        without running it; the request goes back to the queue uncharged
+        and a new worker connects: every request is answered 200, counted
+        once, none re-dispatched as after a fault."""
+        url = self.new_db()
+        r = migrate(url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with self.server(url) as srv:
+            for i in range(1, 21):
+                self.assertEqual(srv.get("/count").text, str(i))
+            start = len(srv.lines)
+            PG.restart()
+            for i in range(21, 41):
+                resp = srv.get("/count", timeout=30)
+                self.assertEqual((resp.status, resp.text), (200, str(i)))
+            lines = srv.lines[start:]
+            self.assertTrue(any("exited with status 75" in l for l in lines), lines)
+            self.assertFalse([l for l in lines if "re-dispatched" in l or "502" in l or
+                              "failed on two workers" in l], lines)
+            # sessions ended under the workers (as by an operator): the end
+            # reaches each worker at some moment, maybe inside a request,
+            # which then runs again once (as after a worker's death)
+            PG.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name LIKE 'sxpool:%'")
+            for i in range(41, 61):
+                resp = srv.get("/count", timeout=30)
+                self.assertEqual((resp.status, resp.text), (200, str(i)))
 
 if __name__ == "__main__":
     sxtest.main()
