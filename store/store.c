@@ -148,6 +148,18 @@ int store_bl_clear(store *s, const char *glob)
     return s->ops->bl_clear(s, glob);
 }
 
+int store_bl_listen(store *s, int *fd)
+{
+    if (s == NULL || fd == NULL) return -EINVAL;
+    return s->ops->bl_listen ? s->ops->bl_listen(s, fd) : -ENOTSUP;
+}
+
+int store_bl_notified(store *s, store_bl_cb cb, void *arg)
+{
+    if (s == NULL || cb == NULL) return -EINVAL;
+    return s->ops->bl_notified ? s->ops->bl_notified(s, cb, arg) : -ENOTSUP;
+}
+
 int64_t store__now_ms(void)
 {
     struct timespec ts;

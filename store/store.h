@@ -334,4 +334,25 @@ int store_bl_each(store *s, const char *abi_hash, store_bl_cb cb, void *arg);
 /* Removes entries whose function matches glob (fnmatch); returns how many. */
 int store_bl_clear(store *s, const char *glob);
 
+/**
+ * Entries added by other processes, as they are added: PostgreSQL sends
+ * each store_bl_add to every listener (NOTIFY on a connection of its own,
+ * opened here), so that the hosts sharing a database hear of an entry
+ * within a round trip. Not for LMDB, whose one host learns of its own
+ * entries directly (-ENOTSUP).
+ * @param[out] fd the connection's socket: readable when something arrived
+ * @return 0, -ENOTSUP or an error as store_open (a listener opened before
+ *         is closed first)
+ */
+int store_bl_listen(store *s, int *fd);
+
+/**
+ * Reads, without blocking, what arrived on the listening connection and
+ * calls cb for each entry another process added (function, code_hash and
+ * abi_hash set; reason, time and count not). Call from one thread only.
+ * @return the number of entries, or STORE_ECONN: the connection is gone,
+ *         entries may have been missed (listen again, then read them all)
+ */
+int store_bl_notified(store *s, store_bl_cb cb, void *arg);
+
 #endif

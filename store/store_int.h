@@ -74,6 +74,8 @@ typedef struct store__ops {
     int (*bl_remove)(store *s, const char *function, const char *code_hash, const char *abi_hash);
     int (*bl_each)(store *s, const char *abi_hash, store_bl_cb cb, void *arg);
     int (*bl_clear)(store *s, const char *glob);
+    int (*bl_listen)(store *s, int *fd);
+    int (*bl_notified)(store *s, store_bl_cb cb, void *arg);
 } store__ops;
 
 /* Each backend's handle starts with this. */

@@ -74,6 +74,7 @@ typedef struct store_pg {
     pthread_mutex_t mu;
     PGconn *idle[STORE__PG_MAX_IDLE];
     int nidle;
+    PGconn *listen; /* LISTEN sxpool_blacklist (store_bl_listen), or NULL */
 } store_pg;
 
 struct store__tx {
@@ -599,6 +600,7 @@ static void pg_close(store *base)
 
     for (int i = 0; i < s->nidle; i++)
         PQfinish(s->idle[i]);
+    if (s->listen != NULL) PQfinish(s->listen);
     pthread_mutex_destroy(&s->mu);
     free(s->url);
     free(s);
@@ -765,19 +767,22 @@ static int bl_check(const char *function, const char *code_hash, const char *abi
 static int pg_bl_add(store *base, const char *function, const char *code_hash, const char *abi_hash,
                      const char *reason)
 {
-    char why[sizeof(((store_bl_entry *)0)->reason)], now[24];
-    const char *vals[5] = {function, code_hash, abi_hash, why, now};
+    char why[sizeof(((store_bl_entry *)0)->reason)], now[24], note[512];
+    const char *vals[6] = {function, code_hash, abi_hash, why, now, note};
     int rc = bl_check(function, code_hash, abi_hash);
 
     if (rc != 0) return rc;
     snprintf(why, sizeof why, "%s", reason ? reason : "");
     snprintf(now, sizeof now, "%" PRId64, store__now_ms());
+    /* what listeners get (store_bl_notified): sender, then the entry */
+    snprintf(note, sizeof note, "%s\t%s\t%s\t%s", pg_of(base)->app, abi_hash, code_hash, function);
     return simple(pg_of(base),
-                  "INSERT INTO sxpool_blacklist VALUES ($1, $2, $3, $4, $5::bigint, 1) "
+                  "WITH up AS (INSERT INTO sxpool_blacklist VALUES ($1, $2, $3, $4, $5::bigint, 1) "
                   "ON CONFLICT (function, code_hash, abi_hash) DO UPDATE SET "
                   "count = LEAST(sxpool_blacklist.count + 1, 4294967295), "
-                  "time_ms = EXCLUDED.time_ms, reason = EXCLUDED.reason",
-                  5, vals, "add to the blacklist", NULL);
+                  "time_ms = EXCLUDED.time_ms, reason = EXCLUDED.reason RETURNING 1) "
+                  "SELECT pg_notify('sxpool_blacklist', $6) FROM up",
+                  6, vals, "add to the blacklist", NULL);
 }
 
 static int pg_bl_remove(store *base, const char *function, const char *code_hash,
@@ -871,6 +876,76 @@ out:
     return rc != 0 ? rc : n;
 }
 
+/* ---- blacklist notifications ---------------------------------------- */
+
+static int pg_bl_listen(store *base, int *fd)
+{
+    store_pg *s = pg_of(base);
+    PGconn *c;
+    int rc;
+
+    if (s->listen != NULL) {
+        PQfinish(s->listen);
+        s->listen = NULL;
+    }
+    if ((rc = connect_new(s, &c)) != 0) return rc;
+    if ((rc = run(s, c, "LISTEN sxpool_blacklist", "listen for blacklist entries")) != 0) {
+        PQfinish(c);
+        return rc;
+    }
+    s->listen = c;
+    *fd = PQsocket(c);
+    return 0;
+}
+
+/* Splits a notification's payload (pg_bl_add) into e; @return 0 when it
+ * is another process's, 1 when it is this one's, -1 when malformed */
+static int parse_note(const store_pg *s, const char *p, store_bl_entry *e)
+{
+    const char *t1 = strchr(p, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+    const char *t3 = t2 ? strchr(t2 + 1, '\t') : NULL;
+
+    if (t3 == NULL) return -1;
+    if ((size_t)(t1 - p) == strlen(s->app) && memcmp(p, s->app, (size_t)(t1 - p)) == 0) return 1;
+    memset(e, 0, sizeof *e);
+    if ((size_t)(t2 - t1 - 1) >= sizeof e->abi_hash ||
+        (size_t)(t3 - t2 - 1) >= sizeof e->code_hash || strlen(t3 + 1) >= sizeof e->function ||
+        t3[1] == '\0')
+        return -1;
+    memcpy(e->abi_hash, t1 + 1, (size_t)(t2 - t1 - 1));
+    memcpy(e->code_hash, t2 + 1, (size_t)(t3 - t2 - 1));
+    snprintf(e->function, sizeof e->function, "%s", t3 + 1);
+    return 0;
+}
+
+static int pg_bl_notified(store *base, store_bl_cb cb, void *arg)
+{
+    store_pg *s = pg_of(base);
+    PGnotify *n;
+    int count = 0;
+    char line[256];
+
+    if (s->listen == NULL) return STORE_ECONN;
+    if (PQconsumeInput(s->listen) == 0 || PQstatus(s->listen) != CONNECTION_OK) {
+        first_line(PQerrorMessage(s->listen), line, sizeof line);
+        fprintf(stderr, "store: lost the connection listening for blacklist entries at %s: %s\n",
+                s->where, line);
+        PQfinish(s->listen);
+        s->listen = NULL;
+        return STORE_ECONN;
+    }
+    while ((n = PQnotifies(s->listen)) != NULL) {
+        store_bl_entry e;
+
+        if (parse_note(s, n->extra, &e) == 0) {
+            count++;
+            cb(arg, &e);
+        }
+        PQfreemem(n);
+    }
+    return count;
+}
+
 /* ---- open and migrate ------------------------------------------------ */
 
 static const store__ops pg_ops = {
@@ -900,6 +975,8 @@ static const store__ops pg_ops = {
     .bl_remove = pg_bl_remove,
     .bl_each = pg_bl_each,
     .bl_clear = pg_bl_clear,
+    .bl_listen = pg_bl_listen,
+    .bl_notified = pg_bl_notified,
 };
 
 /* Reads the schema version: 0 when there is none. @return 0 or an error */

@@ -546,6 +546,16 @@ bool sup__token_equal(const char *a, size_t alen, const char *b, size_t blen);
 int sup__admin_start(sup_server *s);
 /* Closes the listener and every admin connection. */
 void sup__admin_stop(sup_server *s);
+
+/* ---- other hosts' blacklist entries (sup_cluster.c) -------------------- */
+
+/* With a PostgreSQL store: starts listening for the entries other hosts
+ * add, and pushes each to this host's JIT workers. */
+void sup__cluster_start(sup_server *s);
+/* Listens again after the connection was lost (the housekeeping tick). */
+void sup__cluster_housekeeping(sup_server *s, uint64_t now);
+/* Stops listening (the shutdown sequence). */
+void sup__cluster_stop(sup_server *s);
 /* Closes admin connections past their deadline. */
 void sup__admin_housekeeping(sup_server *s, uint64_t now);
 /* Counts a response with status; r (or NULL: rejected before it was

@@ -876,6 +876,7 @@ static void stop_tick(sup_server *s, uint64_t now)
         sup__http_stop_accepting(s);
         sup__http_close_all(s);
         sup__admin_stop(s);
+        sup__cluster_stop(s);
         sup__pool_close(s);
         close_handle((uv_handle_t *)&s->sigint);
         close_handle((uv_handle_t *)&s->sigterm);
@@ -1011,6 +1012,7 @@ static void on_housekeeping(uv_timer_t *t)
     sup__http_housekeeping(s, now);
     sup__admin_housekeeping(s, now);
     sup__pool_housekeeping(s, now);
+    sup__cluster_housekeeping(s, now);
     prune_responses(s, now);
     sup__access_flush(now);
     sup__systemd_tick(s);
@@ -1097,6 +1099,8 @@ static int run_server(sup_server *s, const char *data, uid_t uid, gid_t gid)
         enter_stage(s, STOP_DRAIN);
         sup__http_stop_accepting(s);
         stop_workers(s);
+    } else {
+        sup__cluster_start(s);
     }
     uv_run(s->loop, UV_RUN_DEFAULT);
     err = uv_loop_close(s->loop);

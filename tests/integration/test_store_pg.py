@@ -12,13 +12,17 @@ one server for the whole file (pgserver.py), a database per test.
 - A request retried with the same Idempotency-Key is answered from its
   response record without running again, on the same server and on a
   second server sharing the database; a malformed key is a 400.
+- A function blacklisted on one host reaches the other host's JIT workers
+  within a second (LISTEN/NOTIFY); a host started later loads it.
 """
 
 import concurrent.futures
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -176,6 +180,42 @@ class StorePg(unittest.TestCase):
             for i in range(41, 61):
                 resp = srv.get("/count", timeout=30)
                 self.assertEqual((resp.status, resp.text), (200, str(i)))
+    def test_blacklist_reaches_the_other_host(self):
+        """A fault in native code on host A blacklists the function in the
+        database; host B's JIT workers drop that native code within a
+        second (LISTEN/NOTIFY), and a host started later loads the entry."""
+        url = self.new_db()
+        r = migrate(url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        jit = ["--store=" + url, "--jit-threshold=0", "--timeout=30"]
+        inject = {"SXPOOL_INJECT": "wrong-prim-arg:edges-block"}
+        with sxtest.Server(app="faults", workers=2, cek_workers=1, env=inject,
+                           args=jit) as a, \
+                sxtest.Server(app="faults", workers=2, cek_workers=1, args=jit) as b:
+            b_pids = b.worker_pids("jit")
+            mark = b.log_size()
+            resp = a.get("/edges", timeout=30)
+            t0 = time.monotonic()
+            self.assertEqual((resp.status, resp.text), (200, "(2 4 6)"))
+
+            def dropped():
+                text = "\n".join(b.lines[mark:])
+                return all(re.search(r"\(pid %d\): dropped the native code of edges-block" % p,
+                                     text) for p in b_pids)
+            sxtest.wait_until(dropped, 10, interval=0.01, what="host B's workers to drop it")
+            elapsed = time.monotonic() - t0
+            print("blacklist entry reached the other host's workers in %.0f ms"
+                  % (elapsed * 1000), flush=True)
+            self.assertLess(elapsed, 1.0)
+            b.wait_line(r"blacklist: edges-block \(code \w+\) was blacklisted on another host; "
+                        r"told 2 JIT workers", timeout=5, start=mark)
+        # a host started later loads it from the database
+        with sxtest.Server(app="faults", workers=2, cek_workers=1, args=jit) as c:
+            pids = c.worker_pids("jit")
+            sxtest.wait_until(lambda: all(
+                re.search(r"\(pid %d\): dropped the native code of edges-block" % p,
+                          "\n".join(c.lines)) for p in pids), 15, what="the entry loaded")
+
 
 if __name__ == "__main__":
     sxtest.main()

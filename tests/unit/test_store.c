@@ -438,6 +438,45 @@ static const char *bl_all(store *s, const char *abi, bl_list *l)
     return l->buf;
 }
 
+/* Entries another process adds reach a listener at once (PostgreSQL's
+ * NOTIFY); its own are not echoed. LMDB, one host, has no listener. */
+static void test_bl_notify(void)
+{
+    char *dir = new_dir();
+    store *s = open_store(dir);
+    bl_list l;
+    int fd, status;
+
+    if (pg_url() == NULL) {
+        CHECK_EQ(store_bl_listen(s, &fd), -ENOTSUP);
+        store_close(s);
+        rm_dir(dir);
+        return;
+    }
+    CHECK_EQ(store_bl_listen(s, &fd), 0);
+    CHECK_EQ(store_bl_add(s, "own", "c0", "abi1", "r"), 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        store *c;
+        int rc = store_open(dir, 0, &c) != 0 || store_bl_add(c, "fib", "c1", "abi1", "x") != 0;
+        free(dir);
+        _exit(rc);
+    }
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    memset(&l, 0, sizeof l);
+    for (int i = 0; i < 50 && l.n == 0; i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        CHECK(poll(&p, 1, 100) >= 0);
+        CHECK(store_bl_notified(s, bl_cb, &l) >= 0);
+    }
+    CHECK_STR(l.buf, "fib/c1/abi1:0;"); /* no reason, time nor count: just which */
+    CHECK_EQ(store_bl_notified(s, bl_cb, &l), 0);
+    store_close(s);
+    rm_dir(dir);
+}
+
 /* Old response records are pruned oldest first; newer ones stay. */
 static void test_response_prune(void)
 {
@@ -1068,6 +1107,7 @@ int main(void)
     test_response_prune();
     test_full();
     test_blacklist();
+    test_bl_notify();
     test_counter();
     test_locked_txn();
     test_locked_excludes();
