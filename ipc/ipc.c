@@ -260,12 +260,14 @@ int ipc_idempotency_key_ok(const char *p, size_t n)
     return 1;
 }
 
-void ipc_record_id(uint64_t id, const char *key, size_t klen, char out[IPC_RECORD_ID_MAX])
+void ipc_record_id(uint64_t id, const char *key, size_t klen, const char *prefix,
+                   char out[IPC_RECORD_ID_MAX])
 {
     if (klen > 0 && klen <= IPC_IDEMPOTENCY_KEY_MAX)
         snprintf(out, IPC_RECORD_ID_MAX, "k:%.*s", (int)klen, key);
     else
-        snprintf(out, IPC_RECORD_ID_MAX, "%llu", (unsigned long long)id);
+        snprintf(out, IPC_RECORD_ID_MAX, "%.*s%llu", IPC_RECORD_PREFIX_MAX - 1,
+                 prefix ? prefix : "", (unsigned long long)id);
 }
 
 void ipc_frame_set_id(char *buf, size_t len, uint64_t id)

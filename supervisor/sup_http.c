@@ -1020,11 +1020,11 @@ void sup__record_id(const sup_request *r, char out[IPC_RECORD_ID_MAX])
     for (int i = 0; i < r->nheaders; i++) {
         const sup_header *h = &r->headers[i];
         if (header_is(r, h, "idempotency-key")) {
-            ipc_record_id(r->id, r->hdata.p + h->value_off, h->value_len, out);
+            ipc_record_id(r->id, r->hdata.p + h->value_off, h->value_len, NULL, out);
             return;
         }
     }
-    ipc_record_id(r->id, NULL, 0, out);
+    ipc_record_id(r->id, NULL, 0, r->srv->record_prefix, out);
 }
 
 /* RFC 9112 3.2: uri-host [":" port]; empty is allowed. */

@@ -387,6 +387,7 @@ struct sup_server {
     struct sup_write *wdone_head, *wdone_tail;
 
     uint64_t last_id; /* the last request id given out (see next_request_id) */
+    char record_prefix[IPC_RECORD_PREFIX_MAX]; /* before ids in record names (ipc_record_id) */
 
     /* Reload (SIGHUP, sup_reload.c): generations of workers. */
     uint32_t gen;          /* the generation requests go to */

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -1198,6 +1199,18 @@ int sup_main(int argc, char **argv)
     snprintf(size_env, sizeof size_env, "%zu", s->cfg.store_size);
     if (setenv("SXPOOL_STORE_SIZE", size_env, 1) != 0) {
         sup__error("unable to pass --store-size to the workers: %s", strerror(errno));
+        return 1;
+    }
+    /* Ids follow the clock, so two hosts give out the same ones: with a
+     * shared store, this run's records are named apart (ipc_record_id). */
+    if (s->cfg.store_url) {
+        uint64_t tag = 0;
+        if (getrandom(&tag, sizeof tag, 0) != (ssize_t)sizeof tag)
+            tag = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+        snprintf(s->record_prefix, sizeof s->record_prefix, "r%016llx:", (unsigned long long)tag);
+    }
+    if (setenv("SXPOOL_RECORD_PREFIX", s->record_prefix, 1) != 0) {
+        sup__error("unable to pass the record prefix to the workers: %s", strerror(errno));
         return 1;
     }
     /* Workers open the same store: PostgreSQL's URL, or LMDB in --data

@@ -319,10 +319,10 @@ static void record_id(const ipc_frame *fr, char out[IPC_RECORD_ID_MAX])
     for (int i = 4; i + 1 < fr->nfields; i += 2)
         if (fr->fields[i].len == 15 && strncasecmp(fr->fields[i].p, "idempotency-key", 15) == 0 &&
             ipc_idempotency_key_ok(fr->fields[i + 1].p, fr->fields[i + 1].len)) {
-            ipc_record_id(fr->id, fr->fields[i + 1].p, fr->fields[i + 1].len, out);
+            ipc_record_id(fr->id, fr->fields[i + 1].p, fr->fields[i + 1].len, NULL, out);
             return;
         }
-    ipc_record_id(fr->id, NULL, 0, out);
+    ipc_record_id(fr->id, NULL, 0, getenv("SXPOOL_RECORD_PREFIX"), out);
 }
 
 /* Optimistic runs of a request before it runs holding the write lock. */

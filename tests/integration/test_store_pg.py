@@ -4,8 +4,9 @@ one server for the whole file (pgserver.py), a database per test.
 - `sxpool store migrate` creates the schema; a server started on a
   database without it, or on an unreachable one, fails with one clear line.
 - Two JIT workers and the CEK worker under concurrent clients increment one
-  counter exactly: every answer distinct, the total exact (serialization
-  failures re-run the handler, never apply it twice).
+  counter exactly, on one server and on two sharing the database: every
+  answer distinct, the total exact (serialization failures re-run the
+  handler, never apply it twice; two hosts' records never mix).
 - The server restarts, or ends the workers' sessions: each worker finds
   out before its next request and is replaced, the request queued again,
   never failed.
@@ -149,6 +150,34 @@ class StorePg(unittest.TestCase):
                 again = other.request("POST", "/count", body=b"", headers=key)
                 self.assertEqual((again.status, again.text), (200, str(total + 1)))
                 self.assertEqual(other.get("/count").text, str(total + 4))
+
+    def test_two_hosts_count_exactly(self):
+        """Two servers on one database, clients on both, no keys: every
+        answer distinct, the total exact. (Both give out ids that follow
+        the clock, so the same id on both hosts must not name one record.)"""
+        url = self.new_db()
+        r = migrate(url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with self.server(url) as a, self.server(url) as b:
+            def client(i):
+                srv = (a, b)[i % 2]
+                got = []
+                conn = srv.connection(timeout=60)
+                try:
+                    for _ in range(PER_CLIENT):
+                        resp = sxtest.send(conn, "GET", "/count")
+                        if resp.status != 200:
+                            return got, resp
+                        got.append(int(resp.text))
+                finally:
+                    conn.close()
+                return got, None
+            with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
+                results = list(pool.map(client, range(CLIENTS)))
+            self.assertEqual([e for _, e in results if e is not None], [])
+            values = sorted(v for got, _ in results for v in got)
+            self.assertEqual(values, list(range(1, CLIENTS * PER_CLIENT + 1)))
+            self.assertEqual(a.get("/count").text, str(CLIENTS * PER_CLIENT + 1))
 
     def test_server_restart(self):
         """The server restarts under an idle pool. A worker may open no
