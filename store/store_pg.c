@@ -237,8 +237,10 @@ static int prepare_all(store_pg *s, PGconn *c)
 /* Opens a new connection. @return 0, STORE_ECONN (logged) or -ENOMEM */
 static int connect_new(store_pg *s, PGconn **out)
 {
-    const char *keys[] = {"dbname", "application_name", NULL};
-    const char *vals[] = {s->url, s->app, NULL};
+    /* defaults the URL may override (it comes after them), then the
+     * session's name, which store_reader_check relies on */
+    const char *keys[] = {"connect_timeout", "keepalives_idle", "dbname", "application_name", NULL};
+    const char *vals[] = {"10", "30", s->url, s->app, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     char line[256];
 

@@ -238,6 +238,11 @@ class StorePg(unittest.TestCase):
             self.assertLess(elapsed, 1.0)
             b.wait_line(r"blacklist: edges-block \(code \w+\) was blacklisted on another host; "
                         r"told 2 JIT workers", timeout=5, start=mark)
+        # the CLI lists the shared blacklist
+        r = subprocess.run([sxtest.sxpool(), "blacklist", "list", "--store=" + url],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^edges-block \w+ \w+ 1 ")
         # a host started later loads it from the database
         with sxtest.Server(app="faults", workers=2, cek_workers=1, args=jit) as c:
             pids = c.worker_pids("jit")
