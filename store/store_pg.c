@@ -77,9 +77,21 @@ typedef struct store_pg {
     PGconn *listen; /* LISTEN sxpool_blacklist (store_bl_listen), or NULL */
 } store_pg;
 
+/* A statement deferred to x's next round trip: SQL without parameters,
+ * or prepared statement q with its parameters (copied into data). */
+typedef struct pend {
+    const char *sql;
+    int q, n;
+    int lens[3], fmts[3];
+    size_t off[3];
+    char *data;
+} pend;
+
 struct store__tx {
     store_pg *s;
     PGconn *c;
+    pend *pend; /* sent before x's next statement, in the same round trip */
+    int npend, cappend;
     int locked; /* this session holds the write lock exclusively */
     int failed; /* an error ended the server transaction */
     PGresult **res;
@@ -353,10 +365,19 @@ static int keep(store__tx *x, PGresult *r)
 }
 
 /* Ends x's server transaction, if open, and gives its connection back. */
+static void drop_pending(store__tx *x)
+{
+    for (int i = 0; i < x->npend; i++)
+        free(x->pend[i].data);
+    x->npend = 0;
+}
+
 static void tx_free(store__tx *x)
 {
     PGTransactionStatusType ts = PQtransactionStatus(x->c);
 
+    drop_pending(x);
+    free(x->pend);
     if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) run(x->s, x->c, "ROLLBACK", "roll back");
     if (x->locked && PQstatus(x->c) == CONNECTION_OK)
         run(x->s, x->c, "SELECT pg_advisory_unlock(" STORE__PG_LOCK ")", "release the write lock");
@@ -372,6 +393,112 @@ static int tx_failed(store__tx *x, int rc)
 {
     x->failed = 1;
     return rc;
+}
+
+/* ---- deferred statements: several in one round trip ------------------ *
+ * The statements of a commit that need no answer before the next one
+ * (ending the snapshot and beginning the commit's transaction, the
+ * writes, the record) wait in x->pend and go out with x's next statement
+ * or the COMMIT, in libpq's pipeline mode: one round trip for all. The
+ * first that fails makes the server skip the rest up to the pipeline's
+ * sync; its error is the round trip's. */
+
+static int defer(store__tx *x, const char *sql, int q, int n, const char *const *vals,
+                 const int *lens, const int *fmts)
+{
+    size_t total = 0;
+    pend *p;
+
+    if (x->npend == x->cappend) {
+        int ncap = x->cappend ? x->cappend * 2 : 8;
+        pend *np = realloc(x->pend, (size_t)ncap * sizeof *np);
+        if (np == NULL) return -ENOMEM;
+        x->pend = np;
+        x->cappend = ncap;
+    }
+    p = &x->pend[x->npend];
+    memset(p, 0, sizeof *p);
+    p->sql = sql;
+    p->q = q;
+    p->n = n;
+    for (int i = 0; i < n; i++)
+        total += (size_t)lens[i] + 1;
+    if ((p->data = malloc(total ? total : 1)) == NULL) return -ENOMEM;
+    total = 0;
+    for (int i = 0; i < n; i++) {
+        p->off[i] = total;
+        p->lens[i] = lens[i];
+        p->fmts[i] = fmts[i];
+        if (lens[i] > 0) memcpy(p->data + total, vals[i], (size_t)lens[i]);
+        p->data[total + (size_t)lens[i]] = '\0';
+        total += (size_t)lens[i] + 1;
+    }
+    x->npend++;
+    return 0;
+}
+
+static int send_pend(PGconn *c, const pend *p)
+{
+    const char *vals[3];
+
+    if (p->sql != NULL) return PQsendQueryParams(c, p->sql, 0, NULL, NULL, NULL, NULL, 0);
+    for (int i = 0; i < p->n; i++)
+        vals[i] = p->data + p->off[i];
+    return PQsendQueryPrepared(c, stmt_names[p->q], p->n, vals, p->lens, p->fmts, 0);
+}
+
+/* Sends x's deferred statements and then prepared statement q (q < 0:
+ * none) in one round trip. @return q's result (the caller owns it; NULL
+ * when q < 0) or NULL with *rc set (0 when q < 0 and all went well) */
+static PGresult *tx_query(store__tx *x, int q, int n, const char *const *vals, const int *lens,
+                          const int *fmts, int rfmt, const char *what, int *rc)
+{
+    PGconn *c = x->c;
+    PGresult *out = NULL, *err = NULL;
+    int nst = x->npend + (q >= 0), idx = 0, nulls = 0, ok = 1;
+
+    *rc = 0;
+    if (x->npend == 0) {
+        if (q < 0) return NULL;
+        PGresult *r = PQexecPrepared(c, stmt_names[q], n, vals, lens, fmts, rfmt);
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+        *rc = tx_failed(x, pg_fail(x->s, c, r, what));
+        return NULL;
+    }
+    if (PQenterPipelineMode(c) != 1) ok = 0;
+    for (int i = 0; ok && i < x->npend; i++)
+        ok = send_pend(c, &x->pend[i]) == 1;
+    if (ok && q >= 0) ok = PQsendQueryPrepared(c, stmt_names[q], n, vals, lens, fmts, rfmt) == 1;
+    if (ok) ok = PQpipelineSync(c) == 1;
+    drop_pending(x);
+    /* each statement's result, then NULL; then the sync's */
+    while (ok) {
+        PGresult *r = PQgetResult(c);
+        if (r == NULL) {
+            if (PQstatus(c) != CONNECTION_OK || ++nulls > nst) ok = 0;
+            idx++;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (st == PGRES_FATAL_ERROR && err == NULL)
+            err = r;
+        else if (q >= 0 && idx == nst - 1 && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+            out = r;
+        else
+            PQclear(r);
+    }
+    if (PQpipelineStatus(c) != PQ_PIPELINE_OFF && PQexitPipelineMode(c) != 1) ok = 0;
+    if (!ok || err != NULL) {
+        PQclear(out);
+        *rc = tx_failed(x, pg_fail(x->s, c, err, what));
+        return NULL;
+    }
+    return out;
 }
 
 static int pg_begin(store *base, int locked, store__tx **out)
@@ -411,9 +538,10 @@ static int pg_get(store__tx *x, const char *key, size_t klen, store__val *v)
     int lens[1] = {(int)klen}, rc;
     PGresult *r;
 
+    int fmts[1] = {1};
+
     if (x->failed) return STORE_EBADTXN;
-    if ((r = exec_q(x->s, x->c, Q_GET, 1, vals, lens, 1, "read a key", &rc)) == NULL)
-        return tx_failed(x, rc);
+    if ((r = tx_query(x, Q_GET, 1, vals, lens, fmts, 1, "read a key", &rc)) == NULL) return rc;
     if (PQntuples(r) == 0) {
         PQclear(r);
         return STORE_ENOTFOUND;
@@ -457,9 +585,8 @@ static int fetch(store__cur *c, int first, const char *key, size_t klen)
 
     snprintf(lim, sizeof lim, "%d", c->want);
     q = first ? (c->bounded ? Q_FIRST_BOUNDED : Q_FIRST) : (c->bounded ? Q_NEXT_BOUNDED : Q_NEXT);
-    r = PQexecPrepared(c->x->c, stmt_names[q], c->bounded ? 3 : 2, vals, lens, formats, 1);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return tx_failed(c->x, pg_fail(c->x->s, c->x->c, r, "scan"));
+    r = tx_query(c->x, q, c->bounded ? 3 : 2, vals, lens, formats, 1, "scan", &rc);
+    if (r == NULL) return rc;
     if ((rc = keep(c->x, r)) != 0) return rc;
     c->batch = r;
     c->row = 0;
@@ -520,11 +647,13 @@ static int pg_wbegin(store__tx *snap, int locked, store__tx **out)
     if (snap->failed) return STORE_EBADTXN;
     if (!locked) {
         /* the snapshot's values stay in its results; its server
-         * transaction ends, and the commit's begins on the same session */
-        if ((rc = run(snap->s, snap->c,
-                      "COMMIT; BEGIN ISOLATION LEVEL SERIALIZABLE; "
-                      "SELECT pg_advisory_xact_lock_shared(" STORE__PG_LOCK ")",
-                      "begin a commit")) != 0)
+         * transaction ends, and the commit's begins on the same session,
+         * with the commit's first statement */
+        if ((rc = defer(snap, "COMMIT", -1, 0, NULL, NULL, NULL)) != 0 ||
+            (rc = defer(snap, "BEGIN ISOLATION LEVEL SERIALIZABLE", -1, 0, NULL, NULL, NULL)) !=
+                0 ||
+            (rc = defer(snap, "SELECT pg_advisory_xact_lock_shared(" STORE__PG_LOCK ")", -1, 0,
+                        NULL, NULL, NULL)) != 0)
             return tx_failed(snap, rc);
     }
     *out = snap;
@@ -534,10 +663,10 @@ static int pg_wbegin(store__tx *snap, int locked, store__tx **out)
 static int pg_resp_absent(store__tx *w, const char *id)
 {
     const char *vals[1] = {id};
-    int lens[1] = {(int)strlen(id)}, rc, n;
-    PGresult *r = exec_q(w->s, w->c, Q_RESP_HAS, 1, vals, lens, 0, "commit", &rc);
+    int lens[1] = {(int)strlen(id)}, fmts[1] = {1}, rc, n;
+    PGresult *r = tx_query(w, Q_RESP_HAS, 1, vals, lens, fmts, 0, "commit", &rc);
 
-    if (r == NULL) return tx_failed(w, rc);
+    if (r == NULL) return rc;
     n = PQntuples(r);
     PQclear(r);
     return n > 0 ? STORE_EDONE : 0;
@@ -546,38 +675,28 @@ static int pg_resp_absent(store__tx *w, const char *id)
 static int pg_put(store__tx *w, const char *key, size_t klen, const char *val, size_t vlen)
 {
     const char *vals[2] = {key, val ? val : ""};
-    int lens[2] = {(int)klen, (int)vlen}, rc;
-    PGresult *r = exec_q(w->s, w->c, Q_PUT, 2, vals, lens, 0, "commit", &rc);
+    int lens[2] = {(int)klen, (int)vlen}, fmts[2] = {1, 1};
 
-    if (r == NULL) return tx_failed(w, rc);
-    PQclear(r);
-    return 0;
+    return defer(w, NULL, Q_PUT, 2, vals, lens, fmts) == 0 ? 0 : tx_failed(w, -ENOMEM);
 }
 
 static int pg_del(store__tx *w, const char *key, size_t klen)
 {
     const char *vals[1] = {key};
-    int lens[1] = {(int)klen}, rc;
-    PGresult *r = exec_q(w->s, w->c, Q_DEL, 1, vals, lens, 0, "commit", &rc);
+    int lens[1] = {(int)klen}, fmts[1] = {1};
 
-    if (r == NULL) return tx_failed(w, rc);
-    PQclear(r);
-    return 0;
+    return defer(w, NULL, Q_DEL, 1, vals, lens, fmts) == 0 ? 0 : tx_failed(w, -ENOMEM);
 }
 
 static int pg_resp_put(store__tx *w, const char *id, const char *resp, size_t len)
 {
     char t[24];
     const char *vals[3] = {id, t, resp ? resp : ""};
-    int lens[3] = {(int)strlen(id), 0, (int)len}, rc;
-    PGresult *r;
+    int lens[3] = {(int)strlen(id), 0, (int)len}, fmts[3] = {1, 1, 1};
 
     snprintf(t, sizeof t, "%" PRId64, store__now_ms());
     lens[1] = (int)strlen(t);
-    if ((r = exec_q(w->s, w->c, Q_RESP_PUT, 3, vals, lens, 0, "commit", &rc)) == NULL)
-        return tx_failed(w, rc);
-    PQclear(r);
-    return 0;
+    return defer(w, NULL, Q_RESP_PUT, 3, vals, lens, fmts) == 0 ? 0 : tx_failed(w, -ENOMEM);
 }
 
 static int pg_room(store__tx *w, unsigned pct)
@@ -588,8 +707,9 @@ static int pg_room(store__tx *w, unsigned pct)
 
 static int pg_commit(store__tx *w)
 {
-    int rc = run(w->s, w->c, "COMMIT", "commit");
+    int rc = defer(w, "COMMIT", -1, 0, NULL, NULL, NULL);
 
+    if (rc == 0) tx_query(w, -1, 0, NULL, NULL, NULL, 0, "commit", &rc);
     tx_free(w);
     return rc;
 }
