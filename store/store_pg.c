@@ -28,19 +28,23 @@
  * while a locked transaction runs no other commit applies anything, in any
  * process of any host, and its reads cannot change under it, as with
  * LMDB's one write lock. A session lock held by a process that dies goes
- * with its connection.
+ * with its connection. (A commit's snapshot is taken by the statement that
+ * waits for the lock, so it may predate what a locked transaction then
+ * committed: SERIALIZABLE turns that into a serialization failure, a
+ * conflict as any other.)
  *
  * Connections. A store keeps the connections it opened; a transaction
  * takes one and gives it back when it ends, so a worker, with one request
  * at a time, holds one connection; several open transactions (tests, the
  * CLI) take one each. A connection found broken when a transaction begins
  * (the server restarted, or ended the session) is reset with backoff
- * (STORE__PG_RETRIES, ~3 s in all) before anything
- * ran on it; one that breaks inside a transaction is STORE_ECONN and the
- * transaction fails: its commit's outcome may be unknown, so the caller
- * must treat the request as if its process had died (the worker exits and
- * the supervisor retries it once, answered from its record if it
- * committed).
+ * (STORE__PG_RETRIES, ~3 s in all) before anything ran on it. A worker's
+ * sandbox lets it open no socket, so it asks store_check before each
+ * request instead and is replaced when its connection is gone. One that
+ * breaks inside a transaction is STORE_ECONN and the transaction fails:
+ * its commit's outcome may be unknown, so the caller must treat the
+ * request as if its process had died (the worker exits and the supervisor
+ * retries it once, answered from its record if it committed).
  *
  * Values returned by .get and the cursors point into PGresults that the
  * transaction keeps until it ends. The pool is guarded by a mutex; a
