@@ -165,19 +165,22 @@ int store_usage(store *s, size_t *used, size_t *size);
 
 /**
  * Begins an optimistic request transaction on the newest commit.
- * @return 0, -EINVAL, -ENOMEM or STORE_ELMDB
+ * @return 0, -EINVAL, -ENOMEM, STORE_ELMDB, or on PostgreSQL STORE_EPG or
+ *         STORE_ECONN (every call below may return those two as well)
  */
 int store_txn_begin(store *s, store_txn **out);
 
 /**
- * Begins a request transaction that holds LMDB's write lock until it is
+ * Begins a request transaction that holds the store's write lock (LMDB's
+ * own; on PostgreSQL an advisory lock every commit takes too) until it is
  * committed or aborted: its reads come from the write transaction, so its
  * commit never returns STORE_ECONFLICT. Every other writer, in every
  * process, waits meanwhile: for a request that conflicted several times,
  * not for every request. The process must not begin another locked
- * transaction, nor commit one with writes, before this one ends (LMDB's
+ * transaction, nor commit one with writes, before this one ends (the
  * write lock is not recursive).
- * @return 0, -EINVAL, -ENOMEM or STORE_ELMDB
+ * @return 0, -EINVAL, -ENOMEM, STORE_ELMDB, or on PostgreSQL STORE_EPG or
+ *         STORE_ECONN
  */
 int store_txn_begin_locked(store *s, store_txn **out);
 
