@@ -26,6 +26,7 @@ libuv1-dev
 libsystemd-dev
 libnng-dev
 liblmdb-dev
+libpq-dev
 libgccjit-12-dev
 gcc-12
 libgc-dev
@@ -47,6 +48,8 @@ sed
 mawk
 dpkg
 lmdb-utils
+postgresql-15
+util-linux
 haproxy
 valgrind
 chromium

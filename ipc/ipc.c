@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 static uint16_t get_u16(const unsigned char *p)
@@ -244,4 +245,32 @@ int ipc_field_int(const ipc_frame *f, int i, long long *out)
     else
         *out = (long long)v;
     return 0;
+}
+
+int ipc_idempotency_key_ok(const char *p, size_t n)
+{
+    if (p == NULL || n == 0 || n > IPC_IDEMPOTENCY_KEY_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              strchr("-_.:~+/=", c) != NULL) ||
+            c == '\0')
+            return 0;
+    }
+    return 1;
+}
+
+void ipc_record_id(uint64_t id, const char *key, size_t klen, const char *prefix,
+                   char out[IPC_RECORD_ID_MAX])
+{
+    if (klen > 0 && klen <= IPC_IDEMPOTENCY_KEY_MAX)
+        snprintf(out, IPC_RECORD_ID_MAX, "k:%.*s", (int)klen, key);
+    else
+        snprintf(out, IPC_RECORD_ID_MAX, "%.*s%llu", IPC_RECORD_PREFIX_MAX - 1,
+                 prefix ? prefix : "", (unsigned long long)id);
+}
+
+void ipc_frame_set_id(char *buf, size_t len, uint64_t id)
+{
+    if (buf != NULL && len >= IPC_HEADER_SIZE) put_u64((unsigned char *)buf + 8, id);
 }

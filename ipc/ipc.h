@@ -103,6 +103,41 @@ enum {
 
 const char *ipc_strerror(int err);
 
+/* ---- response records: what a request's record is called --------------
+ * A request commits its response record (store_txn_commit's req_id) under
+ * "k:" and its Idempotency-Key when the client sent that header, so a
+ * retry of the same key, on any host sharing the store, is answered from
+ * the record; else under its id in decimal, after the supervisor's
+ * record prefix: empty with LMDB (one host), with a store several hosts
+ * share a random tag of that supervisor's run (SXPOOL_RECORD_PREFIX), as
+ * two hosts give out the same ids (they follow the clock). The supervisor
+ * refuses a key that ipc_idempotency_key_ok rejects (400) before any
+ * worker sees it. */
+#define IPC_IDEMPOTENCY_KEY_MAX 200
+
+/* The exit status of a worker that found its connection to the store
+ * (PostgreSQL) broken between requests: it ran nothing of the requests it
+ * was sent, which go back to their queue uncharged, and a new worker
+ * connects again. (A worker's sandbox lets it make no new socket.) */
+#define IPC_EXIT_STORE_LOST 75
+#define IPC_RECORD_ID_MAX (IPC_IDEMPOTENCY_KEY_MAX + 3)
+#define IPC_RECORD_PREFIX_MAX 24
+
+/* @return 1 when p[0..n) is 1 to IPC_IDEMPOTENCY_KEY_MAX bytes of
+ * A-Z a-z 0-9 and - _ . : ~ + / = (UUIDs, base64, ULIDs, ...), else 0 */
+int ipc_idempotency_key_ok(const char *p, size_t n);
+
+/* Writes the record id of request id with Idempotency-Key key (klen 0:
+ * none) to out; prefix (at most IPC_RECORD_PREFIX_MAX - 1 bytes, maybe
+ * empty) goes before an id. */
+void ipc_record_id(uint64_t id, const char *key, size_t klen, const char *prefix,
+                   char out[IPC_RECORD_ID_MAX]);
+
+/* Rewrites the request id in an encoded frame's header (a record
+ * committed by a request with the same Idempotency-Key carries that
+ * request's id). A buffer shorter than a header is left alone. */
+void ipc_frame_set_id(char *buf, size_t len, uint64_t id);
+
 /**
  * Copies src[0..len) into dst as one log line's worth of text: control
  * bytes become \n, \r, \t or \xNN and a backslash \\, so nothing an app or

@@ -1,41 +1,15 @@
-/* store.c: the LMDB environment, error strings, idempotency records and
- * the reader-slot check.
- *
- * One struct store per process per data directory, opened after exec (LMDB
- * must not be used across fork, and must not be opened twice by one process).
- * The environment is opened with MDB_NOTLS so that read transactions belong
- * to their MDB_txn, not to a thread: a request transaction keeps a read
- * snapshot while the same thread opens the short write transaction of its
- * commit, and a future caller may move transactions between threads.
- *
- * Durability: commits are synced by default. SXPOOL_STORE_NOSYNC=1 in the
- * environment adds MDB_NOSYNC (tests, benchmarks): a process crash still
- * loses nothing committed, a machine crash may lose the last commits.
- *
- * Response records ("responses") are stored as an 8-byte little-endian
- * commit time in milliseconds followed by the response bytes, so that old
- * records can be pruned by age; store_response_get() returns only the bytes.
- *
- * Room (store.h): the map is a hard limit, and LMDB needs free pages to
- * delete. Request commits stop at the high-water mark (store_txn.c, with
- * store__room); the prune here deletes in transactions of at most
- * STORE__PRUNE_CHUNK records, halving the chunk on MDB_MAP_FULL, so each
- * needs only a few pages of what the high-water mark keeps free.
+/* store.c: the public API of store/ (store.h), dispatched to the backend
+ * a store was opened with (store_int.h: LMDB in store_lmdb.c, PostgreSQL
+ * in store_pg.c), and what both share: error strings, the clock, the
+ * little-endian helpers. No state of its own; each call runs in the
+ * caller's process and thread.
  */
 #include "store/store_int.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <time.h>
-
-#define STORE__PRUNE_CHUNK 256
-#define STORE__MAX_READERS 256
 
 const char *store_strerror(int err)
 {
@@ -51,90 +25,139 @@ const char *store_strerror(int err)
     case STORE_EFULL:
         return "store full: no room left in its map (--store-size); writes succeed again once "
                "old response records are pruned or data is deleted";
+    case STORE_EPG: return "PostgreSQL failure";
+    case STORE_ECONN: return "the connection to PostgreSQL is lost";
+    case STORE_ESCHEMA:
+        return "the database's schema is missing or of another version (run sxpool store "
+               "migrate)";
     default: break;
     }
     if (err < 0 && err > -4096) return strerror(-err);
     return "unknown error";
 }
 
-int store__fail(const char *what, int rc)
+int store_is_url(const char *location)
 {
-    fprintf(stderr, "store: unable to %s: %s\n", what, mdb_strerror(rc));
-    return rc == MDB_MAP_FULL ? STORE_EFULL : STORE_ELMDB;
+    return location != NULL && (strncmp(location, "postgresql://", 13) == 0 ||
+                                strncmp(location, "postgres://", 11) == 0);
 }
 
-int store__pages(store *s, MDB_txn *txn, size_t *used, size_t *total)
+int store_open(const char *location, size_t map_size, store **out)
 {
-    /* 0 and 1 are LMDB's own free list and catalog of named databases */
-    MDB_dbi dbis[] = {0, 1, s->kv, s->responses, s->blacklist};
-    MDB_envinfo info;
-    MDB_stat st;
-    size_t n = 2; /* the meta pages */
+    if (location == NULL || out == NULL) return -EINVAL;
+    if (store_is_url(location)) return store__pg_open(location, 0, out);
+    return store__lmdb_open(location, map_size, out);
+}
+
+int store_migrate(const char *location)
+{
+    store *s;
     int rc;
 
-    for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
-        if ((rc = mdb_stat(txn, dbis[i], &st)) != 0) return rc;
-        n += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
-    }
-    if ((rc = mdb_env_info(s->env, &info)) != 0) return rc;
-    *used = n;
-    *total = info.me_mapsize / st.ms_psize;
-    return 0;
+    if (location == NULL) return -EINVAL;
+    if (store_is_url(location))
+        rc = store__pg_open(location, 1, &s);
+    else
+        rc = store__lmdb_open(location, 0, &s);
+    if (rc == 0) store_close(s);
+    return rc;
 }
 
-int store__room(store *s, MDB_txn *txn, unsigned pct)
+const char *store_backend(const store *s)
 {
-    size_t used, total;
-    int rc = store__pages(s, txn, &used, &total);
+    return s ? s->ops->name : "none";
+}
 
-    if (rc != 0) return rc;
-    return used * 100 > total * pct ? STORE_EFULL : 0;
+int store_check(store *s)
+{
+    if (s == NULL) return -EINVAL;
+    return s->ops->check ? s->ops->check(s) : 0;
+}
+
+int store_broken(const store *s)
+{
+    return s ? s->broken : 0;
+}
+
+void store_close(store *s)
+{
+    if (s != NULL) s->ops->close(s);
+}
+
+int store_reader_check(store *s)
+{
+    return s ? s->ops->reader_check(s) : -EINVAL;
+}
+
+int store_release_pages(store *s)
+{
+    return s ? s->ops->release_pages(s) : -EINVAL;
 }
 
 int store_usage(store *s, size_t *used, size_t *size)
 {
-    MDB_txn *txn;
-    MDB_stat st;
-    size_t u, t;
-    int rc;
-
     if (s == NULL || used == NULL || size == NULL) return -EINVAL;
-    if ((rc = store__begin_read(s, "measure the store", &txn)) != 0) return rc;
-    rc = store__pages(s, txn, &u, &t);
-    if (rc == 0) rc = mdb_env_stat(s->env, &st);
-    mdb_txn_abort(txn);
-    if (rc != 0) return store__fail("measure the store", rc);
-    *used = u * st.ms_psize;
-    *size = t * st.ms_psize;
-    return 0;
+    return s->ops->usage(s, used, size);
 }
 
-/* True when txn's snapshot is older than the newest meta page. */
-static int behind_newest(store *s, MDB_txn *txn)
+int store_response_get(store *s, const char *req_id, char **resp, size_t *len)
 {
-    MDB_envinfo info;
-
-    if (mdb_env_info(s->env, &info) != 0) return 1;
-    return info.me_last_txnid > mdb_txn_id(txn);
+    if (s == NULL || req_id == NULL || resp == NULL || len == NULL) return -EINVAL;
+    return s->ops->response_get(s, req_id, resp, len);
 }
 
-int store__begin_read(store *s, const char *what, MDB_txn **out)
+int store_response_prune(store *s, int64_t before_ms, size_t max)
 {
-    MDB_txn *txn;
+    if (s == NULL) return -EINVAL;
+    return s->ops->response_prune(s, before_ms, max, 0);
+}
+
+int store_response_shed(store *s, int64_t floor_ms, size_t max)
+{
+    size_t used, size;
     int rc;
 
-    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) return store__fail(what, rc);
-    if (!behind_newest(s, txn)) {
-        *out = txn;
-        return 0;
-    }
-    mdb_txn_abort(txn);
-    /* Taking the write lock publishes the newest commit. */
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) return store__fail(what, rc);
-    mdb_txn_abort(txn);
-    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) return store__fail(what, rc);
-    *out = txn;
-    return 0;
+    if (s == NULL) return -EINVAL;
+    if ((rc = s->ops->usage(s, &used, &size)) != 0) return rc;
+    if (size == 0 || used * 100 <= size * STORE_SHED_WATER) return 0;
+    return s->ops->response_prune(s, floor_ms, max, STORE_LOW_WATER);
+}
+
+int store_bl_add(store *s, const char *function, const char *code_hash, const char *abi_hash,
+                 const char *reason)
+{
+    if (s == NULL) return -EINVAL;
+    return s->ops->bl_add(s, function, code_hash, abi_hash, reason);
+}
+
+int store_bl_remove(store *s, const char *function, const char *code_hash, const char *abi_hash)
+{
+    if (s == NULL) return -EINVAL;
+    return s->ops->bl_remove(s, function, code_hash, abi_hash);
+}
+
+int store_bl_each(store *s, const char *abi_hash, store_bl_cb cb, void *arg)
+{
+    if (s == NULL || cb == NULL) return -EINVAL;
+    return s->ops->bl_each(s, abi_hash, cb, arg);
+}
+
+int store_bl_clear(store *s, const char *glob)
+{
+    if (s == NULL) return -EINVAL;
+    return s->ops->bl_clear(s, glob);
+}
+
+int store_bl_listen(store *s, int *fd)
+{
+    if (s == NULL || fd == NULL) return -EINVAL;
+    return s->ops->bl_listen ? s->ops->bl_listen(s, fd) : -ENOTSUP;
+}
+
+int store_bl_notified(store *s, store_bl_cb cb, void *arg)
+{
+    if (s == NULL || cb == NULL) return -EINVAL;
+    return s->ops->bl_notified ? s->ops->bl_notified(s, cb, arg) : -ENOTSUP;
 }
 
 int64_t store__now_ms(void)
@@ -160,262 +183,4 @@ int64_t store__get_i64(const unsigned char *p)
     for (int i = 0; i < 8; i++)
         u |= (uint64_t)p[i] << (8 * i);
     return (int64_t)u;
-}
-
-static int nosync_requested(void)
-{
-    const char *v = getenv("SXPOOL_STORE_NOSYNC");
-
-    return v != NULL && strcmp(v, "1") == 0;
-}
-
-/* Opens (creating) the three named databases in one write transaction. */
-static int open_dbs(store *s)
-{
-    MDB_txn *txn;
-    int rc;
-
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-        return store__fail("open the databases", rc);
-    if ((rc = mdb_dbi_open(txn, "kv", MDB_CREATE, &s->kv)) != 0 ||
-        (rc = mdb_dbi_open(txn, "responses", MDB_CREATE, &s->responses)) != 0 ||
-        (rc = mdb_dbi_open(txn, "blacklist", MDB_CREATE, &s->blacklist)) != 0) {
-        mdb_txn_abort(txn);
-        return store__fail("open the databases", rc);
-    }
-    if ((rc = mdb_txn_commit(txn)) != 0) return store__fail("open the databases", rc);
-    return 0;
-}
-
-int store_open(const char *dir, size_t map_size, store **out)
-{
-    unsigned flags = MDB_NOTLS;
-    store *s;
-    int rc;
-
-    if (dir == NULL || out == NULL) return -EINVAL;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        rc = -errno;
-        fprintf(stderr, "store: unable to create %s: %s\n", dir, strerror(errno));
-        return rc;
-    }
-    s = calloc(1, sizeof(*s));
-    if (s == NULL) return -ENOMEM;
-    if (nosync_requested()) flags |= MDB_NOSYNC;
-    if ((rc = mdb_env_create(&s->env)) != 0) {
-        s->env = NULL;
-        goto fail;
-    }
-    if ((rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
-        (rc = mdb_env_set_mapsize(s->env, map_size ? map_size : STORE_DEFAULT_MAP_SIZE)) != 0 ||
-        (rc = mdb_env_set_maxreaders(s->env, STORE__MAX_READERS)) != 0 ||
-        (rc = mdb_env_open(s->env, dir, flags, 0600)) != 0)
-        goto fail;
-    if ((rc = open_dbs(s)) != 0) {
-        mdb_env_close(s->env);
-        free(s);
-        return rc;
-    }
-    *out = s;
-    return 0;
-
-fail:
-    fprintf(stderr, "store: unable to open %s: %s\n", dir, mdb_strerror(rc));
-    if (s->env != NULL) mdb_env_close(s->env);
-    free(s);
-    return rc > 0 ? -rc : STORE_ELMDB;
-}
-
-void store_close(store *s)
-{
-    if (s == NULL) return;
-    mdb_env_close(s->env);
-    free(s);
-}
-
-int store_reader_check(store *s)
-{
-    int dead = 0, rc;
-
-    if (s == NULL) return -EINVAL;
-    if ((rc = mdb_reader_check(s->env, &dead)) != 0) return store__fail("check reader slots", rc);
-    return dead;
-}
-
-/* LMDB does not say where its map is (me_mapaddr is set only with
- * MDB_FIXEDMAP), so the map is found in /proc/self/maps: the shared
- * mapping ('s') of the data file's device and inode. A private mapping is
- * never touched: MADV_DONTNEED would discard its modified pages. */
-int store_release_pages(store *s)
-{
-    struct stat st;
-    mdb_filehandle_t fd;
-    char *line = NULL;
-    size_t cap = 0;
-    int n = 0, rc;
-
-    if (s == NULL) return -EINVAL;
-    if ((rc = mdb_env_get_fd(s->env, &fd)) != 0) return store__fail("find the data file", rc);
-    if (fstat(fd, &st) != 0) return -errno;
-    FILE *f = fopen("/proc/self/maps", "re");
-    if (f == NULL) return -errno;
-    while (getline(&line, &cap, f) > 0) {
-        unsigned long lo, hi, ino;
-        unsigned maj, min;
-        char perms[8];
-        if (sscanf(line, "%lx-%lx %7s %*s %x:%x %lu", &lo, &hi, perms, &maj, &min, &ino) != 6)
-            continue;
-        if (perms[3] != 's' || ino != (unsigned long)st.st_ino || makedev(maj, min) != st.st_dev)
-            continue;
-        if (madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) {
-            n = -errno;
-            break;
-        }
-        n++;
-    }
-    free(line);
-    fclose(f);
-    return n;
-}
-
-/* Deletes, in one write transaction, up to max of the oldest records
- * committed before before_ms; *more is set when it stopped at max (older
- * records may be left). @return 0 or an LMDB error (nothing deleted) */
-static int prune_txn(store *s, int64_t before_ms, size_t max, size_t *deleted, int *more)
-{
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    size_t n = 0;
-    int rc;
-
-    *more = 0;
-    *deleted = 0;
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) return rc;
-    if ((rc = mdb_cursor_open(txn, s->responses, &cur)) != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size >= 8 && store__get_i64(v.mv_data) >= before_ms) break;
-        if (n == max) {
-            *more = 1;
-            break;
-        }
-        if ((rc = mdb_cursor_del(cur, 0)) != 0) break;
-        n++;
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    if (n == 0) {
-        mdb_txn_abort(txn);
-        return 0;
-    }
-    if ((rc = mdb_txn_commit(txn)) != 0) return rc;
-    *deleted = n;
-    return 0;
-}
-
-/* Sets *is_over when the newest commit leaves more than pct percent of
- * the map in use. @return 0 or an LMDB error */
-static int over(store *s, unsigned pct, int *is_over)
-{
-    MDB_txn *txn;
-    size_t used, total;
-    int rc;
-
-    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) return rc;
-    rc = store__pages(s, txn, &used, &total);
-    mdb_txn_abort(txn);
-    if (rc != 0) return rc;
-    *is_over = used * 100 > total * pct;
-    return 0;
-}
-
-/* Deletes up to max records committed before before_ms, oldest first, a
- * chunk per transaction; with until_pct, stops once at most that percent
- * of the map is in use. @return the number deleted or an error */
-static int prune(store *s, int64_t before_ms, size_t max, unsigned until_pct)
-{
-    size_t chunk = STORE__PRUNE_CHUNK, total = 0, n;
-    int more = 1, full, rc;
-
-    if (max > INT_MAX) max = INT_MAX;
-    while (more && total < max) {
-        if (until_pct > 0) {
-            if ((rc = over(s, until_pct, &full)) != 0) return store__fail("measure the store", rc);
-            if (!full) break;
-        }
-        rc = prune_txn(s, before_ms, chunk < max - total ? chunk : max - total, &n, &more);
-        if (rc == MDB_MAP_FULL && chunk > 1) { /* fewer deletes need fewer free pages */
-            chunk /= 2;
-            more = 1;
-            continue;
-        }
-        if (rc != 0) {
-            if (rc == MDB_MAP_FULL && total > 0) break; /* progress made: report it */
-            return store__fail("commit pruned response records", rc);
-        }
-        total += n;
-    }
-    return (int)total;
-}
-
-int store_response_prune(store *s, int64_t before_ms, size_t max)
-{
-    if (s == NULL) return -EINVAL;
-    return prune(s, before_ms, max, 0);
-}
-
-int store_response_shed(store *s, int64_t floor_ms, size_t max)
-{
-    int full, rc;
-
-    if (s == NULL) return -EINVAL;
-    if ((rc = over(s, STORE_SHED_WATER, &full)) != 0) return store__fail("measure the store", rc);
-    if (!full) return 0;
-    return prune(s, floor_ms, max, STORE_LOW_WATER);
-}
-
-int store_response_get(store *s, const char *req_id, char **resp, size_t *len)
-{
-    MDB_txn *txn;
-    MDB_val k, v;
-    char *copy;
-    int rc;
-
-    if (s == NULL || req_id == NULL || resp == NULL || len == NULL) return -EINVAL;
-    k.mv_data = (void *)req_id;
-    k.mv_size = strlen(req_id);
-    if (k.mv_size == 0 || k.mv_size > STORE_MAX_KEY) return STORE_ENOTFOUND;
-    if ((rc = store__begin_read(s, "read a response record", &txn)) != 0) return rc;
-    rc = mdb_get(txn, s->responses, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
-        return STORE_ENOTFOUND;
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return store__fail("read a response record", rc);
-    }
-    if (v.mv_size < 8) {
-        mdb_txn_abort(txn);
-        fprintf(stderr, "store: unable to read the response record of %s: malformed\n", req_id);
-        return STORE_ELMDB;
-    }
-    copy = malloc(v.mv_size - 8 + 1);
-    if (copy == NULL) {
-        mdb_txn_abort(txn);
-        return -ENOMEM;
-    }
-    memcpy(copy, (const char *)v.mv_data + 8, v.mv_size - 8);
-    copy[v.mv_size - 8] = '\0';
-    *len = v.mv_size - 8;
-    *resp = copy;
-    mdb_txn_abort(txn);
-    return 0;
 }

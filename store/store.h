@@ -1,7 +1,12 @@
-/* store.h: sxpool's durable state in LMDB. Bytes only: no SX values here.
+/* store.h: sxpool's durable state. Bytes only: no SX values here.
  *
- * One environment per data directory, opened by each process after exec
- * (never across fork). Named databases:
+ * Two backends behind this one API: LMDB, embedded, the default (a data
+ * directory), and PostgreSQL (a postgresql:// URL), which several hosts
+ * can share. Everything below holds for both unless it says otherwise;
+ * store_pg.c says how PostgreSQL is made to behave the same.
+ *
+ * LMDB: one environment per data directory, opened by each process after
+ * exec (never across fork). Named databases:
  *   "kv"        the application's key/value data
  *   "responses" request id -> committed response (idempotency records)
  *   "blacklist" function name + code hash + ABI hash -> reason, time, count
@@ -48,6 +53,9 @@ enum {
     STORE_EDONE = -20006,   /* a response is already committed under the request id */
     STORE_EUNSAFE = -20007, /* a directory others could write to (store_check_private_dir) */
     STORE_EFULL = -20008,   /* no room in the map (see "Room" below); nothing applied */
+    STORE_EPG = -20009,     /* PostgreSQL failure; logged with the server's message */
+    STORE_ECONN = -20010,   /* the connection to PostgreSQL broke; outcome of a commit unknown */
+    STORE_ESCHEMA = -20011, /* the database has no schema, or one of another version */
 };
 
 #define STORE_MAX_KEY 480 /* LMDB's default max key size is 511 */
@@ -82,7 +90,11 @@ typedef struct store store;
 typedef struct store_txn store_txn;
 
 /**
- * Opens (creating if needed, mode 0700) the environment in dir.
+ * Opens the store at location: a postgresql:// (or postgres://) URL, in
+ * libpq's syntax, connects to that database, whose schema must be the one
+ * this version writes (store_migrate); anything else is a directory, in
+ * which it opens (creating if needed, mode 0700) the LMDB environment.
+ * PostgreSQL ignores map_size.
  * @param[in] map_size bytes to reserve for the map (0: STORE_DEFAULT_MAP_SIZE).
  *            Every process that opens one data directory must give the
  *            same size: each judges room (STORE_HIGH_WATER) against its
@@ -90,13 +102,40 @@ typedef struct store_txn store_txn;
  *            the data file already uses); a larger map is kept in the
  *            data file, a smaller one takes effect as long as the data
  *            fits.
- * @return 0, -errno or STORE_ELMDB
+ * @return 0, -errno or STORE_ELMDB; for a URL 0, STORE_EPG (unreachable,
+ *         refused; logged with libpq's message), STORE_ESCHEMA or -ENOMEM
  */
-int store_open(const char *dir, size_t map_size, store **out);
+int store_open(const char *location, size_t map_size, store **out);
 void store_close(store *s);
 
+/**
+ * Creates or upgrades the schema of the store at location (a directory:
+ * creates the environment), and records its version.
+ * @return 0 or an error as store_open
+ */
+int store_migrate(const char *location);
+
+/* @return 1 when location names a PostgreSQL database (a URL), else 0 */
+int store_is_url(const char *location);
+
+/**
+ * Checks, without blocking and without reconnecting, that s's idle
+ * connection to PostgreSQL is still open (the server may have restarted,
+ * or ended the session, since it was last used). For a process that
+ * cannot open a new connection once it is running (a sandboxed worker).
+ * @return 0 (and always for LMDB) or STORE_ECONN
+ */
+int store_check(store *s);
+
+/* @return the backend's name, "lmdb" or "postgresql" */
+const char *store_backend(const store *s);
+
+/* @return 1 when the last operation on s found its connection to
+ * PostgreSQL broken (STORE_ECONN), until one reconnects; 0 for LMDB */
+int store_broken(const store *s);
+
 /* Clears reader slots of dead processes (call after every worker death).
- * Returns the number cleared or a negative error. */
+ * Returns the number cleared or a negative error (PostgreSQL: always 0). */
 int store_reader_check(store *s);
 
 /**
@@ -108,6 +147,7 @@ int store_reader_check(store *s);
  * in its RSS, and with copy-on-write pages every read finds new ones.
  * Safe while other threads read: they map the pages again. Only a
  * shared mapping of the data file itself (device and inode) is touched.
+ * PostgreSQL: nothing to do, 0.
  * @return the number of mappings released (0 if none was found), or -errno
  */
 int store_release_pages(store *s);
@@ -115,7 +155,8 @@ int store_release_pages(store *s);
 /**
  * How much of the map is in use, in the newest commit.
  * @param[out] used bytes of the pages in use (see "Room" above)
- * @param[out] size the map's size in bytes
+ * @param[out] size the map's size in bytes; 0 when there is no such limit
+ *             (PostgreSQL, whose used is the database's size)
  * @return 0 or STORE_ELMDB
  */
 int store_usage(store *s, size_t *used, size_t *size);
@@ -124,19 +165,22 @@ int store_usage(store *s, size_t *used, size_t *size);
 
 /**
  * Begins an optimistic request transaction on the newest commit.
- * @return 0, -EINVAL, -ENOMEM or STORE_ELMDB
+ * @return 0, -EINVAL, -ENOMEM, STORE_ELMDB, or on PostgreSQL STORE_EPG or
+ *         STORE_ECONN (every call below may return those two as well)
  */
 int store_txn_begin(store *s, store_txn **out);
 
 /**
- * Begins a request transaction that holds LMDB's write lock until it is
+ * Begins a request transaction that holds the store's write lock (LMDB's
+ * own; on PostgreSQL an advisory lock every commit takes too) until it is
  * committed or aborted: its reads come from the write transaction, so its
  * commit never returns STORE_ECONFLICT. Every other writer, in every
  * process, waits meanwhile: for a request that conflicted several times,
  * not for every request. The process must not begin another locked
- * transaction, nor commit one with writes, before this one ends (LMDB's
+ * transaction, nor commit one with writes, before this one ends (the
  * write lock is not recursive).
- * @return 0, -EINVAL, -ENOMEM or STORE_ELMDB
+ * @return 0, -EINVAL, -ENOMEM, STORE_ELMDB, or on PostgreSQL STORE_EPG or
+ *         STORE_ECONN
  */
 int store_txn_begin_locked(store *s, store_txn **out);
 
@@ -292,5 +336,26 @@ typedef int (*store_bl_cb)(void *arg, const store_bl_entry *e);
 int store_bl_each(store *s, const char *abi_hash, store_bl_cb cb, void *arg);
 /* Removes entries whose function matches glob (fnmatch); returns how many. */
 int store_bl_clear(store *s, const char *glob);
+
+/**
+ * Entries added by other processes, as they are added: PostgreSQL sends
+ * each store_bl_add to every listener (NOTIFY on a connection of its own,
+ * opened here), so that the hosts sharing a database hear of an entry
+ * within a round trip. Not for LMDB, whose one host learns of its own
+ * entries directly (-ENOTSUP).
+ * @param[out] fd the connection's socket: readable when something arrived
+ * @return 0, -ENOTSUP or an error as store_open (a listener opened before
+ *         is closed first)
+ */
+int store_bl_listen(store *s, int *fd);
+
+/**
+ * Reads, without blocking, what arrived on the listening connection and
+ * calls cb for each entry another process added (function, code_hash and
+ * abi_hash set; reason, time and count not). Call from one thread only.
+ * @return the number of entries, or STORE_ECONN: the connection is gone,
+ *         entries may have been missed (listen again, then read them all)
+ */
+int store_bl_notified(store *s, store_bl_cb cb, void *arg);
 
 #endif

@@ -1,4 +1,4 @@
-/* store_bl.c: the pool-wide blacklist of native functions ("blacklist").
+/* store_bl.c: the pool-wide blacklist of native functions in LMDB ("blacklist").
  *
  * Key:   function "\0" code_hash "\0" abi_hash  (no terminating NUL)
  * Value: time_ms (8 bytes, little-endian), count (4 bytes, little-endian),
@@ -10,7 +10,7 @@
  * a longer reason is cut to fit. Records that do not parse (not written by
  * this file) are skipped by store_bl_each and store_bl_clear, with a log line.
  */
-#include "store/store_int.h"
+#include "store/store_lmdb.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -88,9 +88,10 @@ static int bl_parse_val(const MDB_val *v, store_bl_entry *e)
     return 0;
 }
 
-int store_bl_add(store *s, const char *function, const char *code_hash, const char *abi_hash,
-                 const char *reason)
+int store__lmdb_bl_add(store *base, const char *function, const char *code_hash,
+                       const char *abi_hash, const char *reason)
 {
+    store_lmdb *s = store__lmdb(base);
     char kbuf[BL_KEY_MAX];
     unsigned char vbuf[BL_HDR + sizeof(((store_bl_entry *)0)->reason)];
     size_t rlen = reason ? strlen(reason) : 0;
@@ -99,7 +100,6 @@ int store_bl_add(store *s, const char *function, const char *code_hash, const ch
     MDB_val k, v;
     int klen, rc;
 
-    if (s == NULL) return -EINVAL;
     if ((klen = bl_key(kbuf, function, code_hash, abi_hash)) < 0) return klen;
     if (rlen > sizeof(vbuf) - BL_HDR - 1) rlen = sizeof(vbuf) - BL_HDR - 1;
     k.mv_data = kbuf;
@@ -127,14 +127,15 @@ fail:
     return store__fail("add to the blacklist", rc);
 }
 
-int store_bl_remove(store *s, const char *function, const char *code_hash, const char *abi_hash)
+int store__lmdb_bl_remove(store *base, const char *function, const char *code_hash,
+                          const char *abi_hash)
 {
+    store_lmdb *s = store__lmdb(base);
     char kbuf[BL_KEY_MAX];
     MDB_txn *txn;
     MDB_val k;
     int klen, rc;
 
-    if (s == NULL) return -EINVAL;
     if ((klen = bl_key(kbuf, function, code_hash, abi_hash)) < 0) return klen;
     k.mv_data = kbuf;
     k.mv_size = (size_t)klen;
@@ -153,14 +154,14 @@ int store_bl_remove(store *s, const char *function, const char *code_hash, const
     return 0;
 }
 
-int store_bl_each(store *s, const char *abi_hash, store_bl_cb cb, void *arg)
+int store__lmdb_bl_each(store *base, const char *abi_hash, store_bl_cb cb, void *arg)
 {
+    store_lmdb *s = store__lmdb(base);
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
     int rc;
 
-    if (s == NULL || cb == NULL) return -EINVAL;
     if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
         return store__fail("read the blacklist", rc);
     if ((rc = mdb_cursor_open(txn, s->blacklist, &cur)) != 0) {
@@ -189,14 +190,14 @@ static int glob_matches(const char *glob, const char *function)
     return glob == NULL || strcmp(glob, "*") == 0 || fnmatch(glob, function, 0) == 0;
 }
 
-int store_bl_clear(store *s, const char *glob)
+int store__lmdb_bl_clear(store *base, const char *glob)
 {
+    store_lmdb *s = store__lmdb(base);
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
     int n = 0, rc;
 
-    if (s == NULL) return -EINVAL;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
         return store__fail("clear the blacklist", rc);
     if ((rc = mdb_cursor_open(txn, s->blacklist, &cur)) != 0) {

@@ -1,14 +1,17 @@
-/* store_txn.c: request transactions over the "kv" database: optimistic
- * ones, and locked ones for requests that keep conflicting.
+/* store_txn.c: request transactions over the "kv" data: optimistic ones,
+ * and locked ones for requests that keep conflicting. Everything here is
+ * above the backend (store_int.h, store__ops): LMDB and PostgreSQL give a
+ * request the same semantics because the read, write and scan sets, the
+ * merge of a scan with the txn's own writes and the validation at commit
+ * are the same code for both.
  *
  * A store_txn holds:
- *  - snap: the LMDB transaction all reads come from: read-only (begun by
- *    store__begin_read, so never older than the newest durable commit) or,
- *    in a locked txn, LMDB's one write transaction. It stays open until
- *    commit or abort, so every MDB_val it returned stays valid; the read
- *    set points into it instead of copying values. Nothing is written into
- *    it before the commit.
- *  - the write set: writes buffered in an array sorted by key (LMDB's byte
+ *  - snap: the backend transaction all reads come from: a snapshot of the
+ *    newest commit or, in a locked txn, one that holds the backend's write
+ *    lock. It stays open until commit or abort, so every store__val it
+ *    returned stays valid; the read set points into it instead of copying
+ *    values. Nothing is written into it before the commit.
+ *  - the write set: writes buffered in an array sorted by key (byte
  *    order: memcmp, then shorter first), each a value or a tombstone.
  *  - the read set: for each key read from the snapshot (store_get, and
  *    store_del, which reports whether the key existed), whether it was
@@ -19,30 +22,34 @@
  *    when it ran out of keys) and every snapshot entry it consumed in that
  *    range, shadowed or not.
  *
- * store_txn_commit() opens a write transaction while the snapshot is still
- * open, checks that no response is committed under the request id yet
- * (STORE_EDONE: the request ran before), then byte for byte that every
- * recorded read and every recorded scan range would read the same now, and
- * only then applies the writes and the response record; any difference is
- * STORE_ECONFLICT and nothing is applied. A transaction that wrote nothing
- * and stores no response commits without the write lock: its reads came
- * from one consistent snapshot.
+ * store_txn_commit() begins the backend's write transaction (.wbegin)
+ * while the snapshot's values are still valid, checks that no response is
+ * committed under the request id yet (STORE_EDONE: the request ran
+ * before), then byte for byte that every recorded read and every recorded
+ * scan range reads the same in the write transaction, and only then
+ * applies the writes and the response record; any difference is
+ * STORE_ECONFLICT and nothing is applied. (LMDB's write transaction holds
+ * its one write lock; PostgreSQL's is SERIALIZABLE, so two commits that
+ * validate and write concurrently cannot both succeed: the loser's
+ * serialization failure is STORE_ECONFLICT too.) A transaction that wrote
+ * nothing and stores no response commits without a write transaction: its
+ * reads came from one consistent snapshot.
  *
- * Before LMDB's commit, the write transaction's pages are measured
- * (store__room): one that would leave more of the map in use than the
- * high-water mark (STORE_HIGH_WATER when it puts anything, else
+ * Before the backend commits, .room measures what the write transaction
+ * leaves in use (LMDB's map; PostgreSQL has no such limit): one that would
+ * pass the high-water mark (STORE_HIGH_WATER when it puts anything, else
  * STORE_DELETE_WATER) is aborted with STORE_EFULL, so the pages above stay
  * free for the prune, which always needs some (store.h, "Room").
  *
- * A locked txn reads from the write transaction itself, which nobody else
- * can change: it records no reads and its commit validates nothing, it
- * checks the response record and applies the writes into that same
- * transaction.
+ * A locked txn reads from a transaction that holds the write lock, which
+ * nobody else can change: it records no reads and its commit validates
+ * nothing, it checks the response record and applies the writes into that
+ * same transaction.
  *
  * A store_txn is used by one thread at a time. A scan callback may call
  * store_get/put/del/scan on the same txn (the scan re-seeks its position in
  * the write set when it changes) but must not commit or abort it.
- * Any LMDB or allocation failure marks the txn failed: later calls return
+ * Any backend or allocation failure marks the txn failed: later calls return
  * STORE_EBADTXN and its commit applies nothing.
  */
 #include "store/store_int.h"
@@ -66,11 +73,11 @@ typedef struct rentry {
     char *key;
     size_t klen;
     int found;
-    MDB_val val; /* points into the snapshot when found */
+    store__val val; /* points into the snapshot when found */
 } rentry;
 
 typedef struct sitem {
-    MDB_val key, val; /* both point into the snapshot */
+    store__val key, val; /* both point into the snapshot */
 } sitem;
 
 typedef struct srec {
@@ -85,7 +92,7 @@ typedef struct srec {
 
 struct store_txn {
     store *s;
-    MDB_txn *snap;
+    store__tx *snap;
     int locked; /* snap is the write transaction */
     int state;
     wentry **w;
@@ -119,11 +126,11 @@ typedef struct sbuf {
     char *p;
     size_t len, cap;
 } sbuf;
-static int pinned_get(store_txn *t, const char *key, size_t klen, MDB_val *v, int *rc);
+static int pinned_get(store_txn *t, const char *key, size_t klen, store__val *v, int *rc);
 
 /* ---- helpers ---------------------------------------------------------- */
 
-/* LMDB's default key order. */
+/* LMDB's default key order, which PostgreSQL's bytea shares. */
 static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
 {
     size_t n = alen < blen ? alen : blen;
@@ -138,10 +145,9 @@ static int has_prefix(const void *k, size_t klen, const char *p, size_t plen)
     return klen >= plen && (plen == 0 || memcmp(k, p, plen) == 0);
 }
 
-static int val_eq(const MDB_val *a, const MDB_val *b)
+static int val_eq(const store__val *a, const store__val *b)
 {
-    return a->mv_size == b->mv_size &&
-           (a->mv_size == 0 || memcmp(a->mv_data, b->mv_data, a->mv_size) == 0);
+    return a->size == b->size && (a->size == 0 || memcmp(a->data, b->data, a->size) == 0);
 }
 
 /* Grows *arr (of element size sz) so that it holds at least need elements. */
@@ -161,11 +167,10 @@ static int grow(void *arr, size_t *cap, size_t need, size_t sz)
     return 0;
 }
 
-/* Marks t failed and returns rc (an LMDB failure is logged first). */
-static int txn_fail(store_txn *t, const char *what, int mdb_rc, int rc)
+/* Marks t failed and returns rc (a backend failure is logged already). */
+static int txn_fail(store_txn *t, int rc)
 {
     t->state = TXN_FAILED;
-    if (mdb_rc != 0) return store__fail(what, mdb_rc);
     return rc;
 }
 
@@ -251,7 +256,7 @@ static int w_set(store_txn *t, const char *key, size_t klen, const char *val, si
 }
 
 /* Records that key was read from the snapshot (found or not). */
-static int r_note(store_txn *t, const char *key, size_t klen, int found, const MDB_val *val)
+static int r_note(store_txn *t, const char *key, size_t klen, int found, const store__val *val)
 {
     size_t i = r_lower(t, key, klen);
     rentry *e;
@@ -268,7 +273,7 @@ static int r_note(store_txn *t, const char *key, size_t klen, int found, const M
     if (found)
         e->val = *val;
     else
-        e->val.mv_data = NULL, e->val.mv_size = 0;
+        e->val.data = NULL, e->val.size = 0;
     memmove(t->r + i + 1, t->r + i, (t->nr - i) * sizeof(*t->r));
     t->r[i] = e;
     t->nr++;
@@ -277,15 +282,14 @@ static int r_note(store_txn *t, const char *key, size_t klen, int found, const M
 
 /* Reads key from the snapshot and records the read.
  * @return 0 (found, *v set), STORE_ENOTFOUND or a failure */
-static int snap_get(store_txn *t, const char *key, size_t klen, MDB_val *v)
+static int snap_get(store_txn *t, const char *key, size_t klen, store__val *v)
 {
-    MDB_val k = {klen, (void *)key};
     int rc;
 
     if (t->pins != NULL && pinned_get(t, key, klen, v, &rc)) return rc;
-    rc = mdb_get(t->snap, t->s->kv, &k, v);
-    if (rc != 0 && rc != MDB_NOTFOUND) return txn_fail(t, "read a key", rc, 0);
-    if (!t->locked && r_note(t, key, klen, rc == 0, v) != 0) return txn_fail(t, NULL, 0, -ENOMEM);
+    rc = t->s->ops->get(t->snap, key, klen, v);
+    if (rc != 0 && rc != STORE_ENOTFOUND) return txn_fail(t, rc);
+    if (!t->locked && r_note(t, key, klen, rc == 0, v) != 0) return txn_fail(t, -ENOMEM);
     return rc == 0 ? 0 : STORE_ENOTFOUND;
 }
 
@@ -301,11 +305,7 @@ static int txn_begin(store *s, int locked, store_txn **out)
     if (t == NULL) return -ENOMEM;
     t->s = s;
     t->locked = locked;
-    if (!locked)
-        rc = store__begin_read(s, "begin a read transaction", &t->snap);
-    else if ((rc = mdb_txn_begin(s->env, NULL, 0, &t->snap)) != 0)
-        rc = store__fail("begin a locked transaction", rc);
-    if (rc != 0) {
+    if ((rc = s->ops->begin(s, locked, &t->snap)) != 0) {
         free(t);
         return rc;
     }
@@ -326,7 +326,7 @@ int store_txn_begin_locked(store *s, store_txn **out)
 int store_get(store_txn *t, const char *key, size_t klen, const char **val, size_t *vlen)
 {
     wentry *w;
-    MDB_val v;
+    store__val v;
     int rc;
 
     if ((rc = check_key(t, key, klen)) != 0) return rc;
@@ -338,8 +338,8 @@ int store_get(store_txn *t, const char *key, size_t klen, const char **val, size
         return 0;
     }
     if ((rc = snap_get(t, key, klen, &v)) != 0) return rc;
-    *val = v.mv_data;
-    *vlen = v.mv_size;
+    *val = v.data;
+    *vlen = v.size;
     return 0;
 }
 
@@ -350,14 +350,14 @@ int store_put(store_txn *t, const char *key, size_t klen, const char *val, size_
     if ((rc = check_key(t, key, klen)) != 0) return rc;
     if (val == NULL && vlen > 0) return -EINVAL;
     if (vlen > STORE_MAX_VALUE) return STORE_ETOOBIG;
-    if (w_set(t, key, klen, val, vlen, 0) != 0) return txn_fail(t, NULL, 0, -ENOMEM);
+    if (w_set(t, key, klen, val, vlen, 0) != 0) return txn_fail(t, -ENOMEM);
     return 0;
 }
 
 int store_del(store_txn *t, const char *key, size_t klen)
 {
     wentry *w;
-    MDB_val v;
+    store__val v;
     int rc;
 
     if ((rc = check_key(t, key, klen)) != 0) return rc;
@@ -366,7 +366,7 @@ int store_del(store_txn *t, const char *key, size_t klen)
     } else if ((rc = snap_get(t, key, klen, &v)) != 0) {
         return rc; /* absent: nothing to delete, the read is recorded */
     }
-    if (w_set(t, key, klen, NULL, 0, 1) != 0) return txn_fail(t, NULL, 0, -ENOMEM);
+    if (w_set(t, key, klen, NULL, 0, 1) != 0) return txn_fail(t, -ENOMEM);
     return 0;
 }
 
@@ -386,7 +386,7 @@ static int srec_add(store_txn *t, const char *prefix, size_t plen, size_t *idx)
     return 0;
 }
 
-static int srec_item(srec *r, const MDB_val *k, const MDB_val *v)
+static int srec_item(srec *r, const store__val *k, const store__val *v)
 {
     if (grow(&r->items, &r->cap, r->n + 1, sizeof(*r->items)) != 0) return -ENOMEM;
     r->items[r->n].key = *k;
@@ -395,28 +395,23 @@ static int srec_item(srec *r, const MDB_val *k, const MDB_val *v)
     return 0;
 }
 
-/* Moves the cursor (first positioning when op is not MDB_NEXT) and tells
- * whether it is on a key with the prefix. @return 1, 0 or an LMDB error */
-static int cursor_step(MDB_cursor *cur, MDB_cursor_op op, const char *prefix, size_t plen,
-                       MDB_val *k, MDB_val *v)
+/* Moves the cursor (to the first key >= prefix when first, else to the
+ * next key) and tells whether it is on a key with the prefix.
+ * @return 1, 0 or an error */
+static int cursor_step(const store *s, store__cur *cur, int first, const char *prefix, size_t plen,
+                       store__val *k, store__val *v)
 {
-    int rc;
+    int rc = first ? s->ops->cur_first(cur, prefix, plen, k, v) : s->ops->cur_next(cur, k, v);
 
-    if (op == MDB_SET_RANGE) {
-        k->mv_data = (void *)prefix;
-        k->mv_size = plen;
-    }
-    rc = mdb_cursor_get(cur, k, v, op);
-    if (rc == MDB_NOTFOUND) return 0;
-    if (rc != 0) return rc;
-    return has_prefix(k->mv_data, k->mv_size, prefix, plen);
+    if (rc <= 0) return rc;
+    return has_prefix(k->data, k->size, prefix, plen);
 }
 
 /* State of one merge of the snapshot with the write set. */
 typedef struct scan_state {
-    MDB_cursor *cur;
+    store__cur *cur;
     int s_ok; /* the cursor is on a key with the prefix */
-    MDB_val sk, sv;
+    store__val sk, sv;
     size_t wi; /* next write entry */
     unsigned long wgen;
     char last[STORE_MAX_KEY]; /* last key delivered */
@@ -462,20 +457,19 @@ static int scan_merge(store_txn *t, size_t ri, scan_state *st, size_t limit, sto
         else if (!wk)
             c = -1;
         else
-            c = key_cmp(st->sk.mv_data, st->sk.mv_size, w->key, w->klen);
-        if (c <= 0 && srec_item(t->scans[ri], &st->sk, &st->sv) != 0)
-            return txn_fail(t, NULL, 0, -ENOMEM);
+            c = key_cmp(st->sk.data, st->sk.size, w->key, w->klen);
+        if (c <= 0 && srec_item(t->scans[ri], &st->sk, &st->sv) != 0) return txn_fail(t, -ENOMEM);
         if (c < 0) {
-            MDB_val k = st->sk, v = st->sv;
+            store__val k = st->sk, v = st->sv;
 
-            st->s_ok = cursor_step(st->cur, MDB_NEXT, prefix, plen, &st->sk, &st->sv);
-            stop = deliver(t, st, k.mv_data, k.mv_size, v.mv_data, v.mv_size, limit, cb, arg);
+            st->s_ok = cursor_step(t->s, st->cur, 0, prefix, plen, &st->sk, &st->sv);
+            stop = deliver(t, st, k.data, k.size, v.data, v.size, limit, cb, arg);
         } else {
-            if (c == 0) st->s_ok = cursor_step(st->cur, MDB_NEXT, prefix, plen, &st->sk, &st->sv);
+            if (c == 0) st->s_ok = cursor_step(t->s, st->cur, 0, prefix, plen, &st->sk, &st->sv);
             st->wi++;
             if (!w->del) stop = deliver(t, st, w->key, w->klen, w->val, w->vlen, limit, cb, arg);
         }
-        if (st->s_ok < 0) return txn_fail(t, "scan", st->s_ok, 0);
+        if (st->s_ok < 0) return txn_fail(t, st->s_ok);
         if (stop) {
             srec *r = t->scans[ri];
 
@@ -499,20 +493,20 @@ int store_scan(store_txn *t, const char *prefix, size_t plen, size_t limit, stor
     if (plen > STORE_MAX_KEY) return STORE_ETOOBIG;
     if (limit == 0) return 0;
     memset(&st, 0, sizeof(st));
-    if ((rc = mdb_cursor_open(t->snap, t->s->kv, &st.cur)) != 0) return txn_fail(t, "scan", rc, 0);
+    if ((rc = t->s->ops->cur_open(t->snap, &st.cur)) != 0) return txn_fail(t, rc);
     if (srec_add(t, prefix, plen, &ri) != 0) {
-        mdb_cursor_close(st.cur);
-        return txn_fail(t, NULL, 0, -ENOMEM);
+        t->s->ops->cur_close(st.cur);
+        return txn_fail(t, -ENOMEM);
     }
-    st.s_ok = cursor_step(st.cur, plen ? MDB_SET_RANGE : MDB_FIRST, prefix, plen, &st.sk, &st.sv);
+    st.s_ok = cursor_step(t->s, st.cur, 1, prefix, plen, &st.sk, &st.sv);
     if (st.s_ok < 0) {
-        rc = txn_fail(t, "scan", st.s_ok, 0);
+        rc = txn_fail(t, st.s_ok);
     } else {
         st.wi = w_lower(t, prefix, plen, 0);
         st.wgen = t->wgen;
         rc = scan_merge(t, ri, &st, limit, cb, arg);
     }
-    mdb_cursor_close(st.cur);
+    t->s->ops->cur_close(st.cur);
     return rc;
 }
 
@@ -536,26 +530,26 @@ static void txn_free(store_txn *t)
         free(t->pins->buf);
         free(t->pins);
     }
-    if (t->snap != NULL) mdb_txn_abort(t->snap);
+    if (t->snap != NULL) t->s->ops->end(t->snap);
     free(t);
 }
 
-/* Re-runs one recorded scan in wtxn. @return 0, STORE_ECONFLICT or an LMDB error */
-static int validate_scan(store_txn *t, MDB_txn *wtxn, const srec *r)
+/* Re-runs one recorded scan in wtxn. @return 0, STORE_ECONFLICT or an error */
+static int validate_scan(store_txn *t, store__tx *wtxn, const srec *r)
 {
-    MDB_cursor *cur;
-    MDB_val k, v;
+    store__cur *cur;
+    store__val k, v;
     size_t i = 0;
     int ok, rc = 0;
 
-    if ((rc = mdb_cursor_open(wtxn, t->s->kv, &cur)) != 0) return rc;
-    ok = cursor_step(cur, r->plen ? MDB_SET_RANGE : MDB_FIRST, r->prefix, r->plen, &k, &v);
+    if ((rc = t->s->ops->cur_open(wtxn, &cur)) != 0) return rc;
+    ok = cursor_step(t->s, cur, 1, r->prefix, r->plen, &k, &v);
     for (;;) {
         if (ok < 0) {
             rc = ok;
             break;
         }
-        if (ok && r->bounded && key_cmp(k.mv_data, k.mv_size, r->end, r->elen) > 0) ok = 0;
+        if (ok && r->bounded && key_cmp(k.data, k.size, r->end, r->elen) > 0) ok = 0;
         if (!ok || i == r->n) {
             rc = (!ok && i == r->n) ? 0 : STORE_ECONFLICT;
             break;
@@ -565,21 +559,21 @@ static int validate_scan(store_txn *t, MDB_txn *wtxn, const srec *r)
             break;
         }
         i++;
-        ok = cursor_step(cur, MDB_NEXT, r->prefix, r->plen, &k, &v);
+        ok = cursor_step(t->s, cur, 0, r->prefix, r->plen, &k, &v);
     }
-    mdb_cursor_close(cur);
+    t->s->ops->cur_close(cur);
     return rc;
 }
 
-/* @return 0, STORE_ECONFLICT or an LMDB error */
-static int validate(store_txn *t, MDB_txn *wtxn)
+/* @return 0, STORE_ECONFLICT or an error */
+static int validate(store_txn *t, store__tx *wtxn)
 {
     for (size_t i = 0; i < t->nr; i++) {
         const rentry *e = t->r[i];
-        MDB_val k = {e->klen, e->key}, v;
-        int rc = mdb_get(wtxn, t->s->kv, &k, &v);
+        store__val v;
+        int rc = t->s->ops->get(wtxn, e->key, e->klen, &v);
 
-        if (rc != 0 && rc != MDB_NOTFOUND) return rc;
+        if (rc != 0 && rc != STORE_ENOTFOUND) return rc;
         if ((rc == 0) != e->found || (e->found && !val_eq(&v, &e->val))) return STORE_ECONFLICT;
     }
     for (size_t i = 0; i < t->ns; i++) {
@@ -591,43 +585,24 @@ static int validate(store_txn *t, MDB_txn *wtxn)
 }
 
 /* Writes the buffered writes and the response record into wtxn.
- * @return 0 or an LMDB error */
-static int apply(store_txn *t, MDB_txn *wtxn, const char *req_id, const char *resp, size_t resp_len)
+ * @return 0 or an error */
+static int apply(store_txn *t, store__tx *wtxn, const char *req_id, const char *resp,
+                 size_t resp_len)
 {
+    const store__ops *ops = t->s->ops;
     int rc;
 
     for (size_t i = 0; i < t->nw; i++) {
         wentry *e = t->w[i];
-        MDB_val k = {e->klen, e->key}, v = {e->vlen, e->val};
 
         if (e->del)
-            rc = mdb_del(wtxn, t->s->kv, &k, NULL);
+            rc = ops->del(wtxn, e->key, e->klen);
         else
-            rc = mdb_put(wtxn, t->s->kv, &k, &v, 0);
-        if (rc != 0 && !(e->del && rc == MDB_NOTFOUND)) return rc;
+            rc = ops->put(wtxn, e->key, e->klen, e->val, e->vlen);
+        if (rc != 0) return rc;
     }
-    if (req_id != NULL) {
-        MDB_val k = {strlen(req_id), (void *)req_id}, v = {resp_len + 8, NULL};
-
-        if ((rc = mdb_put(wtxn, t->s->responses, &k, &v, MDB_RESERVE)) != 0) return rc;
-        store__put_i64(v.mv_data, store__now_ms());
-        if (resp_len > 0) memcpy((char *)v.mv_data + 8, resp, resp_len);
-    }
+    if (req_id != NULL) return ops->resp_put(wtxn, req_id, resp, resp_len);
     return 0;
-}
-
-/* Checks that no response is already committed under req_id: a request
- * that ran twice (its first worker died after committing) must not apply
- * its effects a second time, and is answered from the record instead. Not
- * a conflict: running the request again could never commit.
- * @return 0, STORE_EDONE or an LMDB error */
-static int check_response_absent(store_txn *t, MDB_txn *wtxn, const char *req_id)
-{
-    MDB_val k = {strlen(req_id), (void *)req_id}, v;
-    int rc = mdb_get(wtxn, t->s->responses, &k, &v);
-
-    if (rc == 0) return STORE_EDONE;
-    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* The high-water mark t's commit must stay under: a txn that only
@@ -653,39 +628,33 @@ static int check_commit_args(const char *req_id, const char *resp, size_t resp_l
 
 int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t resp_len)
 {
-    MDB_txn *wtxn = NULL;
+    const store__ops *ops;
+    store__tx *wtxn = NULL;
     int rc;
 
     if (t == NULL) return -EINVAL;
+    ops = t->s->ops;
     if (t->state != TXN_OPEN) {
         rc = STORE_EBADTXN;
         goto out;
     }
     if ((rc = check_commit_args(req_id, resp, resp_len)) != 0) goto out;
     if (t->nw == 0 && req_id == NULL) goto out; /* read-only: serializable at its snapshot */
-    if (t->locked) { /* its reads are the write transaction's: nothing to validate */
-        wtxn = t->snap;
-        t->snap = NULL;
-    } else if ((rc = mdb_txn_begin(t->s->env, NULL, 0, &wtxn)) != 0) {
-        wtxn = NULL;
-        goto lmdb_fail;
+    if ((rc = ops->wbegin(t->snap, t->locked, &wtxn)) != 0) goto out;
+    if (wtxn == t->snap) t->snap = NULL; /* ended with wtxn */
+    /* The response record is checked before the reads: a request that
+     * ran before (its first worker died after committing) must not apply
+     * its effects a second time, and is answered from the record instead.
+     * Not a conflict: running it again could never commit. A locked txn's
+     * reads are the write transaction's: nothing to validate. */
+    if ((req_id != NULL && (rc = ops->resp_absent(wtxn, req_id)) != 0) ||
+        (!t->locked && (rc = validate(t, wtxn)) != 0) ||
+        (rc = apply(t, wtxn, req_id, resp, resp_len)) != 0 ||
+        (rc = ops->room(wtxn, water_of(t))) != 0) {
+        ops->end(wtxn);
+        goto out;
     }
-    if ((req_id != NULL && (rc = check_response_absent(t, wtxn, req_id)) != 0) ||
-        (!t->locked && (rc = validate(t, wtxn)) != 0))
-        goto fail;
-    if ((rc = apply(t, wtxn, req_id, resp, resp_len)) != 0 ||
-        (rc = store__room(t->s, wtxn, water_of(t))) != 0)
-        goto fail;
-    rc = mdb_txn_commit(wtxn);
-    wtxn = NULL;
-    if (rc != 0) goto lmdb_fail;
-    goto out;
-
-fail:
-    mdb_txn_abort(wtxn);
-    if (rc == STORE_ECONFLICT || rc == STORE_EDONE || rc == STORE_EFULL) goto out;
-lmdb_fail:
-    rc = store__fail("commit", rc);
+    rc = ops->commit(wtxn);
 out:
     txn_free(t);
     return rc;
@@ -754,8 +723,8 @@ static int encode_scans(const store_txn *t, sbuf *b)
             sb_bytes(b, r->end, r->bounded ? r->elen : 0) || sb_u32(b, r->n))
             return -ENOMEM;
         for (size_t j = 0; j < r->n; j++)
-            if (sb_bytes(b, r->items[j].key.mv_data, r->items[j].key.mv_size) ||
-                sb_bytes(b, r->items[j].val.mv_data, r->items[j].val.mv_size))
+            if (sb_bytes(b, r->items[j].key.data, r->items[j].key.size) ||
+                sb_bytes(b, r->items[j].val.data, r->items[j].val.size))
                 return -ENOMEM;
     }
     return 0;
@@ -768,7 +737,7 @@ int store_txn_snapshot(const store_txn *t, char **out, size_t *len)
     for (size_t i = 0; i < t->nr; i++) {
         const rentry *e = t->r[i];
         if (sb_put(&b, "g", 1) || sb_bytes(&b, e->key, e->klen) || sb_u32(&b, (size_t)e->found) ||
-            sb_bytes(&b, e->val.mv_data, e->val.mv_size))
+            sb_bytes(&b, e->val.data, e->val.size))
             goto nomem;
     }
     if (encode_scans(t, &b) != 0 || sb_put(&b, "", 0) != 0) goto nomem;
@@ -883,7 +852,7 @@ nomem:
  * snapshot when it lists the key (recorded with the listed value, which
  * the commit validates), else noted as a stray and read from the store.
  * @return 1 served (*v set; 0 found / STORE_ENOTFOUND in *rc), 0 not */
-static int pinned_get(store_txn *t, const char *key, size_t klen, MDB_val *v, int *rc)
+static int pinned_get(store_txn *t, const char *key, size_t klen, store__val *v, int *rc)
 {
     store_pins *ps = t->pins;
     size_t lo = 0, hi = ps->n;
@@ -892,9 +861,9 @@ static int pinned_get(store_txn *t, const char *key, size_t klen, MDB_val *v, in
         int c = key_cmp(ps->p[mid].key, ps->p[mid].klen, key, klen);
         if (c == 0) {
             const pin *e = &ps->p[mid];
-            v->mv_data = (void *)e->val;
-            v->mv_size = e->vlen;
-            *rc = r_note(t, key, klen, e->found, v) != 0 ? txn_fail(t, NULL, 0, -ENOMEM)
+            v->data = (void *)e->val;
+            v->size = e->vlen;
+            *rc = r_note(t, key, klen, e->found, v) != 0 ? txn_fail(t, -ENOMEM)
                   : e->found                             ? 0
                                                          : STORE_ENOTFOUND;
             return 1;

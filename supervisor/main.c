@@ -47,6 +47,7 @@ int main(int argc, char **argv)
         if (strcmp(cmd, "eval") == 0) return wrk_eval_main(argc - 1, argv + 1);
         if (strcmp(cmd, "repl") == 0) return wrk_repl_main(argc - 1, argv + 1);
         if (strcmp(cmd, "blacklist") == 0) return sup_blacklist_main(argc - 1, argv + 1);
+        if (strcmp(cmd, "store") == 0) return sup_store_cli_main(argc - 1, argv + 1);
         if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
             sup_usage(stdout);
             return 0;

@@ -9,7 +9,9 @@
  *
  * `list` prints one entry per line, space-separated: function, code hash,
  * ABI hash, count, time of the last fault (UTC, ISO 8601), reason (last, as
- * it may contain spaces). An empty hash is printed as "-" so the columns
+ * it may contain spaces). With --store=URL it works on the blacklist of
+ * that PostgreSQL database instead, which every host sharing it uses.
+ * An empty hash is printed as "-" so the columns
  * stay put. GLOB (fnmatch) keeps the functions it matches; --abi=HASH the
  * entries of that ABI hash only, the ones workers of that build load.
  */
@@ -28,8 +30,8 @@
 
 static void blacklist_usage(FILE *out)
 {
-    fprintf(out, "usage: sxpool blacklist list [GLOB] [--abi=HASH] [--data=DIR]\n"
-                 "       sxpool blacklist clear [GLOB] [--data=DIR]\n");
+    fprintf(out, "usage: sxpool blacklist list [GLOB] [--abi=HASH] [--data=DIR|--store=URL]\n"
+                 "       sxpool blacklist clear [GLOB] [--data=DIR|--store=URL]\n");
 }
 
 typedef struct list_ctx {
@@ -64,6 +66,13 @@ static int print_entry(void *arg, const store_bl_entry *e)
 static int open_store(const char *data, store **out)
 {
     struct stat st;
+    if (store_is_url(data)) {
+        int err = store_open(data, 0, out);
+        if (err != 0)
+            fprintf(stderr, "sxpool: blacklist: unable to open the store in PostgreSQL: %s\n",
+                    store_strerror(err));
+        return err != 0 ? -1 : 0;
+    }
     if (stat(data, &st) != 0) {
         fprintf(stderr, "sxpool: blacklist: cannot use data directory '%s': %s\n", data,
                 strerror(errno));
@@ -94,6 +103,8 @@ int sup_blacklist_main(int argc, char **argv)
             data = a + 7;
         } else if (strcmp(a, "--data") == 0 && i + 1 < argc) {
             data = argv[++i];
+        } else if (strncmp(a, "--store=", 8) == 0 && store_is_url(a + 8)) {
+            data = a + 8;
         } else if (strncmp(a, "--abi=", 6) == 0) {
             abi = a + 6;
         } else if (strcmp(a, "--abi") == 0 && i + 1 < argc) {

@@ -116,7 +116,7 @@ typedef struct fault_job {
     fault_entry e[IPC_BOARD_BATCH];
     bool stored; /* the entries were added (run) and pushed (done) */
     sup_request *r;
-    uint64_t rid; /* r's id, for run */
+    char rec_id[IPC_RECORD_ID_MAX]; /* r's response record, for run */
     bool need_cek;
     enum sup_redispatch_reason why; /* counted if r runs again */
     bool lookup;                    /* run looks up r's response record */
@@ -179,7 +179,7 @@ static fault_entry *job_entry(fault_job *j, const char *fn, const char *hash, co
 static void job_request(fault_job *j, sup_request *r, bool need_cek)
 {
     j->r = r;
-    j->rid = r ? r->id : 0;
+    if (r) sup__record_id(r, j->rec_id);
     j->need_cek = need_cek;
     j->lookup = r && (r->attempts >= 2 || j->s->stop >= STOP_WORKERS);
 }
@@ -202,9 +202,7 @@ static void job_run(sup_store_job *b, store *st)
         for (int i = 0; i < j->n; i++)
             j->e[i].err = store_bl_add(st, j->e[i].fn, j->e[i].hash, j->abi, j->e[i].reason);
     if (j->lookup) {
-        char id[32];
-        snprintf(id, sizeof id, "%llu", (unsigned long long)j->rid);
-        j->rec_err = store_response_get(st, id, &j->rec, &j->rec_len);
+        j->rec_err = store_response_get(st, j->rec_id, &j->rec, &j->rec_len);
     }
 }
 
@@ -244,8 +242,8 @@ static bool answer_from_record(fault_job *j, sup_request *r)
     ipc_frame *f = malloc(sizeof *f);
     long long status = 0;
     bool ok = f && ipc_decode(j->rec, j->rec_len, f) == 0 && f->type == IPC_RESPONSE &&
-              f->id == r->id && f->nfields >= 2 && (f->nfields - 2) % 2 == 0 &&
-              ipc_field_int(f, 0, &status) == 0;
+              (f->id == r->id || strncmp(j->rec_id, "k:", 2) == 0) && f->nfields >= 2 &&
+              (f->nfields - 2) % 2 == 0 && ipc_field_int(f, 0, &status) == 0;
     if (!ok)
         sup__error("unable to answer request %llu from its response record: %s", id,
                    f ? "the record is not a RESPONSE frame" : "out of memory");

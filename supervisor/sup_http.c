@@ -1016,6 +1016,18 @@ static bool header_is(const sup_request *r, const sup_header *h, const char *lit
     return h->name_len == n && memcmp(r->hdata.p + h->name_off, lit, n) == 0;
 }
 
+void sup__record_id(const sup_request *r, char out[IPC_RECORD_ID_MAX])
+{
+    for (int i = 0; i < r->nheaders; i++) {
+        const sup_header *h = &r->headers[i];
+        if (header_is(r, h, "idempotency-key")) {
+            ipc_record_id(r->id, r->hdata.p + h->value_off, h->value_len, NULL, out);
+            return;
+        }
+    }
+    ipc_record_id(r->id, NULL, 0, r->srv->record_prefix, out);
+}
+
 /* RFC 9112 3.2: uri-host [":" port]; empty is allowed. */
 static bool host_ok(const char *v, size_t n)
 {
@@ -1062,8 +1074,8 @@ static int te_status(const sup_request *r)
 static int check_head(sup_conn *c, const llhttp_t *p)
 {
     const sup_request *r = c->cur;
-    int hosts = 0, te = 0, cl = 0;
-    const sup_header *host = NULL;
+    int hosts = 0, te = 0, cl = 0, ikeys = 0;
+    const sup_header *host = NULL, *ikey = NULL;
     for (int i = 0; i < r->nheaders; i++) {
         const sup_header *h = &r->headers[i];
         if (header_is(r, h, "host")) {
@@ -1073,6 +1085,10 @@ static int check_head(sup_conn *c, const llhttp_t *p)
             te++;
         else if (header_is(r, h, "content-length"))
             cl++;
+        else if (header_is(r, h, "idempotency-key")) {
+            ikeys++;
+            ikey = h;
+        }
     }
     if (p->method == HTTP_CONNECT) return reject(c, 501, "CONNECT is not supported\n");
     if (hosts > 1) return reject(c, 400, "more than one Host header field\n");
@@ -1081,6 +1097,9 @@ static int check_head(sup_conn *c, const llhttp_t *p)
     if (host && !host_ok(r->hdata.p + host->value_off, host->value_len))
         return reject(c, 400, "invalid Host header field\n");
     if (cl > 1) return reject(c, 400, "more than one Content-Length header field\n");
+    if (ikeys > 1) return reject(c, 400, "more than one Idempotency-Key header field\n");
+    if (ikey && !ipc_idempotency_key_ok(r->hdata.p + ikey->value_off, ikey->value_len))
+        return reject(c, 400, "invalid Idempotency-Key: 1 to 200 of A-Z a-z 0-9 - _ . : ~ + / =\n");
     if (te == 0 && !(p->flags & F_CHUNKED)) return 0;
     if (cl > 0) return reject(c, 400, "both Content-Length and Transfer-Encoding\n");
     if (p->http_major == 1 && p->http_minor == 0)

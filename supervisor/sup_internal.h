@@ -121,6 +121,7 @@ typedef struct sup_config {
     uint64_t drain_delay_ms;      /* stop: serve on this long with /healthz 503 */
     uint64_t graceful_ms;         /* stop: then wait this long for requests to finish */
     size_t store_size;            /* --store-size: the LMDB map, bytes, for every process */
+    const char *store_url;        /* --store: a postgresql:// URL, or NULL (LMDB in --data) */
     int transport;                /* --transport: enum ipc_transport */
     bool admin;                   /* --admin given: serve /metrics and /status */
     char admin_host[256];
@@ -205,6 +206,10 @@ typedef struct sup_request {
 } sup_request;
 
 void sup__request_free(sup_request *r);
+
+/* The name of r's response record (ipc_record_id): its Idempotency-Key
+ * (checked when its head was read) or its id. */
+void sup__record_id(const sup_request *r, char out[IPC_RECORD_ID_MAX]);
 
 /* ---- worker slots (sup_pool.c) ---------------------------------------- */
 
@@ -390,6 +395,7 @@ struct sup_server {
     struct sup_write *wdone_head, *wdone_tail;
 
     uint64_t last_id; /* the last request id given out (see next_request_id) */
+    char record_prefix[IPC_RECORD_PREFIX_MAX]; /* before ids in record names (ipc_record_id) */
 
     /* Reload (SIGHUP, sup_reload.c): generations of workers. */
     uint32_t gen;          /* the generation requests go to */
@@ -549,6 +555,16 @@ bool sup__token_equal(const char *a, size_t alen, const char *b, size_t blen);
 int sup__admin_start(sup_server *s);
 /* Closes the listener and every admin connection. */
 void sup__admin_stop(sup_server *s);
+
+/* ---- other hosts' blacklist entries (sup_cluster.c) -------------------- */
+
+/* With a PostgreSQL store: starts listening for the entries other hosts
+ * add, and pushes each to this host's JIT workers. */
+void sup__cluster_start(sup_server *s);
+/* Listens again after the connection was lost (the housekeeping tick). */
+void sup__cluster_housekeeping(sup_server *s, uint64_t now);
+/* Stops listening (the shutdown sequence). */
+void sup__cluster_stop(sup_server *s);
 /* Closes admin connections past their deadline. */
 void sup__admin_housekeeping(sup_server *s, uint64_t now);
 /* Counts a response with status; r (or NULL: rejected before it was

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -104,8 +105,10 @@ void sup_usage(FILE *out)
             "usage: sxpool [OPTIONS]            serve the app on a pool of workers\n"
             "       sxpool eval FILE...         run SX files\n"
             "       sxpool repl                 interactive SX\n"
-            "       sxpool blacklist list [GLOB] [--abi=HASH] [--data=DIR]\n"
-            "       sxpool blacklist clear [GLOB] [--data=DIR]\n"
+            "       sxpool blacklist list [GLOB] [--abi=HASH] [--data=DIR|--store=URL]\n"
+            "       sxpool blacklist clear [GLOB] [--data=DIR|--store=URL]\n"
+            "       sxpool store migrate --store=URL   create or upgrade the PostgreSQL\n"
+            "                                   schema (before the first start)\n"
             "\n"
             "options:\n"
             "  --workers=N        JIT worker processes, 0 to %d (default %d); 0: the\n"
@@ -195,6 +198,12 @@ void sup_usage(FILE *out)
             "  --inflight=N       requests sent ahead to each JIT worker, 1 to %d\n"
             "                     (default %d): the next is there when one is done,\n"
             "                     but it waits behind a slow one\n"
+            "  --store=URL        keep the store in PostgreSQL (postgresql://USER@HOST/DB,\n"
+            "                     libpq's URL syntax) instead of LMDB in --data; hosts\n"
+            "                     that share it share data, response records (so an\n"
+            "                     Idempotency-Key retried on another host is answered\n"
+            "                     from its record) and the blacklist. Create the schema\n"
+            "                     first: sxpool store migrate --store=URL\n"
             "  --store-size=SIZE  the store's LMDB map, 4M to 1T (default 1G); writes\n"
             "                     past %d %% of it are answered 507 until old\n"
             "                     response records are pruned\n"
@@ -555,6 +564,16 @@ static int parse_args(int argc, char **argv, sup_config *cfg, const char **app, 
                 return -1;
             }
             cfg->transport = t;
+        } else if ((m = opt_value(argc, argv, &i, "--store", &v)) != 0) {
+            if (m < 0) return -1;
+            if (!store_is_url(v)) {
+                fprintf(stderr,
+                        "sxpool: --store: expected a postgresql:// URL, got '%s' (LMDB is the "
+                        "default, in --data)\n",
+                        v);
+                return -1;
+            }
+            cfg->store_url = v;
         } else if ((m = opt_value(argc, argv, &i, "--store-size", &v)) != 0) {
             if (m < 0) return -1;
             if (parse_bytes(v, MIN_STORE_SIZE, MAX_STORE_SIZE, &n) != 0) {
@@ -872,6 +891,7 @@ static void stop_tick(sup_server *s, uint64_t now)
         sup__http_stop_accepting(s);
         sup__http_close_all(s);
         sup__admin_stop(s);
+        sup__cluster_stop(s);
         sup__pool_close(s);
         close_handle((uv_handle_t *)&s->sigint);
         close_handle((uv_handle_t *)&s->sigterm);
@@ -964,7 +984,7 @@ static void prune_done(sup_store_job *b)
                   STORE_SHED_WATER, j->shed, (unsigned long long)(j->floor_keep_ms / 1000));
     else if (j->shed < 0)
         sup__error("unable to make room in the store: %s", store_strerror(j->shed));
-    bool full = j->usage == 0 && j->used * 100 > j->size * STORE_SHED_WATER;
+    bool full = j->usage == 0 && j->size > 0 && j->used * 100 > j->size * STORE_SHED_WATER;
     if (full)
         sup__warn("store nearly full: %zu of %zu KiB in use; writes past %d %% are answered 507 "
                   "until response records older than %llu s can be pruned or the application "
@@ -1007,6 +1027,7 @@ static void on_housekeeping(uv_timer_t *t)
     sup__http_housekeeping(s, now);
     sup__admin_housekeeping(s, now);
     sup__pool_housekeeping(s, now);
+    sup__cluster_housekeeping(s, now);
     prune_responses(s, now);
     sup__access_flush(now);
     sup__systemd_tick(s);
@@ -1051,9 +1072,13 @@ static int count_entry(void *arg, const store_bl_entry *e)
 static int open_data(sup_server *s, const char *data)
 {
     if (check_data(&s->cfg, data) != 0) return -1;
-    int err = store_open(s->cfg.data, s->cfg.store_size, &s->store);
+    const char *loc = s->cfg.store_url ? s->cfg.store_url : s->cfg.data;
+    int err = store_open(loc, s->cfg.store_size, &s->store);
     if (err != 0) {
-        sup__error("unable to open the store in %s: %s", s->cfg.data, store_strerror(err));
+        if (s->cfg.store_url)
+            sup__error("unable to open the store in PostgreSQL: %s", store_strerror(err));
+        else
+            sup__error("unable to open the store in %s: %s", s->cfg.data, store_strerror(err));
         return -1;
     }
     read_prune_hook();
@@ -1089,6 +1114,8 @@ static int run_server(sup_server *s, const char *data, uid_t uid, gid_t gid)
         enter_stage(s, STOP_DRAIN);
         sup__http_stop_accepting(s);
         stop_workers(s);
+    } else {
+        sup__cluster_start(s);
     }
     uv_run(s->loop, UV_RUN_DEFAULT);
     err = uv_loop_close(s->loop);
@@ -1188,6 +1215,25 @@ int sup_main(int argc, char **argv)
     snprintf(size_env, sizeof size_env, "%zu", s->cfg.store_size);
     if (setenv("SXPOOL_STORE_SIZE", size_env, 1) != 0) {
         sup__error("unable to pass --store-size to the workers: %s", strerror(errno));
+        return 1;
+    }
+    /* Ids follow the clock, so two hosts give out the same ones: with a
+     * shared store, this run's records are named apart (ipc_record_id). */
+    if (s->cfg.store_url) {
+        uint64_t tag = 0;
+        if (getrandom(&tag, sizeof tag, 0) != (ssize_t)sizeof tag)
+            tag = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+        snprintf(s->record_prefix, sizeof s->record_prefix, "r%016llx:", (unsigned long long)tag);
+    }
+    if (setenv("SXPOOL_RECORD_PREFIX", s->record_prefix, 1) != 0) {
+        sup__error("unable to pass the record prefix to the workers: %s", strerror(errno));
+        return 1;
+    }
+    /* Workers open the same store: PostgreSQL's URL, or LMDB in --data
+     * (in the environment, not argv: a URL may hold a password). */
+    if (s->cfg.store_url ? setenv("SXPOOL_STORE", s->cfg.store_url, 1) != 0
+                         : unsetenv("SXPOOL_STORE") != 0) {
+        sup__error("unable to pass --store to the workers: %s", strerror(errno));
         return 1;
     }
     /* Both ends of a slot must speak the same transport. */

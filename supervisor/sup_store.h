@@ -1,8 +1,10 @@
-/* sup_store.h: the supervisor's own LMDB work (adding and lifting blacklist
- * entries, response record lookups, response record pruning), run off the
- * loop thread. (The loop's one LMDB call is store_reader_check after a
- * worker's death: it takes the reader table's lock, never the write lock.)
- * Only sup_store.c, sup_fault.c and sup_main.c include it.
+/* sup_store.h: the supervisor's own store work (adding and lifting
+ * blacklist entries, response record lookups, response record pruning,
+ * listening for other hosts' entries), run off the loop thread. (The
+ * loop's own store calls: store_reader_check after a worker's death, with
+ * LMDB only, which takes the reader table's lock, never the write lock;
+ * and store_bl_notified, which reads a socket without blocking.) Only
+ * sup_store.c, sup_fault.c, sup_cluster.c and sup_main.c include it.
  */
 #ifndef SXPOOL_SUP_STORE_H
 #define SXPOOL_SUP_STORE_H

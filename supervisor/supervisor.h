@@ -21,6 +21,12 @@ int sup_main(int argc, char **argv);
  */
 int sup_blacklist_main(int argc, char **argv);
 
+/**
+ * sxpool store migrate --store=URL | --data=DIR
+ * Creates or upgrades the store's schema. argv[0] is "store".
+ */
+int sup_store_cli_main(int argc, char **argv);
+
 /* Writes the command-line help to out. */
 void sup_usage(FILE *out);
 

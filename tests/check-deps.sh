@@ -53,11 +53,15 @@ done
 # haproxy, which integration/test_haproxy runs in front of two servers (in
 # /usr/sbin, searched even when PATH leaves it out, as the test does);
 # valgrind, which unit/memcheck runs the unit tests under; chromium, which
-# integration/test_blog_screenshot runs headless.
+# integration/test_blog_screenshot runs headless; PostgreSQL 15's initdb,
+# postgres, pg_isready and psql (in /usr/lib/postgresql/15/bin, searched as
+# integration/pgserver.py runs them) and setpriv, which runs them as nobody
+# when the tests run as root.
 PROGRAMS="cmake ctest make cc pkg-config python3 bash sh clang as ld timeout mktemp cmp diff
           sed grep awk od find xargs head tail sort paste tr basename dirname nproc readlink
-          realpath tee dpkg-query mdb_stat haproxy valgrind chromium"
-PATH="$PATH:/usr/sbin"
+          realpath tee dpkg-query mdb_stat haproxy valgrind chromium initdb postgres pg_isready
+          psql setpriv"
+PATH="$PATH:/usr/sbin:/usr/lib/postgresql/15/bin"
 
 fail=0
 problem() {

@@ -60,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -251,7 +252,7 @@ static bool response_fits(const sx_response *resp, sx_failure *fail)
 }
 
 /* v in decimal into buf (at least 21 bytes), without printf's machinery:
- * it runs twice per request. @return buf */
+ * it runs for every response. @return buf */
 static char *fmt_u64(char *buf, uint64_t v)
 {
     char tmp[20];
@@ -324,6 +325,20 @@ static void request_of(const ipc_frame *fr, const char *id, sx_request *r, sx_he
     }
     r->headers = hs;
     r->nheaders = nh;
+}
+
+/* The name of the request's response record, which is also the request
+ * id the handler sees: its Idempotency-Key header (the supervisor checked
+ * it) or its id (ipc_record_id). */
+static void record_id(const ipc_frame *fr, char out[IPC_RECORD_ID_MAX])
+{
+    for (int i = 4; i + 1 < fr->nfields; i += 2)
+        if (fr->fields[i].len == 15 && strncasecmp(fr->fields[i].p, "idempotency-key", 15) == 0 &&
+            ipc_idempotency_key_ok(fr->fields[i + 1].p, fr->fields[i + 1].len)) {
+            ipc_record_id(fr->id, fr->fields[i + 1].p, fr->fields[i + 1].len, NULL, out);
+            return;
+        }
+    ipc_record_id(fr->id, NULL, 0, getenv("SXPOOL_RECORD_PREFIX"), out);
 }
 
 /* Optimistic runs of a request before it runs holding the write lock. */
@@ -629,7 +644,7 @@ static int run_request(wrk *w, const sx_request *r, uint64_t id, char **out, siz
  * there is one, sends it and sets *sent.
  * @return the send's result when sent, else STORE_ENOTFOUND or a store
  *         error (logged) */
-static int reply_from_record(wrk *w, const char *id, bool *sent)
+static int reply_from_record(wrk *w, const char *id, uint64_t fid, bool *sent)
 {
     char *prior;
     size_t prior_len;
@@ -642,6 +657,7 @@ static int reply_from_record(wrk *w, const char *id, bool *sent)
     }
     *sent = true;
     wrk_board_totals();
+    ipc_frame_set_id(prior, prior_len, fid); /* a keyed record: the first request's id */
     rc = reply_bytes(w, prior, prior_len);
     free(prior);
     return rc;
@@ -649,8 +665,8 @@ static int reply_from_record(wrk *w, const char *id, bool *sent)
 
 static int serve_request_body(wrk *w, const ipc_frame *fr)
 {
-    char id[32];
-    fmt_u64(id, fr->id);
+    char id[IPC_RECORD_ID_MAX];
+    record_id(fr, id);
     if (fr->nfields < 4 || (fr->nfields - 4) % 2) {
         wlog(w, "malformed REQUEST frame: %d fields", fr->nfields);
         return -1;
@@ -662,8 +678,9 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
     int rc = 0;
     /* (a verify-only shadow run checks a request the native run committed:
      * its record is there, and it must run all the same; it commits nothing) */
-    if (!w->sh || !w->sh->verify) rc = reply_from_record(w, id, &sent);
+    if (!w->sh || !w->sh->verify) rc = reply_from_record(w, id, fr->id, &sent);
     if (sent) return rc;
+    if (rc == STORE_ECONN) return -ENOTCONN; /* nothing of it ran: see serve() */
     sx_header *hs = calloc((size_t)(fr->nfields / 2 + 1), sizeof *hs);
     if (!hs) return -ENOMEM;
     sx_request r;
@@ -676,13 +693,16 @@ static int serve_request_body(wrk *w, const ipc_frame *fr)
     sx_failure fail;
     rc = run_request(w, &r, fr->id, &out, &outlen, &fail);
     free(hs);
+    /* the connection to PostgreSQL broke under the request (the handler
+     * may have seen it as an effect error): no answer, the worker dies */
+    if (rc != RUN_OK && (rc == STORE_ECONN || store_broken(w->st))) return STORE_ECONN;
     if (rc == RUN_SX_ERROR) {
         if (w->native && fail.native_fn[0]) return send_jit_fault(w, fr->id, &fail);
         return send_error(w, fr->id, &fail);
     }
     if (rc == RUN_DONE_BEFORE) {
         /* the record appeared after the lookup above: answer from it */
-        rc = reply_from_record(w, id, &sent);
+        rc = reply_from_record(w, id, fr->id, &sent);
         if (sent) return rc;
         if (rc == STORE_ENOTFOUND)
             wlog(w, "request %s: its response record vanished after its commit found it", id);
@@ -1011,9 +1031,14 @@ static int start(wrk *w)
         }
         map_size = (size_t)n;
     }
-    rc = store_open(w->data, map_size, &w->st);
+    /* the supervisor's --store (a PostgreSQL URL), else LMDB in --data */
+    const char *pg = getenv("SXPOOL_STORE");
+    rc = store_open(pg && *pg ? pg : w->data, map_size, &w->st);
     if (rc != 0) {
-        wlog(w, "unable to open the store in %s: %s", w->data, store_strerror(rc));
+        if (pg && *pg)
+            wlog(w, "unable to open the store in PostgreSQL: %s", store_strerror(rc));
+        else
+            wlog(w, "unable to open the store in %s: %s", w->data, store_strerror(rc));
         return 1;
     }
     /* JIT workers run the VM and native code; CEK workers the reference evaluator only */
@@ -1107,6 +1132,16 @@ static int serve(int argc, char **argv)
             free(buf);
             break;
         }
+        if ((fr->type == IPC_REQUEST || fr->type == IPC_SHADOW) && store_check(w.st) != 0) {
+            /* Nothing of the request has run: the supervisor queues it
+             * again, uncharged, and a new worker connects (this one's
+             * sandbox lets it open no socket). */
+            wlog(&w, "the connection to PostgreSQL is closed (the server restarted?); exiting "
+                     "so that a new worker connects");
+            free(buf);
+            free(fr);
+            return IPC_EXIT_STORE_LOST;
+        }
         if (fr->type == IPC_REQUEST)
             rc = serve_request(&w, fr);
         else if (fr->type == IPC_SHADOW && !w.native) {
@@ -1118,6 +1153,19 @@ static int serve(int argc, char **argv)
         else
             wlog(&w, "ignoring a frame of type %d", fr->type);
         free(buf);
+        if (rc == -ENOTCONN) { /* found out before anything of the request ran */
+            wlog(&w, "the connection to PostgreSQL is closed; exiting so that a new worker "
+                     "connects");
+            return IPC_EXIT_STORE_LOST;
+        }
+        if (rc == STORE_ECONN) {
+            /* Whether its commit landed is unknown: die, and the
+             * supervisor retries the request once, as after any death,
+             * answered from its record if the commit did land. */
+            wlog(&w, "lost the connection to PostgreSQL during a request; exiting so that it "
+                     "is retried");
+            return 1;
+        }
         if (rc != 0) {
             wlog(&w, "unable to answer a request: %s", ipc_strerror(rc));
             return 1;

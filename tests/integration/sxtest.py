@@ -43,6 +43,33 @@ def sxpool():
     return _SXPOOL
 
 
+_pg_dbs = {}
+
+
+def pg_store_for(data):
+    """With SXPOOL_TEST_PG_URL set (pgserver.py runs a test file with it), a
+    server keeps its store in PostgreSQL instead of LMDB: one database per
+    data directory, created (and migrated) the first time, so a restart on
+    the same data directory finds its data. Returns the database's URL."""
+    import hashlib
+    base = os.environ["SXPOOL_TEST_PG_URL"]
+    url = _pg_dbs.get(data)
+    if url is None:
+        name = "sx_" + hashlib.sha1(data.encode()).hexdigest()[:20]
+        url = "%s/%s" % (base, name)
+        r = subprocess.run(["/usr/lib/postgresql/15/bin/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                            "-d", base + "/postgres", "-c", 'CREATE DATABASE "%s"' % name],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("unable to create database %s: %s" % (name, r.stderr.strip()))
+        r = subprocess.run([sxpool(), "store", "migrate", "--store=" + url],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("sxpool store migrate failed: %s" % r.stderr.strip())
+        _pg_dbs[data] = url
+    return url
+
+
 def app_dir(name):
     return os.path.join(APPS, name)
 
@@ -177,8 +204,13 @@ class Server:
     # ---- lifecycle -----------------------------------------------------
 
     def command(self):
+        store = []
+        if os.environ.get("SXPOOL_TEST_PG_URL") and not any(
+                a.startswith("--store=") for a in self.args):
+            store = ["--store=" + pg_store_for(self.data)]
         return [sxpool(), "--listen=127.0.0.1:0", "--data=" + self.data, "--app=" + self.app,
-                "--workers=%d" % self.workers, "--cek-workers=%d" % self.cek_workers] + self.args
+                "--workers=%d" % self.workers, "--cek-workers=%d" % self.cek_workers] + store + \
+            self.args
 
     def start(self, timeout=20):
         _live_servers.append(self)

@@ -1,6 +1,9 @@
 /* test_store.c: request transactions (optimistic and locked), response
  * records and the blacklist of store/, each test in its own mkdtemp data
- * directory.
+ * directory, or, with SXPOOL_TEST_PG_URL set (tests/integration/pgserver.py
+ * sets it to a running server), the same tests against PostgreSQL, each in
+ * a database of its own (created with psql, schema by store_migrate).
+ * test_full is LMDB's alone: it fills LMDB's map, which PostgreSQL has not.
  *
  * LMDB must not be used across fork() nor opened twice by one process, so
  * the multi-process tests fork before any environment on their directory is
@@ -24,20 +27,47 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
+#define PSQL "/usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1"
+
+/* The server's URL without a database, or NULL: test LMDB. */
+static const char *pg_url(void)
+{
+    const char *u = getenv("SXPOOL_TEST_PG_URL");
+
+    return u && *u ? u : NULL;
+}
+
+/* A fresh store's location: a data directory, or a new database's URL. */
 static char *new_dir(void)
 {
-    char *d = strdup("/tmp/sxpool-store-XXXXXX");
+    static int n;
+    char cmd[512], *d;
 
+    if (pg_url() == NULL) {
+        d = strdup("/tmp/sxpool-store-XXXXXX");
+        CHECK(d != NULL);
+        CHECK(mkdtemp(d) != NULL);
+        return d;
+    }
+    d = malloc(512);
     CHECK(d != NULL);
-    CHECK(mkdtemp(d) != NULL);
+    snprintf(d, 512, "%s/sxt_%d_%d", pg_url(), (int)getpid(), n++);
+    snprintf(cmd, sizeof cmd, PSQL " -d '%s/postgres' -c 'CREATE DATABASE %s'", pg_url(),
+             strrchr(d, '/') + 1);
+    CHECK_EQ(system(cmd), 0);
+    CHECK_EQ(store_migrate(d), 0);
     return d;
 }
 
 static void rm_dir(char *d)
 {
-    char cmd[256];
+    char cmd[512];
 
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+    if (pg_url() == NULL)
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+    else
+        snprintf(cmd, sizeof cmd, PSQL " -d '%s/postgres' -c 'DROP DATABASE %s WITH (FORCE)'",
+                 pg_url(), strrchr(d, '/') + 1);
     CHECK_EQ(system(cmd), 0);
     free(d);
 }
@@ -408,6 +438,45 @@ static const char *bl_all(store *s, const char *abi, bl_list *l)
     return l->buf;
 }
 
+/* Entries another process adds reach a listener at once (PostgreSQL's
+ * NOTIFY); its own are not echoed. LMDB, one host, has no listener. */
+static void test_bl_notify(void)
+{
+    char *dir = new_dir();
+    store *s = open_store(dir);
+    bl_list l;
+    int fd, status;
+
+    if (pg_url() == NULL) {
+        CHECK_EQ(store_bl_listen(s, &fd), -ENOTSUP);
+        store_close(s);
+        rm_dir(dir);
+        return;
+    }
+    CHECK_EQ(store_bl_listen(s, &fd), 0);
+    CHECK_EQ(store_bl_add(s, "own", "c0", "abi1", "r"), 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        store *c;
+        int rc = store_open(dir, 0, &c) != 0 || store_bl_add(c, "fib", "c1", "abi1", "x") != 0;
+        free(dir);
+        _exit(rc);
+    }
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    memset(&l, 0, sizeof l);
+    for (int i = 0; i < 50 && l.n == 0; i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        CHECK(poll(&p, 1, 100) >= 0);
+        CHECK(store_bl_notified(s, bl_cb, &l) >= 0);
+    }
+    CHECK_STR(l.buf, "fib/c1/abi1:0;"); /* no reason, time nor count: just which */
+    CHECK_EQ(store_bl_notified(s, bl_cb, &l), 0);
+    store_close(s);
+    rm_dir(dir);
+}
+
 /* Old response records are pruned oldest first; newer ones stay. */
 static void test_response_prune(void)
 {
@@ -474,6 +543,7 @@ static int fill(store *s, int *next_id, size_t rlen)
  * succeed again afterwards, in the same process and after reopening. */
 static void test_full(void)
 {
+    if (pg_url() != NULL) return; /* LMDB's map: PostgreSQL has no such limit */
     char *dir = new_dir(), *big = malloc(3u << 20);
     store *s;
     store_txn *t;
@@ -915,7 +985,11 @@ static void test_killed_writer(void)
         CHECK_EQ(kill(pids[i], SIGKILL), 0);
         CHECK_EQ(waitpid(pids[i], &status, 0), pids[i]);
         CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-        /* first the readers, before any other writer has run since the kill */
+        /* first the readers, before any other writer has run since the
+         * kill, once the dead process is cleared up after (as the
+         * supervisor does after every worker death): PostgreSQL may still
+         * be applying the COMMIT the child sent before it died */
+        CHECK(store_reader_check(s) >= 0);
         CHECK_EQ(store_txn_begin(s, &t), 0);
         seen = counter_of(t, "n");
         store_txn_abort(t);
@@ -1033,6 +1107,7 @@ int main(void)
     test_response_prune();
     test_full();
     test_blacklist();
+    test_bl_notify();
     test_counter();
     test_locked_txn();
     test_locked_excludes();
