@@ -41,6 +41,10 @@ typedef struct lower {
     bool *leader;   /* per pc: a basic block starts there */
     int *depth;     /* per pc: operand depth before it, -1 if unreachable */
     int *pushed_by; /* per operand depth: pc of the GLOBAL that pushed it, or -1 */
+    /* per operand depth: the immediate constant (a fixnum or another
+     * non-pointer value) the slot holds at this point of the block, or 0
+     * when unknown (no immediate has the object tag with a zero address) */
+    sx_val *imm;
     sx_proto *p;
     jit_job *job;
     bool injected_prim; /* the wrong-prim-arg fault has been placed */
@@ -600,13 +604,68 @@ static bool inject_here(lower *l, int n)
     return true;
 }
 
-static void emit_prim(lower *l, const int32_t *pc, int d)
+/* Whether v, an immediate known at compile time (0: unknown), is a fixnum. */
+static bool imm_fix(sx_val v)
+{
+    return v != 0 && (v & SX_TAG_MASK) == SX_TAG_FIX;
+}
+
+/* Whether constant i of p is an immediate (a fixnum, a character, a
+ * boolean, nil: no pointer), which generated code may hold as a number. */
+static bool const_imm(const sx_proto *p, int i)
+{
+    sx_val v = p->k[i];
+    return (v & SX_TAG_MASK) == SX_TAG_FIX || (v & SX_TAG_MASK) == SX_TAG_IMM;
+}
+
+/* The tag test of a fixnum fast path on a and, unless NULL, b; an operand
+ * known to be a fixnum constant (ka, kb) is not tested. NULL when nothing
+ * needs testing. */
+static gcc_jit_rvalue *fix_test(lower *l, gcc_jit_rvalue *a, sx_val ka, gcc_jit_rvalue *b,
+                                sx_val kb)
+{
+    bool fa = imm_fix(ka), fb = !b || imm_fix(kb);
+    if (fa && fb) return NULL;
+    if (fb) return tag_is(l, a, (long)SX_TAG_FIX);
+    if (fa) return tag_is(l, b, (long)SX_TAG_FIX);
+    /* both tags are FIX iff ((a ^ FIX) | (b ^ FIX)) has no tag bits */
+    gcc_jit_rvalue *fix = i64(l, (long)SX_TAG_FIX);
+    gcc_jit_rvalue *both = binop(l, GCC_JIT_BINARY_OP_BITWISE_OR, l->t_i64,
+                                 binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, fix),
+                                 binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, b, fix));
+    return cmp(l, GCC_JIT_COMPARISON_EQ,
+               binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, both, i64(l, (long)SX_TAG_MASK)),
+               i64(l, 0));
+}
+
+static gcc_jit_rvalue *and_maybe(lower *l, gcc_jit_rvalue *a, gcc_jit_rvalue *b)
+{
+    return b ? land(l, a, b) : a;
+}
+
+/* The unbound-variable check of a global callee whose load was left
+ * unchecked (BC_PRIM_LK: nothing with an effect runs between the load and
+ * the call, so checking just before the call raises the same error). */
+static void check_callee_bound(lower *l, int at, int unbound_k)
+{
+    if (unbound_k < 0) return;
+    check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), i64(l, SX_UNDEF)), l->f_unbound,
+                   rv(ptr_word(l, prv(l->K), unbound_k)));
+}
+
+/* BC_PRIM op k n at operand depth d. ka, kb: the immediates the first two
+ * operands are known to hold (0: unknown). unbound_k: the constant index
+ * of the global callee whose unbound check is still to be made, or -1. */
+static void emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, int unbound_k)
 {
     int op = pc[1], k = pc[2], n = pc[3];
     int at = d - n - 1;
     gcc_jit_rvalue *a = S(l, at + 1), *b = n > 1 ? S(l, at + 2) : NULL;
+    if (n < 2) kb = 0;
+    if (n < 1) ka = 0;
     if (inject_here(l, n)) {
         /* a miscompile: the primitive gets a value it rejects */
+        check_callee_bound(l, at, unbound_k);
         assign(l, l->stk[at + 1], i64(l, SX_TRUE));
         emit_generic_call(l, d, n);
         return;
@@ -614,24 +673,21 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     gcc_jit_rvalue *same = cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, prv(l->K), k)));
     gcc_jit_rvalue *guard = same, *result = NULL;
     gcc_jit_rvalue *ovf = NULL;
+    if (op == OP_ADD && imm_fix(ka) && !imm_fix(kb)) { /* a constant first: add it second */
+        gcc_jit_rvalue *t = a;
+        sx_val tk = ka;
+        a = b, b = t;
+        ka = kb, kb = tk;
+    }
     switch (op) {
     case OP_ADD:
-    case OP_SUB: {
-        guard =
-            land(l, same, land(l, tag_is(l, a, (long)SX_TAG_FIX), tag_is(l, b, (long)SX_TAG_FIX)));
-        break;
-    }
+    case OP_SUB:
     case OP_LT:
     case OP_GT:
     case OP_LE:
     case OP_GE:
-    case OP_NUMEQ:
-    case OP_ZEROP:
-        guard = land(l, same,
-                     op == OP_ZEROP
-                         ? tag_is(l, a, (long)SX_TAG_FIX)
-                         : land(l, tag_is(l, a, (long)SX_TAG_FIX), tag_is(l, b, (long)SX_TAG_FIX)));
-        break;
+    case OP_NUMEQ: guard = and_maybe(l, same, fix_test(l, a, ka, b, kb)); break;
+    case OP_ZEROP: guard = and_maybe(l, same, fix_test(l, a, ka, NULL, 0)); break;
     case OP_CAR:
     case OP_CDR: guard = land(l, same, tag_is(l, a, (long)SX_TAG_PAIR)); break;
     case OP_EQ:
@@ -647,6 +703,7 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     default: guard = NULL; /* cons and the rest: always the call */
     }
     if (!guard) {
+        check_callee_bound(l, at, unbound_k);
         emit_generic_call(l, d, n);
         return;
     }
@@ -658,9 +715,22 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     case OP_SUB: {
         gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "r");
         gcc_jit_rvalue *ua = gcc_jit_context_new_bitcast(l->c, NULL, a, l->t_u64);
-        gcc_jit_rvalue *ub = gcc_jit_context_new_bitcast(l->c, NULL, b, l->t_u64);
-        if (op == OP_ADD) {
+        if (imm_fix(kb)) {
+            /* b is the constant C: r = a +/- (C - tag), and with c = C - tag
+             * of a known sign the overflow test is one comparison of r with a */
+            int64_t c = (int64_t)(kb - SX_TAG_FIX);
+            gcc_jit_rvalue *uc = gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, (long)c);
+            assign(l, r,
+                   gcc_jit_context_new_bitcast(
+                       l->c, NULL,
+                       binop(l, op == OP_ADD ? GCC_JIT_BINARY_OP_PLUS : GCC_JIT_BINARY_OP_MINUS,
+                             l->t_u64, ua, uc),
+                       l->t_i64));
+            bool up = (op == OP_ADD) == (c > 0); /* r should be above a */
+            if (c != 0) ovf = cmp(l, up ? GCC_JIT_COMPARISON_LT : GCC_JIT_COMPARISON_GT, rv(r), a);
+        } else if (op == OP_ADD) {
             /* r = a + (b - tag); overflow iff a and b-tag share a sign r lacks */
+            gcc_jit_rvalue *ub = gcc_jit_context_new_bitcast(l->c, NULL, b, l->t_u64);
             gcc_jit_rvalue *ub1 =
                 binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ub,
                       gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, (long)SX_TAG_FIX));
@@ -674,22 +744,28 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
                             binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, b1, rv(r))),
                       i64(l, 0));
         } else {
-            /* r = a - b; overflow iff a and b differ in sign and r's differs from a's */
-            assign(l, r,
+            /* r = a - b + tag; overflow of a - b iff a and b differ in sign
+             * and a - b's differs from a's (adding the tag back cannot
+             * overflow: a - b has tag bits 00) */
+            gcc_jit_rvalue *ub = gcc_jit_context_new_bitcast(l->c, NULL, b, l->t_u64);
+            gcc_jit_lvalue *dlt = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "dlt");
+            assign(l, dlt,
                    gcc_jit_context_new_bitcast(
                        l->c, NULL, binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ua, ub), l->t_i64));
             ovf = cmp(l, GCC_JIT_COMPARISON_LT,
                       binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64,
                             binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, b),
-                            binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, rv(r))),
+                            binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, rv(dlt))),
                       i64(l, 0));
+            assign(l, r,
+                   binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(dlt), i64(l, (long)SX_TAG_FIX)));
         }
-        gcc_jit_block *store = new_block(l);
-        gcc_jit_block_end_with_conditional(l->cur, NULL, ovf, slow, store);
-        l->cur = store;
-        result = op == OP_ADD
-                     ? rv(r)
-                     : binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(r), i64(l, (long)SX_TAG_FIX));
+        if (ovf) {
+            gcc_jit_block *store = new_block(l);
+            gcc_jit_block_end_with_conditional(l->cur, NULL, ovf, slow, store);
+            l->cur = store;
+        }
+        result = rv(r);
         if (op == OP_ADD && (l->job->inject & JIT_INJECT_WRONG_SUM)) /* a silent miscompile */
             result = binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, result,
                            i64(l, (long)(sx_mkfix(1) - sx_mkfix(0))));
@@ -717,6 +793,7 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     assign(l, l->stk[at], result);
     gcc_jit_block_end_with_jump(l->cur, NULL, join);
     l->cur = slow;
+    check_callee_bound(l, at, unbound_k);
     spill_args(l, at, n + 1);
     gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, n)};
     assign(l, l->stk[at], call_link(l, l->f_fallback, 3, args));
@@ -859,7 +936,12 @@ static bool emit_insn(lower *l, int pc, int d)
     const int32_t *c = l->p->code + pc;
     int next = pc + 1 + sx_opcode_operands[c[0]];
     switch (c[0]) {
-    case BC_CONST: assign(l, l->stk[d], rv(ptr_word(l, prv(l->K), c[1]))); return true;
+    case BC_CONST:
+        /* an immediate is part of the code: the code hash covers constants */
+        assign(l, l->stk[d],
+               const_imm(l->p, c[1]) ? i64(l, (long)l->p->k[c[1]])
+                                     : rv(ptr_word(l, prv(l->K), c[1])));
+        return true;
     case BC_NIL: assign(l, l->stk[d], i64(l, SX_NIL)); return true;
     case BC_LOCAL: assign(l, l->stk[d], rv(l->slot[c[1]])); return true;
     case BC_LOCAL_CK: emit_load_checked(l, l->slot[c[1]], d, c[2]); return true;
@@ -894,14 +976,21 @@ static bool emit_insn(lower *l, int pc, int d)
         assign(l, l->stk[d], call_link(l, l->f_closure, 3, args));
         return true;
     }
-    case BC_PRIM: emit_prim(l, c, d); return true;
+    case BC_PRIM: {
+        int at = d - c[3] - 1;
+        emit_prim(l, c, d, c[3] > 0 ? l->imm[at + 1] : 0, c[3] > 1 ? l->imm[at + 2] : 0, -1);
+        return true;
+    }
     case BC_PRIM_LK: {
-        /* GLOBAL g; LOCAL i; CONST c; PRIM op k 2 */
-        emit_load_checked(l, global_of(l, c[3]), d, c[3]);
+        /* GLOBAL g; LOCAL i; CONST c; PRIM op k 2. The global's unbound
+         * check waits for the primitive's slow path: the fast path's
+         * identity test already rules out an unbound global. */
+        assign(l, l->stk[d], rv(global_of(l, c[3])));
         assign(l, l->stk[d + 1], rv(l->slot[c[4]]));
-        assign(l, l->stk[d + 2], rv(ptr_word(l, prv(l->K), c[5])));
+        sx_val kc = const_imm(l->p, c[5]) ? l->p->k[c[5]] : 0;
+        assign(l, l->stk[d + 2], kc ? i64(l, (long)kc) : rv(ptr_word(l, prv(l->K), c[5])));
         const int32_t prim[4] = {BC_PRIM, c[1], c[2], 2};
-        emit_prim(l, prim, d + 3);
+        emit_prim(l, prim, d + 3, 0, kc, c[3]);
         return true;
     }
     case BC_CALL: emit_call(l, c, d, prim_site(l, d - c[1] - 1)); return true;
@@ -1122,6 +1211,28 @@ static int emit_guard(lower *l, int pc, int d)
     return end;
 }
 
+/* Forgets what is known of operand slots from depth `from` up. */
+static void forget_imm(lower *l, int from)
+{
+    for (int j = from < 0 ? 0 : from; j < l->p->maxstack + 2; j++)
+        l->imm[j] = 0;
+}
+
+/* After the instruction at pc (operand depth d before it): a constant
+ * pushed is known; the slot an instruction writes (the top after it), and
+ * everything above, is not. */
+static void track_imm(lower *l, int pc, int d)
+{
+    const int32_t *c = l->p->code + pc;
+    if (c[0] == BC_CONST && const_imm(l->p, c[1])) {
+        l->imm[d] = l->p->k[c[1]];
+        return;
+    }
+    int bd;
+    int nd = succ_depth(c[0], c, d, &bd);
+    forget_imm(l, nd < 0 ? 0 : nd - 1);
+}
+
 /* Emits the instructions in [from, to) into l->fn, continuing l->cur;
  * a guard's body in the range goes to a function of its own.
  * @return 0 or -1 */
@@ -1129,9 +1240,11 @@ static int emit_range(lower *l, int from, int to)
 {
     sx_proto *p = l->p;
     bool open = true;
+    forget_imm(l, 0);
     for (int pc = from; pc < to; pc += 1 + sx_opcode_operands[p->code[pc]]) {
         if (l->depth[pc] < 0) continue;
         if (l->leader[pc]) {
+            forget_imm(l, 0);
             gcc_jit_block *b = block_at(l, pc);
             if (open) gcc_jit_block_end_with_jump(l->cur, NULL, b);
             l->cur = b;
@@ -1142,12 +1255,14 @@ static int emit_range(lower *l, int from, int to)
         if (p->code[pc] == BC_GUARD) {
             int end = emit_guard(l, pc, d);
             if (end < 0) return -1;
+            forget_imm(l, 0);
             pc = end; /* the loop steps past the GUARD_END */
             open = false;
             continue;
         }
         open = emit_insn(l, pc, d);
         l->pushed_by[d] = p->code[pc] == BC_GLOBAL ? pc : -1;
+        track_imm(l, pc, d);
     }
     if (open) gcc_jit_block_end_with_return(l->cur, NULL, i64(l, SX_NIL));
     return 0;
@@ -1171,8 +1286,9 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     l.blk = calloc((size_t)p->ncode + 1, sizeof *l.blk);
     l.depth = calloc((size_t)p->ncode + 1, sizeof *l.depth);
     l.pushed_by = calloc((size_t)nstk + 1, sizeof *l.pushed_by);
+    l.imm = calloc((size_t)nstk + 1, sizeof *l.imm);
     int rc = -1;
-    if (!l.slot || !l.stk || !l.blk || !l.depth || !l.pushed_by) goto out;
+    if (!l.slot || !l.stk || !l.blk || !l.depth || !l.pushed_by || !l.imm) goto out;
     for (int i = 0; i <= nstk; i++)
         l.pushed_by[i] = -1;
     char name[32];
@@ -1225,5 +1341,6 @@ out:
     free(l.leader);
     free(l.depth);
     free(l.pushed_by);
+    free(l.imm);
     return rc;
 }
