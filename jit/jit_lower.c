@@ -655,8 +655,13 @@ static void check_callee_bound(lower *l, int at, int unbound_k)
 
 /* BC_PRIM op k n at operand depth d. ka, kb: the immediates the first two
  * operands are known to hold (0: unknown). unbound_k: the constant index
- * of the global callee whose unbound check is still to be made, or -1. */
-static void emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, int unbound_k)
+ * of the global callee whose unbound check is still to be made, or -1.
+ * jf: the pc of the BC_JUMP_FALSE that follows and tests the result, or
+ * -1; a predicate's fast path then branches on its C condition without
+ * making the boolean value.
+ * @return false if the block ended (the JUMP_FALSE was emitted too) */
+static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, int unbound_k,
+                      int jf)
 {
     int op = pc[1], k = pc[2], n = pc[3];
     int at = d - n - 1;
@@ -668,7 +673,7 @@ static void emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
         check_callee_bound(l, at, unbound_k);
         assign(l, l->stk[at + 1], i64(l, SX_TRUE));
         emit_generic_call(l, d, n);
-        return;
+        return true;
     }
     gcc_jit_rvalue *same = cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, prv(l->K), k)));
     gcc_jit_rvalue *guard = same, *result = NULL;
@@ -705,9 +710,10 @@ static void emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
     if (!guard) {
         check_callee_bound(l, at, unbound_k);
         emit_generic_call(l, d, n);
-        return;
+        return true;
     }
-    gcc_jit_block *fast = new_block(l), *slow = new_block(l), *join = new_block(l);
+    gcc_jit_block *fast = new_block(l), *slow = new_block(l);
+    gcc_jit_rvalue *cond = NULL; /* a predicate's fast result, as a C condition */
     gcc_jit_block_end_with_conditional(l->cur, NULL, guard, fast, slow);
     l->cur = fast;
     switch (op) {
@@ -771,34 +777,45 @@ static void emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
                            i64(l, (long)(sx_mkfix(1) - sx_mkfix(0))));
         break;
     }
-    case OP_LT: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_LT, a, b)); break;
-    case OP_GT: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_GT, a, b)); break;
-    case OP_LE: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_LE, a, b)); break;
-    case OP_GE: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_GE, a, b)); break;
+    case OP_LT: cond = cmp(l, GCC_JIT_COMPARISON_LT, a, b); break;
+    case OP_GT: cond = cmp(l, GCC_JIT_COMPARISON_GT, a, b); break;
+    case OP_LE: cond = cmp(l, GCC_JIT_COMPARISON_LE, a, b); break;
+    case OP_GE: cond = cmp(l, GCC_JIT_COMPARISON_GE, a, b); break;
     case OP_NUMEQ:
-    case OP_EQ: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, b)); break;
-    case OP_ZEROP:
-        result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, (long)sx_mkfix(0))));
-        break;
+    case OP_EQ: cond = cmp(l, GCC_JIT_COMPARISON_EQ, a, b); break;
+    case OP_ZEROP: cond = cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, (long)sx_mkfix(0))); break;
     case OP_CAR: result = rv(word_at(l, a, (long)SX_TAG_PAIR, 0)); break;
     case OP_CDR: result = rv(word_at(l, a, (long)SX_TAG_PAIR, 1)); break;
-    case OP_NULLP: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, SX_NIL))); break;
-    case OP_PAIRP: result = as_bool_val(l, tag_is(l, a, (long)SX_TAG_PAIR)); break;
+    case OP_NULLP: cond = cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, SX_NIL)); break;
+    case OP_PAIRP: cond = tag_is(l, a, (long)SX_TAG_PAIR); break;
     case OP_NOT:
-        result =
-            as_bool_val(l, gcc_jit_context_new_unary_op(l->c, NULL, GCC_JIT_UNARY_OP_LOGICAL_NEGATE,
-                                                        l->t_bool, truthy(l, a)));
+        cond = gcc_jit_context_new_unary_op(l->c, NULL, GCC_JIT_UNARY_OP_LOGICAL_NEGATE, l->t_bool,
+                                            truthy(l, a));
         break;
     }
-    assign(l, l->stk[at], result);
-    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    gcc_jit_block *yes = NULL, *no = NULL, *join = NULL;
+    if (cond && jf >= 0) { /* JUMP_FALSE: on to the next pc when true, else to its target */
+        int next = jf + 1 + sx_opcode_operands[BC_JUMP_FALSE];
+        yes = block_at(l, next);
+        no = block_at(l, next + l->p->code[jf + 1]);
+        gcc_jit_block_end_with_conditional(l->cur, NULL, cond, yes, no);
+    } else {
+        join = new_block(l);
+        assign(l, l->stk[at], cond ? as_bool_val(l, cond) : result);
+        gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    }
     l->cur = slow;
     check_callee_bound(l, at, unbound_k);
     spill_args(l, at, n + 1);
     gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, n)};
     assign(l, l->stk[at], call_link(l, l->f_fallback, 3, args));
-    gcc_jit_block_end_with_jump(l->cur, NULL, join);
-    l->cur = join;
+    if (join) {
+        gcc_jit_block_end_with_jump(l->cur, NULL, join);
+        l->cur = join;
+        return true;
+    }
+    gcc_jit_block_end_with_conditional(l->cur, NULL, truthy(l, S(l, at)), yes, no);
+    return false;
 }
 
 static void emit_call(lower *l, const int32_t *pc, int d, bool first_prim_site)
@@ -930,6 +947,14 @@ static bool prim_site(lower *l, int at)
     return sx_is(sx_sym(sym)->global, SX_T_PRIM);
 }
 
+/* next, if it is a JUMP_FALSE that only the instruction before it reaches
+ * (it starts no block), or -1: a predicate there can branch directly. */
+static int fusable_jump(lower *l, int next)
+{
+    if (next >= l->p->ncode || l->p->code[next] != BC_JUMP_FALSE || l->leader[next]) return -1;
+    return next;
+}
+
 /* Emits one instruction at pc (operand depth d). Returns false if the block ended. */
 static bool emit_insn(lower *l, int pc, int d)
 {
@@ -978,8 +1003,8 @@ static bool emit_insn(lower *l, int pc, int d)
     }
     case BC_PRIM: {
         int at = d - c[3] - 1;
-        emit_prim(l, c, d, c[3] > 0 ? l->imm[at + 1] : 0, c[3] > 1 ? l->imm[at + 2] : 0, -1);
-        return true;
+        return emit_prim(l, c, d, c[3] > 0 ? l->imm[at + 1] : 0, c[3] > 1 ? l->imm[at + 2] : 0, -1,
+                         fusable_jump(l, next));
     }
     case BC_PRIM_LK: {
         /* GLOBAL g; LOCAL i; CONST c; PRIM op k 2. The global's unbound
@@ -990,8 +1015,7 @@ static bool emit_insn(lower *l, int pc, int d)
         sx_val kc = const_imm(l->p, c[5]) ? l->p->k[c[5]] : 0;
         assign(l, l->stk[d + 2], kc ? i64(l, (long)kc) : rv(ptr_word(l, prv(l->K), c[5])));
         const int32_t prim[4] = {BC_PRIM, c[1], c[2], 2};
-        emit_prim(l, prim, d + 3, 0, kc, c[3]);
-        return true;
+        return emit_prim(l, prim, d + 3, 0, kc, c[3], fusable_jump(l, next));
     }
     case BC_CALL: emit_call(l, c, d, prim_site(l, d - c[1] - 1)); return true;
     case BC_TAIL_CALL:
