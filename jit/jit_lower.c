@@ -656,12 +656,15 @@ static void check_callee_bound(lower *l, int at, int unbound_k)
 /* BC_PRIM op k n at operand depth d. ka, kb: the immediates the first two
  * operands are known to hold (0: unknown). unbound_k: the constant index
  * of the global callee whose unbound check is still to be made, or -1.
- * jf: the pc of the BC_JUMP_FALSE that follows and tests the result, or
- * -1; a predicate's fast path then branches on its C condition without
- * making the boolean value.
+ * jf: the pc of the BC_JUMP_FALSE that tests the result, or -1; a
+ * predicate's fast path then branches on its C condition without making
+ * the boolean value. not_k >= 0: a `not` (PRIM OP_NOT k 1, k = not_k)
+ * stands between this predicate and the JUMP_FALSE; the fast path, taken
+ * only while the callee below this one is that built-in, branches the
+ * other way, and the slow path goes on to the `not` as usual.
  * @return false if the block ended (the JUMP_FALSE was emitted too) */
 static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, int unbound_k,
-                      int jf)
+                      int jf, int not_k)
 {
     int op = pc[1], k = pc[2], n = pc[3];
     int at = d - n - 1;
@@ -712,6 +715,14 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
         emit_generic_call(l, d, n);
         return true;
     }
+    bool predicate = op == OP_LT || op == OP_GT || op == OP_LE || op == OP_GE || op == OP_NUMEQ ||
+                     op == OP_EQ || op == OP_ZEROP || op == OP_NULLP || op == OP_PAIRP ||
+                     op == OP_NOT;
+    if (!predicate || jf < 0 || (not_k >= 0 && at < 1)) jf = -1, not_k = -1;
+    if (not_k >= 0)
+        guard =
+            land(l, guard,
+                 cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at - 1), rv(ptr_word(l, prv(l->K), not_k))));
     gcc_jit_block *fast = new_block(l), *slow = new_block(l);
     gcc_jit_rvalue *cond = NULL; /* a predicate's fast result, as a C condition */
     gcc_jit_block_end_with_conditional(l->cur, NULL, guard, fast, slow);
@@ -798,7 +809,8 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
         int next = jf + 1 + sx_opcode_operands[BC_JUMP_FALSE];
         yes = block_at(l, next);
         no = block_at(l, next + l->p->code[jf + 1]);
-        gcc_jit_block_end_with_conditional(l->cur, NULL, cond, yes, no);
+        gcc_jit_block_end_with_conditional(l->cur, NULL, cond, not_k >= 0 ? no : yes,
+                                           not_k >= 0 ? yes : no);
     } else {
         join = new_block(l);
         assign(l, l->stk[at], cond ? as_bool_val(l, cond) : result);
@@ -809,6 +821,7 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
     spill_args(l, at, n + 1);
     gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, n)};
     assign(l, l->stk[at], call_link(l, l->f_fallback, 3, args));
+    if (not_k >= 0) join = new_block(l); /* the `not` follows, emitted as usual */
     if (join) {
         gcc_jit_block_end_with_jump(l->cur, NULL, join);
         l->cur = join;
@@ -947,12 +960,21 @@ static bool prim_site(lower *l, int at)
     return sx_is(sx_sym(sym)->global, SX_T_PRIM);
 }
 
-/* next, if it is a JUMP_FALSE that only the instruction before it reaches
- * (it starts no block), or -1: a predicate there can branch directly. */
-static int fusable_jump(lower *l, int next)
+/* The JUMP_FALSE at next, or after a `not` (PRIM OP_NOT k 1) at next
+ * (*not_k = k), that only the instructions before it reach (they start no
+ * block), or -1: a predicate before next can branch directly. */
+static int fusable_jump(lower *l, int next, int *not_k)
 {
-    if (next >= l->p->ncode || l->p->code[next] != BC_JUMP_FALSE || l->leader[next]) return -1;
-    return next;
+    const sx_proto *p = l->p;
+    *not_k = -1;
+    if (next >= p->ncode || l->leader[next]) return -1;
+    if (p->code[next] == BC_JUMP_FALSE) return next;
+    if (p->code[next] != BC_PRIM || p->code[next + 1] != OP_NOT || p->code[next + 3] != 1)
+        return -1;
+    int jf = next + 1 + sx_opcode_operands[BC_PRIM];
+    if (jf >= p->ncode || l->leader[jf] || p->code[jf] != BC_JUMP_FALSE) return -1;
+    *not_k = p->code[next + 2];
+    return jf;
 }
 
 /* Emits one instruction at pc (operand depth d). Returns false if the block ended. */
@@ -1003,8 +1025,9 @@ static bool emit_insn(lower *l, int pc, int d)
     }
     case BC_PRIM: {
         int at = d - c[3] - 1;
+        int not_k = -1, jf = fusable_jump(l, next, &not_k);
         return emit_prim(l, c, d, c[3] > 0 ? l->imm[at + 1] : 0, c[3] > 1 ? l->imm[at + 2] : 0, -1,
-                         fusable_jump(l, next));
+                         jf, not_k);
     }
     case BC_PRIM_LK: {
         /* GLOBAL g; LOCAL i; CONST c; PRIM op k 2. The global's unbound
@@ -1015,7 +1038,8 @@ static bool emit_insn(lower *l, int pc, int d)
         sx_val kc = const_imm(l->p, c[5]) ? l->p->k[c[5]] : 0;
         assign(l, l->stk[d + 2], kc ? i64(l, (long)kc) : rv(ptr_word(l, prv(l->K), c[5])));
         const int32_t prim[4] = {BC_PRIM, c[1], c[2], 2};
-        return emit_prim(l, prim, d + 3, 0, kc, c[3], fusable_jump(l, next));
+        int not_k = -1, jf = fusable_jump(l, next, &not_k);
+        return emit_prim(l, prim, d + 3, 0, kc, c[3], jf, not_k);
     }
     case BC_CALL: emit_call(l, c, d, prim_site(l, d - c[1] - 1)); return true;
     case BC_TAIL_CALL:
