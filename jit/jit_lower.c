@@ -449,8 +449,18 @@ static void finish_direct(lower *l, gcc_jit_lvalue *r, int at, gcc_jit_block *jo
     gcc_jit_block_end_with_jump(l->cur, NULL, join);
 }
 
+/* Whether native code of p can return SX_JIT_TAILCALL: only its tail
+ * calls hand one back (directly, or from the native callee they jump to). */
+static bool has_tail_call(const sx_proto *p)
+{
+    for (int q = 0; q < p->ncode; q += 1 + sx_opcode_operands[p->code[q]])
+        if (p->code[q] == BC_TAIL_CALL) return true;
+    return false;
+}
+
 /* Calls this very function (the callee is the running closure): a direct
- * call, its frame in cframe, everything about it known here. */
+ * call, its frame in cframe, everything about it known here, including
+ * whether it can hand back a tail call. */
 static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
 {
     sx_proto *p = l->p;
@@ -468,7 +478,12 @@ static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
         gcc_jit_context_new_cast(l->c, NULL, rv(l->up0), l->t_i64p), prv(l->K), prv(l->L)};
     gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "self_r");
     assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->fn, 5, cargs));
-    finish_direct(l, r, at, join);
+    if (has_tail_call(p)) {
+        finish_direct(l, r, at, join);
+    } else {
+        assign(l, l->stk[at], rv(r));
+        gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    }
 }
 
 /* The callee (pcallee, at operand depth at) may be a built-in: call its C
