@@ -130,11 +130,26 @@ static gcc_jit_lvalue *i64_field(lower *l, gcc_jit_rvalue *p, long off)
     return gcc_jit_rvalue_dereference(ip, NULL);
 }
 
+static gcc_jit_rvalue *u64(lower *l, unsigned long v)
+{
+    return gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, (long)v);
+}
+
+/* v - tag as an unsigned word (no signed overflow) */
+static gcc_jit_rvalue *untag(lower *l, gcc_jit_rvalue *v, unsigned long tag)
+{
+    gcc_jit_rvalue *u = gcc_jit_context_new_bitcast(l->c, NULL, v, l->t_u64);
+    return tag ? binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, u, u64(l, tag)) : u;
+}
+
+/* (v - tag) & MASK == 0: one instruction fewer than (v & MASK) == tag
+ * (lea and test, no compare with the tag) */
 static gcc_jit_rvalue *tag_is(lower *l, gcc_jit_rvalue *v, long tag)
 {
     return cmp(l, GCC_JIT_COMPARISON_EQ,
-               binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, v, i64(l, (long)SX_TAG_MASK)),
-               i64(l, tag));
+               binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_u64, untag(l, v, (unsigned long)tag),
+                     u64(l, SX_TAG_MASK)),
+               u64(l, 0));
 }
 
 static gcc_jit_rvalue *truthy(lower *l, gcc_jit_rvalue *v)
@@ -643,14 +658,12 @@ static gcc_jit_rvalue *fix_test(lower *l, gcc_jit_rvalue *a, sx_val ka, gcc_jit_
     if (fa && fb) return NULL;
     if (fb) return tag_is(l, a, (long)SX_TAG_FIX);
     if (fa) return tag_is(l, b, (long)SX_TAG_FIX);
-    /* both tags are FIX iff ((a ^ FIX) | (b ^ FIX)) has no tag bits */
-    gcc_jit_rvalue *fix = i64(l, (long)SX_TAG_FIX);
-    gcc_jit_rvalue *both = binop(l, GCC_JIT_BINARY_OP_BITWISE_OR, l->t_i64,
-                                 binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, fix),
-                                 binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, b, fix));
+    /* both tags are FIX iff ((a - FIX) | (b - FIX)) has no tag bits */
+    gcc_jit_rvalue *both = binop(l, GCC_JIT_BINARY_OP_BITWISE_OR, l->t_u64, untag(l, a, SX_TAG_FIX),
+                                 untag(l, b, SX_TAG_FIX));
     return cmp(l, GCC_JIT_COMPARISON_EQ,
-               binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, both, i64(l, (long)SX_TAG_MASK)),
-               i64(l, 0));
+               binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_u64, both, u64(l, SX_TAG_MASK)),
+               u64(l, 0));
 }
 
 static gcc_jit_rvalue *and_maybe(lower *l, gcc_jit_rvalue *a, gcc_jit_rvalue *b)
