@@ -17,6 +17,13 @@
  * not stall the compile thread (or, at threshold 0, the program). */
 #define JIT_MAX_CODE 4000
 
+/* The version of the code the lowering emits. It is part of the ABI hash
+ * (jit.c): raise it whenever generated code changes in a way code built
+ * before must not be mixed with (an entry point's signature, a frame's
+ * layout), and whenever the lowering changes enough that cached code
+ * should be rebuilt. */
+#define JIT_LOWER_VERSION 2
+
 /* Test-only fault injection (SXPOOL_INJECT=KIND:FUNCTION,...). */
 enum jit_inject {
     JIT_INJECT_NONE = 0,

@@ -41,6 +41,10 @@ typedef struct lower {
     bool *leader;   /* per pc: a basic block starts there */
     int *depth;     /* per pc: operand depth before it, -1 if unreachable */
     int *pushed_by; /* per operand depth: pc of the GLOBAL that pushed it, or -1 */
+    /* per operand depth: the immediate constant (a fixnum or another
+     * non-pointer value) the slot holds at this point of the block, or 0
+     * when unknown (no immediate has the object tag with a zero address) */
+    sx_val *imm;
     sx_proto *p;
     jit_job *job;
     bool injected_prim; /* the wrong-prim-arg fault has been placed */
@@ -126,11 +130,26 @@ static gcc_jit_lvalue *i64_field(lower *l, gcc_jit_rvalue *p, long off)
     return gcc_jit_rvalue_dereference(ip, NULL);
 }
 
+static gcc_jit_rvalue *u64(lower *l, unsigned long v)
+{
+    return gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, (long)v);
+}
+
+/* v - tag as an unsigned word (no signed overflow) */
+static gcc_jit_rvalue *untag(lower *l, gcc_jit_rvalue *v, unsigned long tag)
+{
+    gcc_jit_rvalue *u = gcc_jit_context_new_bitcast(l->c, NULL, v, l->t_u64);
+    return tag ? binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, u, u64(l, tag)) : u;
+}
+
+/* (v - tag) & MASK == 0: one instruction fewer than (v & MASK) == tag
+ * (lea and test, no compare with the tag) */
 static gcc_jit_rvalue *tag_is(lower *l, gcc_jit_rvalue *v, long tag)
 {
     return cmp(l, GCC_JIT_COMPARISON_EQ,
-               binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64, v, i64(l, (long)SX_TAG_MASK)),
-               i64(l, tag));
+               binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_u64, untag(l, v, (unsigned long)tag),
+                     u64(l, SX_TAG_MASK)),
+               u64(l, 0));
 }
 
 static gcc_jit_rvalue *truthy(lower *l, gcc_jit_rvalue *v)
@@ -445,8 +464,18 @@ static void finish_direct(lower *l, gcc_jit_lvalue *r, int at, gcc_jit_block *jo
     gcc_jit_block_end_with_jump(l->cur, NULL, join);
 }
 
+/* Whether native code of p can return SX_JIT_TAILCALL: only its tail
+ * calls hand one back (directly, or from the native callee they jump to). */
+static bool has_tail_call(const sx_proto *p)
+{
+    for (int q = 0; q < p->ncode; q += 1 + sx_opcode_operands[p->code[q]])
+        if (p->code[q] == BC_TAIL_CALL) return true;
+    return false;
+}
+
 /* Calls this very function (the callee is the running closure): a direct
- * call, its frame in cframe, everything about it known here. */
+ * call, its frame in cframe, everything about it known here, including
+ * whether it can hand back a tail call. */
 static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
 {
     sx_proto *p = l->p;
@@ -464,7 +493,12 @@ static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
         gcc_jit_context_new_cast(l->c, NULL, rv(l->up0), l->t_i64p), prv(l->K), prv(l->L)};
     gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "self_r");
     assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->fn, 5, cargs));
-    finish_direct(l, r, at, join);
+    if (has_tail_call(p)) {
+        finish_direct(l, r, at, join);
+    } else {
+        assign(l, l->stk[at], rv(r));
+        gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    }
 }
 
 /* The callee (pcallee, at operand depth at) may be a built-in: call its C
@@ -600,38 +634,96 @@ static bool inject_here(lower *l, int n)
     return true;
 }
 
-static void emit_prim(lower *l, const int32_t *pc, int d)
+/* Whether v, an immediate known at compile time (0: unknown), is a fixnum. */
+static bool imm_fix(sx_val v)
+{
+    return v != 0 && (v & SX_TAG_MASK) == SX_TAG_FIX;
+}
+
+/* Whether constant i of p is an immediate (a fixnum, a character, a
+ * boolean, nil: no pointer), which generated code may hold as a number. */
+static bool const_imm(const sx_proto *p, int i)
+{
+    sx_val v = p->k[i];
+    return (v & SX_TAG_MASK) == SX_TAG_FIX || (v & SX_TAG_MASK) == SX_TAG_IMM;
+}
+
+/* The tag test of a fixnum fast path on a and, unless NULL, b; an operand
+ * known to be a fixnum constant (ka, kb) is not tested. NULL when nothing
+ * needs testing. */
+static gcc_jit_rvalue *fix_test(lower *l, gcc_jit_rvalue *a, sx_val ka, gcc_jit_rvalue *b,
+                                sx_val kb)
+{
+    bool fa = imm_fix(ka), fb = !b || imm_fix(kb);
+    if (fa && fb) return NULL;
+    if (fb) return tag_is(l, a, (long)SX_TAG_FIX);
+    if (fa) return tag_is(l, b, (long)SX_TAG_FIX);
+    /* both tags are FIX iff ((a - FIX) | (b - FIX)) has no tag bits */
+    gcc_jit_rvalue *both = binop(l, GCC_JIT_BINARY_OP_BITWISE_OR, l->t_u64, untag(l, a, SX_TAG_FIX),
+                                 untag(l, b, SX_TAG_FIX));
+    return cmp(l, GCC_JIT_COMPARISON_EQ,
+               binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_u64, both, u64(l, SX_TAG_MASK)),
+               u64(l, 0));
+}
+
+static gcc_jit_rvalue *and_maybe(lower *l, gcc_jit_rvalue *a, gcc_jit_rvalue *b)
+{
+    return b ? land(l, a, b) : a;
+}
+
+/* The unbound-variable check of a global callee whose load was left
+ * unchecked (BC_PRIM_LK: nothing with an effect runs between the load and
+ * the call, so checking just before the call raises the same error). */
+static void check_callee_bound(lower *l, int at, int unbound_k)
+{
+    if (unbound_k < 0) return;
+    check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), i64(l, SX_UNDEF)), l->f_unbound,
+                   rv(ptr_word(l, prv(l->K), unbound_k)));
+}
+
+/* BC_PRIM op k n at operand depth d. ka, kb: the immediates the first two
+ * operands are known to hold (0: unknown). unbound_k: the constant index
+ * of the global callee whose unbound check is still to be made, or -1.
+ * jf: the pc of the BC_JUMP_FALSE that tests the result, or -1; a
+ * predicate's fast path then branches on its C condition without making
+ * the boolean value. not_k >= 0: a `not` (PRIM OP_NOT k 1, k = not_k)
+ * stands between this predicate and the JUMP_FALSE; the fast path, taken
+ * only while the callee below this one is that built-in, branches the
+ * other way, and the slow path goes on to the `not` as usual.
+ * @return false if the block ended (the JUMP_FALSE was emitted too) */
+static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, int unbound_k,
+                      int jf, int not_k)
 {
     int op = pc[1], k = pc[2], n = pc[3];
     int at = d - n - 1;
     gcc_jit_rvalue *a = S(l, at + 1), *b = n > 1 ? S(l, at + 2) : NULL;
+    if (n < 2) kb = 0;
+    if (n < 1) ka = 0;
     if (inject_here(l, n)) {
         /* a miscompile: the primitive gets a value it rejects */
+        check_callee_bound(l, at, unbound_k);
         assign(l, l->stk[at + 1], i64(l, SX_TRUE));
         emit_generic_call(l, d, n);
-        return;
+        return true;
     }
     gcc_jit_rvalue *same = cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, prv(l->K), k)));
     gcc_jit_rvalue *guard = same, *result = NULL;
     gcc_jit_rvalue *ovf = NULL;
+    if (op == OP_ADD && imm_fix(ka) && !imm_fix(kb)) { /* a constant first: add it second */
+        gcc_jit_rvalue *t = a;
+        sx_val tk = ka;
+        a = b, b = t;
+        ka = kb, kb = tk;
+    }
     switch (op) {
     case OP_ADD:
-    case OP_SUB: {
-        guard =
-            land(l, same, land(l, tag_is(l, a, (long)SX_TAG_FIX), tag_is(l, b, (long)SX_TAG_FIX)));
-        break;
-    }
+    case OP_SUB:
     case OP_LT:
     case OP_GT:
     case OP_LE:
     case OP_GE:
-    case OP_NUMEQ:
-    case OP_ZEROP:
-        guard = land(l, same,
-                     op == OP_ZEROP
-                         ? tag_is(l, a, (long)SX_TAG_FIX)
-                         : land(l, tag_is(l, a, (long)SX_TAG_FIX), tag_is(l, b, (long)SX_TAG_FIX)));
-        break;
+    case OP_NUMEQ: guard = and_maybe(l, same, fix_test(l, a, ka, b, kb)); break;
+    case OP_ZEROP: guard = and_maybe(l, same, fix_test(l, a, ka, NULL, 0)); break;
     case OP_CAR:
     case OP_CDR: guard = land(l, same, tag_is(l, a, (long)SX_TAG_PAIR)); break;
     case OP_EQ:
@@ -647,10 +739,20 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     default: guard = NULL; /* cons and the rest: always the call */
     }
     if (!guard) {
+        check_callee_bound(l, at, unbound_k);
         emit_generic_call(l, d, n);
-        return;
+        return true;
     }
-    gcc_jit_block *fast = new_block(l), *slow = new_block(l), *join = new_block(l);
+    bool predicate = op == OP_LT || op == OP_GT || op == OP_LE || op == OP_GE || op == OP_NUMEQ ||
+                     op == OP_EQ || op == OP_ZEROP || op == OP_NULLP || op == OP_PAIRP ||
+                     op == OP_NOT;
+    if (!predicate || jf < 0 || (not_k >= 0 && at < 1)) jf = -1, not_k = -1;
+    if (not_k >= 0)
+        guard =
+            land(l, guard,
+                 cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at - 1), rv(ptr_word(l, prv(l->K), not_k))));
+    gcc_jit_block *fast = new_block(l), *slow = new_block(l);
+    gcc_jit_rvalue *cond = NULL; /* a predicate's fast result, as a C condition */
     gcc_jit_block_end_with_conditional(l->cur, NULL, guard, fast, slow);
     l->cur = fast;
     switch (op) {
@@ -658,9 +760,22 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
     case OP_SUB: {
         gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "r");
         gcc_jit_rvalue *ua = gcc_jit_context_new_bitcast(l->c, NULL, a, l->t_u64);
-        gcc_jit_rvalue *ub = gcc_jit_context_new_bitcast(l->c, NULL, b, l->t_u64);
-        if (op == OP_ADD) {
+        if (imm_fix(kb)) {
+            /* b is the constant C: r = a +/- (C - tag), and with c = C - tag
+             * of a known sign the overflow test is one comparison of r with a */
+            int64_t c = (int64_t)(kb - SX_TAG_FIX);
+            gcc_jit_rvalue *uc = gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, (long)c);
+            assign(l, r,
+                   gcc_jit_context_new_bitcast(
+                       l->c, NULL,
+                       binop(l, op == OP_ADD ? GCC_JIT_BINARY_OP_PLUS : GCC_JIT_BINARY_OP_MINUS,
+                             l->t_u64, ua, uc),
+                       l->t_i64));
+            bool up = (op == OP_ADD) == (c > 0); /* r should be above a */
+            if (c != 0) ovf = cmp(l, up ? GCC_JIT_COMPARISON_LT : GCC_JIT_COMPARISON_GT, rv(r), a);
+        } else if (op == OP_ADD) {
             /* r = a + (b - tag); overflow iff a and b-tag share a sign r lacks */
+            gcc_jit_rvalue *ub = gcc_jit_context_new_bitcast(l->c, NULL, b, l->t_u64);
             gcc_jit_rvalue *ub1 =
                 binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ub,
                       gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, (long)SX_TAG_FIX));
@@ -674,54 +789,74 @@ static void emit_prim(lower *l, const int32_t *pc, int d)
                             binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, b1, rv(r))),
                       i64(l, 0));
         } else {
-            /* r = a - b; overflow iff a and b differ in sign and r's differs from a's */
-            assign(l, r,
+            /* r = a - b + tag; overflow of a - b iff a and b differ in sign
+             * and a - b's differs from a's (adding the tag back cannot
+             * overflow: a - b has tag bits 00) */
+            gcc_jit_rvalue *ub = gcc_jit_context_new_bitcast(l->c, NULL, b, l->t_u64);
+            gcc_jit_lvalue *dlt = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "dlt");
+            assign(l, dlt,
                    gcc_jit_context_new_bitcast(
                        l->c, NULL, binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ua, ub), l->t_i64));
             ovf = cmp(l, GCC_JIT_COMPARISON_LT,
                       binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64,
                             binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, b),
-                            binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, rv(r))),
+                            binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, rv(dlt))),
                       i64(l, 0));
+            assign(l, r,
+                   binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(dlt), i64(l, (long)SX_TAG_FIX)));
         }
-        gcc_jit_block *store = new_block(l);
-        gcc_jit_block_end_with_conditional(l->cur, NULL, ovf, slow, store);
-        l->cur = store;
-        result = op == OP_ADD
-                     ? rv(r)
-                     : binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(r), i64(l, (long)SX_TAG_FIX));
+        if (ovf) {
+            gcc_jit_block *store = new_block(l);
+            gcc_jit_block_end_with_conditional(l->cur, NULL, ovf, slow, store);
+            l->cur = store;
+        }
+        result = rv(r);
         if (op == OP_ADD && (l->job->inject & JIT_INJECT_WRONG_SUM)) /* a silent miscompile */
             result = binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, result,
                            i64(l, (long)(sx_mkfix(1) - sx_mkfix(0))));
         break;
     }
-    case OP_LT: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_LT, a, b)); break;
-    case OP_GT: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_GT, a, b)); break;
-    case OP_LE: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_LE, a, b)); break;
-    case OP_GE: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_GE, a, b)); break;
+    case OP_LT: cond = cmp(l, GCC_JIT_COMPARISON_LT, a, b); break;
+    case OP_GT: cond = cmp(l, GCC_JIT_COMPARISON_GT, a, b); break;
+    case OP_LE: cond = cmp(l, GCC_JIT_COMPARISON_LE, a, b); break;
+    case OP_GE: cond = cmp(l, GCC_JIT_COMPARISON_GE, a, b); break;
     case OP_NUMEQ:
-    case OP_EQ: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, b)); break;
-    case OP_ZEROP:
-        result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, (long)sx_mkfix(0))));
-        break;
+    case OP_EQ: cond = cmp(l, GCC_JIT_COMPARISON_EQ, a, b); break;
+    case OP_ZEROP: cond = cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, (long)sx_mkfix(0))); break;
     case OP_CAR: result = rv(word_at(l, a, (long)SX_TAG_PAIR, 0)); break;
     case OP_CDR: result = rv(word_at(l, a, (long)SX_TAG_PAIR, 1)); break;
-    case OP_NULLP: result = as_bool_val(l, cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, SX_NIL))); break;
-    case OP_PAIRP: result = as_bool_val(l, tag_is(l, a, (long)SX_TAG_PAIR)); break;
+    case OP_NULLP: cond = cmp(l, GCC_JIT_COMPARISON_EQ, a, i64(l, SX_NIL)); break;
+    case OP_PAIRP: cond = tag_is(l, a, (long)SX_TAG_PAIR); break;
     case OP_NOT:
-        result =
-            as_bool_val(l, gcc_jit_context_new_unary_op(l->c, NULL, GCC_JIT_UNARY_OP_LOGICAL_NEGATE,
-                                                        l->t_bool, truthy(l, a)));
+        cond = gcc_jit_context_new_unary_op(l->c, NULL, GCC_JIT_UNARY_OP_LOGICAL_NEGATE, l->t_bool,
+                                            truthy(l, a));
         break;
     }
-    assign(l, l->stk[at], result);
-    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    gcc_jit_block *yes = NULL, *no = NULL, *join = NULL;
+    if (cond && jf >= 0) { /* JUMP_FALSE: on to the next pc when true, else to its target */
+        int next = jf + 1 + sx_opcode_operands[BC_JUMP_FALSE];
+        yes = block_at(l, next);
+        no = block_at(l, next + l->p->code[jf + 1]);
+        gcc_jit_block_end_with_conditional(l->cur, NULL, cond, not_k >= 0 ? no : yes,
+                                           not_k >= 0 ? yes : no);
+    } else {
+        join = new_block(l);
+        assign(l, l->stk[at], cond ? as_bool_val(l, cond) : result);
+        gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    }
     l->cur = slow;
+    check_callee_bound(l, at, unbound_k);
     spill_args(l, at, n + 1);
     gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, n)};
     assign(l, l->stk[at], call_link(l, l->f_fallback, 3, args));
-    gcc_jit_block_end_with_jump(l->cur, NULL, join);
-    l->cur = join;
+    if (not_k >= 0) join = new_block(l); /* the `not` follows, emitted as usual */
+    if (join) {
+        gcc_jit_block_end_with_jump(l->cur, NULL, join);
+        l->cur = join;
+        return true;
+    }
+    gcc_jit_block_end_with_conditional(l->cur, NULL, truthy(l, S(l, at)), yes, no);
+    return false;
 }
 
 static void emit_call(lower *l, const int32_t *pc, int d, bool first_prim_site)
@@ -853,13 +988,35 @@ static bool prim_site(lower *l, int at)
     return sx_is(sx_sym(sym)->global, SX_T_PRIM);
 }
 
+/* The JUMP_FALSE at next, or after a `not` (PRIM OP_NOT k 1) at next
+ * (*not_k = k), that only the instructions before it reach (they start no
+ * block), or -1: a predicate before next can branch directly. */
+static int fusable_jump(lower *l, int next, int *not_k)
+{
+    const sx_proto *p = l->p;
+    *not_k = -1;
+    if (next >= p->ncode || l->leader[next]) return -1;
+    if (p->code[next] == BC_JUMP_FALSE) return next;
+    if (p->code[next] != BC_PRIM || p->code[next + 1] != OP_NOT || p->code[next + 3] != 1)
+        return -1;
+    int jf = next + 1 + sx_opcode_operands[BC_PRIM];
+    if (jf >= p->ncode || l->leader[jf] || p->code[jf] != BC_JUMP_FALSE) return -1;
+    *not_k = p->code[next + 2];
+    return jf;
+}
+
 /* Emits one instruction at pc (operand depth d). Returns false if the block ended. */
 static bool emit_insn(lower *l, int pc, int d)
 {
     const int32_t *c = l->p->code + pc;
     int next = pc + 1 + sx_opcode_operands[c[0]];
     switch (c[0]) {
-    case BC_CONST: assign(l, l->stk[d], rv(ptr_word(l, prv(l->K), c[1]))); return true;
+    case BC_CONST:
+        /* an immediate is part of the code: the code hash covers constants */
+        assign(l, l->stk[d],
+               const_imm(l->p, c[1]) ? i64(l, (long)l->p->k[c[1]])
+                                     : rv(ptr_word(l, prv(l->K), c[1])));
+        return true;
     case BC_NIL: assign(l, l->stk[d], i64(l, SX_NIL)); return true;
     case BC_LOCAL: assign(l, l->stk[d], rv(l->slot[c[1]])); return true;
     case BC_LOCAL_CK: emit_load_checked(l, l->slot[c[1]], d, c[2]); return true;
@@ -894,15 +1051,23 @@ static bool emit_insn(lower *l, int pc, int d)
         assign(l, l->stk[d], call_link(l, l->f_closure, 3, args));
         return true;
     }
-    case BC_PRIM: emit_prim(l, c, d); return true;
+    case BC_PRIM: {
+        int at = d - c[3] - 1;
+        int not_k = -1, jf = fusable_jump(l, next, &not_k);
+        return emit_prim(l, c, d, c[3] > 0 ? l->imm[at + 1] : 0, c[3] > 1 ? l->imm[at + 2] : 0, -1,
+                         jf, not_k);
+    }
     case BC_PRIM_LK: {
-        /* GLOBAL g; LOCAL i; CONST c; PRIM op k 2 */
-        emit_load_checked(l, global_of(l, c[3]), d, c[3]);
+        /* GLOBAL g; LOCAL i; CONST c; PRIM op k 2. The global's unbound
+         * check waits for the primitive's slow path: the fast path's
+         * identity test already rules out an unbound global. */
+        assign(l, l->stk[d], rv(global_of(l, c[3])));
         assign(l, l->stk[d + 1], rv(l->slot[c[4]]));
-        assign(l, l->stk[d + 2], rv(ptr_word(l, prv(l->K), c[5])));
+        sx_val kc = const_imm(l->p, c[5]) ? l->p->k[c[5]] : 0;
+        assign(l, l->stk[d + 2], kc ? i64(l, (long)kc) : rv(ptr_word(l, prv(l->K), c[5])));
         const int32_t prim[4] = {BC_PRIM, c[1], c[2], 2};
-        emit_prim(l, prim, d + 3);
-        return true;
+        int not_k = -1, jf = fusable_jump(l, next, &not_k);
+        return emit_prim(l, prim, d + 3, 0, kc, c[3], jf, not_k);
     }
     case BC_CALL: emit_call(l, c, d, prim_site(l, d - c[1] - 1)); return true;
     case BC_TAIL_CALL:
@@ -1122,6 +1287,28 @@ static int emit_guard(lower *l, int pc, int d)
     return end;
 }
 
+/* Forgets what is known of operand slots from depth `from` up. */
+static void forget_imm(lower *l, int from)
+{
+    for (int j = from < 0 ? 0 : from; j < l->p->maxstack + 2; j++)
+        l->imm[j] = 0;
+}
+
+/* After the instruction at pc (operand depth d before it): a constant
+ * pushed is known; the slot an instruction writes (the top after it), and
+ * everything above, is not. */
+static void track_imm(lower *l, int pc, int d)
+{
+    const int32_t *c = l->p->code + pc;
+    if (c[0] == BC_CONST && const_imm(l->p, c[1])) {
+        l->imm[d] = l->p->k[c[1]];
+        return;
+    }
+    int bd;
+    int nd = succ_depth(c[0], c, d, &bd);
+    forget_imm(l, nd < 0 ? 0 : nd - 1);
+}
+
 /* Emits the instructions in [from, to) into l->fn, continuing l->cur;
  * a guard's body in the range goes to a function of its own.
  * @return 0 or -1 */
@@ -1129,9 +1316,11 @@ static int emit_range(lower *l, int from, int to)
 {
     sx_proto *p = l->p;
     bool open = true;
+    forget_imm(l, 0);
     for (int pc = from; pc < to; pc += 1 + sx_opcode_operands[p->code[pc]]) {
         if (l->depth[pc] < 0) continue;
         if (l->leader[pc]) {
+            forget_imm(l, 0);
             gcc_jit_block *b = block_at(l, pc);
             if (open) gcc_jit_block_end_with_jump(l->cur, NULL, b);
             l->cur = b;
@@ -1142,12 +1331,14 @@ static int emit_range(lower *l, int from, int to)
         if (p->code[pc] == BC_GUARD) {
             int end = emit_guard(l, pc, d);
             if (end < 0) return -1;
+            forget_imm(l, 0);
             pc = end; /* the loop steps past the GUARD_END */
             open = false;
             continue;
         }
         open = emit_insn(l, pc, d);
         l->pushed_by[d] = p->code[pc] == BC_GLOBAL ? pc : -1;
+        track_imm(l, pc, d);
     }
     if (open) gcc_jit_block_end_with_return(l->cur, NULL, i64(l, SX_NIL));
     return 0;
@@ -1171,8 +1362,9 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     l.blk = calloc((size_t)p->ncode + 1, sizeof *l.blk);
     l.depth = calloc((size_t)p->ncode + 1, sizeof *l.depth);
     l.pushed_by = calloc((size_t)nstk + 1, sizeof *l.pushed_by);
+    l.imm = calloc((size_t)nstk + 1, sizeof *l.imm);
     int rc = -1;
-    if (!l.slot || !l.stk || !l.blk || !l.depth || !l.pushed_by) goto out;
+    if (!l.slot || !l.stk || !l.blk || !l.depth || !l.pushed_by || !l.imm) goto out;
     for (int i = 0; i <= nstk; i++)
         l.pushed_by[i] = -1;
     char name[32];
@@ -1225,5 +1417,6 @@ out:
     free(l.leader);
     free(l.depth);
     free(l.pushed_by);
+    free(l.imm);
     return rc;
 }

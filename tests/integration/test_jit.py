@@ -128,6 +128,55 @@ class Jit(unittest.TestCase):
             self.assertEqual(r.refused, [], (name, r))
             self.assertGreaterEqual(r.native_share(), 0.95, (name, r))
 
+    def test_inline_fast_paths_agree_with_cek(self):
+        # the fixnum fast paths with constant operands (overflow at both ends
+        # of the range, tested against the other operand only), predicates
+        # that branch without making #t/#f, `(if (not (< ...)))`, and all of
+        # them once the built-ins they assume are redefined
+        src = """
+(define big 2305843009213693951)
+(define small -2305843009213693952)
+(define (inc x) (+ x 1))
+(define (dec x) (- x 1))
+(define (sub-neg x) (- x -3))
+(define (add-first x) (+ 5 x))
+(define (sub-zero x) (- x 0))
+(define (add2 a b) (+ a b))
+(define (lt2 x) (if (< x 2) 'lt 'ge))
+(define (nlt a b) (if (not (< a b)) 'ge 'lt))
+(define (nn a) (if (not (null? a)) 'some 'none))
+(define (nnot a) (if (not (not a)) 'yes 'no))
+(define (eq0 x) (if (= x 0) 'zero (if (zero? x) 'z 'nz)))
+(define (try f . args)
+  (guard (e (#t (list (error-kind e) (error-message e)))) (apply f args)))
+(print (inc 1) (dec 1) (sub-neg 1) (add-first 1) (sub-zero big) (add2 3 4))
+(print (inc 1.5) (dec 0.5) (add-first 2.5) (add2 1 2.5) (add2 (- big 1) 1))
+(print (try inc big) (try add-first big) (try dec small) (try sub-neg big)
+       (try add2 big 1) (try add2 small -1) (sub-neg (- big 3)) (dec (+ small 1)))
+(print (try inc "a") (try add2 1 'x))
+(print (lt2 1) (lt2 2) (lt2 1.5) (lt2 -7) (try lt2 "s"))
+(print (nlt 1 2) (nlt 2 1) (nlt 1.5 2) (nlt 3 2.5) (try nlt 1 'x))
+(print (nn '()) (nn '(1)) (nnot #f) (nnot nil) (nnot 0) (eq0 0) (eq0 0.0) (eq0 3))
+(define (loop i acc) (if (not (< i 10)) acc (loop (+ i 1) (+ acc i))))
+(print (loop 0 0))
+(set! not (lambda (x) x))
+(print (nlt 1 2) (nlt 2 1) (nn '()) (nnot #f) (loop 0 0))
+(set! < (lambda (a b) (> a b)))
+(print (nlt 1 2) (nlt 2 1) (lt2 1) (lt2 5))
+(set! + (lambda (a b) (* a b)))
+(print (inc 7) (add-first 3) (add2 3 4))
+"""
+        want = run(["--tier=cek"], src)
+        self.assertEqual(want[0], 0, want[2])
+        self.assertEqual(want[1].splitlines()[:2], ["204623058430092136939517", "2.5-0.57.53.52305843009213693951"])
+        got = run(["--tier=jit", "--jit-threshold=0"], src, env={"SXPOOL_JIT_STRICT": "1"},
+                  report=True)
+        self.assertEqual(got[:2], want[:2], got[2])
+        r = got[3]
+        self.assertIsNotNone(r)
+        self.assertEqual(r.refused, [], r)
+        self.assertEqual(r.counts["calls-vm"], 0, r)
+
     def test_vm_tier_never_compiles(self):
         rc, out, err = run(["--tier=vm"], FIB)
         self.assertEqual(rc, 0, err)
