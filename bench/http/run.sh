@@ -17,7 +17,7 @@ options:
   --connections=C   wrk connections (default 64; one wrk thread)
   --runs=N          runs per workload and server (default 3; the median is shown)
   --servers=LIST    comma-separated subset of
-                    nginx-lua,node-cluster,gunicorn,sxpool-jit,sxpool-vm,sxpool-cek
+                    nginx-lua,node-cluster,gunicorn,sxpool-jit,sxpool-ahead,sxpool-vm,sxpool-cek
                     (default: all, in that order)
   --sxpool=PATH     the sxpool binary (default build/sxpool)
   --out=DIR         where the raw wrk outputs and server logs go
@@ -35,6 +35,9 @@ Servers:
   sxpool-jit     sxpool --workers=2 --cek-workers=1 (JIT workers, default
                  threshold; 1 is the smallest CEK pool sxpool accepts, and it
                  serves nothing while a JIT worker is up)
+  sxpool-ahead   sxpool-jit with --inflight=4: each JIT worker holds the next
+                 requests, so it never waits for one (not the default: a
+                 request sent ahead waits behind a slow one)
   sxpool-vm      sxpool --workers=2 --cek-workers=1 --jit-exclude='*': no
                  native code, the bytecode VM only
   sxpool-cek     sxpool --workers=0 --cek-workers=2: CEK workers only (the
@@ -50,12 +53,12 @@ helper=$here/helper.py
 duration=10s
 connections=64
 runs=3
-servers=nginx-lua,node-cluster,gunicorn,sxpool-jit,sxpool-vm,sxpool-cek
+servers=nginx-lua,node-cluster,gunicorn,sxpool-jit,sxpool-ahead,sxpool-vm,sxpool-cek
 sxpool=$root/build/sxpool
 out=
 chaos=0
 install=1
-all_servers=" nginx-lua node-cluster gunicorn sxpool-jit sxpool-vm sxpool-cek "
+all_servers=" nginx-lua node-cluster gunicorn sxpool-jit sxpool-ahead sxpool-vm sxpool-cek "
 
 die() { echo "bench/http: $*" >&2; exit 1; }
 note() { echo "bench/http: $*" >&2; }
@@ -167,6 +170,11 @@ start_server() {
         sxpool-jit)
             setsid "$sxpool_bin" --workers=2 --cek-workers=1 --listen="127.0.0.1:$srv_port" \
                 --app="$apps/sxpool" --data="$dir/data" \
+                </dev/null >>"$out/$name.log" 2>&1 &
+            ;;
+        sxpool-ahead)
+            setsid "$sxpool_bin" --workers=2 --cek-workers=1 --inflight=4 \
+                --listen="127.0.0.1:$srv_port" --app="$apps/sxpool" --data="$dir/data" \
                 </dev/null >>"$out/$name.log" 2>&1 &
             ;;
         sxpool-vm)
