@@ -20,41 +20,19 @@ on a timeout) before the script ends.
 import argparse
 import os
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+from sxbench import free_port, get, stop, wait_ready
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
-def wait_ready(url, proc, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("sxpool exited with status %d before answering" % proc.returncode)
-        try:
-            get(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("%s did not answer within %d s" % (url, seconds))
 
 
 def wrk(port, seconds, connections):
@@ -79,16 +57,6 @@ def counters(admin_port):
             want[name] = float(value)
     return want
 
-
-def stop(proc):
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def main():

@@ -35,14 +35,13 @@ many, queueing dominates. Every process started is stopped by its pid.
 import argparse
 import glob
 import os
-import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+from sxbench import free_port, stop, wait_ready
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PATHS = {"hello": "/", "fib": "/fib?n=20", "rows": "/rows"}
@@ -55,40 +54,12 @@ STEPS = [("parse", ARRIVED, PARSED), ("queue", PARSED, SENT), ("hop in", SENT, R
          ("respond", ANSWERED, WRITTEN), ("total", ARRIVED, WRITTEN)]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url, proc, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("sxpool exited with status %d before answering" % proc.returncode)
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                r.read()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("%s did not answer within %d s" % (url, seconds))
 
 
 def wrk(url, seconds, connections):
     subprocess.run(["wrk", "-t1", "-c%d" % connections, "-d%ds" % seconds, url],
                    stdout=subprocess.DEVNULL, timeout=seconds + 30, check=True)
 
-
-def stop(proc):
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def read_records(d):

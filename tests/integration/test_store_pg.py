@@ -56,6 +56,27 @@ def migrate(url):
                           capture_output=True, text=True, timeout=60)
 
 
+def count_in_parallel(servers):
+    """CLIENTS clients, each on its own connection to one of servers in
+    turn, send PER_CLIENT increments; returns every answer, sorted."""
+    def client(i):
+        got = []
+        conn = servers[i % len(servers)].connection(timeout=60)
+        try:
+            for _ in range(PER_CLIENT):
+                resp = sxtest.send(conn, "GET", "/count")
+                if resp.status != 200:
+                    raise AssertionError("client %d: /count answered %d: %s"
+                                         % (i, resp.status, resp.text))
+                got.append(int(resp.text))
+        finally:
+            conn.close()
+        return got
+    with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
+        results = list(pool.map(client, range(CLIENTS)))
+    return sorted(v for got in results for v in got)
+
+
 class StorePg(unittest.TestCase):
     _n = 0
 
@@ -107,24 +128,8 @@ class StorePg(unittest.TestCase):
         r = migrate(url)
         self.assertEqual(r.returncode, 0, r.stderr)
         with self.server(url) as srv:
-            def client(_):
-                got = []
-                conn = srv.connection(timeout=60)
-                try:
-                    for _ in range(PER_CLIENT):
-                        resp = sxtest.send(conn, "GET", "/count")
-                        if resp.status != 200:
-                            return got, resp
-                        got.append(int(resp.text))
-                finally:
-                    conn.close()
-                return got, None
-            with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
-                results = list(pool.map(client, range(CLIENTS)))
-            self.assertEqual([e for _, e in results if e is not None], [])
-            values = sorted(v for got, _ in results for v in got)
             total = CLIENTS * PER_CLIENT
-            self.assertEqual(values, list(range(1, total + 1)))
+            self.assertEqual(count_in_parallel([srv]), list(range(1, total + 1)))
 
             # a keyed request runs once; its retry is answered from the record
             key = {"Idempotency-Key": "order-7f3a:retry_ok.1"}
@@ -159,24 +164,8 @@ class StorePg(unittest.TestCase):
         r = migrate(url)
         self.assertEqual(r.returncode, 0, r.stderr)
         with self.server(url) as a, self.server(url) as b:
-            def client(i):
-                srv = (a, b)[i % 2]
-                got = []
-                conn = srv.connection(timeout=60)
-                try:
-                    for _ in range(PER_CLIENT):
-                        resp = sxtest.send(conn, "GET", "/count")
-                        if resp.status != 200:
-                            return got, resp
-                        got.append(int(resp.text))
-                finally:
-                    conn.close()
-                return got, None
-            with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
-                results = list(pool.map(client, range(CLIENTS)))
-            self.assertEqual([e for _, e in results if e is not None], [])
-            values = sorted(v for got, _ in results for v in got)
-            self.assertEqual(values, list(range(1, CLIENTS * PER_CLIENT + 1)))
+            self.assertEqual(count_in_parallel([a, b]),
+                             list(range(1, CLIENTS * PER_CLIENT + 1)))
             self.assertEqual(a.get("/count").text, str(CLIENTS * PER_CLIENT + 1))
 
     def test_server_restart(self):
