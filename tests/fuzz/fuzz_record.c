@@ -29,7 +29,7 @@
 #include <lmdb.h>
 
 #include "fuzz_sup_env.h"
-#include "store/store_int.h"
+#include "store/store_lmdb.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -57,7 +57,8 @@ static void put_raw(const char *key, const void *value, size_t len)
 {
     MDB_txn *t;
     MDB_val k = {strlen(key), (void *)key}, v = {len, (void *)value};
-    if (mdb_txn_begin(st->env, NULL, 0, &t) != 0 || mdb_put(t, st->responses, &k, &v, 0) != 0 ||
+    store_lmdb *l = store__lmdb(st);
+    if (mdb_txn_begin(l->env, NULL, 0, &t) != 0 || mdb_put(t, l->responses, &k, &v, 0) != 0 ||
         mdb_txn_commit(t) != 0)
         fz_fail("unable to write the record");
 }
@@ -66,8 +67,9 @@ static void del_raw(const char *key)
 {
     MDB_txn *t;
     MDB_val k = {strlen(key), (void *)key};
-    if (mdb_txn_begin(st->env, NULL, 0, &t) != 0) fz_fail("unable to begin a delete");
-    mdb_del(t, st->responses, &k, NULL);
+    store_lmdb *l = store__lmdb(st);
+    if (mdb_txn_begin(l->env, NULL, 0, &t) != 0) fz_fail("unable to begin a delete");
+    mdb_del(t, l->responses, &k, NULL);
     if (mdb_txn_commit(t) != 0) fz_fail("unable to delete the record");
 }
 

@@ -10,8 +10,8 @@
 # these targets use no garbage collector, so LeakSanitizer stays on: a
 # request or buffer that is never freed is a finding.
 #   ipc_frame  ipc/ipc.c
-#   http       supervisor/sup_http.c (included by fuzz_sup_env.h) and llhttp
-#   record     the same, ipc/ipc.c, store/*.c and LMDB
+#   http       supervisor/sup_http.c (included by fuzz_sup_env.h), ipc/ipc.c and llhttp
+#   record     the same, store/*.c, LMDB and libpq
 #   json       vm/*.c and the Boehm collector (leak detection off, as for
 #              the reader): json-decode and json-encode round trips
 #
@@ -42,10 +42,13 @@ llhttp_src="$llhttp/api.c $llhttp/http.c $llhttp/llhttp.c"
 
 case $target in
 ipc_frame) sources="$src/ipc/ipc.c" libs="" max_len=4096 ;;
-http) sources=$llhttp_src libs="" max_len=80000 ;;
+http) sources="$src/ipc/ipc.c $llhttp_src" libs="" max_len=80000 ;;
 record)
+    # the whole store: LMDB's backend and PostgreSQL's (libpq), which
+    # store_open picks between
     sources="$src/ipc/ipc.c $src/store/*.c $llhttp_src"
-    libs=$(pkg-config --libs lmdb 2>/dev/null || echo -llmdb)
+    cflags=$(pkg-config --cflags libpq)
+    libs="$(pkg-config --libs lmdb 2>/dev/null || echo -llmdb) $(pkg-config --libs libpq)"
     max_len=4096
     ;;
 json)
@@ -80,7 +83,7 @@ echo "fuzz/$target: building in $work"
 # shellcheck disable=SC2086
 if ! "$cc" -std=gnu11 -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -I "$src" -I "$llhttp_inc" -D_GNU_SOURCE $sources "$here/fuzz_$target.c" \
+    -I "$src" -I "$llhttp_inc" ${cflags:-} -D_GNU_SOURCE $sources "$here/fuzz_$target.c" \
     -o "$work/fuzz_$target" $libs 2>"$work/build.log"; then
     cat "$work/build.log" >&2
     echo "fuzz/$target: build failed" >&2
