@@ -54,7 +54,21 @@ class PgServer:
         return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}",
                 "--clear-groups", "--"], pw
 
+    def _cleanup_on_term(self):
+        """A test process ended by SIGTERM (a runner cancelling a whole
+        run) still stops its server: postgres runs in a session of its own
+        and would outlive it. Only the main thread may set a handler."""
+        def on_term(signum, frame):
+            self.cleanup()
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        try:
+            signal.signal(signal.SIGTERM, on_term)
+        except ValueError:
+            pass
+
     def start(self):
+        self._cleanup_on_term()
         for tool in ("initdb", "postgres", "pg_isready", "psql"):
             if not os.access(os.path.join(PGBIN, tool), os.X_OK):
                 raise RuntimeError(f"{PGBIN}/{tool} is missing (install postgresql-15)")
