@@ -270,6 +270,7 @@ void ipc_close(ipc_conn *c);
 #define IPC_BOARD_NAME 256
 #define IPC_BOARD_HASH 40
 #define IPC_BOARD_BATCH 64
+#define IPC_BOARD_TAKEN 8 /* requests taken back and not yet reached; SUP_MAX_INFLIGHT */
 
 enum ipc_board_state {
     IPC_BOARD_IDLE = 0,
@@ -308,6 +309,22 @@ typedef struct ipc_board {
      * exit and zeroes them. */
     volatile uint64_t jit_compiled, jit_cache_loads, jit_failed, jit_compile_us;
     volatile uint64_t jit_native_calls, jit_vm_calls;
+    /* Taking back a request sent ahead (--inflight) before the worker
+     * starts it. The worker numbers the REQUEST and SHADOW frames it takes
+     * up, 1, 2, ...; before it starts one, it stores that number in
+     * `started` and then looks for the frame's id in taken[]; finding it,
+     * it clears the entry by compare-and-swap and skips the frame,
+     * answering nothing. The supervisor, which numbers the frames it sends
+     * the same way, puts the id into a free entry of taken[] and then
+     * reads `started`: below the frame's number, the worker has not got to
+     * it and will skip it; else the supervisor clears the entry by
+     * compare-and-swap, and if the worker cleared it first, the worker
+     * skips it. Every access is sequentially consistent, so of the store
+     * and the load on each side, one side sees the other's store: the
+     * supervisor always knows, without waiting, whether the request will
+     * run. */
+    volatile uint64_t started;
+    volatile uint64_t taken[IPC_BOARD_TAKEN];
 } ipc_board;
 
 /* The path of slot `slot`'s board under rundir. */

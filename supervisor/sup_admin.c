@@ -248,6 +248,13 @@ static void render_metrics(sup_server *s, sup_buf *b, int *err)
     family(b, err, "sxpool_requests_dropped_total", "counter",
            "Queued requests dropped unrun because their client left.");
     out(b, err, "sxpool_requests_dropped_total %llu\n", (unsigned long long)m->dropped);
+    family(b, err, "sxpool_requests_taken_back_total", "counter",
+           "Requests sent ahead to a worker (--inflight) and taken back before they started: "
+           "client_gone (freed unrun), rerouted (run by a worker that became free).");
+    out(b, err, "sxpool_requests_taken_back_total{reason=\"client_gone\"} %llu\n",
+        (unsigned long long)m->taken_back[0]);
+    out(b, err, "sxpool_requests_taken_back_total{reason=\"rerouted\"} %llu\n",
+        (unsigned long long)m->taken_back[1]);
 
     /* The workers' native-tier totals: those of exited workers plus what
      * each live worker's scoreboard says (rewritten after each request). */

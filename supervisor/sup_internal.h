@@ -49,7 +49,10 @@
 #define SUP_START_BACKOFF_MS 100       /* first respawn after a death before READY */
 #define SUP_START_BACKOFF_MAX_MS 10000 /* doubling per death before READY, up to */
 #define SUP_DEATH_RING 16
-#define SUP_MAX_INFLIGHT 8 /* largest --inflight */
+#define SUP_MAX_INFLIGHT IPC_BOARD_TAKEN /* largest --inflight */
+#define SUP_TAKE_BACK_MS                                                                           \
+    2 /* a request sent ahead may be taken back once the one before it has                         \
+         run this long (sup_pool.c, take_back) */
 #define SUP_LOG_EVERY_MS                                                                           \
     10000 /* a repeated condition is logged at most this often, with a count                       \
            */
@@ -180,6 +183,7 @@ typedef struct sup_request {
     int attempts;   /* dispatches so far; a request is tried at most twice */
     bool need_cek;  /* queued again after a native-code fault: CEK workers only */
     bool timed_out; /* past its deadline; answered once its worker's exit is seen */
+    uint64_t seq;   /* its frame's number on its worker (ipc_board.started) */
     /* The JIT fault that made it run again, kept to lift the blacklist
      * entry if the CEK worker fails with the same error kind. */
     /* Shadow verification (sup_shadow.c): the native run's CHECKED reply
@@ -235,6 +239,8 @@ typedef struct sup_slot {
      * worker runs them in that order, so a reply is always for inflight[0]. */
     sup_request *inflight[SUP_MAX_INFLIGHT];
     int ninflight;
+    uint64_t head_since_ms; /* when inflight[0] became the request it runs */
+    uint64_t sent;          /* REQUEST and SHADOW frames sent to the current process */
     uint64_t spawned_ms;
     uint64_t respawn_at_ms;
     uint64_t deaths[SUP_DEATH_RING]; /* ring of recent crash times (after READY) */
@@ -316,6 +322,8 @@ typedef struct sup_metrics {
     uint64_t deaths[DEATH_NCAUSES];
     uint64_t redispatches[REDISPATCH_NREASONS];
     uint64_t dropped;          /* queued requests dropped, their client gone */
+    uint64_t taken_back[2];    /* sent ahead, then taken back unrun: [0] client gone, [1] to
+                                  run on a worker that became free */
     uint64_t reloads[2];       /* SIGHUP reloads: [0] completed, [1] failed */
     int64_t blacklist_entries; /* stored at start (any ABI) + added - lifted */
     /* Native-tier totals of workers that have exited (their scoreboards'
@@ -380,6 +388,10 @@ struct sup_server {
     sup_slot *slots;
     int nslots;
     int next_slot; /* round-robin start for dispatch */
+    /* Due when a request sent ahead may be taken back for a free worker
+     * (sup_pool.c, take_back). */
+    uv_timer_t take_back_timer;
+    bool take_back_open;
 
     sup_queue queue;       /* first attempts */
     sup_queue retry;       /* second attempts, served first */

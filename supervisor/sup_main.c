@@ -55,7 +55,7 @@
 #define DEFAULT_PORT 8080
 #define DEFAULT_DATA "./sxpool-data"
 #define DEFAULT_TIMEOUT_S 30
-#define DEFAULT_INFLIGHT 1
+#define DEFAULT_INFLIGHT 2
 #define MAX_STOP_S 3600 /* --drain-delay, --graceful-timeout */
 #define DEFAULT_MAX_BODY (1u << 20)
 #define MAX_TIMEOUT_S 86400
@@ -195,9 +195,10 @@ void sup_usage(FILE *out)
             "                     balancer stops sending first\n"
             "  --graceful-timeout=SECS  then requests in flight get this long to finish\n"
             "                     (default %d)\n"
-            "  --inflight=N       requests sent ahead to each JIT worker, 1 to %d\n"
-            "                     (default %d): the next is there when one is done,\n"
-            "                     but it waits behind a slow one\n"
+            "  --inflight=N       requests a JIT worker may hold, 1 to %d (default %d):\n"
+            "                     the next is there when one is done; one waiting\n"
+            "                     behind a slow request is taken back for a worker\n"
+            "                     that becomes free\n"
             "  --store=URL        keep the store in PostgreSQL (postgresql://USER@HOST/DB,\n"
             "                     libpq's URL syntax) instead of LMDB in --data; hosts\n"
             "                     that share it share data, response records (so an\n"

@@ -35,6 +35,11 @@
  *     another request. At a death, the request the worker's scoreboard
  *     says it was running takes the death (sup_fault.c); the others never
  *     started: they go back to the front of their queue, uncounted;
+ *   - a request sent ahead is taken back (try_take_back, through the
+ *     scoreboard: ipc_board's protocol) if the worker has not started it,
+ *     when its client leaves (freed unrun) or for a JIT worker that became
+ *     free (take_back); it leaves w->inflight at once and the worker skips
+ *     its frame without a reply;
  *   - a request is answered exactly once: whoever takes it off w->inflight
  *     or the queue answers it;
  *   - a queue holds only requests whose client is still connected: when a
@@ -221,11 +226,29 @@ static void drop_gone(sup_server *s, sup_request *r)
     sup__request_free(r);
 }
 
+static bool try_take_back(sup_slot *w, sup_request *r);
+static void dispatch(sup_server *s);
+
 void sup__pool_abandon(sup_server *s, sup_request *r)
 {
-    if (!r->queue) return; /* on a worker or with a fault job: answered to nobody */
-    queue_remove(r);
-    drop_gone(s, r);
+    if (r->queue) {
+        queue_remove(r);
+        drop_gone(s, r);
+        return;
+    }
+    /* On a worker: freed unrun if the worker has not started it (it was
+     * sent ahead); else, or with a fault job, answered to nobody. */
+    if (r->slot < 0 || r->slot >= s->nslots) return;
+    sup_slot *w = &s->slots[r->slot];
+    for (int i = 0; i < w->ninflight; i++)
+        if (w->inflight[i] == r) {
+            if (try_take_back(w, r)) {
+                s->metrics.taken_back[0]++;
+                drop_gone(s, r);
+                dispatch(s);
+            }
+            return;
+        }
 }
 
 /* ---- killing and spawning ------------------------------------------------- */
@@ -253,12 +276,60 @@ static sup_request *inflight_head(const sup_slot *w)
     return w->ninflight > 0 ? w->inflight[0] : NULL;
 }
 
-/* Takes inflight[0], answered, off w: IDLE again once it holds none. */
+/* Takes inflight[0], answered, off w: IDLE again once it holds none. The
+ * next one starts now: its deadline runs from here, not from when it was
+ * sent ahead. */
 static void inflight_pop(sup_slot *w)
 {
     memmove(&w->inflight[0], &w->inflight[1], sizeof w->inflight[0] * (size_t)(w->ninflight - 1));
     w->inflight[--w->ninflight] = NULL;
     if (w->ninflight == 0 && w->state == SLOT_BUSY) w->state = SLOT_IDLE;
+    if (w->ninflight > 0) {
+        uint64_t now = uv_now(w->srv->loop);
+        w->head_since_ms = now;
+        if (!w->inflight[0]->timed_out) w->inflight[0]->deadline_ms = now + w->srv->cfg.timeout_ms;
+    }
+}
+
+/* Takes r, which w holds, back if w's process has not started it (the
+ * protocol is ipc_board's). @return true if taken back: r is off
+ * w->inflight and the worker will skip it */
+static bool try_take_back(sup_slot *w, sup_request *r)
+{
+    ipc_board *b = w->board;
+    int i = 0;
+    /* a worker that could not map its board (its pid is not there) would
+     * run the request all the same */
+    if (!b || r->shadow.frame || __atomic_load_n(&b->pid, __ATOMIC_ACQUIRE) != (uint32_t)w->pid)
+        return false;
+    for (; i < IPC_BOARD_TAKEN; i++) {
+        uint64_t none = 0;
+        if (__atomic_compare_exchange_n(&b->taken[i], &none, r->id, false, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            break;
+    }
+    if (i == IPC_BOARD_TAKEN) return false;
+    bool taken = __atomic_load_n(&b->started, __ATOMIC_SEQ_CST) < r->seq;
+    if (!taken) { /* it has got to r: whoever clears the entry decides */
+        uint64_t id = r->id;
+        taken = !__atomic_compare_exchange_n(&b->taken[i], &id, 0, false, __ATOMIC_SEQ_CST,
+                                             __ATOMIC_SEQ_CST);
+    }
+    if (!taken) return false;
+    int k = 0;
+    while (k < w->ninflight && w->inflight[k] != r)
+        k++;
+    if (k == w->ninflight) return false; /* not expected: the caller found it there */
+    if (k == 0) {
+        inflight_pop(w);
+    } else {
+        memmove(&w->inflight[k], &w->inflight[k + 1],
+                sizeof w->inflight[0] * (size_t)(w->ninflight - k - 1));
+        w->inflight[--w->ninflight] = NULL;
+    }
+    r->slot = -1;
+    r->attempts--;
+    return true;
 }
 
 /* r was sent to a worker that died before starting it: back to the front
@@ -357,6 +428,7 @@ static void spawn_slot(sup_slot *w)
      * this process's. No process maps it now (the previous one exited). */
     memset(w->board, 0, sizeof *w->board);
     w->board->magic = IPC_BOARD_MAGIC;
+    w->sent = 0;
     __atomic_thread_fence(__ATOMIC_RELEASE);
 
     uv_stdio_container_t stdio[3];
@@ -529,6 +601,7 @@ static void describe_exit(char *dst, size_t cap, int64_t status, int sig)
 }
 
 static void dispatch(sup_server *s);
+static void on_take_back_timer(uv_timer_t *t);
 
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 {
@@ -942,15 +1015,29 @@ static int depth(const sup_server *s, const sup_slot *w)
     return w->cek ? 1 : s->cfg.inflight;
 }
 
+/* Requests taken back from w's process that it has not got to yet (it
+ * skips them when it does). */
+static int taken_unreached(const sup_slot *w)
+{
+    int n = 0;
+    for (int i = 0; w->board && i < IPC_BOARD_TAKEN; i++)
+        n += __atomic_load_n(&w->board->taken[i], __ATOMIC_RELAXED) != 0;
+    return n;
+}
+
 /* A ready worker of that kind with room for one more request: an idle one
- * (round-robin) if any, else the one holding the fewest. */
+ * (round-robin) if any, else the one holding the fewest. Requests taken
+ * back count against the room for sending ahead until the worker has
+ * skipped them, so that a worker stuck on a long request is sent no more
+ * than --inflight behind it, whatever is taken back. */
 static sup_slot *pick_worker(sup_server *s, enum pick kind)
 {
     sup_slot *best = NULL;
     for (int k = 0; k < s->nslots; k++) {
         sup_slot *w = &s->slots[(s->next_slot + k) % s->nslots];
         if ((w->state != SLOT_IDLE && w->state != SLOT_BUSY) || w->retire_now || w->gen != s->gen ||
-            !kind_ok(w, kind) || w->ninflight >= depth(s, w))
+            !kind_ok(w, kind) || w->ninflight >= depth(s, w) ||
+            (w->ninflight > 0 && w->ninflight + taken_unreached(w) >= depth(s, w)))
             continue;
         if (!best || w->ninflight < best->ninflight) best = w;
         if (w->ninflight == 0) break;
@@ -1025,7 +1112,9 @@ static int send_request(sup_server *s, sup_slot *w, sup_request *r)
     w->state = SLOT_BUSY;
     r->slot = w->index;
     r->attempts++;
+    r->seq = ++w->sent;
     r->deadline_ms = uv_now(s->loop) + s->cfg.timeout_ms;
+    if (w->ninflight == 1) w->head_since_ms = uv_now(s->loop);
     sup__debug("request %llu (attempt %d) sent to worker %d (pid %d)", (unsigned long long)r->id,
                r->attempts, w->index, w->pid);
     return 0;
@@ -1046,10 +1135,58 @@ static void dispatch_queue(sup_server *s, sup_queue *q, bool retry)
     }
 }
 
+/* Taking back (--inflight above 1): a JIT worker is free, nothing waits
+ * in the queues, and another worker holds requests sent ahead behind one
+ * that has run for SUP_TAKE_BACK_MS: the oldest of those it has not
+ * started is taken back (try_take_back) and runs on the free worker. A
+ * request behind a short one is left where it is. */
+static void take_back(sup_server *s)
+{
+    if (s->cfg.inflight < 2 || s->queue.head || s->retry.head || s->stop != STOP_NONE ||
+        !s->take_back_open)
+        return;
+    int free_jit = 0;
+    for (int i = 0; i < s->nslots; i++) {
+        const sup_slot *w = &s->slots[i];
+        if (!w->cek && w->gen == s->gen && !w->retire_now && w->state == SLOT_IDLE) free_jit++;
+    }
+    uint64_t now = uv_now(s->loop), due = 0;
+    for (int i = 0; i < s->nslots && free_jit > 0; i++) {
+        sup_slot *w = &s->slots[i];
+        if (w->cek || w->state != SLOT_BUSY || w->ninflight < 2) continue;
+        if (now - w->head_since_ms < SUP_TAKE_BACK_MS) {
+            uint64_t at = w->head_since_ms + SUP_TAKE_BACK_MS;
+            if (due == 0 || at < due) due = at;
+            continue;
+        }
+        for (int k = 1; k < w->ninflight && free_jit > 0; k++) {
+            sup_request *r = w->inflight[k];
+            if (!r->conn || !try_take_back(w, r)) continue;
+            s->metrics.taken_back[1]++;
+            sup__debug("request %llu taken back from worker %d (pid %d)", (unsigned long long)r->id,
+                       w->index, w->pid);
+            r->queued_ms = now;
+            queue_push(r->attempts > 0 ? &s->retry : &s->queue, r, true);
+            dispatch_queue(s, &s->retry, true);
+            dispatch_queue(s, &s->queue, false);
+            free_jit--;
+            k--; /* inflight[k] is the next one now */
+        }
+    }
+    if (free_jit > 0 && due > 0)
+        uv_timer_start(&s->take_back_timer, on_take_back_timer, due - now, 0);
+}
+
+static void on_take_back_timer(uv_timer_t *t)
+{
+    take_back(t->data);
+}
+
 static void dispatch(sup_server *s)
 {
     dispatch_queue(s, &s->retry, true);
     dispatch_queue(s, &s->queue, false);
+    take_back(s);
 }
 
 void sup__pool_dispatch(sup_server *s)
@@ -1217,6 +1354,12 @@ int sup__pool_start(sup_server *s)
     }
     s->inbox_async.data = s;
     s->async_open = true;
+    if ((err = uv_timer_init(s->loop, &s->take_back_timer)) != 0) {
+        sup__error("unable to create the take-back timer: %s", uv_strerror(err));
+        return err;
+    }
+    s->take_back_timer.data = s;
+    s->take_back_open = true;
     int active = s->cfg.workers + s->cfg.cek_workers;
     int n = sup__pool_slot_count(&s->cfg);
     s->slots = calloc((size_t)n, sizeof *s->slots);
@@ -1359,6 +1502,10 @@ void sup__pool_close(sup_server *s)
         uv_close((uv_handle_t *)&s->inbox_async, NULL);
         s->async_open = false;
         uv_mutex_destroy(&s->inbox_lock);
+    }
+    if (s->take_back_open) {
+        uv_close((uv_handle_t *)&s->take_back_timer, NULL);
+        s->take_back_open = false;
     }
     if (sup__pool_live(s) == 0) {
         for (int i = 0; i < s->nslots; i++)

@@ -4,6 +4,8 @@
  * What is written, and by whom:
  *   - main thread, at start: pid and ABI hash;
  *   - main thread, around each request: request_id and IDLE <-> REQUEST;
+ *   - main thread, before each request: started, and taken[] entries it
+ *     finds (wrk_board_start);
  *   - the JIT's compiler thread, through the batch hooks: the batch's
  *     names and code hashes, batch_len and COMPILING;
  *   - the crash handler (wrk_crash.c): crash_signal and crash_fn.
@@ -52,6 +54,23 @@ void wrk_board_copy(char *dst, size_t cap, const char *src)
         for (; i + 1 < cap && src[i]; i++)
             dst[i] = src[i];
     dst[i] = '\0';
+}
+
+/* The protocol is ipc_board's (ipc.h): frames counts the REQUEST and
+ * SHADOW frames this process has taken up. */
+bool wrk_board_start(uint64_t id)
+{
+    static uint64_t frames;
+    if (!board) return true; /* the supervisor takes nothing back: pid is never set */
+    __atomic_store_n(&board->started, ++frames, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < IPC_BOARD_TAKEN; i++) {
+        uint64_t v = id;
+        if (__atomic_load_n(&board->taken[i], __ATOMIC_SEQ_CST) == id &&
+            __atomic_compare_exchange_n(&board->taken[i], &v, 0, false, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            return false;
+    }
+    return true;
 }
 
 void wrk_board_identity(const char *abi_hash)

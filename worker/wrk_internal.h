@@ -43,6 +43,9 @@ ipc_board *wrk_board(void);
 /* Records pid and ABI hash. */
 void wrk_board_identity(const char *abi_hash);
 void wrk_board_request_begin(uint64_t id);
+/* Before a REQUEST or SHADOW frame id is started. @return false if the
+ * supervisor took it back: it is skipped and answered with nothing */
+bool wrk_board_start(uint64_t id);
 void wrk_board_request_end(void);
 /* Publishes the native tier's totals on the board (the supervisor's
  * /metrics): before every reply, so a reply's effects are in them. */

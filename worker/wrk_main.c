@@ -1132,6 +1132,10 @@ static int serve(int argc, char **argv)
             free(buf);
             break;
         }
+        if ((fr->type == IPC_REQUEST || fr->type == IPC_SHADOW) && !wrk_board_start(fr->id)) {
+            free(buf); /* taken back: it runs elsewhere, or its client left */
+            continue;
+        }
         if ((fr->type == IPC_REQUEST || fr->type == IPC_SHADOW) && store_check(w.st) != 0) {
             /* Nothing of the request has run: the supervisor queues it
              * again, uncharged, and a new worker connects (this one's
