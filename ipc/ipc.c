@@ -270,6 +270,19 @@ void ipc_record_id(uint64_t id, const char *key, size_t klen, const char *prefix
                  prefix ? prefix : "", (unsigned long long)id);
 }
 
+size_t ipc_fmt_u64(char *buf, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+    return n;
+}
+
 void ipc_frame_set_id(char *buf, size_t len, uint64_t id)
 {
     if (buf != NULL && len >= IPC_HEADER_SIZE) put_u64((unsigned char *)buf + 8, id);

@@ -148,6 +148,11 @@ void ipc_frame_set_id(char *buf, size_t len, uint64_t id);
  */
 size_t ipc_escape_line(char *dst, size_t cap, const char *src, size_t len);
 
+/* Writes v in decimal and a NUL to buf (at least 21 bytes), without
+ * printf's machinery (it runs for every response). @return the digits
+ * written */
+size_t ipc_fmt_u64(char *buf, uint64_t v);
+
 typedef struct ipc_field {
     const char *p; /* points into the decoded buffer; not NUL-terminated */
     uint32_t len;

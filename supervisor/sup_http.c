@@ -442,37 +442,55 @@ static int append_str(sup_buf *b, const char *s)
     return sup__buf_append(b, s, strlen(s));
 }
 
+static bool header_passed(const ipc_field *n, const ipc_field *v)
+{
+    return !name_is(n, "content-length") && !name_is(n, "transfer-encoding") &&
+           !name_is(n, "connection") && header_ok(n, v);
+}
+
 static void conn_send(sup_conn *c, int status, const ipc_field *hdrs, int nhdr_fields,
                       const char *body, size_t len, bool head, bool keep)
 {
-    sup_buf b = {0};
-    char line[128];
-    snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
-    int err = append_str(&b, line);
-    for (int i = 0; err == 0 && i + 1 < nhdr_fields; i += 2) {
-        const ipc_field *n = &hdrs[i], *v = &hdrs[i + 1];
-        if (name_is(n, "content-length") || name_is(n, "transfer-encoding") ||
-            name_is(n, "connection") || !header_ok(n, v))
-            continue;
-        err = sup__buf_append(&b, n->p, n->len);
-        if (err == 0) err = sup__buf_append(&b, ": ", 2);
-        if (err == 0) err = sup__buf_append(&b, v->p, v->len);
-        if (err == 0) err = sup__buf_append(&b, "\r\n", 2);
-    }
+    static const char keep_line[] = "connection: keep-alive\r\n\r\n",
+                      close_line[] = "connection: close\r\n\r\n";
     bool bodiless = status < 200 || status == 204 || status == 304;
-    if (err == 0 && !bodiless) {
-        snprintf(line, sizeof line, "content-length: %zu\r\n", len);
-        err = append_str(&b, line);
-    }
-    if (err == 0)
-        err = append_str(&b, keep ? "connection: keep-alive\r\n\r\n" : "connection: close\r\n\r\n");
-    if (err == 0 && !bodiless && !head) err = sup__buf_append(&b, body, len);
-    if (err != 0) {
+    bool with_body = !bodiless && !head;
+    /* sized first: one allocation per response */
+    const char *reason = reason_phrase(status);
+    size_t need = 32 + strlen(reason) + 40 + sizeof keep_line + (with_body ? len : 0);
+    for (int i = 0; i + 1 < nhdr_fields; i += 2)
+        need += hdrs[i].len + hdrs[i + 1].len + 4;
+    sup_buf b = {0};
+    if (need < len || !(b.p = malloc(need))) {
         sup__error("unable to build a %d response: out of memory; closing the connection", status);
-        sup__buf_free(&b);
         conn_close(c);
         return;
     }
+    b.cap = need;
+    char num[24];
+    sup__buf_append(&b, "HTTP/1.1 ", 9);
+    sup__buf_append(&b, num, ipc_fmt_u64(num, (uint64_t)status));
+    sup__buf_append(&b, " ", 1);
+    append_str(&b, reason);
+    sup__buf_append(&b, "\r\n", 2);
+    for (int i = 0; i + 1 < nhdr_fields; i += 2) {
+        const ipc_field *n = &hdrs[i], *v = &hdrs[i + 1];
+        if (!header_passed(n, v)) continue;
+        sup__buf_append(&b, n->p, n->len);
+        sup__buf_append(&b, ": ", 2);
+        sup__buf_append(&b, v->p, v->len);
+        sup__buf_append(&b, "\r\n", 2);
+    }
+    if (!bodiless) {
+        sup__buf_append(&b, "content-length: ", 16);
+        sup__buf_append(&b, num, ipc_fmt_u64(num, (uint64_t)len));
+        sup__buf_append(&b, "\r\n", 2);
+    }
+    if (keep)
+        sup__buf_append(&b, keep_line, sizeof keep_line - 1);
+    else
+        sup__buf_append(&b, close_line, sizeof close_line - 1);
+    if (with_body) sup__buf_append(&b, body, len);
     conn_write(c, b.p, b.len, true, keep ? W_KEEP : W_CLOSE);
 }
 

@@ -251,21 +251,6 @@ static bool response_fits(const sx_response *resp, sx_failure *fail)
     return false;
 }
 
-/* v in decimal into buf (at least 21 bytes), without printf's machinery:
- * it runs for every response. @return buf */
-static char *fmt_u64(char *buf, uint64_t v)
-{
-    char tmp[20];
-    int n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    for (int i = 0; i < n; i++)
-        buf[i] = tmp[n - 1 - i];
-    buf[n] = '\0';
-    return buf;
-}
-
 /* Encodes a RESPONSE frame for resp. */
 static int encode_response(uint64_t id, const sx_response *resp, char **buf, size_t *len)
 {
@@ -273,7 +258,7 @@ static int encode_response(uint64_t id, const sx_response *resp, char **buf, siz
     ipc_field *f = calloc((size_t)n, sizeof *f);
     if (!f) return -ENOMEM;
     char status[24]; /* 100 to 999 (sx_vm_handle checks) */
-    fmt_u64(status, (uint64_t)resp->status);
+    ipc_fmt_u64(status, (uint64_t)resp->status);
     f[0] = fstr(status);
     f[1] = (ipc_field){resp->body, (uint32_t)resp->body_len};
     for (int i = 0; i < resp->nheaders; i++) {

@@ -12,53 +12,21 @@ code. A missing haproxy fails the test."""
 
 import http.client
 import os
-import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 import unittest
 
+import haproxy
 import sxtest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SHIPPED = os.path.join(HERE, "..", "..", "deploy", "haproxy.cfg")
 DRAIN_S = 5
-
-
-def haproxy_binary():
-    for path in (shutil.which("haproxy"), "/usr/sbin/haproxy"):
-        if path and os.access(path, os.X_OK):
-            return path
-    raise AssertionError("haproxy is not installed (Debian package haproxy; "
-                         "deploy/install-deps.sh installs it)")
-
-
-def make_config(front, port_a, port_b):
-    """deploy/haproxy.cfg with this test's addresses, without the lines
-    of its global section that need root, logging to stderr. Fails if the
-    shipped file no longer has what is replaced."""
-    with open(SHIPPED) as f:
-        text = f.read()
-    subs = [
-        (r"(?m)^\s*(chroot|user|group|stats socket)\b.*\n", "", 4),
-        (r"(?m)^(\s*)log /dev/log .*$", r"\1log stderr format raw local0 info", 1),
-        (r"(?m)^(\s*)bind :80\s*$", r"\1bind 127.0.0.1:%d" % front, 1),
-        (r"(?m)^(\s*server sxpool-a )127\.0\.0\.1:8080\b", r"\g<1>127.0.0.1:%d" % port_a, 1),
-        (r"(?m)^(\s*server sxpool-b )127\.0\.0\.1:8081\b", r"\g<1>127.0.0.1:%d" % port_b, 1),
-    ]
-    for pattern, repl, count in subs:
-        text, n = re.subn(pattern, repl, text)
-        if n != count:
-            raise AssertionError("deploy/haproxy.cfg: %r matched %d times, want %d"
-                                 % (pattern, n, count))
-    return text
 
 
 class HAProxy(unittest.TestCase):
     def setUp(self):
-        self.binary = haproxy_binary()
+        haproxy.binary()  # fails at once if it is missing
         self.tmp = tempfile.mkdtemp(prefix="sxpool-haproxy-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         with open(os.path.join(sxtest.app_dir("reload"), "main.sx")) as f:
@@ -80,32 +48,12 @@ class HAProxy(unittest.TestCase):
                                                   "--keepalive-timeout=60"])
 
     def start_haproxy(self, port_a, port_b):
-        front = sxtest.free_port()
-        cfg = os.path.join(self.tmp, "haproxy.cfg")
-        with open(cfg, "w") as f:
-            f.write(make_config(front, port_a, port_b))
-        check = subprocess.run([self.binary, "-c", "-f", cfg], capture_output=True, text=True,
-                               timeout=30)
-        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
-        self.hlog = os.path.join(self.tmp, "haproxy.log")
-        with open(self.hlog, "w") as log:
-            proc = subprocess.Popen([self.binary, "-db", "-f", cfg], stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT)
-        self.addCleanup(self.stop_haproxy, proc)
-        return proc, front
-
-    def stop_haproxy(self, proc):
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        self.hap = haproxy.HAProxy(self.tmp, sxtest.free_port(), port_a, port_b).start()
+        self.addCleanup(self.hap.stop)
+        return self.hap.proc, self.hap.front
 
     def haproxy_log(self):
-        with open(self.hlog, errors="replace") as f:
-            return f.read()[-20000:]
+        return self.hap.log()
 
     def test_drain_one_reload_the_other_under_load(self):
         a = self.server("a", "a1").start()

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pgserver  # noqa: E402
 import sxtest  # noqa: E402
-from test_haproxy import haproxy_binary, make_config  # noqa: E402
+import haproxy  # noqa: E402
 
 THREADS = 4
 RETRY_FOR_S = 30
@@ -97,7 +97,7 @@ class Clients:
 
 class HAProxyPg(unittest.TestCase):
     def setUp(self):
-        self.binary = haproxy_binary()
+        haproxy.binary()  # fails at once if it is missing
         self.tmp = tempfile.mkdtemp(prefix="sxpool-haproxy-pg-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.pg = pgserver.PgServer().start()
@@ -114,29 +114,12 @@ class HAProxyPg(unittest.TestCase):
                                                   "--keepalive-timeout=60"])
 
     def start_haproxy(self, port_a, port_b):
-        front = sxtest.free_port()
-        cfg = os.path.join(self.tmp, "haproxy.cfg")
-        with open(cfg, "w") as f:
-            f.write(make_config(front, port_a, port_b))
-        self.hlog = os.path.join(self.tmp, "haproxy.log")
-        with open(self.hlog, "w") as log:
-            proc = subprocess.Popen([self.binary, "-db", "-f", cfg], stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT)
-        self.addCleanup(self.stop_haproxy, proc)
-        return proc, front
-
-    def stop_haproxy(self, proc):
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        self.hap = haproxy.HAProxy(self.tmp, sxtest.free_port(), port_a, port_b).start()
+        self.addCleanup(self.hap.stop)
+        return self.hap.proc, self.hap.front
 
     def haproxy_log(self):
-        with open(self.hlog, errors="replace") as f:
-            return f.read()[-20000:]
+        return self.hap.log()
 
     def test_worker_and_instance_kills_under_load(self):
         a = self.server("a").start()
