@@ -96,6 +96,12 @@ typedef struct upeer {
     ipc__unix *c;
     int nwrites; /* uv_write requests not completed */
     int dropped; /* no longer the slot's peer */
+    /* While the frames of one read are delivered, what is sent to this
+     * peer is gathered here and written at once afterwards: the answers to
+     * several replies (the next requests) cost one system call, not one
+     * each. */
+    int corked;
+    ubuf out;
 } upeer;
 
 typedef struct uwrite {
@@ -584,6 +590,7 @@ static void on_peer_closed(uv_handle_t *h)
     upeer *p = (upeer *)h;
     ipc__unix *c = p->c;
 
+    buf_free(&p->out);
     free(p);
     loop_conn_release(c);
 }
@@ -640,6 +647,8 @@ static int loop_queue(upeer *p, const char *hdr, const char *buf, size_t len, si
     return 0;
 }
 
+static void loop_uncork(ipc__unix *c, upeer *p);
+
 static int loop_send(ipc__unix *c, const char *buf, size_t len)
 {
     upeer *p = c->peer;
@@ -649,7 +658,19 @@ static int loop_send(ipc__unix *c, const char *buf, size_t len)
 
     if (c->closing || p == NULL) return IPC_ECLOSED;
     put_len(hdr, (uint32_t)len);
+    if (p->corked && p->out.len + IPC__LEN + len > IPC__READ_CHUNK && p->out.len > 0) {
+        loop_uncork(c, p); /* a large frame goes on its own */
+        p->out.len = 0;
+        if (c->peer != p) return IPC_ECLOSED;
+    }
     if (p->nwrites > 0) return loop_queue(p, hdr, buf, len, 0);
+    if (p->corked && IPC__LEN + len <= IPC__READ_CHUNK) {
+        if (buf_reserve(&p->out, IPC__LEN + len) != 0) return -ENOMEM;
+        memcpy(p->out.p + p->out.len, hdr, IPC__LEN);
+        memcpy(p->out.p + p->out.len + IPC__LEN, buf, len);
+        p->out.len += IPC__LEN + len;
+        return 0;
+    }
     b[n++] = uv_buf_init(hdr, IPC__LEN);
     if (len > 0) b[n++] = uv_buf_init((char *)buf, (unsigned)len);
     w = uv_try_write((uv_stream_t *)&p->pipe, b, (unsigned)n);
@@ -663,6 +684,31 @@ static int loop_send(ipc__unix *c, const char *buf, size_t len)
         return IPC_ECLOSED;
     }
     return rc;
+}
+
+/* Writes what was gathered while p was corked, queueing what the socket
+ * does not take at once (nothing was queued before it: loop_send). */
+static void loop_uncork(ipc__unix *c, upeer *p)
+{
+    uv_buf_t b = uv_buf_init(p->out.p, (unsigned)p->out.len);
+    int w = uv_try_write((uv_stream_t *)&p->pipe, &b, 1);
+    if (w == UV_EAGAIN) w = 0;
+    if (w < 0) return; /* the read side sees the reset and drops the peer */
+    if ((size_t)w == p->out.len) return;
+    uwrite *q = malloc(sizeof(*q) + p->out.len - (size_t)w);
+    if (q == NULL) {
+        loop_drop_peer(c); /* frames cut in half cannot be finished */
+        return;
+    }
+    q->peer = p;
+    memcpy(q->buf, p->out.p + w, p->out.len - (size_t)w);
+    b = uv_buf_init(q->buf, (unsigned)(p->out.len - (size_t)w));
+    if (uv_write(&q->req, (uv_stream_t *)&p->pipe, &b, 1, on_write) != 0) {
+        free(q);
+        loop_drop_peer(c);
+        return;
+    }
+    p->nwrites++;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -691,7 +737,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         return;
     }
     c->in.len += (size_t)nread;
-    if (deliver_frames(c) != 0 && c->peer == p) loop_drop_peer(c);
+    p->corked = 1;
+    int bad = deliver_frames(c);
+    p->corked = 0;
+    if (bad != 0 && c->peer == p) loop_drop_peer(c);
+    if (p->out.len > 0 && c->peer == p) loop_uncork(c, p);
+    p->out.len = 0;
 }
 
 static int loop_peer_alive(ipc__unix *c)
