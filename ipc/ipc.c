@@ -265,9 +265,11 @@ void ipc_record_id(uint64_t id, const char *key, size_t klen, const char *prefix
 {
     if (klen > 0 && klen <= IPC_IDEMPOTENCY_KEY_MAX)
         snprintf(out, IPC_RECORD_ID_MAX, "k:%.*s", (int)klen, key);
-    else
-        snprintf(out, IPC_RECORD_ID_MAX, "%.*s%llu", IPC_RECORD_PREFIX_MAX - 1,
-                 prefix ? prefix : "", (unsigned long long)id);
+    else { /* for every request: without printf */
+        size_t n = prefix ? strnlen(prefix, IPC_RECORD_PREFIX_MAX - 1) : 0;
+        if (n > 0) memcpy(out, prefix, n);
+        ipc_fmt_u64(out + n, id);
+    }
 }
 
 size_t ipc_fmt_u64(char *buf, uint64_t v)

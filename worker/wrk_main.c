@@ -323,7 +323,9 @@ static void record_id(const ipc_frame *fr, char out[IPC_RECORD_ID_MAX])
             ipc_record_id(fr->id, fr->fields[i + 1].p, fr->fields[i + 1].len, NULL, out);
             return;
         }
-    ipc_record_id(fr->id, NULL, 0, getenv("SXPOOL_RECORD_PREFIX"), out);
+    static const char *prefix;
+    if (!prefix) prefix = getenv("SXPOOL_RECORD_PREFIX") ? getenv("SXPOOL_RECORD_PREFIX") : "";
+    ipc_record_id(fr->id, NULL, 0, prefix, out);
 }
 
 /* Optimistic runs of a request before it runs holding the write lock. */
@@ -374,16 +376,20 @@ static int shadow_kind(wrk *w, char *natives, size_t cap)
     int n = jit_request_entered(e, WRK_MAX_ENTERED);
     if (n <= 0) return 0;
     bool canary = n > WRK_MAX_ENTERED && w->shadow_canary > 0;
+    for (int i = 0; i < n && i < WRK_MAX_ENTERED; i++)
+        if (e[i].requests < w->shadow_canary) canary = true;
+    int kind = canary ? 1
+               : w->shadow_rate > 0 && (double)rand() / ((double)RAND_MAX + 1.0) < w->shadow_rate
+                   ? 2
+                   : 0;
+    if (kind == 0) return 0; /* the list is built only for a request that is checked */
     size_t len = 0;
     natives[0] = '\0';
     for (int i = 0; i < n && i < WRK_MAX_ENTERED; i++) {
-        if (e[i].requests < w->shadow_canary) canary = true;
         int m = snprintf(natives + len, cap - len, "%s %s\n", e[i].name, e[i].hash);
         if (m > 0 && (size_t)m < cap - len) len += (size_t)m;
     }
-    if (canary) return 1;
-    if (w->shadow_rate > 0 && (double)rand() / ((double)RAND_MAX + 1.0) < w->shadow_rate) return 2;
-    return 0;
+    return kind;
 }
 
 /* Encodes CHECKED for the response resp (an encoded RESPONSE frame). */
