@@ -18,8 +18,11 @@ succeed and no reader slot belongs to a dead pid; the pool is back to full
 size; the supervisor's RSS grew less than 10 % from after the warm-up to
 the end. 20 s by default; --duration=SECS for long runs, --no-kills for a
 latency baseline (no kills, no SIGSTOP), --transport=nng to run the pool on
-the nng transport (ctest runs both transports). The processes (sxpool, its workers,
-the clients) are stopped by pid.
+the nng transport (ctest runs both transports), --inflight=N with
+--jit-workers=M to hold more requests than workers (ctest runs --inflight=4
+with 2 JIT workers: the SIGSTOPped worker holds requests sent ahead, which
+must be taken back and run elsewhere, /metrics says). The processes
+(sxpool, its workers, the clients) are stopped by pid.
 
 Chaos.run_chaos (below the main run) is the thread-based run that
 test_chaos_recycle.py uses.
@@ -59,7 +62,8 @@ def sum_squares(n):
 
 DURATION = 20.0   # seconds of load; --duration=SECS
 KILLS = True      # --no-kills: a latency baseline
-EXTRA_ARGS = []    # --transport=unix|nng: passed on to sxpool
+EXTRA_ARGS = []    # --transport=unix|nng, --inflight=N: passed on to sxpool
+INFLIGHT = 0       # --inflight=N: also checks that requests were taken back (/metrics)
 TIMEOUT = 4       # sxpool --timeout
 PROC_CLIENTS = 4
 PROC_KEYS = ("a", "b", "c", "d", "e")
@@ -105,6 +109,20 @@ def client_main(host, port, idx, seconds, out, die):
     with open(out, "w") as f:
         for r in recs:
             f.write(json.dumps(r) + "\n")
+
+
+def taken_back(srv):
+    """sxpool_requests_taken_back_total by reason, from the admin listener."""
+    import http.client
+    m = srv.wait_line(r"sxpool: admin on http://([0-9.]+):(\d+)", timeout=5, start=0)
+    conn = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    return {k: int(v) for k, v in
+            re.findall(r'^sxpool_requests_taken_back_total\{reason="(\w+)"\} (\d+)$', text, re.M)}
 
 
 def vmrss_kb(pid):
@@ -285,6 +303,14 @@ class Chaos(unittest.TestCase):
             check(ok == list(range(1, len(ok) + 1)),
                   "counter %s: the values answered 200 are not 1..%d once each" % (key, len(ok)))
 
+        # with --inflight, requests sent ahead were taken back (the SIGSTOPped
+        # worker holds some), and nothing above went wrong for it
+        if INFLIGHT > 1 and KILLS:
+            back = taken_back(srv)
+            sys.stderr.write("chaos: taken back: %r\n" % back)
+            check(back.get("rerouted", 0) >= 1, "no request was taken back for a free worker",
+                  back)
+
         # the store: mdb_stat clean, no reader slot of a dead pid
         for flag in ("-e", "-r"):
             res = subprocess.run(["mdb_stat", flag, data], stdout=subprocess.PIPE,
@@ -455,5 +481,12 @@ if __name__ == "__main__":
             sys.argv.remove(a)
         elif a.startswith("--transport="):
             EXTRA_ARGS.append(a)  # passed on to sxpool
+            sys.argv.remove(a)
+        elif a.startswith("--inflight="):
+            INFLIGHT = int(a.split("=", 1)[1])
+            EXTRA_ARGS += [a, "--admin=127.0.0.1:0"]
+            sys.argv.remove(a)
+        elif a.startswith("--jit-workers="):
+            JIT_WORKERS = int(a.split("=", 1)[1])
             sys.argv.remove(a)
     sxtest.main()
