@@ -24,6 +24,10 @@
  *   READY       slot, pid, mode ("jit" | "cek"), abi hash
  *   REQUEST     method, path, query (raw, without '?'), body,
  *               then header name, header value pairs (names lower-case)
+ *   FIRST_REQUEST  as REQUEST, for a request on its first attempt without
+ *               an Idempotency-Key: no response record can exist for it,
+ *               so the worker does not look one up before running it (its
+ *               commit still finds one, should there be one)
  *   RESPONSE    status, body, then header name, header value pairs
  *   ERROR       status, kind, message        (a genuine program error)
  *   JIT_FAULT   function, kind, message, code hash
@@ -84,7 +88,8 @@ enum ipc_type {
     IPC_CHECKED = 8,
     IPC_SHADOW = 9,
     IPC_SHADOW_RESULT = 10,
-    IPC_TYPE_LAST = IPC_SHADOW_RESULT, /* the decoder accepts IPC_READY .. this */
+    IPC_FIRST_REQUEST = 11,
+    IPC_TYPE_LAST = IPC_FIRST_REQUEST, /* the decoder accepts IPC_READY .. this */
 };
 
 /* Error codes: negative errno values, and this module's own range. */

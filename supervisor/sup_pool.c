@@ -1091,7 +1091,8 @@ static int send_request(sup_server *s, sup_slot *w, sup_request *r)
     char *buf;
     size_t len;
     int err = r->shadow.frame ? sup__shadow_encode(r, fields, n, &buf, &len)
-                              : ipc_encode(IPC_REQUEST, r->id, fields, n, &buf, &len);
+                              : ipc_encode(r->attempts == 0 ? IPC_FIRST_REQUEST : IPC_REQUEST,
+                                           r->id, fields, n, &buf, &len);
     if (err != 0) {
         sup__error("unable to encode request %llu for a worker: %s", (unsigned long long)r->id,
                    ipc_strerror(err));

@@ -314,18 +314,19 @@ static void request_of(const ipc_frame *fr, const char *id, sx_request *r, sx_he
 
 /* The name of the request's response record, which is also the request
  * id the handler sees: its Idempotency-Key header (the supervisor checked
- * it) or its id (ipc_record_id). */
-static void record_id(const ipc_frame *fr, char out[IPC_RECORD_ID_MAX])
+ * it) or its id (ipc_record_id). @return true for a key */
+static bool record_id(const ipc_frame *fr, char out[IPC_RECORD_ID_MAX])
 {
     for (int i = 4; i + 1 < fr->nfields; i += 2)
         if (fr->fields[i].len == 15 && strncasecmp(fr->fields[i].p, "idempotency-key", 15) == 0 &&
             ipc_idempotency_key_ok(fr->fields[i + 1].p, fr->fields[i + 1].len)) {
             ipc_record_id(fr->id, fr->fields[i + 1].p, fr->fields[i + 1].len, NULL, out);
-            return;
+            return true;
         }
     static const char *prefix;
     if (!prefix) prefix = getenv("SXPOOL_RECORD_PREFIX") ? getenv("SXPOOL_RECORD_PREFIX") : "";
     ipc_record_id(fr->id, NULL, 0, prefix, out);
+    return false;
 }
 
 /* Optimistic runs of a request before it runs holding the write lock. */
@@ -654,22 +655,25 @@ static int reply_from_record(wrk *w, const char *id, uint64_t fid, bool *sent)
     return rc;
 }
 
-static int serve_request_body(wrk *w, const ipc_frame *fr)
+static int serve_request_body(wrk *w, const ipc_frame *fr, bool first)
 {
     char id[IPC_RECORD_ID_MAX];
-    record_id(fr, id);
+    bool keyed = record_id(fr, id);
     if (fr->nfields < 4 || (fr->nfields - 4) % 2) {
         wlog(w, "malformed REQUEST frame: %d fields", fr->nfields);
         return -1;
     }
-    /* Committed by an earlier attempt (whose worker died before replying):
-     * answer from the record, never run again. A failed lookup runs the
-     * handler: its commit checks the record again. */
+    /* Committed by an earlier attempt (whose worker died before replying),
+     * or by an earlier request with the same Idempotency-Key: answer from
+     * the record, never run again. A failed lookup runs the handler: its
+     * commit checks the record again. A FIRST_REQUEST without a key has no
+     * earlier attempt: no lookup (a store round trip on PostgreSQL). */
     bool sent = false;
     int rc = 0;
     /* (a verify-only shadow run checks a request the native run committed:
      * its record is there, and it must run all the same; it commits nothing) */
-    if (!w->sh || !w->sh->verify) rc = reply_from_record(w, id, fr->id, &sent);
+    if ((!w->sh || !w->sh->verify) && !(first && !keyed))
+        rc = reply_from_record(w, id, fr->id, &sent);
     if (sent) return rc;
     if (rc == STORE_ECONN) return -ENOTCONN; /* nothing of it ran: see serve() */
     sx_header *hs = calloc((size_t)(fr->nfields / 2 + 1), sizeof *hs);
@@ -729,7 +733,7 @@ static int serve_request(wrk *w, const ipc_frame *fr)
 {
     ipc_stage(fr->id, STAGE_RECEIVED, 0);
     wrk_board_request_begin(fr->id);
-    int rc = serve_request_body(w, fr);
+    int rc = serve_request_body(w, fr, fr->type == IPC_FIRST_REQUEST);
     wrk_board_request_end();
     return rc;
 }
@@ -757,7 +761,7 @@ static int serve_shadow(wrk *w, const ipc_frame *fr)
     sh.verdict = "inconclusive";
     snprintf(sh.detail, sizeof sh.detail, "answered from the request's response record");
     w->sh = &sh;
-    int rc = serve_request_body(w, req);
+    int rc = serve_request_body(w, req, false);
     w->sh = NULL;
     free(req);
     if (rc == 0 && !sh.compared && w->captured)
@@ -1123,11 +1127,13 @@ static int serve(int argc, char **argv)
             free(buf);
             break;
         }
-        if ((fr->type == IPC_REQUEST || fr->type == IPC_SHADOW) && !wrk_board_start(fr->id)) {
+        if ((fr->type == IPC_REQUEST || fr->type == IPC_FIRST_REQUEST || fr->type == IPC_SHADOW) &&
+            !wrk_board_start(fr->id)) {
             free(buf); /* taken back: it runs elsewhere, or its client left */
             continue;
         }
-        if ((fr->type == IPC_REQUEST || fr->type == IPC_SHADOW) && store_check(w.st) != 0) {
+        if ((fr->type == IPC_REQUEST || fr->type == IPC_FIRST_REQUEST || fr->type == IPC_SHADOW) &&
+            store_check(w.st) != 0) {
             /* Nothing of the request has run: the supervisor queues it
              * again, uncharged, and a new worker connects (this one's
              * sandbox lets it open no socket). */
@@ -1137,7 +1143,7 @@ static int serve(int argc, char **argv)
             free(fr);
             return IPC_EXIT_STORE_LOST;
         }
-        if (fr->type == IPC_REQUEST)
+        if (fr->type == IPC_REQUEST || fr->type == IPC_FIRST_REQUEST)
             rc = serve_request(&w, fr);
         else if (fr->type == IPC_SHADOW && !w.native) {
             wrk_board_request_begin(fr->id);
