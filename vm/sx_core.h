@@ -150,10 +150,13 @@ static inline bool sx_is_string(sx_val v)
 /* Counts code points; returns -1 if the bytes are not valid UTF-8. */
 long sx_utf8_count(const char *s, size_t len);
 /* A string built in place: sx_string_alloc(len) gives len bytes (and the
- * terminating NUL) to fill, sx_string_done() counts its characters and
- * returns it as a value, as sx_mkstring() would have made it. */
+ * terminating NUL) to fill, sx_string_done() returns it as a value, as
+ * sx_mkstring() would have made it. */
 sx_string *sx_string_alloc(size_t len);
 sx_val sx_string_done(sx_string *str);
+/* The string's length in code points (its bytes when they are not valid
+ * UTF-8), counted the first time it is asked for. */
+uint32_t sx_str_nchars(sx_string *s);
 /* Decodes one code point at s (valid UTF-8), returns its byte length. */
 int sx_utf8_decode(const char *s, uint32_t *cp);
 /* Encodes cp into out (4 bytes room), returns the byte length. */

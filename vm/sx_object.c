@@ -238,9 +238,20 @@ int sx_utf8_encode(uint32_t cp, char *out)
     return 4;
 }
 
+uint32_t sx_str_nchars(sx_string *s)
+{
+    uint32_t n = __atomic_load_n(&s->nchars, __ATOMIC_RELAXED);
+    if (n != SX_NCHARS_UNKNOWN) return n;
+    long c = sx_utf8_count(s->data, s->len);
+    n = c < 0 ? s->len : (uint32_t)c;
+    /* the same value from whichever thread counts it */
+    __atomic_store_n(&s->nchars, n, __ATOMIC_RELAXED);
+    return n;
+}
+
 size_t sx_str_offset(sx_string *s, size_t i)
 {
-    if (s->nchars == s->len) return i;
+    if (sx_str_nchars(s) == s->len) return i;
     size_t off = 0;
     while (i-- > 0 && off < s->len) {
         unsigned c = (unsigned char)s->data[off];
@@ -262,8 +273,7 @@ sx_string *sx_string_alloc(size_t len)
 
 sx_val sx_string_done(sx_string *str)
 {
-    long n = sx_utf8_count(str->data, str->len);
-    str->nchars = n < 0 ? str->len : (uint32_t)n;
+    str->nchars = SX_NCHARS_UNKNOWN;
     return sx_from_ptr(str);
 }
 

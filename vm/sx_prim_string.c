@@ -53,7 +53,7 @@ static size_t index_arg(sx_ctx *cx, int argc, sx_val *argv, int i, uint32_t limi
 {
     SX_CHECK(cx, sx_is_fix(argv[i]), name, expected, argc, argv);
     int64_t k = sx_fix(argv[i]);
-    if (k < 0 || k > (int64_t)limit) index_error(cx, name, k, sx_str(argv[0])->nchars);
+    if (k < 0 || k > (int64_t)limit) index_error(cx, name, k, sx_str_nchars(sx_str(argv[0])));
     return (size_t)k;
 }
 
@@ -182,7 +182,7 @@ static sx_val p_stringp(sx_ctx *cx, int argc, sx_val *argv)
 static sx_val p_string_length(sx_ctx *cx, int argc, sx_val *argv)
 {
     check_strings(cx, "string-length", "string", argc, argv);
-    return sx_mkfix(sx_str(argv[0])->nchars);
+    return sx_mkfix(sx_str_nchars(sx_str(argv[0])));
 }
 
 static sx_val p_string_ref(sx_ctx *cx, int argc, sx_val *argv)
@@ -191,7 +191,8 @@ static sx_val p_string_ref(sx_ctx *cx, int argc, sx_val *argv)
     sx_string *s = sx_str(argv[0]);
     SX_CHECK(cx, sx_is_fix(argv[1]), "string-ref", "string integer", argc, argv);
     int64_t k = sx_fix(argv[1]);
-    if (k < 0 || k >= (int64_t)s->nchars) index_error(cx, "string-ref", k, s->nchars);
+    uint32_t nchars = sx_str_nchars(s);
+    if (k < 0 || k >= (int64_t)nchars) index_error(cx, "string-ref", k, nchars);
     uint32_t cp;
     sx_utf8_decode(s->data + sx_str_offset(s, (size_t)k), &cp);
     return sx_mkchar(cp);
@@ -202,9 +203,9 @@ static sx_val p_substring(sx_ctx *cx, int argc, sx_val *argv)
     const char *expected = argc == 3 ? "string integer integer" : "string integer";
     SX_CHECK(cx, sx_is_string(argv[0]), "substring", expected, argc, argv);
     sx_string *s = sx_str(argv[0]);
-    size_t start = index_arg(cx, argc, argv, 1, s->nchars, "substring", expected);
-    size_t end =
-        argc == 3 ? index_arg(cx, argc, argv, 2, s->nchars, "substring", expected) : s->nchars;
+    uint32_t nchars = sx_str_nchars(s);
+    size_t start = index_arg(cx, argc, argv, 1, nchars, "substring", expected);
+    size_t end = argc == 3 ? index_arg(cx, argc, argv, 2, nchars, "substring", expected) : nchars;
     if (start > end)
         sx_error(cx, "index-error", "substring: start %zu is after end %zu", start, end);
     size_t from = sx_str_offset(s, start), to = sx_str_offset(s, end);

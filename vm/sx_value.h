@@ -143,13 +143,17 @@ typedef struct sx_float {
 } sx_flonum;
 
 /* Strings are immutable UTF-8. h.aux is unused; nchars counts code points
- * so ASCII strings (nchars == len) index in O(1). data is NUL-terminated. */
+ * so ASCII strings (nchars == len) index in O(1); it is SX_NCHARS_UNKNOWN
+ * until something needs it (sx_str_nchars counts then: most strings built,
+ * such as response bodies, are never indexed). data is NUL-terminated. */
 typedef struct sx_string {
     sx_obj h;
     uint32_t len;
     uint32_t nchars;
     char data[];
 } sx_string;
+
+#define SX_NCHARS_UNKNOWN UINT32_MAX /* above any len (sx_string_alloc) */
 
 /* Symbols and keywords are interned; a symbol carries its global binding. */
 typedef struct sx_symbol {
