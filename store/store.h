@@ -164,7 +164,11 @@ int store_usage(store *s, size_t *used, size_t *size);
 /* ---- request transactions ------------------------------------------- */
 
 /**
- * Begins an optimistic request transaction on the newest commit.
+ * Begins an optimistic request transaction. Its snapshot is the newest
+ * commit when it first reads (or scans, or commits writes without having
+ * read): a transaction that never touches the store costs the store
+ * nothing (on PostgreSQL, no round trip), and its reads are validated at
+ * commit wherever its snapshot was taken.
  * @return 0, -EINVAL, -ENOMEM, STORE_ELMDB, or on PostgreSQL STORE_EPG or
  *         STORE_ECONN (every call below may return those two as well)
  */

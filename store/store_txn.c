@@ -92,8 +92,8 @@ typedef struct srec {
 
 struct store_txn {
     store *s;
-    store__tx *snap;
-    int locked; /* snap is the write transaction */
+    store__tx *snap; /* begun at the first read (snap_open), at once when locked */
+    int locked;      /* snap is the write transaction */
     int state;
     wentry **w;
     size_t nw, capw;
@@ -280,6 +280,15 @@ static int r_note(store_txn *t, const char *key, size_t klen, int found, const s
     return 0;
 }
 
+/* The snapshot a transaction reads from is taken when it first reads, not
+ * when it begins: a request that never touches the store costs nothing
+ * there (on PostgreSQL, no round trip). Its reads are validated at commit
+ * all the same, wherever the snapshot was taken. */
+static int snap_open(store_txn *t)
+{
+    return t->snap != NULL ? 0 : t->s->ops->begin(t->s, t->locked, &t->snap);
+}
+
 /* Reads key from the snapshot and records the read.
  * @return 0 (found, *v set), STORE_ENOTFOUND or a failure */
 static int snap_get(store_txn *t, const char *key, size_t klen, store__val *v)
@@ -287,6 +296,7 @@ static int snap_get(store_txn *t, const char *key, size_t klen, store__val *v)
     int rc;
 
     if (t->pins != NULL && pinned_get(t, key, klen, v, &rc)) return rc;
+    if ((rc = snap_open(t)) != 0) return txn_fail(t, rc);
     rc = t->s->ops->get(t->snap, key, klen, v);
     if (rc != 0 && rc != STORE_ENOTFOUND) return txn_fail(t, rc);
     if (!t->locked && r_note(t, key, klen, rc == 0, v) != 0) return txn_fail(t, -ENOMEM);
@@ -305,7 +315,7 @@ static int txn_begin(store *s, int locked, store_txn **out)
     if (t == NULL) return -ENOMEM;
     t->s = s;
     t->locked = locked;
-    if ((rc = s->ops->begin(s, locked, &t->snap)) != 0) {
+    if (locked && (rc = snap_open(t)) != 0) { /* takes the write lock now */
         free(t);
         return rc;
     }
@@ -493,7 +503,8 @@ int store_scan(store_txn *t, const char *prefix, size_t plen, size_t limit, stor
     if (plen > STORE_MAX_KEY) return STORE_ETOOBIG;
     if (limit == 0) return 0;
     memset(&st, 0, sizeof(st));
-    if ((rc = t->s->ops->cur_open(t->snap, &st.cur)) != 0) return txn_fail(t, rc);
+    if ((rc = snap_open(t)) != 0 || (rc = t->s->ops->cur_open(t->snap, &st.cur)) != 0)
+        return txn_fail(t, rc);
     if (srec_add(t, prefix, plen, &ri) != 0) {
         t->s->ops->cur_close(st.cur);
         return txn_fail(t, -ENOMEM);
@@ -640,7 +651,7 @@ int store_txn_commit(store_txn *t, const char *req_id, const char *resp, size_t 
     }
     if ((rc = check_commit_args(req_id, resp, resp_len)) != 0) goto out;
     if (t->nw == 0 && req_id == NULL) goto out; /* read-only: serializable at its snapshot */
-    if ((rc = ops->wbegin(t->snap, t->locked, &wtxn)) != 0) goto out;
+    if ((rc = snap_open(t)) != 0 || (rc = ops->wbegin(t->snap, t->locked, &wtxn)) != 0) goto out;
     if (wtxn == t->snap) t->snap = NULL; /* ended with wtxn */
     /* The response record is checked before the reads: a request that
      * ran before (its first worker died after committing) must not apply

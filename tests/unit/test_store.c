@@ -211,7 +211,15 @@ static void test_abort_and_visibility(void)
     store_txn *t, *old;
 
     set1(s, "k", "v0");
-    CHECK_EQ(store_txn_begin(s, &old), 0); /* snapshot before the next commits */
+    /* a transaction's snapshot is the newest commit at its first read */
+    CHECK_EQ(store_txn_begin(s, &t), 0);
+    set1(s, "k", "v-1");
+    CHECK_EQ(get(t, "k", v, sizeof(v)), 0);
+    CHECK_STR(v, "v-1");
+    CHECK_EQ(store_txn_commit(t, NULL, NULL, 0), 0);
+    set1(s, "k", "v0");
+    CHECK_EQ(store_txn_begin(s, &old), 0);
+    CHECK_EQ(get(old, "new", v, sizeof(v)), STORE_ENOTFOUND); /* snapshot before the commits */
 
     CHECK_EQ(store_txn_begin(s, &t), 0);
     CHECK_EQ(put(t, "k", "aborted"), 0);
@@ -798,6 +806,7 @@ static void test_locked_txn(void)
     set1(s, "k", "1");
     set1(s, "p:1", "a");
     CHECK_EQ(store_txn_begin(s, &old), 0); /* an older snapshot, still open */
+    CHECK_EQ(get(old, "p:1", v, sizeof(v)), 0); /* taken at its first read */
     set1(s, "k", "2");
 
     CHECK_EQ(store_txn_begin_locked(s, &t), 0);
