@@ -32,12 +32,12 @@ Servers:
   nginx-lua      nginx, worker_processes 2, content_by_lua_block, lua_shared_dict store
   node-cluster   node, cluster module, 2 workers, a Map as the store
   gunicorn       gunicorn, sync worker class, 2 workers, a dict as the store
-  sxpool-jit     sxpool --workers=2 --cek-workers=1 (JIT workers, default
-                 threshold; 1 is the smallest CEK pool sxpool accepts, and it
-                 serves nothing while a JIT worker is up)
-  sxpool-ahead   sxpool-jit with --inflight=4: each JIT worker holds the next
-                 requests, so it never waits for one (not the default: a
-                 request sent ahead waits behind a slow one)
+  sxpool-jit     sxpool --workers=2 --cek-workers=1 (JIT workers, the
+                 defaults: threshold 1000, --inflight=2; 1 is the smallest CEK
+                 pool sxpool accepts, and it serves nothing while a JIT
+                 worker is up)
+  sxpool-ahead   sxpool-jit with --inflight=4: each JIT worker holds up to 4
+                 requests, so it seldom waits for one
   sxpool-vm      sxpool --workers=2 --cek-workers=1 --jit-exclude='*': no
                  native code, the bytecode VM only
   sxpool-cek     sxpool --workers=0 --cek-workers=2: CEK workers only (the
