@@ -1136,16 +1136,15 @@ static void dispatch_queue(sup_server *s, sup_queue *q, bool retry)
     }
 }
 
-/* Taking back (--inflight above 1): a JIT worker is free, nothing waits
- * in the queues, and another worker holds requests sent ahead behind one
- * that has run for SUP_TAKE_BACK_MS: the oldest of those it has not
- * started is taken back (try_take_back) and runs on the free worker. A
- * request behind a short one is left where it is. */
+/* Taking back (--inflight above 1): when a JIT worker is free and another
+ * holds requests sent ahead behind one that has run for SUP_TAKE_BACK_MS,
+ * the oldest of those it has not started is taken back (try_take_back) and
+ * put first in line, to run on the free worker, unless a request in the
+ * queue arrived before it. A request behind a short one is left where it
+ * is. Runs before the queue is dispatched (dispatch). */
 static void take_back(sup_server *s)
 {
-    if (s->cfg.inflight < 2 || s->queue.head || s->retry.head || s->stop != STOP_NONE ||
-        !s->take_back_open)
-        return;
+    if (s->cfg.inflight < 2 || s->stop != STOP_NONE || !s->take_back_open) return;
     int free_jit = 0;
     for (int i = 0; i < s->nslots; i++) {
         const sup_slot *w = &s->slots[i];
@@ -1162,14 +1161,14 @@ static void take_back(sup_server *s)
         }
         for (int k = 1; k < w->ninflight && free_jit > 0; k++) {
             sup_request *r = w->inflight[k];
-            if (!r->conn || !try_take_back(w, r)) continue;
+            if (!r->conn || (s->queue.head && s->queue.head->arrived_ns < r->arrived_ns) ||
+                !try_take_back(w, r))
+                continue;
             s->metrics.taken_back[1]++;
             sup__debug("request %llu taken back from worker %d (pid %d)", (unsigned long long)r->id,
                        w->index, w->pid);
             r->queued_ms = now;
             queue_push(r->attempts > 0 ? &s->retry : &s->queue, r, true);
-            dispatch_queue(s, &s->retry, true);
-            dispatch_queue(s, &s->queue, false);
             free_jit--;
             k--; /* inflight[k] is the next one now */
         }
@@ -1178,16 +1177,17 @@ static void take_back(sup_server *s)
         uv_timer_start(&s->take_back_timer, on_take_back_timer, due - now, 0);
 }
 
-static void on_take_back_timer(uv_timer_t *t)
-{
-    take_back(t->data);
-}
-
 static void dispatch(sup_server *s)
 {
     dispatch_queue(s, &s->retry, true);
-    dispatch_queue(s, &s->queue, false);
     take_back(s);
+    dispatch_queue(s, &s->retry, true);
+    dispatch_queue(s, &s->queue, false);
+}
+
+static void on_take_back_timer(uv_timer_t *t)
+{
+    dispatch(t->data);
 }
 
 void sup__pool_dispatch(sup_server *s)
