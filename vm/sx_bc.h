@@ -78,6 +78,9 @@ typedef struct sx_proto {
      * request ran natively (jit_request_entered). */
     volatile uint32_t jit_entered;
     uint32_t jit_requests; /* requests it ran natively in, in this process */
+    /* per env index: the slot it is filled from (slot_env inverted), so a
+     * frame's env is made without walking the slots that stay */
+    int32_t *env_from;
 } sx_proto;
 
 enum sx_jit_state {

@@ -336,6 +336,9 @@ static sx_proto *compile_code(sx_ctx *cx, sx_code *c, bc_fn *up)
     p->slot_env = sx_alloc_atomic(sizeof(int32_t) * (size_t)(c->frame_size + 1));
     for (int i = 0; i < c->frame_size; i++)
         p->slot_env[i] = c->captured && c->captured[i] ? p->env_size++ : -1;
+    p->env_from = sx_alloc_atomic(sizeof(int32_t) * (size_t)(p->env_size + 1));
+    for (int i = 0; i < c->frame_size; i++)
+        if (p->slot_env[i] >= 0) p->env_from[p->slot_env[i]] = i;
     c->proto = p;
     bc_fn f = {cx, c, p, up, NULL, 0, 0, NULL, 0, 0, 0, 0};
     comp(&f, c->body, true);

@@ -20,6 +20,10 @@
 typedef struct sx_jmp {
     jmp_buf buf;
     struct sx_jmp *prev;
+    /* set by the VM on its own boundaries (an interpreter run, a guard in
+     * native code), which put the VM's stacks back as they were when a
+     * raise lands there; false for every other */
+    bool vm;
 } sx_jmp;
 
 typedef struct sx_ctx sx_ctx;
@@ -58,7 +62,8 @@ struct sx_ctx {
  * practice). Allocation failures raise memory-limit through it. */
 extern sx_ctx *sx_cur;
 
-#define sx_try(cx, j) (((j)->prev = (cx)->jmp), ((cx)->jmp = (j)), setjmp((j)->buf))
+#define sx_try(cx, j)                                                                              \
+    (((j)->prev = (cx)->jmp), ((j)->vm = false), ((cx)->jmp = (j)), setjmp((j)->buf))
 #define sx_try_end(cx, j) ((cx)->jmp = (j)->prev)
 
 _Noreturn void sx_raise(sx_ctx *cx, sx_val v);
@@ -103,16 +108,63 @@ const char *sx_type_name(sx_val v);
 
 void sx_gc_init(void);
 /* All raise memory-limit when the budget (heap_limit) cannot hold n bytes. */
-void *sx_alloc(size_t n);                   /* zeroed, may hold pointers */
 void *sx_alloc_atomic(size_t n);            /* not scanned, not zeroed */
 void *sx_realloc_atomic(void *p, size_t n); /* p from sx_alloc_atomic or NULL */
 void sx_free(void *p);                      /* frees at once what nothing else holds */
 /* Raises memory-limit (an error that cannot allocate an error object). */
 _Noreturn void sx__out_of_memory(void);
 
+/* Small objects (up to SX_FL_GRANULES granules of 16 bytes, the
+ * collector's unit) come from free lists of collector objects kept here,
+ * one per size, each refilled a block at a time (GC_generic_malloc_many):
+ * an allocation is then a pop, without the collector's thread-local
+ * look-up or a call. The lists are static, so the collector marks what is
+ * on them, and belong to the evaluating thread, the only one that
+ * allocates SX objects. A collector object of g granules holds g * 16 - 1
+ * bytes: the last byte is the one the collector adds so that a pointer
+ * just past an object keeps it alive (all interior pointers are valid). */
+#define SX_FL_GRANULES 16
+extern void *sx__fl[SX_FL_GRANULES + 1];
+void *sx__alloc_slow(size_t n); /* refills a list, or allocates a big object */
+
+static inline size_t sx__granules(size_t n)
+{
+    return (n + 16) >> 4; /* n bytes and the collector's extra byte */
+}
+
+/* n bytes, zeroed, may hold pointers. */
+static inline void *sx_alloc(size_t n)
+{
+    size_t g = sx__granules(n);
+    if (__builtin_expect(g <= SX_FL_GRANULES, 1)) {
+        void **p = (void **)sx__fl[g];
+        if (__builtin_expect(p != NULL, 1)) {
+            sx__fl[g] = *p; /* the list is linked through first words */
+            *p = NULL;      /* the rest of a listed object is zero */
+            return p;
+        }
+    }
+    return sx__alloc_slow(n);
+}
+
+/* Pairs are collector objects of exactly 16 bytes, of an object kind of
+ * their own whose mark descriptor scans both words: an object allocated
+ * the usual way carries the extra byte, which makes a 16-byte object 32
+ * bytes (and the collector would not scan the last word of a 16-byte
+ * one). A pair needs no extra byte: nothing holds a pointer just past
+ * one, only pointers into it (tagged, at +3, or to its car or cdr). Their
+ * free list is kept here like the others. */
+extern void *sx__fl_pair;
+void *sx__pair_slow(void);
+
 static inline sx_val sx_cons(sx_val a, sx_val d)
 {
-    sx_pair *p = (sx_pair *)sx_alloc(sizeof(sx_pair));
+    void **q = (void **)sx__fl_pair;
+    if (__builtin_expect(q != NULL, 1))
+        sx__fl_pair = *q;
+    else
+        q = (void **)sx__pair_slow();
+    sx_pair *p = (sx_pair *)q;
     p->car = a;
     p->cdr = d;
     return (sx_val)p | SX_TAG_PAIR;

@@ -24,6 +24,17 @@
 static uint32_t find_slot(sx_dict *d, sx_val key, uint64_t hash, bool *found)
 {
     uint32_t i = (uint32_t)hash & d->mask;
+    if (!sx_is_obj(key) && !sx_is_pair(key) && key != SX_UNDEF) {
+        /* an immediate (fixnum, character, boolean, nil) is equal? only
+         * to itself (deleted entries' key, SX_UNDEF, is never looked up) */
+        for (;; i = (i + 1) & d->mask) {
+            uint32_t n = d->index[i];
+            if (n == 0 || d->entries[n - 1].key == key) {
+                *found = n != 0;
+                return i;
+            }
+        }
+    }
     for (;; i = (i + 1) & d->mask) {
         uint32_t n = d->index[i];
         if (n == 0) {

@@ -188,5 +188,6 @@ static uint64_t hash_at(sx_val v, int depth)
 
 uint64_t sx_hash(sx_val v)
 {
+    if (!sx_is_pair(v) && !sx_is_obj(v)) return mix((uint64_t)v); /* as hash_at */
     return hash_at(v, 0);
 }

@@ -105,8 +105,9 @@ static sx_env *rt_frame_env(sx_ctx *cx, sx_val pv, sx_val *base, sx_env *up)
     e->h.type = SX_T_ENV;
     e->h.aux = (uint32_t)p->env_size;
     e->up = up;
-    for (int s = 0; s < p->nslots; s++)
-        if (p->slot_env[s] >= 0) e->slots[p->slot_env[s]] = base[s];
+    const int32_t *from = p->env_from;
+    for (int j = 0, n = p->env_size; j < n; j++)
+        e->slots[j] = base[from[j]];
     return e;
 }
 

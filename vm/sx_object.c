@@ -12,11 +12,15 @@
  * request bigger than the whole budget fails before the collector is asked.
  */
 #include <gc.h>
+#include <gc/gc_inline.h>
+#include <gc/gc_mark.h>
 #include <stdlib.h>
 
 #include "vm/sx_core.h"
 
 sx_ctx *sx_cur;
+
+static int pair_kind = -1; /* the collector's object kind of pairs */
 
 /* ---- allocation ------------------------------------------------------- */
 
@@ -36,6 +40,20 @@ static void *sx__gc_oom(size_t n)
     return NULL;
 }
 
+/* Libraries whose writable segments the collector need not scan: they
+ * cannot hold SX values (they never see them, or only for the length of a
+ * call, during which the caller holds them), and they are big: every
+ * collection would read libgccjit's 3.5 MB of static data as roots, which
+ * took more time than marking the heap of a small program. Called with the
+ * collector's lock held: no allocation, no locks. */
+static int GC_CALLBACK scan_library(const char *name, void *start, size_t size)
+{
+    (void)start, (void)size;
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    return strncmp(base, "libgccjit.so", 12) != 0 && strncmp(base, "libcrypto.so", 12) != 0;
+}
+
 void sx_gc_init(void)
 {
     static bool done;
@@ -46,7 +64,11 @@ void sx_gc_init(void)
      * children exec at once: no fork handlers, which would stop the
      * evaluating thread's allocation around every one of them. */
     GC_set_handle_fork(0);
+    GC_register_has_static_roots_callback(scan_library);
     GC_INIT();
+    /* pairs: both words scanned, whatever the object's size says; freed
+     * ones cleared, so one waiting on the free list holds nothing alive */
+    pair_kind = (int)GC_new_kind(GC_new_free_list(), sizeof(sx_pair) | GC_DS_LENGTH, 0, 1);
     GC_set_oom_fn(sx__gc_oom);
     GC_set_warn_proc(GC_ignore_warn_proc);
 }
@@ -58,8 +80,34 @@ static bool over_budget(size_t n)
     return sx_cur && sx_cur->heap_limit && n > sx_cur->heap_limit;
 }
 
-void *sx_alloc(size_t n)
+void *sx__fl[SX_FL_GRANULES + 1];
+
+void *sx__fl_pair;
+_Static_assert(sizeof(sx_pair) == 16, "a pair is one granule of the collector");
+
+void *sx__pair_slow(void)
 {
+    if (pair_kind < 0) sx_gc_init();
+    GC_generic_malloc_many(sizeof(sx_pair), pair_kind, &sx__fl_pair);
+    void **p = (void **)sx__fl_pair;
+    if (!p) sx__out_of_memory();
+    sx__fl_pair = *p;
+    return p;
+}
+
+void *sx__alloc_slow(size_t n)
+{
+    size_t g = sx__granules(n);
+    if (g <= SX_FL_GRANULES) {
+        /* objects of exactly g granules (the size is given whole, the
+         * extra byte included), zeroed but for the link word */
+        GC_generic_malloc_many(GC_RAW_BYTES_FROM_INDEX(g), GC_I_NORMAL, &sx__fl[g]);
+        void **p = (void **)sx__fl[g];
+        if (!p) sx__out_of_memory();
+        sx__fl[g] = *p;
+        *p = NULL;
+        return p;
+    }
     if (over_budget(n)) sx__out_of_memory();
     void *p = GC_MALLOC(n);
     if (!p) sx__out_of_memory();

@@ -200,18 +200,37 @@ static sx_val divop(sx_ctx *cx, int argc, sx_val *argv, enum divop op, const cha
     return float_divop(op, num_d(argv[0]), num_d(argv[1]));
 }
 
+/* Whether a and b are fixnums that fit in 32 bits, b neither 0 nor -1:
+ * then the 32-bit division, several times faster than the 64-bit one on
+ * many processors, gives the result (and cannot trap). */
+static inline bool small_divide(sx_val a, sx_val b)
+{
+    if (!sx_is_fix(a) || !sx_is_fix(b)) return false;
+    int64_t x = sx_fix(a), y = sx_fix(b);
+    return x == (int32_t)x && y == (int32_t)y && y != 0 && y != -1;
+}
+
 static sx_val p_quotient(sx_ctx *cx, int argc, sx_val *argv)
 {
+    if (small_divide(argv[0], argv[1]))
+        return sx_mkfix((int32_t)sx_fix(argv[0]) / (int32_t)sx_fix(argv[1]));
     return divop(cx, argc, argv, QUOTIENT, "quotient");
 }
 
 static sx_val p_remainder(sx_ctx *cx, int argc, sx_val *argv)
 {
+    if (small_divide(argv[0], argv[1]))
+        return sx_mkfix((int32_t)sx_fix(argv[0]) % (int32_t)sx_fix(argv[1]));
     return divop(cx, argc, argv, REMAINDER, "remainder");
 }
 
 static sx_val p_modulo(sx_ctx *cx, int argc, sx_val *argv)
 {
+    if (small_divide(argv[0], argv[1])) {
+        int32_t b = (int32_t)sx_fix(argv[1]), r = (int32_t)sx_fix(argv[0]) % b;
+        if (r != 0 && (r < 0) != (b < 0)) r += b;
+        return sx_mkfix(r);
+    }
     return divop(cx, argc, argv, MODULO, "modulo");
 }
 

@@ -204,8 +204,9 @@ enter(sx_ctx *cx, sx_vmclosure *clo, sx_val *args, int argc, int stop, bool coun
         ne->h.type = SX_T_ENV;
         ne->h.aux = (uint32_t)p->env_size;
         ne->up = env;
-        for (int s = 0; s < p->nslots; s++)
-            if (p->slot_env[s] >= 0) ne->slots[p->slot_env[s]] = args[s];
+        const int32_t *from = p->env_from;
+        for (int j = 0, n = p->env_size; j < n; j++)
+            ne->slots[j] = args[from[j]];
         env = ne;
     }
     vm_frame *f = &V.frames[V.nframes++];
@@ -670,6 +671,7 @@ static sx_val run(sx_ctx *cx)
     sx_jmp j;
     for (;;) {
         if (sx_try(cx, &j) == 0) {
+            j.vm = true;
             sx_val v = loop(cx);
             sx_try_end(cx, &j);
             return v;
@@ -715,34 +717,20 @@ static sx_val apply_closure(sx_ctx *cx, sx_val fn, int argc, sx_val *argv, bool 
     return r;
 }
 
-sx_val sx_vm_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
+/* fn, a closure with native code, applied to args[0..n) (which may be on
+ * the VM stack): its native code is entered directly, without an
+ * interpreter run (a raise unwinds to the VM boundary below, which resets
+ * the stacks), and the tail calls it hands back are made here in a loop,
+ * so native code calling native code in tail position runs in constant C
+ * stack. */
+static sx_val __attribute__((noinline)) jit_apply(sx_ctx *cx, sx_val fn, int n, const sx_val *argv)
 {
-    if (sx_is(fn, SX_T_PRIM)) return call_prim(cx, fn, argc, argv);
-    if (!sx_is(fn, SX_T_VMCLOSURE)) {
-        if (sx_is(fn, SX_T_CLOSURE)) return cx->apply(cx, fn, argc, argv);
-        sx_not_a_procedure(cx, fn);
-    }
-    return apply_closure(cx, fn, argc, argv, false);
-}
-
-/* The link table's call: argv[0] applied to argv[1..n], from native code.
- * A callee with native code is entered directly, without an interpreter
- * run (a raise unwinds to the run below, which resets the stacks), and the
- * tail calls it hands back are made here in a loop, so native code calling
- * native code in tail position runs in constant C stack. */
-sx_val sx_vm_jit_call(sx_ctx *cx, sx_val *argv, int64_t n64)
-{
-    sx_val fn = argv[0];
-    int n = (int)n64;
-    if (sx_is(fn, SX_T_PRIM) && fn != p_apply) return call_prim(cx, fn, n, argv + 1);
-    if (!sx_is(fn, SX_T_VMCLOSURE) || !SX_OBJ(sx_vmclosure, fn)->proto->native)
-        return sx_vm_apply(cx, fn, n, argv + 1);
     sx_check_cstack(cx);
     sx_val *args = V.sp + 1;
     if (args + n + 8 >= V.stk_end) vm_overflow(cx);
     sx_val *saved = args - 1;
     args[-1] = fn;
-    if (n) memmove(args, argv + 1, (size_t)n * sizeof(sx_val));
+    if (n) memmove(args, argv, (size_t)n * sizeof(sx_val));
     V.sp = args + n;
     sx_val r;
     for (;;) {
@@ -772,6 +760,37 @@ sx_val sx_vm_jit_call(sx_ctx *cx, sx_val *argv, int64_t n64)
     return r;
 }
 
+/* fn applied from C (map, sort, ... through cx->apply). A closure with
+ * native code is entered directly when the innermost protected boundary
+ * is the VM's own, which resets the VM's stacks if a raise lands there;
+ * below any other (a CEK run calling a macro's helper, a top-level
+ * protected call) it runs under a run of its own, as interpreted code. */
+sx_val sx_vm_apply(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
+{
+    if (sx_is(fn, SX_T_PRIM)) return call_prim(cx, fn, argc, argv);
+    if (!sx_is(fn, SX_T_VMCLOSURE)) {
+        if (sx_is(fn, SX_T_CLOSURE)) return cx->apply(cx, fn, argc, argv);
+        sx_not_a_procedure(cx, fn);
+    }
+    if (SX_OBJ(sx_vmclosure, fn)->proto->native && cx->jmp && cx->jmp->vm)
+        return jit_apply(cx, fn, argc, argv);
+    return apply_closure(cx, fn, argc, argv, false);
+}
+
+/* The link table's call: argv[0] applied to argv[1..n], from native code.
+ * A built-in is called at once (a tail call: nothing of this function's
+ * frame is set up for it); a closure with native code is entered directly
+ * (jit_apply). */
+sx_val sx_vm_jit_call(sx_ctx *cx, sx_val *argv, int64_t n64)
+{
+    sx_val fn = argv[0];
+    int n = (int)n64;
+    if (sx_is(fn, SX_T_PRIM) && fn != p_apply) return call_prim(cx, fn, n, argv + 1);
+    if (!sx_is(fn, SX_T_VMCLOSURE) || !SX_OBJ(sx_vmclosure, fn)->proto->native)
+        return sx_vm_apply(cx, fn, n, argv + 1);
+    return jit_apply(cx, fn, n, argv + 1);
+}
+
 /* A guard in native code: the body runs under a protected boundary of its
  * own, so a raise inside it lands here, as it lands in run() for a guard
  * the interpreter installed; what run() does with the caught value, this
@@ -785,6 +804,7 @@ sx_val sx_vm_jit_guard(sx_ctx *cx, sx_guard_body_fn body, sx_val *base, sx_env *
     void *native = cx->native_proto;
     sx_jmp j;
     if (sx_try(cx, &j) == 0) {
+        j.vm = true;
         sx_val r = body(cx, base, env, K, L, slots);
         sx_try_end(cx, &j);
         *caught = 0;

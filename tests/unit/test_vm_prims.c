@@ -347,6 +347,26 @@ static void test_divisions(void)
     EXPECT_KIND("(quotient 1 0)", "division-by-zero");
     EXPECT_KIND("(remainder 1 0)", "division-by-zero");
     EXPECT_KIND("(modulo 1 0.0)", "division-by-zero");
+    /* the 32-bit fast path and its edges: -1 and values past 32 bits take
+     * the 64-bit division */
+    EXPECT("(list (quotient -2147483648 -1) (remainder -2147483648 -1) (modulo -2147483648 -1))",
+           "(2147483648 0 0)");
+    EXPECT("(list (quotient 2147483647 -2147483648) (remainder 2147483647 -2147483648)"
+           " (modulo 2147483647 -2147483648))",
+           "(0 2147483647 -1)");
+    EXPECT("(list (quotient -2147483648 2147483647) (remainder -2147483648 2147483647)"
+           " (modulo -2147483648 2147483647))",
+           "(-1 -1 2147483646)");
+    EXPECT("(list (quotient 2147483648 3) (remainder 2147483648 3) (modulo -2147483650 3))",
+           "(715827882 2 2)");
+    EXPECT("(list (quotient 9 4294967296) (remainder 9 4294967296) (modulo -9 4294967296))",
+           "(0 9 4294967287)");
+    EXPECT("(list (remainder 0 7) (modulo 0 -7) (modulo 7 7) (modulo -14 7) (quotient 7 1))",
+           "(0 0 0 0 7)");
+    EXPECT("(list (modulo 5 -3) (modulo -5 3) (modulo -5 -3) (remainder 5 -3) (quotient -5 3))",
+           "(-1 1 -2 2 -1)");
+    EXPECT("(list (quotient -2305843009213693952 -1))", "ERROR overflow: quotient: integer "
+                                                        "result out of range");
 }
 
 static void test_compare(void)
@@ -721,6 +741,15 @@ static void test_dicts(void)
            "(#t #f #t #f #t #t #f)");
     EXPECT_KIND("(empty? 5)", "type-error");
     EXPECT("(list (dict? (dict)) (dict? '()) (dict? #(1)))", "(#t #f #f)");
+    /* immediate keys are found by identity, other keys by equal? */
+    sx_sym(sx_intern_c("test-k"))->global = sx_mkdict(0);
+    EXPECT("(dict-set! test-k 1 'one) (dict-set! test-k 1.0 'float) (dict-set! test-k #\\a 'char)"
+           " (dict-set! test-k #t 'yes) (dict-set! test-k '() 'empty) (dict-set! test-k \"1\" 'str)"
+           " (list (get test-k 1) (get test-k 1.0) (get test-k #\\a) (get test-k #t)"
+           " (get test-k '()) (get test-k \"1\") (get test-k 2 'none) (get test-k #f 'none)"
+           " (has-key? test-k (+ 0 1)) (has-key? test-k #\\b))",
+           "(one float char yes empty str none none #t #f)");
+    EXPECT("(dict-delete! test-k 1) (list (get test-k 1 'gone) (dict-count test-k))", "(gone 5)");
 }
 
 /* Deletes and re-adds many keys: order, counts and lookups stay right
@@ -835,6 +864,57 @@ static void test_errors_apply(void)
     EXPECT("(> (current-time-ms) 1600000000000)", "#t");
 }
 
+/* ---- allocation ------------------------------------------------------------ */
+
+#include <gc.h>
+
+/* Small objects come from free lists of the collector's objects, refilled
+ * a block at a time: each object is zeroed, at least as big as asked plus
+ * the collector's extra byte, distinct from every other live one, and
+ * neither it nor what is still on the lists is reclaimed by a collection
+ * while it is reachable. */
+static void test_small_alloc(void)
+{
+    enum { SIZES = 300, PER = 40 };
+    static void **objs[SIZES][PER]; /* static: the collector scans it */
+    for (int round = 0; round < 3; round++) {
+        for (size_t n = 0; n < SIZES; n++)
+            for (int k = 0; k < PER; k++) {
+                unsigned char *p = sx_alloc(n);
+                bool zero = true;
+                for (size_t b = 0; b < n; b++)
+                    zero &= p[b] == 0;
+                CHECK(zero);
+                CHECK(GC_size(p) >= n + 1);
+                CHECK(GC_base(p) == p);
+                memset(p, 0xa5, n); /* dirty it: a second hand-out would show */
+                if (n >= sizeof(size_t)) memcpy(p, &(size_t){n * PER + (size_t)k}, sizeof(size_t));
+                objs[n][k] = (void **)p;
+            }
+        GC_gcollect(); /* the lists' objects stay listed, the ones above live */
+        for (size_t n = sizeof(size_t); n < SIZES; n++)
+            for (int k = 0; k < PER; k++) {
+                size_t tag;
+                memcpy(&tag, objs[n][k], sizeof tag);
+                CHECK(tag == n * PER + (size_t)k);
+            }
+        /* lists: long enough to need several refills, then a collection */
+        sx_val l = SX_NIL;
+        for (int i = 0; i < 100000; i++)
+            l = sx_cons(sx_mkfix(i), l);
+        CHECK(GC_size((void *)(l - SX_TAG_PAIR)) == sizeof(sx_pair)); /* no extra byte */
+        GC_gcollect();
+        for (int i = 0; i < 100000; i++) /* reuses what the collection freed */
+            memset(sx_alloc(16), 0x5a, 16);
+        long sum = 0, len = 0;
+        for (; sx_is_pair(l); l = SX_CDR(l), len++)
+            sum += sx_fix(SX_CAR(l));
+        CHECK(len == 100000 && sum == 100000L * 99999 / 2);
+        memset(objs, 0, sizeof objs);
+        GC_gcollect();
+    }
+}
+
 int main(void)
 {
     setup();
@@ -862,6 +942,7 @@ int main(void)
     test_dict_churn();
     test_equality();
     test_errors_apply();
+    test_small_alloc();
     if (failures) {
         fprintf(stderr, "%d primitive test(s) failed\n", failures);
         return 1;
