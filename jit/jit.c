@@ -115,7 +115,7 @@ static struct {
     volatile int nregions;
     struct jit_done {
         sx_proto *p;
-        void *fn;
+        void *fn, *direct;
         bool from_cache;
     } * done; /* compiled, waiting for the evaluating thread to install */
     int ndone, donecap;
@@ -448,7 +448,7 @@ int jit_lookup_pc(uintptr_t pc, char *name, size_t name_cap, char *hash, size_t 
 
 /* Called with J.mu held, on any thread: hands fn to the evaluating thread,
  * which installs it at its next poll (only that thread allocates). */
-static void deliver(sx_proto *p, void *fn, bool from_cache)
+static void deliver(sx_proto *p, void *fn, void *direct, bool from_cache)
 {
     if (J.ndone == J.donecap) {
         int ncap = J.donecap ? J.donecap * 2 : 64;
@@ -457,11 +457,11 @@ static void deliver(sx_proto *p, void *fn, bool from_cache)
         J.done = n;
         J.donecap = ncap;
     }
-    J.done[J.ndone++] = (struct jit_done){p, fn, from_cache};
+    J.done[J.ndone++] = (struct jit_done){p, fn, direct, from_cache};
     __atomic_store_n(&J.pending, J.ndone, __ATOMIC_RELEASE);
 }
 
-static void install(sx_proto *p, void *fn);
+static void install(sx_proto *p, void *fn, void *direct);
 
 /* On the evaluating thread: installs what the compile thread delivered. */
 static void poll_done(void)
@@ -469,7 +469,7 @@ static void poll_done(void)
     if (!__atomic_load_n(&J.pending, __ATOMIC_ACQUIRE)) return;
     pthread_mutex_lock(&J.mu);
     for (int i = 0; i < J.ndone; i++) {
-        install(J.done[i].p, J.done[i].fn);
+        install(J.done[i].p, J.done[i].fn, J.done[i].direct);
         if (J.done[i].from_cache)
             sx_jit_stats.cache_hits++;
         else
@@ -482,10 +482,11 @@ static void poll_done(void)
 
 /* Called with J.mu held, on the evaluating thread: makes p run its native
  * code from the next call. */
-static void install(sx_proto *p, void *fn)
+static void install(sx_proto *p, void *fn, void *direct)
 {
     if (p->jit_state != SX_JIT_QUEUED) return; /* blacklisted or excluded meanwhile */
     register_region(p, fn);
+    if (direct) register_region(p, direct);
     if (J.nn == J.ncap) {
         int ncap = J.ncap ? J.ncap * 2 : 256;
         sx_proto **n = GC_MALLOC_UNCOLLECTABLE(sizeof *n * (size_t)ncap);
@@ -693,11 +694,24 @@ static int open_nofollow(const char *path)
     return open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 }
 
-/* The native function for hash from the cache, or NULL. *failed is set when
- * the cache records that the function does not compile. */
-static void *cache_lookup(const char *hash, const char *symbol, int inject, bool *failed)
+/* The generic entry `symbol` in the object h, or NULL; *direct is set to
+ * its direct entry `symbol_d` (jit_lower.c), or NULL if it has none. */
+static void *entries(void *h, const char *symbol, void **direct)
+{
+    char d[80];
+    snprintf(d, sizeof d, "%s_d", symbol);
+    *direct = h ? dlsym(h, d) : NULL;
+    return h ? dlsym(h, symbol) : NULL;
+}
+
+/* The native function for hash from the cache, or NULL (*direct: as
+ * entries()). *failed is set when the cache records that the function does
+ * not compile. */
+static void *cache_lookup(const char *hash, const char *symbol, int inject, bool *failed,
+                          void **direct)
 {
     *failed = false;
+    *direct = NULL;
     if (!J.cache[0]) return NULL;
     char idx[4200], entry[512], so[256], want[JIT_SHA_HEX], got[JIT_SHA_HEX], path[4400];
     char why[256];
@@ -722,7 +736,7 @@ static void *cache_lookup(const char *hash, const char *symbol, int inject, bool
     }
     if (parse_entry(entry, so, sizeof so, want) != 0) return NULL; /* a miss */
     void *h = loaded_find(so, want);
-    if (h) return dlsym(h, symbol);
+    if (h) return entries(h, symbol, direct);
     snprintf(path, sizeof path, "%s/%s", J.cache, so);
     fd = open_nofollow(path);
     if (fd < 0) {
@@ -744,7 +758,7 @@ static void *cache_lookup(const char *hash, const char *symbol, int inject, bool
     else
         loaded_add(so, got, h);
     close(fd);
-    return h ? dlsym(h, symbol) : NULL;
+    return entries(h, symbol, direct);
 }
 
 /* ---- compiling a batch ---------------------------------------------------------------- */
@@ -765,6 +779,15 @@ static gcc_jit_context *new_context(void)
     if (!c) return NULL;
     gcc_jit_context_set_int_option(c, GCC_JIT_INT_OPTION_OPTIMIZATION_LEVEL, JIT_OPT_LEVEL);
     gcc_jit_context_add_command_line_option(c, JIT_OPT_OPTION);
+    {
+        const char *x = getenv("SXPOOL_JIT_XOPT"); /* EXPERIMENT */
+        if (x) {
+            char buf[512];
+            snprintf(buf, sizeof buf, "%s", x);
+            for (char *t = strtok(buf, " "); t; t = strtok(NULL, " "))
+                gcc_jit_context_add_command_line_option(c, t);
+        }
+    }
     gcc_jit_context_set_bool_allow_unreachable_blocks(c, 1);
     /* no start files, no libc or libgcc to search: the code calls nothing
      * but the link table (a quarter less time per compile, measured) */
@@ -879,7 +902,8 @@ static void compile_batch(jit_job *jobs, int n)
             note_refused(j->name, j->hash, why ? why : "lowering");
             continue;
         }
-        void *fn = h ? dlsym(h, j->symbol) : NULL;
+        void *direct;
+        void *fn = entries(h, j->symbol, &direct);
         if (!fn) {
             if (j->p->jit_state == SX_JIT_QUEUED) j->p->jit_state = SX_JIT_FAILED;
             sx_jit_stats.failed++;
@@ -893,7 +917,7 @@ static void compile_batch(jit_job *jobs, int n)
             if (getenv("SXPOOL_JIT_STRICT")) strict_exit = true;
             continue;
         }
-        deliver(j->p, fn, false);
+        deliver(j->p, fn, direct, false);
         got[ngot++] = i;
         if (J.cache[0]) {
             char idx[4200];
@@ -940,7 +964,9 @@ static void *compile_thread(void *arg)
         int m = 0;
         for (int i = 0; i < n; i++) {
             bool failed;
-            void *fn = cache_lookup(jobs[i].hash, jobs[i].symbol, jobs[i].inject, &failed);
+            void *direct;
+            void *fn =
+                cache_lookup(jobs[i].hash, jobs[i].symbol, jobs[i].inject, &failed, &direct);
             if (failed) {
                 pthread_mutex_lock(&J.mu);
                 if (jobs[i].p->jit_state == SX_JIT_QUEUED) jobs[i].p->jit_state = SX_JIT_FAILED;
@@ -948,7 +974,7 @@ static void *compile_thread(void *arg)
                 pthread_mutex_unlock(&J.mu);
             } else if (fn) {
                 pthread_mutex_lock(&J.mu);
-                deliver(jobs[i].p, fn, true);
+                deliver(jobs[i].p, fn, direct, true);
                 pthread_mutex_unlock(&J.mu);
             } else {
                 jobs[m++] = jobs[i];
@@ -1092,13 +1118,14 @@ static void compile_now(sx_proto *p)
         jit_job *job = &jobs[m];
         job_init(job, todo[i]);
         bool failed;
-        void *fn = cache_lookup(job->hash, job->symbol, job->inject, &failed);
+        void *direct;
+        void *fn = cache_lookup(job->hash, job->symbol, job->inject, &failed, &direct);
         if (failed) {
             todo[i]->jit_state = SX_JIT_FAILED;
             sx_jit_stats.failed++;
         } else if (fn) {
             pthread_mutex_lock(&J.mu);
-            install(todo[i], fn);
+            install(todo[i], fn, direct);
             sx_jit_stats.cache_hits++;
             pthread_mutex_unlock(&J.mu);
         } else {
@@ -1129,12 +1156,13 @@ static void first_call(sx_proto *p)
     jit_job job;
     job_init(&job, p);
     bool failed;
-    void *fn = cache_lookup(job.hash, job.symbol, job.inject, &failed);
+    void *direct;
+    void *fn = cache_lookup(job.hash, job.symbol, job.inject, &failed, &direct);
     if (!fn) return; /* a miss, or recorded as failed: the threshold path handles it */
     pthread_mutex_lock(&J.mu);
     if (p->jit_state == SX_JIT_NONE && !blacklisted(name, hash)) {
         p->jit_state = SX_JIT_QUEUED;
-        install(p, fn);
+        install(p, fn, direct);
         sx_jit_stats.cache_hits++;
     }
     pthread_mutex_unlock(&J.mu);

@@ -23,6 +23,9 @@
 
 #include "jit/jit_int.h"
 
+/* The most parameters a direct entry takes (see direct_entry_ok). */
+#define JIT_DIRECT_ARGS 3
+
 typedef struct lower {
     gcc_jit_context *c;
     gcc_jit_function *fn;
@@ -33,6 +36,14 @@ typedef struct lower {
     gcc_jit_type *t_native;             /* pointer to an sx_native_fn */
     gcc_jit_lvalue *cframe;             /* a direct callee's frame */
     gcc_jit_param *cx, *base, *env0, *K, *L;
+    /* the constant vector and the env the function was entered with: the
+     * parameters of the generic entry, or what the direct entry loads */
+    gcc_jit_rvalue *Kv, *env0v;
+    /* The direct entry (NULL if the function has none): the arguments are
+     * parameters, the constants and env are found from the frame's callee
+     * (base[-1]) and cx->native_proto. Self calls call it. */
+    gcc_jit_function *direct;
+    gcc_jit_param *dargs[JIT_DIRECT_ARGS]; /* its argument parameters */
     gcc_jit_lvalue *env; /* current env (changes on a self tail call) */
     gcc_jit_lvalue *up0; /* the closure's env: parent of a fresh env */
     gcc_jit_lvalue **slot, **stk, *argbuf;
@@ -343,7 +354,7 @@ static gcc_jit_lvalue *env_slot(lower *l, int hops, int i)
 
 static gcc_jit_lvalue *global_of(lower *l, int k)
 {
-    return word_at(l, rv(ptr_word(l, prv(l->K), k)), 0,
+    return word_at(l, rv(ptr_word(l, l->Kv, k)), 0,
                    (long)(offsetof(sx_symbol, global) / sizeof(sx_val)));
 }
 
@@ -351,7 +362,7 @@ static void emit_load_checked(lower *l, gcc_jit_lvalue *src, int d, int k)
 {
     assign(l, l->stk[d], rv(src));
     check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, d), i64(l, SX_UNDEF)), l->f_unbound,
-                   rv(ptr_word(l, prv(l->K), k)));
+                   rv(ptr_word(l, l->Kv, k)));
 }
 
 /* Copies stk[from .. from+n) to argbuf[0..n). */
@@ -476,11 +487,37 @@ static bool has_tail_call(const sx_proto *p)
 /* Calls this very function (the callee is the running closure): a direct
  * call, its frame in cframe, everything about it known here, including
  * whether it can hand back a tail call. */
+static void emit_self_frame_call(lower *l, int at, int n, gcc_jit_lvalue *r);
+
 static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
 {
     sx_proto *p = l->p;
     gcc_jit_rvalue *callee = S(l, at);
     assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 0)), callee);
+    gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "self_r");
+    if (l->direct) { /* the arguments in registers; cframe is the callee's base */
+        gcc_jit_rvalue *dargs[3 + JIT_DIRECT_ARGS] = {
+            prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p),
+            prv(l->L)};
+        for (int i = 0; i < n; i++)
+            dargs[3 + i] = S(l, at + 1 + i);
+        count_native_call(l);
+        assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->direct, 3 + n, dargs));
+    } else {
+        emit_self_frame_call(l, at, n, r);
+    }
+    if (has_tail_call(p)) {
+        finish_direct(l, r, at, join);
+    } else {
+        assign(l, l->stk[at], rv(r));
+        gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    }
+}
+
+/* A self call through the generic entry: the arguments in cframe. */
+static void emit_self_frame_call(lower *l, int at, int n, gcc_jit_lvalue *r)
+{
+    sx_proto *p = l->p;
     for (int i = 0; i < n; i++)
         assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 1 + i)),
                S(l, at + 1 + i));
@@ -490,15 +527,8 @@ static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
     count_native_call(l);
     gcc_jit_rvalue *cargs[5] = {
         prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p),
-        gcc_jit_context_new_cast(l->c, NULL, rv(l->up0), l->t_i64p), prv(l->K), prv(l->L)};
-    gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "self_r");
+        gcc_jit_context_new_cast(l->c, NULL, rv(l->up0), l->t_i64p), l->Kv, prv(l->L)};
     assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->fn, 5, cargs));
-    if (has_tail_call(p)) {
-        finish_direct(l, r, at, join);
-    } else {
-        assign(l, l->stk[at], rv(r));
-        gcc_jit_block_end_with_jump(l->cur, NULL, join);
-    }
 }
 
 /* The callee (pcallee, at operand depth at) may be a built-in: call its C
@@ -678,7 +708,7 @@ static void check_callee_bound(lower *l, int at, int unbound_k)
 {
     if (unbound_k < 0) return;
     check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), i64(l, SX_UNDEF)), l->f_unbound,
-                   rv(ptr_word(l, prv(l->K), unbound_k)));
+                   rv(ptr_word(l, l->Kv, unbound_k)));
 }
 
 /* BC_PRIM op k n at operand depth d. ka, kb: the immediates the first two
@@ -706,7 +736,7 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
         emit_generic_call(l, d, n);
         return true;
     }
-    gcc_jit_rvalue *same = cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, prv(l->K), k)));
+    gcc_jit_rvalue *same = cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, l->Kv, k)));
     gcc_jit_rvalue *guard = same, *result = NULL;
     gcc_jit_rvalue *ovf = NULL;
     if (op == OP_ADD && imm_fix(ka) && !imm_fix(kb)) { /* a constant first: add it second */
@@ -750,7 +780,7 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
     if (not_k >= 0)
         guard =
             land(l, guard,
-                 cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at - 1), rv(ptr_word(l, prv(l->K), not_k))));
+                 cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at - 1), rv(ptr_word(l, l->Kv, not_k))));
     gcc_jit_block *fast = new_block(l), *slow = new_block(l);
     gcc_jit_rvalue *cond = NULL; /* a predicate's fast result, as a C condition */
     gcc_jit_block_end_with_conditional(l->cur, NULL, guard, fast, slow);
@@ -1015,7 +1045,7 @@ static bool emit_insn(lower *l, int pc, int d)
         /* an immediate is part of the code: the code hash covers constants */
         assign(l, l->stk[d],
                const_imm(l->p, c[1]) ? i64(l, (long)l->p->k[c[1]])
-                                     : rv(ptr_word(l, prv(l->K), c[1])));
+                                     : rv(ptr_word(l, l->Kv, c[1])));
         return true;
     case BC_NIL: assign(l, l->stk[d], i64(l, SX_NIL)); return true;
     case BC_LOCAL: assign(l, l->stk[d], rv(l->slot[c[1]])); return true;
@@ -1027,7 +1057,7 @@ static bool emit_insn(lower *l, int pc, int d)
     case BC_GLOBAL: emit_load_checked(l, global_of(l, c[1]), d, c[1]); return true;
     case BC_SET_GLOBAL:
         check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_EQ, rv(global_of(l, c[1])), i64(l, SX_UNDEF)),
-                       l->f_unbound, rv(ptr_word(l, prv(l->K), c[1])));
+                       l->f_unbound, rv(ptr_word(l, l->Kv, c[1])));
         assign(l, global_of(l, c[1]), S(l, d - 1));
         return true;
     case BC_DEF_GLOBAL: assign(l, global_of(l, c[1]), S(l, d - 1)); return true;
@@ -1046,7 +1076,7 @@ static bool emit_insn(lower *l, int pc, int d)
                                            block_at(l, next + c[1]), block_at(l, next));
         return false;
     case BC_CLOSURE: {
-        gcc_jit_rvalue *args[3] = {prv(l->cx), rv(ptr_word(l, prv(l->K), c[1])),
+        gcc_jit_rvalue *args[3] = {prv(l->cx), rv(ptr_word(l, l->Kv, c[1])),
                                    gcc_jit_context_new_cast(l->c, NULL, rv(l->env), l->t_voidp)};
         assign(l, l->stk[d], call_link(l, l->f_closure, 3, args));
         return true;
@@ -1064,7 +1094,7 @@ static bool emit_insn(lower *l, int pc, int d)
         assign(l, l->stk[d], rv(global_of(l, c[3])));
         assign(l, l->stk[d + 1], rv(l->slot[c[4]]));
         sx_val kc = const_imm(l->p, c[5]) ? l->p->k[c[5]] : 0;
-        assign(l, l->stk[d + 2], kc ? i64(l, (long)kc) : rv(ptr_word(l, prv(l->K), c[5])));
+        assign(l, l->stk[d + 2], kc ? i64(l, (long)kc) : rv(ptr_word(l, l->Kv, c[5])));
         const int32_t prim[4] = {BC_PRIM, c[1], c[2], 2};
         int not_k = -1, jf = fusable_jump(l, next, &not_k);
         return emit_prim(l, prim, d + 3, 0, kc, c[3], jf, not_k);
@@ -1177,10 +1207,57 @@ static void make_frame_locals(lower *l)
 
 static int emit_range(lower *l, int from, int to);
 
+/* Whether p gets a direct entry: a fixed parameter list short enough that
+ * cx, base, L and the arguments all travel in registers (the generic entry
+ * calls it in tail position, so it must take no arguments on the stack),
+ * no heap env (its env is its closure's) and a frame that fits a cframe
+ * (where a caller puts the callee, and the callee a tail call). */
+static bool direct_entry_ok(const sx_proto *p)
+{
+    return !p->rest && p->nreq <= JIT_DIRECT_ARGS && p->env_size == 0 &&
+           p->nslots + p->maxstack < JIT_CFRAME;
+}
+
+/* Makes l->fn, the generic entry (the VM's sx_native_fn), a tail call of
+ * the direct entry `SYMBOL_d`(cx, base, L, arg0, ...), which becomes
+ * l->fn: the body is emitted into it. base is still the frame: base[-1]
+ * holds the callee, and a tail call not made here is written at base[-1 ..
+ * n] as from the generic entry. */
+static void make_direct_entry(lower *l)
+{
+    sx_proto *p = l->p;
+    gcc_jit_param *dp[3 + JIT_DIRECT_ARGS];
+    dp[0] = gcc_jit_context_new_param(l->c, NULL, l->t_voidp, "cx");
+    dp[1] = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "base");
+    dp[2] = gcc_jit_context_new_param(l->c, NULL, l->t_link_p, "L");
+    char name[32];
+    for (int i = 0; i < p->nreq; i++) {
+        snprintf(name, sizeof name, "a%d", i);
+        dp[3 + i] = l->dargs[i] = gcc_jit_context_new_param(l->c, NULL, l->t_i64, name);
+    }
+    char dname[80];
+    snprintf(dname, sizeof dname, "%s_d", l->job->symbol);
+    l->direct = gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_EXPORTED, l->t_i64, dname,
+                                             3 + p->nreq, dp, 0);
+    gcc_jit_block *b = gcc_jit_function_new_block(l->fn, "entry");
+    gcc_jit_rvalue *args[3 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base), prv(l->L)};
+    for (int i = 0; i < p->nreq; i++)
+        args[3 + i] = rv(ptr_word(l, prv(l->base), i));
+    gcc_jit_rvalue *call = gcc_jit_context_new_call(l->c, NULL, l->direct, 3 + p->nreq, args);
+    gcc_jit_rvalue_set_bool_require_tail_call(call, 1);
+    gcc_jit_block_end_with_return(b, NULL, call);
+    l->fn = l->direct;
+    l->cx = dp[0];
+    l->base = dp[1];
+    l->L = dp[2];
+    l->env0 = l->K = NULL;
+}
+
 /* The function state a guard's body replaces while it is emitted. */
 typedef struct fn_state {
     gcc_jit_function *fn;
     gcc_jit_param *cx, *base, *env0, *K, *L;
+    gcc_jit_rvalue *Kv, *env0v;
     gcc_jit_lvalue *env, *up0, **slot, **stk, *argbuf, *cframe;
     gcc_jit_block *cur;
     gcc_jit_rvalue *slots_mem;
@@ -1188,13 +1265,15 @@ typedef struct fn_state {
 
 static fn_state save_fn(const lower *l)
 {
-    return (fn_state){l->fn,  l->cx,   l->base, l->env0,   l->K,      l->L,   l->env,
-                      l->up0, l->slot, l->stk,  l->argbuf, l->cframe, l->cur, l->slots_mem};
+    return (fn_state){l->fn,   l->cx,  l->base, l->env0, l->K,      l->L,
+                      l->Kv,   l->env0v, l->env, l->up0,  l->slot,   l->stk,
+                      l->argbuf, l->cframe, l->cur, l->slots_mem};
 }
 
 static void restore_fn(lower *l, const fn_state *s)
 {
     l->fn = s->fn, l->cx = s->cx, l->base = s->base, l->env0 = s->env0, l->K = s->K, l->L = s->L;
+    l->Kv = s->Kv, l->env0v = s->env0v;
     l->env = s->env, l->up0 = s->up0, l->slot = s->slot, l->stk = s->stk, l->argbuf = s->argbuf;
     l->cframe = s->cframe, l->cur = s->cur, l->slots_mem = s->slots_mem;
 }
@@ -1228,6 +1307,8 @@ static int emit_guard(lower *l, int pc, int d)
     l->env0 = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "env");
     l->K = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "K");
     l->L = gcc_jit_context_new_param(l->c, NULL, l->t_link_p, "L");
+    l->Kv = prv(l->K);
+    l->env0v = prv(l->env0);
     gcc_jit_param *slots = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "slots");
     gcc_jit_param *params[6] = {l->cx, l->base, l->env0, l->K, l->L, slots};
     gcc_jit_function *body = gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_INTERNAL,
@@ -1240,8 +1321,8 @@ static int emit_guard(lower *l, int pc, int d)
         l->slot[i] = ptr_word(l, l->slots_mem, i);
     make_frame_locals(l);
     l->cur = gcc_jit_function_new_block(body, "entry");
-    assign(l, l->env, prv(l->env0));
-    assign(l, l->up0, gcc_jit_context_new_cast(l->c, NULL, prv(l->env0), l->t_voidp));
+    assign(l, l->env, l->env0v);
+    assign(l, l->up0, gcc_jit_context_new_cast(l->c, NULL, l->env0v, l->t_voidp));
     int rc = emit_range(l, pc + 2, end + 1);
     restore_fn(l, &outer);
     free(slot);
@@ -1267,7 +1348,7 @@ static int emit_guard(lower *l, int pc, int d)
                                  l->t_body_fn),
         prv(l->base),
         rv(l->env),
-        prv(l->K),
+        l->Kv,
         prv(l->L),
         mem,
         gcc_jit_lvalue_get_address(caught, NULL),
@@ -1356,6 +1437,9 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     gcc_jit_param *params[5] = {l.cx, l.base, l.env0, l.K, l.L};
     l.fn = gcc_jit_context_new_function(ctxt, NULL, GCC_JIT_FUNCTION_EXPORTED, l.t_i64, job->symbol,
                                         5, params, 0);
+    l.Kv = prv(l.K);
+    l.env0v = prv(l.env0);
+    if (direct_entry_ok(p)) make_direct_entry(&l);
     int nstk = p->maxstack + 2;
     l.slot = calloc((size_t)p->nslots + 1, sizeof *l.slot);
     l.stk = calloc((size_t)nstk, sizeof *l.stk);
@@ -1388,20 +1472,42 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
      * call_native and the direct calls below set it first): stamp the
      * request's epoch into it, so the worker learns which functions ran
      * natively (jit_request_entered): one load and one store per call */
-    gcc_jit_rvalue *self = gcc_jit_context_new_bitcast(
-        ctxt, NULL, rv(i64_field(&l, prv(l.cx), (long)offsetof(sx_ctx, native_proto))), l.t_voidp);
-    assign(&l, i32_field(&l, self, (long)offsetof(sx_proto, jit_entered)),
+    gcc_jit_lvalue *self = gcc_jit_function_new_local(l.fn, NULL, l.t_voidp, "proto");
+    assign(&l, self,
+           gcc_jit_context_new_bitcast(
+               ctxt, NULL, rv(i64_field(&l, prv(l.cx), (long)offsetof(sx_ctx, native_proto))),
+               l.t_voidp));
+    assign(&l, i32_field(&l, rv(self), (long)offsetof(sx_proto, jit_entered)),
            rv(i32_field(&l, prv(l.cx), (long)offsetof(sx_ctx, jit_epoch))));
-    for (int i = 0; i < p->nslots; i++)
-        assign(&l, l.slot[i], rv(ptr_word(&l, prv(l.base), i)));
-    assign(&l, l.env, prv(l.env0));
+    if (l.direct) {
+        /* the constants are the proto's; the env is the closure's (no heap
+         * env of its own), the closure being base[-1] */
+        gcc_jit_lvalue *k = gcc_jit_function_new_local(l.fn, NULL, l.t_i64p, "K");
+        assign(&l, k,
+               gcc_jit_context_new_bitcast(
+                   ctxt, NULL, rv(i64_field(&l, rv(self), (long)offsetof(sx_proto, k))), l.t_i64p));
+        l.Kv = rv(k);
+        gcc_jit_lvalue *e = gcc_jit_function_new_local(l.fn, NULL, l.t_i64p, "env0");
+        gcc_jit_rvalue *clo =
+            gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(&l, prv(l.base), -1)), l.t_voidp);
+        assign(&l, e,
+               gcc_jit_context_new_bitcast(
+                   ctxt, NULL, rv(i64_field(&l, clo, (long)offsetof(sx_vmclosure, env))),
+                   l.t_i64p));
+        l.env0v = rv(e);
+        for (int i = 0; i < p->nslots; i++)
+            assign(&l, l.slot[i], i < p->nreq ? prv(l.dargs[i]) : i64(&l, SX_UNDEF));
+    } else {
+        for (int i = 0; i < p->nslots; i++)
+            assign(&l, l.slot[i], rv(ptr_word(&l, prv(l.base), i)));
+    }
+    assign(&l, l.env, l.env0v);
     /* the closure's env: the parent of the env this frame made, if any */
     if (p->env_size)
-        assign(
-            &l, l.up0,
-            gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(&l, prv(l.env0), 1)), l.t_voidp));
+        assign(&l, l.up0,
+               gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(&l, l.env0v, 1)), l.t_voidp));
     else
-        assign(&l, l.up0, gcc_jit_context_new_cast(ctxt, NULL, prv(l.env0), l.t_voidp));
+        assign(&l, l.up0, gcc_jit_context_new_cast(ctxt, NULL, l.env0v, l.t_voidp));
     l.head = gcc_jit_function_new_block(l.fn, "head");
     gcc_jit_block_end_with_jump(l.cur, NULL, l.head);
     if (analyze(&l) != 0) goto out;
