@@ -592,13 +592,15 @@ static void emit_call_direct(lower *l, int d, int n)
         gcc_jit_rvalue *me = rv(ptr_word(l, prv(l->base), -1));
         gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, cstack_limit)));
         gcc_jit_rvalue *here = gcc_jit_context_new_bitcast(l->c, NULL, cf_addr(l, 0), l->t_i64);
-        gcc_jit_block_end_with_conditional(
-            l->cur, NULL,
-            land(l, cmp(l, GCC_JIT_COMPARISON_EQ, callee, me),
-                 land(l, cmp(l, GCC_JIT_COMPARISON_GT, here, limit),
-                      cmp(l, GCC_JIT_COMPARISON_EQ,
-                          i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)), i64(l, 0)))),
-            self, other);
+        /* a direct body checks the C stack and the interrupt flag on entry
+         * (emit_entry_checks): its head makes no call and no loop */
+        gcc_jit_rvalue *go = cmp(l, GCC_JIT_COMPARISON_EQ, callee, me);
+        if (!l->direct)
+            go = land(l, go,
+                      land(l, cmp(l, GCC_JIT_COMPARISON_GT, here, limit),
+                           cmp(l, GCC_JIT_COMPARISON_EQ,
+                               i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)), i64(l, 0))));
+        gcc_jit_block_end_with_conditional(l->cur, NULL, go, self, other);
         l->cur = self;
         emit_self_call(l, at, n, join);
         l->cur = other;
@@ -1550,6 +1552,35 @@ static int emit_range(lower *l, int from, int to)
     return 0;
 }
 
+/* On entry to a direct body: when its frame is past the C stack's limit or
+ * a deadline has passed, the call is made again through the link table,
+ * whose checks raise stack-overflow or timeout as the VM's calls do. Its
+ * self calls need not check either before calling: a head returns after
+ * bounded work without a call, and anything else enters a body. */
+static void emit_entry_checks(lower *l)
+{
+    sx_proto *p = l->p;
+    gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, cstack_limit)));
+    gcc_jit_rvalue *here = gcc_jit_context_new_bitcast(l->c, NULL, cf_addr(l, 0), l->t_i64);
+    gcc_jit_block *slow = new_block(l), *ok = new_block(l);
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL,
+        binop(l, GCC_JIT_BINARY_OP_LOGICAL_OR, l->t_bool,
+              cmp(l, GCC_JIT_COMPARISON_LE, here, limit),
+              cmp(l, GCC_JIT_COMPARISON_NE, i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)),
+                  i64(l, 0))),
+        slow, ok);
+    l->cur = slow;
+    assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->argbuf), i64(l, 0)),
+           rv(ptr_word(l, prv(l->base), -1)));
+    for (int i = 0; i < p->nreq; i++)
+        assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->argbuf), i64(l, 1 + i)),
+               prv(l->dargs[i]));
+    gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, p->nreq)};
+    gcc_jit_block_end_with_return(l->cur, NULL, call_link(l, l->f_call, 3, args));
+    l->cur = ok;
+}
+
 /* The start of a function of p's (the body, or the head): the fault
  * injected on entry, the entry stamp, the slots and env. direct: the
  * arguments are l->dargs and K and the env are found as the direct entry
@@ -1606,6 +1637,7 @@ static void emit_prologue(lower *l, bool direct)
         for (int i = 0; i < p->nslots; i++)
             assign(l, l->slot[i], rv(ptr_word(l, prv(l->base), i)));
     }
+    if (direct && !l->head_mode) emit_entry_checks(l);
     assign(l, l->env, l->env0v);
     /* the closure's env: the parent of the env this frame made, if any */
     if (p->env_size)
