@@ -1246,6 +1246,7 @@ static bool direct_entry_ok(const sx_proto *p)
  * holds the callee, and a tail call not made here is written at base[-1 ..
  * n] as from the generic entry. */
 static bool *head_returns(const sx_proto *p);
+static void emit_stamp(lower *l, gcc_jit_rvalue *proto);
 
 static void make_direct_entry(lower *l)
 {
@@ -1271,6 +1272,11 @@ static void make_direct_entry(lower *l)
     }
     l->direct = fns[0];
     gcc_jit_block *b = gcc_jit_function_new_block(l->fn, "entry");
+    l->cur = b;
+    emit_stamp(l,
+               gcc_jit_context_new_bitcast(
+                   l->c, NULL, rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto))),
+                   l->t_voidp));
     gcc_jit_rvalue *args[3 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base), prv(l->L)};
     for (int i = 0; i < p->nreq; i++)
         args[3 + i] = rv(ptr_word(l, prv(l->base), i));
@@ -1552,6 +1558,16 @@ static int emit_range(lower *l, int from, int to)
     return 0;
 }
 
+/* cx->native_proto is this function's proto on every entry (the VM's
+ * call_native and the direct calls below set it first): stamp the
+ * request's epoch into it, so the worker learns which functions ran
+ * natively (jit_request_entered): one load and one store per call. */
+static void emit_stamp(lower *l, gcc_jit_rvalue *proto)
+{
+    assign(l, i32_field(l, proto, (long)offsetof(sx_proto, jit_entered)),
+           rv(i32_field(l, prv(l->cx), (long)offsetof(sx_ctx, jit_epoch))));
+}
+
 /* On entry to a direct body: when its frame is past the C stack's limit or
  * a deadline has passed, the call is made again through the link table,
  * whose checks raise stack-overflow or timeout as the VM's calls do. Its
@@ -1604,17 +1620,14 @@ static void emit_prologue(lower *l, bool direct)
         assign(l, np, gcc_jit_context_null(ctxt, vp));
         assign(l, gcc_jit_rvalue_dereference(rv(np), NULL), i64(l, 0));
     }
-    /* cx->native_proto is this function's proto on every entry (the VM's
-     * call_native and the direct calls below set it first): stamp the
-     * request's epoch into it, so the worker learns which functions ran
-     * natively (jit_request_entered): one load and one store per call */
     gcc_jit_lvalue *self = gcc_jit_function_new_local(l->fn, NULL, l->t_voidp, "proto");
     assign(l, self,
            gcc_jit_context_new_bitcast(
                ctxt, NULL, rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto))),
                l->t_voidp));
-    assign(l, i32_field(l, rv(self), (long)offsetof(sx_proto, jit_entered)),
-           rv(i32_field(l, prv(l->cx), (long)offsetof(sx_ctx, jit_epoch))));
+    /* the generic entry stamps the request's epoch (emit_stamp); the direct
+     * entry is entered from it, or by a self call, whose caller was */
+    if (!direct) emit_stamp(l, rv(self));
     if (direct) {
         /* the constants are the proto's; the env is the closure's (no heap
          * env of its own), the closure being base[-1] */
