@@ -8,6 +8,12 @@
  *   sx_val f(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,
  *            const sx_jit_link *L)
  *
+ * A function with a short fixed parameter list also gets a direct entry
+ * SYMBOL_d(cx, base, L, arg0, ...) that self calls call with the arguments
+ * in registers, and often a head (emit_head) in front of its body SYMBOL_b;
+ * the generic entry stamps the entry and jumps to it (jit/README.md,
+ * "Entries of a compiled function").
+ *
  * One block per bytecode basic block; the VM's local slots and operand
  * stack slots become C locals (the operand depth at every pc is known
  * statically); calls and slow paths copy their operands to a local array
