@@ -527,6 +527,14 @@ static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
             dargs[3 + i] = S(l, at + 1 + i);
         count_native_call(l);
         assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->direct, 3 + n, dargs));
+        if (has_tail_call(p)) {
+            /* a native tail call the callee made left cx->native_proto at
+             * its tail callee's proto: this function runs again */
+            gcc_jit_rvalue *me = gcc_jit_context_new_bitcast(
+                l->c, NULL, rv(ptr_word(l, prv(l->base), -1)), l->t_voidp);
+            assign(l, i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto)),
+                   rv(i64_field(l, me, (long)offsetof(sx_vmclosure, proto))));
+        }
     } else {
         emit_self_frame_call(l, at, n, r);
     }
@@ -1635,16 +1643,20 @@ static void emit_prologue(lower *l, bool direct)
      * entry is entered from it, or by a self call, whose caller was */
     if (!direct) emit_stamp(l, rv(self));
     if (direct) {
-        /* the constants are the proto's; the env is the closure's (no heap
-         * env of its own), the closure being base[-1] */
+        /* the constants are the proto's and the env is the closure's (no
+         * heap env of its own), the closure being base[-1] on every entry
+         * (cx->native_proto is not: a native tail call made by a callee
+         * leaves it at the tail callee's proto) */
+        gcc_jit_rvalue *clo =
+            gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(l, prv(l->base), -1)), l->t_voidp);
+        gcc_jit_rvalue *cproto = gcc_jit_context_new_bitcast(
+            ctxt, NULL, rv(i64_field(l, clo, (long)offsetof(sx_vmclosure, proto))), l->t_voidp);
         gcc_jit_lvalue *k = gcc_jit_function_new_local(l->fn, NULL, l->t_i64p, "K");
         assign(l, k,
                gcc_jit_context_new_bitcast(
-                   ctxt, NULL, rv(i64_field(l, rv(self), (long)offsetof(sx_proto, k))), l->t_i64p));
+                   ctxt, NULL, rv(i64_field(l, cproto, (long)offsetof(sx_proto, k))), l->t_i64p));
         l->Kv = rv(k);
         gcc_jit_lvalue *e = gcc_jit_function_new_local(l->fn, NULL, l->t_i64p, "env0");
-        gcc_jit_rvalue *clo =
-            gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(l, prv(l->base), -1)), l->t_voidp);
         assign(l, e,
                gcc_jit_context_new_bitcast(ctxt, NULL,
                                            rv(i64_field(l, clo, (long)offsetof(sx_vmclosure, env))),

@@ -404,6 +404,8 @@ class Jit(unittest.TestCase):
 (print (ev? 1000000) (od? 1000001))
 (define (cps n k) (if (= n 0) (k 'done) (cps (- n 1) (lambda (v) (k v)))))
 (print (cps 100000 (lambda (v) v)))
+(define (fd n p g) (if (< n 1) (g p) (fd (- n 1) (fd (- n 1) p g) g)))
+(print (fd 6 2 (lambda (x) (min x x))) (fd 6 2 (lambda (x) (+ x 1))))
 (define (deep n) (if (= n -1) 0 (+ 1 (deep (+ n 1)))))
 (deep 0)
 """
