@@ -62,11 +62,15 @@
 #define JIT_OPT_LEVEL 1
 #define JIT_OPT_OPTION "-Og"
 #define JIT_LINK_OPTION "-nostdlib"
+/* The functions of one compiled function (its entries and body, jit_lower.c)
+ * call each other directly, not through the PLT: nothing interposes them. */
+#define JIT_CALL_OPTION "-fno-semantic-interposition"
 /* The .idx format: "SO-NAME SHA256-HEX\n" (2), or CACHE_FAILED. It is part
  * of the ABI hash: change it with the format, so no build reads another's. */
 #define JIT_CACHE_FORMAT 2
 #define JIT_SHA_HEX (2 * SHA256_DIGEST_SIZE + 1)
 #define JIT_MAX_REGIONS 65536
+#define JIT_MORE 2 /* functions of a compiled function besides its generic entry */
 #define JIT_MAX_INJECT 32
 
 typedef struct jit_region {
@@ -115,7 +119,7 @@ static struct {
     volatile int nregions;
     struct jit_done {
         sx_proto *p;
-        void *fn;
+        void *fn, *more[JIT_MORE];
         bool from_cache;
     } * done; /* compiled, waiting for the evaluating thread to install */
     int ndone, donecap;
@@ -278,16 +282,17 @@ static void compute_abi(void)
              (unsigned long)SX_NOARG, (unsigned long)sx_mkfix(1), (int)SX_T_PRIM,
              (int)SX_T_VMCLOSURE, (int)SX_T_PROTO);
     snprintf(buf, sizeof buf,
-             "sxpool %s|gccjit %d.%d.%d|O%d %s %s|link %d %zu %s|tags %s|margin %d|sym %zu|"
+             "sxpool %s|gccjit %d.%d.%d|O%d %s %s %s|link %d %zu %s|tags %s|margin %d|sym %zu|"
              "cx %zu %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu %zu|"
              "prim %zu %zu %zu|env %zu %zu|ops %d|idx %d|lower %d",
              SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
-             gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_LINK_OPTION,
-             SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS, tags ? tags : deftags,
-             SX_JIT_FRAME_MARGIN, offsetof(sx_symbol, global), offsetof(sx_ctx, interrupt),
-             offsetof(sx_ctx, jit_tail_n), offsetof(sx_ctx, native_proto),
-             offsetof(sx_ctx, cstack_limit), offsetof(sx_ctx, jit_epoch), sizeof(sx_ctx),
-             offsetof(sx_vmclosure, proto), offsetof(sx_vmclosure, env), offsetof(sx_proto, native),
+             gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_CALL_OPTION,
+             JIT_LINK_OPTION, SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS,
+             tags ? tags : deftags, SX_JIT_FRAME_MARGIN, offsetof(sx_symbol, global),
+             offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n),
+             offsetof(sx_ctx, native_proto), offsetof(sx_ctx, cstack_limit),
+             offsetof(sx_ctx, jit_epoch), sizeof(sx_ctx), offsetof(sx_vmclosure, proto),
+             offsetof(sx_vmclosure, env), offsetof(sx_proto, native),
              offsetof(sx_proto, jit_entered), offsetof(sx_proto, nreq), offsetof(sx_proto, rest),
              offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack), offsetof(sx_proto, env_size),
              offsetof(sx_proto, k), offsetof(sx_obj, type), offsetof(sx_prim, fn),
@@ -448,7 +453,7 @@ int jit_lookup_pc(uintptr_t pc, char *name, size_t name_cap, char *hash, size_t 
 
 /* Called with J.mu held, on any thread: hands fn to the evaluating thread,
  * which installs it at its next poll (only that thread allocates). */
-static void deliver(sx_proto *p, void *fn, bool from_cache)
+static void deliver(sx_proto *p, void *fn, void **more, bool from_cache)
 {
     if (J.ndone == J.donecap) {
         int ncap = J.donecap ? J.donecap * 2 : 64;
@@ -457,11 +462,11 @@ static void deliver(sx_proto *p, void *fn, bool from_cache)
         J.done = n;
         J.donecap = ncap;
     }
-    J.done[J.ndone++] = (struct jit_done){p, fn, from_cache};
+    J.done[J.ndone++] = (struct jit_done){p, fn, {more[0], more[1]}, from_cache};
     __atomic_store_n(&J.pending, J.ndone, __ATOMIC_RELEASE);
 }
 
-static void install(sx_proto *p, void *fn);
+static void install(sx_proto *p, void *fn, void **more);
 
 /* On the evaluating thread: installs what the compile thread delivered. */
 static void poll_done(void)
@@ -469,7 +474,7 @@ static void poll_done(void)
     if (!__atomic_load_n(&J.pending, __ATOMIC_ACQUIRE)) return;
     pthread_mutex_lock(&J.mu);
     for (int i = 0; i < J.ndone; i++) {
-        install(J.done[i].p, J.done[i].fn);
+        install(J.done[i].p, J.done[i].fn, J.done[i].more);
         if (J.done[i].from_cache)
             sx_jit_stats.cache_hits++;
         else
@@ -482,10 +487,12 @@ static void poll_done(void)
 
 /* Called with J.mu held, on the evaluating thread: makes p run its native
  * code from the next call. */
-static void install(sx_proto *p, void *fn)
+static void install(sx_proto *p, void *fn, void **more)
 {
     if (p->jit_state != SX_JIT_QUEUED) return; /* blacklisted or excluded meanwhile */
     register_region(p, fn);
+    for (int i = 0; i < JIT_MORE; i++)
+        if (more[i]) register_region(p, more[i]);
     if (J.nn == J.ncap) {
         int ncap = J.ncap ? J.ncap * 2 : 256;
         sx_proto **n = GC_MALLOC_UNCOLLECTABLE(sizeof *n * (size_t)ncap);
@@ -693,11 +700,27 @@ static int open_nofollow(const char *path)
     return open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 }
 
-/* The native function for hash from the cache, or NULL. *failed is set when
- * the cache records that the function does not compile. */
-static void *cache_lookup(const char *hash, const char *symbol, int inject, bool *failed)
+/* The generic entry `symbol` in the object h, or NULL; more[] is set to
+ * the other functions of its code, the direct entry `symbol_d` and the
+ * body `symbol_b` (jit_lower.c), or NULL where it has none. */
+static void *entries(void *h, const char *symbol, void **more)
+{
+    char d[80];
+    for (int i = 0; i < JIT_MORE; i++) {
+        snprintf(d, sizeof d, "%s_%c", symbol, "db"[i]);
+        more[i] = h ? dlsym(h, d) : NULL;
+    }
+    return h ? dlsym(h, symbol) : NULL;
+}
+
+/* The native function for hash from the cache, or NULL (more[]: as
+ * entries()). *failed is set when the cache records that the function does
+ * not compile. */
+static void *cache_lookup(const char *hash, const char *symbol, int inject, bool *failed,
+                          void **more)
 {
     *failed = false;
+    more[0] = more[1] = NULL;
     if (!J.cache[0]) return NULL;
     char idx[4200], entry[512], so[256], want[JIT_SHA_HEX], got[JIT_SHA_HEX], path[4400];
     char why[256];
@@ -722,7 +745,7 @@ static void *cache_lookup(const char *hash, const char *symbol, int inject, bool
     }
     if (parse_entry(entry, so, sizeof so, want) != 0) return NULL; /* a miss */
     void *h = loaded_find(so, want);
-    if (h) return dlsym(h, symbol);
+    if (h) return entries(h, symbol, more);
     snprintf(path, sizeof path, "%s/%s", J.cache, so);
     fd = open_nofollow(path);
     if (fd < 0) {
@@ -744,7 +767,7 @@ static void *cache_lookup(const char *hash, const char *symbol, int inject, bool
     else
         loaded_add(so, got, h);
     close(fd);
-    return h ? dlsym(h, symbol) : NULL;
+    return entries(h, symbol, more);
 }
 
 /* ---- compiling a batch ---------------------------------------------------------------- */
@@ -765,6 +788,7 @@ static gcc_jit_context *new_context(void)
     if (!c) return NULL;
     gcc_jit_context_set_int_option(c, GCC_JIT_INT_OPTION_OPTIMIZATION_LEVEL, JIT_OPT_LEVEL);
     gcc_jit_context_add_command_line_option(c, JIT_OPT_OPTION);
+    gcc_jit_context_add_command_line_option(c, JIT_CALL_OPTION);
     gcc_jit_context_set_bool_allow_unreachable_blocks(c, 1);
     /* no start files, no libc or libgcc to search: the code calls nothing
      * but the link table (a quarter less time per compile, measured) */
@@ -879,7 +903,8 @@ static void compile_batch(jit_job *jobs, int n)
             note_refused(j->name, j->hash, why ? why : "lowering");
             continue;
         }
-        void *fn = h ? dlsym(h, j->symbol) : NULL;
+        void *more[JIT_MORE];
+        void *fn = entries(h, j->symbol, more);
         if (!fn) {
             if (j->p->jit_state == SX_JIT_QUEUED) j->p->jit_state = SX_JIT_FAILED;
             sx_jit_stats.failed++;
@@ -893,7 +918,7 @@ static void compile_batch(jit_job *jobs, int n)
             if (getenv("SXPOOL_JIT_STRICT")) strict_exit = true;
             continue;
         }
-        deliver(j->p, fn, false);
+        deliver(j->p, fn, more, false);
         got[ngot++] = i;
         if (J.cache[0]) {
             char idx[4200];
@@ -940,7 +965,8 @@ static void *compile_thread(void *arg)
         int m = 0;
         for (int i = 0; i < n; i++) {
             bool failed;
-            void *fn = cache_lookup(jobs[i].hash, jobs[i].symbol, jobs[i].inject, &failed);
+            void *more[JIT_MORE];
+            void *fn = cache_lookup(jobs[i].hash, jobs[i].symbol, jobs[i].inject, &failed, more);
             if (failed) {
                 pthread_mutex_lock(&J.mu);
                 if (jobs[i].p->jit_state == SX_JIT_QUEUED) jobs[i].p->jit_state = SX_JIT_FAILED;
@@ -948,7 +974,7 @@ static void *compile_thread(void *arg)
                 pthread_mutex_unlock(&J.mu);
             } else if (fn) {
                 pthread_mutex_lock(&J.mu);
-                deliver(jobs[i].p, fn, true);
+                deliver(jobs[i].p, fn, more, true);
                 pthread_mutex_unlock(&J.mu);
             } else {
                 jobs[m++] = jobs[i];
@@ -1092,13 +1118,14 @@ static void compile_now(sx_proto *p)
         jit_job *job = &jobs[m];
         job_init(job, todo[i]);
         bool failed;
-        void *fn = cache_lookup(job->hash, job->symbol, job->inject, &failed);
+        void *more[JIT_MORE];
+        void *fn = cache_lookup(job->hash, job->symbol, job->inject, &failed, more);
         if (failed) {
             todo[i]->jit_state = SX_JIT_FAILED;
             sx_jit_stats.failed++;
         } else if (fn) {
             pthread_mutex_lock(&J.mu);
-            install(todo[i], fn);
+            install(todo[i], fn, more);
             sx_jit_stats.cache_hits++;
             pthread_mutex_unlock(&J.mu);
         } else {
@@ -1129,12 +1156,13 @@ static void first_call(sx_proto *p)
     jit_job job;
     job_init(&job, p);
     bool failed;
-    void *fn = cache_lookup(job.hash, job.symbol, job.inject, &failed);
+    void *more[JIT_MORE];
+    void *fn = cache_lookup(job.hash, job.symbol, job.inject, &failed, more);
     if (!fn) return; /* a miss, or recorded as failed: the threshold path handles it */
     pthread_mutex_lock(&J.mu);
     if (p->jit_state == SX_JIT_NONE && !blacklisted(name, hash)) {
         p->jit_state = SX_JIT_QUEUED;
-        install(p, fn);
+        install(p, fn, more);
         sx_jit_stats.cache_hits++;
     }
     pthread_mutex_unlock(&J.mu);

@@ -8,6 +8,12 @@
  *   sx_val f(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,
  *            const sx_jit_link *L)
  *
+ * A function with a short fixed parameter list also gets a direct entry
+ * SYMBOL_d(cx, base, L, arg0, ...) that self calls call with the arguments
+ * in registers, and often a head (emit_head) in front of its body SYMBOL_b;
+ * the generic entry stamps the entry and jumps to it (jit/README.md,
+ * "Entries of a compiled function").
+ *
  * One block per bytecode basic block; the VM's local slots and operand
  * stack slots become C locals (the operand depth at every pc is known
  * statically); calls and slow paths copy their operands to a local array
@@ -23,6 +29,9 @@
 
 #include "jit/jit_int.h"
 
+/* The most parameters a direct entry takes (see direct_entry_ok). */
+#define JIT_DIRECT_ARGS 3
+
 typedef struct lower {
     gcc_jit_context *c;
     gcc_jit_function *fn;
@@ -33,6 +42,21 @@ typedef struct lower {
     gcc_jit_type *t_native;             /* pointer to an sx_native_fn */
     gcc_jit_lvalue *cframe;             /* a direct callee's frame */
     gcc_jit_param *cx, *base, *env0, *K, *L;
+    /* the constant vector and the env the function was entered with: the
+     * parameters of the generic entry, or what the direct entry loads */
+    gcc_jit_rvalue *Kv, *env0v;
+    /* The direct entry (NULL if the function has none): the arguments are
+     * parameters, the constants and env are found from the frame's callee
+     * (base[-1]) and cx->native_proto. Self calls call it. */
+    gcc_jit_function *direct;
+    gcc_jit_param *dargs[JIT_DIRECT_ARGS];   /* the argument parameters of l->fn */
+    gcc_jit_param *bparams[JIT_DIRECT_ARGS]; /* the body's */
+    /* The body, when the direct entry is a head of its own (emit_head),
+     * and the head's parameters; head_mode: the head is being emitted. */
+    gcc_jit_function *body;
+    gcc_jit_param *hparams[3 + JIT_DIRECT_ARGS];
+    bool head_mode;
+    bool *head_ret;      /* head_returns() */
     gcc_jit_lvalue *env; /* current env (changes on a self tail call) */
     gcc_jit_lvalue *up0; /* the closure's env: parent of a fresh env */
     gcc_jit_lvalue **slot, **stk, *argbuf;
@@ -197,8 +221,14 @@ static gcc_jit_rvalue *argbuf_addr(lower *l)
 }
 
 /* Calls a link entry that does not return, then ends the block. */
+static void end_restart(lower *l);
+
 static void call_noreturn(lower *l, gcc_jit_field *f, gcc_jit_rvalue *a)
 {
+    if (l->head_mode) { /* the body raises it */
+        end_restart(l);
+        return;
+    }
     gcc_jit_rvalue *args[2] = {prv(l->cx), a};
     gcc_jit_block_add_eval(l->cur, NULL, call_link(l, f, a ? 2 : 1, args));
     gcc_jit_block_end_with_return(l->cur, NULL, i64(l, SX_NIL));
@@ -343,7 +373,7 @@ static gcc_jit_lvalue *env_slot(lower *l, int hops, int i)
 
 static gcc_jit_lvalue *global_of(lower *l, int k)
 {
-    return word_at(l, rv(ptr_word(l, prv(l->K), k)), 0,
+    return word_at(l, rv(ptr_word(l, l->Kv, k)), 0,
                    (long)(offsetof(sx_symbol, global) / sizeof(sx_val)));
 }
 
@@ -351,7 +381,7 @@ static void emit_load_checked(lower *l, gcc_jit_lvalue *src, int d, int k)
 {
     assign(l, l->stk[d], rv(src));
     check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, d), i64(l, SX_UNDEF)), l->f_unbound,
-                   rv(ptr_word(l, prv(l->K), k)));
+                   rv(ptr_word(l, l->Kv, k)));
 }
 
 /* Copies stk[from .. from+n) to argbuf[0..n). */
@@ -363,8 +393,14 @@ static void spill_args(lower *l, int from, int n)
 }
 
 /* stk[d-n-1] = call(stk[d-n-1 .. d)) through the link table. */
+static bool head_restart(lower *l);
+
 static void emit_generic_call(lower *l, int d, int n)
 {
+    if (head_restart(l)) {
+        assign(l, l->stk[d - n - 1], i64(l, SX_NIL));
+        return;
+    }
     spill_args(l, d - n - 1, n + 1);
     gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, n)};
     assign(l, l->stk[d - n - 1], call_link(l, l->f_call, 3, args));
@@ -476,11 +512,44 @@ static bool has_tail_call(const sx_proto *p)
 /* Calls this very function (the callee is the running closure): a direct
  * call, its frame in cframe, everything about it known here, including
  * whether it can hand back a tail call. */
+static void emit_self_frame_call(lower *l, int at, int n, gcc_jit_lvalue *r);
+
 static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
 {
     sx_proto *p = l->p;
     gcc_jit_rvalue *callee = S(l, at);
     assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 0)), callee);
+    gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "self_r");
+    if (l->direct) { /* the arguments in registers; cframe is the callee's base */
+        gcc_jit_rvalue *dargs[3 + JIT_DIRECT_ARGS] = {
+            prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p), prv(l->L)};
+        for (int i = 0; i < n; i++)
+            dargs[3 + i] = S(l, at + 1 + i);
+        count_native_call(l);
+        assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->direct, 3 + n, dargs));
+        if (has_tail_call(p)) {
+            /* a native tail call the callee made left cx->native_proto at
+             * its tail callee's proto: this function runs again */
+            gcc_jit_rvalue *me = gcc_jit_context_new_bitcast(
+                l->c, NULL, rv(ptr_word(l, prv(l->base), -1)), l->t_voidp);
+            assign(l, i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto)),
+                   rv(i64_field(l, me, (long)offsetof(sx_vmclosure, proto))));
+        }
+    } else {
+        emit_self_frame_call(l, at, n, r);
+    }
+    if (has_tail_call(p)) {
+        finish_direct(l, r, at, join);
+    } else {
+        assign(l, l->stk[at], rv(r));
+        gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    }
+}
+
+/* A self call through the generic entry: the arguments in cframe. */
+static void emit_self_frame_call(lower *l, int at, int n, gcc_jit_lvalue *r)
+{
+    sx_proto *p = l->p;
     for (int i = 0; i < n; i++)
         assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 1 + i)),
                S(l, at + 1 + i));
@@ -490,15 +559,8 @@ static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
     count_native_call(l);
     gcc_jit_rvalue *cargs[5] = {
         prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p),
-        gcc_jit_context_new_cast(l->c, NULL, rv(l->up0), l->t_i64p), prv(l->K), prv(l->L)};
-    gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "self_r");
+        gcc_jit_context_new_cast(l->c, NULL, rv(l->up0), l->t_i64p), l->Kv, prv(l->L)};
     assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->fn, 5, cargs));
-    if (has_tail_call(p)) {
-        finish_direct(l, r, at, join);
-    } else {
-        assign(l, l->stk[at], rv(r));
-        gcc_jit_block_end_with_jump(l->cur, NULL, join);
-    }
 }
 
 /* The callee (pcallee, at operand depth at) may be a built-in: call its C
@@ -544,13 +606,15 @@ static void emit_call_direct(lower *l, int d, int n)
         gcc_jit_rvalue *me = rv(ptr_word(l, prv(l->base), -1));
         gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, cstack_limit)));
         gcc_jit_rvalue *here = gcc_jit_context_new_bitcast(l->c, NULL, cf_addr(l, 0), l->t_i64);
-        gcc_jit_block_end_with_conditional(
-            l->cur, NULL,
-            land(l, cmp(l, GCC_JIT_COMPARISON_EQ, callee, me),
-                 land(l, cmp(l, GCC_JIT_COMPARISON_GT, here, limit),
-                      cmp(l, GCC_JIT_COMPARISON_EQ,
-                          i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)), i64(l, 0)))),
-            self, other);
+        /* a direct body checks the C stack and the interrupt flag on entry
+         * (emit_entry_checks): its head makes no call and no loop */
+        gcc_jit_rvalue *go = cmp(l, GCC_JIT_COMPARISON_EQ, callee, me);
+        if (!l->direct)
+            go = land(l, go,
+                      land(l, cmp(l, GCC_JIT_COMPARISON_GT, here, limit),
+                           cmp(l, GCC_JIT_COMPARISON_EQ,
+                               i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)), i64(l, 0))));
+        gcc_jit_block_end_with_conditional(l->cur, NULL, go, self, other);
         l->cur = self;
         emit_self_call(l, at, n, join);
         l->cur = other;
@@ -678,7 +742,7 @@ static void check_callee_bound(lower *l, int at, int unbound_k)
 {
     if (unbound_k < 0) return;
     check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), i64(l, SX_UNDEF)), l->f_unbound,
-                   rv(ptr_word(l, prv(l->K), unbound_k)));
+                   rv(ptr_word(l, l->Kv, unbound_k)));
 }
 
 /* BC_PRIM op k n at operand depth d. ka, kb: the immediates the first two
@@ -706,7 +770,7 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
         emit_generic_call(l, d, n);
         return true;
     }
-    gcc_jit_rvalue *same = cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, prv(l->K), k)));
+    gcc_jit_rvalue *same = cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, l->Kv, k)));
     gcc_jit_rvalue *guard = same, *result = NULL;
     gcc_jit_rvalue *ovf = NULL;
     if (op == OP_ADD && imm_fix(ka) && !imm_fix(kb)) { /* a constant first: add it second */
@@ -748,9 +812,8 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
                      op == OP_NOT;
     if (!predicate || jf < 0 || (not_k >= 0 && at < 1)) jf = -1, not_k = -1;
     if (not_k >= 0)
-        guard =
-            land(l, guard,
-                 cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at - 1), rv(ptr_word(l, prv(l->K), not_k))));
+        guard = land(l, guard,
+                     cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at - 1), rv(ptr_word(l, l->Kv, not_k))));
     gcc_jit_block *fast = new_block(l), *slow = new_block(l);
     gcc_jit_rvalue *cond = NULL; /* a predicate's fast result, as a C condition */
     gcc_jit_block_end_with_conditional(l->cur, NULL, guard, fast, slow);
@@ -845,10 +908,14 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
         gcc_jit_block_end_with_jump(l->cur, NULL, join);
     }
     l->cur = slow;
-    check_callee_bound(l, at, unbound_k);
-    spill_args(l, at, n + 1);
-    gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, n)};
-    assign(l, l->stk[at], call_link(l, l->f_fallback, 3, args));
+    if (head_restart(l)) {
+        assign(l, l->stk[at], i64(l, SX_NIL));
+    } else {
+        check_callee_bound(l, at, unbound_k);
+        spill_args(l, at, n + 1);
+        gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, n)};
+        assign(l, l->stk[at], call_link(l, l->f_fallback, 3, args));
+    }
     if (not_k >= 0) join = new_block(l); /* the `not` follows, emitted as usual */
     if (join) {
         gcc_jit_block_end_with_jump(l->cur, NULL, join);
@@ -1014,8 +1081,7 @@ static bool emit_insn(lower *l, int pc, int d)
     case BC_CONST:
         /* an immediate is part of the code: the code hash covers constants */
         assign(l, l->stk[d],
-               const_imm(l->p, c[1]) ? i64(l, (long)l->p->k[c[1]])
-                                     : rv(ptr_word(l, prv(l->K), c[1])));
+               const_imm(l->p, c[1]) ? i64(l, (long)l->p->k[c[1]]) : rv(ptr_word(l, l->Kv, c[1])));
         return true;
     case BC_NIL: assign(l, l->stk[d], i64(l, SX_NIL)); return true;
     case BC_LOCAL: assign(l, l->stk[d], rv(l->slot[c[1]])); return true;
@@ -1027,7 +1093,7 @@ static bool emit_insn(lower *l, int pc, int d)
     case BC_GLOBAL: emit_load_checked(l, global_of(l, c[1]), d, c[1]); return true;
     case BC_SET_GLOBAL:
         check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_EQ, rv(global_of(l, c[1])), i64(l, SX_UNDEF)),
-                       l->f_unbound, rv(ptr_word(l, prv(l->K), c[1])));
+                       l->f_unbound, rv(ptr_word(l, l->Kv, c[1])));
         assign(l, global_of(l, c[1]), S(l, d - 1));
         return true;
     case BC_DEF_GLOBAL: assign(l, global_of(l, c[1]), S(l, d - 1)); return true;
@@ -1046,7 +1112,7 @@ static bool emit_insn(lower *l, int pc, int d)
                                            block_at(l, next + c[1]), block_at(l, next));
         return false;
     case BC_CLOSURE: {
-        gcc_jit_rvalue *args[3] = {prv(l->cx), rv(ptr_word(l, prv(l->K), c[1])),
+        gcc_jit_rvalue *args[3] = {prv(l->cx), rv(ptr_word(l, l->Kv, c[1])),
                                    gcc_jit_context_new_cast(l->c, NULL, rv(l->env), l->t_voidp)};
         assign(l, l->stk[d], call_link(l, l->f_closure, 3, args));
         return true;
@@ -1064,7 +1130,7 @@ static bool emit_insn(lower *l, int pc, int d)
         assign(l, l->stk[d], rv(global_of(l, c[3])));
         assign(l, l->stk[d + 1], rv(l->slot[c[4]]));
         sx_val kc = const_imm(l->p, c[5]) ? l->p->k[c[5]] : 0;
-        assign(l, l->stk[d + 2], kc ? i64(l, (long)kc) : rv(ptr_word(l, prv(l->K), c[5])));
+        assign(l, l->stk[d + 2], kc ? i64(l, (long)kc) : rv(ptr_word(l, l->Kv, c[5])));
         const int32_t prim[4] = {BC_PRIM, c[1], c[2], 2};
         int not_k = -1, jf = fusable_jump(l, next, &not_k);
         return emit_prim(l, prim, d + 3, 0, kc, c[3], jf, not_k);
@@ -1177,10 +1243,161 @@ static void make_frame_locals(lower *l)
 
 static int emit_range(lower *l, int from, int to);
 
+/* Whether p gets a direct entry: a fixed parameter list short enough that
+ * cx, base, L and the arguments all travel in registers (the generic entry
+ * calls it in tail position, so it must take no arguments on the stack),
+ * no heap env (its env is its closure's) and a frame that fits a cframe
+ * (where a caller puts the callee, and the callee a tail call). */
+static bool direct_entry_ok(const sx_proto *p)
+{
+    return !p->rest && p->nreq <= JIT_DIRECT_ARGS && p->env_size == 0 &&
+           p->nslots + p->maxstack < JIT_CFRAME;
+}
+
+/* Makes l->fn, the generic entry (the VM's sx_native_fn), a tail call of
+ * the direct entry `SYMBOL_d`(cx, base, L, arg0, ...), which becomes
+ * l->fn: the body is emitted into it. base is still the frame: base[-1]
+ * holds the callee, and a tail call not made here is written at base[-1 ..
+ * n] as from the generic entry. */
+static bool *head_returns(const sx_proto *p);
+static void emit_stamp(lower *l, gcc_jit_rvalue *proto);
+
+static void make_direct_entry(lower *l)
+{
+    sx_proto *p = l->p;
+    /* the head is worth its compile time when the function can return
+     * before its first call; any injected fault stays in one function */
+    bool head = !l->job->inject && (l->head_ret = head_returns(p)) && l->head_ret[0];
+    gcc_jit_function *fns[2] = {NULL, NULL};
+    gcc_jit_param *dp[2][3 + JIT_DIRECT_ARGS];
+    for (int f = 0; f < (head ? 2 : 1); f++) {
+        dp[f][0] = gcc_jit_context_new_param(l->c, NULL, l->t_voidp, "cx");
+        dp[f][1] = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "base");
+        dp[f][2] = gcc_jit_context_new_param(l->c, NULL, l->t_link_p, "L");
+        char name[32];
+        for (int i = 0; i < p->nreq; i++) {
+            snprintf(name, sizeof name, "a%d", i);
+            dp[f][3 + i] = gcc_jit_context_new_param(l->c, NULL, l->t_i64, name);
+        }
+        char dname[80];
+        snprintf(dname, sizeof dname, "%s_%c", l->job->symbol, f == 0 ? 'd' : 'b');
+        fns[f] = gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_EXPORTED, l->t_i64,
+                                              dname, 3 + p->nreq, dp[f], 0);
+    }
+    l->direct = fns[0];
+    gcc_jit_block *b = gcc_jit_function_new_block(l->fn, "entry");
+    l->cur = b;
+    emit_stamp(l,
+               gcc_jit_context_new_bitcast(
+                   l->c, NULL, rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto))),
+                   l->t_voidp));
+    gcc_jit_rvalue *args[3 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base), prv(l->L)};
+    for (int i = 0; i < p->nreq; i++)
+        args[3 + i] = rv(ptr_word(l, prv(l->base), i));
+    gcc_jit_rvalue *call = gcc_jit_context_new_call(l->c, NULL, l->direct, 3 + p->nreq, args);
+    gcc_jit_rvalue_set_bool_require_tail_call(call, 1);
+    gcc_jit_block_end_with_return(b, NULL, call);
+    int f = head ? 1 : 0; /* the function the body goes into */
+    if (head) {
+        l->body = fns[1];
+        for (int i = 0; i < 3 + p->nreq; i++)
+            l->hparams[i] = dp[0][i];
+    }
+    l->fn = fns[f];
+    l->cx = dp[f][0];
+    l->base = dp[f][1];
+    l->L = dp[f][2];
+    for (int i = 0; i < p->nreq; i++)
+        l->bparams[i] = l->dargs[i] = dp[f][3 + i];
+    l->env0 = l->K = NULL;
+}
+
+/* In the head: ends the current block with the restart in the body (a tail
+ * call with the head's arguments). */
+static void end_restart(lower *l)
+{
+    gcc_jit_rvalue *args[3 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base), prv(l->L)};
+    for (int i = 0; i < l->p->nreq; i++)
+        args[3 + i] = prv(l->dargs[i]);
+    gcc_jit_rvalue *call = gcc_jit_context_new_call(l->c, NULL, l->body, 3 + l->p->nreq, args);
+    gcc_jit_rvalue_set_bool_require_tail_call(call, 1);
+    gcc_jit_block_end_with_return(l->cur, NULL, call);
+}
+
+/* In the head: restarts in the body here; what follows goes to a block
+ * nothing reaches. @return false outside the head */
+static bool head_restart(lower *l)
+{
+    if (!l->head_mode) return false;
+    end_restart(l);
+    l->cur = new_block(l);
+    return true;
+}
+
+static bool head_stops(const sx_proto *p, int pc);
+
+/* Per pc: whether the head, going on from pc, may reach a RETURN (then it
+ * is emitted from there; elsewhere it restarts in the body at once). The
+ * head only goes forwards, so one pass from the end decides. NULL if no
+ * memory. */
+static bool *head_returns(const sx_proto *p)
+{
+    bool *r = calloc((size_t)p->ncode + 1, sizeof *r);
+    if (!r) return NULL;
+    int *at = malloc(((size_t)p->ncode + 1) * sizeof *at); /* instruction starts */
+    if (!at) {
+        free(r);
+        return NULL;
+    }
+    int n = 0;
+    for (int q = 0; q < p->ncode; q += 1 + sx_opcode_operands[p->code[q]])
+        at[n++] = q;
+    for (int i = n - 1; i >= 0; i--) {
+        int q = at[i], op = p->code[q];
+        int next = q + 1 + sx_opcode_operands[op];
+        bool fall = next < p->ncode && r[next];
+        if (head_stops(p, q)) continue;
+        switch (op) {
+        case BC_RETURN: r[q] = true; break;
+        case BC_JUMP: r[q] = r[next + p->code[q + 1]]; break;
+        case BC_JUMP_FALSE:
+        case BC_JUMP_FALSE_KEEP:
+        case BC_JUMP_TRUE_KEEP: r[q] = fall || r[next + p->code[q + 1]]; break;
+        case BC_GUARD_END: break;
+        default: r[q] = fall;
+        }
+    }
+    free(at);
+    return r;
+}
+
+/* Whether the instruction at pc ends the head (restarts in the body): a
+ * call, an effect, a loop. */
+static bool head_stops(const sx_proto *p, int pc)
+{
+    const int32_t *c = p->code + pc;
+    switch (c[0]) {
+    case BC_CALL:
+    case BC_TAIL_CALL:
+    case BC_CLOSURE:
+    case BC_DICT:
+    case BC_GUARD:
+    case BC_SET_ENV:
+    case BC_SET_GLOBAL:
+    case BC_DEF_GLOBAL: return true;
+    case BC_JUMP:
+    case BC_JUMP_FALSE:
+    case BC_JUMP_FALSE_KEEP:
+    case BC_JUMP_TRUE_KEEP: return c[1] < 0; /* backwards */
+    default: return false;
+    }
+}
+
 /* The function state a guard's body replaces while it is emitted. */
 typedef struct fn_state {
     gcc_jit_function *fn;
     gcc_jit_param *cx, *base, *env0, *K, *L;
+    gcc_jit_rvalue *Kv, *env0v;
     gcc_jit_lvalue *env, *up0, **slot, **stk, *argbuf, *cframe;
     gcc_jit_block *cur;
     gcc_jit_rvalue *slots_mem;
@@ -1188,13 +1405,14 @@ typedef struct fn_state {
 
 static fn_state save_fn(const lower *l)
 {
-    return (fn_state){l->fn,  l->cx,   l->base, l->env0,   l->K,      l->L,   l->env,
-                      l->up0, l->slot, l->stk,  l->argbuf, l->cframe, l->cur, l->slots_mem};
+    return (fn_state){l->fn,  l->cx,  l->base, l->env0, l->K,      l->L,      l->Kv,  l->env0v,
+                      l->env, l->up0, l->slot, l->stk,  l->argbuf, l->cframe, l->cur, l->slots_mem};
 }
 
 static void restore_fn(lower *l, const fn_state *s)
 {
     l->fn = s->fn, l->cx = s->cx, l->base = s->base, l->env0 = s->env0, l->K = s->K, l->L = s->L;
+    l->Kv = s->Kv, l->env0v = s->env0v;
     l->env = s->env, l->up0 = s->up0, l->slot = s->slot, l->stk = s->stk, l->argbuf = s->argbuf;
     l->cframe = s->cframe, l->cur = s->cur, l->slots_mem = s->slots_mem;
 }
@@ -1228,6 +1446,8 @@ static int emit_guard(lower *l, int pc, int d)
     l->env0 = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "env");
     l->K = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "K");
     l->L = gcc_jit_context_new_param(l->c, NULL, l->t_link_p, "L");
+    l->Kv = prv(l->K);
+    l->env0v = prv(l->env0);
     gcc_jit_param *slots = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "slots");
     gcc_jit_param *params[6] = {l->cx, l->base, l->env0, l->K, l->L, slots};
     gcc_jit_function *body = gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_INTERNAL,
@@ -1240,8 +1460,8 @@ static int emit_guard(lower *l, int pc, int d)
         l->slot[i] = ptr_word(l, l->slots_mem, i);
     make_frame_locals(l);
     l->cur = gcc_jit_function_new_block(body, "entry");
-    assign(l, l->env, prv(l->env0));
-    assign(l, l->up0, gcc_jit_context_new_cast(l->c, NULL, prv(l->env0), l->t_voidp));
+    assign(l, l->env, l->env0v);
+    assign(l, l->up0, gcc_jit_context_new_cast(l->c, NULL, l->env0v, l->t_voidp));
     int rc = emit_range(l, pc + 2, end + 1);
     restore_fn(l, &outer);
     free(slot);
@@ -1267,7 +1487,7 @@ static int emit_guard(lower *l, int pc, int d)
                                  l->t_body_fn),
         prv(l->base),
         rv(l->env),
-        prv(l->K),
+        l->Kv,
         prv(l->L),
         mem,
         gcc_jit_lvalue_get_address(caught, NULL),
@@ -1321,6 +1541,9 @@ static int emit_range(lower *l, int from, int to)
         if (l->depth[pc] < 0) continue;
         if (l->leader[pc]) {
             forget_imm(l, 0);
+            if (l->head_mode && !open && !l->blk[pc]) { /* the head never gets here */
+                continue;
+            }
             gcc_jit_block *b = block_at(l, pc);
             if (open) gcc_jit_block_end_with_jump(l->cur, NULL, b);
             l->cur = b;
@@ -1328,6 +1551,11 @@ static int emit_range(lower *l, int from, int to)
         }
         if (!open) continue;
         int d = l->depth[pc];
+        if (l->head_mode && (head_stops(p, pc) || !l->head_ret[pc])) {
+            end_restart(l);
+            open = false;
+            continue;
+        }
         if (p->code[pc] == BC_GUARD) {
             int end = emit_guard(l, pc, d);
             if (end < 0) return -1;
@@ -1344,6 +1572,136 @@ static int emit_range(lower *l, int from, int to)
     return 0;
 }
 
+/* cx->native_proto is this function's proto on every entry (the VM's
+ * call_native and the direct calls below set it first): stamp the
+ * request's epoch into it, so the worker learns which functions ran
+ * natively (jit_request_entered): one load and one store per call. */
+static void emit_stamp(lower *l, gcc_jit_rvalue *proto)
+{
+    assign(l, i32_field(l, proto, (long)offsetof(sx_proto, jit_entered)),
+           rv(i32_field(l, prv(l->cx), (long)offsetof(sx_ctx, jit_epoch))));
+}
+
+/* On entry to a direct body: when its frame is past the C stack's limit or
+ * a deadline has passed, the call is made again through the link table,
+ * whose checks raise stack-overflow or timeout as the VM's calls do. Its
+ * self calls need not check either before calling: a head returns after
+ * bounded work without a call, and anything else enters a body. */
+static void emit_entry_checks(lower *l)
+{
+    sx_proto *p = l->p;
+    gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, cstack_limit)));
+    gcc_jit_rvalue *here = gcc_jit_context_new_bitcast(l->c, NULL, cf_addr(l, 0), l->t_i64);
+    gcc_jit_block *slow = new_block(l), *ok = new_block(l);
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL,
+        binop(l, GCC_JIT_BINARY_OP_LOGICAL_OR, l->t_bool,
+              cmp(l, GCC_JIT_COMPARISON_LE, here, limit),
+              cmp(l, GCC_JIT_COMPARISON_NE, i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)),
+                  i64(l, 0))),
+        slow, ok);
+    l->cur = slow;
+    assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->argbuf), i64(l, 0)),
+           rv(ptr_word(l, prv(l->base), -1)));
+    for (int i = 0; i < p->nreq; i++)
+        assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->argbuf), i64(l, 1 + i)),
+               prv(l->dargs[i]));
+    gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, p->nreq)};
+    gcc_jit_block_end_with_return(l->cur, NULL, call_link(l, l->f_call, 3, args));
+    l->cur = ok;
+}
+
+/* The start of a function of p's (the body, or the head): the fault
+ * injected on entry, the entry stamp, the slots and env. direct: the
+ * arguments are l->dargs and K and the env are found as the direct entry
+ * finds them. */
+static void emit_prologue(lower *l, bool direct)
+{
+    sx_proto *p = l->p;
+    gcc_jit_context *ctxt = l->c;
+    char name[32];
+    for (int i = 0; i < p->nslots; i++) {
+        snprintf(name, sizeof name, "l%d", i);
+        l->slot[i] = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, name);
+    }
+    make_frame_locals(l);
+    l->cur = gcc_jit_function_new_block(l->fn, "entry");
+    if (l->job->inject & JIT_INJECT_NULL_DEREF) {
+        /* a volatile pointer holding NULL, so the compiler cannot see it */
+        gcc_jit_type *vp = gcc_jit_type_get_pointer(gcc_jit_type_get_volatile(l->t_i64));
+        gcc_jit_lvalue *np =
+            gcc_jit_function_new_local(l->fn, NULL, gcc_jit_type_get_volatile(vp), "np");
+        assign(l, np, gcc_jit_context_null(ctxt, vp));
+        assign(l, gcc_jit_rvalue_dereference(rv(np), NULL), i64(l, 0));
+    }
+    gcc_jit_lvalue *self = gcc_jit_function_new_local(l->fn, NULL, l->t_voidp, "proto");
+    assign(l, self,
+           gcc_jit_context_new_bitcast(
+               ctxt, NULL, rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto))),
+               l->t_voidp));
+    /* the generic entry stamps the request's epoch (emit_stamp); the direct
+     * entry is entered from it, or by a self call, whose caller was */
+    if (!direct) emit_stamp(l, rv(self));
+    if (direct) {
+        /* the constants are the proto's and the env is the closure's (no
+         * heap env of its own), the closure being base[-1] on every entry
+         * (cx->native_proto is not: a native tail call made by a callee
+         * leaves it at the tail callee's proto) */
+        gcc_jit_rvalue *clo =
+            gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(l, prv(l->base), -1)), l->t_voidp);
+        gcc_jit_rvalue *cproto = gcc_jit_context_new_bitcast(
+            ctxt, NULL, rv(i64_field(l, clo, (long)offsetof(sx_vmclosure, proto))), l->t_voidp);
+        gcc_jit_lvalue *k = gcc_jit_function_new_local(l->fn, NULL, l->t_i64p, "K");
+        assign(l, k,
+               gcc_jit_context_new_bitcast(
+                   ctxt, NULL, rv(i64_field(l, cproto, (long)offsetof(sx_proto, k))), l->t_i64p));
+        l->Kv = rv(k);
+        gcc_jit_lvalue *e = gcc_jit_function_new_local(l->fn, NULL, l->t_i64p, "env0");
+        assign(l, e,
+               gcc_jit_context_new_bitcast(ctxt, NULL,
+                                           rv(i64_field(l, clo, (long)offsetof(sx_vmclosure, env))),
+                                           l->t_i64p));
+        l->env0v = rv(e);
+        for (int i = 0; i < p->nslots; i++)
+            assign(l, l->slot[i], i < p->nreq ? prv(l->dargs[i]) : i64(l, SX_UNDEF));
+    } else {
+        for (int i = 0; i < p->nslots; i++)
+            assign(l, l->slot[i], rv(ptr_word(l, prv(l->base), i)));
+    }
+    if (direct && !l->head_mode) emit_entry_checks(l);
+    assign(l, l->env, l->env0v);
+    /* the closure's env: the parent of the env this frame made, if any */
+    if (p->env_size)
+        assign(l, l->up0,
+               gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(l, l->env0v, 1)), l->t_voidp));
+    else
+        assign(l, l->up0, gcc_jit_context_new_cast(ctxt, NULL, l->env0v, l->t_voidp));
+}
+
+/* The head (the direct entry when the function has a body of its own):
+ * the function again, from its start, as far as it goes without a call
+ * or an effect. Whatever it cannot finish so (a call, a slow path, an
+ * unbound variable, a store, a loop) restarts the function in the body
+ * (a tail call with the same arguments); only what it has computed is
+ * lost. So a call that returns early (fib's (< n 2)) needs no callee-saved
+ * register and no frame. */
+static int emit_head(lower *l)
+{
+    sx_proto *p = l->p;
+    l->fn = l->direct;
+    l->cx = l->hparams[0];
+    l->base = l->hparams[1];
+    l->L = l->hparams[2];
+    for (int i = 0; i < p->nreq; i++)
+        l->dargs[i] = l->hparams[3 + i];
+    for (int i = 0; i <= p->ncode; i++)
+        l->blk[i] = NULL;
+    l->head_mode = true;
+    emit_prologue(l, true);
+    l->head = NULL;
+    return emit_range(l, 0, p->ncode); /* the entry block goes on to pc 0's */
+}
+
 int jit__lower(gcc_jit_context *ctxt, jit_job *job)
 {
     sx_proto *p = job->p;
@@ -1356,6 +1714,9 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     gcc_jit_param *params[5] = {l.cx, l.base, l.env0, l.K, l.L};
     l.fn = gcc_jit_context_new_function(ctxt, NULL, GCC_JIT_FUNCTION_EXPORTED, l.t_i64, job->symbol,
                                         5, params, 0);
+    l.Kv = prv(l.K);
+    l.env0v = prv(l.env0);
+    if (direct_entry_ok(p)) make_direct_entry(&l);
     int nstk = p->maxstack + 2;
     l.slot = calloc((size_t)p->nslots + 1, sizeof *l.slot);
     l.stk = calloc((size_t)nstk, sizeof *l.stk);
@@ -1367,41 +1728,7 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     if (!l.slot || !l.stk || !l.blk || !l.depth || !l.pushed_by || !l.imm) goto out;
     for (int i = 0; i <= nstk; i++)
         l.pushed_by[i] = -1;
-    char name[32];
-    for (int i = 0; i < p->nslots; i++) {
-        snprintf(name, sizeof name, "l%d", i);
-        l.slot[i] = gcc_jit_function_new_local(l.fn, NULL, l.t_i64, name);
-    }
-    make_frame_locals(&l);
-
-    gcc_jit_block *entry = gcc_jit_function_new_block(l.fn, "entry");
-    l.cur = entry;
-    if (job->inject & JIT_INJECT_NULL_DEREF) {
-        /* a volatile pointer holding NULL, so the compiler cannot see it */
-        gcc_jit_type *vp = gcc_jit_type_get_pointer(gcc_jit_type_get_volatile(l.t_i64));
-        gcc_jit_lvalue *np =
-            gcc_jit_function_new_local(l.fn, NULL, gcc_jit_type_get_volatile(vp), "np");
-        assign(&l, np, gcc_jit_context_null(ctxt, vp));
-        assign(&l, gcc_jit_rvalue_dereference(rv(np), NULL), i64(&l, 0));
-    }
-    /* cx->native_proto is this function's proto on every entry (the VM's
-     * call_native and the direct calls below set it first): stamp the
-     * request's epoch into it, so the worker learns which functions ran
-     * natively (jit_request_entered): one load and one store per call */
-    gcc_jit_rvalue *self = gcc_jit_context_new_bitcast(
-        ctxt, NULL, rv(i64_field(&l, prv(l.cx), (long)offsetof(sx_ctx, native_proto))), l.t_voidp);
-    assign(&l, i32_field(&l, self, (long)offsetof(sx_proto, jit_entered)),
-           rv(i32_field(&l, prv(l.cx), (long)offsetof(sx_ctx, jit_epoch))));
-    for (int i = 0; i < p->nslots; i++)
-        assign(&l, l.slot[i], rv(ptr_word(&l, prv(l.base), i)));
-    assign(&l, l.env, prv(l.env0));
-    /* the closure's env: the parent of the env this frame made, if any */
-    if (p->env_size)
-        assign(
-            &l, l.up0,
-            gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(&l, prv(l.env0), 1)), l.t_voidp));
-    else
-        assign(&l, l.up0, gcc_jit_context_new_cast(ctxt, NULL, prv(l.env0), l.t_voidp));
+    emit_prologue(&l, l.direct != NULL);
     l.head = gcc_jit_function_new_block(l.fn, "head");
     gcc_jit_block_end_with_jump(l.cur, NULL, l.head);
     if (analyze(&l) != 0) goto out;
@@ -1409,6 +1736,7 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     if (emit_range(&l, 0, p->ncode) != 0) goto out;
     if (job->inject & JIT_INJECT_COMPILE_ERROR)
         (void)gcc_jit_function_new_block(l.fn, "never_terminated"); /* rejected at compile */
+    if (l.body && emit_head(&l) != 0) goto out;
     rc = 0;
 out:
     free(l.slot);
@@ -1418,5 +1746,6 @@ out:
     free(l.depth);
     free(l.pushed_by);
     free(l.imm);
+    free(l.head_ret);
     return rc;
 }

@@ -327,6 +327,96 @@ class Jit(unittest.TestCase):
         self.assertEqual(rc, 1, err)
         self.assertTrue(err.startswith("error: stack-overflow: "), err)
 
+    def test_direct_entries_agree_with_cek(self):
+        # fixed-arity functions of 0 to 3 parameters get a direct entry (the
+        # arguments as C parameters) and, when they can return before their
+        # first call, a head that restarts in the body for anything else;
+        # 4 parameters keep the generic entry only. Every path of it must
+        # give CEK's results: early returns, restarts on a slow path
+        # (overflow, a non-fixnum), an unbound global, let-bound locals,
+        # the closure's env, redefinitions seen at the next call.
+        src = """
+(define (k0) 42)
+(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
+(define (add2 a b) (if (< a 1) b (add2 (- a 1) (+ b 1))))
+(define (tak x y z)
+  (if (not (< y x)) z (tak (tak (- x 1) y z) (tak (- y 1) z x) (tak (- z 1) x y))))
+(define (sum4 a b c d) (if (= a 0) (+ b c d) (sum4 (- a 1) b c d)))
+(define (big n) (if (< n 1) n (+ n 2305843009213693951)))
+(define (lets n) (let ((m (* n 2)) (k (+ n 1))) (if (< n 1) (list m k) (lets (- n 1)))))
+(define (adder x) (lambda (y) (if (< y 1) x (+ x y))))
+(define add5 (adder 5))
+(define (count-down n) (if (= n 0) (k0) (count-down (- n 1))))
+(print (k0) (fib 15) (add2 30 0) (tak 12 8 4) (sum4 3 1 2 3))
+(print (big 0) (guard (e (#t (error-kind e))) (big 2)) (lets 3) (add5 0) (add5 2) (count-down 10))
+(print (guard (e (#t (error-kind e))) (fib 2.5)) (guard (e (#t (error-kind e))) (fib "x")))
+(define (uses-later n) (if (< n 1) later-defined n))
+(print (guard (e (#t (error-kind e))) (uses-later 0)))
+(define later-defined 'now)
+(print (uses-later 0) (uses-later 3))
+(define (self-redef n) (if (< n 1) 'old (self-redef (- n 1))))
+(define saved self-redef)
+(set! self-redef (lambda (n) 'new))
+(print (saved 3) (saved 0))
+(define (lt-user n) (if (< n 2) 'small (lt-user (- n 1))))
+(print (lt-user 5))
+(set! < (lambda (a b) #t))
+(print (lt-user 5) (fib 3))
+"""
+        want = run(["--tier=cek"], src)
+        self.assertEqual(want[0], 0, want[2])
+        for t in ("0", "1", "10"):
+            got = run(["--tier=jit", "--jit-threshold=" + t], src, env={"SXPOOL_JIT_STRICT": "1"})
+            self.assertEqual(got, want, "threshold " + t)
+
+    def test_direct_entries_are_generated_and_taken(self):
+        # the code of a fixed-arity function exports its generic entry, its
+        # direct entry (_d) and, with a head, its body (_b); every self call
+        # of fib enters native code (calls-native counts them all)
+        with tempfile.TemporaryDirectory(prefix="sxpool-test-jit-direct-") as cache:
+            rc, out, err, r = run(["--tier=jit", "--jit-threshold=0", "--jit-cache=" + cache],
+                                  FIB, report=True)
+            self.assertEqual(rc, 0, err)
+            self.assertReport(r, {"functions-compiled": 1, "calls-native": FIB_CALLS,
+                                  "calls-vm": 0})
+            h = r.compiled[0].hash
+            sos = [os.path.join(dp, f) for dp, _, fs in os.walk(cache) for f in fs
+                   if f.endswith(".so")]
+            self.assertEqual(len(sos), 1, sos)
+            with open(sos[0], "rb") as f:
+                data = f.read()
+            for suffix in (b"", b"_d", b"_b"):
+                self.assertIn(b"\0sx_" + h.encode() + suffix + b"\0", data, suffix)
+            # a warm cache serves the same entries
+            rc, out2, err, r = run(["--tier=jit", "--jit-threshold=0", "--jit-cache=" + cache],
+                                   FIB, report=True)
+            self.assertEqual((rc, out2.split("\n")[0]), (0, "6765"), err)
+            self.assertReport(r, {"functions-cached": 1, "calls-native": FIB_CALLS})
+
+    def test_direct_calls_keep_tail_calls_and_stack_errors(self):
+        # mutual tail recursion of 10^6 steps between functions with direct
+        # entries runs in constant C stack; a closure called in tail position
+        # (continuation-passing) too; deep non-tail recursion through the
+        # direct self call ends in CEK's error, not a crash
+        src = """
+(define (ev? n) (if (= n 0) #t (od? (- n 1))))
+(define (od? n) (if (= n 0) #f (ev? (- n 1))))
+(print (ev? 1000000) (od? 1000001))
+(define (cps n k) (if (= n 0) (k 'done) (cps (- n 1) (lambda (v) (k v)))))
+(print (cps 100000 (lambda (v) v)))
+(define (fd n p g) (if (< n 1) (g p) (fd (- n 1) (fd (- n 1) p g) g)))
+(print (fd 6 2 (lambda (x) (min x x))) (fd 6 2 (lambda (x) (+ x 1))))
+(define (deep n) (if (= n -1) 0 (+ 1 (deep (+ n 1)))))
+(deep 0)
+"""
+        want = run(["--tier=cek"], src, timeout=300)
+        self.assertEqual(want[0], 1, want[2])
+        self.assertTrue(want[2].startswith("error: stack-overflow: "), want[2])
+        rc, out, err, r = run(["--tier=jit", "--jit-threshold=0"], src, report=True, timeout=300)
+        self.assertEqual((rc, out), (want[0], want[1]), err)
+        self.assertTrue(err.startswith("error: stack-overflow: "), err)
+        self.assertGreater(r.counts["calls-native"], 2000000, r)
+
     def test_fault_injection(self):
         src = """
 (define (edges-block xs) (map (lambda (x) (* x 2)) xs))
