@@ -113,16 +113,9 @@ def client_main(host, port, idx, seconds, out, die):
 
 def taken_back(srv):
     """sxpool_requests_taken_back_total by reason, from the admin listener."""
-    import http.client
-    m = srv.wait_line(r"sxpool: admin on http://([0-9.]+):(\d+)", timeout=5, start=0)
-    conn = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=10)
-    try:
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-    finally:
-        conn.close()
     return {k: int(v) for k, v in
-            re.findall(r'^sxpool_requests_taken_back_total\{reason="(\w+)"\} (\d+)$', text, re.M)}
+            re.findall(r'^sxpool_requests_taken_back_total\{reason="(\w+)"\} (\d+)$',
+                       srv.metrics(), re.M)}
 
 
 def vmrss_kb(pid):

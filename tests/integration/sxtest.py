@@ -16,6 +16,7 @@ import resource
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -377,6 +378,57 @@ class Server:
         """Sends raw bytes, returns everything read until the server closes
         or timeout passes."""
         return raw_exchange(self.host, self.port, data, timeout)
+
+    def open_request(self, path=None):
+        """A socket with GET path sent on it (nothing sent without a path);
+        read the answer with read_response."""
+        s = socket.create_connection((self.host, self.port), timeout=10)
+        if path is not None:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: test\r\n\r\n" % path).encode())
+        return s
+
+    def metrics(self):
+        """The text of /metrics from the admin listener (--admin=127.0.0.1:0)."""
+        m = self.wait_line(r"sxpool: admin on http://([0-9.]+):(\d+)", timeout=5)
+        conn = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=10)
+        try:
+            conn.request("GET", "/metrics")
+            return conn.getresponse().read().decode()
+        finally:
+            conn.close()
+
+
+def reset(s):
+    """Closes socket s with a TCP reset (SO_LINGER 0)."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+def read_response(s, timeout=20):
+    """One response read off socket s (framed by content-length)."""
+    s.settimeout(timeout)
+    data = b""
+    deadline = time.monotonic() + timeout
+    for _ in range(10000):
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if sep:
+            n = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    n = int(value)
+            if len(rest) >= n:
+                return parse_responses(head + sep + rest[:n])[0]
+        if time.monotonic() >= deadline:
+            break
+        try:
+            chunk = s.recv(65536)
+        except OSError as e:
+            raise AssertionError("the connection failed before a response: %s" % e)
+        if not chunk:
+            break
+        data += chunk
+    raise AssertionError("no complete response: %r" % data[:200])
 
 
 def send(conn, method, path, body=None, headers=None):

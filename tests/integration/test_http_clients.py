@@ -13,8 +13,6 @@
 
 import os
 import signal
-import socket
-import struct
 import time
 import unittest
 
@@ -24,43 +22,11 @@ REQ = "GET %s HTTP/1.1\r\nHost: test\r\n\r\n"
 
 
 def connect(srv, path=None):
-    s = socket.create_connection((srv.host, srv.port), timeout=10)
-    if path is not None:
-        s.sendall((REQ % path).encode())
-    return s
+    return srv.open_request(path)
 
 
-def reset(s):
-    """Closes s with a TCP reset (SO_LINGER 0)."""
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    s.close()
-
-
-def read_response(s, timeout=20):
-    """One response read off s (framed by content-length)."""
-    s.settimeout(timeout)
-    data = b""
-    deadline = time.monotonic() + timeout
-    for _ in range(10000):
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        if sep:
-            n = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    n = int(value)
-            if len(rest) >= n:
-                return sxtest.parse_responses(head + sep + rest[:n])[0]
-        if time.monotonic() >= deadline:
-            break
-        try:
-            chunk = s.recv(65536)
-        except OSError as e:
-            raise AssertionError("the connection failed before a response: %s" % e)
-        if not chunk:
-            break
-        data += chunk
-    raise AssertionError("no complete response: %r" % data[:200])
+reset = sxtest.reset
+read_response = sxtest.read_response
 
 
 class GoneClients(unittest.TestCase):

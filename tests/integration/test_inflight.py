@@ -8,53 +8,17 @@
   held, and are counted as taken back for client_gone.
 """
 
-import http.client
 import re
 import socket
-import struct
 import time
 import unittest
 
 import sxtest
 
-ADMIN_RE = re.compile(r"sxpool: admin on http://([0-9.]+):(\d+)")
-REQ = "GET %s HTTP/1.1\r\nHost: test\r\n\r\n"
 # Kept on the VM (predictable speed): /write-then-work bumps "worked", then
 # counts to n (tens of ns a step).
 ARGS = ["--jit-threshold=1000000000", "--timeout=60", "--admin=127.0.0.1:0",
         "--shadow-canary=0", "--shadow-rate=0"]
-
-
-def connect(srv, path):
-    s = socket.create_connection((srv.host, srv.port), timeout=10)
-    s.sendall((REQ % path).encode())
-    return s
-
-
-def reset(s):
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    s.close()
-
-
-def read_response(s, timeout=60):
-    s.settimeout(timeout)
-    data = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        if sep:
-            n = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    n = int(value)
-            if len(rest) >= n:
-                return sxtest.parse_responses(head + sep + rest[:n])[0]
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    raise AssertionError("no complete response: %r" % data[:200])
 
 
 def answered(s):
@@ -69,18 +33,9 @@ def answered(s):
 
 
 def taken_back(srv):
-    port = int(srv.wait_line(ADMIN_RE, timeout=5).group(2))
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-    finally:
-        conn.close()
-    out = {}
-    for m in re.finditer(r'^sxpool_requests_taken_back_total\{reason="(\w+)"\} (\d+)$', text,
-                         re.M):
-        out[m.group(1)] = int(m.group(2))
-    return out
+    return {k: int(v) for k, v in
+            re.findall(r'^sxpool_requests_taken_back_total\{reason="(\w+)"\} (\d+)$',
+                       srv.metrics(), re.M)}
 
 
 class TakeBack(unittest.TestCase):
@@ -90,25 +45,25 @@ class TakeBack(unittest.TestCase):
             jit = srv.worker_pids("jit")
             base = {p: sxtest.cpu_ticks(p) for p in jit}
             # one JIT worker on a long request, the other on a shorter one
-            long_req = connect(srv, "/write-then-work?n=60000000")
+            long_req = srv.open_request("/write-then-work?n=60000000")
             a = sxtest.busy_one(jit, base)
             base = {p: sxtest.cpu_ticks(p) for p in jit}
-            short_req = connect(srv, "/write-then-work?n=4000000")
+            short_req = srv.open_request("/write-then-work?n=4000000")
             sxtest.busy_one([p for p in jit if p != a], base)
             # both busy: one request is sent ahead to each
             quick = []
             for _ in range(2):
-                quick.append(connect(srv, "/write-then-work?n=1"))
+                quick.append(srv.open_request("/write-then-work?n=1"))
                 time.sleep(0.05)
             # the one behind the long request is taken back once the other
             # worker is free: both are answered while the long one runs
             for s in quick:
-                r = read_response(s)
+                r = sxtest.read_response(s)
                 self.assertEqual(r.status, 200, r)
             self.assertFalse(answered(long_req),
                              "a request sent ahead waited for the long request before it")
-            self.assertEqual(read_response(short_req).status, 200)
-            self.assertEqual(read_response(long_req).status, 200)
+            self.assertEqual(sxtest.read_response(short_req).status, 200)
+            self.assertEqual(sxtest.read_response(long_req).status, 200)
             for s in quick + [short_req, long_req]:
                 s.close()
             self.assertEqual(srv.get("/read?k=worked").text, "4", "every write applied once")
@@ -119,14 +74,14 @@ class TakeBack(unittest.TestCase):
                            args=ARGS + ["--inflight=8"]) as srv:
             jit = srv.worker_pids("jit")
             base = {p: sxtest.cpu_ticks(p) for p in jit}
-            blocker = connect(srv, "/write-then-work?n=40000000")
+            blocker = srv.open_request("/write-then-work?n=40000000")
             sxtest.busy_one(jit, base)
             # 12 writes: 7 are sent ahead to the only JIT worker, 5 wait
-            gone = [connect(srv, "/write-then-work?n=1") for _ in range(12)]
+            gone = [srv.open_request("/write-then-work?n=1") for _ in range(12)]
             time.sleep(0.3)
             for s in gone:
-                reset(s)
-            self.assertEqual(read_response(blocker).status, 200)
+                sxtest.reset(s)
+            self.assertEqual(sxtest.read_response(blocker).status, 200)
             blocker.close()
             time.sleep(0.5)
             self.assertEqual(srv.get("/read?k=worked").text, "1", "only the blocker's write ran")

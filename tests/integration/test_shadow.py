@@ -44,13 +44,7 @@ def fib(n):
 
 
 def metrics(srv):
-    port = int(srv.wait_line(ADMIN_RE, timeout=5).group(2))
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-    finally:
-        conn.close()
+    text = srv.metrics()
     out = {}
     for line in text.splitlines():
         if line.startswith("sxpool_shadow"):
