@@ -58,12 +58,12 @@ class TakeBack(unittest.TestCase):
             # the one behind the long request is taken back once the other
             # worker is free: both are answered while the long one runs
             for s in quick:
-                r = sxtest.read_response(s)
+                r = sxtest.read_response(s, timeout=90)
                 self.assertEqual(r.status, 200, r)
             self.assertFalse(answered(long_req),
                              "a request sent ahead waited for the long request before it")
-            self.assertEqual(sxtest.read_response(short_req).status, 200)
-            self.assertEqual(sxtest.read_response(long_req).status, 200)
+            self.assertEqual(sxtest.read_response(short_req, timeout=90).status, 200)
+            self.assertEqual(sxtest.read_response(long_req, timeout=90).status, 200)
             for s in quick + [short_req, long_req]:
                 s.close()
             self.assertEqual(srv.get("/read?k=worked").text, "4", "every write applied once")
@@ -81,7 +81,7 @@ class TakeBack(unittest.TestCase):
             time.sleep(0.3)
             for s in gone:
                 sxtest.reset(s)
-            self.assertEqual(sxtest.read_response(blocker).status, 200)
+            self.assertEqual(sxtest.read_response(blocker, timeout=90).status, 200)
             blocker.close()
             time.sleep(0.5)
             self.assertEqual(srv.get("/read?k=worked").text, "1", "only the blocker's write ran")
