@@ -188,7 +188,7 @@ class StorePg(unittest.TestCase):
                 self.assertEqual((resp.status, resp.text), (200, str(i)))
             lines = srv.lines[start:]
             self.assertTrue(any("exited with status 75" in l for l in lines), lines)
-            self.assertFalse([l for l in lines if "re-dispatched" in l or "502" in l or
+            self.assertFalse([l for l in lines if "re-dispatched" in l or "with 502" in l or
                               "failed on two workers" in l], lines)
             # sessions ended under the workers (as by an operator): the end
             # reaches each worker at some moment, maybe inside a request,
