@@ -805,7 +805,7 @@ static void test_locked_txn(void)
     alarm(20);
     set1(s, "k", "1");
     set1(s, "p:1", "a");
-    CHECK_EQ(store_txn_begin(s, &old), 0); /* an older snapshot, still open */
+    CHECK_EQ(store_txn_begin(s, &old), 0);      /* an older snapshot, still open */
     CHECK_EQ(get(old, "p:1", v, sizeof(v)), 0); /* taken at its first read */
     set1(s, "k", "2");
 
