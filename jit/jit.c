@@ -218,6 +218,7 @@ int jit_write_report(const char *path)
     fprintf(f, "functions-refused %d\n", R.nrefused);
     fprintf(f, "functions-failed %llu\n", (unsigned long long)sx_jit_stats.failed);
     fprintf(f, "calls-native %llu\n", (unsigned long long)sx_jit_native_calls);
+    fprintf(f, "calls-direct %llu\n", (unsigned long long)sx_jit_direct_calls);
     fprintf(f, "calls-vm %llu\n", (unsigned long long)sx_jit_stats.vm_calls);
     fprintf(f, "toplevel-forms %llu\n", (unsigned long long)sx_jit_stats.toplevel_forms);
     for (int i = 0; i < R.nrefused; i++) {
@@ -255,7 +256,8 @@ static const char *refusal(const sx_proto *p)
     "new_env(cx,env*,i64)->env* interrupted(cx) fallback_op(cx,val*,i64)->val "                    \
     "finish_tail(cx,val*)->val native_calls:u64* frame_env(cx,val,val*,env*)->env* "               \
     "guard(cx,body,val*,env*,val*,link*,val*,i64*)->val body(cx,val*,env*,val*,link*,val*)->val "  \
-    "native(cx,val*,env*,val*,link*)->val prim(cx,i32,val*)->val"
+    "direct_calls:u64* native(cx,val*,env*,val*,link*)->val prim(cx,i32,val*)->val "               \
+    "direct(cx,val*,link*,val...)->val"
 
 /* Everything generated code depends on goes into the ABI hash, so native
  * code built by an incompatible build is never loaded from the cache:
@@ -283,7 +285,7 @@ static void compute_abi(void)
              (int)SX_T_VMCLOSURE, (int)SX_T_PROTO);
     snprintf(buf, sizeof buf,
              "sxpool %s|gccjit %d.%d.%d|O%d %s %s %s|link %d %zu %s|tags %s|margin %d|sym %zu|"
-             "cx %zu %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu %zu|"
+             "cx %zu %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu|"
              "prim %zu %zu %zu|env %zu %zu|ops %d|idx %d|lower %d",
              SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
              gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_CALL_OPTION,
@@ -292,7 +294,7 @@ static void compute_abi(void)
              offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n),
              offsetof(sx_ctx, native_proto), offsetof(sx_ctx, cstack_limit),
              offsetof(sx_ctx, jit_epoch), sizeof(sx_ctx), offsetof(sx_vmclosure, proto),
-             offsetof(sx_vmclosure, env), offsetof(sx_proto, native),
+             offsetof(sx_vmclosure, env), offsetof(sx_proto, native), offsetof(sx_proto, native_d),
              offsetof(sx_proto, jit_entered), offsetof(sx_proto, nreq), offsetof(sx_proto, rest),
              offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack), offsetof(sx_proto, env_size),
              offsetof(sx_proto, k), offsetof(sx_obj, type), offsetof(sx_prim, fn),
@@ -359,6 +361,8 @@ static bool blacklisted(const char *name, const char *hash)
 /* Called with J.mu held. */
 static void drop_native(sx_proto *p, int state)
 {
+    /* the direct entry first: callers find it without looking at native */
+    __atomic_store_n(&p->native_d, NULL, __ATOMIC_RELEASE);
     __atomic_store_n(&p->native, NULL, __ATOMIC_RELEASE);
     p->jit_state = state;
 }
@@ -505,6 +509,9 @@ static void install(sx_proto *p, void *fn, void **more)
     J.natives[J.nn++] = p;
     __atomic_add_fetch(&R.native, 1, __ATOMIC_RELAXED);
     p->jit_state = SX_JIT_NATIVE;
+    /* more[0] is the direct entry (entries()): present exactly when the
+     * lowering gave the function one */
+    __atomic_store_n(&p->native_d, more[0], __ATOMIC_RELEASE);
     __atomic_store_n(&p->native, fn, __ATOMIC_RELEASE);
 }
 

@@ -33,7 +33,7 @@ int jit_init(const jit_options *opt, const jit_hooks *hooks);
 /**
  * Writes the coverage report to path, one `key value` per line:
  * functions-compiled, functions-cached, functions-refused, functions-failed, calls-native,
- * calls-vm, toplevel-forms, then `refused NAME HASH REASON` for each
+ * calls-direct, calls-vm, toplevel-forms, then `refused NAME HASH REASON` for each
  * function kept on the VM and `compile-ms NAME HASH MS` for each function
  * this process compiled (jit/README.md). Callable at exit(), from any
  * thread, with the native tier on or off.

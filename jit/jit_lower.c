@@ -37,10 +37,12 @@ typedef struct lower {
     gcc_jit_function *fn;
     gcc_jit_type *t_i64, *t_u64, *t_i32, *t_bool, *t_char, *t_voidp, *t_i64p, *t_i32p, *t_charp;
     gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted, *f_fallback,
-        *f_finish_tail, *f_native_calls, *f_frame_env, *f_guard;
+        *f_finish_tail, *f_native_calls, *f_frame_env, *f_guard, *f_direct_calls;
     gcc_jit_type *t_link_p, *t_body_fn; /* sx_jit_link *, sx_guard_body_fn */
     gcc_jit_type *t_native;             /* pointer to an sx_native_fn */
-    gcc_jit_lvalue *cframe;             /* a direct callee's frame */
+    /* pointers to a direct entry of 0 .. JIT_DIRECT_ARGS parameters */
+    gcc_jit_type *t_direct[JIT_DIRECT_ARGS + 1];
+    gcc_jit_lvalue *cframe; /* a direct callee's frame */
     gcc_jit_param *cx, *base, *env0, *K, *L;
     /* the constant vector and the env the function was entered with: the
      * parameters of the generic entry, or what the direct entry loads */
@@ -474,6 +476,8 @@ static void fill_unassigned(lower *l, gcc_jit_rvalue *frame, int n, gcc_jit_rval
     l->cur = done;
 }
 
+static void emit_stamp(lower *l, gcc_jit_rvalue *proto);
+
 /* (jit-stats) :native-calls += 1 */
 static void count_native_call(lower *l)
 {
@@ -498,6 +502,61 @@ static void finish_direct(lower *l, gcc_jit_lvalue *r, int at, gcc_jit_block *jo
     l->cur = done;
     assign(l, l->stk[at], rv(r));
     gcc_jit_block_end_with_jump(l->cur, NULL, join);
+}
+
+/* The proto at pp (a void *) is entered now by native code that does not
+ * go through its generic entry: cx->native_proto becomes it (so what it
+ * raises, and a fault in the runtime under it, is attributed to it), the
+ * request's epoch is stamped into it as its generic entry would, and the
+ * call is counted (calls-native and calls-direct). */
+static void enter_other(lower *l, gcc_jit_rvalue *proto, gcc_jit_rvalue *pp)
+{
+    assign(l, i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto)), proto);
+    emit_stamp(l, pp);
+    count_native_call(l);
+    gcc_jit_lvalue *counter = gcc_jit_rvalue_dereference(link_fn(l, l->f_direct_calls), NULL);
+    assign(l, counter,
+           binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, rv(counter),
+                 gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
+}
+
+/* The callee at operand depth at, a closure (pcallee, its address) of
+ * proto `proto`: if that proto has a direct entry (sx_proto.native_d)
+ * taking n arguments, it is called with the arguments in registers, its
+ * frame (only base[-1], the callee, and what a tail call it hands back
+ * writes) in this function's cframe, and the value goes to stk[at];
+ * otherwise the code goes on in `other`. The callee's body checks the C
+ * stack and the interrupt flag on entry (emit_entry_checks) and its head
+ * does bounded work without a call, so the call site checks neither. */
+static void emit_entry_call(lower *l, int at, int n, gcc_jit_lvalue *proto, gcc_jit_block *other,
+                            gcc_jit_block *join)
+{
+    gcc_jit_rvalue *pp = gcc_jit_context_new_bitcast(l->c, NULL, rv(proto), l->t_voidp);
+    gcc_jit_lvalue *entry = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_d");
+    assign(l, entry, rv(i64_field(l, pp, (long)offsetof(sx_proto, native_d))));
+    gcc_jit_block *go = new_block(l);
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL,
+        land(l, cmp(l, GCC_JIT_COMPARISON_NE, rv(entry), i64(l, 0)),
+             cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, nreq)), i64(l, n))),
+        go, other);
+    l->cur = go;
+    assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 0)), S(l, at));
+    gcc_jit_lvalue *cur_native = i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto));
+    gcc_jit_lvalue *saved = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "saved_native");
+    assign(l, saved, rv(cur_native));
+    enter_other(l, rv(proto), pp);
+    gcc_jit_rvalue *args[3 + JIT_DIRECT_ARGS] = {
+        prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p), prv(l->L)};
+    for (int i = 0; i < n; i++)
+        args[3 + i] = S(l, at + 1 + i);
+    gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "entry_r");
+    assign(l, r,
+           gcc_jit_context_new_call_through_ptr(
+               l->c, NULL, gcc_jit_context_new_bitcast(l->c, NULL, rv(entry), l->t_direct[n]),
+               3 + n, args));
+    assign(l, cur_native, rv(saved));
+    finish_direct(l, r, at, join);
 }
 
 /* Whether native code of p can return SX_JIT_TAILCALL: only its tail
@@ -634,6 +693,11 @@ static void emit_call_direct(lower *l, int d, int n)
     l->cur = chk2;
     gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_proto");
     assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
+    if (n <= JIT_DIRECT_ARGS) { /* its direct entry, if it has one */
+        gcc_jit_block *generic = new_block(l);
+        emit_entry_call(l, at, n, proto, generic, join);
+        l->cur = generic;
+    }
     gcc_jit_rvalue *pp = gcc_jit_context_new_bitcast(l->c, NULL, rv(proto), l->t_voidp);
     gcc_jit_lvalue *nat = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_native");
     assign(l, nat, rv(i64_field(l, pp, (long)offsetof(sx_proto, native))));
@@ -926,6 +990,41 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
     return false;
 }
 
+/* A call site past the budget of inline direct calls, or one whose callee
+ * was a built-in when the function was compiled: a built-in is called
+ * directly (emit_prim_direct) and a closure through its direct entry
+ * (emit_entry_call), both of which take little compile time; anything
+ * else takes the link table's call. */
+static void emit_call_light(lower *l, int d, int n, bool prim)
+{
+    int at = d - n - 1;
+    gcc_jit_rvalue *callee = S(l, at);
+    gcc_jit_block *chk = new_block(l), *slow = new_block(l), *join = new_block(l);
+    gcc_jit_block_end_with_conditional(l->cur, NULL,
+                                       land(l, tag_is(l, callee, (long)SX_TAG_OBJ),
+                                            cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))),
+                                       chk, slow);
+    l->cur = chk;
+    gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
+    if (prim) {
+        emit_prim_direct(l, pcallee, at, n, slow, join);
+    } else {
+        gcc_jit_block *clo = new_block(l);
+        gcc_jit_block_end_with_conditional(
+            l->cur, NULL,
+            cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)), clo,
+            slow);
+        l->cur = clo;
+        gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_proto");
+        assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
+        emit_entry_call(l, at, n, proto, slow, join);
+    }
+    l->cur = slow;
+    emit_generic_call(l, d, n);
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = join;
+}
+
 static void emit_call(lower *l, const int32_t *pc, int d, bool first_prim_site)
 {
     int n = pc[1];
@@ -934,11 +1033,15 @@ static void emit_call(lower *l, const int32_t *pc, int d, bool first_prim_site)
         emit_generic_call(l, d, n);
         return;
     }
-    /* a built-in has no native callee; past the budget of inline direct
-     * calls a call goes through the link table, which enters native
-     * callees too, only a few instructions slower */
-    if (first_prim_site || l->ndirect >= JIT_DIRECT_CALLS) {
-        emit_generic_call(l, d, n);
+    /* a built-in is called directly; past the budget of inline direct
+     * calls, a closure only through its direct entry */
+    if (first_prim_site) {
+        emit_call_light(l, d, n, true);
+    } else if (l->ndirect >= JIT_DIRECT_CALLS) {
+        if (n <= JIT_DIRECT_ARGS)
+            emit_call_light(l, d, n, false);
+        else
+            emit_generic_call(l, d, n);
     } else {
         l->ndirect++;
         emit_call_direct(l, d, n);
@@ -959,7 +1062,7 @@ static void emit_interrupt_check(lower *l)
  * closure with native code, a plain parameter list, no heap env and a frame
  * that fits the margin, jump to it in this frame (a real tail call);
  * otherwise fall through to the interpreter's trampoline. */
-static void emit_native_tail_call(lower *l, int n)
+static void emit_native_tail_call(lower *l, int at, int n)
 {
     gcc_jit_rvalue *callee = rv(ptr_word(l, prv(l->base), -1));
     gcc_jit_block *chk = new_block(l), *chk2 = new_block(l), *go = new_block(l),
@@ -977,6 +1080,30 @@ static void emit_native_tail_call(lower *l, int n)
     gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "tail_proto");
     assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
     gcc_jit_rvalue *pp = gcc_jit_context_new_bitcast(l->c, NULL, rv(proto), l->t_voidp);
+    if (n <= JIT_DIRECT_ARGS) {
+        /* its direct entry, the arguments in registers (the callee in
+         * base[-1] is all of the frame it reads); its body checks the
+         * interrupt flag on entry */
+        gcc_jit_lvalue *entry = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "tail_d");
+        assign(l, entry, rv(i64_field(l, pp, (long)offsetof(sx_proto, native_d))));
+        gcc_jit_block *dgo = new_block(l), *generic = new_block(l);
+        gcc_jit_block_end_with_conditional(
+            l->cur, NULL,
+            land(l, cmp(l, GCC_JIT_COMPARISON_NE, rv(entry), i64(l, 0)),
+                 cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, nreq)), i64(l, n))),
+            dgo, generic);
+        l->cur = dgo;
+        enter_other(l, rv(proto), pp);
+        gcc_jit_rvalue *dargs[3 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base), prv(l->L)};
+        for (int i = 0; i < n; i++)
+            dargs[3 + i] = S(l, at + 1 + i);
+        gcc_jit_rvalue *dcall = gcc_jit_context_new_call_through_ptr(
+            l->c, NULL, gcc_jit_context_new_bitcast(l->c, NULL, rv(entry), l->t_direct[n]), 3 + n,
+            dargs);
+        gcc_jit_rvalue_set_bool_require_tail_call(dcall, 1);
+        gcc_jit_block_end_with_return(l->cur, NULL, dcall);
+        l->cur = generic;
+    }
     gcc_jit_lvalue *nat = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "tail_native");
     assign(l, nat, rv(i64_field(l, pp, (long)offsetof(sx_proto, native))));
     gcc_jit_rvalue *size =
@@ -1040,7 +1167,7 @@ static void emit_tail_call(lower *l, const int32_t *pc, int d)
     l->cur = other;
     for (int i = 0; i <= n; i++)
         assign(l, ptr_word(l, prv(l->base), i - 1), S(l, at + i));
-    emit_native_tail_call(l, n);
+    emit_native_tail_call(l, at, n);
     assign(l, i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, jit_tail_n)), i64(l, n));
     gcc_jit_block_end_with_return(l->cur, NULL, i64(l, SX_JIT_TAILCALL));
 }
@@ -1195,7 +1322,7 @@ static void make_types(lower *l)
     gcc_jit_type *pg[8] = {l->t_voidp, l->t_body_fn, l->t_i64p, l->t_i64p,
                            l->t_i64p,  link_p,       l->t_i64p, l->t_i64p};
     gcc_jit_type *guard_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 8, pg, 0);
-    gcc_jit_field *fields[13] = {
+    gcc_jit_field *fields[14] = {
         gcc_jit_context_new_field(c, NULL, u32, "version"),
         gcc_jit_context_new_field(c, NULL, u32, "size"),
         l->f_call = gcc_jit_context_new_field(c, NULL, call_t, "call"),
@@ -1210,11 +1337,18 @@ static void make_types(lower *l)
             gcc_jit_context_new_field(c, NULL, gcc_jit_type_get_pointer(l->t_u64), "native_calls"),
         l->f_frame_env = gcc_jit_context_new_field(c, NULL, fenv_t, "frame_env"),
         l->f_guard = gcc_jit_context_new_field(c, NULL, guard_t, "guard"),
+        l->f_direct_calls =
+            gcc_jit_context_new_field(c, NULL, gcc_jit_type_get_pointer(l->t_u64), "direct_calls"),
     };
-    gcc_jit_struct_set_fields(link, NULL, 13, fields);
+    gcc_jit_struct_set_fields(link, NULL, 14, fields);
     l->t_link_p = link_p;
     gcc_jit_type *pn[5] = {l->t_voidp, l->t_i64p, l->t_i64p, l->t_i64p, link_p};
     l->t_native = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 5, pn, 0);
+    gcc_jit_type *pd[3 + JIT_DIRECT_ARGS] = {l->t_voidp, l->t_i64p, link_p};
+    for (int i = 0; i < JIT_DIRECT_ARGS; i++)
+        pd[3 + i] = l->t_i64;
+    for (int n = 0; n <= JIT_DIRECT_ARGS; n++)
+        l->t_direct[n] = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 3 + n, pd, 0);
     l->cx = gcc_jit_context_new_param(c, NULL, l->t_voidp, "cx");
     l->base = gcc_jit_context_new_param(c, NULL, l->t_i64p, "base");
     l->env0 = gcc_jit_context_new_param(c, NULL, l->t_i64p, "env");

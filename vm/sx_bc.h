@@ -68,9 +68,14 @@ typedef struct sx_proto {
     int32_t ncode;
     sx_val *k; /* constants */
     int32_t nk;
-    sx_code *src;           /* the node tree it was compiled from */
-    uint32_t calls;         /* tier-up counter */
-    void *volatile native;  /* native code (sx_native_fn), when compiled */
+    sx_code *src;          /* the node tree it was compiled from */
+    uint32_t calls;        /* tier-up counter */
+    void *volatile native; /* native code (sx_native_fn), when compiled */
+    /* Its direct entry (jit/README.md: the arguments in registers), when
+     * the native code has one; installed and dropped with native, so it is
+     * non-NULL only while native is. Native code calls it when it finds a
+     * closure of this proto as a callee. */
+    void *volatile native_d;
     volatile int jit_state; /* enum sx_jit_state */
     char hash[17];          /* code hash (hex), computed when first needed */
     /* Written by the prologue of its native code: sx_ctx's jit_epoch at
@@ -103,7 +108,7 @@ enum sx_jit_state {
  * SX_JIT_TAILCALL after writing a callee and its arguments to base[-1 ..
  * n) and n to cx->jit_tail_n: the interpreter then makes that tail call.
  */
-#define SX_JIT_LINK_VERSION 4
+#define SX_JIT_LINK_VERSION 5
 #define SX_JIT_TAILCALL SX_NOARG
 #define SX_JIT_FRAME_MARGIN 64
 
@@ -136,6 +141,9 @@ struct sx_jit_link {
      * (the VM's stacks are as they were at the guard) */
     sx_val (*guard)(sx_ctx *cx, sx_guard_body_fn body, sx_val *base, sx_env *env, const sx_val *K,
                     const sx_jit_link *L, sx_val *slots, int64_t *caught);
+    /* calls native code made to another function's direct entry (counted
+     * in native_calls too): the report's calls-direct */
+    uint64_t *direct_calls;
 };
 
 typedef sx_val (*sx_native_fn)(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,
@@ -148,6 +156,7 @@ extern void (*sx_jit_hot_hook)(sx_ctx *cx, sx_proto *p);
 extern uint32_t sx_jit_threshold;
 extern const sx_jit_link sx_jit_link_table;
 extern uint64_t sx_jit_native_calls;
+extern uint64_t sx_jit_direct_calls;
 /* Set by the native tier: sx_vm_blacklist lands here. */
 extern void (*sx_jit_blacklist_hook)(const char *fn, const char *code_hash);
 

@@ -17,6 +17,7 @@
 void (*sx_jit_hot_hook)(sx_ctx *cx, sx_proto *p);
 uint32_t sx_jit_threshold = 1000;
 uint64_t sx_jit_native_calls;
+uint64_t sx_jit_direct_calls;
 sx_jit_counters sx_jit_stats;
 void (*sx_jit_exclude_hook)(void);
 
@@ -121,7 +122,7 @@ const sx_jit_link sx_jit_link_table = {
     rt_unbound,          rt_closure,           rt_dict,
     rt_new_env,          rt_interrupted,       rt_call,
     rt_finish_tail,      &sx_jit_native_calls, rt_frame_env,
-    sx_vm_jit_guard,
+    sx_vm_jit_guard,     &sx_jit_direct_calls,
 };
 
 /* ---- code hashes ---------------------------------------------------------- */
