@@ -417,6 +417,116 @@ class Jit(unittest.TestCase):
         self.assertTrue(err.startswith("error: stack-overflow: "), err)
         self.assertGreater(r.counts["calls-native"], 2000000, r)
 
+    def test_calls_to_other_functions_take_their_direct_entry(self):
+        # a call of another function that has a direct entry (a fixed
+        # parameter list of up to 3, no heap env) enters it with the
+        # arguments in registers: calls-direct counts exactly those calls,
+        # in tail position (ev?/od?) or not (sq), of a global or of a
+        # closure held in a local (k, with the env of make-adder)
+        src = """
+(define (sq x) (* x x))
+(define (sum-sq n acc) (if (= n 0) acc (sum-sq (- n 1) (+ acc (sq n)))))
+(print (sum-sq 1000 0))
+(define (ev? n) (if (= n 0) #t (od? (- n 1))))
+(define (od? n) (if (= n 0) #f (ev? (- n 1))))
+(print (ev? 1000))
+(define (make-adder a) (lambda (x) (+ x a)))
+(define (use-k k n acc) (if (= n 0) acc (use-k k (- n 1) (+ acc (k n)))))
+(print (use-k (make-adder 3) 100 0))
+"""
+        want = run(["--tier=cek"], src)
+        self.assertEqual(want, (0, "333833500\n#t\n5350\n", ""))
+        rc, out, err, r = run(["--tier=jit", "--jit-threshold=0"], src, report=True)
+        self.assertEqual((rc, out, err), want)
+        # sq 1000, ev?/od? 1000 tail calls, the adder's closure 100; from
+        # the VM: sum-sq, ev?, make-adder, use-k. A callee's first call
+        # comes before it has code (threshold 0 compiles at the first
+        # call) and takes the generic path: at most one per callee
+        self.assertReport(r, {"calls-native": 2104, "calls-vm": 0})
+        self.assertGreaterEqual(r.counts["calls-direct"], 2100 - 4, r)
+        self.assertLessEqual(r.counts["calls-direct"], 2100, r)
+
+    def test_direct_calls_to_other_functions_agree_with_cek(self):
+        # what the generic path does, the direct entry of another function
+        # does too: a redefined callee is seen at the next call, a callee
+        # whose native code is dropped while its caller runs natively runs
+        # on the VM from then on, an arity mismatch or a non-procedure
+        # raises CEK's error, so does a callee's error (caught by the
+        # caller's guard, or escaping), closures with envs of their own
+        # (counter) or their closure's (the adder) are called right
+        src = """
+(define (g x) (+ x 1))
+(define (f x) (* 2 (g x)))
+(define (f-tail x) (g x))
+(print (f 1) (f-tail 1))
+(define (g x) (- x 1))
+(print (f 1) (f-tail 1))
+(set! g (lambda (a b) a))
+(print (guard (e (#t (list (error-kind e) (error-message e)))) (f 1)))
+(print (guard (e (#t (list (error-kind e) (error-message e)))) (f-tail 1)))
+(set! g (lambda (a) (car a)))
+(print (guard (e (#t (list (error-kind e) (error-message e)))) (f 1)))
+(print (guard (e (#t (list (error-kind e) (error-message e)))) (f-tail 1)))
+(set! g 7)
+(print (guard (e (#t (list (error-kind e) (error-message e)))) (f 1)))
+(set! g car)
+(print (f '(4)) (f-tail '(5)))
+(set! g (lambda (x . more) (list x more)))
+(print (f-tail 1))
+(define (h x) (+ x 1))
+(define (caller n acc)
+  (if (= n 50) (jit-exclude! "h"))
+  (if (= n 0) acc (caller (- n 1) (+ acc (h n)))))
+(print (caller 100 0) (caller 10 0))
+(define (make-counter)
+  (let ((n 0)) (lambda (d) (set! n (+ n d)) n)))
+(define c1 (make-counter))
+(define (bump-all k times) (if (= times 0) (k 0) (begin (k 2) (bump-all k (- times 1)))))
+(print (bump-all c1 10) (bump-all c1 5))
+(define (adder a) (lambda (x) (+ x a)))
+(define (twice k x) (k (k x)))
+(print (twice (adder 10) 1)
+       (guard (e (#t (error-kind e))) (twice (adder 2305843009213693951) 1)))
+(define (thrower x) (if (< x 0) (error "negative" x) x))
+(define (sum-thrown xs) (if (null? xs) 0 (+ (thrower (car xs)) (sum-thrown (cdr xs)))))
+(print (sum-thrown '(1 2 3)))
+(sum-thrown '(1 -2 3))
+"""
+        want = run(["--tier=cek"], src)
+        self.assertEqual(want[0], 1, want[2])
+        self.assertTrue(want[2].startswith("error: user-error: negative -2"), want[2])
+        for t in ("0", "1", "10"):
+            got = run(["--tier=jit", "--jit-threshold=" + t], src, env={"SXPOOL_JIT_STRICT": "1"},
+                      report=True)
+            self.assertEqual(got[:3], want, "threshold " + t)
+            r = got[3]
+            if t == "0":
+                # f's and f-tail's calls of g, caller's calls of h before it
+                # was excluded, bump-all's, twice's and sum-thrown's
+                self.assertGreater(r.counts["calls-direct"], 60, r)
+                self.assertIn(("h", "excluded"), [(x.name, x.reason) for x in r.refused], r)
+
+    def test_deep_mutual_recursion_through_direct_entries(self):
+        # non-tail mutual recursion between two functions called through
+        # their direct entries goes as deep as self recursion does, and past
+        # the C stack's limit ends in CEK's error, not a crash
+        depth = 30000 if os.environ.get("SXPOOL_SANITIZE") else 100000
+        src = """
+(define (down-a n) (if (= n 0) 0 (+ 1 (down-b (- n 1)))))
+(define (down-b n) (if (= n 0) 0 (+ 1 (down-a (- n 1)))))
+(print (down-a DEPTH))
+(define (up-a n) (+ 1 (up-b n)))
+(define (up-b n) (+ 1 (up-a n)))
+(up-a 0)
+""".replace("DEPTH", str(depth))
+        want = run(["--tier=cek"], src, timeout=300)
+        self.assertEqual((want[0], want[1]), (1, "%d\n" % depth), want[2])
+        self.assertTrue(want[2].startswith("error: stack-overflow: "), want[2])
+        rc, out, err, r = run(["--tier=jit", "--jit-threshold=0"], src, report=True, timeout=300)
+        self.assertEqual((rc, out), (want[0], want[1]), err)
+        self.assertTrue(err.startswith("error: stack-overflow: "), err)
+        self.assertGreater(r.counts["calls-direct"], depth, r)
+
     def test_fault_injection(self):
         src = """
 (define (edges-block xs) (map (lambda (x) (* x 2)) xs))
