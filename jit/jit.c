@@ -286,7 +286,7 @@ static void compute_abi(void)
     snprintf(buf, sizeof buf,
              "sxpool %s|gccjit %d.%d.%d|O%d %s %s %s|link %d %zu %s|tags %s|margin %d|sym %zu|"
              "cx %zu %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu|"
-             "prim %zu %zu %zu|env %zu %zu|ops %d|idx %d|lower %d",
+             "prim %zu %zu %zu %zu|env %zu %zu|ops %d|idx %d|lower %d",
              SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
              gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_CALL_OPTION,
              JIT_LINK_OPTION, SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS,
@@ -298,8 +298,9 @@ static void compute_abi(void)
              offsetof(sx_proto, jit_entered), offsetof(sx_proto, nreq), offsetof(sx_proto, rest),
              offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack), offsetof(sx_proto, env_size),
              offsetof(sx_proto, k), offsetof(sx_obj, type), offsetof(sx_prim, fn),
-             offsetof(sx_prim, min_args), offsetof(sx_prim, max_args), offsetof(sx_env, up),
-             offsetof(sx_env, slots), BC__COUNT, JIT_CACHE_FORMAT, JIT_LOWER_VERSION);
+             offsetof(sx_prim, min_args), offsetof(sx_prim, max_args), offsetof(sx_prim, name_sym),
+             offsetof(sx_env, up), offsetof(sx_env, slots), BC__COUNT, JIT_CACHE_FORMAT,
+             JIT_LOWER_VERSION);
     uint64_t h = 14695981039346656037ull;
     for (const char *c = buf; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211ull;

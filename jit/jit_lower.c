@@ -622,21 +622,57 @@ static void emit_self_frame_call(lower *l, int at, int n, gcc_jit_lvalue *r)
     assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->fn, 5, cargs));
 }
 
-/* The callee (pcallee, at operand depth at) may be a built-in: call its C
- * function directly when the argument count fits its arity (otherwise the
- * slow path raises the arity error). Ends the current block. */
-static void emit_prim_direct(lower *l, gcc_jit_rvalue *pcallee, int at, int n, gcc_jit_block *slow,
-                             gcc_jit_block *join)
+/* The built-in a call site's callee (at operand depth at) was loaded
+ * from a global holding when the function was compiled, or NULL; *gk is
+ * then the global's constant index. */
+static const sx_prim *site_prim(lower *l, int at, int *gk)
+{
+    int by = at >= 0 ? l->pushed_by[at] : -1;
+    if (by < 0 || l->p->code[by] != BC_GLOBAL) return NULL;
+    *gk = l->p->code[by + 1];
+    sx_val g = sx_sym(l->p->k[*gk])->global;
+    return sx_is(g, SX_T_PRIM) ? SX_OBJ(sx_prim, g) : NULL;
+}
+
+_Static_assert(offsetof(sx_prim, max_args) == offsetof(sx_prim, min_args) + 4,
+               "a built-in's arity is one word");
+
+/* The callee (pcallee, at operand depth at, known to be a non-NULL
+ * object) may be a built-in: call its C function directly when the
+ * argument count fits its arity (otherwise the slow path raises the arity
+ * error). known: the built-in the site's global held at compile time, or
+ * NULL; a built-in of the same arity (both bounds compared as one word)
+ * needs no other arity test. tail_gk >= 0: a tail call (of the global
+ * K[tail_gk], which is not `apply`): only a built-in named as that global
+ * is called (never `apply`, whose tail calls must stay tail calls), and
+ * its value is returned. Ends the current block. */
+static void emit_prim_direct(lower *l, gcc_jit_rvalue *pcallee, int at, int n, const sx_prim *known,
+                             int tail_gk, gcc_jit_block *slow, gcc_jit_block *join)
 {
     gcc_jit_block *call = new_block(l);
-    gcc_jit_rvalue *mn = i32_at(l, pcallee, offsetof(sx_prim, min_args));
-    gcc_jit_rvalue *mx = i32_at(l, pcallee, offsetof(sx_prim, max_args));
+    gcc_jit_rvalue *fits;
+    if (known && known->min_args <= n && (known->max_args < 0 || known->max_args >= n)) {
+        uint64_t pair = (uint64_t)(uint32_t)known->max_args << 32 | (uint32_t)known->min_args;
+        fits = cmp(
+            l, GCC_JIT_COMPARISON_EQ,
+            gcc_jit_context_new_bitcast(
+                l->c, NULL, rv(i64_field(l, pcallee, (long)offsetof(sx_prim, min_args))), l->t_u64),
+            u64(l, pair));
+    } else {
+        gcc_jit_rvalue *mn = i32_at(l, pcallee, offsetof(sx_prim, min_args));
+        gcc_jit_rvalue *mx = i32_at(l, pcallee, offsetof(sx_prim, max_args));
+        fits = land(l, cmp(l, GCC_JIT_COMPARISON_LE, mn, i64(l, n)),
+                    binop(l, GCC_JIT_BINARY_OP_LOGICAL_OR, l->t_bool,
+                          cmp(l, GCC_JIT_COMPARISON_LT, mx, i64(l, 0)),
+                          cmp(l, GCC_JIT_COMPARISON_GE, mx, i64(l, n))));
+    }
     gcc_jit_rvalue *ok =
-        land(l, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_PRIM)),
-             land(l, cmp(l, GCC_JIT_COMPARISON_LE, mn, i64(l, n)),
-                  binop(l, GCC_JIT_BINARY_OP_LOGICAL_OR, l->t_bool,
-                        cmp(l, GCC_JIT_COMPARISON_LT, mx, i64(l, 0)),
-                        cmp(l, GCC_JIT_COMPARISON_GE, mx, i64(l, n)))));
+        land(l, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_PRIM)), fits);
+    if (tail_gk >= 0)
+        ok = land(l, ok,
+                  cmp(l, GCC_JIT_COMPARISON_EQ,
+                      rv(i64_field(l, pcallee, (long)offsetof(sx_prim, name_sym))),
+                      rv(ptr_word(l, l->Kv, tail_gk))));
     gcc_jit_block_end_with_conditional(l->cur, NULL, ok, call, slow);
     l->cur = call;
     spill_args(l, at, n + 1);
@@ -648,7 +684,12 @@ static void emit_prim_direct(lower *l, gcc_jit_rvalue *pcallee, int at, int n, g
         gcc_jit_context_new_array_access(l->c, NULL, rv(l->argbuf), i64(l, 1)), NULL);
     gcc_jit_rvalue *args[3] = {prv(l->cx), gcc_jit_context_new_rvalue_from_int(l->c, l->t_i32, n),
                                argv1};
-    assign(l, l->stk[at], gcc_jit_context_new_call_through_ptr(l->c, NULL, fnp, 3, args));
+    gcc_jit_rvalue *r = gcc_jit_context_new_call_through_ptr(l->c, NULL, fnp, 3, args);
+    if (tail_gk >= 0) {
+        gcc_jit_block_end_with_return(l->cur, NULL, r);
+        return;
+    }
+    assign(l, l->stk[at], r);
     gcc_jit_block_end_with_jump(l->cur, NULL, join);
 }
 
@@ -689,7 +730,7 @@ static void emit_call_direct(lower *l, int d, int n)
         l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)),
         chk2, primchk);
     l->cur = primchk;
-    emit_prim_direct(l, pcallee, at, n, slow, join);
+    emit_prim_direct(l, pcallee, at, n, NULL, -1, slow, join);
     l->cur = chk2;
     gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_proto");
     assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
@@ -1007,7 +1048,8 @@ static void emit_call_light(lower *l, int d, int n, bool prim)
     l->cur = chk;
     gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
     if (prim) {
-        emit_prim_direct(l, pcallee, at, n, slow, join);
+        int gk = -1;
+        emit_prim_direct(l, pcallee, at, n, site_prim(l, at, &gk), -1, slow, join);
     } else {
         gcc_jit_block *clo = new_block(l);
         gcc_jit_block_end_with_conditional(
@@ -1165,6 +1207,22 @@ static void emit_tail_call(lower *l, const int32_t *pc, int d)
         gcc_jit_block_end_with_jump(l->cur, NULL, other);
     }
     l->cur = other;
+    int gk = -1;
+    const sx_prim *tp = site_prim(l, at, &gk);
+    if (tp && strcmp(sx_sym_name(p->k[gk]), "apply") != 0) {
+        /* a built-in (not apply) called in tail position is called here,
+         * as the interpreter would call it for this function */
+        gcc_jit_rvalue *callee = S(l, at);
+        gcc_jit_block *chk = new_block(l), *rest = new_block(l);
+        gcc_jit_block_end_with_conditional(l->cur, NULL,
+                                           land(l, tag_is(l, callee, (long)SX_TAG_OBJ),
+                                                cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))),
+                                           chk, rest);
+        l->cur = chk;
+        emit_prim_direct(l, gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp), at, n, tp,
+                         gk, rest, NULL);
+        l->cur = rest;
+    }
     for (int i = 0; i <= n; i++)
         assign(l, ptr_word(l, prv(l->base), i - 1), S(l, at + i));
     emit_native_tail_call(l, at, n);

@@ -506,6 +506,43 @@ class Jit(unittest.TestCase):
                 self.assertGreater(r.counts["calls-direct"], 60, r)
                 self.assertIn(("h", "excluded"), [(x.name, x.reason) for x in r.refused], r)
 
+    def test_built_ins_called_directly_agree_with_cek(self):
+        # a call site whose callee was a built-in at compile time calls its C
+        # function directly, in tail position too; apply (under its own
+        # name or another) in tail position stays a tail call (10^6 deep);
+        # a global redefined to a closure, to another built-in of another
+        # arity, or one called with the wrong count raises CEK's error
+        src = """
+(define (loop n) (if (= n 0) 'done (apply loop (list (- n 1)))))
+(print (loop 1000000))
+(define my-apply apply)
+(define (loop2 n) (if (= n 0) 'done2 (my-apply loop2 (list (- n 1)))))
+(print (loop2 1000000))
+(define (mk a b) (cons a b))
+(define (mk-in a b) (list (cons a b)))
+(print (mk 1 2) (mk-in 1 2))
+(set! cons (lambda (a b) (list 'c a b)))
+(print (mk 1 2) (mk-in 1 2))
+(set! cons list)
+(print (mk 1 2) (mk-in 1 2))
+(set! cons car)
+(print (guard (e (#t (list (error-kind e) (error-message e)))) (mk 1 2)))
+(print (guard (e (#t (list (error-kind e) (error-message e)))) (mk-in 1 2)))
+(define (rem a b) (remainder a b))
+(print (rem 7 3) (guard (e (#t (list (error-kind e) (error-message e)))) (rem 7 0)))
+(print (guard (e (#t (list (error-kind e) (error-message e)))) (rem 'x 0)))
+(define (ap f x) (f x x))
+(print (ap + 3) (ap list 4) (guard (e (#t (list (error-kind e) (error-message e)))) (ap car 1)))
+(define (rem-wrong a) (remainder a))
+(print (guard (e (#t (list (error-kind e) (error-message e)))) (rem-wrong 1)))
+"""
+        want = run(["--tier=cek"], src, timeout=300)
+        self.assertEqual(want[0], 0, want[2])
+        for t in ("0", "1", "10"):
+            got = run(["--tier=jit", "--jit-threshold=" + t], src, env={"SXPOOL_JIT_STRICT": "1"},
+                      timeout=300)
+            self.assertEqual(got, want, "threshold " + t)
+
     def test_deep_mutual_recursion_through_direct_entries(self):
         # non-tail mutual recursion between two functions called through
         # their direct entries goes as deep as self recursion does, and past
