@@ -795,6 +795,42 @@ static void emit_call_direct(lower *l, int d, int n)
     l->cur = join;
 }
 
+/* PRIM op k n whose op has no inline path (cons and the rest): while the
+ * callee is the built-in K[k], whose arity is known here, its C function
+ * is called directly (what the link table's call would do for it);
+ * anything else takes that call. */
+static void emit_prim_op_call(lower *l, int d, int n, int k)
+{
+    int at = d - n - 1;
+    sx_val pv = l->p->k[k];
+    const sx_prim *pr = sx_is(pv, SX_T_PRIM) ? SX_OBJ(sx_prim, pv) : NULL;
+    if (l->head_mode || !pr || n < pr->min_args || (pr->max_args >= 0 && n > pr->max_args)) {
+        emit_generic_call(l, d, n);
+        return;
+    }
+    gcc_jit_rvalue *kp = rv(ptr_word(l, l->Kv, k));
+    gcc_jit_block *call = new_block(l), *slow = new_block(l), *join = new_block(l);
+    gcc_jit_block_end_with_conditional(l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), kp),
+                                       call, slow);
+    l->cur = call;
+    spill_args(l, at, n + 1);
+    gcc_jit_type *pt[3] = {l->t_voidp, l->t_i32, l->t_i64p};
+    gcc_jit_type *fn_t = gcc_jit_context_new_function_ptr_type(l->c, NULL, l->t_i64, 3, pt, 0);
+    gcc_jit_rvalue *pk = gcc_jit_context_new_bitcast(l->c, NULL, kp, l->t_voidp);
+    gcc_jit_rvalue *fnp = gcc_jit_context_new_bitcast(
+        l->c, NULL, rv(i64_field(l, pk, (long)offsetof(sx_prim, fn))), fn_t);
+    gcc_jit_rvalue *argv1 = gcc_jit_lvalue_get_address(
+        gcc_jit_context_new_array_access(l->c, NULL, rv(l->argbuf), i64(l, 1)), NULL);
+    gcc_jit_rvalue *args[3] = {prv(l->cx), gcc_jit_context_new_rvalue_from_int(l->c, l->t_i32, n),
+                               argv1};
+    assign(l, l->stk[at], gcc_jit_context_new_call_through_ptr(l->c, NULL, fnp, 3, args));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = slow;
+    emit_generic_call(l, d, n);
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = join;
+}
+
 /* Places the wrong-prim-arg fault at the first primitive call site. */
 static bool inject_here(lower *l, int n)
 {
@@ -909,7 +945,7 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
     }
     if (!guard) {
         check_callee_bound(l, at, unbound_k);
-        emit_generic_call(l, d, n);
+        emit_prim_op_call(l, d, n, k);
         return true;
     }
     bool predicate = op == OP_LT || op == OP_GT || op == OP_LE || op == OP_GE || op == OP_NUMEQ ||
