@@ -26,6 +26,7 @@
  */
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "jit/jit_int.h"
 
@@ -58,9 +59,17 @@ typedef struct lower {
     gcc_jit_function *body;
     gcc_jit_param *hparams[3 + JIT_DIRECT_ARGS];
     bool head_mode;
-    bool *head_ret;      /* head_returns() */
-    gcc_jit_lvalue *env; /* current env (changes on a self tail call) */
-    gcc_jit_lvalue *up0; /* the closure's env: parent of a fresh env */
+    /* The body's last parameter when it has one (a head, at most
+     * JIT_DIRECT_ARGS - 1 arguments, so all stay in registers): the pc of
+     * the block the head restarts it at, 0 for its start (emit_resume) */
+    gcc_jit_param *resume;
+    int head_leader;          /* in the head: the block being emitted starts here */
+    bool *resumed;            /* per pc: the head restarts the body there */
+    gcc_jit_block **body_blk; /* the body's blocks (blk, before the head's) */
+    gcc_jit_block *dispatch;  /* the body's block that goes to the resume pc */
+    bool *head_ret;           /* head_returns() */
+    gcc_jit_lvalue *env;      /* current env (changes on a self tail call) */
+    gcc_jit_lvalue *up0;      /* the closure's env: parent of a fresh env */
     gcc_jit_lvalue **slot, **stk, *argbuf;
     gcc_jit_block **blk; /* per pc: the block starting there, or NULL (made on first use) */
     gcc_jit_block *cur, *head;
@@ -1497,7 +1506,7 @@ static void make_direct_entry(lower *l)
      * before its first call; any injected fault stays in one function */
     bool head = !l->job->inject && (l->head_ret = head_returns(p)) && l->head_ret[0];
     gcc_jit_function *fns[2] = {NULL, NULL};
-    gcc_jit_param *dp[2][3 + JIT_DIRECT_ARGS];
+    gcc_jit_param *dp[2][4 + JIT_DIRECT_ARGS];
     for (int f = 0; f < (head ? 2 : 1); f++) {
         dp[f][0] = gcc_jit_context_new_param(l->c, NULL, l->t_voidp, "cx");
         dp[f][1] = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "base");
@@ -1507,10 +1516,13 @@ static void make_direct_entry(lower *l)
             snprintf(name, sizeof name, "a%d", i);
             dp[f][3 + i] = gcc_jit_context_new_param(l->c, NULL, l->t_i64, name);
         }
+        int np = 3 + p->nreq;
+        if (f == 1 && p->nreq < JIT_DIRECT_ARGS) /* the body: where to start */
+            dp[f][np++] = l->resume = gcc_jit_context_new_param(l->c, NULL, l->t_i64, "resume");
         char dname[80];
         snprintf(dname, sizeof dname, "%s_%c", l->job->symbol, f == 0 ? 'd' : 'b');
         fns[f] = gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_EXPORTED, l->t_i64,
-                                              dname, 3 + p->nreq, dp[f], 0);
+                                              dname, np, dp[f], 0);
     }
     l->direct = fns[0];
     gcc_jit_block *b = gcc_jit_function_new_block(l->fn, "entry");
@@ -1542,14 +1554,54 @@ static void make_direct_entry(lower *l)
 
 /* In the head: ends the current block with the restart in the body (a tail
  * call with the head's arguments). */
+static bool resumable(lower *l, int pc);
+
 static void end_restart(lower *l)
 {
-    gcc_jit_rvalue *args[3 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base), prv(l->L)};
+    gcc_jit_rvalue *args[4 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base), prv(l->L)};
+    int n = 3;
     for (int i = 0; i < l->p->nreq; i++)
-        args[3 + i] = prv(l->dargs[i]);
-    gcc_jit_rvalue *call = gcc_jit_context_new_call(l->c, NULL, l->body, 3 + l->p->nreq, args);
+        args[n++] = prv(l->dargs[i]);
+    if (l->resume) {
+        int at = resumable(l, l->head_leader) ? l->head_leader : 0;
+        if (at) l->resumed[at] = true;
+        args[n++] = i64(l, at);
+    }
+    gcc_jit_rvalue *call = gcc_jit_context_new_call(l->c, NULL, l->body, n, args);
     gcc_jit_rvalue_set_bool_require_tail_call(call, 1);
     gcc_jit_block_end_with_return(l->cur, NULL, call);
+}
+
+/* Whether the body can start at pc, a block the head entered, rather
+ * than at its own start: the operand stack is empty there, and nothing
+ * before pc stores into a slot (SET_LOCAL is the one store a head makes)
+ * or opens a guard (whose body is a function of its own), so the body
+ * arriving there from its start would hold what its entry holds: the
+ * arguments, the other slots unassigned, the closure's env. What the head
+ * did since it entered pc has no effect and is done again. */
+static bool resumable(lower *l, int pc)
+{
+    const sx_proto *p = l->p;
+    if (pc <= 0 || pc >= p->ncode || l->depth[pc] != 0 || !l->leader[pc]) return false;
+    for (int q = 0; q < pc; q += 1 + sx_opcode_operands[p->code[q]])
+        if (p->code[q] == BC_SET_LOCAL || p->code[q] == BC_GUARD) return false;
+    return true;
+}
+
+/* Ends the body's dispatch block: to the block at each pc the head
+ * restarts the body at, else to its start (the block start). */
+static void emit_resume(lower *l, gcc_jit_block *start)
+{
+    gcc_jit_block *b = l->dispatch;
+    for (int pc = 1; pc < l->p->ncode; pc++) {
+        if (!l->resumed[pc] || !l->body_blk[pc]) continue;
+        gcc_jit_block *next = gcc_jit_function_new_block(l->body, NULL);
+        gcc_jit_block_end_with_conditional(
+            b, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, prv(l->resume), i64(l, pc)), l->body_blk[pc],
+            next);
+        b = next;
+    }
+    gcc_jit_block_end_with_jump(b, NULL, start);
 }
 
 /* In the head: restarts in the body here; what follows goes to a block
@@ -1772,6 +1824,7 @@ static int emit_range(lower *l, int from, int to)
             if (l->head_mode && !open && !l->blk[pc]) { /* the head never gets here */
                 continue;
             }
+            l->head_leader = pc;
             gcc_jit_block *b = block_at(l, pc);
             if (open) gcc_jit_block_end_with_jump(l->cur, NULL, b);
             l->cur = b;
@@ -1925,6 +1978,7 @@ static int emit_head(lower *l)
     for (int i = 0; i <= p->ncode; i++)
         l->blk[i] = NULL;
     l->head_mode = true;
+    l->head_leader = 0;
     emit_prologue(l, true);
     l->head = NULL;
     return emit_range(l, 0, p->ncode); /* the entry block goes on to pc 0's */
@@ -1958,13 +2012,24 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
         l.pushed_by[i] = -1;
     emit_prologue(&l, l.direct != NULL);
     l.head = gcc_jit_function_new_block(l.fn, "head");
-    gcc_jit_block_end_with_jump(l.cur, NULL, l.head);
+    if (l.resume) {
+        l.dispatch = gcc_jit_function_new_block(l.fn, "dispatch");
+        gcc_jit_block_end_with_jump(l.cur, NULL, l.dispatch);
+        l.resumed = calloc((size_t)p->ncode + 1, sizeof *l.resumed);
+        l.body_blk = calloc((size_t)p->ncode + 1, sizeof *l.body_blk);
+        if (!l.resumed || !l.body_blk) goto out;
+    } else {
+        gcc_jit_block_end_with_jump(l.cur, NULL, l.head);
+    }
     if (analyze(&l) != 0) goto out;
     l.cur = l.head;
     if (emit_range(&l, 0, p->ncode) != 0) goto out;
     if (job->inject & JIT_INJECT_COMPILE_ERROR)
         (void)gcc_jit_function_new_block(l.fn, "never_terminated"); /* rejected at compile */
+    if (l.resume) memcpy(l.body_blk, l.blk, sizeof *l.blk * ((size_t)p->ncode + 1));
+    gcc_jit_block *start = l.head; /* the body's, before the head's */
     if (l.body && emit_head(&l) != 0) goto out;
+    if (l.resume) emit_resume(&l, start);
     rc = 0;
 out:
     free(l.slot);
@@ -1975,5 +2040,7 @@ out:
     free(l.pushed_by);
     free(l.imm);
     free(l.head_ret);
+    free(l.resumed);
+    free(l.body_blk);
     return rc;
 }

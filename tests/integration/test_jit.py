@@ -543,6 +543,40 @@ class Jit(unittest.TestCase):
                       timeout=300)
             self.assertEqual(got, want, "threshold " + t)
 
+    def test_bodies_resume_where_heads_stopped(self):
+        # a head that stops (a call, a slow path, an error to raise) in a
+        # block it entered with an empty operand stack, after no store into
+        # a slot, restarts the body at that block instead of its start;
+        # every way there must give CEK's results: tests decided in the head
+        # and not redone, slow paths of inline primitives (non-fixnums, a
+        # non-pair), errors, let-bound slots (no resume past them), two
+        # parameters, calls of other functions, redefinitions
+        src = """
+(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
+(define (sgn a b) (cond ((< a 0) 'neg) ((< b 0) (sgn b a)) ((= a b) 'same) (else (list a b))))
+(define (first-neg x) (if (null? x) 'none (if (< (car x) 0) (car x) (first-neg (cdr x)))))
+(define (sum-to n acc) (if (< n 1) acc (sum-to (- n 1) (+ acc n))))
+(define (lets n) (let ((m (+ n 1))) (if (< m 3) m (lets (- m 3)))))
+(define (other n) (if (< n 1) 0 (+ 1 (fib n))))
+(define (err n) (if (< n 0) (car n) (if (< n 5) 'small (err (- n 1)))))
+(print (fib 15) (fib 1.5) (guard (e (#t (error-kind e))) (fib "x")))
+(print (sgn -1 2) (sgn 1 -2) (sgn 3 3) (sgn 3 4) (sgn 1.5 2) (sgn 2 1.5))
+(print (guard (e (#t (error-kind e))) (sgn 'a 1)) (guard (e (#t (error-kind e))) (sgn 1 'b)))
+(print (first-neg '(1 2 -3 4)) (first-neg '()) (first-neg '(1.5 -2.5)))
+(print (guard (e (#t (error-kind e))) (first-neg '(1 x))) (guard (e (#t (error-kind e))) (first-neg 5)))
+(print (sum-to 100 0) (sum-to 10 0.5) (sum-to 2.5 0) (lets 20) (lets 1.5))
+(print (other 10) (other 0.5) (err 3) (err 7) (guard (e (#t (error-kind e))) (err -1)))
+(set! < (lambda (a b) (> a b)))
+(print (sgn 1 2) (first-neg '(3 -1)) (other 2))
+"""
+        want = run(["--tier=cek"], src)
+        self.assertEqual(want[0], 0, want[2])
+        for t in ("0", "1", "10"):
+            got = run(["--tier=jit", "--jit-threshold=" + t], src, env={"SXPOOL_JIT_STRICT": "1"},
+                      report=True)
+            self.assertEqual(got[:3], want, "threshold " + t)
+            self.assertEqual(got[3].counts["functions-failed"], 0, got[3])
+
     def test_deep_mutual_recursion_through_direct_entries(self):
         # non-tail mutual recursion between two functions called through
         # their direct entries goes as deep as self recursion does, and past
