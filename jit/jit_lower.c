@@ -9,7 +9,8 @@
  *            const sx_jit_link *L)
  *
  * A function with a short fixed parameter list also gets a direct entry
- * SYMBOL_d(cx, base, L, arg0, ...) that self calls call with the arguments
+ * SYMBOL_d(cx, base, L, arg0, ...) that self calls, and calls of it from
+ * other native code (through sx_proto.native_d), call with the arguments
  * in registers, and often a head (emit_head) in front of its body SYMBOL_b;
  * the generic entry stamps the entry and jumps to it (jit/README.md,
  * "Entries of a compiled function").
@@ -20,8 +21,10 @@
  * and go through the link table. Fixnum arithmetic, comparisons and pair
  * access of unchanged built-ins are inline, with the same overflow rule as
  * the VM (64-bit overflow of the tagged words). A self tail call becomes a
- * jump back to the top; any other tail call is handed back to the
- * interpreter (SX_JIT_TAILCALL), so the C stack never grows with them.
+ * jump back to the top; a tail call of other native code is a required
+ * tail call of its entry, of a built-in a call whose value is returned;
+ * any other is handed back to the interpreter (SX_JIT_TAILCALL), so the C
+ * stack never grows with them.
  * Names by role, after the runtime's: emit_* mirrors one VM instruction.
  */
 #include <stddef.h>
