@@ -122,6 +122,22 @@ class NativeFaults(unittest.TestCase):
     def test_compiler_crash(self):
         self.check_kind("ice", r"the compiler exited with status 4 while compiling it")
 
+    def test_fault_in_a_direct_call_names_the_callee(self):
+        # handle (native) calls direct-victim through its direct entry the
+        # second time; the type-error raised in direct-victim's native code
+        # is a fault of direct-victim, not of its caller
+        env = {"SXPOOL_INJECT": "wrong-prim-arg:direct-victim"}
+        with self.server(env) as srv:
+            mark = srv.log_size()
+            r = srv.get("/direct", timeout=30)
+            self.assertEqual((r.status, r.text), (200, "(2 4 6)cold"), r)
+            srv.wait_line(r"fault: direct-victim: type-error escaped its native code.*"
+                          r"re-dispatched request \d+ to a CEK worker", timeout=5, start=mark)
+            entries = blacklist(self.data)
+            self.assertEqual(sorted(entries), ["direct-victim"], entries)
+            self.assert_every_jit_worker_dropped(srv, "direct-victim", mark)
+            self.assert_no_fault_in(srv, "/direct", "(2 4 6)cold")
+
     def test_genuine_error_in_compiled_code_is_500_and_leaves_no_entry(self):
         # broken-block is compiled before its first call (threshold 0), so the
         # first /broken raises its type-error in native code: a JIT fault. The
