@@ -927,7 +927,6 @@ static void compile_batch(jit_job *jobs, int n)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t u0 = now_us(), u_lower = 0, u_cc = 0, u_as = 0, u_load = 0;
     gcc_jit_context *c = new_context();
-
     int lowered = 0;
     for (int i = 0; c && i < n; i++) {
         /* protos with the same code (and injection) share one function */
@@ -964,7 +963,6 @@ static void compile_batch(jit_job *jobs, int n)
     } else
         u_cc = now_us();
     u_as = now_us();
-
     if (err && n > 1) {
         /* isolate the function the compiler rejects */
         gcc_jit_context_release(c);
