@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -163,6 +164,19 @@ static uint64_t now_us(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* CPU microseconds of this thread, and of the waited-for child processes
+ * (the compile thread is the only one that starts any). */
+static uint64_t cpu_us(uint64_t *children)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    *children = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+                (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
     return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
 }
 
@@ -925,7 +939,8 @@ static void compile_batch(jit_job *jobs, int n)
         }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    uint64_t u0 = now_us(), u_lower = 0, u_cc = 0, u_as = 0, u_load = 0;
+    uint64_t u0 = now_us(), u_lower = 0, u_cc = 0, u_as = 0, u_load = 0, kids0 = 0, kids1 = 0;
+    uint64_t cpu0 = verbose() ? cpu_us(&kids0) : 0;
     gcc_jit_context *c = new_context();
     int lowered = 0;
     for (int i = 0; c && i < n; i++) {
@@ -1027,12 +1042,15 @@ static void compile_batch(jit_job *jobs, int n)
         uint64_t first = 0;
         for (int i = 0; i < n; i++)
             if (jobs[i].hot_us && (!first || jobs[i].hot_us < first)) first = jobs[i].hot_us;
+        uint64_t cpu1 = cpu_us(&kids1);
         jlog("batch of %d (%d lowered) in %.1f ms: waited %.1f, lowering %.1f, compiling %.1f, "
-             "assembling and linking %.1f, loading %.1f, cache and delivery %.1f ms",
+             "assembling and linking %.1f, loading %.1f, cache and delivery %.1f ms; "
+             "cpu %.1f ms, child processes %.1f ms",
              n, lowered, ms, first && first < u0 ? (double)(u0 - first) / 1e3 : 0.0,
              (double)(u_lower - u0) / 1e3, (double)(u_cc - u_lower) / 1e3,
              (double)(u_as - u_cc) / 1e3, (double)(u_load - u_as) / 1e3,
-             (double)(now_us() - u_load) / 1e3);
+             (double)(now_us() - u_load) / 1e3, (double)(cpu1 - cpu0) / 1e3,
+             (double)(kids1 - kids0) / 1e3);
     }
     if (J.hooks.batch_end) J.hooks.batch_end(J.hooks.arg);
     if (strict_exit) {

@@ -10,11 +10,13 @@ threshold unless --threshold) with SXPOOL_JIT_VERBOSE=1, for each binary in
 turn (default build/sxpool), and reads the compile thread's lines:
 
     batch of N (M lowered) in T ms: waited W, lowering L, compiling C,
-        assembling and linking A, loading D, cache and delivery E ms
+        assembling and linking A, loading D, cache and delivery E ms;
+        cpu U ms, child processes K ms
     installed NAME HASH X ms after it got hot, after K calls
 
 Prints, per program and binary, the medians over the runs of: the number
-of batches, the first batch's total and its phases, and the time from hot
+of batches, the first batch's total and its phases (cpu: the CPU time of
+the thread that compiled it; child: that of as and ld), and the time from hot
 to installed and the VM calls before it for the function installed first
 (the one the program spends its time in, for these programs). A binary
 whose log has no phases (an older build) shows only the batch totals.
@@ -32,9 +34,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 BATCH = re.compile(r"batch of (\d+) \((\d+) lowered\) in ([0-9.]+) ms(?:: (.*))?")
 PHASE = re.compile(r"(waited|lowering|compiling|assembling and linking|loading|"
-                   r"cache and delivery) ([0-9.]+)")
+                   r"cache and delivery|cpu|child processes) ([0-9.]+)")
 INSTALLED = re.compile(r"installed (\S+) [0-9a-f]+ ([0-9.]+) ms after it got hot, after (\d+) calls")
-PHASES = ("waited", "compiling", "assembling and linking", "loading")
+PHASES = ("waited", "compiling", "assembling and linking", "loading", "cpu", "child processes")
 
 
 def one_run(sxpool, prog, threshold):
