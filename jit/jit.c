@@ -43,11 +43,14 @@
 #include <link.h>
 #include <nettle/sha2.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,8 +63,17 @@
  * as O1's on bench/lang (it is mostly tag tests and calls into the runtime;
  * see jit/README.md). It is given after the level, so it is the one in force. */
 #define JIT_OPT_LEVEL 1
+#ifndef JIT_OPT_OPTION /* a build may set another, e.g. to compare levels */
 #define JIT_OPT_OPTION "-Og"
-#define JIT_LINK_OPTION "-nostdlib"
+#endif
+/* libgccjit writes assembly only; the compile thread runs the assembler
+ * and the linker itself (assemble_and_link), two processes where the gcc
+ * driver took four (itself, as, collect2 and ld). Both command lines are
+ * part of the ABI hash. The object calls nothing but the link table: no
+ * start files and no libraries. */
+#define JIT_AS_ARGS "as", "--64", "-o"
+#define JIT_LD_ARGS "ld", "-shared", "-m", "elf_x86_64", "--hash-style=gnu", "--eh-frame-hdr", "-o"
+#define JIT_TOOLS "as --64 -o; ld -shared -m elf_x86_64 --hash-style=gnu --eh-frame-hdr -o"
 /* The functions of one compiled function (its entries and body, jit_lower.c)
  * call each other directly, not through the PLT: nothing interposes them. */
 #define JIT_CALL_OPTION "-fno-semantic-interposition"
@@ -94,6 +106,7 @@ static struct {
     pthread_cond_t cv;   /* the compile thread waits here for work */
     pthread_cond_t idle; /* stop_compiling waits here for the batch to end */
     sx_proto **queue;    /* uncollectable: keeps queued protos alive */
+    uint64_t *qtime;     /* when each queued proto got hot (now_us) */
     int qn, qcap;
     bool thread_started;
     pthread_t thread;
@@ -121,7 +134,8 @@ static struct {
         sx_proto *p;
         void *fn, *more[JIT_MORE];
         bool from_cache;
-    } * done; /* compiled, waiting for the evaluating thread to install */
+        uint64_t hot_us; /* when it got hot (now_us), 0 if unknown */
+    } * done;            /* compiled, waiting for the evaluating thread to install */
     int ndone, donecap;
     volatile int pending; /* ndone, readable without the lock */
     unsigned long tmp_counter;
@@ -143,6 +157,35 @@ static void jlog(const char *fmt, ...)
     line[n++] = '\n';
     ssize_t w = write(2, line, (size_t)n);
     (void)w;
+}
+
+/* Monotonic microseconds, for the compile thread's timings. */
+static uint64_t now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* CPU microseconds of this thread, and of the waited-for child processes
+ * (the compile thread is the only one that starts any). */
+static uint64_t cpu_us(uint64_t *children)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    *children = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+                (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* SXPOOL_JIT_VERBOSE: every batch and every installation is logged. */
+static bool verbose(void)
+{
+    static int v = -1;
+    if (v < 0) v = getenv("SXPOOL_JIT_VERBOSE") != NULL;
+    return v;
 }
 
 static const char *proto_name(const sx_proto *p)
@@ -289,7 +332,7 @@ static void compute_abi(void)
              "prim %zu %zu %zu %zu|env %zu %zu|ops %d|idx %d|lower %d",
              SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
              gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_CALL_OPTION,
-             JIT_LINK_OPTION, SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS,
+             JIT_TOOLS, SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS,
              tags ? tags : deftags, SX_JIT_FRAME_MARGIN, offsetof(sx_symbol, global),
              offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n),
              offsetof(sx_ctx, native_proto), offsetof(sx_ctx, cstack_limit),
@@ -458,7 +501,7 @@ int jit_lookup_pc(uintptr_t pc, char *name, size_t name_cap, char *hash, size_t 
 
 /* Called with J.mu held, on any thread: hands fn to the evaluating thread,
  * which installs it at its next poll (only that thread allocates). */
-static void deliver(sx_proto *p, void *fn, void **more, bool from_cache)
+static void deliver(sx_proto *p, void *fn, void **more, bool from_cache, uint64_t hot_us)
 {
     if (J.ndone == J.donecap) {
         int ncap = J.donecap ? J.donecap * 2 : 64;
@@ -467,7 +510,7 @@ static void deliver(sx_proto *p, void *fn, void **more, bool from_cache)
         J.done = n;
         J.donecap = ncap;
     }
-    J.done[J.ndone++] = (struct jit_done){p, fn, {more[0], more[1]}, from_cache};
+    J.done[J.ndone++] = (struct jit_done){p, fn, {more[0], more[1]}, from_cache, hot_us};
     __atomic_store_n(&J.pending, J.ndone, __ATOMIC_RELEASE);
 }
 
@@ -478,7 +521,12 @@ static void poll_done(void)
 {
     if (!__atomic_load_n(&J.pending, __ATOMIC_ACQUIRE)) return;
     pthread_mutex_lock(&J.mu);
+    uint64_t t = verbose() ? now_us() : 0;
     for (int i = 0; i < J.ndone; i++) {
+        if (t && J.done[i].hot_us)
+            jlog("installed %s %s %.1f ms after it got hot, after %u calls",
+                 proto_name(J.done[i].p), J.done[i].p->hash, (double)(t - J.done[i].hot_us) / 1e3,
+                 J.done[i].p->calls);
         install(J.done[i].p, J.done[i].fn, J.done[i].more);
         if (J.done[i].from_cache)
             sx_jit_stats.cache_hits++;
@@ -798,18 +846,58 @@ static gcc_jit_context *new_context(void)
     gcc_jit_context_add_command_line_option(c, JIT_OPT_OPTION);
     gcc_jit_context_add_command_line_option(c, JIT_CALL_OPTION);
     gcc_jit_context_set_bool_allow_unreachable_blocks(c, 1);
-    /* no start files, no libc or libgcc to search: the code calls nothing
-     * but the link table (a quarter less time per compile, measured) */
-    gcc_jit_context_add_driver_option(c, JIT_LINK_OPTION);
-    /* The gcc driver (x86_64-linux-gnu-gcc-12, package gcc-12) runs as a
-     * process of its own, never inside libgccjit: the embedded driver
-     * putenv()s COLLECT_GCC, COMPILER_PATH and more on this thread and
-     * unsetenv()s them after, which reallocates and shifts environ while
-     * the evaluating thread may be in getenv() (the collector reads
+    /* libgccjit is asked for assembly only, which runs no driver; should
+     * it ever run one, it is a process of its own, never the embedded
+     * driver, which putenv()s COLLECT_GCC, COMPILER_PATH and more on this
+     * thread and unsetenv()s them after, reallocating and shifting environ
+     * while the evaluating thread may be in getenv() (the collector reads
      * variables while it collects): a crash in getenv, seen in the
      * differential test at the default threshold. */
     gcc_jit_context_set_bool_use_external_driver(c, 1);
     return c;
+}
+
+/* Runs argv (argv[0] found through PATH) to completion, its output and
+ * errors on this process's stderr, environ only read. @return 0, or -1
+ * with why set */
+static int run_tool(char *const argv[], char *why, size_t cap)
+{
+    extern char **environ;
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, 2, 1); /* stdout is the program's */
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        snprintf(why, cap, "cannot run %s: %s", argv[0], strerror(rc));
+        return -1;
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) {
+            snprintf(why, cap, "waiting for %s: %s", argv[0], strerror(errno));
+            return -1;
+        }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
+    snprintf(why, cap, "%s failed (%s %d)", argv[0], WIFEXITED(st) ? "status" : "signal",
+             WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    return -1;
+}
+
+/* Assembles asm_path into obj_path and links that into the shared object
+ * so_path (JIT_AS_ARGS, JIT_LD_ARGS); removes asm_path and obj_path.
+ * @return 0, or -1 with why set */
+static int assemble_and_link(const char *asm_path, const char *obj_path, const char *so_path,
+                             char *why, size_t cap)
+{
+    char *as[] = {JIT_AS_ARGS, (char *)obj_path, (char *)asm_path, NULL};
+    char *ld[] = {JIT_LD_ARGS, (char *)so_path, (char *)obj_path, NULL};
+    int rc = run_tool(as, why, cap);
+    if (rc == 0) rc = run_tool(ld, why, cap);
+    unlink(asm_path);
+    unlink(obj_path);
+    return rc;
 }
 
 /* Loads the shared object libgccjit just wrote at path, the way a cached
@@ -859,6 +947,8 @@ static void compile_batch(jit_job *jobs, int n)
         }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t u0 = now_us(), u_lower = 0, u_cc = 0, u_as = 0, u_load = 0, kids0 = 0, kids1 = 0;
+    uint64_t cpu0 = verbose() ? cpu_us(&kids0) : 0;
     gcc_jit_context *c = new_context();
     int lowered = 0;
     for (int i = 0; c && i < n; i++) {
@@ -873,17 +963,29 @@ static void compile_batch(jit_job *jobs, int n)
         jobs[i].ok = jit__lower(c, &jobs[i]) == 0;
         lowered += jobs[i].ok;
     }
-    char dir[4096], so_name[64], so_path[8200];
+    char dir[4096], so_name[64], so_path[8200], asm_path[8220], obj_path[8220], tool_why[256];
     snprintf(dir, sizeof dir, "%s",
              J.cache[0] ? J.cache : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp"));
     snprintf(so_name, sizeof so_name, "b%s-%d-%lu.so", jobs[0].hash, (int)getpid(),
              ++J.tmp_counter);
     snprintf(so_path, sizeof so_path, "%s/%s", dir, so_name);
+    snprintf(asm_path, sizeof asm_path, "%s.s", so_path);
+    snprintf(obj_path, sizeof obj_path, "%s.o", so_path);
     const char *err = NULL;
+    bool tool_failed = false; /* as or ld failed: not a verdict on the functions */
+    u_lower = now_us();
     if (c && lowered) {
-        gcc_jit_context_compile_to_file(c, GCC_JIT_OUTPUT_KIND_DYNAMIC_LIBRARY, so_path);
+        gcc_jit_context_compile_to_file(c, GCC_JIT_OUTPUT_KIND_ASSEMBLER, asm_path);
         err = gcc_jit_context_get_first_error(c);
-    }
+        u_cc = now_us();
+        if (!err && assemble_and_link(asm_path, obj_path, so_path, tool_why, sizeof tool_why)) {
+            err = tool_why;
+            tool_failed = true;
+        } else if (err)
+            unlink(asm_path);
+    } else
+        u_cc = now_us();
+    u_as = now_us();
     if (err && n > 1) {
         /* isolate the function the compiler rejects */
         gcc_jit_context_release(c);
@@ -896,6 +998,7 @@ static void compile_batch(jit_job *jobs, int n)
     char sha[JIT_SHA_HEX] = "", why[256];
     if (!err && lowered) h = load_output(so_path, sha, why, sizeof why, &err);
     if (h && J.cache[0]) loaded_add(so_name, sha, h);
+    u_load = now_us();
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     __atomic_add_fetch(&compile_us_total, (uint64_t)(ms * 1000), __ATOMIC_RELAXED);
@@ -917,7 +1020,7 @@ static void compile_batch(jit_job *jobs, int n)
             if (j->p->jit_state == SX_JIT_QUEUED) j->p->jit_state = SX_JIT_FAILED;
             sx_jit_stats.failed++;
             jlog("unable to compile %s (%s): %s", j->name, j->hash, err ? err : "symbol missing");
-            if (J.cache[0]) {
+            if (J.cache[0] && !tool_failed) {
                 char idx[4200];
                 idx_path(idx, sizeof idx, j->hash, j->inject);
                 write_atomic(idx, CACHE_FAILED, strlen(CACHE_FAILED));
@@ -926,7 +1029,7 @@ static void compile_batch(jit_job *jobs, int n)
             if (getenv("SXPOOL_JIT_STRICT")) strict_exit = true;
             continue;
         }
-        deliver(j->p, fn, more, false);
+        deliver(j->p, fn, more, false, j->hot_us);
         got[ngot++] = i;
         if (J.cache[0]) {
             char idx[4200];
@@ -943,7 +1046,20 @@ static void compile_batch(jit_job *jobs, int n)
         note_compiled(jobs[got[i]].name, jobs[got[i]].hash, ms / ngot);
     if (c) gcc_jit_context_release(c);
     if (!J.cache[0]) unlink(so_path);
-    if (getenv("SXPOOL_JIT_VERBOSE")) jlog("batch of %d (%d lowered) in %.1f ms", n, lowered, ms);
+    if (verbose()) {
+        uint64_t first = 0;
+        for (int i = 0; i < n; i++)
+            if (jobs[i].hot_us && (!first || jobs[i].hot_us < first)) first = jobs[i].hot_us;
+        uint64_t cpu1 = cpu_us(&kids1);
+        jlog("batch of %d (%d lowered) in %.1f ms: waited %.1f, lowering %.1f, compiling %.1f, "
+             "assembling and linking %.1f, loading %.1f, cache and delivery %.1f ms; "
+             "cpu %.1f ms, child processes %.1f ms",
+             n, lowered, ms, first && first < u0 ? (double)(u0 - first) / 1e3 : 0.0,
+             (double)(u_lower - u0) / 1e3, (double)(u_cc - u_lower) / 1e3,
+             (double)(u_as - u_cc) / 1e3, (double)(u_load - u_as) / 1e3,
+             (double)(now_us() - u_load) / 1e3, (double)(cpu1 - cpu0) / 1e3,
+             (double)(kids1 - kids0) / 1e3);
+    }
     if (J.hooks.batch_end) J.hooks.batch_end(J.hooks.arg);
     if (strict_exit) {
         jlog("SXPOOL_JIT_STRICT: exiting");
@@ -964,12 +1080,17 @@ static void *compile_thread(void *arg)
             pthread_cond_wait(&J.cv, &J.mu);
         J.busy = true;
         int n = J.qn < JIT_MAX_BATCH ? J.qn : JIT_MAX_BATCH;
-        for (int i = 0; i < n; i++)
+        uint64_t hot_us[JIT_MAX_BATCH];
+        for (int i = 0; i < n; i++) {
             jobs[i].p = J.queue[i];
+            hot_us[i] = J.qtime[i];
+        }
         pthread_mutex_unlock(&J.mu);
         /* job_init reads only the protos; hashes were computed when queued */
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             job_init(&jobs[i], jobs[i].p);
+            jobs[i].hot_us = hot_us[i];
+        }
         int m = 0;
         for (int i = 0; i < n; i++) {
             bool failed;
@@ -982,7 +1103,7 @@ static void *compile_thread(void *arg)
                 pthread_mutex_unlock(&J.mu);
             } else if (fn) {
                 pthread_mutex_lock(&J.mu);
-                deliver(jobs[i].p, fn, more, true);
+                deliver(jobs[i].p, fn, more, true, jobs[i].hot_us);
                 pthread_mutex_unlock(&J.mu);
             } else {
                 jobs[m++] = jobs[i];
@@ -991,6 +1112,7 @@ static void *compile_thread(void *arg)
         compile_batch(jobs, m);
         pthread_mutex_lock(&J.mu);
         memmove(J.queue, J.queue + n, sizeof *J.queue * (size_t)(J.qn - n));
+        memmove(J.qtime, J.qtime + n, sizeof *J.qtime * (size_t)(J.qn - n));
         J.qn -= n;
         J.busy = false;
         pthread_cond_broadcast(&J.idle);
@@ -1011,9 +1133,11 @@ void jit_shutdown(void)
 {
     pthread_mutex_lock(&J.mu);
     J.stopping = true;
+    uint64_t t0 = J.busy && verbose() ? now_us() : 0;
     if (J.thread_started && !pthread_equal(pthread_self(), J.thread))
         while (J.busy)
             pthread_cond_wait(&J.idle, &J.mu);
+    if (t0) jlog("exit waited %.1f ms for the batch being compiled", (double)(now_us() - t0) / 1e3);
     pthread_mutex_unlock(&J.mu);
 }
 
@@ -1042,11 +1166,20 @@ static void enqueue(sx_proto *p)
             pthread_mutex_unlock(&J.mu);
             return;
         }
+        uint64_t *qt = realloc(J.qtime, sizeof *qt * (size_t)ncap);
+        if (!qt) {
+            GC_FREE(q);
+            p->jit_state = SX_JIT_FAILED;
+            pthread_mutex_unlock(&J.mu);
+            return;
+        }
+        J.qtime = qt;
         if (J.qn) memcpy(q, J.queue, sizeof *q * (size_t)J.qn);
         if (J.queue) GC_FREE(J.queue);
         J.queue = q;
         J.qcap = ncap;
     }
+    J.qtime[J.qn] = now_us();
     J.queue[J.qn++] = p;
     if (!J.thread_started) {
         pthread_t t;
@@ -1113,6 +1246,7 @@ static void compile_now(sx_proto *p)
         sx_jit_stats.failed++;
         return;
     }
+    uint64_t hot_us = now_us();
     int nt = 0;
     todo[nt++] = p;
     for (int i = 0; i < nt; i++)
@@ -1125,6 +1259,7 @@ static void compile_now(sx_proto *p)
     for (int i = 0; i < nt; i++) {
         jit_job *job = &jobs[m];
         job_init(job, todo[i]);
+        job->hot_us = hot_us;
         bool failed;
         void *more[JIT_MORE];
         void *fn = cache_lookup(job->hash, job->symbol, job->inject, &failed, more);

@@ -42,6 +42,7 @@ typedef struct jit_job {
     char symbol[64]; /* exported symbol: sx_<hash> */
     int inject;      /* enum jit_inject bits */
     int ok;          /* lowered without error */
+    uint64_t hot_us; /* when it got hot (jit.c's now_us), 0 if unknown */
 } jit_job;
 
 /* Lowers job->p into ctxt as an exported function named job->symbol.

@@ -48,8 +48,8 @@ done
 # What the build and the tests run: CMake and its generator, the compiler,
 # the test runners and the tools of the test scripts (tests/*.sh, this one
 # included, the conformance runner, tests/fuzz/run_fuzz.sh), clang for the
-# fuzz test, and as and ld, which libgccjit runs at run time to make native
-# code; mdb_stat (lmdb-utils), which the chaos test runs on the data directory;
+# fuzz test, and as and ld, which the JIT's compile thread runs at run time to
+# make native code from what libgccjit writes; mdb_stat (lmdb-utils), which the chaos test runs on the data directory;
 # haproxy, which integration/test_haproxy runs in front of two servers (in
 # /usr/sbin, searched even when PATH leaves it out, as the test does);
 # valgrind, which unit/memcheck runs the unit tests under; chromium, which

@@ -48,10 +48,10 @@
  * (clone without CLONE_THREAD, fork, execve), no new executable memory
  * (mmap and mprotect with PROT_EXEC), no ioctl but TCGETS.
  *
- * JIT workers compile in a background thread with libgccjit, which runs
- * the gcc driver, as and ld as child processes (jit/jit.c,
- * use_external_driver): they read headers and libraries and write
- * objects under TMPDIR, and the worker dlopens what they made. So a JIT
+ * JIT workers compile in a background thread with libgccjit, which
+ * writes assembly, and then run as and ld as child processes (jit/jit.c,
+ * assemble_and_link): they read and write files under TMPDIR or the code
+ * cache, and the worker dlopens what they made. So a JIT
  * worker, and the programs it starts, may also open, create, stat,
  * rename and remove files, make processes (vfork, clone, execve, wait4)
  * and map executable memory. Running the compiler in a separate, less

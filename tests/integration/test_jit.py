@@ -296,6 +296,48 @@ class Jit(unittest.TestCase):
             self.assertEqual((rc, out), (0, "6765\n0 1\n"), err)
             self.assertNotIn("unable to compile", err)
 
+    def test_assembler_and_linker_run_directly_and_leave_no_files(self):
+        # libgccjit writes assembly; the compile thread runs `as` and `ld`
+        # itself and removes the .s and .o: the cache holds only .so and
+        # .idx files, and TMPDIR (where libgccjit works, and where a batch
+        # goes without a cache) is left empty
+        with tempfile.TemporaryDirectory(prefix="sxpool-jitcache-") as top:
+            cache, tmp = os.path.join(top, "cache"), os.path.join(top, "tmp")
+            os.mkdir(cache, 0o700)
+            os.mkdir(tmp, 0o700)
+            env = {"TMPDIR": tmp, "SXPOOL_JIT_VERBOSE": "1"}
+            for extra in (["--jit-cache=" + cache], []):
+                rc, out, err, r = run(["--tier=jit", "--jit-threshold=0"] + extra, FIB, env=env,
+                                      report=True)
+                self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"),
+                                 err)
+                self.assertReport(r, {"functions-compiled": 1, "calls-vm": 0})
+                self.assertRegex(err, r"batch of 1 \(1 lowered\) in [0-9.]+ ms: .*"
+                                      r"assembling and linking [0-9.]+")
+                self.assertRegex(err, r"installed fib [0-9a-f]{16} [0-9.]+ ms after it got hot")
+                self.assertEqual(os.listdir(tmp), [])
+            abi = os.path.join(cache, os.listdir(cache)[0])
+            self.assertEqual(sorted(os.path.splitext(n)[1] for n in os.listdir(abi)),
+                             [".idx", ".so"], os.listdir(abi))
+
+    def test_missing_assembler_keeps_functions_on_the_vm_for_this_process_only(self):
+        # without `as` on PATH nothing compiles: the program still runs on
+        # the VM and says why, and the cache records no failure (a missing
+        # tool says nothing about the function), so a process that has the
+        # tools compiles it
+        with tempfile.TemporaryDirectory(prefix="sxpool-jitcache-") as top:
+            cache, empty = os.path.join(top, "cache"), os.path.join(top, "bin")
+            os.mkdir(cache, 0o700)
+            os.mkdir(empty)
+            args = ["--tier=jit", "--jit-threshold=0", "--jit-cache=" + cache]
+            rc, out, err, r = run(args, FIB, env={"PATH": empty}, report=True)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 0 native #f\n"), err)
+            self.assertRegex(err, r"unable to compile fib \([0-9a-f]{16}\): cannot run as")
+            self.assertReport(r, {"functions-compiled": 0, "functions-failed": 1,
+                                  "calls-vm": FIB_CALLS})
+            rc, out, err = run(args, FIB)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"), err)
+
     def test_jit_exclude(self):
         src = '(jit-exclude! "fi*")\n' + FIB
         rc, out, err = run(["--tier=jit", "--jit-threshold=0"], src)
