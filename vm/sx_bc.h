@@ -103,7 +103,7 @@ enum sx_jit_state {
  * SX_JIT_TAILCALL after writing a callee and its arguments to base[-1 ..
  * n) and n to cx->jit_tail_n: the interpreter then makes that tail call.
  */
-#define SX_JIT_LINK_VERSION 4
+#define SX_JIT_LINK_VERSION 5
 #define SX_JIT_TAILCALL SX_NOARG
 #define SX_JIT_FRAME_MARGIN 64
 
@@ -136,6 +136,12 @@ struct sx_jit_link {
      * (the VM's stacks are as they were at the guard) */
     sx_val (*guard)(sx_ctx *cx, sx_guard_body_fn body, sx_val *base, sx_env *env, const sx_val *K,
                     const sx_jit_link *L, sx_val *slots, int64_t *caught);
+    /* The allocator's free lists (sx_core.h), which native code pops
+     * inline as sx_cons and sx_alloc do: &sx__fl_pair and sx__fl. An empty
+     * list is refilled by the runtime entry the inline path falls back to
+     * (fallback_op, closure, new_env, frame_env), never by native code. */
+    void **pair_fl;
+    void **fl;
 };
 
 typedef sx_val (*sx_native_fn)(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,

@@ -64,6 +64,10 @@ static void rt_unbound(sx_ctx *cx, sx_val sym)
     sx_unbound(cx, sym);
 }
 
+/* Native code allocates closures inline from the free list of their size
+ * (jit_lower.c's emit_closure) and calls this when it is empty. */
+_Static_assert((sizeof(sx_vmclosure) + 16) >> 4 <= SX_FL_GRANULES, "closures have a free list");
+
 static sx_val rt_closure(sx_ctx *cx, sx_val proto, sx_env *env)
 {
     sx_vmclosure *c = sx_alloc(sizeof *c);
@@ -121,7 +125,7 @@ const sx_jit_link sx_jit_link_table = {
     rt_unbound,          rt_closure,           rt_dict,
     rt_new_env,          rt_interrupted,       rt_call,
     rt_finish_tail,      &sx_jit_native_calls, rt_frame_env,
-    sx_vm_jit_guard,
+    sx_vm_jit_guard,     &sx__fl_pair,         sx__fl,
 };
 
 /* ---- code hashes ---------------------------------------------------------- */
