@@ -161,10 +161,15 @@ extern void (*sx_jit_blacklist_hook)(const char *fn, const char *code_hash);
  * kept by the native tier; the VM counts vm_calls (entries into a frame of
  * a function, not a top-level form, that run interpreted) and
  * toplevel_forms (forms run by sx_vm_run_proto). Native entries are
- * sx_jit_native_calls. */
+ * sx_jit_native_calls. The link table's entries count the slow paths
+ * native code takes: fallbacks (a PRIM whose inline path did not apply:
+ * other operands, a redefined built-in, cons on an empty free list) and
+ * runtime_allocs (closures and heap envs it could not pop off a free
+ * list). */
 typedef struct sx_jit_counters {
     uint64_t compiled, failed, blacklisted, excluded, unsupported, cache_hits;
     uint64_t vm_calls, toplevel_forms;
+    uint64_t fallbacks, runtime_allocs;
 } sx_jit_counters;
 extern sx_jit_counters sx_jit_stats;
 

@@ -48,6 +48,7 @@ bool sx_jit_excluded(const char *name)
 
 static sx_val rt_call(sx_ctx *cx, sx_val *argv, int64_t n)
 {
+    sx_jit_stats.fallbacks++;
     sx_val fn = argv[0];
     if (sx_is(fn, SX_T_PRIM)) {
         sx_prim *p = SX_OBJ(sx_prim, fn);
@@ -70,6 +71,7 @@ _Static_assert((sizeof(sx_vmclosure) + 16) >> 4 <= SX_FL_GRANULES, "closures hav
 
 static sx_val rt_closure(sx_ctx *cx, sx_val proto, sx_env *env)
 {
+    sx_jit_stats.runtime_allocs++;
     sx_vmclosure *c = sx_alloc(sizeof *c);
     c->h.type = SX_T_VMCLOSURE;
     c->proto = SX_OBJ(sx_proto, proto);
@@ -87,6 +89,7 @@ static sx_val rt_dict(sx_ctx *cx, sx_val *kv, int64_t n)
 
 static sx_env *rt_new_env(sx_ctx *cx, sx_env *up, int64_t size)
 {
+    sx_jit_stats.runtime_allocs++;
     sx_env *e = sx_alloc(sizeof(sx_env) + (size_t)size * sizeof(sx_val));
     e->h.type = SX_T_ENV;
     e->h.aux = (uint32_t)size;
@@ -104,6 +107,7 @@ static void rt_interrupted(sx_ctx *cx)
 
 static sx_env *rt_frame_env(sx_ctx *cx, sx_val pv, sx_val *base, sx_env *up)
 {
+    sx_jit_stats.runtime_allocs++;
     sx_proto *p = SX_OBJ(sx_proto, pv);
     sx_env *e = sx_alloc(sizeof(sx_env) + (size_t)p->env_size * sizeof(sx_val));
     e->h.type = SX_T_ENV;
