@@ -107,15 +107,23 @@ static void rt_interrupted(sx_ctx *cx)
 
 static sx_env *rt_frame_env(sx_ctx *cx, sx_val pv, sx_val *base, sx_env *up)
 {
-    sx_jit_stats.runtime_allocs++;
     sx_proto *p = SX_OBJ(sx_proto, pv);
-    sx_env *e = sx_alloc(sizeof(sx_env) + (size_t)p->env_size * sizeof(sx_val));
+    int32_t n = p->env_size;
+    sx_env *e = sx_alloc(sizeof(sx_env) + (size_t)n * sizeof(sx_val));
     e->h.type = SX_T_ENV;
-    e->h.aux = (uint32_t)p->env_size;
+    e->h.aux = (uint32_t)n;
     e->up = up;
     const int32_t *from = p->env_from;
-    for (int j = 0, n = p->env_size; j < n; j++)
-        e->slots[j] = base[from[j]];
+    /* most frames capture a few slots: no loop for them */
+    switch (n) {
+    case 4: e->slots[3] = base[from[3]]; /* fall through */
+    case 3: e->slots[2] = base[from[2]]; /* fall through */
+    case 2: e->slots[1] = base[from[1]]; /* fall through */
+    case 1: e->slots[0] = base[from[0]]; break;
+    default:
+        for (int32_t j = 0; j < n; j++)
+            e->slots[j] = base[from[j]];
+    }
     return e;
 }
 
