@@ -179,8 +179,10 @@ class Jit(unittest.TestCase):
 
     def test_division_fast_paths_agree_with_cek(self):
         # quotient, remainder and modulo on every sign, both ends of the
-        # fixnum range (SX_FIX_MIN / -1 is out of range), a zero divisor,
-        # floats and non-numbers, with the divisor a variable and constants
+        # fixnum range (SX_FIX_MIN / -1 is out of range), both sides of
+        # where native code divides in 32 bits (|x| < 2^29), a zero
+        # divisor, floats and non-numbers, the divisor a variable and
+        # constants
         src = """
 (define big 2305843009213693951)
 (define small -2305843009213693952)
@@ -195,6 +197,7 @@ class Jit(unittest.TestCase):
 (define (q0 a) (quotient a 0))
 (define (m0 a) (modulo a 0))
 (define vals (list 0 1 -1 2 -2 3 -3 4 -4 7 -7 13 -13 big small (+ small 1) (- big 1)
+                   536870911 536870912 -536870912 -536870913 2147483647 -2147483648
                    1.5 -2.0 4.0 "x" 'a))
 (for-each (lambda (a)
             (for-each (lambda (b) (print a " " b " " (try q a b) (try r a b) (try m a b))) vals)
