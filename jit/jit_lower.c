@@ -254,6 +254,12 @@ static void check_or_raise(lower *l, gcc_jit_rvalue *bad, gcc_jit_field *f, gcc_
  * allocates in between. An empty list sends the allocation to the runtime
  * entry that would have made the object anyway, which refills it. */
 
+/* The word of the list head at rvalue ptr (an i64 *) plus index idx. */
+static gcc_jit_lvalue *word_idx(lower *l, gcc_jit_rvalue *ptr, gcc_jit_rvalue *idx)
+{
+    return gcc_jit_context_new_array_access(l->c, NULL, ptr, idx);
+}
+
 /* obj = pop(*head): goes on in a new block when the list held an object,
  * to `empty` when it did not. `obj` is zero but for the link word, which
  * the caller overwrites (the header, or a pair's car). */
@@ -280,9 +286,9 @@ static gcc_jit_rvalue *header_word(lower *l, uint32_t t, uint32_t aux)
 }
 
 /* The head of the free list of objects of g granules (sx__fl[g]). */
-static gcc_jit_lvalue *fl_head(lower *l, long g)
+static gcc_jit_lvalue *fl_head(lower *l, gcc_jit_rvalue *g)
 {
-    return ptr_word(l, link_fn(l, l->f_fl), g);
+    return word_idx(l, link_fn(l, l->f_fl), g);
 }
 
 /* ---- analysis ------------------------------------------------------------------ */
@@ -457,6 +463,68 @@ static void emit_generic_call(lower *l, int d, int n)
 
 static gcc_jit_rvalue *i32_at(lower *l, gcc_jit_rvalue *p, size_t off);
 
+/* rt_frame_env inline: e = the heap env of a frame of proto pp (whose
+ * env_size is not 0) at fbase, chained to cenv, then on to join. Goes on
+ * in the current block when the env's size has no free list or the list
+ * is empty (the caller calls frame_env there). */
+static void emit_frame_env(lower *l, gcc_jit_lvalue *e, gcc_jit_rvalue *pp, gcc_jit_rvalue *cenv,
+                           gcc_jit_rvalue *fbase, gcc_jit_block *join)
+{
+    gcc_jit_lvalue *n = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "fe_n");
+    gcc_jit_lvalue *g = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "fe_g");
+    gcc_jit_lvalue *o = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "fe_o");
+    gcc_jit_lvalue *j = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "fe_j");
+    gcc_jit_block *small = new_block(l), *fill = new_block(l), *test = new_block(l),
+                  *body = new_block(l), *done = new_block(l), *slow = new_block(l);
+    assign(l, n, i32_at(l, pp, offsetof(sx_proto, env_size)));
+    /* sx__granules(sizeof(sx_env) + n * sizeof(sx_val)) */
+    assign(l, g,
+           binop(l, GCC_JIT_BINARY_OP_RSHIFT, l->t_i64,
+                 binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64,
+                       binop(l, GCC_JIT_BINARY_OP_MULT, l->t_i64, rv(n), i64(l, sizeof(sx_val))),
+                       i64(l, (long)sizeof(sx_env) + 16)),
+                 i64(l, 4)));
+    _Static_assert(sizeof(sx_env) + 16 == 32 && sizeof(sx_val) == 8, "sx__granules as above");
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_LE, rv(g), i64(l, SX_FL_GRANULES)), small, slow);
+    l->cur = small;
+    emit_pop(l, fl_head(l, rv(g)), o, slow);
+    gcc_jit_rvalue *po = gcc_jit_context_new_bitcast(l->c, NULL, rv(o), l->t_voidp);
+    assign(l, i32_field(l, po, (long)offsetof(sx_obj, type)),
+           gcc_jit_context_new_rvalue_from_int(l->c, l->t_i32, SX_T_ENV));
+    assign(l, i32_field(l, po, (long)offsetof(sx_obj, aux)),
+           gcc_jit_context_new_cast(l->c, NULL, rv(n), l->t_i32));
+    assign(l, word_at(l, rv(o), 0, (long)(offsetof(sx_env, up) / sizeof(sx_val))),
+           gcc_jit_context_new_bitcast(l->c, NULL, cenv, l->t_i64));
+    assign(l, j, i64(l, 0));
+    gcc_jit_block_end_with_jump(l->cur, NULL, fill);
+    l->cur = fill;
+    gcc_jit_lvalue *from = gcc_jit_function_new_local(l->fn, NULL, l->t_voidp, "fe_from");
+    assign(l, from,
+           gcc_jit_context_new_bitcast(
+               l->c, NULL, rv(i64_field(l, pp, (long)offsetof(sx_proto, env_from))), l->t_voidp));
+    gcc_jit_block_end_with_jump(l->cur, NULL, test);
+    l->cur = test;
+    gcc_jit_block_end_with_conditional(l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_LT, rv(j), rv(n)),
+                                       body, done);
+    l->cur = body;
+    /* e->slots[j] = fbase[from[j]] */
+    gcc_jit_rvalue *fromp =
+        gcc_jit_context_new_cast(l->c, NULL, rv(from), gcc_jit_type_get_pointer(l->t_i32));
+    gcc_jit_rvalue *src = gcc_jit_context_new_cast(
+        l->c, NULL, rv(gcc_jit_context_new_array_access(l->c, NULL, fromp, rv(j))), l->t_i64);
+    gcc_jit_rvalue *slots =
+        binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(o), i64(l, (long)offsetof(sx_env, slots)));
+    assign(l, word_idx(l, gcc_jit_context_new_bitcast(l->c, NULL, slots, l->t_i64p), rv(j)),
+           rv(word_idx(l, fbase, src)));
+    assign(l, j, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(j), i64(l, 1)));
+    gcc_jit_block_end_with_jump(l->cur, NULL, test);
+    l->cur = done;
+    assign(l, e, gcc_jit_context_new_bitcast(l->c, NULL, rv(o), l->t_voidp));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = slow;
+}
+
 /* The env a callee of proto pp (closure env cenv, frame at fbase) runs
  * with: its own heap env when it has captured slots, else cenv. */
 static gcc_jit_rvalue *callee_env(lower *l, gcc_jit_rvalue *proto, gcc_jit_rvalue *pp,
@@ -469,6 +537,7 @@ static gcc_jit_rvalue *callee_env(lower *l, gcc_jit_rvalue *proto, gcc_jit_rvalu
         cmp(l, GCC_JIT_COMPARISON_NE, i32_at(l, pp, offsetof(sx_proto, env_size)), i64(l, 0)), mk,
         plain);
     l->cur = mk;
+    emit_frame_env(l, e, pp, cenv, fbase, join);
     gcc_jit_rvalue *args[4] = {prv(l->cx), proto, fbase,
                                gcc_jit_context_new_bitcast(l->c, NULL, cenv, l->t_voidp)};
     assign(l, e, call_link(l, l->f_frame_env, 4, args));
@@ -1158,7 +1227,7 @@ static void emit_own_env(lower *l)
     if (g <= SX_FL_GRANULES) {
         gcc_jit_lvalue *o = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "own_env");
         gcc_jit_block *empty = new_block(l);
-        emit_pop(l, fl_head(l, (long)g), o, empty);
+        emit_pop(l, fl_head(l, i64(l, (long)g)), o, empty);
         assign(l, word_at(l, rv(o), 0, 0), header_word(l, SX_T_ENV, (uint32_t)p->env_size));
         assign(l, word_at(l, rv(o), 0, (long)(offsetof(sx_env, up) / sizeof(sx_val))),
                gcc_jit_context_new_bitcast(l->c, NULL, rv(l->up0), l->t_i64));
@@ -1242,7 +1311,7 @@ static void emit_closure(lower *l, int k, int d)
     long g = (long)sx__granules(sizeof(sx_vmclosure));
     gcc_jit_lvalue *o = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "clo");
     gcc_jit_block *empty = new_block(l), *join = new_block(l);
-    emit_pop(l, fl_head(l, g), o, empty);
+    emit_pop(l, fl_head(l, i64(l, g)), o, empty);
     assign(l, word_at(l, rv(o), 0, 0), header_word(l, SX_T_VMCLOSURE, 0));
     assign(l, word_at(l, rv(o), 0, (long)(offsetof(sx_vmclosure, proto) / sizeof(sx_val))),
            rv(ptr_word(l, l->Kv, k)));

@@ -139,7 +139,7 @@ struct sx_jit_link {
     /* The allocator's free lists (sx_core.h), which native code pops
      * inline as sx_cons and sx_alloc do: &sx__fl_pair and sx__fl. An empty
      * list is refilled by the runtime entry the inline path falls back to
-     * (fallback_op, closure, new_env), never by native code. */
+     * (fallback_op, closure, new_env, frame_env), never by native code. */
     void **pair_fl;
     void **fl;
 };
@@ -164,8 +164,8 @@ extern void (*sx_jit_blacklist_hook)(const char *fn, const char *code_hash);
  * sx_jit_native_calls. The link table's entries count the slow paths
  * native code takes: fallbacks (a PRIM whose inline path did not apply:
  * other operands, a redefined built-in, cons on an empty free list) and
- * runtime_allocs (closures and the envs of self tail calls it could not
- * pop off a free list). */
+ * runtime_allocs (closures and heap envs it could not pop off a free
+ * list). */
 typedef struct sx_jit_counters {
     uint64_t compiled, failed, blacklisted, excluded, unsupported, cache_hits;
     uint64_t vm_calls, toplevel_forms;

@@ -107,6 +107,7 @@ static void rt_interrupted(sx_ctx *cx)
 
 static sx_env *rt_frame_env(sx_ctx *cx, sx_val pv, sx_val *base, sx_env *up)
 {
+    sx_jit_stats.runtime_allocs++;
     sx_proto *p = SX_OBJ(sx_proto, pv);
     int32_t n = p->env_size;
     sx_env *e = sx_alloc(sizeof(sx_env) + (size_t)n * sizeof(sx_val));
