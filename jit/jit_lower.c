@@ -254,7 +254,7 @@ static void check_or_raise(lower *l, gcc_jit_rvalue *bad, gcc_jit_field *f, gcc_
  * allocates in between. An empty list sends the allocation to the runtime
  * entry that would have made the object anyway, which refills it. */
 
-/* The word of the list head at rvalue ptr (an i64 *) plus index idx. */
+/* The word ptr[idx] (ptr an i64 *, idx computed at run time). */
 static gcc_jit_lvalue *word_idx(lower *l, gcc_jit_rvalue *ptr, gcc_jit_rvalue *idx)
 {
     return gcc_jit_context_new_array_access(l->c, NULL, ptr, idx);
