@@ -300,15 +300,16 @@ static const char *refusal(const sx_proto *p)
     "finish_tail(cx,val*)->val native_calls:u64* frame_env(cx,val,val*,env*)->env* "               \
     "guard(cx,body,val*,env*,val*,link*,val*,i64*)->val body(cx,val*,env*,val*,link*,val*)->val "  \
     "direct_calls:u64* native(cx,val*,env*,val*,link*)->val prim(cx,i32,val*)->val "               \
-    "direct(cx,val*,link*,val...)->val"
+    "direct(cx,val*,link*,val...)->val pair_fl:void** fl:void**"
 
 /* Everything generated code depends on goes into the ABI hash, so native
  * code built by an incompatible build is never loaded from the cache:
  * versions and options, the link table (its version, size and the
  * signature of every entry, JIT_ABI_SIGS: keep it in step with sx_bc.h),
  * the value representation the inline paths test (tags, immediates,
- * fixnum encoding, object type codes) and the layout of every structure
- * generated code reads directly; and the format of the cache's .idx files
+ * fixnum encoding, object type codes), the layout of every structure
+ * generated code reads or allocates directly and the allocator's size
+ * classes its inline allocation assumes; and the format of the cache's .idx files
  * (JIT_CACHE_FORMAT), so a build never reads entries written another way. */
 static void compute_abi(void)
 {
@@ -329,7 +330,7 @@ static void compute_abi(void)
     snprintf(buf, sizeof buf,
              "sxpool %s|gccjit %d.%d.%d|O%d %s %s %s|link %d %zu %s|tags %s|margin %d|sym %zu|"
              "cx %zu %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu|"
-             "prim %zu %zu %zu %zu|env %zu %zu|ops %d|idx %d|lower %d",
+             "prim %zu %zu %zu %zu|env %zu %zu|alloc %d %d %zu %zu %zu|ops %d|idx %d|lower %d",
              SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
              gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_CALL_OPTION,
              JIT_TOOLS, SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS,
@@ -342,8 +343,9 @@ static void compute_abi(void)
              offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack), offsetof(sx_proto, env_size),
              offsetof(sx_proto, k), offsetof(sx_obj, type), offsetof(sx_prim, fn),
              offsetof(sx_prim, min_args), offsetof(sx_prim, max_args), offsetof(sx_prim, name_sym),
-             offsetof(sx_env, up), offsetof(sx_env, slots), BC__COUNT, JIT_CACHE_FORMAT,
-             JIT_LOWER_VERSION);
+             offsetof(sx_env, up), offsetof(sx_env, slots), (int)SX_T_ENV, SX_FL_GRANULES,
+             sizeof(sx_pair), sizeof(sx_vmclosure), sx__granules(sizeof(sx_env)), BC__COUNT,
+             JIT_CACHE_FORMAT, JIT_LOWER_VERSION);
     uint64_t h = 14695981039346656037ull;
     for (const char *c = buf; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211ull;

@@ -41,7 +41,7 @@ typedef struct lower {
     gcc_jit_function *fn;
     gcc_jit_type *t_i64, *t_u64, *t_i32, *t_bool, *t_char, *t_voidp, *t_i64p, *t_i32p, *t_charp;
     gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted, *f_fallback,
-        *f_finish_tail, *f_native_calls, *f_frame_env, *f_guard, *f_direct_calls;
+        *f_finish_tail, *f_native_calls, *f_frame_env, *f_guard, *f_direct_calls, *f_pair_fl, *f_fl;
     gcc_jit_type *t_link_p, *t_body_fn; /* sx_jit_link *, sx_guard_body_fn */
     gcc_jit_type *t_native;             /* pointer to an sx_native_fn */
     /* pointers to a direct entry of 0 .. JIT_DIRECT_ARGS parameters */
@@ -258,6 +258,53 @@ static void check_or_raise(lower *l, gcc_jit_rvalue *bad, gcc_jit_field *f, gcc_
     l->cur = ok;
 }
 
+/* ---- inline allocation ---------------------------------------------------------- *
+ *
+ * Native code allocates as sx_cons and sx_alloc do (vm/sx_core.h): it pops
+ * an object off one of the VM's free lists, which the link table points
+ * to (pair_fl, fl). The lists are static data of the process, which the
+ * collector scans, and an object popped is held in a local (a register or
+ * the C stack, both scanned conservatively) until it is stored: nothing
+ * allocates in between. An empty list sends the allocation to the runtime
+ * entry that would have made the object anyway, which refills it. */
+
+/* The word ptr[idx] (ptr an i64 *, idx computed at run time). */
+static gcc_jit_lvalue *word_idx(lower *l, gcc_jit_rvalue *ptr, gcc_jit_rvalue *idx)
+{
+    return gcc_jit_context_new_array_access(l->c, NULL, ptr, idx);
+}
+
+/* obj = pop(*head): goes on in a new block when the list held an object,
+ * to `empty` when it did not. `obj` is zero but for the link word, which
+ * the caller overwrites (the header, or a pair's car). */
+static void emit_pop(lower *l, gcc_jit_lvalue *head, gcc_jit_lvalue *obj, gcc_jit_block *empty)
+{
+    gcc_jit_block *ok = new_block(l);
+    assign(l, obj, rv(head));
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, rv(obj), i64(l, 0)), empty, ok);
+    l->cur = ok;
+    assign(l, head, rv(word_at(l, rv(obj), 0, 0)));
+}
+
+/* The header word of an object of type t with aux field aux, as the host
+ * lays it out (the code runs where it was compiled, or was cached under
+ * an ABI hash that covers the layout). */
+static gcc_jit_rvalue *header_word(lower *l, uint32_t t, uint32_t aux)
+{
+    sx_obj h = {t, aux};
+    int64_t w;
+    _Static_assert(sizeof h == sizeof w, "an object header is one word");
+    memcpy(&w, &h, sizeof w);
+    return i64(l, (long)w);
+}
+
+/* The head of the free list of objects of g granules (sx__fl[g]). */
+static gcc_jit_lvalue *fl_head(lower *l, gcc_jit_rvalue *g)
+{
+    return word_idx(l, link_fn(l, l->f_fl), g);
+}
+
 /* ---- analysis ------------------------------------------------------------------ */
 
 const char *jit__supported(const sx_proto *p)
@@ -430,6 +477,68 @@ static void emit_generic_call(lower *l, int d, int n)
 
 static gcc_jit_rvalue *i32_at(lower *l, gcc_jit_rvalue *p, size_t off);
 
+/* rt_frame_env inline: e = the heap env of a frame of proto pp (whose
+ * env_size is not 0) at fbase, chained to cenv, then on to join. Goes on
+ * in the current block when the env's size has no free list or the list
+ * is empty (the caller calls frame_env there). */
+static void emit_frame_env(lower *l, gcc_jit_lvalue *e, gcc_jit_rvalue *pp, gcc_jit_rvalue *cenv,
+                           gcc_jit_rvalue *fbase, gcc_jit_block *join)
+{
+    gcc_jit_lvalue *n = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "fe_n");
+    gcc_jit_lvalue *g = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "fe_g");
+    gcc_jit_lvalue *o = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "fe_o");
+    gcc_jit_lvalue *j = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "fe_j");
+    gcc_jit_block *small = new_block(l), *fill = new_block(l), *test = new_block(l),
+                  *body = new_block(l), *done = new_block(l), *slow = new_block(l);
+    assign(l, n, i32_at(l, pp, offsetof(sx_proto, env_size)));
+    /* sx__granules(sizeof(sx_env) + n * sizeof(sx_val)) */
+    assign(l, g,
+           binop(l, GCC_JIT_BINARY_OP_RSHIFT, l->t_i64,
+                 binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64,
+                       binop(l, GCC_JIT_BINARY_OP_MULT, l->t_i64, rv(n), i64(l, sizeof(sx_val))),
+                       i64(l, (long)sizeof(sx_env) + 16)),
+                 i64(l, 4)));
+    _Static_assert(sizeof(sx_env) + 16 == 32 && sizeof(sx_val) == 8, "sx__granules as above");
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_LE, rv(g), i64(l, SX_FL_GRANULES)), small, slow);
+    l->cur = small;
+    emit_pop(l, fl_head(l, rv(g)), o, slow);
+    gcc_jit_rvalue *po = gcc_jit_context_new_bitcast(l->c, NULL, rv(o), l->t_voidp);
+    assign(l, i32_field(l, po, (long)offsetof(sx_obj, type)),
+           gcc_jit_context_new_rvalue_from_int(l->c, l->t_i32, SX_T_ENV));
+    assign(l, i32_field(l, po, (long)offsetof(sx_obj, aux)),
+           gcc_jit_context_new_cast(l->c, NULL, rv(n), l->t_i32));
+    assign(l, word_at(l, rv(o), 0, (long)(offsetof(sx_env, up) / sizeof(sx_val))),
+           gcc_jit_context_new_bitcast(l->c, NULL, cenv, l->t_i64));
+    assign(l, j, i64(l, 0));
+    gcc_jit_block_end_with_jump(l->cur, NULL, fill);
+    l->cur = fill;
+    gcc_jit_lvalue *from = gcc_jit_function_new_local(l->fn, NULL, l->t_voidp, "fe_from");
+    assign(l, from,
+           gcc_jit_context_new_bitcast(
+               l->c, NULL, rv(i64_field(l, pp, (long)offsetof(sx_proto, env_from))), l->t_voidp));
+    gcc_jit_block_end_with_jump(l->cur, NULL, test);
+    l->cur = test;
+    gcc_jit_block_end_with_conditional(l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_LT, rv(j), rv(n)),
+                                       body, done);
+    l->cur = body;
+    /* e->slots[j] = fbase[from[j]] */
+    gcc_jit_rvalue *fromp =
+        gcc_jit_context_new_cast(l->c, NULL, rv(from), gcc_jit_type_get_pointer(l->t_i32));
+    gcc_jit_rvalue *src = gcc_jit_context_new_cast(
+        l->c, NULL, rv(gcc_jit_context_new_array_access(l->c, NULL, fromp, rv(j))), l->t_i64);
+    gcc_jit_rvalue *slots =
+        binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(o), i64(l, (long)offsetof(sx_env, slots)));
+    assign(l, word_idx(l, gcc_jit_context_new_bitcast(l->c, NULL, slots, l->t_i64p), rv(j)),
+           rv(word_idx(l, fbase, src)));
+    assign(l, j, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(j), i64(l, 1)));
+    gcc_jit_block_end_with_jump(l->cur, NULL, test);
+    l->cur = done;
+    assign(l, e, gcc_jit_context_new_bitcast(l->c, NULL, rv(o), l->t_voidp));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = slow;
+}
+
 /* The env a callee of proto pp (closure env cenv, frame at fbase) runs
  * with: its own heap env when it has captured slots, else cenv. */
 static gcc_jit_rvalue *callee_env(lower *l, gcc_jit_rvalue *proto, gcc_jit_rvalue *pp,
@@ -442,6 +551,7 @@ static gcc_jit_rvalue *callee_env(lower *l, gcc_jit_rvalue *proto, gcc_jit_rvalu
         cmp(l, GCC_JIT_COMPARISON_NE, i32_at(l, pp, offsetof(sx_proto, env_size)), i64(l, 0)), mk,
         plain);
     l->cur = mk;
+    emit_frame_env(l, e, pp, cenv, fbase, join);
     gcc_jit_rvalue *args[4] = {prv(l->cx), proto, fbase,
                                gcc_jit_context_new_bitcast(l->c, NULL, cenv, l->t_voidp)};
     assign(l, e, call_link(l, l->f_frame_env, 4, args));
@@ -898,6 +1008,78 @@ static void check_callee_bound(lower *l, int at, int unbound_k)
                    rv(ptr_word(l, l->Kv, unbound_k)));
 }
 
+/* The fixnum fast path of quotient, remainder or modulo (sx_fast_op): a
+ * and b are fixnums, b is not 0 (kb: b's value when it is a constant, or
+ * 0). On the tagged words, with A = a - tag = 4x and B = b - tag = 4y,
+ * C's truncating division gives A / B = x / y and A % B = 4 (x % y),
+ * and it cannot trap: B is never -1. The one quotient out of the fixnum
+ * range, SX_FIX_MIN / -1 = 2^61, goes to `slow`, whose built-in raises. */
+static gcc_jit_rvalue *emit_divop(lower *l, int op, gcc_jit_rvalue *a, gcc_jit_rvalue *b, sx_val kb,
+                                  gcc_jit_block *slow)
+{
+    gcc_jit_lvalue *A = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "divA");
+    gcc_jit_lvalue *B = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "divB");
+    gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "divr");
+    enum gcc_jit_binary_op dop =
+        op == OP_QUOTIENT ? GCC_JIT_BINARY_OP_DIVIDE : GCC_JIT_BINARY_OP_MODULO;
+    assign(l, A, binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_i64, a, i64(l, (long)SX_TAG_FIX)));
+    if (imm_fix(kb)) {
+        /* a constant divisor: the compiler multiplies instead */
+        assign(l, B, i64(l, (long)(kb - SX_TAG_FIX)));
+        assign(l, r, binop(l, dop, l->t_i64, rv(A), rv(B)));
+    } else {
+        /* both words in 32 bits: the 32-bit division, several times faster
+         * than the 64-bit one on many processors (as small_divide in
+         * sx_prim_num.c); it cannot trap either, B being a multiple of 4 */
+        assign(l, B, binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_i64, b, i64(l, (long)SX_TAG_FIX)));
+        gcc_jit_rvalue *half = u64(l, 1ul << 31);
+        gcc_jit_rvalue *fits =
+            cmp(l, GCC_JIT_COMPARISON_LT,
+                binop(l, GCC_JIT_BINARY_OP_BITWISE_OR, l->t_u64,
+                      binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, untag(l, rv(A), 0), half),
+                      binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, untag(l, rv(B), 0), half)),
+                u64(l, 1ul << 32));
+        gcc_jit_block *narrow = new_block(l), *wide = new_block(l), *join = new_block(l);
+        gcc_jit_block_end_with_conditional(l->cur, NULL, fits, narrow, wide);
+        l->cur = narrow;
+        assign(l, r,
+               gcc_jit_context_new_cast(
+                   l->c, NULL,
+                   binop(l, dop, l->t_i32, gcc_jit_context_new_cast(l->c, NULL, rv(A), l->t_i32),
+                         gcc_jit_context_new_cast(l->c, NULL, rv(B), l->t_i32)),
+                   l->t_i64));
+        gcc_jit_block_end_with_jump(l->cur, NULL, join);
+        l->cur = wide;
+        assign(l, r, binop(l, dop, l->t_i64, rv(A), rv(B)));
+        gcc_jit_block_end_with_jump(l->cur, NULL, join);
+        l->cur = join;
+    }
+    if (op == OP_QUOTIENT) {
+        if (!imm_fix(kb) || kb == sx_mkfix(-1)) {
+            gcc_jit_block *store = new_block(l);
+            gcc_jit_block_end_with_conditional(
+                l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, rv(r), i64(l, SX_FIX_MAX + 1)), slow,
+                store);
+            l->cur = store;
+        }
+        return binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64,
+                     binop(l, GCC_JIT_BINARY_OP_MULT, l->t_i64, rv(r), i64(l, 4)),
+                     i64(l, (long)SX_TAG_FIX));
+    }
+    if (op == OP_MODULO) {
+        /* a remainder whose sign is not the divisor's moves by the divisor */
+        gcc_jit_rvalue *adj =
+            land(l, cmp(l, GCC_JIT_COMPARISON_NE, rv(r), i64(l, 0)),
+                 cmp(l, GCC_JIT_COMPARISON_LT,
+                     binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, rv(r), rv(B)), i64(l, 0)));
+        assign(l, r,
+               binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(r),
+                     binop(l, GCC_JIT_BINARY_OP_MULT, l->t_i64, rv(B),
+                           gcc_jit_context_new_cast(l->c, NULL, adj, l->t_i64))));
+    }
+    return binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(r), i64(l, (long)SX_TAG_FIX));
+}
+
 /* BC_PRIM op k n at operand depth d. ka, kb: the immediates the first two
  * operands are known to hold (0: unknown). unbound_k: the constant index
  * of the global callee whose unbound check is still to be made, or -1.
@@ -952,8 +1134,20 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
         break;
     case OP_NULLP:
     case OP_PAIRP:
-    case OP_NOT: break;
-    default: guard = NULL; /* cons and the rest: always the call */
+    case OP_NOT:
+    case OP_CONS: break;
+    case OP_QUOTIENT:
+    case OP_REMAINDER:
+    case OP_MODULO:
+        if (imm_fix(kb) && kb == sx_mkfix(0)) { /* always the built-in: it raises */
+            guard = NULL;
+            break;
+        }
+        guard = and_maybe(l, same, fix_test(l, a, ka, b, kb));
+        if (!imm_fix(kb))
+            guard = land(l, guard, cmp(l, GCC_JIT_COMPARISON_NE, b, i64(l, (long)sx_mkfix(0))));
+        break;
+    default: guard = NULL; /* the rest: always the call */
     }
     if (!guard) {
         check_callee_bound(l, at, unbound_k);
@@ -1047,6 +1241,19 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
         cond = gcc_jit_context_new_unary_op(l->c, NULL, GCC_JIT_UNARY_OP_LOGICAL_NEGATE, l->t_bool,
                                             truthy(l, a));
         break;
+    case OP_CONS: {
+        /* sx_cons: a pair off the free list, car and cdr stored; an empty
+         * list takes the built-in, which refills it */
+        gcc_jit_lvalue *q = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "pair");
+        emit_pop(l, gcc_jit_rvalue_dereference(link_fn(l, l->f_pair_fl), NULL), q, slow);
+        assign(l, word_at(l, rv(q), 0, 0), a);
+        assign(l, word_at(l, rv(q), 0, 1), b);
+        result = binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(q), i64(l, (long)SX_TAG_PAIR));
+        break;
+    }
+    case OP_QUOTIENT:
+    case OP_REMAINDER:
+    case OP_MODULO: result = emit_divop(l, op, a, b, kb, slow); break;
     }
     gcc_jit_block *yes = NULL, *no = NULL, *join = NULL;
     if (cond && jf >= 0) { /* JUMP_FALSE: on to the next pc when true, else to its target */
@@ -1225,6 +1432,38 @@ static void emit_native_tail_call(lower *l, int at, int n)
     l->cur = tramp;
 }
 
+/* A new heap env for this function's frame, whose slots are set (the
+ * captured ones among them): the env is made, and filled from the slots,
+ * as the VM does on entry. Inline when its size has a free list, else
+ * through new_env. */
+static void emit_own_env(lower *l)
+{
+    sx_proto *p = l->p;
+    size_t g = sx__granules(sizeof(sx_env) + (size_t)p->env_size * sizeof(sx_val));
+    gcc_jit_block *join = new_block(l);
+    if (g <= SX_FL_GRANULES) {
+        gcc_jit_lvalue *o = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "own_env");
+        gcc_jit_block *empty = new_block(l);
+        emit_pop(l, fl_head(l, i64(l, (long)g)), o, empty);
+        assign(l, word_at(l, rv(o), 0, 0), header_word(l, SX_T_ENV, (uint32_t)p->env_size));
+        assign(l, word_at(l, rv(o), 0, (long)(offsetof(sx_env, up) / sizeof(sx_val))),
+               gcc_jit_context_new_bitcast(l->c, NULL, rv(l->up0), l->t_i64));
+        for (int j = 0; j < p->env_size; j++)
+            assign(l, word_at(l, rv(o), 0, (long)(offsetof(sx_env, slots) / sizeof(sx_val)) + j),
+                   rv(l->slot[p->env_from[j]]));
+        assign(l, l->env, gcc_jit_context_new_bitcast(l->c, NULL, rv(o), l->t_i64p));
+        gcc_jit_block_end_with_jump(l->cur, NULL, join);
+        l->cur = empty;
+    }
+    gcc_jit_rvalue *args[3] = {prv(l->cx), rv(l->up0), i64(l, p->env_size)};
+    gcc_jit_rvalue *ne = call_link(l, l->f_new_env, 3, args);
+    assign(l, l->env, gcc_jit_context_new_cast(l->c, NULL, ne, l->t_i64p));
+    for (int j = 0; j < p->env_size; j++)
+        assign(l, ptr_word(l, rv(l->env), 2 + j), rv(l->slot[p->env_from[j]]));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = join;
+}
+
 static void emit_tail_call(lower *l, const int32_t *pc, int d)
 {
     sx_proto *p = l->p;
@@ -1242,14 +1481,7 @@ static void emit_tail_call(lower *l, const int32_t *pc, int d)
             assign(l, l->slot[i], S(l, at + 1 + i));
         for (int i = n; i < p->nslots; i++)
             assign(l, l->slot[i], i64(l, SX_UNDEF));
-        if (p->env_size) {
-            gcc_jit_rvalue *args[3] = {prv(l->cx), rv(l->up0), i64(l, p->env_size)};
-            gcc_jit_rvalue *ne = call_link(l, l->f_new_env, 3, args);
-            assign(l, l->env, gcc_jit_context_new_cast(l->c, NULL, ne, l->t_i64p));
-            for (int s = 0; s < n; s++)
-                if (p->slot_env[s] >= 0)
-                    assign(l, ptr_word(l, rv(l->env), 2 + p->slot_env[s]), rv(l->slot[s]));
-        }
+        if (p->env_size) emit_own_env(l);
         gcc_jit_block_end_with_jump(l->cur, NULL, l->head);
     } else {
         gcc_jit_block_end_with_jump(l->cur, NULL, other);
@@ -1305,6 +1537,29 @@ static int fusable_jump(lower *l, int next, int *not_k)
     return jf;
 }
 
+/* BC_CLOSURE k at operand depth d: rt_closure's object, allocated inline. */
+static void emit_closure(lower *l, int k, int d)
+{
+    /* sx_alloc's size class: a closure has a free list (asserted in sx_jitrt.c) */
+    long g = (long)sx__granules(sizeof(sx_vmclosure));
+    gcc_jit_lvalue *o = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "clo");
+    gcc_jit_block *empty = new_block(l), *join = new_block(l);
+    emit_pop(l, fl_head(l, i64(l, g)), o, empty);
+    assign(l, word_at(l, rv(o), 0, 0), header_word(l, SX_T_VMCLOSURE, 0));
+    assign(l, word_at(l, rv(o), 0, (long)(offsetof(sx_vmclosure, proto) / sizeof(sx_val))),
+           rv(ptr_word(l, l->Kv, k)));
+    assign(l, word_at(l, rv(o), 0, (long)(offsetof(sx_vmclosure, env) / sizeof(sx_val))),
+           gcc_jit_context_new_bitcast(l->c, NULL, rv(l->env), l->t_i64));
+    assign(l, l->stk[d], rv(o));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = empty;
+    gcc_jit_rvalue *args[3] = {prv(l->cx), rv(ptr_word(l, l->Kv, k)),
+                               gcc_jit_context_new_cast(l->c, NULL, rv(l->env), l->t_voidp)};
+    assign(l, l->stk[d], call_link(l, l->f_closure, 3, args));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = join;
+}
+
 /* Emits one instruction at pc (operand depth d). Returns false if the block ended. */
 static bool emit_insn(lower *l, int pc, int d)
 {
@@ -1344,12 +1599,7 @@ static bool emit_insn(lower *l, int pc, int d)
         gcc_jit_block_end_with_conditional(l->cur, NULL, truthy(l, S(l, d - 1)),
                                            block_at(l, next + c[1]), block_at(l, next));
         return false;
-    case BC_CLOSURE: {
-        gcc_jit_rvalue *args[3] = {prv(l->cx), rv(ptr_word(l, l->Kv, c[1])),
-                                   gcc_jit_context_new_cast(l->c, NULL, rv(l->env), l->t_voidp)};
-        assign(l, l->stk[d], call_link(l, l->f_closure, 3, args));
-        return true;
-    }
+    case BC_CLOSURE: emit_closure(l, c[1], d); return true;
     case BC_PRIM: {
         int at = d - c[3] - 1;
         int not_k = -1, jf = fusable_jump(l, next, &not_k);
@@ -1428,7 +1678,7 @@ static void make_types(lower *l)
     gcc_jit_type *pg[8] = {l->t_voidp, l->t_body_fn, l->t_i64p, l->t_i64p,
                            l->t_i64p,  link_p,       l->t_i64p, l->t_i64p};
     gcc_jit_type *guard_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 8, pg, 0);
-    gcc_jit_field *fields[14] = {
+    gcc_jit_field *fields[16] = {
         gcc_jit_context_new_field(c, NULL, u32, "version"),
         gcc_jit_context_new_field(c, NULL, u32, "size"),
         l->f_call = gcc_jit_context_new_field(c, NULL, call_t, "call"),
@@ -1445,8 +1695,10 @@ static void make_types(lower *l)
         l->f_guard = gcc_jit_context_new_field(c, NULL, guard_t, "guard"),
         l->f_direct_calls =
             gcc_jit_context_new_field(c, NULL, gcc_jit_type_get_pointer(l->t_u64), "direct_calls"),
+        l->f_pair_fl = gcc_jit_context_new_field(c, NULL, l->t_i64p, "pair_fl"),
+        l->f_fl = gcc_jit_context_new_field(c, NULL, l->t_i64p, "fl"),
     };
-    gcc_jit_struct_set_fields(link, NULL, 14, fields);
+    gcc_jit_struct_set_fields(link, NULL, 16, fields);
     l->t_link_p = link_p;
     gcc_jit_type *pn[5] = {l->t_voidp, l->t_i64p, l->t_i64p, l->t_i64p, link_p};
     l->t_native = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 5, pn, 0);

@@ -108,7 +108,7 @@ enum sx_jit_state {
  * SX_JIT_TAILCALL after writing a callee and its arguments to base[-1 ..
  * n) and n to cx->jit_tail_n: the interpreter then makes that tail call.
  */
-#define SX_JIT_LINK_VERSION 5
+#define SX_JIT_LINK_VERSION 6
 #define SX_JIT_TAILCALL SX_NOARG
 #define SX_JIT_FRAME_MARGIN 64
 
@@ -144,6 +144,12 @@ struct sx_jit_link {
     /* calls native code made to another function's direct entry (counted
      * in native_calls too): the report's calls-direct */
     uint64_t *direct_calls;
+    /* The allocator's free lists (sx_core.h), which native code pops
+     * inline as sx_cons and sx_alloc do: &sx__fl_pair and sx__fl. An empty
+     * list is refilled by the runtime entry the inline path falls back to
+     * (fallback_op, closure, new_env, frame_env), never by native code. */
+    void **pair_fl;
+    void **fl;
 };
 
 typedef sx_val (*sx_native_fn)(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,
@@ -164,10 +170,15 @@ extern void (*sx_jit_blacklist_hook)(const char *fn, const char *code_hash);
  * kept by the native tier; the VM counts vm_calls (entries into a frame of
  * a function, not a top-level form, that run interpreted) and
  * toplevel_forms (forms run by sx_vm_run_proto). Native entries are
- * sx_jit_native_calls. */
+ * sx_jit_native_calls. The link table's entries count the slow paths
+ * native code takes: fallbacks (a PRIM whose inline path did not apply:
+ * other operands, a redefined built-in, cons on an empty free list) and
+ * runtime_allocs (closures and heap envs it could not pop off a free
+ * list). */
 typedef struct sx_jit_counters {
     uint64_t compiled, failed, blacklisted, excluded, unsupported, cache_hits;
     uint64_t vm_calls, toplevel_forms;
+    uint64_t fallbacks, runtime_allocs;
 } sx_jit_counters;
 extern sx_jit_counters sx_jit_stats;
 

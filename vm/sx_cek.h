@@ -55,6 +55,9 @@ enum sx_inline_op {
     OP_EQ,
     OP_ZEROP,
     OP_CONS,
+    OP_QUOTIENT,
+    OP_REMAINDER,
+    OP_MODULO,
 };
 
 typedef struct sx_code sx_code;
@@ -163,6 +166,24 @@ static inline __attribute__((always_inline)) bool sx_fast_op(int op, const sx_va
         *out = sx_bool(a[0] == sx_mkfix(0));
         return true;
     case OP_CONS: *out = sx_cons(a[0], a[1]); return true;
+    case OP_QUOTIENT:
+    case OP_REMAINDER:
+    case OP_MODULO: {
+        /* what the built-ins compute on fixnums (sx_prim_num.c); a zero
+         * divisor and the one quotient out of range, SX_FIX_MIN / -1,
+         * take the built-in, which raises */
+        if (!sx_is_fix(a[0]) || !sx_is_fix(a[1]) || a[1] == sx_mkfix(0)) return false;
+        int64_t x = sx_fix(a[0]), y = sx_fix(a[1]);
+        if (op == OP_QUOTIENT) {
+            if (y == -1 && x == SX_FIX_MIN) return false;
+            *out = sx_mkfix(x / y);
+            return true;
+        }
+        int64_t m = x % y;
+        if (op == OP_MODULO && m != 0 && (m < 0) != (y < 0)) m += y;
+        *out = sx_mkfix(m);
+        return true;
+    }
     default: return false;
     }
 }

@@ -188,10 +188,24 @@ static const struct {
     const char *name;
     int op, argc;
 } inline_ops[] = {
-    {"+", OP_ADD, 2},   {"-", OP_SUB, 2},       {"<", OP_LT, 2},        {">", OP_GT, 2},
-    {"<=", OP_LE, 2},   {">=", OP_GE, 2},       {"=", OP_NUMEQ, 2},     {"car", OP_CAR, 1},
-    {"cdr", OP_CDR, 1}, {"null?", OP_NULLP, 1}, {"pair?", OP_PAIRP, 1}, {"not", OP_NOT, 1},
-    {"eq?", OP_EQ, 2},  {"zero?", OP_ZEROP, 1}, {"cons", OP_CONS, 2},
+    {"+", OP_ADD, 2},
+    {"-", OP_SUB, 2},
+    {"<", OP_LT, 2},
+    {">", OP_GT, 2},
+    {"<=", OP_LE, 2},
+    {">=", OP_GE, 2},
+    {"=", OP_NUMEQ, 2},
+    {"car", OP_CAR, 1},
+    {"cdr", OP_CDR, 1},
+    {"null?", OP_NULLP, 1},
+    {"pair?", OP_PAIRP, 1},
+    {"not", OP_NOT, 1},
+    {"eq?", OP_EQ, 2},
+    {"zero?", OP_ZEROP, 1},
+    {"cons", OP_CONS, 2},
+    {"quotient", OP_QUOTIENT, 2},
+    {"remainder", OP_REMAINDER, 2},
+    {"modulo", OP_MODULO, 2},
 };
 
 /* Marks a call of a global built-in that the machine can run inline. */

@@ -179,7 +179,7 @@ static void put_count(sx_val d, const char *key, uint64_t n)
 static sx_val p_jit_stats(sx_ctx *cx, int argc, sx_val *argv)
 {
     cx->nondet_calls++; /* tier-dependent: a shadow run could not repeat it */
-    sx_val d = sx_mkdict(8);
+    sx_val d = sx_mkdict(10);
     put_count(d, "compiled", sx_jit_stats.compiled);
     put_count(d, "failed", sx_jit_stats.failed);
     put_count(d, "blacklisted", sx_jit_stats.blacklisted);
@@ -187,6 +187,8 @@ static sx_val p_jit_stats(sx_ctx *cx, int argc, sx_val *argv)
     put_count(d, "unsupported", sx_jit_stats.unsupported);
     put_count(d, "cache-hits", sx_jit_stats.cache_hits);
     put_count(d, "native-calls", sx_jit_native_calls);
+    put_count(d, "fallbacks", sx_jit_stats.fallbacks);
+    put_count(d, "runtime-allocs", sx_jit_stats.runtime_allocs);
     return d;
 }
 

@@ -49,6 +49,7 @@ bool sx_jit_excluded(const char *name)
 
 static sx_val rt_call(sx_ctx *cx, sx_val *argv, int64_t n)
 {
+    sx_jit_stats.fallbacks++;
     sx_val fn = argv[0];
     if (sx_is(fn, SX_T_PRIM)) {
         sx_prim *p = SX_OBJ(sx_prim, fn);
@@ -65,8 +66,13 @@ static void rt_unbound(sx_ctx *cx, sx_val sym)
     sx_unbound(cx, sym);
 }
 
+/* Native code allocates closures inline from the free list of their size
+ * (jit_lower.c's emit_closure) and calls this when it is empty. */
+_Static_assert((sizeof(sx_vmclosure) + 16) >> 4 <= SX_FL_GRANULES, "closures have a free list");
+
 static sx_val rt_closure(sx_ctx *cx, sx_val proto, sx_env *env)
 {
+    sx_jit_stats.runtime_allocs++;
     sx_vmclosure *c = sx_alloc(sizeof *c);
     c->h.type = SX_T_VMCLOSURE;
     c->proto = SX_OBJ(sx_proto, proto);
@@ -84,6 +90,7 @@ static sx_val rt_dict(sx_ctx *cx, sx_val *kv, int64_t n)
 
 static sx_env *rt_new_env(sx_ctx *cx, sx_env *up, int64_t size)
 {
+    sx_jit_stats.runtime_allocs++;
     sx_env *e = sx_alloc(sizeof(sx_env) + (size_t)size * sizeof(sx_val));
     e->h.type = SX_T_ENV;
     e->h.aux = (uint32_t)size;
@@ -101,14 +108,24 @@ static void rt_interrupted(sx_ctx *cx)
 
 static sx_env *rt_frame_env(sx_ctx *cx, sx_val pv, sx_val *base, sx_env *up)
 {
+    sx_jit_stats.runtime_allocs++;
     sx_proto *p = SX_OBJ(sx_proto, pv);
-    sx_env *e = sx_alloc(sizeof(sx_env) + (size_t)p->env_size * sizeof(sx_val));
+    int32_t n = p->env_size;
+    sx_env *e = sx_alloc(sizeof(sx_env) + (size_t)n * sizeof(sx_val));
     e->h.type = SX_T_ENV;
-    e->h.aux = (uint32_t)p->env_size;
+    e->h.aux = (uint32_t)n;
     e->up = up;
     const int32_t *from = p->env_from;
-    for (int j = 0, n = p->env_size; j < n; j++)
-        e->slots[j] = base[from[j]];
+    /* most frames capture a few slots: no loop for them */
+    switch (n) {
+    case 4: e->slots[3] = base[from[3]]; /* fall through */
+    case 3: e->slots[2] = base[from[2]]; /* fall through */
+    case 2: e->slots[1] = base[from[1]]; /* fall through */
+    case 1: e->slots[0] = base[from[0]]; break;
+    default:
+        for (int32_t j = 0; j < n; j++)
+            e->slots[j] = base[from[j]];
+    }
     return e;
 }
 
@@ -118,11 +135,22 @@ static sx_val rt_finish_tail(sx_ctx *cx, sx_val *base)
 }
 
 const sx_jit_link sx_jit_link_table = {
-    SX_JIT_LINK_VERSION, sizeof(sx_jit_link),  sx_vm_jit_call,
-    rt_unbound,          rt_closure,           rt_dict,
-    rt_new_env,          rt_interrupted,       rt_call,
-    rt_finish_tail,      &sx_jit_native_calls, rt_frame_env,
-    sx_vm_jit_guard,     &sx_jit_direct_calls,
+    SX_JIT_LINK_VERSION,
+    sizeof(sx_jit_link),
+    sx_vm_jit_call,
+    rt_unbound,
+    rt_closure,
+    rt_dict,
+    rt_new_env,
+    rt_interrupted,
+    rt_call,
+    rt_finish_tail,
+    &sx_jit_native_calls,
+    rt_frame_env,
+    sx_vm_jit_guard,
+    &sx_jit_direct_calls,
+    &sx__fl_pair,
+    sx__fl,
 };
 
 /* ---- code hashes ---------------------------------------------------------- */

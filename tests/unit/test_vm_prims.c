@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vm/sx_cek.h"
 #include "vm/sx_core.h"
 #include "vm/sx_read.h"
 
@@ -367,6 +368,82 @@ static void test_divisions(void)
            "(-1 1 -2 2 -1)");
     EXPECT("(list (quotient -2305843009213693952 -1))", "ERROR overflow: quotient: integer "
                                                         "result out of range");
+}
+
+/* The built-in's value for argv[0..2), or SX_UNDEF if it raised. */
+static sx_val call_raw(sx_prim *p, sx_val *argv)
+{
+    sx_jmp j;
+    if (sx_try(&ctx, &j) == 0) {
+        sx_val v = p->fn(&ctx, 2, argv);
+        sx_try_end(&ctx, &j);
+        return v;
+    }
+    sx_try_end(&ctx, &j);
+    return SX_UNDEF;
+}
+
+/* The inline division of the CEK and the VM (sx_fast_op) on a grid of
+ * fixnums: where it answers, the built-in's answer; it declines exactly a
+ * zero divisor, SX_FIX_MIN / -1 and non-fixnums, which the built-ins
+ * raise on or compute. */
+static void test_fast_divisions(void)
+{
+    const int64_t v[] = {0,
+                         1,
+                         -1,
+                         2,
+                         -2,
+                         3,
+                         -3,
+                         7,
+                         -7,
+                         13,
+                         -13,
+                         536870911,
+                         -536870912,
+                         2147483647,
+                         -2147483648LL,
+                         4294967296LL,
+                         SX_FIX_MAX,
+                         SX_FIX_MIN,
+                         SX_FIX_MAX - 1,
+                         SX_FIX_MIN + 1};
+    const struct {
+        int op;
+        const char *name;
+    } ops[] = {{OP_QUOTIENT, "quotient"}, {OP_REMAINDER, "remainder"}, {OP_MODULO, "modulo"}};
+    int declined = 0;
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+        sx_prim *prim = SX_OBJ(sx_prim, sx_sym(sx_intern_c(ops[o].name))->global);
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+            for (size_t j = 0; j < sizeof v / sizeof v[0]; j++) {
+                sx_val a[2] = {sx_mkfix(v[i]), sx_mkfix(v[j])}, fast = 0;
+                bool took = sx_fast_op(ops[o].op, a, &fast);
+                bool raises =
+                    v[j] == 0 || (ops[o].op == OP_QUOTIENT && v[i] == SX_FIX_MIN && v[j] == -1);
+                if (!took) {
+                    declined++;
+                    if (!raises)
+                        fprintf(stderr, "%s %lld %lld: fast path declined\n", ops[o].name,
+                                (long long)v[i], (long long)v[j]);
+                    CHECK(raises);
+                    continue;
+                }
+                CHECK(!raises);
+                sx_val slow = call_raw(prim, a);
+                if (slow != fast)
+                    fprintf(stderr, "%s %lld %lld: fast %lld, built-in %lld\n", ops[o].name,
+                            (long long)v[i], (long long)v[j], (long long)sx_fix(fast),
+                            (long long)sx_fix(slow));
+                CHECK(slow == fast);
+            }
+    }
+    CHECK(declined == 3 * 20 + 1); /* the zero divisors, and SX_FIX_MIN / -1 */
+    sx_val f[2] = {sx_mkfloat(7.0), sx_mkfix(2)}, out;
+    CHECK(!sx_fast_op(OP_REMAINDER, f, &out));
+    sx_val s[2] = {sx_mkfix(7), sx_mkcstring("2")};
+    CHECK(!sx_fast_op(OP_MODULO, s, &out));
 }
 
 static void test_compare(void)
@@ -924,6 +1001,7 @@ int main(void)
     test_arith();
     test_overflow();
     test_divisions();
+    test_fast_divisions();
     test_compare();
     test_rounding();
     test_number_strings();
