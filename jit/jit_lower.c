@@ -815,16 +815,26 @@ static void emit_prim_direct(lower *l, gcc_jit_rvalue *pcallee, int at, int n, c
     gcc_jit_block_end_with_jump(l->cur, NULL, join);
 }
 
+/* Whether the callee at operand depth at was loaded from the global named
+ * as this function: a call site that calls the running closure unless the
+ * global was redefined, so past its self check it needs only the generic
+ * call (the redefined case is rare and stays correct there). */
+static bool self_named(lower *l, int at)
+{
+    int by = at >= 0 ? l->pushed_by[at] : -1;
+    return by >= 0 && l->p->code[by] == BC_GLOBAL && l->p->name != SX_NIL &&
+           l->p->k[l->p->code[by + 1]] == l->p->name;
+}
+
 static void emit_call_direct(lower *l, int d, int n)
 {
     int at = d - n - 1;
     gcc_jit_rvalue *callee = S(l, at);
-    gcc_jit_block *chk = new_block(l), *chk2 = new_block(l), *direct = new_block(l),
-                  *slow = new_block(l), *join = new_block(l);
+    gcc_jit_block *slow = new_block(l), *join = new_block(l);
     sx_proto *p = l->p;
     if (!l->slots_mem && !p->rest && n == p->nreq && p->env_size == 0 &&
         p->nslots + p->maxstack < JIT_CFRAME) {
-        gcc_jit_block *self = new_block(l), *other = new_block(l);
+        gcc_jit_block *self = new_block(l);
         gcc_jit_rvalue *me = rv(ptr_word(l, prv(l->base), -1));
         gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, cstack_limit)));
         gcc_jit_rvalue *here = gcc_jit_context_new_bitcast(l->c, NULL, cf_addr(l, 0), l->t_i64);
@@ -836,11 +846,20 @@ static void emit_call_direct(lower *l, int d, int n)
                       land(l, cmp(l, GCC_JIT_COMPARISON_GT, here, limit),
                            cmp(l, GCC_JIT_COMPARISON_EQ,
                                i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)), i64(l, 0))));
+        bool only_self = self_named(l, at);
+        gcc_jit_block *other = only_self ? slow : new_block(l);
         gcc_jit_block_end_with_conditional(l->cur, NULL, go, self, other);
         l->cur = self;
         emit_self_call(l, at, n, join);
         l->cur = other;
+        if (only_self) {
+            emit_generic_call(l, d, n);
+            gcc_jit_block_end_with_jump(l->cur, NULL, join);
+            l->cur = join;
+            return;
+        }
     }
+    gcc_jit_block *chk = new_block(l), *chk2 = new_block(l), *direct = new_block(l);
     gcc_jit_block_end_with_conditional(l->cur, NULL,
                                        land(l, tag_is(l, callee, (long)SX_TAG_OBJ),
                                             cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))),
@@ -1505,7 +1524,9 @@ static void emit_tail_call(lower *l, const int32_t *pc, int d)
     }
     for (int i = 0; i <= n; i++)
         assign(l, ptr_word(l, prv(l->base), i - 1), S(l, at + i));
-    emit_native_tail_call(l, at, n);
+    /* a callee named as this function that is not the running closure
+     * (the global was redefined) is left to the trampoline */
+    if (!self || !self_named(l, at)) emit_native_tail_call(l, at, n);
     assign(l, i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, jit_tail_n)), i64(l, n));
     gcc_jit_block_end_with_return(l->cur, NULL, i64(l, SX_JIT_TAILCALL));
 }
