@@ -817,8 +817,9 @@ static void emit_prim_direct(lower *l, gcc_jit_rvalue *pcallee, int at, int n, c
 
 /* Whether the callee at operand depth at was loaded from the global named
  * as this function: a call site that calls the running closure unless the
- * global was redefined, so past its self check it needs only the generic
- * call (the redefined case is rare and stays correct there). */
+ * global was redefined, so past its self check it needs only a closure's
+ * direct entry and the generic call (the redefined case is rare and stays
+ * correct there), and a tail call only the hand-back. */
 static bool self_named(lower *l, int at)
 {
     int by = at >= 0 ? l->pushed_by[at] : -1;
@@ -847,12 +848,31 @@ static void emit_call_direct(lower *l, int d, int n)
                            cmp(l, GCC_JIT_COMPARISON_EQ,
                                i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)), i64(l, 0))));
         bool only_self = self_named(l, at);
-        gcc_jit_block *other = only_self ? slow : new_block(l);
+        gcc_jit_block *other = new_block(l);
         gcc_jit_block_end_with_conditional(l->cur, NULL, go, self, other);
         l->cur = self;
         emit_self_call(l, at, n, join);
         l->cur = other;
-        if (only_self) {
+        if (only_self && n <= JIT_DIRECT_ARGS) {
+            /* another closure's direct entry, else the generic call */
+            gcc_jit_block *ochk = new_block(l), *oclo = new_block(l);
+            gcc_jit_block_end_with_conditional(
+                l->cur, NULL,
+                land(l, tag_is(l, callee, (long)SX_TAG_OBJ),
+                     cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))),
+                ochk, slow);
+            l->cur = ochk;
+            gcc_jit_rvalue *pc = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
+            gcc_jit_block_end_with_conditional(
+                l->cur, NULL,
+                cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pc, 0), i64(l, SX_T_VMCLOSURE)), oclo,
+                slow);
+            l->cur = oclo;
+            gcc_jit_lvalue *proto =
+                gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_proto");
+            assign(l, proto, rv(i64_field(l, pc, (long)offsetof(sx_vmclosure, proto))));
+            emit_entry_call(l, at, n, proto, slow, join);
+            l->cur = slow;
             emit_generic_call(l, d, n);
             gcc_jit_block_end_with_jump(l->cur, NULL, join);
             l->cur = join;
