@@ -475,6 +475,20 @@ static void emit_generic_call(lower *l, int d, int n)
  * inline path, which is where recursive functions call themselves. */
 #define JIT_DIRECT_CALLS 4
 
+/* Ends the current block with a branch to yes, which becomes the current
+ * block, when callee is a heap object (as every procedure is), else to no.
+ * @return callee as a pointer, for yes to look into */
+static gcc_jit_rvalue *branch_if_obj(lower *l, gcc_jit_rvalue *callee, gcc_jit_block *yes,
+                                     gcc_jit_block *no)
+{
+    gcc_jit_block_end_with_conditional(l->cur, NULL,
+                                       land(l, tag_is(l, callee, (long)SX_TAG_OBJ),
+                                            cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))),
+                                       yes, no);
+    l->cur = yes;
+    return gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
+}
+
 static gcc_jit_rvalue *i32_at(lower *l, gcc_jit_rvalue *p, size_t off);
 
 /* rt_frame_env inline: e = the heap env of a frame of proto pp (whose
@@ -856,13 +870,7 @@ static void emit_call_direct(lower *l, int d, int n)
         if (only_self && n <= JIT_DIRECT_ARGS) {
             /* another closure's direct entry, else the generic call */
             gcc_jit_block *ochk = new_block(l), *oclo = new_block(l);
-            gcc_jit_block_end_with_conditional(
-                l->cur, NULL,
-                land(l, tag_is(l, callee, (long)SX_TAG_OBJ),
-                     cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))),
-                ochk, slow);
-            l->cur = ochk;
-            gcc_jit_rvalue *pc = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
+            gcc_jit_rvalue *pc = branch_if_obj(l, callee, ochk, slow);
             gcc_jit_block_end_with_conditional(
                 l->cur, NULL,
                 cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pc, 0), i64(l, SX_T_VMCLOSURE)), oclo,
@@ -880,12 +888,7 @@ static void emit_call_direct(lower *l, int d, int n)
         }
     }
     gcc_jit_block *chk = new_block(l), *chk2 = new_block(l), *direct = new_block(l);
-    gcc_jit_block_end_with_conditional(l->cur, NULL,
-                                       land(l, tag_is(l, callee, (long)SX_TAG_OBJ),
-                                            cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))),
-                                       chk, slow);
-    l->cur = chk;
-    gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
+    gcc_jit_rvalue *pcallee = branch_if_obj(l, callee, chk, slow);
     gcc_jit_block *primchk = new_block(l);
     gcc_jit_block_end_with_conditional(
         l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)),
@@ -1335,12 +1338,7 @@ static void emit_call_light(lower *l, int d, int n, bool prim)
     int at = d - n - 1;
     gcc_jit_rvalue *callee = S(l, at);
     gcc_jit_block *chk = new_block(l), *slow = new_block(l), *join = new_block(l);
-    gcc_jit_block_end_with_conditional(l->cur, NULL,
-                                       land(l, tag_is(l, callee, (long)SX_TAG_OBJ),
-                                            cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))),
-                                       chk, slow);
-    l->cur = chk;
-    gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
+    gcc_jit_rvalue *pcallee = branch_if_obj(l, callee, chk, slow);
     if (prim) {
         int gk = -1;
         emit_prim_direct(l, pcallee, at, n, site_prim(l, at, &gk), -1, slow, join);
@@ -1403,12 +1401,7 @@ static void emit_native_tail_call(lower *l, int at, int n)
     gcc_jit_rvalue *callee = rv(ptr_word(l, prv(l->base), -1));
     gcc_jit_block *chk = new_block(l), *chk2 = new_block(l), *go = new_block(l),
                   *tramp = new_block(l);
-    gcc_jit_block_end_with_conditional(l->cur, NULL,
-                                       land(l, tag_is(l, callee, (long)SX_TAG_OBJ),
-                                            cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))),
-                                       chk, tramp);
-    l->cur = chk;
-    gcc_jit_rvalue *pcallee = gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp);
+    gcc_jit_rvalue *pcallee = branch_if_obj(l, callee, chk, tramp);
     gcc_jit_block_end_with_conditional(
         l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)),
         chk2, tramp);
@@ -1533,13 +1526,8 @@ static void emit_tail_call(lower *l, const int32_t *pc, int d)
          * as the interpreter would call it for this function */
         gcc_jit_rvalue *callee = S(l, at);
         gcc_jit_block *chk = new_block(l), *rest = new_block(l);
-        gcc_jit_block_end_with_conditional(l->cur, NULL,
-                                           land(l, tag_is(l, callee, (long)SX_TAG_OBJ),
-                                                cmp(l, GCC_JIT_COMPARISON_NE, callee, i64(l, 0))),
-                                           chk, rest);
-        l->cur = chk;
-        emit_prim_direct(l, gcc_jit_context_new_bitcast(l->c, NULL, callee, l->t_voidp), at, n, tp,
-                         gk, rest, NULL);
+        gcc_jit_rvalue *pcallee = branch_if_obj(l, callee, chk, rest);
+        emit_prim_direct(l, pcallee, at, n, tp, gk, rest, NULL);
         l->cur = rest;
     }
     for (int i = 0; i <= n; i++)
