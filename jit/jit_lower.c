@@ -491,6 +491,24 @@ static gcc_jit_rvalue *branch_if_obj(lower *l, gcc_jit_rvalue *callee, gcc_jit_b
 
 static gcc_jit_rvalue *i32_at(lower *l, gcc_jit_rvalue *p, size_t off);
 
+/* Loads the direct entry of proto pp (a pointer) into a new local and ends
+ * the current block with a branch to yes, which becomes the current block,
+ * when there is one and the proto takes exactly n arguments, else to no.
+ * @return the local holding the entry */
+static gcc_jit_lvalue *branch_if_direct(lower *l, gcc_jit_rvalue *pp, int n, const char *name,
+                                        gcc_jit_block *yes, gcc_jit_block *no)
+{
+    gcc_jit_lvalue *entry = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, name);
+    assign(l, entry, rv(i64_field(l, pp, (long)offsetof(sx_proto, native_d))));
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL,
+        land(l, cmp(l, GCC_JIT_COMPARISON_NE, rv(entry), i64(l, 0)),
+             cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, nreq)), i64(l, n))),
+        yes, no);
+    l->cur = yes;
+    return entry;
+}
+
 /* rt_frame_env inline: e = the heap env of a frame of proto pp (whose
  * env_size is not 0) at fbase, chained to cenv, then on to join. Goes on
  * in the current block when the env's size has no free list or the list
@@ -668,15 +686,8 @@ static void emit_entry_call(lower *l, int at, int n, gcc_jit_lvalue *proto, gcc_
                             gcc_jit_block *join)
 {
     gcc_jit_rvalue *pp = gcc_jit_context_new_bitcast(l->c, NULL, rv(proto), l->t_voidp);
-    gcc_jit_lvalue *entry = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_d");
-    assign(l, entry, rv(i64_field(l, pp, (long)offsetof(sx_proto, native_d))));
     gcc_jit_block *go = new_block(l);
-    gcc_jit_block_end_with_conditional(
-        l->cur, NULL,
-        land(l, cmp(l, GCC_JIT_COMPARISON_NE, rv(entry), i64(l, 0)),
-             cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, nreq)), i64(l, n))),
-        go, other);
-    l->cur = go;
+    gcc_jit_lvalue *entry = branch_if_direct(l, pp, n, "callee_d", go, other);
     assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 0)), S(l, at));
     gcc_jit_lvalue *cur_native = i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto));
     gcc_jit_lvalue *saved = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "saved_native");
@@ -1413,15 +1424,8 @@ static void emit_native_tail_call(lower *l, int at, int n)
         /* its direct entry, the arguments in registers (the callee in
          * base[-1] is all of the frame it reads); its body checks the
          * interrupt flag on entry */
-        gcc_jit_lvalue *entry = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "tail_d");
-        assign(l, entry, rv(i64_field(l, pp, (long)offsetof(sx_proto, native_d))));
         gcc_jit_block *dgo = new_block(l), *generic = new_block(l);
-        gcc_jit_block_end_with_conditional(
-            l->cur, NULL,
-            land(l, cmp(l, GCC_JIT_COMPARISON_NE, rv(entry), i64(l, 0)),
-                 cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, nreq)), i64(l, n))),
-            dgo, generic);
-        l->cur = dgo;
+        gcc_jit_lvalue *entry = branch_if_direct(l, pp, n, "tail_d", dgo, generic);
         enter_other(l, rv(proto), pp);
         gcc_jit_rvalue *dargs[3 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base), prv(l->L)};
         for (int i = 0; i < n; i++)
