@@ -82,7 +82,9 @@
 #define JIT_CACHE_FORMAT 2
 #define JIT_SHA_HEX (2 * SHA256_DIGEST_SIZE + 1)
 #define JIT_MAX_REGIONS 65536
-#define JIT_MORE 2 /* functions of a compiled function besides its generic entry */
+/* functions of a compiled function besides its generic entry: its direct
+ * entry, its body and SYMBOL_a (what its code assumes, jit_lower.c) */
+#define JIT_MORE 3
 #define JIT_MAX_INJECT 32
 
 typedef struct jit_region {
@@ -204,7 +206,8 @@ typedef struct jit_note {
 
 static struct {
     pthread_mutex_t mu;
-    uint64_t native; /* protos whose native code was installed */
+    uint64_t native;   /* protos whose native code was installed */
+    uint64_t assuming; /* of which code that assumes its globals */
     jit_note *refused, *compiled;
     int nrefused, ncompiled, caprefused, capcompiled;
 } R = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -260,6 +263,9 @@ int jit_write_report(const char *path)
             (unsigned long long)__atomic_load_n(&sx_jit_stats.cache_hits, __ATOMIC_RELAXED));
     fprintf(f, "functions-refused %d\n", R.nrefused);
     fprintf(f, "functions-failed %llu\n", (unsigned long long)sx_jit_stats.failed);
+    fprintf(f, "functions-assuming %llu\n",
+            (unsigned long long)__atomic_load_n(&R.assuming, __ATOMIC_RELAXED));
+    fprintf(f, "functions-redefined %llu\n", (unsigned long long)sx_jit_stats.redefined);
     fprintf(f, "calls-native %llu\n", (unsigned long long)sx_jit_native_calls);
     fprintf(f, "calls-direct %llu\n", (unsigned long long)sx_jit_direct_calls);
     fprintf(f, "calls-vm %llu\n", (unsigned long long)sx_jit_stats.vm_calls);
@@ -300,7 +306,8 @@ static const char *refusal(const sx_proto *p)
     "finish_tail(cx,val*)->val native_calls:u64* frame_env(cx,val,val*,env*)->env* "               \
     "guard(cx,body,val*,env*,val*,link*,val*,i64*)->val body(cx,val*,env*,val*,link*,val*)->val "  \
     "direct_calls:u64* native(cx,val*,env*,val*,link*)->val prim(cx,i32,val*)->val "               \
-    "direct(cx,val*,link*,val...)->val pair_fl:void** fl:void**"
+    "direct(cx,val*,link*,val...)->val pair_fl:void** fl:void** global_written(cx,val) "           \
+    "assumed()->i64"
 
 /* Everything generated code depends on goes into the ABI hash, so native
  * code built by an incompatible build is never loaded from the cache:
@@ -327,25 +334,25 @@ static void compute_abi(void)
              (unsigned long)SX_FALSE, (unsigned long)SX_TRUE, (unsigned long)SX_UNDEF,
              (unsigned long)SX_NOARG, (unsigned long)sx_mkfix(1), (int)SX_T_PRIM,
              (int)SX_T_VMCLOSURE, (int)SX_T_PROTO);
-    snprintf(buf, sizeof buf,
-             "sxpool %s|gccjit %d.%d.%d|O%d %s %s %s|link %d %zu %s|tags %s|margin %d|sym %zu|"
-             "cx %zu %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu|"
-             "prim %zu %zu %zu %zu|env %zu %zu|alloc %d %d %zu %zu %zu|ops %d|idx %d|lower %d",
-             SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
-             gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_CALL_OPTION,
-             JIT_TOOLS, SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS,
-             tags ? tags : deftags, SX_JIT_FRAME_MARGIN, offsetof(sx_symbol, global),
-             offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n),
-             offsetof(sx_ctx, native_proto), offsetof(sx_ctx, cstack_limit),
-             offsetof(sx_ctx, jit_epoch), sizeof(sx_ctx), offsetof(sx_vmclosure, proto),
-             offsetof(sx_vmclosure, env), offsetof(sx_proto, native), offsetof(sx_proto, native_d),
-             offsetof(sx_proto, jit_entered), offsetof(sx_proto, nreq), offsetof(sx_proto, rest),
-             offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack), offsetof(sx_proto, env_size),
-             offsetof(sx_proto, k), offsetof(sx_obj, type), offsetof(sx_prim, fn),
-             offsetof(sx_prim, min_args), offsetof(sx_prim, max_args), offsetof(sx_prim, name_sym),
-             offsetof(sx_env, up), offsetof(sx_env, slots), (int)SX_T_ENV, SX_FL_GRANULES,
-             sizeof(sx_pair), sizeof(sx_vmclosure), sx__granules(sizeof(sx_env)), BC__COUNT,
-             JIT_CACHE_FORMAT, JIT_LOWER_VERSION);
+    snprintf(
+        buf, sizeof buf,
+        "sxpool %s|gccjit %d.%d.%d|O%d %s %s %s|link %d %zu %s|tags %s|margin %d|sym %zu %zu|"
+        "cx %zu %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu|"
+        "prim %zu %zu %zu %zu|env %zu %zu|alloc %d %d %zu %zu %zu|ops %d|idx %d|lower %d",
+        SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
+        gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_CALL_OPTION, JIT_TOOLS,
+        SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS, tags ? tags : deftags,
+        SX_JIT_FRAME_MARGIN, offsetof(sx_symbol, global), offsetof(sx_symbol, watched),
+        offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n), offsetof(sx_ctx, native_proto),
+        offsetof(sx_ctx, cstack_limit), offsetof(sx_ctx, jit_epoch), sizeof(sx_ctx),
+        offsetof(sx_vmclosure, proto), offsetof(sx_vmclosure, env), offsetof(sx_proto, native),
+        offsetof(sx_proto, native_d), offsetof(sx_proto, jit_entered), offsetof(sx_proto, nreq),
+        offsetof(sx_proto, rest), offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack),
+        offsetof(sx_proto, env_size), offsetof(sx_proto, k), offsetof(sx_obj, type),
+        offsetof(sx_prim, fn), offsetof(sx_prim, min_args), offsetof(sx_prim, max_args),
+        offsetof(sx_prim, name_sym), offsetof(sx_env, up), offsetof(sx_env, slots), (int)SX_T_ENV,
+        SX_FL_GRANULES, sizeof(sx_pair), sizeof(sx_vmclosure), sx__granules(sizeof(sx_env)),
+        BC__COUNT, JIT_CACHE_FORMAT, JIT_LOWER_VERSION);
     uint64_t h = 14695981039346656037ull;
     for (const char *c = buf; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211ull;
@@ -404,6 +411,19 @@ static bool blacklisted(const char *name, const char *hash)
     return false;
 }
 
+/* The globals p's code assumes are watched by one more (delta 1) or one
+ * fewer (-1) function. On the evaluating thread. @return false if they
+ * are not (no memory) */
+static bool watch(sx_proto *p, int delta)
+{
+    jit_assume *a = calloc((size_t)p->ncode + 1, sizeof *a);
+    int n = a ? jit__assumptions(p, a, p->ncode + 1, NULL, NULL) : -1;
+    for (int i = 0; i < n; i++)
+        sx_sym(p->k[a[i].k])->watched += (uint32_t)delta;
+    free(a);
+    return n >= 0;
+}
+
 /* Called with J.mu held. */
 static void drop_native(sx_proto *p, int state)
 {
@@ -411,6 +431,38 @@ static void drop_native(sx_proto *p, int state)
     __atomic_store_n(&p->native_d, NULL, __ATOMIC_RELEASE);
     __atomic_store_n(&p->native, NULL, __ATOMIC_RELEASE);
     p->jit_state = state;
+    if (p->jit_assumes) {
+        p->jit_assumes = 0;
+        watch(p, -1);
+    }
+}
+
+/* p's code assumes a global that no longer holds what it assumed: p is
+ * to be compiled again, assuming nothing. */
+static void assumption_broken(sx_proto *p)
+{
+    p->jit_checked = 1;
+    sx_jit_stats.redefined++;
+}
+
+/* sx_set_global wrote a watched global: native code that assumed its old
+ * value is dropped, and the function compiled again (from its next call
+ * it runs on the VM until its new code is installed). No such code is
+ * running: it calls only itself and inline built-ins, none of which
+ * writes a global. */
+static void global_hook(sx_symbol *s)
+{
+    pthread_mutex_lock(&J.mu);
+    for (int i = 0; i < J.nn; i++) {
+        sx_proto *p = J.natives[i];
+        if (p->jit_state != SX_JIT_NATIVE || !p->jit_assumes || jit__assumptions_hold(p)) continue;
+        drop_native(p, SX_JIT_NONE);
+        assumption_broken(p);
+        if (verbose())
+            jlog("native code of %s dropped: the global %s it assumed was redefined", proto_name(p),
+                 sx_sym_name(sx_from_ptr(s)));
+    }
+    pthread_mutex_unlock(&J.mu);
 }
 
 static void blacklist_hook(const char *fn, const char *hash)
@@ -512,11 +564,11 @@ static void deliver(sx_proto *p, void *fn, void **more, bool from_cache, uint64_
         J.done = n;
         J.donecap = ncap;
     }
-    J.done[J.ndone++] = (struct jit_done){p, fn, {more[0], more[1]}, from_cache, hot_us};
+    J.done[J.ndone++] = (struct jit_done){p, fn, {more[0], more[1], more[2]}, from_cache, hot_us};
     __atomic_store_n(&J.pending, J.ndone, __ATOMIC_RELEASE);
 }
 
-static void install(sx_proto *p, void *fn, void **more);
+static bool install(sx_proto *p, void *fn, void **more);
 
 /* On the evaluating thread: installs what the compile thread delivered. */
 static void poll_done(void)
@@ -529,7 +581,7 @@ static void poll_done(void)
             jlog("installed %s %s %.1f ms after it got hot, after %u calls",
                  proto_name(J.done[i].p), J.done[i].p->hash, (double)(t - J.done[i].hot_us) / 1e3,
                  J.done[i].p->calls);
-        install(J.done[i].p, J.done[i].fn, J.done[i].more);
+        if (!install(J.done[i].p, J.done[i].fn, J.done[i].more)) continue;
         if (J.done[i].from_cache)
             sx_jit_stats.cache_hits++;
         else
@@ -541,17 +593,27 @@ static void poll_done(void)
 }
 
 /* Called with J.mu held, on the evaluating thread: makes p run its native
- * code from the next call. */
-static void install(sx_proto *p, void *fn, void **more)
+ * code from the next call. @return false if it does not */
+static bool install(sx_proto *p, void *fn, void **more)
 {
-    if (p->jit_state != SX_JIT_QUEUED) return; /* blacklisted or excluded meanwhile */
+    if (p->jit_state != SX_JIT_QUEUED) return false; /* blacklisted or excluded meanwhile */
+    if (more[2] && (!jit__assumptions_hold(p) || !watch(p, 1))) {
+        /* its code assumes globals that changed since it was compiled (or
+         * that could not be watched) */
+        p->jit_state = SX_JIT_NONE;
+        assumption_broken(p);
+        if (verbose())
+            jlog("native code of %s not installed: a global it assumes was redefined",
+                 proto_name(p));
+        return false;
+    }
     register_region(p, fn);
     for (int i = 0; i < JIT_MORE; i++)
         if (more[i]) register_region(p, more[i]);
     if (J.nn == J.ncap) {
         int ncap = J.ncap ? J.ncap * 2 : 256;
         sx_proto **n = GC_MALLOC_UNCOLLECTABLE(sizeof *n * (size_t)ncap);
-        if (!n) return;
+        if (!n) return false;
         if (J.nn) memcpy(n, J.natives, sizeof *n * (size_t)J.nn);
         if (J.natives) GC_FREE(J.natives);
         J.natives = n;
@@ -560,10 +622,15 @@ static void install(sx_proto *p, void *fn, void **more)
     J.natives[J.nn++] = p;
     __atomic_add_fetch(&R.native, 1, __ATOMIC_RELAXED);
     p->jit_state = SX_JIT_NATIVE;
+    if (more[2]) { /* watched above */
+        p->jit_assumes = 1;
+        __atomic_add_fetch(&R.assuming, 1, __ATOMIC_RELAXED);
+    }
     /* more[0] is the direct entry (entries()): present exactly when the
      * lowering gave the function one */
     __atomic_store_n(&p->native_d, more[0], __ATOMIC_RELEASE);
     __atomic_store_n(&p->native, fn, __ATOMIC_RELEASE);
+    return true;
 }
 
 /* ---- the code cache -------------------------------------------------------------- */
@@ -759,13 +826,13 @@ static int open_nofollow(const char *path)
 }
 
 /* The generic entry `symbol` in the object h, or NULL; more[] is set to
- * the other functions of its code, the direct entry `symbol_d` and the
- * body `symbol_b` (jit_lower.c), or NULL where it has none. */
+ * the other functions of its code, the direct entry `symbol_d`, the body
+ * `symbol_b` and `symbol_a` (jit_lower.c), or NULL where it has none. */
 static void *entries(void *h, const char *symbol, void **more)
 {
     char d[80];
     for (int i = 0; i < JIT_MORE; i++) {
-        snprintf(d, sizeof d, "%s_%c", symbol, "db"[i]);
+        snprintf(d, sizeof d, "%s_%c", symbol, "dba"[i]);
         more[i] = h ? dlsym(h, d) : NULL;
     }
     return h ? dlsym(h, symbol) : NULL;
@@ -778,7 +845,8 @@ static void *cache_lookup(const char *hash, const char *symbol, int inject, bool
                           void **more)
 {
     *failed = false;
-    more[0] = more[1] = NULL;
+    for (int i = 0; i < JIT_MORE; i++)
+        more[i] = NULL;
     if (!J.cache[0]) return NULL;
     char idx[4200], entry[512], so[256], want[JIT_SHA_HEX], got[JIT_SHA_HEX], path[4400];
     char why[256];
@@ -836,7 +904,7 @@ static void job_init(jit_job *j, sx_proto *p)
     j->p = p;
     snprintf(j->name, sizeof j->name, "%s", proto_name(p));
     snprintf(j->hash, sizeof j->hash, "%s", sx_proto_hash(p));
-    j->inject = inject_for(j->name);
+    j->inject = inject_for(j->name) | (p->jit_checked ? JIT_CHECKED : 0);
     snprintf(j->symbol, sizeof j->symbol, "sx_%s%s", j->hash, j->inject ? "_inj" : "");
 }
 
@@ -1270,8 +1338,7 @@ static void compile_now(sx_proto *p)
             sx_jit_stats.failed++;
         } else if (fn) {
             pthread_mutex_lock(&J.mu);
-            install(todo[i], fn, more);
-            sx_jit_stats.cache_hits++;
+            if (install(todo[i], fn, more)) sx_jit_stats.cache_hits++;
             pthread_mutex_unlock(&J.mu);
         } else {
             m++;
@@ -1307,8 +1374,7 @@ static void first_call(sx_proto *p)
     pthread_mutex_lock(&J.mu);
     if (p->jit_state == SX_JIT_NONE && !blacklisted(name, hash)) {
         p->jit_state = SX_JIT_QUEUED;
-        install(p, fn, more);
-        sx_jit_stats.cache_hits++;
+        if (install(p, fn, more)) sx_jit_stats.cache_hits++;
     }
     pthread_mutex_unlock(&J.mu);
 }
@@ -1442,6 +1508,7 @@ int jit_init(const jit_options *opt, const jit_hooks *hooks)
     sx_jit_threshold = J.threshold;
     sx_jit_blacklist_hook = blacklist_hook;
     sx_jit_exclude_hook = exclude_hook;
+    sx_jit_global_hook = global_hook;
     sx_jit_hot_hook = hot;
     J.on = true;
     return 0;

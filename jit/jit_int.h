@@ -22,7 +22,7 @@
  * before must not be mixed with (an entry point's signature, a frame's
  * layout), and whenever the lowering changes enough that cached code
  * should be rebuilt. */
-#define JIT_LOWER_VERSION 8
+#define JIT_LOWER_VERSION 9
 
 /* Test-only fault injection (SXPOOL_INJECT=KIND:FUNCTION,...). */
 enum jit_inject {
@@ -34,13 +34,18 @@ enum jit_inject {
     JIT_INJECT_WRONG_SUM = 16, /* the fixnum fast path of + adds one more: a silent miscompile */
 };
 
+/* Not a fault: jit_job.inject has this bit when the function is compiled
+ * assuming no global (sx_proto.jit_checked), so that code has cache
+ * entries and a symbol of its own, as injected code has. */
+#define JIT_CHECKED 256
+
 /* One function of a batch. */
 typedef struct jit_job {
     sx_proto *p;
     char name[256];
     char hash[17];
     char symbol[64]; /* exported symbol: sx_<hash> */
-    int inject;      /* enum jit_inject bits */
+    int inject;      /* enum jit_inject bits, and JIT_CHECKED */
     int ok;          /* lowered without error */
     uint64_t hot_us; /* when it got hot (jit.c's now_us), 0 if unknown */
 } jit_job;
@@ -49,6 +54,28 @@ typedef struct jit_job {
  * @return 0, or -1 when the function uses something the JIT does not
  * compile (it then stays on the VM; nothing was added to ctxt) */
 int jit__lower(gcc_jit_context *ctxt, jit_job *job);
+
+/* Native code of a function that calls nothing but itself and the
+ * built-ins the machine runs inline assumes the globals it loads them
+ * from, instead of testing them at every use (jit/README.md, "Assumed
+ * globals"): global K[k] holds K[prim], a built-in, or, prim < 0, a
+ * closure of the function's own proto. */
+typedef struct jit_assume {
+    int32_t k, prim;
+} jit_assume;
+
+/* p's assumptions, the first cap of them into out, or -1 when p calls
+ * something else, stores into a global or opens a guard (its code assumes
+ * nothing then). site_g (NULL, or p->ncode + 1 entries): per pc of a
+ * call or a PRIM, the constant index of the global its callee was loaded
+ * from on every path to it, else -1. needed (NULL, or p->ncode + 1
+ * entries): per pc of a GLOBAL, whether its value is read as anything but
+ * the callee of a PRIM or a (non-tail) call, which, assumed, are known
+ * without a load there. */
+int jit__assumptions(const sx_proto *p, jit_assume *out, int cap, int *site_g, bool *needed);
+
+/* Whether p has assumptions and they all hold now. */
+bool jit__assumptions_hold(const sx_proto *p);
 
 /* Why jit__lower would refuse p: a short token for the coverage report
  * (`guard`, `build-off`, ...), or NULL when p uses only what it compiles. */

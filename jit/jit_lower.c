@@ -41,7 +41,8 @@ typedef struct lower {
     gcc_jit_function *fn;
     gcc_jit_type *t_i64, *t_u64, *t_i32, *t_bool, *t_char, *t_voidp, *t_i64p, *t_i32p, *t_charp;
     gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted, *f_fallback,
-        *f_finish_tail, *f_native_calls, *f_frame_env, *f_guard, *f_direct_calls, *f_pair_fl, *f_fl;
+        *f_finish_tail, *f_native_calls, *f_frame_env, *f_guard, *f_direct_calls, *f_pair_fl, *f_fl,
+        *f_global_written;
     gcc_jit_type *t_link_p, *t_body_fn; /* sx_jit_link *, sx_guard_body_fn */
     gcc_jit_type *t_native;             /* pointer to an sx_native_fn */
     /* pointers to a direct entry of 0 .. JIT_DIRECT_ARGS parameters */
@@ -93,6 +94,14 @@ typedef struct lower {
     gcc_jit_rvalue *slots_mem;
     int nguards;
     int ndirect; /* call sites given the inline direct path so far */
+    /* The code assumes its globals (jit__assumptions): assumed[k] for
+     * each global K[k] it assumes, and site_g as jit__assumptions fills it.
+     * Its loads of them need no unbound check, its PRIMs no identity test
+     * of the callee, and its calls are self calls. */
+    bool fast;
+    bool *assumed;
+    int *site_g;
+    bool *needed; /* per GLOBAL pc: its value is read (jit__assumptions) */
 } lower;
 
 /* What the inline paths below assume of the value representation (vm/
@@ -407,6 +416,146 @@ static int analyze(lower *l)
     l->leader = leader;
     free(work);
     return 0;
+}
+
+static bool direct_entry_ok(const sx_proto *p);
+
+/* Adds (k, prim) to a[0..*n) unless it is there. */
+static void add_assume(jit_assume *a, int *n, int k, int prim)
+{
+    for (int i = 0; i < *n; i++)
+        if (a[i].k == k && a[i].prim == prim) return;
+    a[(*n)++] = (jit_assume){k, prim};
+}
+
+/* A value read at depth j of state cur (a GLOBAL's pc, or -1) is used
+ * as something other than an assumed PRIM's callee: the GLOBAL must load it. */
+static void used(bool *needed, const int *cur, int j)
+{
+    if (needed && cur[j] >= 0) needed[cur[j]] = true;
+}
+
+/* The code only goes forwards (a self tail call is not a jump), so one
+ * pass in pc order sees every path to an instruction before it: a block
+ * entered by jumps starts from the meet of their states (stored at the
+ * target), and the one falling through meets that too. The state is, per
+ * operand depth, the pc of the GLOBAL whose value is there, or -1. */
+int jit__assumptions(const sx_proto *p, jit_assume *out, int cap, int *site_g, bool *needed)
+{
+    if (!direct_entry_ok(p)) return -1;
+    int ns = p->maxstack + 2, n = 0, rc = -1, d = 0;
+    int *cur = calloc((size_t)ns, sizeof *cur);
+    int **at_pc = calloc((size_t)p->ncode + 1, sizeof *at_pc); /* [0]: depth, then the state */
+    jit_assume *all = calloc((size_t)p->ncode + 1, sizeof *all);
+    if (!cur || !at_pc || !all) goto out;
+    if (needed) memset(needed, 0, sizeof *needed * ((size_t)p->ncode + 1));
+    bool live = true;
+    for (int pc = 0, next; pc < p->ncode; pc = next) {
+        const int32_t *c = p->code + pc;
+        int op = c[0];
+        next = pc + 1 + sx_opcode_operands[op];
+        if (site_g) site_g[pc] = -1;
+        int *in = at_pc[pc];
+        if (in && live) {
+            for (int j = 0; j < d; j++)
+                if (cur[j] != in[1 + j]) { /* either may be read later, as the other */
+                    used(needed, cur, j);
+                    used(needed, in + 1, j);
+                    cur[j] = -1;
+                }
+        } else if (in) {
+            d = in[0];
+            memcpy(cur, in + 1, sizeof *cur * (size_t)d);
+            live = true;
+        }
+        if (!live) continue;
+        int bd, nd = succ_depth(op, c, d, &bd);
+        switch (op) {
+        case BC_GUARD:
+        case BC_GUARD_END:
+        case BC_SET_GLOBAL:
+        case BC_DEF_GLOBAL: goto out;
+        case BC_GLOBAL: cur[d] = pc; break;
+        case BC_PRIM:
+        case BC_CALL:
+        case BC_TAIL_CALL: {
+            int argc = op == BC_PRIM ? c[3] : c[1], at = d - argc - 1;
+            int g = at >= 0 && cur[at] >= 0 ? p->code[cur[at] + 1] : -1;
+            int prim = op == BC_PRIM ? c[2] : -1;
+            /* a call is of this function, by its name, with its arity */
+            if (g < 0 || (prim < 0 && (p->k[g] != p->name || argc != p->nreq))) goto out;
+            add_assume(all, &n, g, prim);
+            if (site_g) site_g[pc] = g;
+            /* a tail call compares its callee with the running closure;
+             * a call loads it again, for the callee's frame */
+            if (op == BC_TAIL_CALL) used(needed, cur, at);
+            for (int j = at + 1; j < d; j++)
+                used(needed, cur, j);
+            cur[at] = -1;
+            break;
+        }
+        case BC_PRIM_LK:
+            add_assume(all, &n, c[3], c[2]);
+            if (site_g) site_g[pc] = c[3];
+            cur[d] = -1;
+            break;
+        case BC_DICT:
+            for (int j = d - c[1]; j < d; j++)
+                used(needed, cur, j);
+            cur[d - c[1]] = -1;
+            break;
+        case BC_POP: break;
+        default:
+            if (nd < d || bd >= 0 || nd < 0) used(needed, cur, d - 1); /* reads the top */
+            if (nd > d) cur[d] = -1;                                   /* pushed something else */
+        }
+        if (bd >= 0) {
+            int target = next + c[1];
+            if (target <= pc || target > p->ncode) goto out;
+            int *t = at_pc[target];
+            if (!t) {
+                if (!(t = at_pc[target] = malloc(sizeof *t * (size_t)(ns + 1)))) goto out;
+                t[0] = bd;
+                memcpy(t + 1, cur, sizeof *cur * (size_t)bd);
+            } else {
+                for (int j = 0; j < bd; j++)
+                    if (t[1 + j] != cur[j]) {
+                        used(needed, t + 1, j);
+                        used(needed, cur, j);
+                        t[1 + j] = -1;
+                    }
+            }
+        }
+        if (nd < 0)
+            live = false;
+        else
+            d = nd;
+    }
+    rc = n;
+    if (out) memcpy(out, all, sizeof *all * (size_t)(n < cap ? n : cap));
+out:
+    if (at_pc)
+        for (int i = 0; i <= p->ncode; i++)
+            free(at_pc[i]);
+    free(at_pc);
+    free(cur);
+    free(all);
+    return rc;
+}
+
+bool jit__assumptions_hold(const sx_proto *p)
+{
+    jit_assume *a = calloc((size_t)p->ncode + 1, sizeof *a);
+    if (!a) return false;
+    int n = jit__assumptions(p, a, p->ncode + 1, NULL, NULL);
+    bool ok = n > 0;
+    for (int i = 0; ok && i < n; i++) {
+        sx_val g = sx_sym(p->k[a[i].k])->global;
+        ok = a[i].prim >= 0 ? g == p->k[a[i].prim]
+                            : sx_is(g, SX_T_VMCLOSURE) && SX_OBJ(sx_vmclosure, g)->proto == p;
+    }
+    free(a);
+    return ok;
 }
 
 /* The block starting at pc, made in the function being emitted (every pc
@@ -971,10 +1120,10 @@ static void emit_call_direct(lower *l, int d, int n)
 }
 
 /* PRIM op k n whose op has no inline path (cons and the rest): while the
- * callee is the built-in K[k], whose arity is known here, its C function
- * is called directly (what the link table's call would do for it);
- * anything else takes that call. */
-static void emit_prim_op_call(lower *l, int d, int n, int k)
+ * callee is the built-in K[k] (always, when assumed), whose arity is known
+ * here, its C function is called directly (what the link table's call
+ * would do for it); anything else takes that call. */
+static void emit_prim_op_call(lower *l, int d, int n, int k, bool assumed)
 {
     int at = d - n - 1;
     sx_val pv = l->p->k[k];
@@ -985,9 +1134,13 @@ static void emit_prim_op_call(lower *l, int d, int n, int k)
     }
     gcc_jit_rvalue *kp = rv(ptr_word(l, l->Kv, k));
     gcc_jit_block *call = new_block(l), *slow = new_block(l), *join = new_block(l);
-    gcc_jit_block_end_with_conditional(l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), kp),
+    gcc_jit_block_end_with_conditional(l->cur, NULL,
+                                       assumed
+                                           ? gcc_jit_context_new_rvalue_from_int(l->c, l->t_bool, 1)
+                                           : cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), kp),
                                        call, slow);
     l->cur = call;
+    if (assumed) assign(l, l->stk[at], kp); /* the GLOBAL that assumed it left nothing there */
     spill_args(l, at, n + 1);
     gcc_jit_type *pt[3] = {l->t_voidp, l->t_i32, l->t_i64p};
     gcc_jit_type *fn_t = gcc_jit_context_new_function_ptr_type(l->c, NULL, l->t_i64, 3, pt, 0);
@@ -1142,9 +1295,12 @@ static gcc_jit_rvalue *emit_divop(lower *l, int op, gcc_jit_rvalue *a, gcc_jit_r
  * stands between this predicate and the JUMP_FALSE; the fast path, taken
  * only while the callee below this one is that built-in, branches the
  * other way, and the slow path goes on to the `not` as usual.
+ * assumed, not_assumed: the callee of this PRIM, and of the `not`, is
+ * known to be its built-in (l->fast), so the fast path tests only the
+ * operands.
  * @return false if the block ended (the JUMP_FALSE was emitted too) */
 static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, int unbound_k,
-                      int jf, int not_k)
+                      int jf, int not_k, bool assumed, bool not_assumed)
 {
     int op = pc[1], k = pc[2], n = pc[3];
     int at = d - n - 1;
@@ -1158,7 +1314,9 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
         emit_generic_call(l, d, n);
         return true;
     }
-    gcc_jit_rvalue *same = cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, l->Kv, k)));
+    gcc_jit_rvalue *same = assumed
+                               ? gcc_jit_context_new_rvalue_from_int(l->c, l->t_bool, 1)
+                               : cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, l->Kv, k)));
     gcc_jit_rvalue *guard = same, *result = NULL;
     gcc_jit_rvalue *ovf = NULL;
     if (op == OP_ADD && imm_fix(ka) && !imm_fix(kb)) { /* a constant first: add it second */
@@ -1204,14 +1362,14 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
     }
     if (!guard) {
         check_callee_bound(l, at, unbound_k);
-        emit_prim_op_call(l, d, n, k);
+        emit_prim_op_call(l, d, n, k, assumed);
         return true;
     }
     bool predicate = op == OP_LT || op == OP_GT || op == OP_LE || op == OP_GE || op == OP_NUMEQ ||
                      op == OP_EQ || op == OP_ZEROP || op == OP_NULLP || op == OP_PAIRP ||
                      op == OP_NOT;
     if (!predicate || jf < 0 || (not_k >= 0 && at < 1)) jf = -1, not_k = -1;
-    if (not_k >= 0)
+    if (not_k >= 0 && !not_assumed)
         guard = land(l, guard,
                      cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at - 1), rv(ptr_word(l, l->Kv, not_k))));
     gcc_jit_block *fast = new_block(l), *slow = new_block(l);
@@ -1325,6 +1483,8 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
         assign(l, l->stk[at], i64(l, SX_NIL));
     } else {
         check_callee_bound(l, at, unbound_k);
+        if (assumed) /* the GLOBAL that assumed it left nothing there */
+            assign(l, l->stk[at], rv(ptr_word(l, l->Kv, k)));
         spill_args(l, at, n + 1);
         gcc_jit_rvalue *args[3] = {prv(l->cx), argbuf_addr(l), i64(l, n)};
         assign(l, l->stk[at], call_link(l, l->f_fallback, 3, args));
@@ -1593,6 +1753,43 @@ static void emit_closure(lower *l, int k, int d)
     l->cur = join;
 }
 
+/* Whether the callee of the call or PRIM at pc is assumed (l->fast): a
+ * call's is this function, a PRIM's its built-in. */
+static bool site_assumed(lower *l, int pc)
+{
+    return l->fast && l->site_g[pc] >= 0;
+}
+
+/* A call of this function by its name K[g], in code that assumes the
+ * global holds a closure of it: a self call with nothing to test first.
+ * The callee is loaded here, not where the GLOBAL pushed it (it still
+ * holds what it held then), so it is not kept across the arguments. */
+static void emit_assumed_self_call(lower *l, int d, int n, int g)
+{
+    gcc_jit_block *join = new_block(l);
+    assign(l, l->stk[d - n - 1], rv(global_of(l, g)));
+    emit_self_call(l, d - n - 1, n, join);
+    l->cur = join;
+}
+
+/* global K[k] = stk[d - 1], as sx_set_global: a watched global's write
+ * is reported to the runtime. */
+static void emit_set_global(lower *l, int k, int d)
+{
+    assign(l, global_of(l, k), S(l, d - 1));
+    gcc_jit_rvalue *sym = rv(ptr_word(l, l->Kv, k));
+    gcc_jit_rvalue *watched = i32_at(l, gcc_jit_context_new_bitcast(l->c, NULL, sym, l->t_voidp),
+                                     offsetof(sx_symbol, watched));
+    gcc_jit_block *hook = new_block(l), *join = new_block(l);
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_NE, watched, i64(l, 0)), hook, join);
+    l->cur = hook;
+    gcc_jit_rvalue *args[2] = {prv(l->cx), sym};
+    gcc_jit_block_add_eval(l->cur, NULL, call_link(l, l->f_global_written, 2, args));
+    gcc_jit_block_end_with_jump(l->cur, NULL, join);
+    l->cur = join;
+}
+
 /* Emits one instruction at pc (operand depth d). Returns false if the block ended. */
 static bool emit_insn(lower *l, int pc, int d)
 {
@@ -1611,13 +1808,18 @@ static bool emit_insn(lower *l, int pc, int d)
     case BC_ENV: assign(l, l->stk[d], rv(env_slot(l, c[1], c[2]))); return true;
     case BC_ENV_CK: emit_load_checked(l, env_slot(l, c[1], c[2]), d, c[3]); return true;
     case BC_SET_ENV: assign(l, env_slot(l, c[1], c[2]), S(l, d - 1)); return true;
-    case BC_GLOBAL: emit_load_checked(l, global_of(l, c[1]), d, c[1]); return true;
+    case BC_GLOBAL:
+        if (!l->fast || !l->assumed[c[1]])
+            emit_load_checked(l, global_of(l, c[1]), d, c[1]);
+        else if (l->needed[pc]) /* else only an assumed PRIM reads it, as its callee */
+            assign(l, l->stk[d], rv(global_of(l, c[1])));
+        return true;
     case BC_SET_GLOBAL:
         check_or_raise(l, cmp(l, GCC_JIT_COMPARISON_EQ, rv(global_of(l, c[1])), i64(l, SX_UNDEF)),
                        l->f_unbound, rv(ptr_word(l, l->Kv, c[1])));
-        assign(l, global_of(l, c[1]), S(l, d - 1));
+        emit_set_global(l, c[1], d);
         return true;
-    case BC_DEF_GLOBAL: assign(l, global_of(l, c[1]), S(l, d - 1)); return true;
+    case BC_DEF_GLOBAL: emit_set_global(l, c[1], d); return true;
     case BC_POP: return true;
     case BC_JUMP: gcc_jit_block_end_with_jump(l->cur, NULL, block_at(l, next + c[1])); return false;
     case BC_JUMP_FALSE:
@@ -1637,21 +1839,28 @@ static bool emit_insn(lower *l, int pc, int d)
         int at = d - c[3] - 1;
         int not_k = -1, jf = fusable_jump(l, next, &not_k);
         return emit_prim(l, c, d, c[3] > 0 ? l->imm[at + 1] : 0, c[3] > 1 ? l->imm[at + 2] : 0, -1,
-                         jf, not_k);
+                         jf, not_k, site_assumed(l, pc), not_k >= 0 && site_assumed(l, next));
     }
     case BC_PRIM_LK: {
         /* GLOBAL g; LOCAL i; CONST c; PRIM op k 2. The global's unbound
          * check waits for the primitive's slow path: the fast path's
          * identity test already rules out an unbound global. */
-        assign(l, l->stk[d], rv(global_of(l, c[3])));
+        bool as = site_assumed(l, pc);
+        if (!as) assign(l, l->stk[d], rv(global_of(l, c[3])));
         assign(l, l->stk[d + 1], rv(l->slot[c[4]]));
         sx_val kc = const_imm(l->p, c[5]) ? l->p->k[c[5]] : 0;
         assign(l, l->stk[d + 2], kc ? i64(l, (long)kc) : rv(ptr_word(l, l->Kv, c[5])));
         const int32_t prim[4] = {BC_PRIM, c[1], c[2], 2};
         int not_k = -1, jf = fusable_jump(l, next, &not_k);
-        return emit_prim(l, prim, d + 3, 0, kc, c[3], jf, not_k);
+        return emit_prim(l, prim, d + 3, 0, kc, as ? -1 : c[3], jf, not_k, as,
+                         not_k >= 0 && site_assumed(l, next));
     }
-    case BC_CALL: emit_call(l, c, d, prim_site(l, d - c[1] - 1)); return true;
+    case BC_CALL:
+        if (site_assumed(l, pc))
+            emit_assumed_self_call(l, d, c[1], l->site_g[pc]);
+        else
+            emit_call(l, c, d, prim_site(l, d - c[1] - 1));
+        return true;
     case BC_TAIL_CALL:
         if (prim_site(l, d - c[1] - 1) && inject_here(l, c[1]))
             assign(l, l->stk[d - c[1]], i64(l, SX_TRUE));
@@ -1711,7 +1920,7 @@ static void make_types(lower *l)
     gcc_jit_type *pg[8] = {l->t_voidp, l->t_body_fn, l->t_i64p, l->t_i64p,
                            l->t_i64p,  link_p,       l->t_i64p, l->t_i64p};
     gcc_jit_type *guard_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 8, pg, 0);
-    gcc_jit_field *fields[16] = {
+    gcc_jit_field *fields[17] = {
         gcc_jit_context_new_field(c, NULL, u32, "version"),
         gcc_jit_context_new_field(c, NULL, u32, "size"),
         l->f_call = gcc_jit_context_new_field(c, NULL, call_t, "call"),
@@ -1730,8 +1939,9 @@ static void make_types(lower *l)
             gcc_jit_context_new_field(c, NULL, gcc_jit_type_get_pointer(l->t_u64), "direct_calls"),
         l->f_pair_fl = gcc_jit_context_new_field(c, NULL, l->t_i64p, "pair_fl"),
         l->f_fl = gcc_jit_context_new_field(c, NULL, l->t_i64p, "fl"),
+        l->f_global_written = gcc_jit_context_new_field(c, NULL, unbound_t, "global_written"),
     };
-    gcc_jit_struct_set_fields(link, NULL, 16, fields);
+    gcc_jit_struct_set_fields(link, NULL, 17, fields);
     l->t_link_p = link_p;
     gcc_jit_type *pn[5] = {l->t_voidp, l->t_i64p, l->t_i64p, l->t_i64p, link_p};
     l->t_native = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 5, pn, 0);
@@ -1792,7 +2002,8 @@ static void make_direct_entry(lower *l)
     sx_proto *p = l->p;
     /* the head is worth its compile time when the function can return
      * before its first call; any injected fault stays in one function */
-    bool head = !l->job->inject && (l->head_ret = head_returns(p)) && l->head_ret[0];
+    bool head =
+        !(l->job->inject & ~JIT_CHECKED) && (l->head_ret = head_returns(p)) && l->head_ret[0];
     gcc_jit_function *fns[2] = {NULL, NULL};
     gcc_jit_param *dp[2][4 + JIT_DIRECT_ARGS];
     for (int f = 0; f < (head ? 2 : 1); f++) {
@@ -2272,6 +2483,34 @@ static int emit_head(lower *l)
     return emit_range(l, 0, p->ncode); /* the entry block goes on to pc 0's */
 }
 
+/* Makes the code assume its globals (l->fast) when it can and they hold
+ * now, and then exports SYMBOL_a(), which returns how many it assumes:
+ * the runtime installs the code only while they hold (jit.c). */
+static int assume_globals(lower *l)
+{
+    sx_proto *p = l->p;
+    l->site_g = malloc(sizeof *l->site_g * ((size_t)p->ncode + 1));
+    l->needed = malloc(sizeof *l->needed * ((size_t)p->ncode + 1));
+    jit_assume *a = calloc((size_t)p->ncode + 1, sizeof *a);
+    l->assumed = calloc((size_t)p->nk + 1, sizeof *l->assumed);
+    if (!l->site_g || !l->needed || !a || !l->assumed) {
+        free(a);
+        return -1;
+    }
+    int n = jit__assumptions(p, a, p->ncode + 1, l->site_g, l->needed);
+    l->fast = n > 0 && jit__assumptions_hold(p);
+    for (int i = 0; l->fast && i < n; i++)
+        l->assumed[a[i].k] = true;
+    free(a);
+    if (!l->fast) return 0;
+    char name[80];
+    snprintf(name, sizeof name, "%s_a", l->job->symbol);
+    gcc_jit_function *f = gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_EXPORTED,
+                                                       l->t_i64, name, 0, NULL, 0);
+    gcc_jit_block_end_with_return(gcc_jit_function_new_block(f, NULL), NULL, i64(l, n));
+    return 0;
+}
+
 int jit__lower(gcc_jit_context *ctxt, jit_job *job)
 {
     sx_proto *p = job->p;
@@ -2310,6 +2549,7 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
         gcc_jit_block_end_with_jump(l.cur, NULL, l.head);
     }
     if (analyze(&l) != 0) goto out;
+    if (l.direct && !job->inject && assume_globals(&l) != 0) goto out;
     l.cur = l.head;
     if (emit_range(&l, 0, p->ncode) != 0) goto out;
     if (job->inject & JIT_INJECT_COMPILE_ERROR)
@@ -2330,5 +2570,8 @@ out:
     free(l.head_ret);
     free(l.resumed);
     free(l.body_blk);
+    free(l.assumed);
+    free(l.site_g);
+    free(l.needed);
     return rc;
 }

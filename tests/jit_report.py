@@ -9,7 +9,8 @@ format in jit/README.md), for the tests that assert on it.
 import collections
 
 COUNTS = ("functions-compiled", "functions-cached", "functions-refused", "functions-failed",
-          "calls-native", "calls-direct", "calls-vm", "toplevel-forms")
+          "functions-assuming", "functions-redefined", "calls-native", "calls-direct", "calls-vm",
+          "toplevel-forms")
 
 Refused = collections.namedtuple("Refused", "name hash reason")
 Compiled = collections.namedtuple("Compiled", "name hash ms")

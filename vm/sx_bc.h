@@ -83,6 +83,10 @@ typedef struct sx_proto {
      * request ran natively (jit_request_entered). */
     volatile uint32_t jit_entered;
     uint32_t jit_requests; /* requests it ran natively in, in this process */
+    /* its installed native code assumes globals, which are watched
+     * (jit/README.md, "Assumed globals"); jit_checked: it is compiled
+     * assuming none, since one it assumed was redefined */
+    uint32_t jit_assumes, jit_checked;
     /* per env index: the slot it is filled from (slot_env inverted), so a
      * frame's env is made without walking the slots that stay */
     int32_t *env_from;
@@ -108,7 +112,7 @@ enum sx_jit_state {
  * SX_JIT_TAILCALL after writing a callee and its arguments to base[-1 ..
  * n) and n to cx->jit_tail_n: the interpreter then makes that tail call.
  */
-#define SX_JIT_LINK_VERSION 6
+#define SX_JIT_LINK_VERSION 7
 #define SX_JIT_TAILCALL SX_NOARG
 #define SX_JIT_FRAME_MARGIN 64
 
@@ -150,6 +154,9 @@ struct sx_jit_link {
      * (fallback_op, closure, new_env, frame_env), never by native code. */
     void **pair_fl;
     void **fl;
+    /* after native code stored into the global sym while it is watched
+     * (sx_set_global) */
+    void (*global_written)(sx_ctx *cx, sx_val sym);
 };
 
 typedef sx_val (*sx_native_fn)(sx_ctx *cx, sx_val *base, sx_env *env, const sx_val *K,
@@ -166,8 +173,8 @@ extern uint64_t sx_jit_direct_calls;
 /* Set by the native tier: sx_vm_blacklist lands here. */
 extern void (*sx_jit_blacklist_hook)(const char *fn, const char *code_hash);
 
-/* Counters behind (jit-stats) and `eval --jit-report`: the first six are
- * kept by the native tier; the VM counts vm_calls (entries into a frame of
+/* Counters behind (jit-stats) and `eval --jit-report`: the first seven
+ * are kept by the native tier; the VM counts vm_calls (entries into a frame of
  * a function, not a top-level form, that run interpreted) and
  * toplevel_forms (forms run by sx_vm_run_proto). Native entries are
  * sx_jit_native_calls. The link table's entries count the slow paths
@@ -177,6 +184,10 @@ extern void (*sx_jit_blacklist_hook)(const char *fn, const char *code_hash);
  * list). */
 typedef struct sx_jit_counters {
     uint64_t compiled, failed, blacklisted, excluded, unsupported, cache_hits;
+    /* native code dropped, or not installed, because a global it assumed
+     * (jit/README.md, "Assumed globals") no longer holds that value: the
+     * function is compiled again, assuming nothing */
+    uint64_t redefined;
     uint64_t vm_calls, toplevel_forms;
     uint64_t fallbacks, runtime_allocs;
 } sx_jit_counters;

@@ -208,9 +208,9 @@ static void do_set(sx_ctx *cx, sx_node *c, sx_env *e, sx_val v)
     }
     case N_GSET:
         if (sx_sym(c->v)->global == SX_UNDEF) sx_unbound(cx, c->v);
-        sx_sym(c->v)->global = v;
+        sx_set_global(sx_sym(c->v), v);
         break;
-    default: sx_sym(c->v)->global = v; break;
+    default: sx_set_global(sx_sym(c->v), v); break;
     }
 }
 

@@ -300,6 +300,17 @@ bool sx_is_procedure(sx_val v);
 /* Defines a built-in as a global. max < 0: variadic. */
 void sx_defprim(const char *name, sx_prim_fn fn, int min, int max);
 
+/* Set by the native tier: called after a write to a global whose symbol
+ * is watched (native code assumes its value). */
+extern void (*sx_jit_global_hook)(sx_symbol *s);
+
+/* Every write of a global binding goes through here. */
+static inline void sx_set_global(sx_symbol *s, sx_val v)
+{
+    s->global = v;
+    if (__builtin_expect(s->watched != 0, 0)) sx_jit_global_hook(s);
+}
+
 /* Argument checks used by primitives. */
 #define SX_CHECK(cx, cond, name, expected, argc, argv)                                             \
     do {                                                                                           \

@@ -184,6 +184,7 @@ static sx_val p_jit_stats(sx_ctx *cx, int argc, sx_val *argv)
     put_count(d, "failed", sx_jit_stats.failed);
     put_count(d, "blacklisted", sx_jit_stats.blacklisted);
     put_count(d, "excluded", sx_jit_stats.excluded);
+    put_count(d, "redefined", sx_jit_stats.redefined);
     put_count(d, "unsupported", sx_jit_stats.unsupported);
     put_count(d, "cache-hits", sx_jit_stats.cache_hits);
     put_count(d, "native-calls", sx_jit_native_calls);

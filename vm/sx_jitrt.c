@@ -20,6 +20,7 @@ uint64_t sx_jit_native_calls;
 uint64_t sx_jit_direct_calls;
 sx_jit_counters sx_jit_stats;
 void (*sx_jit_exclude_hook)(void);
+void (*sx_jit_global_hook)(sx_symbol *s);
 
 static char **excludes;
 static int nexcludes;
@@ -106,6 +107,13 @@ static void rt_interrupted(sx_ctx *cx)
     sx_error(cx, "timeout", "evaluation interrupted: deadline passed");
 }
 
+/* Native code stored into a watched global (the store itself is inline). */
+static void rt_global_written(sx_ctx *cx, sx_val sym)
+{
+    (void)cx;
+    sx_jit_global_hook(sx_sym(sym));
+}
+
 static sx_env *rt_frame_env(sx_ctx *cx, sx_val pv, sx_val *base, sx_env *up)
 {
     sx_jit_stats.runtime_allocs++;
@@ -151,6 +159,7 @@ const sx_jit_link sx_jit_link_table = {
     &sx_jit_direct_calls,
     &sx__fl_pair,
     sx__fl,
+    rt_global_written,
 };
 
 /* ---- code hashes ---------------------------------------------------------- */

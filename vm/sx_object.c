@@ -390,6 +390,7 @@ static sx_val intern_in(intern_table *t, enum sx_type type, const char *name, si
     s->global = SX_UNDEF;
     s->macro = SX_UNDEF;
     s->special = 0;
+    s->watched = 0;
     size_t j = h & (t->size - 1);
     s->next = t->slots[j];
     t->slots[j] = s;
@@ -424,6 +425,7 @@ sx_val sx_gensym(void)
     s->name = sx_mkstring(buf, (size_t)n);
     s->global = SX_UNDEF;
     s->macro = SX_UNDEF;
+    s->watched = 0;
     return sx_from_ptr(s);
 }
 
@@ -642,5 +644,5 @@ void sx_defprim(const char *name, sx_prim_fn fn, int min, int max)
     p->min_args = min;
     p->max_args = max;
     p->name_sym = sx_intern_c(name);
-    sx_sym(p->name_sym)->global = sx_from_ptr(p);
+    sx_set_global(sx_sym(p->name_sym), sx_from_ptr(p));
 }

@@ -159,10 +159,14 @@ typedef struct sx_string {
 typedef struct sx_symbol {
     sx_obj h;
     uint32_t hash;
-    sx_val name;            /* sx_string */
-    sx_val global;          /* SX_UNDEF when unbound */
-    sx_val macro;           /* SX_UNDEF when not a macro */
-    int special;            /* special-form id, 0 if none (set by the expander) */
+    sx_val name;   /* sx_string */
+    sx_val global; /* SX_UNDEF when unbound */
+    sx_val macro;  /* SX_UNDEF when not a macro */
+    int special;   /* special-form id, 0 if none (set by the expander) */
+    /* how many functions' native code assumes the global's value (jit/
+     * README.md, "Assumed globals"): writes to it go through
+     * sx_jit_global_hook while it is not 0 */
+    uint32_t watched;
     struct sx_symbol *next; /* intern chain */
 } sx_symbol;
 

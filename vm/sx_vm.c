@@ -421,13 +421,13 @@ next:
                 SAVE();
                 sx_unbound(cx, K[pc[1]]);
             }
-            s->global = *--sp;
+            sx_set_global(s, *--sp);
             pc += 2;
             vmbreak;
         }
         vmcase(DEF_GLOBAL)
         {
-            sx_sym(K[pc[1]])->global = *--sp;
+            sx_set_global(sx_sym(K[pc[1]]), *--sp);
             pc += 2;
             vmbreak;
         }

@@ -762,6 +762,93 @@ class Jit(unittest.TestCase):
             self.assertEqual(got[:3], want, "threshold " + t)
             self.assertEqual(got[3].counts["functions-failed"], 0, got[3])
 
+    def test_assumed_globals_agree_with_cek(self):
+        # functions that call only themselves and inline built-ins assume
+        # the globals of their callees (jit/README.md, "Assumed globals");
+        # a write to such a global, from CEK's define, the VM's set! or
+        # native code's set!, drops the code that assumed it before the
+        # writer goes on, and the function is compiled again, assuming
+        # nothing. Callees reached on some paths only, or from either of
+        # two globals, are not assumed; a function that calls anything
+        # else assumes nothing.
+        src = """
+(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
+(define (tak x y z)
+  (if (not (< y x)) z (tak (tak (- x 1) y z) (tak (- y 1) z x) (tak (- z 1) x y))))
+(define (ack m n)
+  (cond ((= m 0) (+ n 1)) ((= n 0) (ack (- m 1) 1)) (else (ack (- m 1) (ack m (- n 1))))))
+(define (pick n) (if (< n 1) 0 (+ ((if (odd? n) car cdr) (cons n n)) 0)))
+(define (mix n) (if (< n 1) 0 (+ (if (< n 5) 1 2) (mix (- n 1)))))
+(define (sum-list xs) (if (null? xs) 0 (+ (car xs) (sum-list (cdr xs)))))
+(define (lst n) (if (= n 0) '() (cons n (lst (- n 1)))))
+(define (get-plus) +)
+(define (plus-of n) (if (< n 1) (get-plus) (plus-of (- n 1))))
+(define (me n) (if (< n 1) me (me (- n 1))))
+(print (fib 18) (tak 12 8 4) (ack 2 5) (pick 3) (mix 10) (sum-list (lst 100)))
+(print (eq? (plus-of 3) +) (eq? (me 3) me))
+(define saved-fib fib)
+(define (fib n) 1)
+(print (saved-fib 5) (fib 5))
+(define real+ +)
+(define (set-plus! f) (set! + f))
+(set-plus! (lambda (a b) (real+ a (real+ b 100))))
+(print (sum-list (lst 5)) (mix 3) (ack 1 1))
+(set-plus! real+)
+(print (sum-list (lst 5)) (mix 3) (ack 1 1))
+(set! < (lambda (a b) (> b a)))
+(print (tak 12 8 4) (saved-fib 3) (me 2) (pick 4))
+(define car cdr)
+(print (pick 5) (lst 3))
+"""
+        want = run(["--tier=cek"], src)
+        self.assertEqual(want[0], 0, want[2])
+        for t in ("0", "1", "10"):
+            got = run(["--tier=jit", "--jit-threshold=" + t], src, env={"SXPOOL_JIT_STRICT": "1"},
+                      report=True)
+            self.assertEqual(got[:3], want, "threshold " + t)
+            self.assertEqual(got[3].counts["functions-failed"], 0, got[3])
+        rc, out, err, r = run(["--tier=jit", "--jit-threshold=0"], src, report=True)
+        self.assertEqual((rc, out, err), want)
+        # fib, tak, ack, mix, sum-list, lst, me and the new <'s lambda (its
+        # > is inline); not get-plus and the new fib (no call), pick (calls
+        # odd?, and car or cdr), plus-of and set-plus! (a call of another
+        # function, a store into a global)
+        self.assertEqual(r.counts["functions-assuming"], 8, r)
+        # the first fib (its name redefined), then + (sum-list, mix, ack;
+        # fib's is gone already), < (tak, me); car and the second + find
+        # nothing left that assumes them. Each of them is compiled again
+        # (at its next call: threshold 0) and runs native code.
+        self.assertEqual(r.counts["functions-redefined"], 6, r)
+        self.assertEqual((r.refused, r.counts["calls-vm"]), ([], 0), r)
+        fns = [(c.name, c.hash) for c in r.compiled]
+        twice = sorted(f[0] for f in set(fns) if fns.count(f) == 2)
+        self.assertEqual(twice, ["ack", "fib", "me", "mix", "sum-list", "tak"], r)
+
+    def test_assumed_globals_are_checked_when_code_is_installed(self):
+        # code from the cache (or from a batch compiled before the program
+        # went on) that assumes globals is installed only while they hold;
+        # otherwise the function is compiled again, assuming nothing, and
+        # that code has cache entries of its own
+        # fib's + is an inline PRIM: + held the built-in when fib was loaded
+        fib = "(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))\n"
+        call = "(print (fib 15))\n"
+        plus = "(define real+ +)\n(set! + (lambda (a b) (real+ a b 1)))\n"
+        with tempfile.TemporaryDirectory(prefix="sxpool-test-jit-assume-") as cache:
+            args = ["--tier=jit", "--jit-threshold=0", "--jit-cache=" + cache]
+            rc, out, err, r = run(args, fib + call, report=True)
+            self.assertEqual((rc, out, err), (0, "610\n", ""))
+            self.assertReport(r, {"functions-compiled": 1, "functions-assuming": 1,
+                                  "calls-native": 1973})
+            want = run(["--tier=cek"], fib + plus + call)
+            self.assertEqual(want[:2], (0, "1596\n"), want[2])
+            for cached in (0, 1):
+                rc, out, err, r = run(args, fib + plus + call, report=True)
+                self.assertEqual((rc, out, err), want)
+                # fib, compiled or from the cache, and +'s lambda
+                self.assertReport(r, {"functions-compiled": 2, "functions-assuming": 0,
+                                      "functions-redefined": 1, "functions-cached": 2 * cached})
+                self.assertGreater(r.counts["calls-native"], 1900, r)
+
     def test_deep_mutual_recursion_through_direct_entries(self):
         # non-tail mutual recursion between two functions called through
         # their direct entries goes as deep as self recursion does, and past

@@ -253,7 +253,9 @@ class Shadow(unittest.TestCase):
         self.kill_during("cek", "/count?fib=32", "1 %d" % fib(32))
 
     def test_jit_worker_killed_during_a_canary(self):
-        self.kill_during("jit", "/count?fib=34", "1 %d" % fib(34))
+        # long enough in native code for busy_one to see it (fib(34) took
+        # under 0.1 s of CPU once its code stopped testing its globals)
+        self.kill_during("jit", "/count?fib=36", "1 %d" % fib(36))
 
 
 if __name__ == "__main__":
