@@ -265,7 +265,24 @@ sx_val sx_reverse(sx_val l);
 
 bool sx_eqv(sx_val a, sx_val b);
 bool sx_equal(sx_val a, sx_val b);
-uint64_t sx_hash(sx_val v); /* consistent with sx_equal */
+/* The finalizer of splitmix64: every hash goes through it. */
+static inline uint64_t sx__hash_mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+uint64_t sx__hash_heap(sx_val v); /* a pair's or an object's */
+/* Consistent with sx_equal. An immediate (fixnum, character, boolean, nil)
+ * is hashed here, without a call: dict keys are often small integers. */
+static inline uint64_t sx_hash(sx_val v)
+{
+    if (!sx_is_pair(v) && !sx_is_obj(v)) return sx__hash_mix((uint64_t)v);
+    return sx__hash_heap(v);
+}
 
 /* ---- printing ---------------------------------------------------------- */
 

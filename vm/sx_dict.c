@@ -20,22 +20,18 @@
 #define MIN_CAP 4
 #define MAX_CAP ((uint32_t)1 << 30)
 
-/* Index slot holding key, or the empty slot where it would go. */
-static uint32_t find_slot(sx_dict *d, sx_val key, uint64_t hash, bool *found)
+/* An immediate (fixnum, character, boolean, nil) is equal? only to itself
+ * (deleted entries' key, SX_UNDEF, is never looked up). */
+static inline bool immediate_key(sx_val key)
 {
-    uint32_t i = (uint32_t)hash & d->mask;
-    if (!sx_is_obj(key) && !sx_is_pair(key) && key != SX_UNDEF) {
-        /* an immediate (fixnum, character, boolean, nil) is equal? only
-         * to itself (deleted entries' key, SX_UNDEF, is never looked up) */
-        for (;; i = (i + 1) & d->mask) {
-            uint32_t n = d->index[i];
-            if (n == 0 || d->entries[n - 1].key == key) {
-                *found = n != 0;
-                return i;
-            }
-        }
-    }
-    for (;; i = (i + 1) & d->mask) {
+    return !sx_is_obj(key) && !sx_is_pair(key) && key != SX_UNDEF;
+}
+
+/* find_slot for a key that is not an immediate: compared with equal?. */
+static uint32_t __attribute__((noinline))
+find_slot_equal(sx_dict *d, sx_val key, uint64_t hash, bool *found)
+{
+    for (uint32_t i = (uint32_t)hash & d->mask;; i = (i + 1) & d->mask) {
         uint32_t n = d->index[i];
         if (n == 0) {
             *found = false;
@@ -44,6 +40,20 @@ static uint32_t find_slot(sx_dict *d, sx_val key, uint64_t hash, bool *found)
         sx_dict_entry *e = &d->entries[n - 1];
         if (e->hash == hash && e->key != SX_UNDEF && sx_equal(e->key, key)) {
             *found = true;
+            return i;
+        }
+    }
+}
+
+/* Index slot holding key, or the empty slot where it would go. The
+ * immediate keys' probe loop is inline, the rest a call. */
+static inline uint32_t find_slot(sx_dict *d, sx_val key, uint64_t hash, bool *found)
+{
+    if (!immediate_key(key)) return find_slot_equal(d, key, hash, found);
+    for (uint32_t i = (uint32_t)hash & d->mask;; i = (i + 1) & d->mask) {
+        uint32_t n = d->index[i];
+        if (n == 0 || d->entries[n - 1].key == key) {
+            *found = n != 0;
             return i;
         }
     }

@@ -102,19 +102,9 @@ bool sx_equal(sx_val a, sx_val b)
 #define HASH_DEPTH 6  /* levels of nesting looked at */
 #define HASH_ITEMS 16 /* elements looked at per list or vector */
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
 static uint64_t combine(uint64_t h, uint64_t x)
 {
-    return mix(h ^ (x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2)));
+    return sx__hash_mix(h ^ (x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2)));
 }
 
 static uint64_t hash_bytes(const char *s, size_t n)
@@ -122,7 +112,7 @@ static uint64_t hash_bytes(const char *s, size_t n)
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-    return mix(h);
+    return sx__hash_mix(h);
 }
 
 static uint64_t hash_float(double d)
@@ -130,7 +120,7 @@ static uint64_t hash_float(double d)
     uint64_t bits;
     if (isnan(d)) return 0x7ff8000000000000ull;
     memcpy(&bits, &d, sizeof bits);
-    return mix(bits ^ 0x5851f42d4c957f2dull);
+    return sx__hash_mix(bits ^ 0x5851f42d4c957f2dull);
 }
 
 static uint64_t hash_at(sx_val v, int depth);
@@ -162,7 +152,7 @@ static uint64_t hash_dict(sx_val v, int depth)
     for (uint32_t i = 0; i < d->used; i++) {
         sx_dict_entry *e = &d->entries[i];
         if (e->key == SX_UNDEF) continue;
-        sum += mix(combine(e->hash, hash_at(e->val, depth + 1)));
+        sum += sx__hash_mix(combine(e->hash, hash_at(e->val, depth + 1)));
     }
     return combine(0x3c6ef372fe94f82bull + d->count, sum);
 }
@@ -174,7 +164,7 @@ static uint64_t hash_obj(sx_val v, int depth)
     case SX_T_STRING: return hash_bytes(sx_str(v)->data, sx_str(v)->len);
     case SX_T_VECTOR: return hash_vector(v, depth);
     case SX_T_DICT: return hash_dict(v, depth);
-    default: return mix((uint64_t)v); /* identity: objects never move */
+    default: return sx__hash_mix((uint64_t)v); /* identity: objects never move */
     }
 }
 
@@ -183,11 +173,10 @@ static uint64_t hash_at(sx_val v, int depth)
     if (depth >= HASH_DEPTH) return 0x6a09e667f3bcc908ull;
     if (sx_is_pair(v)) return hash_list(v, depth);
     if (sx_is_obj(v)) return hash_obj(v, depth);
-    return mix((uint64_t)v); /* fixnums, chars, booleans, nil */
+    return sx__hash_mix((uint64_t)v); /* fixnums, chars, booleans, nil */
 }
 
-uint64_t sx_hash(sx_val v)
+uint64_t sx__hash_heap(sx_val v)
 {
-    if (!sx_is_pair(v) && !sx_is_obj(v)) return mix((uint64_t)v); /* as hash_at */
     return hash_at(v, 0);
 }

@@ -357,8 +357,27 @@ static void check_fn_lists(sx_ctx *cx, int argc, sx_val *argv, int first_list, c
     SX_CHECK(cx, finite || first_list >= argc, name, expected, argc, argv);
 }
 
+/* map_generic over one list (the common case), without the cursor arrays:
+ * the same checks, calls and errors in the same order. */
+static sx_val map_one(sx_ctx *cx, int argc, sx_val *argv, bool collect, const char *name)
+{
+    builder b;
+    check_fn_lists(cx, argc, argv, 1, name, "fn list …");
+    build_init(&b);
+    sx_val f = argv[0], l = argv[1];
+    while (l != SX_NIL) {
+        SX_CHECK(cx, sx_is_pair(l), name, "fn list …", argc, argv);
+        sx_val x = SX_CAR(l);
+        l = SX_CDR(l);
+        sx_val v = cx->apply(cx, f, 1, &x);
+        if (collect) build_add(&b, v);
+    }
+    return b.head;
+}
+
 static sx_val map_generic(sx_ctx *cx, int argc, sx_val *argv, bool collect, const char *name)
 {
+    if (argc == 2) return map_one(cx, argc, argv, collect, name);
     sx_val local[LOCAL_SLOTS];
     lists ls;
     builder b;

@@ -730,7 +730,10 @@ static sx_val __attribute__((noinline)) jit_apply(sx_ctx *cx, sx_val fn, int n, 
     if (args + n + 8 >= V.stk_end) vm_overflow(cx);
     sx_val *saved = args - 1;
     args[-1] = fn;
-    if (n) memmove(args, argv, (size_t)n * sizeof(sx_val));
+    if (n == 1) /* map, for-each: no library call for one word */
+        args[0] = argv[0];
+    else if (n)
+        memmove(args, argv, (size_t)n * sizeof(sx_val)); /* argv may be on this stack */
     V.sp = args + n;
     sx_val r;
     for (;;) {
