@@ -40,9 +40,10 @@
  * ipc_dial() returns only once it has read it, so a worker knows it is the
  * slot's peer and not one that is about to be closed.
  *
- * Dialer (worker). Blocking calls from one thread at a time: a read
- * without a timeout blocks in recv(), everything else passes MSG_DONTWAIT
- * and waits in poll() until its deadline. A frame read only in
+ * Dialer (worker). Blocking calls from one thread at a time: every
+ * recv() and send() passes MSG_DONTWAIT and waits in poll() (until its
+ * deadline, if any) when the socket is not ready; see dialer_fill for why
+ * a read never sleeps in recv(). A frame read only in
  * part when ipc_recv() times out stays buffered for the next call. Once
  * the peer is gone (EOF, a reset, a malformed length, or a send that timed
  * out with part of a frame written), every call returns IPC_ECLOSED.
@@ -53,7 +54,6 @@
 #include "ipc/ipc_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -138,7 +138,6 @@ struct ipc__unix {
 
     /* dialer */
     int lost;
-    int blocking; /* fd is blocking: a read without a deadline waits in recv() */
 };
 
 static int loop_peer_alive(ipc__unix *c);
@@ -852,11 +851,12 @@ static int dialer_fill(ipc__unix *c, size_t want, long long deadline)
         if (buf_reserve(&c->in, want - c->in.len > IPC__READ_CHUNK ? want - c->in.len
                                                                    : IPC__READ_CHUNK) != 0)
             return -ENOMEM;
-        /* Without a deadline the socket, blocking once dialed, waits in
-         * recv() itself: one system call per read instead of a recv()
-         * that finds nothing, a poll() and a second recv(). */
-        r = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len,
-                 deadline < 0 && c->blocking ? 0 : MSG_DONTWAIT);
+        /* Never a blocking recv(): a task asleep in recv() on a Unix stream
+         * socket is woken, for nothing, each time the peer reads what this
+         * side wrote (the write-space callback wakes every waiter on the
+         * socket), so a worker waiting for its next request was woken
+         * once per reply it had sent. poll() waits only for POLLIN. */
+        r = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
         if (r > 0) {
             c->in.len += (size_t)r;
             continue;
@@ -965,10 +965,6 @@ static int dial_once(ipc__unix *c, const struct sockaddr_un *sa, long long deadl
     rc = dialer_next(c, deadline, &n);
     if (rc == 0 && n == 0) {
         buf_consume(&c->in, IPC__LEN);
-        /* Every send and every read with a deadline passes MSG_DONTWAIT;
-         * only a read without one blocks (dialer_fill). */
-        int fl = fcntl(c->fd, F_GETFL);
-        c->blocking = fl >= 0 && fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK) == 0;
         return 0;
     }
     if (rc == 0) rc = 1; /* not a hello: not the slot's listener */

@@ -8,7 +8,8 @@
  * accepted frames arrive in order), no frame reaching the next worker of a
  * slot (the first one a child process killed with SIGKILL), a worker seeing
  * its supervisor go away, a listener restarted after peers that hung up
- * mid-handshake, a worker that sends a length above the limit, and
+ * mid-handshake, a worker that sends a length above the limit, a waiting
+ * worker not woken by the supervisor reading its reply (unix), and
  * ipc_close returning even when nng_close hangs. Both transports keep the
  * same contract, so every step runs on both.
  */
@@ -22,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -641,6 +644,137 @@ static void test_bad_length(const char *dir)
     xclose(l);
 }
 
+/* ---- a waiting worker is woken by frames only ----------------------------- *
+ * A worker waiting for its next frame must not be woken when the supervisor
+ * reads what the worker sent before (a Unix stream socket wakes every task
+ * asleep in recv() on it when its peer frees room to write). The supervisor
+ * side here is a bare socket, so the test decides when that read happens:
+ * after the worker thread has gone to sleep in ipc_recv. */
+
+enum { SPURIOUS_ROUNDS = 20 };
+
+static struct {
+    const char *url;
+    pid_t tid;
+} sw;
+
+static void *spurious_worker(void *arg)
+{
+    ipc_conn *w;
+
+    (void)arg;
+    __atomic_store_n(&sw.tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+    CHECK_EQ(ipc_dial(sw.url, 5000, &w), 0);
+    for (uint64_t id = 1; id <= SPURIOUS_ROUNDS; id++) {
+        size_t len;
+        char *buf;
+        send_frame(w, IPC_RESPONSE, id, "200", "reply");
+        CHECK_EQ(ipc_recv(w, -1, &buf, &len), 0); /* as a worker waits: no timeout */
+        CHECK_EQ(ipc_decode(buf, len, &frame), 0);
+        CHECK_EQ(frame.type, IPC_REQUEST);
+        CHECK_EQ(frame.id, id);
+        free(buf);
+    }
+    ipc_close(w);
+    return NULL;
+}
+
+/* Field `key` of /proc/self/task/TID/status, or the state letter of
+ * /proc/self/task/TID/stat when key is NULL. */
+static long task_value(pid_t tid, const char *key)
+{
+    char path[64], line[256];
+    long v = -1;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/%s", (int)tid, key ? "status" : "stat");
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    while (fgets(line, sizeof(line), f)) {
+        if (!key) {
+            const char *e = strrchr(line, ')'); /* "pid (comm) S ..." */
+            CHECK(e != NULL && e[1] == ' ');
+            v = e[2];
+            break;
+        }
+        if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':') {
+            v = strtol(line + strlen(key) + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    CHECK(v >= 0);
+    return v;
+}
+
+static void read_full(int fd, char *buf, size_t len)
+{
+    for (size_t got = 0; got < len;) {
+        ssize_t r = read(fd, buf + got, len - got);
+        CHECK(r > 0);
+        got += (size_t)r;
+    }
+}
+
+static void test_no_spurious_wakeup(const char *dir)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char url[256], *buf;
+    size_t len;
+    pthread_t t;
+    int woken = 0;
+
+    if (transport != IPC_TRANSPORT_UNIX) return;
+    ipc_slot_url(dir, 11, transport, url, sizeof(url));
+    CHECK(strlen(url + 7) < sizeof(sa.sun_path));
+    strcpy(sa.sun_path, url + 7); /* after "unix://" */
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(lfd >= 0);
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    CHECK_EQ(listen(lfd, 1), 0);
+    sw.url = url;
+    CHECK_EQ(pthread_create(&t, NULL, spurious_worker, NULL), 0);
+    int fd = accept(lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    CHECK_EQ(write(fd, "\0\0\0\0", 4), 4); /* the hello */
+    pid_t tid = __atomic_load_n(&sw.tid, __ATOMIC_ACQUIRE);
+    CHECK(tid > 0);
+    for (uint64_t id = 1; id <= SPURIOUS_ROUNDS; id++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        CHECK_EQ(poll(&p, 1, 5000), 1); /* the worker's reply is there */
+        int i = 0;
+        while (task_value(tid, NULL) != 'S' && i++ < 500) /* asleep, waiting for a frame */
+            sleep_ms(10);
+        CHECK_EQ(task_value(tid, NULL), 'S');
+        long before = task_value(tid, "voluntary_ctxt_switches");
+        char hdr[4];
+        read_full(fd, hdr, 4);
+        uint32_t n = (uint32_t)(unsigned char)hdr[0] | (uint32_t)(unsigned char)hdr[1] << 8 |
+                     (uint32_t)(unsigned char)hdr[2] << 16 | (uint32_t)(unsigned char)hdr[3] << 24;
+        CHECK(n > 0 && n < 4096);
+        char body[4096];
+        read_full(fd, body, n);
+        sleep_ms(50);
+        woken += task_value(tid, "voluntary_ctxt_switches") != before;
+        ipc_field f[2] = {fld("GET"), fld("/")};
+        CHECK_EQ(ipc_encode(IPC_REQUEST, id, f, 2, &buf, &len), 0);
+        char lenb[4] = {(char)(len & 0xff), (char)(len >> 8 & 0xff), (char)(len >> 16 & 0xff),
+                        (char)(len >> 24)};
+        CHECK_EQ(write(fd, lenb, 4), 4);
+        CHECK_EQ(write(fd, buf, len), (ssize_t)len);
+        free(buf);
+    }
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    if (woken > 0)
+        fprintf(stderr,
+                "a worker waiting in ipc_recv was woken %d time(s) out of %d when its "
+                "reply was read\n",
+                woken, SPURIOUS_ROUNDS);
+    CHECK_EQ(woken, 0);
+    close(fd);
+    close(lfd);
+    unlink(url + 7);
+}
+
 int main(int argc, char **argv)
 {
     char dir[] = "/tmp/sxpool-ipc-XXXXXX", url[256], cmd[300];
@@ -684,6 +818,7 @@ int main(int argc, char **argv)
     test_restart(dir);
     test_close_race(dir);
     test_bad_length(dir);
+    test_no_spurious_wakeup(dir);
 
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     CHECK_EQ(system(cmd), 0);
