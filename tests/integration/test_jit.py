@@ -57,6 +57,19 @@ class Jit(unittest.TestCase):
         self.assertEqual({k: r.counts[k] for k in want}, want, r)
         self.assertEqual(sorted((x.name, x.reason) for x in r.refused), sorted(refused), r)
 
+    def assertAgreesAtThresholds(self, src):
+        """src succeeds on CEK and gives the same status, output and errors
+        on the jit tier at thresholds 0, 1 and 10 (SXPOOL_JIT_STRICT),
+        with no failed compile; returns CEK's (status, stdout, stderr)."""
+        want = run(["--tier=cek"], src)
+        self.assertEqual(want[0], 0, want[2])
+        for t in ("0", "1", "10"):
+            got = run(["--tier=jit", "--jit-threshold=" + t], src, env={"SXPOOL_JIT_STRICT": "1"},
+                      report=True)
+            self.assertEqual(got[:3], want, "threshold " + t)
+            self.assertEqual(got[3].counts["functions-failed"], 0, got[3])
+        return want
+
     def test_threshold_zero_compiles_before_the_first_call(self):
         rc, out, err, r = run(["--tier=jit", "--jit-threshold=0"], FIB, report=True)
         self.assertEqual(rc, 0, err)
@@ -754,13 +767,7 @@ class Jit(unittest.TestCase):
 (set! < (lambda (a b) (> a b)))
 (print (sgn 1 2) (first-neg '(3 -1)) (other 2))
 """
-        want = run(["--tier=cek"], src)
-        self.assertEqual(want[0], 0, want[2])
-        for t in ("0", "1", "10"):
-            got = run(["--tier=jit", "--jit-threshold=" + t], src, env={"SXPOOL_JIT_STRICT": "1"},
-                      report=True)
-            self.assertEqual(got[:3], want, "threshold " + t)
-            self.assertEqual(got[3].counts["functions-failed"], 0, got[3])
+        self.assertAgreesAtThresholds(src)
 
     def test_assumed_globals_agree_with_cek(self):
         # functions that call only themselves and inline built-ins assume
@@ -800,13 +807,7 @@ class Jit(unittest.TestCase):
 (define car cdr)
 (print (pick 5) (lst 3))
 """
-        want = run(["--tier=cek"], src)
-        self.assertEqual(want[0], 0, want[2])
-        for t in ("0", "1", "10"):
-            got = run(["--tier=jit", "--jit-threshold=" + t], src, env={"SXPOOL_JIT_STRICT": "1"},
-                      report=True)
-            self.assertEqual(got[:3], want, "threshold " + t)
-            self.assertEqual(got[3].counts["functions-failed"], 0, got[3])
+        want = self.assertAgreesAtThresholds(src)
         rc, out, err, r = run(["--tier=jit", "--jit-threshold=0"], src, report=True)
         self.assertEqual((rc, out, err), want)
         # fib, tak, ack, mix, sum-list, lst, me and the new <'s lambda (its
