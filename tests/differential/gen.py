@@ -83,6 +83,17 @@ all programs the test forms run a second time after the compiled count has
 settled (`second_pass`).  'mixed' (the
 default) is higher-order for HO_SHARE of the seeds.
 
+Both shapes mix in r_redef pieces: a function that calls only itself and
+inline built-ins, whose native code assumes the globals it takes its
+callees from (jit/README.md, "Assumed globals"), is called over every JIT
+threshold, and then its own name or a built-in it runs inline (+, <, car,
+cons, = ...) is written: by define or set!, to a wrapper of the old closure,
+from a hot function whose native code does the set!, before its first
+call, with the old closure held and called afterwards; more calls show
+whether every tier saw the write.  Built-ins are written only while the
+piece runs (restored after, and by the guard around it), and one that
+bounds a recursion only ever gets a lambda of the same meaning.
+
 Run `gen.py [--shape=SHAPE] SEED` to print the program for a seed.
 """
 
@@ -2410,29 +2421,31 @@ class Gen:
         "(define (rview r f) (if (procedure? r) (list 'proc (eq? r f)) r))",
         '(define (rint r) (cond ((procedure? r) 7) ((keep-null r) 0) ((pair? r) (length r)) (else r)))',
     ]
-    # built-in -> (its keep-* global, replacements (text, same meaning?))
+    # built-in -> (its keep-* global, replacements (text, same meaning?)):
+    # lambdas, and other built-ins (a built-in that is not the one assumed)
     REDEF_BUILTINS = {
         '+': ('keep-plus', [('(lambda (a b) (keep-plus a b))', True),
                             ('(lambda args (apply keep-plus args))', True),
                             ('(lambda (a b) (keep-plus a (keep-plus b 1)))', False),
-                            ('(lambda (a . more) (apply keep-plus 1 a more))', False)]),
+                            ('(lambda (a . more) (apply keep-plus 1 a more))', False),
+                            ('max', False)]),
         '-': ('keep-minus', [('(lambda (a b) (keep-minus a b))', True),
                              ('(lambda (a b) (keep-plus a (keep-minus 0 b)))', True)]),
         '<': ('keep-lt', [('(lambda (a b) (keep-lt a b))', True),
                           ('(lambda (a b) (keep-gt b a))', True),
-                          ('(lambda (a b) (keep-le a b))', False)]),
+                          ('(lambda (a b) (keep-le a b))', False), ('<=', False)]),
         '<=': ('keep-le', [('(lambda (a b) (keep-not (keep-gt a b)))', True)]),
         '>': ('keep-gt', [('(lambda (a b) (keep-lt b a))', True),
                           ('(lambda (a b) (keep-ge a b))', False)]),
         '>=': ('keep-ge', [('(lambda (a b) (keep-le b a))', True)]),
         '=': ('keep-eq', [('(lambda (a b) (keep-eq a b))', True),
-                          ('(lambda (a b) (eq? a b))', True)]),
+                          ('(lambda (a b) (eq? a b))', True), ('eq?', True), ('eqv?', True)]),
         'car': ('keep-car', [('(lambda (p) (keep-car p))', True),
                              ('(lambda (p) (keep-plus 1 (keep-car p)))', False)]),
         'cdr': ('keep-cdr', [('(lambda (p) (keep-cdr p))', True)]),
         'cons': ('keep-cons', [('(lambda (a d) (keep-cons a d))', True),
-                               ('(lambda (a d) (keep-cons (keep-plus a 1) d))', False)]),
-        'null?': ('keep-null', [('(lambda (x) (keep-null x))', True)]),
+                               ('(lambda (a d) (keep-cons (keep-plus a 1) d))', False), ('list', False)]),
+        'null?': ('keep-null', [('(lambda (x) (keep-null x))', True), ('empty?', True)]),
         'zero?': ('keep-zero', [('(lambda (x) (keep-zero x))', True),
                                 ('(lambda (x) (keep-eq x 0))', True)]),
         'not': ('keep-not', [('(lambda (x) (if x #f #t))', True)]),
@@ -2768,7 +2781,12 @@ class Gen:
                 else:
                     b, keep, cur = f, hold(), f
                     repl, m = self.r_new_fn(t, f, keep)
-                out.append('(define (%s v) (set! %s v))' % (s, b))
+                after = ''
+                if self.chance(0.5):   # and calls f at once, in the same native code
+                    args = t.hot_py(self.r.randint(0, 3))
+                    self.spend(2500 * t.calls(*args) * self.R_CALL)
+                    after = ' (rint (%s %s))' % (f, ' '.join(map(self.r_text, args)))
+                out.append('(define (%s v) (set! %s v)%s)' % (s, b, after))
                 out.append(self.r_show(self.r_loop(t, f, mult, n=self.choice([1001, 1200]),
                                                    pre='(%s %s)' % (s, cur))))
                 if not self.r_counters and self.chance(0.3):
