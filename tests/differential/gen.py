@@ -2671,13 +2671,14 @@ class Gen:
     def r_show(self, x):
         return '(show %s %s)' % (self.label(), self.catch_all(x))
 
-    def r_builtin(self, t):
-        """(built-in, its keep-* global, a replacement): mostly one that t
-        runs inline."""
-        names = sorted(t.uses & set(self.REDEF_BUILTINS)) if self.chance(0.85) else sorted(self.REDEF_BUILTINS)
+    def r_builtin(self, ts):
+        """(built-in, its keep-* global, a replacement): mostly one that
+        one of the RFns ts runs inline."""
+        uses = set().union(*(t.uses for t in ts))
+        names = sorted(uses & set(self.REDEF_BUILTINS)) if self.chance(0.85) else sorted(self.REDEF_BUILTINS)
         b = self.choice(names or ['+'])
         keep, repls = self.REDEF_BUILTINS[b]
-        if b in t.critical or t.feeds:
+        if any(b in t.critical or (t.feeds and b in t.uses) for t in ts):
             repls = [x for x in repls if x[1]]
         return b, keep, self.choice(repls)[0]
 
@@ -2713,6 +2714,20 @@ class Gen:
         mult = 1           # bound on how many times more calls a call makes now
         out = ['(define (%s %s) %s)' % (f, ps, t.body(f, 0))]
         held = []          # a global holding an earlier closure of f
+        ts = [t]
+        other = None       # a second closed function g, assuming built-ins too
+        if self.chance(0.35):
+            t2, g = self.r_template(), self.fresh('rf')
+            ts.append(t2)
+            other = (t2, g)
+            out.append('(define (%s %s) %s)' % (g, ' '.join(t2.params), t2.body(g, 0)))
+            out.append(self.r_show(self.r_loop(t2, g, 1)))
+
+        def calls(m):
+            c = self.r_calls(t, f, m)
+            if other:
+                c = '(list %s %s)' % (c, self.r_calls(other[0], other[1], 2, 1))
+            return c
 
         def hold():
             if not held:
@@ -2722,11 +2737,11 @@ class Gen:
 
         def window(set_to, first_loop=False, which=None):
             """Replace a built-in, call f, restore it (also on an error)."""
-            b, keep, repl = which or self.r_builtin(t)
-            body = [set_to(b, repl), self.r_show(self.r_calls(t, f, 2 * mult))]
+            b, keep, repl = which or self.r_builtin(ts)
+            body = [set_to(b, repl), self.r_show(calls(2 * mult))]
             if first_loop or self.chance(0.25):
                 body.append(self.r_show(self.r_loop(t, f, 2 * mult)))
-            body += [set_to(b, keep), self.r_show(self.r_calls(t, f, mult))]
+            body += [set_to(b, keep), self.r_show(calls(mult))]
             return "(guard (e (#t %s (show %s (list 'caught (error-kind e))))) %s)" % (
                 set_to(b, keep), self.label(), ' '.join(body))
 
@@ -2746,7 +2761,7 @@ class Gen:
         out.append(self.r_show(self.r_loop(t, f, mult)))
         if not self.r_counters and self.chance(0.3):
             out.append(self.r_wait('(%s %s)' % (f, ' '.join(map(self.r_text, t.small())))))
-        out.append(self.r_show(self.r_calls(t, f, mult)))
+        out.append(self.r_show(calls(mult)))
         start = self.cost
 
         for _ in range(self.r.randint(1, 3)):
@@ -2756,8 +2771,11 @@ class Gen:
                 hold()
             kind = self.pick([(3, lambda: 'define'), (2, lambda: 'set'), (4, lambda: 'builtin'),
                               (1, lambda: 'define-builtin'), (3, lambda: 'setter'),
-                              (1, lambda: 'toggle')])
-            if kind == 'define':
+                              (1, lambda: 'toggle'), (1 if other else 0, lambda: 'define-other')])
+            if kind == 'define-other':
+                t2, g = other
+                out.append('(define (%s %s) %s)' % (g, ' '.join(t2.params), t2.body(g, self.r.randrange(t2.nvar))))
+            elif kind == 'define':
                 out.append('(define (%s %s) %s)' % (f, ps, t.body(f, self.r.randrange(t.nvar))))
                 mult = 1
             elif kind == 'set':
@@ -2767,15 +2785,15 @@ class Gen:
             elif kind == 'builtin':
                 out.append(window(plain_set))
             elif kind == 'define-builtin':
-                b, keep, repl = self.r_builtin(t)
-                out += ['(define %s %s)' % (b, repl), self.r_show(self.r_calls(t, f, 2 * mult)),
+                b, keep, repl = self.r_builtin(ts)
+                out += ['(define %s %s)' % (b, repl), self.r_show(calls(2 * mult)),
                         '(define %s %s)' % (b, keep)]
             else:
                 # the write done by a hot function (native code's set!),
                 # which first writes, many times, the value the global holds
                 s = self.fresh('setter')
                 if self.chance(0.5):
-                    which = self.r_builtin(t)
+                    which = self.r_builtin(ts)
                     b, keep, repl = which
                     cur = keep
                 else:
@@ -2808,12 +2826,12 @@ class Gen:
                                                           self.catch_all(loop), s, keep))
                     if b == f:
                         mult *= 2
-            calls = self.r_calls(t, f, mult)
+            shown = calls(mult)
             if held and self.chance(0.7):
-                calls = '(list %s %s)' % (calls, self.r_calls(t, held[0], 2 * mult, 1))
+                shown = '(list %s %s)' % (shown, self.r_calls(t, held[0], 2 * mult, 1))
             if self.r_counters:
-                calls = '(list %s %s)' % (calls, ' '.join(self.r_counters))
-            out.append(self.r_show(calls))
+                shown = '(list %s %s)' % (shown, ' '.join(self.r_counters))
+            out.append(self.r_show(shown))
             if self.chance(0.35) and self.cost - start < 40000:
                 out.append(self.r_show(self.r_loop(t, f, mult)))
         return '\n'.join(['(define %s 0)' % c for c in self.r_counters] + out)
