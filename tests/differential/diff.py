@@ -50,12 +50,15 @@ What counts as a failure:
     the first tier;
   - coverage (jit0 runs, unless --no-coverage): each jit run writes
     `--jit-report=PATH` (one `key value` a line: functions-compiled,
-    functions-refused, functions-failed, calls-native, calls-vm,
-    toplevel-forms, and lines `refused NAME HASH REASON`, `compile-ms NAME
-    HASH MS`).  A missing report, a refusal whose reason is not in
-    ALLOWED_REFUSALS, a failed compile, or an aggregate share of native calls
-    below MIN_NATIVE_SHARE over the jit0 runs of programs that make at least
-    one call outside top-level forms fails the run.  The distribution of
+    functions-refused, functions-failed, functions-assuming,
+    functions-redefined, calls-native, calls-vm, toplevel-forms, and lines
+    `refused NAME HASH REASON`, `compile-ms NAME HASH MS`).  A missing
+    report, a refusal whose reason is not in ALLOWED_REFUSALS, a failed
+    compile, an aggregate share of native calls below MIN_NATIVE_SHARE over
+    the jit0 runs of programs that make at least one call outside top-level
+    forms, or jit0 runs of programs that redefine globals (gen.py's r_redef
+    pieces) none of which dropped native code assuming them
+    (functions-redefined) fails the run.  The distribution of
     compile times per function (median, p99, max) is printed, with every
     function over COMPILE_MS_NOTE ms listed; --max-compile-ms=MS makes one
     over MS a failure (off by default: compile time depends on the load).
@@ -132,6 +135,7 @@ ERROR_LINE = re.compile(r'error: ([^:\s]+): ')
 SANITIZER_REPORT = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ')
 TIER_NAME = re.compile(r'^(cek|vm|jit(\d+)?)$')
 REPORT_KEYS = ('functions-compiled', 'functions-refused', 'functions-failed',
+               'functions-assuming', 'functions-redefined',
                'calls-native', 'calls-vm', 'toplevel-forms')
 
 
@@ -420,8 +424,9 @@ class Coverage:
         self.refusals = {}        # reason -> [(seed, name)]
         self.compile = []         # (ms, seed, name, hash), jit0
         self.problems = []        # (seed, text)
+        self.redefining = {}      # tier -> programs that write globals functions assume
 
-    def add(self, seed, tier, rep):
+    def add(self, seed, tier, rep, redefines=False):
         if rep is None:
             self.problems.append((seed, '%s: no coverage report' % tier))
             return
@@ -436,6 +441,8 @@ class Coverage:
             tot[k] += rep[k]
         if calls:
             self.counted[tier] = self.counted.get(tier, 0) + 1
+        if redefines:
+            self.redefining[tier] = self.redefining.get(tier, 0) + 1
         if tier != 'jit0':
             return
         for name, h, reason in rep['refused']:
@@ -453,15 +460,20 @@ class Coverage:
             calls = tot['calls-native'] + tot['calls-vm']
             share = tot['calls-native'] / calls if calls else 0.0
             print('coverage %s: %d compiled, %d refused, %d failed, %d top-level forms; '
-                  'calls %d native / %d vm (%.1f%% native over %d programs with calls)' % (
+                  'calls %d native / %d vm (%.1f%% native over %d programs with calls); '
+                  '%d assuming globals, %d dropped by a redefinition (%d programs redefine)' % (
                       tier, tot['functions-compiled'], tot['functions-refused'], tot['functions-failed'],
                       tot['toplevel-forms'], tot['calls-native'], tot['calls-vm'], 100 * share,
-                      self.counted.get(tier, 0)), file=out)
+                      self.counted.get(tier, 0), tot['functions-assuming'], tot['functions-redefined'],
+                      self.redefining.get(tier, 0)), file=out)
             if tier == 'jit0' and calls and share < MIN_NATIVE_SHARE:
                 fails.append('jit0 ran %.1f%% of its calls natively, below %.0f%%' % (
                     100 * share, 100 * MIN_NATIVE_SHARE))
             if tier == 'jit0' and not calls and self.counted.get(tier, 0) == 0:
                 fails.append('jit0 reported no calls at all (native code never ran)')
+            if tier == 'jit0' and self.redefining.get(tier) and not tot['functions-redefined']:
+                fails.append('%d program(s) write globals that closed functions assume, but jit0 '
+                             'dropped no native code (functions-redefined 0)' % self.redefining[tier])
         for reason in sorted(self.refusals):
             seen = self.refusals[reason]
             ok = reason in ALLOWED_REFUSALS
@@ -941,7 +953,7 @@ def run_programs(args, tiers, count, workdir):
                 for t in tiers:
                     per_tier[t] += results[t].seconds
                     if args.coverage and t.startswith('jit') and verdict is None:
-                        cov.add(seed, t, results[t].report)
+                        cov.add(seed, t, results[t].report, getattr(prog, 'redefines', False))
                 if verdict:
                     failures.append((seed, prog, results, verdict))
                     div = gc_divisor(seed, args.gc_vary)

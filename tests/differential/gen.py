@@ -83,6 +83,17 @@ all programs the test forms run a second time after the compiled count has
 settled (`second_pass`).  'mixed' (the
 default) is higher-order for HO_SHARE of the seeds.
 
+Both shapes mix in r_redef pieces: a function that calls only itself and
+inline built-ins, whose native code assumes the globals it takes its
+callees from (jit/README.md, "Assumed globals"), is called over every JIT
+threshold, and then its own name or a built-in it runs inline (+, <, car,
+cons, = ...) is written: by define or set!, to a wrapper of the old closure,
+from a hot function whose native code does the set!, before its first
+call, with the old closure held and called afterwards; more calls show
+whether every tier saw the write.  Built-ins are written only while the
+piece runs (restored after, and by the guard around it), and one that
+bounds a recursion only ever gets a lambda of the same meaning.
+
 Run `gen.py [--shape=SHAPE] SEED` to print the program for a seed.
 """
 
@@ -186,8 +197,9 @@ class Program:
     """Generated source, its seed, and whether it must end with an uncaught
     error (exit status 1) rather than exit status 0."""
 
-    def __init__(self, seed, text, expect_error):
+    def __init__(self, seed, text, expect_error, redefines=False):
         self.seed, self.text, self.expect_error = seed, text, expect_error
+        self.redefines = redefines   # it has r_redef pieces
 
 
 class Gen:
@@ -204,6 +216,8 @@ class Gen:
         self.need_helpers = False   # compose, curry ... are used
         self.cps_g = self.cps_gk = False   # closures arith() may call (h_cps)
         self.dextra = ''      # arguments a direct-style recursive call passes on
+        self.redef_used = False   # r_redef pieces are in the program (REDEF_PRELUDE)
+        self.r_counters = []
 
     # ----------------------------------------------------------------- helpers
 
@@ -1244,6 +1258,7 @@ class Gen:
             (2, self.t_stress),
             (1, self.h_hot),
             (1, self.h_cps),
+            (1, self.r_redef),
         ])
 
     def t_show(self):
@@ -2375,6 +2390,454 @@ class Gen:
             run = '(%s %d)' % (f, n)
         return '%s\n%s' % (defs, self.h_show(run))
 
+    # ------------------------------------------------------- redefined globals
+    #
+    # Native code of a function that calls only itself (by its global name)
+    # and inline built-ins assumes the globals it takes its callees from
+    # (jit/README.md, "Assumed globals"); every write of such a global must
+    # drop that code before the writer goes on.  The r_* pieces make such
+    # functions hot and then write those globals: the function's own name
+    # (define, set! to a lambda, to a wrapper of the old closure, from a hot
+    # function whose native code does the set!), a built-in it runs inline
+    # (set! or define of + < car cons = ... to a lambda, then restored), with
+    # the old closure still held and called, and before the first call.
+    #
+    # Termination does not depend on what the redefinitions do: a built-in
+    # that bounds a recursion (the test and the decrement of its counter, or
+    # anything whose result flows into the arguments of a nested self call)
+    # is only ever replaced by a lambda of the same meaning; the others may
+    # get one that computes something else (a + b + 1, <=, car + 1, ...).
+    # Replacements and the loops around the calls use the built-ins kept in
+    # keep-* globals (REDEF_PRELUDE), and every window in which a built-in is
+    # replaced restores it, in its guard's handler too, so the rest of the
+    # program sees the built-ins again.
+
+    REDEF_PRELUDE = [
+        '(define keep-plus +)', '(define keep-minus -)', '(define keep-lt <)',
+        '(define keep-le <=)', '(define keep-gt >)', '(define keep-ge >=)',
+        '(define keep-eq =)', '(define keep-car car)', '(define keep-cdr cdr)',
+        '(define keep-cons cons)', '(define keep-null null?)', '(define keep-zero zero?)',
+        '(define keep-not not)',
+        "(define (rview r f) (if (procedure? r) (list 'proc (eq? r f)) r))",
+        '(define (rint r) (cond ((procedure? r) 7) ((keep-null r) 0) ((pair? r) (length r)) (else r)))',
+    ]
+    # built-in -> (its keep-* global, replacements (text, same meaning?)):
+    # lambdas, and other built-ins (a built-in that is not the one assumed)
+    REDEF_BUILTINS = {
+        '+': ('keep-plus', [('(lambda (a b) (keep-plus a b))', True),
+                            ('(lambda args (apply keep-plus args))', True),
+                            ('(lambda (a b) (keep-plus a (keep-plus b 1)))', False),
+                            ('(lambda (a . more) (apply keep-plus 1 a more))', False),
+                            ('max', False)]),
+        '-': ('keep-minus', [('(lambda (a b) (keep-minus a b))', True),
+                             ('(lambda (a b) (keep-plus a (keep-minus 0 b)))', True)]),
+        '<': ('keep-lt', [('(lambda (a b) (keep-lt a b))', True),
+                          ('(lambda (a b) (keep-gt b a))', True),
+                          ('(lambda (a b) (keep-le a b))', False), ('<=', False)]),
+        '<=': ('keep-le', [('(lambda (a b) (keep-not (keep-gt a b)))', True)]),
+        '>': ('keep-gt', [('(lambda (a b) (keep-lt b a))', True),
+                          ('(lambda (a b) (keep-ge a b))', False)]),
+        '>=': ('keep-ge', [('(lambda (a b) (keep-le b a))', True)]),
+        '=': ('keep-eq', [('(lambda (a b) (keep-eq a b))', True),
+                          ('(lambda (a b) (eq? a b))', True), ('eq?', True), ('eqv?', True)]),
+        'car': ('keep-car', [('(lambda (p) (keep-car p))', True),
+                             ('(lambda (p) (keep-plus 1 (keep-car p)))', False)]),
+        'cdr': ('keep-cdr', [('(lambda (p) (keep-cdr p))', True)]),
+        'cons': ('keep-cons', [('(lambda (a d) (keep-cons a d))', True),
+                               ('(lambda (a d) (keep-cons (keep-plus a 1) d))', False), ('list', False)]),
+        'null?': ('keep-null', [('(lambda (x) (keep-null x))', True), ('empty?', True)]),
+        'zero?': ('keep-zero', [('(lambda (x) (keep-zero x))', True),
+                                ('(lambda (x) (keep-eq x 0))', True)]),
+        'not': ('keep-not', [('(lambda (x) (if x #f #t))', True)]),
+    }
+    R_CALL = 8         # cost of one call of an r_* function
+
+    class RFn:
+        """A closed recursive function of an r_* piece.  body(F, v) is its
+        source (v < nvar: variants that compute other values the same way);
+        plain(F) a body without calls; calls(*args) how many calls a call
+        with those (Python) arguments makes; small() arguments for a printed
+        call; hot(i) the texts of arguments made from a loop index i and
+        hot_py(i) their values; uses: the built-ins it runs; critical: those
+        that bound its recursion (only ever replaced by the same meaning);
+        feeds: its results are arguments of its calls (a wrapper must not
+        change them); ret: int, list or proc."""
+
+        def __init__(self, params, body, nvar, plain, calls, small, hot, hot_py, uses,
+                     critical, ret='int', feeds=False):
+            self.params, self.body, self.nvar, self.plain = params, body, nvar, plain
+            self.calls, self.small, self.hot, self.hot_py = calls, small, hot, hot_py
+            self.uses, self.critical, self.ret = set(uses), set(critical), ret
+            self.feeds = feeds
+
+    @staticmethod
+    def count_calls(step):
+        """The number of calls a call of the recursive function whose body
+        is step(rec, *args) makes (rec: the recursive call), as a function
+        of the arguments."""
+        def calls(*args):
+            n = [0]
+
+            def rec(*a):
+                n[0] += 1
+                return step(rec, *a)
+            rec(*args)
+            return n[0]
+        return calls
+
+    @staticmethod
+    def r_text(x):
+        if isinstance(x, list):
+            return '(list %s)' % ' '.join(map(str, x)) if x else "'()"
+        return str(x)
+
+    def r_template(self):
+        r = self.r
+        cc = self.count_calls
+
+        def fib_step(rec, n):
+            return n if n < 2 else rec(n - 1) + rec(n - 2)
+
+        def tak_step(rec, x, y, z):
+            return z if not y < x else rec(rec(x - 1, y, z), rec(y - 1, z, x), rec(z - 1, x, y))
+
+        def ack_step(rec, m, n):
+            if m == 0:
+                return n + 1
+            return rec(m - 1, 1) if n == 0 else rec(m - 1, rec(m, n - 1))
+
+        def m91_step(rec, n):
+            return n - 10 if n > 100 else rec(rec(n + 11))
+
+        def length1(xs, *_):
+            return len(xs) + 1
+
+        def ints(k):
+            return [r.randint(0, 9) for _ in range(k)]
+
+        def fib():
+            op = self.choice(['+', '+', '-'])
+            bases = ['n', '1', '(+ n 1)', '0']
+            ctl = self.chance(0.15)   # a call of abs: not closed
+            right = '(abs (F (- n 2)))' if ctl else '(F (- n 2))'
+            return self.RFn(
+                ['n'], lambda f, v: ('(if (< n 2) %s (%s (F (- n 1)) %s))' % (bases[v], op, right)).replace('F', f),
+                len(bases), lambda f: '(+ n %d)' % r.randint(1, 9), cc(fib_step),
+                lambda: [r.randint(0, 10)], lambda i: ['(modulo %s 5)' % i], lambda i: [i % 5],
+                ['<', '-', op], ['-'])
+
+        def tail():
+            fins, step = ['acc', '(+ acc 1)'], self.choice(['n', '(+ n n)', '(quotient n 2)', '1'])
+            return self.RFn(
+                ['n', 'acc'], lambda f, v: '(if (<= n 0) %s (%s (- n 1) (remainder (+ acc %s) 1009)))' % (
+                    fins[v], f, step),
+                2, lambda f: '(- acc n)', lambda n, a: max(n, 0) + 1,
+                lambda: [r.randint(0, 40), r.randint(0, 9)],
+                lambda i: ['(modulo %s 7)' % i, '(modulo %s 5)' % i], lambda i: [i % 7, i % 5],
+                ['<=', '-', '+'], ['<=', '-'])
+
+        def count_up():
+            step = self.choice(['i', '(remainder i 3)', '(- n i)'])
+            return self.RFn(
+                ['i', 'n', 'acc'], lambda f, v: '(if (>= i n) %s (%s (+ i 1) n (+ acc %s)))' % (
+                    ['acc', '(- acc)'][v], f, step),
+                2, lambda f: '(+ i (- n acc))', lambda i, n, a: max(n - i, 0) + 1,
+                lambda: [r.randint(0, 5), r.randint(0, 30), r.randint(0, 9)],
+                lambda i: ['(modulo %s 3)' % i, '(modulo %s 9)' % i, '1'], lambda i: [i % 3, i % 9, 1],
+                ['>=', '+', '-'], ['>=', '+'])
+
+        def tak():
+            forms = ['(if (not (< y x)) z (F (F (- x 1) y z) (F (- y 1) z x) (F (- z 1) x y)))',
+                     '(if (< y x) (F (F (- x 1) y z) (F (- y 1) z x) (F (- z 1) x y)) z)']
+            calls = cc(tak_step)
+
+            def small():
+                while True:
+                    a = [r.randint(0, 8) for _ in range(3)]
+                    if calls(*a) <= 400:
+                        return a
+            return self.RFn(
+                ['x', 'y', 'z'], lambda f, v: forms[v].replace('F', f), 2, lambda f: '(if (< y x) y z)',
+                calls, small, lambda i: ['(modulo %s 4)' % i, '(modulo %s 3)' % i, '(modulo %s 2)' % i],
+                lambda i: [i % 4, i % 3, i % 2], ['<', 'not', '-'], ['<', 'not', '-'], feeds=True)
+
+        def ack():
+            return self.RFn(
+                ['m', 'n'], lambda f, v: ('(cond ((= m 0) (+ n 1)) ((= n 0) (F (- m 1) 1)) '
+                                          '(else (F (- m 1) (F m (- n 1)))))').replace('F', f),
+                1, lambda f: '(+ m n 1)', cc(ack_step), lambda: [r.randint(0, 2), r.randint(0, 5)],
+                lambda i: ['(modulo %s 3)' % i, '(modulo %s 2)' % i], lambda i: [i % 3, i % 2],
+                ['=', '+', '-'], ['=', '+', '-'], feeds=True)
+
+        def m91():
+            return self.RFn(
+                ['n'], lambda f, v: '(if (> n 100) (- n 10) (F (F (+ n 11))))'.replace('F', f),
+                1, lambda f: '(- n 10)', cc(m91_step), lambda: [r.randint(85, 110)],
+                lambda i: ['(+ 98 (modulo %s 5))' % i], lambda i: [98 + i % 5],
+                ['>', '-', '+'], ['>', '-', '+'], feeds=True)
+
+        def sum_list():
+            op = self.choice(['+', '+', '-'])
+            return self.RFn(
+                ['xs'], lambda f, v: '(if (null? xs) %d (%s (car xs) (%s (cdr xs))))' % (v, op, f),
+                2, lambda f: '(length xs)', length1, lambda: [ints(r.randint(0, 8))],
+                lambda i: ['(iota (modulo %s 7))' % i], lambda i: [list(range(i % 7))],
+                ['null?', 'car', 'cdr', op], ['null?', 'cdr'])
+
+        def build():
+            elems = ['n', '(modulo n 5)', '(+ n n)', '(remainder n 3)']
+            return self.RFn(
+                ['n'], lambda f, v: "(if (<= n 0) '() (cons %s (%s (- n 1))))" % (elems[v], f),
+                len(elems), lambda f: '(list n)', lambda n: max(n, 0) + 1, lambda: [r.randint(0, 10)],
+                lambda i: ['(modulo %s 8)' % i], lambda i: [i % 8],
+                ['<=', '-', 'cons', '+'], ['<=', '-'], ret='list')
+
+        def nested_acc():
+            return self.RFn(
+                ['n', 'acc'], lambda f, v: '(if (<= n 0) (+ acc %d) (%s (- n 1) (%s (- n 1) acc)))' % (v + 1, f, f),
+                2, lambda f: '(+ n acc)', lambda n, a: 2 ** (max(n, 0) + 1) - 1,
+                lambda: [r.randint(0, 7), r.randint(0, 9)],
+                lambda i: ['(modulo %s 3)' % i, '(modulo %s 4)' % i], lambda i: [i % 3, i % 4],
+                ['<=', '-', '+'], ['<=', '-'])
+
+        def nested_zero():
+            forms = ['(if (<= n 0) 0 (F (F (- n 1))))', '(if (< n 1) 0 (F (F (- n 1))))']
+            return self.RFn(
+                ['n'], lambda f, v: forms[v].replace('F', f), 2, lambda f: '(- n)',
+                lambda n: 2 * max(n, 0) + 1, lambda: [r.randint(0, 30)],
+                lambda i: ['(modulo %s 5)' % i], lambda i: [i % 5],
+                ['<=', '<', '-'], ['<=', '<', '-'], feeds=True)
+
+        def callee():
+            # its callee comes from either of two globals: not closed, a control
+            xs = ['(- n 1)', '0', 'n']
+            return self.RFn(
+                ['n'], lambda f, v: ('(if (<= n 0) 0 (+ ((if (zero? (remainder n 2)) car cdr) (cons n %s)) '
+                                     '(%s (- n 1))))' % (xs[v], f)),
+                len(xs), lambda f: '(car (cons n n))', lambda n: max(n, 0) + 1, lambda: [r.randint(0, 20)],
+                lambda i: ['(modulo %s 7)' % i], lambda i: [i % 7],
+                ['<=', '-', '+', 'zero?', 'car', 'cdr', 'cons'], ['<=', '-'])
+
+        def scan():
+            cmp, k = self.choice(['<', '>', '=', '<=']), r.randint(0, 9)
+            return self.RFn(
+                ['xs', 'acc'], lambda f, v: '(if (null? xs) acc (%s (cdr xs) (if (%s (car xs) %d) (+ acc %d) acc)))' % (
+                    f, cmp, k, v + 1),
+                2, lambda f: 'acc', length1, lambda: [ints(r.randint(0, 8)), r.randint(0, 5)],
+                lambda i: ['(iota (modulo %s 7))' % i, '(modulo %s 3)' % i], lambda i: [list(range(i % 7)), i % 3],
+                ['null?', 'cdr', 'car', cmp, '+'], ['null?', 'cdr'])
+
+        def itself():
+            return self.RFn(
+                ['n'], lambda f, v: '(if (<= n 0) %s (%s (- n %d)))' % (f, f, v + 1),
+                2, lambda f: '(+ n 100)', lambda n: max(n, 0) + 1, lambda: [r.randint(0, 10)],
+                lambda i: ['(modulo %s 6)' % i], lambda i: [i % 6],
+                ['<=', '-'], ['<=', '-'], ret='proc')
+
+        return self.pick([(3, fib), (2, tail), (1, count_up), (2, tak), (1, ack), (1, m91),
+                          (2, sum_list), (2, build), (2, nested_acc), (1, nested_zero),
+                          (2, callee), (1, scan), (2, itself)])
+
+    def r_calls(self, t, f, mult, k=None):
+        """A list of k calls of f with small arguments."""
+        parts = []
+        for _ in range(k or self.r.randint(1, 3)):
+            args = t.small()
+            self.spend(t.calls(*args) * mult * self.R_CALL)
+            parts.append('(rview (%s %s) %s)' % (f, ' '.join(map(self.r_text, args)), f))
+        return '(list %s)' % ' '.join(parts)
+
+    def r_loop(self, t, f, mult, n=None, pre=''):
+        """A loop calling f n times, pre (an expression of i) first in each
+        iteration, its value the sum of the results.  Without n, as many
+        times as make 1000 to 2500 calls of f (over every JIT threshold)."""
+        calls = sum(t.calls(*t.hot_py(i)) for i in range(60)) / 60.0
+        n = n or int(self.choice([1001, 1200, 1500, 2000, 2500]) / calls) + 1
+        self.spend(int(n * (6 + calls * mult * self.R_CALL)))
+        return ('(fold-left (lambda (acc i) %s(modulo (keep-plus acc (rint (%s %s))) 1000003)) 0 (iota %d))'
+                % (pre + ' ' if pre else '', f, ' '.join(t.hot('i')), n))
+
+    def r_wait(self, call):
+        """Call on (an effect-free call, or one whose effect writes what is
+        already there) until more native calls are counted than before (at
+        most 300 ms or 200,000 times; 60 ms where nothing was ever compiled:
+        cek and vm): at thresholds above 0 the function is compiled on the
+        background thread, and the writes that follow should find its
+        native code installed.  Nothing printed depends on how long it ran."""
+        self.spend(5000)
+        return ('(let ((t0 (current-time-ms)) (n0 (get (jit-stats) :native-calls 0))) '
+                '(let wait ((i 0)) (let ((ms (- (current-time-ms) t0))) '
+                '(when (and (< i 200000) (< ms 300) (or (< ms 60) (> (get (jit-stats) :compiled 0) 0)) '
+                '(= (get (jit-stats) :native-calls 0) n0)) %s (wait (+ i 1))))))' % call)
+
+    def r_show(self, x):
+        return '(show %s %s)' % (self.label(), self.catch_all(x))
+
+    def r_builtin(self, ts):
+        """(built-in, its keep-* global, a replacement): mostly one that
+        one of the RFns ts runs inline."""
+        uses = set().union(*(t.uses for t in ts))
+        names = sorted(uses & set(self.REDEF_BUILTINS)) if self.chance(0.85) else sorted(self.REDEF_BUILTINS)
+        b = self.choice(names or ['+'])
+        keep, repls = self.REDEF_BUILTINS[b]
+        if any(b in t.critical or (t.feeds and b in t.uses) for t in ts):
+            repls = [x for x in repls if x[1]]
+        return b, keep, self.choice(repls)[0]
+
+    def r_new_fn(self, t, f, old):
+        """(text of a new value for the global f, taking the same arguments;
+        the factor by which it may multiply the calls a call makes): a
+        variant, a lambda without calls, a wrapper of the closure in old
+        (counting its calls in a global, or changing its result where that
+        bounds no recursion), or a variadic lambda."""
+        ps = ' '.join(t.params)
+        x = self.r.random()
+        if x < 0.3:
+            return '(lambda (%s) %s)' % (ps, t.body(f, self.r.randrange(t.nvar))), 1
+        if x < 0.45:
+            return '(lambda (%s) %s)' % (ps, t.plain(f)), 1
+        if x < 0.85:
+            if t.ret == 'int' and not t.feeds and self.chance(0.5):
+                return '(let ((old %s)) (lambda (%s) (keep-plus 1 (old %s))))' % (old, ps, ps), 2
+            cnt = self.fresh('cnt')
+            self.r_counters.append(cnt)
+            return ('(let ((old %s)) (lambda (%s) (set! %s (keep-plus %s 1)) (old %s)))'
+                    % (old, ps, cnt, cnt, ps)), 2
+        return '(lambda args (keep-plus %d (length args)))' % self.r.randint(0, 99), 1
+
+    def r_redef(self):
+        """A closed recursive function made hot, then the globals its native
+        code may assume written, each write followed by more calls."""
+        self.redef_used = True
+        self.r_counters = []
+        t = self.r_template()
+        f = self.fresh('rf')
+        ps = ' '.join(t.params)
+        mult = 1           # bound on how many times more calls a call makes now
+        out = ['(define (%s %s) %s)' % (f, ps, t.body(f, 0))]
+        held = []          # a global holding an earlier closure of f
+        ts = [t]
+        other = None       # a second closed function g, assuming built-ins too
+        if self.chance(0.35):
+            t2, g = self.r_template(), self.fresh('rf')
+            ts.append(t2)
+            other = (t2, g)
+            out.append('(define (%s %s) %s)' % (g, ' '.join(t2.params), t2.body(g, 0)))
+            out.append(self.r_show(self.r_loop(t2, g, 1)))
+
+        def calls(m):
+            c = self.r_calls(t, f, m)
+            if other:
+                c = '(list %s %s)' % (c, self.r_calls(other[0], other[1], 2, 1))
+            return c
+
+        def hold():
+            if not held:
+                held.append(self.fresh('old'))
+                out.append('(define %s %s)' % (held[0], f))
+            return held[0]
+
+        def window(set_to, first_loop=False, which=None):
+            """Replace a built-in, call f, restore it (also on an error)."""
+            b, keep, repl = which or self.r_builtin(ts)
+            body = [set_to(b, repl), self.r_show(calls(2 * mult))]
+            if first_loop or self.chance(0.25):
+                body.append(self.r_show(self.r_loop(t, f, 2 * mult)))
+            body += [set_to(b, keep), self.r_show(calls(mult))]
+            return "(guard (e (#t %s (show %s (list 'caught (error-kind e))))) %s)" % (
+                set_to(b, keep), self.label(), ' '.join(body))
+
+        def plain_set(b, v):
+            return '(set! %s %s)' % (b, v)
+
+        # a write between the definition and the first call
+        if self.chance(0.25):
+            first = self.choice(['define', 'set', 'builtin'])
+            if first == 'define':
+                out.append('(define (%s %s) %s)' % (f, ps, t.body(f, self.r.randrange(t.nvar))))
+            elif first == 'set':
+                v, mult = self.r_new_fn(t, f, hold())
+                out.append('(set! %s %s)' % (f, v))
+            else:
+                out.append(window(plain_set, first_loop=True))
+        out.append(self.r_show(self.r_loop(t, f, mult)))
+        if not self.r_counters and self.chance(0.3):
+            out.append(self.r_wait('(%s %s)' % (f, ' '.join(map(self.r_text, t.small())))))
+        out.append(self.r_show(calls(mult)))
+        start = self.cost
+
+        for _ in range(self.r.randint(1, 3)):
+            if self.cost - start > 60000:
+                break
+            if self.chance(0.4):
+                hold()
+            kind = self.pick([(3, lambda: 'define'), (2, lambda: 'set'), (4, lambda: 'builtin'),
+                              (1, lambda: 'define-builtin'), (3, lambda: 'setter'),
+                              (1, lambda: 'toggle'), (1 if other else 0, lambda: 'define-other')])
+            if kind == 'define-other':
+                t2, g = other
+                out.append('(define (%s %s) %s)' % (g, ' '.join(t2.params), t2.body(g, self.r.randrange(t2.nvar))))
+            elif kind == 'define':
+                out.append('(define (%s %s) %s)' % (f, ps, t.body(f, self.r.randrange(t.nvar))))
+                mult = 1
+            elif kind == 'set':
+                v, m = self.r_new_fn(t, f, f)
+                out.append('(set! %s %s)' % (f, v))
+                mult *= m
+            elif kind == 'builtin':
+                out.append(window(plain_set))
+            elif kind == 'define-builtin':
+                b, keep, repl = self.r_builtin(ts)
+                out += ['(define %s %s)' % (b, repl), self.r_show(calls(2 * mult)),
+                        '(define %s %s)' % (b, keep)]
+            else:
+                # the write done by a hot function (native code's set!),
+                # which first writes, many times, the value the global holds
+                s = self.fresh('setter')
+                if self.chance(0.5):
+                    which = self.r_builtin(ts)
+                    b, keep, repl = which
+                    cur = keep
+                else:
+                    b, keep, cur = f, hold(), f
+                    repl, m = self.r_new_fn(t, f, keep)
+                after = ''
+                if self.chance(0.5):   # and calls f at once, in the same native code
+                    args = t.hot_py(self.r.randint(0, 3))
+                    self.spend(2500 * t.calls(*args) * self.R_CALL)
+                    after = ' (rint (%s %s))' % (f, ' '.join(map(self.r_text, args)))
+                out.append('(define (%s v) (set! %s v)%s)' % (s, b, after))
+                out.append(self.r_show(self.r_loop(t, f, mult, n=self.choice([1001, 1200]),
+                                                   pre='(%s %s)' % (s, cur))))
+                if not self.r_counters and self.chance(0.3):
+                    out.append(self.r_wait('(%s %s) (%s %s)' % (s, cur, f, ' '.join(map(self.r_text, t.small())))))
+
+                def call_set(_, v):
+                    return '(%s %s)' % (s, v)
+                if kind == 'setter' and b == f:
+                    out.append('(%s %s)' % (s, repl))
+                    mult *= m
+                elif kind == 'setter':
+                    out.append(window(call_set, which=which))
+                else:
+                    # one value or the other at each iteration, then the kept one
+                    pre = '(%s (if (keep-eq (modulo i 2) 0) %s %s))' % (s, repl, keep)
+                    loop = self.r_loop(t, f, 2 * mult, n=self.choice([1001, 1200]), pre=pre)
+                    out.append("(guard (e (#t (%s %s) (show %s (list 'caught (error-kind e))))) "
+                               "(show %s %s) (%s %s))" % (s, keep, self.label(), self.label(),
+                                                          self.catch_all(loop), s, keep))
+                    if b == f:
+                        mult *= 2
+            shown = calls(mult)
+            if held and self.chance(0.7):
+                shown = '(list %s %s)' % (shown, self.r_calls(t, held[0], 2 * mult, 1))
+            if self.r_counters:
+                shown = '(list %s %s)' % (shown, ' '.join(self.r_counters))
+            out.append(self.r_show(shown))
+            if self.chance(0.35) and self.cost - start < 40000:
+                out.append(self.r_show(self.r_loop(t, f, mult)))
+        return '\n'.join(['(define %s 0)' % c for c in self.r_counters] + out)
+
     def warm(self, call):
         """Call a failure-free, effect-free function until the JIT has
         native code to run (at most 800 ms or 10^6 calls), so that at the
@@ -2426,6 +2889,7 @@ class Gen:
             (2, self.h_hot),
             (1, self.h_returning),
             (0.5, self.h_nested_lambdas),
+            (2, self.r_redef),
             (3, self.test_form),
         ]
 
@@ -2456,13 +2920,15 @@ class Gen:
                     body.append(self.h_form())
         if self.need_helpers:
             out += self.HELPERS
+        if self.redef_used:
+            out += self.REDEF_PRELUDE
         out += body
         if self.chance(SECOND_PASS_SHARE):
             out += self.second_pass(body)
         expect_error = self.chance(0.2)
         if expect_error:
             out.append(self.final_error())
-        return Program(self.seed, '\n'.join(out) + '\n', expect_error)
+        return Program(self.seed, '\n'.join(out) + '\n', expect_error, self.redef_used)
 
     def final_error(self):
         """A last form that is certain to end the program with an uncaught error."""
@@ -2526,13 +2992,15 @@ class Gen:
                 body.append(self.test_form())
         if self.need_helpers:
             out += self.HELPERS
+        if self.redef_used:
+            out += self.REDEF_PRELUDE
         out += body
         if self.chance(SECOND_PASS_SHARE):
             out += self.second_pass(body)
         expect_error = self.chance(0.3)
         if expect_error:
             out.append(self.final_error())
-        return Program(self.seed, '\n'.join(out) + '\n', expect_error)
+        return Program(self.seed, '\n'.join(out) + '\n', expect_error, self.redef_used)
 
 
 SHAPES = ('mixed', 'classic', 'higher-order')
