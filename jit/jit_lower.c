@@ -855,6 +855,22 @@ static void emit_entry_call(lower *l, int at, int n, gcc_jit_lvalue *proto, gcc_
     finish_direct(l, r, at, join);
 }
 
+/* The callee at operand depth at (pcallee, a non-NULL object): if it is
+ * a closure, emit_entry_call for its proto; anything else goes to slow.
+ * Ends the current block. */
+static void emit_closure_entry_call(lower *l, gcc_jit_rvalue *pcallee, int at, int n,
+                                    gcc_jit_block *slow, gcc_jit_block *join)
+{
+    gcc_jit_block *clo = new_block(l);
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)),
+        clo, slow);
+    l->cur = clo;
+    gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_proto");
+    assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
+    emit_entry_call(l, at, n, proto, slow, join);
+}
+
 /* Whether native code of p can return SX_JIT_TAILCALL: only its tail
  * calls hand one back (directly, or from the native callee they jump to). */
 static bool has_tail_call(const sx_proto *p)
@@ -1029,17 +1045,8 @@ static void emit_call_direct(lower *l, int d, int n)
         l->cur = other;
         if (only_self && n <= JIT_DIRECT_ARGS) {
             /* another closure's direct entry, else the generic call */
-            gcc_jit_block *ochk = new_block(l), *oclo = new_block(l);
-            gcc_jit_rvalue *pc = branch_if_obj(l, callee, ochk, slow);
-            gcc_jit_block_end_with_conditional(
-                l->cur, NULL,
-                cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pc, 0), i64(l, SX_T_VMCLOSURE)), oclo,
-                slow);
-            l->cur = oclo;
-            gcc_jit_lvalue *proto =
-                gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_proto");
-            assign(l, proto, rv(i64_field(l, pc, (long)offsetof(sx_vmclosure, proto))));
-            emit_entry_call(l, at, n, proto, slow, join);
+            gcc_jit_block *ochk = new_block(l);
+            emit_closure_entry_call(l, branch_if_obj(l, callee, ochk, slow), at, n, slow, join);
             l->cur = slow;
             emit_generic_call(l, d, n);
             gcc_jit_block_end_with_jump(l->cur, NULL, join);
@@ -1514,15 +1521,7 @@ static void emit_call_light(lower *l, int d, int n, bool prim)
         int gk = -1;
         emit_prim_direct(l, pcallee, at, n, site_prim(l, at, &gk), -1, slow, join);
     } else {
-        gcc_jit_block *clo = new_block(l);
-        gcc_jit_block_end_with_conditional(
-            l->cur, NULL,
-            cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)), clo,
-            slow);
-        l->cur = clo;
-        gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_proto");
-        assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
-        emit_entry_call(l, at, n, proto, slow, join);
+        emit_closure_entry_call(l, pcallee, at, n, slow, join);
     }
     l->cur = slow;
     emit_generic_call(l, d, n);
