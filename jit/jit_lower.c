@@ -855,6 +855,21 @@ static void emit_entry_call(lower *l, int at, int n, gcc_jit_lvalue *proto, gcc_
     finish_direct(l, r, at, join);
 }
 
+/* Ends the current block with a branch on whether pcallee (a non-NULL
+ * object) is a closure: to yes, which becomes the current block and where
+ * the new local `name` holds its proto, or to other. */
+static gcc_jit_lvalue *branch_if_closure(lower *l, gcc_jit_rvalue *pcallee, const char *name,
+                                         gcc_jit_block *yes, gcc_jit_block *other)
+{
+    gcc_jit_block_end_with_conditional(
+        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)),
+        yes, other);
+    l->cur = yes;
+    gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, name);
+    assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
+    return proto;
+}
+
 /* The callee at operand depth at (pcallee, a non-NULL object): if it is
  * a closure, emit_entry_call for its proto; anything else goes to slow.
  * Ends the current block. */
@@ -862,12 +877,7 @@ static void emit_closure_entry_call(lower *l, gcc_jit_rvalue *pcallee, int at, i
                                     gcc_jit_block *slow, gcc_jit_block *join)
 {
     gcc_jit_block *clo = new_block(l);
-    gcc_jit_block_end_with_conditional(
-        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)),
-        clo, slow);
-    l->cur = clo;
-    gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_proto");
-    assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
+    gcc_jit_lvalue *proto = branch_if_closure(l, pcallee, "callee_proto", clo, slow);
     emit_entry_call(l, at, n, proto, slow, join);
 }
 
@@ -1057,14 +1067,10 @@ static void emit_call_direct(lower *l, int d, int n)
     gcc_jit_block *chk = new_block(l), *chk2 = new_block(l), *direct = new_block(l);
     gcc_jit_rvalue *pcallee = branch_if_obj(l, callee, chk, slow);
     gcc_jit_block *primchk = new_block(l);
-    gcc_jit_block_end_with_conditional(
-        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)),
-        chk2, primchk);
+    gcc_jit_lvalue *proto = branch_if_closure(l, pcallee, "callee_proto", chk2, primchk);
     l->cur = primchk;
     emit_prim_direct(l, pcallee, at, n, NULL, -1, slow, join);
     l->cur = chk2;
-    gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "callee_proto");
-    assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
     if (n <= JIT_DIRECT_ARGS) { /* its direct entry, if it has one */
         gcc_jit_block *generic = new_block(l);
         emit_entry_call(l, at, n, proto, generic, join);
@@ -1572,12 +1578,7 @@ static void emit_native_tail_call(lower *l, int at, int n)
     gcc_jit_block *chk = new_block(l), *chk2 = new_block(l), *go = new_block(l),
                   *tramp = new_block(l);
     gcc_jit_rvalue *pcallee = branch_if_obj(l, callee, chk, tramp);
-    gcc_jit_block_end_with_conditional(
-        l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pcallee, 0), i64(l, SX_T_VMCLOSURE)),
-        chk2, tramp);
-    l->cur = chk2;
-    gcc_jit_lvalue *proto = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "tail_proto");
-    assign(l, proto, rv(i64_field(l, pcallee, (long)offsetof(sx_vmclosure, proto))));
+    gcc_jit_lvalue *proto = branch_if_closure(l, pcallee, "tail_proto", chk2, tramp);
     gcc_jit_rvalue *pp = gcc_jit_context_new_bitcast(l->c, NULL, rv(proto), l->t_voidp);
     if (n <= JIT_DIRECT_ARGS) {
         /* its direct entry, the arguments in registers (the callee in
