@@ -66,6 +66,11 @@
 #ifndef JIT_OPT_OPTION /* a build may set another, e.g. to compare levels */
 #define JIT_OPT_OPTION "-Og"
 #endif
+/* The one pass of O1 -Og leaves out that inline arithmetic needs: without
+ * it, the overflow test of a checked add or sub (__builtin_saddl_overflow,
+ * jit_lower.c) sets a flag in a register and tests it again, 3 more
+ * instructions than the add and a jump on the overflow flag. */
+#define JIT_IFCVT_OPTION "-fif-conversion"
 /* libgccjit writes assembly only; the compile thread runs the assembler
  * and the linker itself (assemble_and_link), two processes where the gcc
  * driver took four (itself, as, collect2 and ld). Both command lines are
@@ -336,23 +341,24 @@ static void compute_abi(void)
              (int)SX_T_VMCLOSURE, (int)SX_T_PROTO);
     snprintf(
         buf, sizeof buf,
-        "sxpool %s|gccjit %d.%d.%d|O%d %s %s %s|link %d %zu %s|tags %s|margin %d|sym %zu %zu|"
+        "sxpool %s|gccjit %d.%d.%d|O%d %s %s %s %s|link %d %zu %s|tags %s|margin %d|sym %zu %zu|"
         "cx %zu %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu|"
         "prim %zu %zu %zu %zu|env %zu %zu|alloc %d %d %zu %zu %zu|ops %d|idx %d|lower %d",
         SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
-        gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_CALL_OPTION, JIT_TOOLS,
-        SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS, tags ? tags : deftags,
-        SX_JIT_FRAME_MARGIN, offsetof(sx_symbol, global), offsetof(sx_symbol, watched),
-        offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n), offsetof(sx_ctx, native_proto),
-        offsetof(sx_ctx, cstack_limit), offsetof(sx_ctx, jit_epoch), sizeof(sx_ctx),
-        offsetof(sx_vmclosure, proto), offsetof(sx_vmclosure, env), offsetof(sx_proto, native),
-        offsetof(sx_proto, native_d), offsetof(sx_proto, jit_entered), offsetof(sx_proto, nreq),
-        offsetof(sx_proto, rest), offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack),
-        offsetof(sx_proto, env_size), offsetof(sx_proto, k), offsetof(sx_obj, type),
-        offsetof(sx_prim, fn), offsetof(sx_prim, min_args), offsetof(sx_prim, max_args),
-        offsetof(sx_prim, name_sym), offsetof(sx_env, up), offsetof(sx_env, slots), (int)SX_T_ENV,
-        SX_FL_GRANULES, sizeof(sx_pair), sizeof(sx_vmclosure), sx__granules(sizeof(sx_env)),
-        BC__COUNT, JIT_CACHE_FORMAT, JIT_LOWER_VERSION);
+        gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_IFCVT_OPTION,
+        JIT_CALL_OPTION, JIT_TOOLS, SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS,
+        tags ? tags : deftags, SX_JIT_FRAME_MARGIN, offsetof(sx_symbol, global),
+        offsetof(sx_symbol, watched), offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n),
+        offsetof(sx_ctx, native_proto), offsetof(sx_ctx, cstack_limit), offsetof(sx_ctx, jit_epoch),
+        sizeof(sx_ctx), offsetof(sx_vmclosure, proto), offsetof(sx_vmclosure, env),
+        offsetof(sx_proto, native), offsetof(sx_proto, native_d), offsetof(sx_proto, jit_entered),
+        offsetof(sx_proto, nreq), offsetof(sx_proto, rest), offsetof(sx_proto, nslots),
+        offsetof(sx_proto, maxstack), offsetof(sx_proto, env_size), offsetof(sx_proto, k),
+        offsetof(sx_obj, type), offsetof(sx_prim, fn), offsetof(sx_prim, min_args),
+        offsetof(sx_prim, max_args), offsetof(sx_prim, name_sym), offsetof(sx_env, up),
+        offsetof(sx_env, slots), (int)SX_T_ENV, SX_FL_GRANULES, sizeof(sx_pair),
+        sizeof(sx_vmclosure), sx__granules(sizeof(sx_env)), BC__COUNT, JIT_CACHE_FORMAT,
+        JIT_LOWER_VERSION);
     uint64_t h = 14695981039346656037ull;
     for (const char *c = buf; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211ull;
@@ -914,6 +920,7 @@ static gcc_jit_context *new_context(void)
     if (!c) return NULL;
     gcc_jit_context_set_int_option(c, GCC_JIT_INT_OPTION_OPTIMIZATION_LEVEL, JIT_OPT_LEVEL);
     gcc_jit_context_add_command_line_option(c, JIT_OPT_OPTION);
+    gcc_jit_context_add_command_line_option(c, JIT_IFCVT_OPTION);
     gcc_jit_context_add_command_line_option(c, JIT_CALL_OPTION);
     gcc_jit_context_set_bool_allow_unreachable_blocks(c, 1);
     /* libgccjit is asked for assembly only, which runs no driver; should

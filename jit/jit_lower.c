@@ -39,6 +39,7 @@
 typedef struct lower {
     gcc_jit_context *c;
     gcc_jit_function *fn;
+    gcc_jit_function *f_sadd, *f_ssub; /* GCC's checked add and sub, once used */
     gcc_jit_type *t_i64, *t_u64, *t_i32, *t_bool, *t_char, *t_voidp, *t_i64p, *t_i32p, *t_charp;
     gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted, *f_fallback,
         *f_finish_tail, *f_native_calls, *f_frame_env, *f_guard, *f_direct_calls, *f_pair_fl, *f_fl,
@@ -102,6 +103,12 @@ typedef struct lower {
     bool *assumed;
     int *site_g;
     bool *needed; /* per GLOBAL pc: its value is read (jit__assumptions) */
+    /* Fast code of a function that reads no env (env_free): every closure
+     * of its proto behaves the same, so a self call calls the running one,
+     * `me` (base[-1]), and the constants are read through it where used
+     * (l->Kv is that expression), not kept in a register. */
+    bool by_me;
+    gcc_jit_lvalue *me;
 } lower;
 
 /* What the inline paths below assume of the value representation (vm/
@@ -420,6 +427,17 @@ static int analyze(lower *l)
 
 static bool direct_entry_ok(const sx_proto *p);
 
+/* Whether p's code reads no env: neither a variable of an enclosing
+ * function nor the env a closure it makes would capture. */
+static bool env_free(const sx_proto *p)
+{
+    for (int pc = 0; pc < p->ncode; pc += 1 + sx_opcode_operands[p->code[pc]]) {
+        int op = p->code[pc];
+        if (op == BC_ENV || op == BC_ENV_CK || op == BC_SET_ENV || op == BC_CLOSURE) return false;
+    }
+    return true;
+}
+
 /* Adds (k, prim) to a[0..*n) unless it is there. */
 static void add_assume(jit_assume *a, int *n, int k, int prim)
 {
@@ -443,6 +461,7 @@ static void used(bool *needed, const int *cur, int j)
 int jit__assumptions(const sx_proto *p, jit_assume *out, int cap, int *site_g, bool *needed)
 {
     if (!direct_entry_ok(p)) return -1;
+    bool by_me = env_free(p);
     int ns = p->maxstack + 2, n = 0, rc = -1, d = 0;
     int *cur = calloc((size_t)ns, sizeof *cur);
     int **at_pc = calloc((size_t)p->ncode + 1, sizeof *at_pc); /* [0]: depth, then the state */
@@ -486,9 +505,10 @@ int jit__assumptions(const sx_proto *p, jit_assume *out, int cap, int *site_g, b
             if (g < 0 || (prim < 0 && (p->k[g] != p->name || argc != p->nreq))) goto out;
             add_assume(all, &n, g, prim);
             if (site_g) site_g[pc] = g;
-            /* a tail call compares its callee with the running closure;
-             * a call loads it again, for the callee's frame */
-            if (op == BC_TAIL_CALL) used(needed, cur, at);
+            /* a tail call compares its callee with the running closure
+             * unless that is the callee (env_free); a call loads it again,
+             * for the callee's frame */
+            if (op == BC_TAIL_CALL && !by_me) used(needed, cur, at);
             for (int j = at + 1; j < d; j++)
                 used(needed, cur, j);
             cur[at] = -1;
@@ -890,6 +910,14 @@ static bool has_tail_call(const sx_proto *p)
     return false;
 }
 
+/* Whether a self call may get SX_JIT_TAILCALL back: not when every tail
+ * call of the function is a jump to its start (by_me: each is a self call
+ * of the running closure). */
+static bool hands_back_tail(lower *l)
+{
+    return has_tail_call(l->p) && !l->by_me;
+}
+
 /* Calls this very function (the callee is the running closure): a direct
  * call, its frame in cframe, everything about it known here, including
  * whether it can hand back a tail call. */
@@ -897,7 +925,6 @@ static void emit_self_frame_call(lower *l, int at, int n, gcc_jit_lvalue *r);
 
 static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
 {
-    sx_proto *p = l->p;
     gcc_jit_rvalue *callee = S(l, at);
     assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 0)), callee);
     gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "self_r");
@@ -908,7 +935,7 @@ static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
             dargs[3 + i] = S(l, at + 1 + i);
         count_native_call(l);
         assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->direct, 3 + n, dargs));
-        if (has_tail_call(p)) {
+        if (hands_back_tail(l)) {
             /* a native tail call the callee made left cx->native_proto at
              * its tail callee's proto: this function runs again */
             gcc_jit_rvalue *me = gcc_jit_context_new_bitcast(
@@ -919,7 +946,7 @@ static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
     } else {
         emit_self_frame_call(l, at, n, r);
     }
-    if (has_tail_call(p)) {
+    if (hands_back_tail(l)) {
         finish_direct(l, r, at, join);
     } else {
         assign(l, l->stk[at], rv(r));
@@ -1312,6 +1339,28 @@ static gcc_jit_rvalue *emit_divop(lower *l, int op, gcc_jit_rvalue *a, gcc_jit_r
  * known to be its built-in (l->fast), so the fast path tests only the
  * operands.
  * @return false if the block ended (the JUMP_FALSE was emitted too) */
+/* r = a + b (add) or a - b, going to `slow` instead when it overflows 64
+ * bits: GCC's checked arithmetic, an add or sub and a jump on the
+ * overflow flag. Goes on in a new block. */
+static void emit_checked_op(lower *l, bool add, gcc_jit_rvalue *a, gcc_jit_rvalue *b,
+                            gcc_jit_lvalue *r, gcc_jit_block *slow)
+{
+    gcc_jit_function **f = add ? &l->f_sadd : &l->f_ssub;
+    if (!*f)
+        *f = gcc_jit_context_get_builtin_function(l->c, add ? "__builtin_saddl_overflow"
+                                                            : "__builtin_ssubl_overflow");
+    gcc_jit_type *t_long = gcc_jit_context_get_type(l->c, GCC_JIT_TYPE_LONG);
+    gcc_jit_lvalue *w = gcc_jit_function_new_local(l->fn, NULL, t_long, "w");
+    gcc_jit_rvalue *args[3] = {gcc_jit_context_new_cast(l->c, NULL, a, t_long),
+                               gcc_jit_context_new_cast(l->c, NULL, b, t_long),
+                               gcc_jit_lvalue_get_address(w, NULL)};
+    gcc_jit_block *ok = new_block(l);
+    gcc_jit_block_end_with_conditional(l->cur, NULL,
+                                       gcc_jit_context_new_call(l->c, NULL, *f, 3, args), slow, ok);
+    l->cur = ok;
+    assign(l, r, gcc_jit_context_new_cast(l->c, NULL, rv(w), l->t_i64));
+}
+
 static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, int unbound_k,
                       int jf, int not_k, bool assumed, bool not_assumed)
 {
@@ -1331,7 +1380,6 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
                                ? gcc_jit_context_new_rvalue_from_int(l->c, l->t_bool, 1)
                                : cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, l->Kv, k)));
     gcc_jit_rvalue *guard = same, *result = NULL;
-    gcc_jit_rvalue *ovf = NULL;
     if (op == OP_ADD && imm_fix(ka) && !imm_fix(kb)) { /* a constant first: add it second */
         gcc_jit_rvalue *t = a;
         sx_val tk = ka;
@@ -1392,57 +1440,26 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
     switch (op) {
     case OP_ADD:
     case OP_SUB: {
+        /* the tagged words' 64-bit overflow is the VM's rule: with A = a -
+         * tag, a + b = a + (b - tag) and a - b = (a - b) + tag, where adding
+         * the tag back cannot overflow (a - b has tag bits 00); a constant
+         * b is C, and a +/- (C - tag) is one operation */
         gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "r");
-        gcc_jit_rvalue *ua = gcc_jit_context_new_bitcast(l->c, NULL, a, l->t_u64);
         if (imm_fix(kb)) {
-            /* b is the constant C: r = a +/- (C - tag), and with c = C - tag
-             * of a known sign the overflow test is one comparison of r with a */
             int64_t c = (int64_t)(kb - SX_TAG_FIX);
-            gcc_jit_rvalue *uc = gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, (long)c);
-            assign(l, r,
-                   gcc_jit_context_new_bitcast(
-                       l->c, NULL,
-                       binop(l, op == OP_ADD ? GCC_JIT_BINARY_OP_PLUS : GCC_JIT_BINARY_OP_MINUS,
-                             l->t_u64, ua, uc),
-                       l->t_i64));
-            bool up = (op == OP_ADD) == (c > 0); /* r should be above a */
-            if (c != 0) ovf = cmp(l, up ? GCC_JIT_COMPARISON_LT : GCC_JIT_COMPARISON_GT, rv(r), a);
+            if (c == 0)
+                assign(l, r, a);
+            else
+                emit_checked_op(l, op == OP_ADD, a, i64(l, (long)c), r, slow);
         } else if (op == OP_ADD) {
-            /* r = a + (b - tag); overflow iff a and b-tag share a sign r lacks */
-            gcc_jit_rvalue *ub = gcc_jit_context_new_bitcast(l->c, NULL, b, l->t_u64);
-            gcc_jit_rvalue *ub1 =
-                binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ub,
-                      gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, (long)SX_TAG_FIX));
-            assign(l, r,
-                   gcc_jit_context_new_bitcast(
-                       l->c, NULL, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, ua, ub1), l->t_i64));
-            gcc_jit_rvalue *b1 = gcc_jit_context_new_bitcast(l->c, NULL, ub1, l->t_i64);
-            ovf = cmp(l, GCC_JIT_COMPARISON_LT,
-                      binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64,
-                            binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, rv(r)),
-                            binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, b1, rv(r))),
-                      i64(l, 0));
+            emit_checked_op(
+                l, true, a,
+                binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_i64, b, i64(l, (long)SX_TAG_FIX)), r, slow);
         } else {
-            /* r = a - b + tag; overflow of a - b iff a and b differ in sign
-             * and a - b's differs from a's (adding the tag back cannot
-             * overflow: a - b has tag bits 00) */
-            gcc_jit_rvalue *ub = gcc_jit_context_new_bitcast(l->c, NULL, b, l->t_u64);
             gcc_jit_lvalue *dlt = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "dlt");
-            assign(l, dlt,
-                   gcc_jit_context_new_bitcast(
-                       l->c, NULL, binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_u64, ua, ub), l->t_i64));
-            ovf = cmp(l, GCC_JIT_COMPARISON_LT,
-                      binop(l, GCC_JIT_BINARY_OP_BITWISE_AND, l->t_i64,
-                            binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, b),
-                            binop(l, GCC_JIT_BINARY_OP_BITWISE_XOR, l->t_i64, a, rv(dlt))),
-                      i64(l, 0));
+            emit_checked_op(l, false, a, b, dlt, slow);
             assign(l, r,
                    binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(dlt), i64(l, (long)SX_TAG_FIX)));
-        }
-        if (ovf) {
-            gcc_jit_block *store = new_block(l);
-            gcc_jit_block_end_with_conditional(l->cur, NULL, ovf, slow, store);
-            l->cur = store;
         }
         result = rv(r);
         if (op == OP_ADD && (l->job->inject & JIT_INJECT_WRONG_SUM)) /* a silent miscompile */
@@ -1660,6 +1677,20 @@ static void emit_own_env(lower *l)
     l->cur = join;
 }
 
+/* A tail call of the running closure (the callee at operand depth at,
+ * with n arguments): a jump back to the start. Ends the block. */
+static void emit_self_tail_call(lower *l, int at, int n)
+{
+    sx_proto *p = l->p;
+    emit_interrupt_check(l);
+    for (int i = 0; i < n; i++)
+        assign(l, l->slot[i], S(l, at + 1 + i));
+    for (int i = n; i < p->nslots; i++)
+        assign(l, l->slot[i], i64(l, SX_UNDEF));
+    if (p->env_size) emit_own_env(l);
+    gcc_jit_block_end_with_jump(l->cur, NULL, l->head);
+}
+
 static void emit_tail_call(lower *l, const int32_t *pc, int d)
 {
     sx_proto *p = l->p;
@@ -1672,13 +1703,7 @@ static void emit_tail_call(lower *l, const int32_t *pc, int d)
         gcc_jit_block_end_with_conditional(
             l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), me), self, other);
         l->cur = self;
-        emit_interrupt_check(l);
-        for (int i = 0; i < n; i++)
-            assign(l, l->slot[i], S(l, at + 1 + i));
-        for (int i = n; i < p->nslots; i++)
-            assign(l, l->slot[i], i64(l, SX_UNDEF));
-        if (p->env_size) emit_own_env(l);
-        gcc_jit_block_end_with_jump(l->cur, NULL, l->head);
+        emit_self_tail_call(l, at, n);
     } else {
         gcc_jit_block_end_with_jump(l->cur, NULL, other);
     }
@@ -1767,7 +1792,9 @@ static bool site_assumed(lower *l, int pc)
 static void emit_assumed_self_call(lower *l, int d, int n, int g)
 {
     gcc_jit_block *join = new_block(l);
-    assign(l, l->stk[d - n - 1], rv(global_of(l, g)));
+    assign(l, l->stk[d - n - 1],
+           l->by_me ? gcc_jit_context_new_bitcast(l->c, NULL, rv(l->me), l->t_i64)
+                    : rv(global_of(l, g)));
     emit_self_call(l, d - n - 1, n, join);
     l->cur = join;
 }
@@ -1862,6 +1889,10 @@ static bool emit_insn(lower *l, int pc, int d)
             emit_call(l, c, d, prim_site(l, d - c[1] - 1));
         return true;
     case BC_TAIL_CALL:
+        if (l->by_me && site_assumed(l, pc)) { /* the callee is the running closure */
+            emit_self_tail_call(l, d - c[1] - 1, c[1]);
+            return false;
+        }
         if (prim_site(l, d - c[1] - 1) && inject_here(l, c[1]))
             assign(l, l->stk[d - c[1]], i64(l, SX_TRUE));
         emit_tail_call(l, c, d);
@@ -2427,15 +2458,22 @@ static void emit_prologue(lower *l, bool direct)
          * heap env of its own), the closure being base[-1] on every entry
          * (cx->native_proto is not: a native tail call made by a callee
          * leaves it at the tail callee's proto) */
-        gcc_jit_rvalue *clo =
-            gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(l, prv(l->base), -1)), l->t_voidp);
+        l->me = gcc_jit_function_new_local(l->fn, NULL, l->t_voidp, "me");
+        assign(
+            l, l->me,
+            gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(l, prv(l->base), -1)), l->t_voidp));
+        gcc_jit_rvalue *clo = rv(l->me);
         gcc_jit_rvalue *cproto = gcc_jit_context_new_bitcast(
             ctxt, NULL, rv(i64_field(l, clo, (long)offsetof(sx_vmclosure, proto))), l->t_voidp);
-        gcc_jit_lvalue *k = gcc_jit_function_new_local(l->fn, NULL, l->t_i64p, "K");
-        assign(l, k,
-               gcc_jit_context_new_bitcast(
-                   ctxt, NULL, rv(i64_field(l, cproto, (long)offsetof(sx_proto, k))), l->t_i64p));
-        l->Kv = rv(k);
+        gcc_jit_rvalue *kv = gcc_jit_context_new_bitcast(
+            ctxt, NULL, rv(i64_field(l, cproto, (long)offsetof(sx_proto, k))), l->t_i64p);
+        if (l->by_me) {
+            l->Kv = kv;
+        } else {
+            gcc_jit_lvalue *k = gcc_jit_function_new_local(l->fn, NULL, l->t_i64p, "K");
+            assign(l, k, kv);
+            l->Kv = rv(k);
+        }
         gcc_jit_lvalue *e = gcc_jit_function_new_local(l->fn, NULL, l->t_i64p, "env0");
         assign(l, e,
                gcc_jit_context_new_bitcast(ctxt, NULL,
@@ -2503,6 +2541,7 @@ static int assume_globals(lower *l)
         l->assumed[a[i].k] = true;
     free(a);
     if (!l->fast) return 0;
+    l->by_me = env_free(p);
     char name[80];
     snprintf(name, sizeof name, "%s_a", l->job->symbol);
     gcc_jit_function *f = gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_EXPORTED,
@@ -2537,6 +2576,7 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     if (!l.slot || !l.stk || !l.blk || !l.depth || !l.pushed_by || !l.imm) goto out;
     for (int i = 0; i <= nstk; i++)
         l.pushed_by[i] = -1;
+    if (l.direct && !job->inject && assume_globals(&l) != 0) goto out;
     emit_prologue(&l, l.direct != NULL);
     l.head = gcc_jit_function_new_block(l.fn, "head");
     if (l.resume) {
@@ -2549,7 +2589,6 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
         gcc_jit_block_end_with_jump(l.cur, NULL, l.head);
     }
     if (analyze(&l) != 0) goto out;
-    if (l.direct && !job->inject && assume_globals(&l) != 0) goto out;
     l.cur = l.head;
     if (emit_range(&l, 0, p->ncode) != 0) goto out;
     if (job->inject & JIT_INJECT_COMPILE_ERROR)
