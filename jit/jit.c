@@ -271,8 +271,10 @@ int jit_write_report(const char *path)
     fprintf(f, "functions-assuming %llu\n",
             (unsigned long long)__atomic_load_n(&R.assuming, __ATOMIC_RELAXED));
     fprintf(f, "functions-redefined %llu\n", (unsigned long long)sx_jit_stats.redefined);
-    fprintf(f, "calls-native %llu\n", (unsigned long long)sx_jit_native_calls);
-    fprintf(f, "calls-direct %llu\n", (unsigned long long)sx_jit_direct_calls);
+    uint64_t native, direct;
+    sx_jit_calls(&native, &direct);
+    fprintf(f, "calls-native %llu\n", (unsigned long long)native);
+    fprintf(f, "calls-direct %llu\n", (unsigned long long)direct);
     fprintf(f, "calls-vm %llu\n", (unsigned long long)sx_jit_stats.vm_calls);
     fprintf(f, "toplevel-forms %llu\n", (unsigned long long)sx_jit_stats.toplevel_forms);
     for (int i = 0; i < R.nrefused; i++) {
@@ -308,10 +310,10 @@ static const char *refusal(const sx_proto *p)
 #define JIT_ABI_SIGS                                                                               \
     "call(cx,val*,i64)->val unbound(cx,val) closure(cx,val,env*)->val dict(cx,val*,i64)->val "     \
     "new_env(cx,env*,i64)->env* interrupted(cx) fallback_op(cx,val*,i64)->val "                    \
-    "finish_tail(cx,val*)->val native_calls:u64* frame_env(cx,val,val*,env*)->env* "               \
+    "finish_tail(cx,val*)->val frame_env(cx,val,val*,env*)->env* "                                 \
     "guard(cx,body,val*,env*,val*,link*,val*,i64*)->val body(cx,val*,env*,val*,link*,val*)->val "  \
-    "direct_calls:u64* native(cx,val*,env*,val*,link*)->val prim(cx,i32,val*)->val "               \
-    "direct(cx,val*,link*,val...)->val pair_fl:void** fl:void** global_written(cx,val) "           \
+    "native(cx,val*,env*,val*,link*)->val prim(cx,i32,val*)->val "                                 \
+    "direct(cx,val*,val...)->val pair_fl:void** fl:void** global_written(cx,val) "                 \
     "assumed()->i64"
 
 /* Everything generated code depends on goes into the ABI hash, so native
@@ -342,7 +344,8 @@ static void compute_abi(void)
     snprintf(
         buf, sizeof buf,
         "sxpool %s|gccjit %d.%d.%d|O%d %s %s %s %s|link %d %zu %s|tags %s|margin %d|sym %zu %zu|"
-        "cx %zu %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu|"
+        "cx %zu %zu %zu %zu %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu "
+        "%zu %zu|"
         "prim %zu %zu %zu %zu|env %zu %zu|alloc %d %d %zu %zu %zu|ops %d|idx %d|lower %d",
         SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
         gcc_jit_version_patchlevel(), JIT_OPT_LEVEL, JIT_OPT_OPTION, JIT_IFCVT_OPTION,
@@ -350,15 +353,16 @@ static void compute_abi(void)
         tags ? tags : deftags, SX_JIT_FRAME_MARGIN, offsetof(sx_symbol, global),
         offsetof(sx_symbol, watched), offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n),
         offsetof(sx_ctx, native_proto), offsetof(sx_ctx, cstack_limit), offsetof(sx_ctx, jit_epoch),
-        sizeof(sx_ctx), offsetof(sx_vmclosure, proto), offsetof(sx_vmclosure, env),
-        offsetof(sx_proto, native), offsetof(sx_proto, native_d), offsetof(sx_proto, jit_entered),
-        offsetof(sx_proto, nreq), offsetof(sx_proto, rest), offsetof(sx_proto, nslots),
-        offsetof(sx_proto, maxstack), offsetof(sx_proto, env_size), offsetof(sx_proto, k),
-        offsetof(sx_obj, type), offsetof(sx_prim, fn), offsetof(sx_prim, min_args),
-        offsetof(sx_prim, max_args), offsetof(sx_prim, name_sym), offsetof(sx_env, up),
-        offsetof(sx_env, slots), (int)SX_T_ENV, SX_FL_GRANULES, sizeof(sx_pair),
-        sizeof(sx_vmclosure), sx__granules(sizeof(sx_env)), BC__COUNT, JIT_CACHE_FORMAT,
-        JIT_LOWER_VERSION);
+        offsetof(sx_ctx, jit_link), offsetof(sx_ctx, jit_native_calls),
+        offsetof(sx_ctx, jit_direct_calls), sizeof(sx_ctx), offsetof(sx_vmclosure, proto),
+        offsetof(sx_vmclosure, env), offsetof(sx_proto, native), offsetof(sx_proto, native_d),
+        offsetof(sx_proto, jit_entered), offsetof(sx_proto, nreq), offsetof(sx_proto, rest),
+        offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack), offsetof(sx_proto, env_size),
+        offsetof(sx_proto, k), offsetof(sx_obj, type), offsetof(sx_prim, fn),
+        offsetof(sx_prim, min_args), offsetof(sx_prim, max_args), offsetof(sx_prim, name_sym),
+        offsetof(sx_env, up), offsetof(sx_env, slots), (int)SX_T_ENV, SX_FL_GRANULES,
+        sizeof(sx_pair), sizeof(sx_vmclosure), sx__granules(sizeof(sx_env)), BC__COUNT,
+        JIT_CACHE_FORMAT, JIT_LOWER_VERSION);
     uint64_t h = 14695981039346656037ull;
     for (const char *c = buf; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211ull;
@@ -1447,7 +1451,8 @@ void jit_totals_get(jit_totals *out)
     out->cache_loads = __atomic_load_n(&sx_jit_stats.cache_hits, __ATOMIC_RELAXED);
     out->failed = __atomic_load_n(&sx_jit_stats.failed, __ATOMIC_RELAXED);
     out->compile_us = __atomic_load_n(&compile_us_total, __ATOMIC_RELAXED);
-    out->native_calls = __atomic_load_n(&sx_jit_native_calls, __ATOMIC_RELAXED);
+    uint64_t direct;
+    sx_jit_calls(&out->native_calls, &direct);
     out->vm_calls = __atomic_load_n(&sx_jit_stats.vm_calls, __ATOMIC_RELAXED);
 }
 

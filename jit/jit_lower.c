@@ -9,11 +9,10 @@
  *            const sx_jit_link *L)
  *
  * A function with a short fixed parameter list also gets a direct entry
- * SYMBOL_d(cx, base, L, arg0, ...) that self calls, and calls of it from
- * other native code (through sx_proto.native_d), call with the arguments
- * in registers, and often a head (emit_head) in front of its body SYMBOL_b;
- * the generic entry stamps the entry and jumps to it (jit/README.md,
- * "Entries of a compiled function").
+ * SYMBOL_d(cx, base, arg0, ...) (the link table is cx->jit_link) that self calls, and calls of it
+ * from other native code (through sx_proto.native_d), call with the arguments in registers, and
+ * often a head (emit_head) in front of its body SYMBOL_b; the generic entry stamps the entry and
+ * jumps to it (jit/README.md, "Entries of a compiled function").
  *
  * One block per bytecode basic block; the VM's local slots and operand
  * stack slots become C locals (the operand depth at every pc is known
@@ -42,8 +41,7 @@ typedef struct lower {
     gcc_jit_function *f_sadd, *f_ssub; /* GCC's checked add and sub, once used */
     gcc_jit_type *t_i64, *t_u64, *t_i32, *t_bool, *t_char, *t_voidp, *t_i64p, *t_i32p, *t_charp;
     gcc_jit_field *f_call, *f_unbound, *f_closure, *f_dict, *f_new_env, *f_interrupted, *f_fallback,
-        *f_finish_tail, *f_native_calls, *f_frame_env, *f_guard, *f_direct_calls, *f_pair_fl, *f_fl,
-        *f_global_written;
+        *f_finish_tail, *f_frame_env, *f_guard, *f_pair_fl, *f_fl, *f_global_written;
     gcc_jit_type *t_link_p, *t_body_fn; /* sx_jit_link *, sx_guard_body_fn */
     gcc_jit_type *t_native;             /* pointer to an sx_native_fn */
     /* pointers to a direct entry of 0 .. JIT_DIRECT_ARGS parameters */
@@ -62,11 +60,11 @@ typedef struct lower {
     /* The body, when the direct entry is a head of its own (emit_head),
      * and the head's parameters; head_mode: the head is being emitted. */
     gcc_jit_function *body;
-    gcc_jit_param *hparams[3 + JIT_DIRECT_ARGS];
+    gcc_jit_param *hparams[2 + JIT_DIRECT_ARGS];
     bool head_mode;
-    /* The body's last parameter when it has one (a head, at most
-     * JIT_DIRECT_ARGS - 1 arguments, so all stay in registers): the pc of
-     * the block the head restarts it at, 0 for its start (emit_resume) */
+    /* The body's last parameter when it has a head (cx, base, at most
+     * JIT_DIRECT_ARGS arguments and it stay in registers): the pc of the
+     * block the head restarts it at, 0 for its start (emit_resume) */
     gcc_jit_param *resume;
     int head_leader;          /* in the head: the block being emitted starts here */
     bool *resumed;            /* per pc: the head restarts the body there */
@@ -234,9 +232,19 @@ static void assign(lower *l, gcc_jit_lvalue *dst, gcc_jit_rvalue *v)
     gcc_jit_block_add_assignment(l->cur, NULL, dst, v);
 }
 
+/* The link table: a parameter of the generic entry and of a guard's body,
+ * read from cx in a direct entry (cx->jit_link), which leaves the register
+ * to an argument. */
+static gcc_jit_rvalue *Lv(lower *l)
+{
+    if (l->L) return prv(l->L);
+    return gcc_jit_context_new_bitcast(
+        l->c, NULL, rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, jit_link))), l->t_link_p);
+}
+
 static gcc_jit_rvalue *link_fn(lower *l, gcc_jit_field *f)
 {
-    return rv(gcc_jit_rvalue_dereference_field(prv(l->L), NULL, f));
+    return rv(gcc_jit_rvalue_dereference_field(Lv(l), NULL, f));
 }
 
 static gcc_jit_rvalue *call_link(lower *l, gcc_jit_field *f, int n, gcc_jit_rvalue **args)
@@ -801,13 +809,17 @@ static void fill_unassigned(lower *l, gcc_jit_rvalue *frame, int n, gcc_jit_rval
 
 static void emit_stamp(lower *l, gcc_jit_rvalue *proto);
 
+/* cx's counter at offset off += 1: one instruction */
+static void count_in_cx(lower *l, size_t off)
+{
+    gcc_jit_lvalue *counter = i64_field(l, prv(l->cx), (long)off);
+    assign(l, counter, binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, rv(counter), i64(l, 1)));
+}
+
 /* (jit-stats) :native-calls += 1 */
 static void count_native_call(lower *l)
 {
-    gcc_jit_lvalue *counter = gcc_jit_rvalue_dereference(link_fn(l, l->f_native_calls), NULL);
-    assign(l, counter,
-           binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, rv(counter),
-                 gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
+    count_in_cx(l, offsetof(sx_ctx, jit_native_calls));
 }
 
 /* After a direct call whose value is in r: a callee that handed back a
@@ -837,10 +849,7 @@ static void enter_other(lower *l, gcc_jit_rvalue *proto, gcc_jit_rvalue *pp)
     assign(l, i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto)), proto);
     emit_stamp(l, pp);
     count_native_call(l);
-    gcc_jit_lvalue *counter = gcc_jit_rvalue_dereference(link_fn(l, l->f_direct_calls), NULL);
-    assign(l, counter,
-           binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_u64, rv(counter),
-                 gcc_jit_context_new_rvalue_from_long(l->c, l->t_u64, 1)));
+    count_in_cx(l, offsetof(sx_ctx, jit_direct_calls));
 }
 
 /* The callee at operand depth at, a closure (pcallee, its address) of
@@ -862,15 +871,15 @@ static void emit_entry_call(lower *l, int at, int n, gcc_jit_lvalue *proto, gcc_
     gcc_jit_lvalue *saved = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "saved_native");
     assign(l, saved, rv(cur_native));
     enter_other(l, rv(proto), pp);
-    gcc_jit_rvalue *args[3 + JIT_DIRECT_ARGS] = {
-        prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p), prv(l->L)};
+    gcc_jit_rvalue *args[2 + JIT_DIRECT_ARGS] = {
+        prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p)};
     for (int i = 0; i < n; i++)
-        args[3 + i] = S(l, at + 1 + i);
+        args[2 + i] = S(l, at + 1 + i);
     gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "entry_r");
     assign(l, r,
            gcc_jit_context_new_call_through_ptr(
                l->c, NULL, gcc_jit_context_new_bitcast(l->c, NULL, rv(entry), l->t_direct[n]),
-               3 + n, args));
+               2 + n, args));
     assign(l, cur_native, rv(saved));
     finish_direct(l, r, at, join);
 }
@@ -929,12 +938,12 @@ static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
     assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->cframe), i64(l, 0)), callee);
     gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "self_r");
     if (l->direct) { /* the arguments in registers; cframe is the callee's base */
-        gcc_jit_rvalue *dargs[3 + JIT_DIRECT_ARGS] = {
-            prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p), prv(l->L)};
+        gcc_jit_rvalue *dargs[2 + JIT_DIRECT_ARGS] = {
+            prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p)};
         for (int i = 0; i < n; i++)
-            dargs[3 + i] = S(l, at + 1 + i);
+            dargs[2 + i] = S(l, at + 1 + i);
         count_native_call(l);
-        assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->direct, 3 + n, dargs));
+        assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->direct, 2 + n, dargs));
         if (hands_back_tail(l)) {
             /* a native tail call the callee made left cx->native_proto at
              * its tail callee's proto: this function runs again */
@@ -967,7 +976,7 @@ static void emit_self_frame_call(lower *l, int at, int n, gcc_jit_lvalue *r)
     count_native_call(l);
     gcc_jit_rvalue *cargs[5] = {
         prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p),
-        gcc_jit_context_new_cast(l->c, NULL, rv(l->up0), l->t_i64p), l->Kv, prv(l->L)};
+        gcc_jit_context_new_cast(l->c, NULL, rv(l->up0), l->t_i64p), l->Kv, Lv(l)};
     assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->fn, 5, cargs));
 }
 
@@ -1143,7 +1152,7 @@ static void emit_call_direct(lower *l, int d, int n)
         fb,
         callee_env(l, rv(proto), pp, cenv, fb),
         gcc_jit_context_new_bitcast(l->c, NULL, ck, l->t_i64p),
-        prv(l->L),
+        Lv(l),
     };
     gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "direct_r");
     assign(
@@ -1604,11 +1613,11 @@ static void emit_native_tail_call(lower *l, int at, int n)
         gcc_jit_block *dgo = new_block(l), *generic = new_block(l);
         gcc_jit_lvalue *entry = branch_if_direct(l, pp, n, "tail_d", dgo, generic);
         enter_other(l, rv(proto), pp);
-        gcc_jit_rvalue *dargs[3 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base), prv(l->L)};
+        gcc_jit_rvalue *dargs[2 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base)};
         for (int i = 0; i < n; i++)
-            dargs[3 + i] = S(l, at + 1 + i);
+            dargs[2 + i] = S(l, at + 1 + i);
         gcc_jit_rvalue *dcall = gcc_jit_context_new_call_through_ptr(
-            l->c, NULL, gcc_jit_context_new_bitcast(l->c, NULL, rv(entry), l->t_direct[n]), 3 + n,
+            l->c, NULL, gcc_jit_context_new_bitcast(l->c, NULL, rv(entry), l->t_direct[n]), 2 + n,
             dargs);
         gcc_jit_rvalue_set_bool_require_tail_call(dcall, 1);
         gcc_jit_block_end_with_return(l->cur, NULL, dcall);
@@ -1637,7 +1646,7 @@ static void emit_native_tail_call(lower *l, int at, int n)
     gcc_jit_rvalue *ck = rv(i64_field(l, pp, (long)offsetof(sx_proto, k)));
     gcc_jit_rvalue *cargs[5] = {prv(l->cx), prv(l->base),
                                 callee_env(l, rv(proto), pp, cenv, prv(l->base)),
-                                gcc_jit_context_new_bitcast(l->c, NULL, ck, l->t_i64p), prv(l->L)};
+                                gcc_jit_context_new_bitcast(l->c, NULL, ck, l->t_i64p), Lv(l)};
     gcc_jit_rvalue *call = gcc_jit_context_new_call_through_ptr(
         l->c, NULL, gcc_jit_context_new_bitcast(l->c, NULL, rv(nat), l->t_native), 5, cargs);
     gcc_jit_rvalue_set_bool_require_tail_call(call, 1);
@@ -1951,7 +1960,7 @@ static void make_types(lower *l)
     gcc_jit_type *pg[8] = {l->t_voidp, l->t_body_fn, l->t_i64p, l->t_i64p,
                            l->t_i64p,  link_p,       l->t_i64p, l->t_i64p};
     gcc_jit_type *guard_t = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 8, pg, 0);
-    gcc_jit_field *fields[17] = {
+    gcc_jit_field *fields[15] = {
         gcc_jit_context_new_field(c, NULL, u32, "version"),
         gcc_jit_context_new_field(c, NULL, u32, "size"),
         l->f_call = gcc_jit_context_new_field(c, NULL, call_t, "call"),
@@ -1962,25 +1971,21 @@ static void make_types(lower *l)
         l->f_interrupted = gcc_jit_context_new_field(c, NULL, intr_t, "interrupted"),
         l->f_fallback = gcc_jit_context_new_field(c, NULL, call_t, "fallback_op"),
         l->f_finish_tail = gcc_jit_context_new_field(c, NULL, tail_t, "finish_tail"),
-        l->f_native_calls =
-            gcc_jit_context_new_field(c, NULL, gcc_jit_type_get_pointer(l->t_u64), "native_calls"),
         l->f_frame_env = gcc_jit_context_new_field(c, NULL, fenv_t, "frame_env"),
         l->f_guard = gcc_jit_context_new_field(c, NULL, guard_t, "guard"),
-        l->f_direct_calls =
-            gcc_jit_context_new_field(c, NULL, gcc_jit_type_get_pointer(l->t_u64), "direct_calls"),
         l->f_pair_fl = gcc_jit_context_new_field(c, NULL, l->t_i64p, "pair_fl"),
         l->f_fl = gcc_jit_context_new_field(c, NULL, l->t_i64p, "fl"),
         l->f_global_written = gcc_jit_context_new_field(c, NULL, unbound_t, "global_written"),
     };
-    gcc_jit_struct_set_fields(link, NULL, 17, fields);
+    gcc_jit_struct_set_fields(link, NULL, 15, fields);
     l->t_link_p = link_p;
     gcc_jit_type *pn[5] = {l->t_voidp, l->t_i64p, l->t_i64p, l->t_i64p, link_p};
     l->t_native = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 5, pn, 0);
-    gcc_jit_type *pd[3 + JIT_DIRECT_ARGS] = {l->t_voidp, l->t_i64p, link_p};
+    gcc_jit_type *pd[2 + JIT_DIRECT_ARGS] = {l->t_voidp, l->t_i64p};
     for (int i = 0; i < JIT_DIRECT_ARGS; i++)
-        pd[3 + i] = l->t_i64;
+        pd[2 + i] = l->t_i64;
     for (int n = 0; n <= JIT_DIRECT_ARGS; n++)
-        l->t_direct[n] = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 3 + n, pd, 0);
+        l->t_direct[n] = gcc_jit_context_new_function_ptr_type(c, NULL, l->t_i64, 2 + n, pd, 0);
     l->cx = gcc_jit_context_new_param(c, NULL, l->t_voidp, "cx");
     l->base = gcc_jit_context_new_param(c, NULL, l->t_i64p, "base");
     l->env0 = gcc_jit_context_new_param(c, NULL, l->t_i64p, "env");
@@ -2036,18 +2041,17 @@ static void make_direct_entry(lower *l)
     bool head =
         !(l->job->inject & ~JIT_CHECKED) && (l->head_ret = head_returns(p)) && l->head_ret[0];
     gcc_jit_function *fns[2] = {NULL, NULL};
-    gcc_jit_param *dp[2][4 + JIT_DIRECT_ARGS];
+    gcc_jit_param *dp[2][3 + JIT_DIRECT_ARGS];
     for (int f = 0; f < (head ? 2 : 1); f++) {
         dp[f][0] = gcc_jit_context_new_param(l->c, NULL, l->t_voidp, "cx");
         dp[f][1] = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "base");
-        dp[f][2] = gcc_jit_context_new_param(l->c, NULL, l->t_link_p, "L");
         char name[32];
         for (int i = 0; i < p->nreq; i++) {
             snprintf(name, sizeof name, "a%d", i);
-            dp[f][3 + i] = gcc_jit_context_new_param(l->c, NULL, l->t_i64, name);
+            dp[f][2 + i] = gcc_jit_context_new_param(l->c, NULL, l->t_i64, name);
         }
-        int np = 3 + p->nreq;
-        if (f == 1 && p->nreq < JIT_DIRECT_ARGS) /* the body: where to start */
+        int np = 2 + p->nreq;
+        if (f == 1) /* the body: where to start */
             dp[f][np++] = l->resume = gcc_jit_context_new_param(l->c, NULL, l->t_i64, "resume");
         char dname[80];
         snprintf(dname, sizeof dname, "%s_%c", l->job->symbol, f == 0 ? 'd' : 'b');
@@ -2061,24 +2065,24 @@ static void make_direct_entry(lower *l)
                gcc_jit_context_new_bitcast(
                    l->c, NULL, rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, native_proto))),
                    l->t_voidp));
-    gcc_jit_rvalue *args[3 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base), prv(l->L)};
+    gcc_jit_rvalue *args[2 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base)};
     for (int i = 0; i < p->nreq; i++)
-        args[3 + i] = rv(ptr_word(l, prv(l->base), i));
-    gcc_jit_rvalue *call = gcc_jit_context_new_call(l->c, NULL, l->direct, 3 + p->nreq, args);
+        args[2 + i] = rv(ptr_word(l, prv(l->base), i));
+    gcc_jit_rvalue *call = gcc_jit_context_new_call(l->c, NULL, l->direct, 2 + p->nreq, args);
     gcc_jit_rvalue_set_bool_require_tail_call(call, 1);
     gcc_jit_block_end_with_return(b, NULL, call);
     int f = head ? 1 : 0; /* the function the body goes into */
     if (head) {
         l->body = fns[1];
-        for (int i = 0; i < 3 + p->nreq; i++)
+        for (int i = 0; i < 2 + p->nreq; i++)
             l->hparams[i] = dp[0][i];
     }
     l->fn = fns[f];
     l->cx = dp[f][0];
     l->base = dp[f][1];
-    l->L = dp[f][2];
+    l->L = NULL; /* Lv() reads it from cx */
     for (int i = 0; i < p->nreq; i++)
-        l->bparams[i] = l->dargs[i] = dp[f][3 + i];
+        l->bparams[i] = l->dargs[i] = dp[f][2 + i];
     l->env0 = l->K = NULL;
 }
 
@@ -2088,8 +2092,8 @@ static bool resumable(lower *l, int pc);
 
 static void end_restart(lower *l)
 {
-    gcc_jit_rvalue *args[4 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base), prv(l->L)};
-    int n = 3;
+    gcc_jit_rvalue *args[3 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base)};
+    int n = 2;
     for (int i = 0; i < l->p->nreq; i++)
         args[n++] = prv(l->dargs[i]);
     if (l->resume) {
@@ -2298,7 +2302,7 @@ static int emit_guard(lower *l, int pc, int d)
         prv(l->base),
         rv(l->env),
         l->Kv,
-        prv(l->L),
+        Lv(l),
         mem,
         gcc_jit_lvalue_get_address(caught, NULL),
     };
@@ -2509,9 +2513,9 @@ static int emit_head(lower *l)
     l->fn = l->direct;
     l->cx = l->hparams[0];
     l->base = l->hparams[1];
-    l->L = l->hparams[2];
+    l->L = NULL;
     for (int i = 0; i < p->nreq; i++)
-        l->dargs[i] = l->hparams[3 + i];
+        l->dargs[i] = l->hparams[2 + i];
     for (int i = 0; i <= p->ncode; i++)
         l->blk[i] = NULL;
     l->head_mode = true;

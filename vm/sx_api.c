@@ -460,6 +460,7 @@ int sx_vm_init(const sx_options *opt)
     size_t initial = SX_INITIAL_HEAP < ctx.heap_limit / 8 ? SX_INITIAL_HEAP : ctx.heap_limit / 8;
     if (GC_get_heap_size() < initial) (void)GC_expand_hp(initial - GC_get_heap_size());
     sx_cur = &ctx;
+    ctx.jit_link = &sx_jit_link_table;
     effects = &mem_effects;
     sx__init_prims_num();
     sx__init_prims_list();
@@ -491,6 +492,12 @@ void (*sx_jit_blacklist_hook)(const char *fn, const char *code_hash);
 void sx_vm_blacklist(const char *fn, const char *code_hash)
 {
     if (sx_jit_blacklist_hook) sx_jit_blacklist_hook(fn, code_hash);
+}
+
+void sx_jit_calls(uint64_t *native, uint64_t *direct)
+{
+    *native = __atomic_load_n(&ctx.jit_native_calls, __ATOMIC_RELAXED);
+    *direct = __atomic_load_n(&ctx.jit_direct_calls, __ATOMIC_RELAXED);
 }
 
 void sx_vm_interrupt(void)

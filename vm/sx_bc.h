@@ -112,7 +112,7 @@ enum sx_jit_state {
  * SX_JIT_TAILCALL after writing a callee and its arguments to base[-1 ..
  * n) and n to cx->jit_tail_n: the interpreter then makes that tail call.
  */
-#define SX_JIT_LINK_VERSION 7
+#define SX_JIT_LINK_VERSION 8
 #define SX_JIT_TAILCALL SX_NOARG
 #define SX_JIT_FRAME_MARGIN 64
 
@@ -137,7 +137,6 @@ struct sx_jit_link {
     /* finishes a call whose native callee returned SX_JIT_TAILCALL (base is
      * the callee's frame, holding the tail callee at base[-1]) */
     sx_val (*finish_tail)(sx_ctx *cx, sx_val *base);
-    uint64_t *native_calls; /* counter behind (jit-stats) :native-calls */
     /* the heap env of a frame of proto p at base (captured slots copied) */
     sx_env *(*frame_env)(sx_ctx *cx, sx_val p, sx_val *base, sx_env *up);
     /* runs a guard's body; *caught = 0 and its value, or, when the body
@@ -145,9 +144,6 @@ struct sx_jit_link {
      * (the VM's stacks are as they were at the guard) */
     sx_val (*guard)(sx_ctx *cx, sx_guard_body_fn body, sx_val *base, sx_env *env, const sx_val *K,
                     const sx_jit_link *L, sx_val *slots, int64_t *caught);
-    /* calls native code made to another function's direct entry (counted
-     * in native_calls too): the report's calls-direct */
-    uint64_t *direct_calls;
     /* The allocator's free lists (sx_core.h), which native code pops
      * inline as sx_cons and sx_alloc do: &sx__fl_pair and sx__fl. An empty
      * list is refilled by the runtime entry the inline path falls back to
@@ -168,8 +164,10 @@ typedef sx_val (*sx_native_fn)(sx_ctx *cx, sx_val *base, sx_env *env, const sx_v
 extern void (*sx_jit_hot_hook)(sx_ctx *cx, sx_proto *p);
 extern uint32_t sx_jit_threshold;
 extern const sx_jit_link sx_jit_link_table;
-extern uint64_t sx_jit_native_calls;
-extern uint64_t sx_jit_direct_calls;
+/* The calls that entered native code (the VM's and native code's own:
+ * (jit-stats) :native-calls) and, of those, the calls native code made to
+ * another function's direct entry (the report's calls-direct). Any thread. */
+void sx_jit_calls(uint64_t *native, uint64_t *direct);
 /* Set by the native tier: sx_vm_blacklist lands here. */
 extern void (*sx_jit_blacklist_hook)(const char *fn, const char *code_hash);
 

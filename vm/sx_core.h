@@ -54,8 +54,14 @@ struct sx_ctx {
     void *raised_native;    /* native_proto when the value in flight was raised */
     int64_t jit_tail_n;     /* argument count of a tail call native code returned */
     uint32_t jit_epoch;     /* stamped into sx_proto.jit_entered by native code */
-    uint64_t nondet_calls;  /* calls of built-ins whose value is not a function of
-                             * their arguments (current-time-ms) */
+    /* the native tier's link table (sx_bc.h), for native code entered
+     * without it (a direct entry), and its counters, which native code
+     * keeps at a fixed offset of the cx it holds (sx_jit_calls) */
+    const void *jit_link;
+    uint64_t jit_native_calls; /* (jit-stats) :native-calls */
+    uint64_t jit_direct_calls; /* of those, calls of another function's direct entry */
+    uint64_t nondet_calls;     /* calls of built-ins whose value is not a function of
+                                * their arguments (current-time-ms) */
 };
 
 /* The context of this thread's running evaluation (one per process in

@@ -187,7 +187,7 @@ static sx_val p_jit_stats(sx_ctx *cx, int argc, sx_val *argv)
     put_count(d, "redefined", sx_jit_stats.redefined);
     put_count(d, "unsupported", sx_jit_stats.unsupported);
     put_count(d, "cache-hits", sx_jit_stats.cache_hits);
-    put_count(d, "native-calls", sx_jit_native_calls);
+    put_count(d, "native-calls", cx->jit_native_calls);
     put_count(d, "fallbacks", sx_jit_stats.fallbacks);
     put_count(d, "runtime-allocs", sx_jit_stats.runtime_allocs);
     return d;

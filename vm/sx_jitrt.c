@@ -16,8 +16,6 @@
 
 void (*sx_jit_hot_hook)(sx_ctx *cx, sx_proto *p);
 uint32_t sx_jit_threshold = 1000;
-uint64_t sx_jit_native_calls;
-uint64_t sx_jit_direct_calls;
 sx_jit_counters sx_jit_stats;
 void (*sx_jit_exclude_hook)(void);
 void (*sx_jit_global_hook)(sx_symbol *s);
@@ -153,10 +151,8 @@ const sx_jit_link sx_jit_link_table = {
     rt_interrupted,
     rt_call,
     rt_finish_tail,
-    &sx_jit_native_calls,
     rt_frame_env,
     sx_vm_jit_guard,
-    &sx_jit_direct_calls,
     &sx__fl_pair,
     sx__fl,
     rt_global_written,

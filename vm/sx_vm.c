@@ -244,7 +244,7 @@ static inline sx_val call_native(sx_ctx *cx, vm_frame *f)
 {
     void *prev = cx->native_proto;
     cx->native_proto = f->p;
-    sx_jit_native_calls++;
+    cx->jit_native_calls++;
     sx_native_fn fn = (sx_native_fn)f->p->native;
     sx_val r = fn(cx, f->base, f->env, f->p->k, &sx_jit_link_table);
     cx->native_proto = prev;
