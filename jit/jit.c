@@ -344,7 +344,7 @@ static void compute_abi(void)
         SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS, tags ? tags : deftags,
         SX_JIT_FRAME_MARGIN, offsetof(sx_symbol, global), offsetof(sx_symbol, watched),
         offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n), offsetof(sx_ctx, native_proto),
-        offsetof(sx_ctx, cstack_limit), offsetof(sx_ctx, jit_epoch), sizeof(sx_ctx),
+        offsetof(sx_ctx, jit_limit), offsetof(sx_ctx, jit_epoch), sizeof(sx_ctx),
         offsetof(sx_vmclosure, proto), offsetof(sx_vmclosure, env), offsetof(sx_proto, native),
         offsetof(sx_proto, native_d), offsetof(sx_proto, jit_entered), offsetof(sx_proto, nreq),
         offsetof(sx_proto, rest), offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack),
