@@ -352,7 +352,7 @@ static void compute_abi(void)
         JIT_CALL_OPTION, JIT_TOOLS, SX_JIT_LINK_VERSION, sizeof(sx_jit_link), JIT_ABI_SIGS,
         tags ? tags : deftags, SX_JIT_FRAME_MARGIN, offsetof(sx_symbol, global),
         offsetof(sx_symbol, watched), offsetof(sx_ctx, interrupt), offsetof(sx_ctx, jit_tail_n),
-        offsetof(sx_ctx, native_proto), offsetof(sx_ctx, cstack_limit), offsetof(sx_ctx, jit_epoch),
+        offsetof(sx_ctx, native_proto), offsetof(sx_ctx, jit_limit), offsetof(sx_ctx, jit_epoch),
         offsetof(sx_ctx, jit_link), offsetof(sx_ctx, jit_native_calls),
         offsetof(sx_ctx, jit_direct_calls), sizeof(sx_ctx), offsetof(sx_vmclosure, proto),
         offsetof(sx_vmclosure, env), offsetof(sx_proto, native), offsetof(sx_proto, native_d),

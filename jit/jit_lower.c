@@ -858,7 +858,7 @@ static void enter_other(lower *l, gcc_jit_rvalue *proto, gcc_jit_rvalue *pp)
  * frame (only base[-1], the callee, and what a tail call it hands back
  * writes) in this function's cframe, and the value goes to stk[at];
  * otherwise the code goes on in `other`. The callee's body checks the C
- * stack and the interrupt flag on entry (emit_entry_checks) and its head
+ * stack and a pending interrupt on entry (emit_entry_checks) and its head
  * does bounded work without a call, so the call site checks neither. */
 static void emit_entry_call(lower *l, int at, int n, gcc_jit_lvalue *proto, gcc_jit_block *other,
                             gcc_jit_block *join)
@@ -1073,16 +1073,12 @@ static void emit_call_direct(lower *l, int d, int n)
         p->nslots + p->maxstack < JIT_CFRAME) {
         gcc_jit_block *self = new_block(l);
         gcc_jit_rvalue *me = rv(ptr_word(l, prv(l->base), -1));
-        gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, cstack_limit)));
+        gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, jit_limit)));
         gcc_jit_rvalue *here = gcc_jit_context_new_bitcast(l->c, NULL, cf_addr(l, 0), l->t_i64);
-        /* a direct body checks the C stack and the interrupt flag on entry
-         * (emit_entry_checks): its head makes no call and no loop */
+        /* a direct body checks the C stack and a pending interrupt on
+         * entry (emit_entry_checks): its head makes no call and no loop */
         gcc_jit_rvalue *go = cmp(l, GCC_JIT_COMPARISON_EQ, callee, me);
-        if (!l->direct)
-            go = land(l, go,
-                      land(l, cmp(l, GCC_JIT_COMPARISON_GT, here, limit),
-                           cmp(l, GCC_JIT_COMPARISON_EQ,
-                               i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)), i64(l, 0))));
+        if (!l->direct) go = land(l, go, cmp(l, GCC_JIT_COMPARISON_GT, here, limit));
         bool only_self = self_named(l, at);
         gcc_jit_block *other = new_block(l);
         gcc_jit_block_end_with_conditional(l->cur, NULL, go, self, other);
@@ -1118,18 +1114,16 @@ static void emit_call_direct(lower *l, int d, int n)
     gcc_jit_rvalue *size =
         binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, i32_at(l, pp, offsetof(sx_proto, nslots)),
               i32_at(l, pp, offsetof(sx_proto, maxstack)));
-    gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, cstack_limit)));
+    /* the C stack and a pending interrupt: one test (sx_core.h) */
+    gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, jit_limit)));
     gcc_jit_rvalue *here = gcc_jit_context_new_bitcast(l->c, NULL, cf_addr(l, 0), l->t_i64);
     gcc_jit_rvalue *ok = land(
         l, cmp(l, GCC_JIT_COMPARISON_NE, rv(nat), i64(l, 0)),
         land(l, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, nreq)), i64(l, n)),
              land(l,
                   cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, rest)), i64(l, 0)),
-                  (land(
-                      l, cmp(l, GCC_JIT_COMPARISON_LT, size, i64(l, JIT_CFRAME)),
-                      land(l, cmp(l, GCC_JIT_COMPARISON_GT, here, limit),
-                           cmp(l, GCC_JIT_COMPARISON_EQ,
-                               i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)), i64(l, 0))))))));
+                  (land(l, cmp(l, GCC_JIT_COMPARISON_LT, size, i64(l, JIT_CFRAME)),
+                        cmp(l, GCC_JIT_COMPARISON_GT, here, limit))))));
     gcc_jit_block_end_with_conditional(l->cur, NULL, ok, direct, slow);
 
     l->cur = direct;
@@ -1584,7 +1578,10 @@ static void emit_call(lower *l, const int32_t *pc, int d, bool first_prim_site)
     }
 }
 
-/* The interrupt check a loop back-edge makes (timeouts). */
+/* The interrupt check a loop back-edge makes (timeouts). It tests the
+ * flag, not jit_limit as calls do: as cheap (a load, a test and a branch),
+ * and its slow path raises timeout, which a limit a late setter left
+ * poisoned with the flag clear (sx_core.h) must not do. */
 static void emit_interrupt_check(lower *l)
 {
     gcc_jit_rvalue *flag = rv(i32_field(l, prv(l->cx), (long)offsetof(sx_ctx, interrupt)));
@@ -1608,8 +1605,8 @@ static void emit_native_tail_call(lower *l, int at, int n)
     gcc_jit_rvalue *pp = gcc_jit_context_new_bitcast(l->c, NULL, rv(proto), l->t_voidp);
     if (n <= JIT_DIRECT_ARGS) {
         /* its direct entry, the arguments in registers (the callee in
-         * base[-1] is all of the frame it reads); its body checks the
-         * interrupt flag on entry */
+         * base[-1] is all of the frame it reads); its body checks the C
+         * stack and a pending interrupt on entry */
         gcc_jit_block *dgo = new_block(l), *generic = new_block(l);
         gcc_jit_lvalue *entry = branch_if_direct(l, pp, n, "tail_d", dgo, generic);
         enter_other(l, rv(proto), pp);
@@ -1628,6 +1625,10 @@ static void emit_native_tail_call(lower *l, int at, int n)
     gcc_jit_rvalue *size =
         binop(l, GCC_JIT_BINARY_OP_PLUS, l->t_i64, i32_at(l, pp, offsetof(sx_proto, nslots)),
               i32_at(l, pp, offsetof(sx_proto, maxstack)));
+    /* the flag itself, not jit_limit: the callee reuses this frame, so
+     * there is no C stack to check, and the trampoline's tail calls do not
+     * pass through sx_check_cstack, which repairs a limit a late setter
+     * left poisoned (sx_core.h) */
     gcc_jit_rvalue *ok = land(
         l, cmp(l, GCC_JIT_COMPARISON_NE, rv(nat), i64(l, 0)),
         land(l, cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, nreq)), i64(l, n)),
@@ -2399,22 +2400,19 @@ static void emit_stamp(lower *l, gcc_jit_rvalue *proto)
 
 /* On entry to a direct body: when its frame is past the C stack's limit or
  * a deadline has passed, the call is made again through the link table,
- * whose checks raise stack-overflow or timeout as the VM's calls do. Its
- * self calls need not check either before calling: a head returns after
- * bounded work without a call, and anything else enters a body. */
+ * whose checks raise stack-overflow or timeout as the VM's calls do. One
+ * test covers both: cx->jit_limit is the stack's limit, or above every
+ * address while an interrupt is pending (sx_core.h). Its self calls need
+ * not check either before calling: a head returns after bounded work
+ * without a call, and anything else enters a body. */
 static void emit_entry_checks(lower *l)
 {
     sx_proto *p = l->p;
-    gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, cstack_limit)));
+    gcc_jit_rvalue *limit = rv(i64_field(l, prv(l->cx), (long)offsetof(sx_ctx, jit_limit)));
     gcc_jit_rvalue *here = gcc_jit_context_new_bitcast(l->c, NULL, cf_addr(l, 0), l->t_i64);
     gcc_jit_block *slow = new_block(l), *ok = new_block(l);
-    gcc_jit_block_end_with_conditional(
-        l->cur, NULL,
-        binop(l, GCC_JIT_BINARY_OP_LOGICAL_OR, l->t_bool,
-              cmp(l, GCC_JIT_COMPARISON_LE, here, limit),
-              cmp(l, GCC_JIT_COMPARISON_NE, i32_at(l, prv(l->cx), offsetof(sx_ctx, interrupt)),
-                  i64(l, 0))),
-        slow, ok);
+    gcc_jit_block_end_with_conditional(l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_LE, here, limit),
+                                       slow, ok);
     l->cur = slow;
     assign(l, gcc_jit_context_new_array_access(l->c, NULL, rv(l->argbuf), i64(l, 0)),
            rv(ptr_word(l, prv(l->base), -1)));

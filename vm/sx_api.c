@@ -448,6 +448,7 @@ int sx_vm_init(const sx_options *opt)
     size_t cstack = o.cstack_bytes ? o.cstack_bytes : SX_DEFAULT_CSTACK;
     if (cstack > ctx.heap_limit) cstack = ctx.heap_limit;
     ctx.cstack_limit = &here - grow_cstack(cstack);
+    sx__jit_limit_sync(&ctx);
     uintptr_t lo, hi;
     (void)main_stack_bounds(&lo, &hi); /* cached for release_cstack */
     ctx.out = stdout;
@@ -502,7 +503,9 @@ void sx_jit_calls(uint64_t *native, uint64_t *direct)
 
 void sx_vm_interrupt(void)
 {
-    ctx.interrupt = 1;
+    /* the flag, then the limit native code tests (sx_core.h) */
+    __atomic_store_n(&ctx.interrupt, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&ctx.jit_limit, SX_JIT_LIMIT_PENDING, __ATOMIC_SEQ_CST);
 }
 
 /* Loads one top-level form (a begin's forms each as top-level forms) and

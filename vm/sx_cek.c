@@ -164,10 +164,7 @@ static sx_env *bind_args(sx_ctx *cx, sx_closure *clo, int argc, const sx_val *ar
     if (argc < k->nreq || (!k->rest && argc > k->nreq))
         sx_arity_error(cx, k->name == SX_NIL ? NULL : sx_sym_name(k->name), k->nreq,
                        k->rest ? -1 : k->nreq, argc);
-    if (cx->interrupt) {
-        cx->interrupt = 0;
-        sx_error(cx, "timeout", "evaluation interrupted: deadline passed");
-    }
+    if (cx->interrupt) sx_timeout(cx);
     size_t n = (size_t)k->frame_size;
     sx_env *env = sx_alloc(sizeof(sx_env) + n * sizeof(sx_val));
     env->h.type = SX_T_ENV;

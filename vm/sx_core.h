@@ -43,6 +43,7 @@ struct sx_ctx {
     void *host; /* the host's own state for perform */
 
     char *cstack_limit;     /* raise stack-overflow below this C address */
+    char *jit_limit;        /* what native code compares its frame with: see below */
     char *cstack_base;      /* the C stack's top in the running protected call */
     size_t kstack_max;      /* CEK continuation stack limit, in slots */
     size_t heap_limit;      /* bytes; 0 = none: the one budget of sx_object.c */
@@ -63,6 +64,19 @@ struct sx_ctx {
     uint64_t nondet_calls;     /* calls of built-ins whose value is not a function of
                                 * their arguments (current-time-ms) */
 };
+
+/* Native code makes one test on entry to a function and before a call:
+ * its frame's address against cx->jit_limit, which is cstack_limit, or
+ * SX_JIT_LIMIT_PENDING (above every address, compared signed or not) from
+ * when an interrupt is posted until it is taken; the slow path that test
+ * leads to (the link table's call) checks both. The interrupt's setter
+ * (sx_vm_interrupt, any thread or a signal handler) writes the flag, then
+ * the limit; whoever clears the flag puts the limit back with
+ * sx__jit_limit_sync, which leaves it poisoned if a new interrupt came
+ * meanwhile; and sx_check_cstack, on that slow path, repairs a limit a
+ * late setter poisoned after the flag was taken, so native code cannot
+ * keep taking the slow path for nothing. */
+#define SX_JIT_LIMIT_PENDING ((char *)INTPTR_MAX)
 
 /* The context of this thread's running evaluation (one per process in
  * practice). Allocation failures raise memory-limit through it. */
@@ -92,6 +106,12 @@ bool sx_catchable(sx_val obj);
 /* Check the C stack; raises stack-overflow when it runs low, or when the
  * stacks (C, VM, CEK) and the heap together exceed heap_limit. */
 void sx_check_cstack(sx_ctx *cx);
+/* cx->jit_limit = cstack_limit, or SX_JIT_LIMIT_PENDING while cx->interrupt
+ * is set. */
+void sx__jit_limit_sync(sx_ctx *cx);
+/* Takes the pending interrupt (clears the flag, restores jit_limit) and
+ * raises timeout. */
+_Noreturn void sx_timeout(sx_ctx *cx);
 /* Whether n bytes outside the heap fit in the budget next to it (collects
  * and unmaps the heap's free blocks if that is what it takes). */
 bool sx_heap_fits(sx_ctx *cx, size_t n);

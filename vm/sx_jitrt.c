@@ -99,12 +99,6 @@ static sx_env *rt_new_env(sx_ctx *cx, sx_env *up, int64_t size)
     return e;
 }
 
-static void rt_interrupted(sx_ctx *cx)
-{
-    cx->interrupt = 0;
-    sx_error(cx, "timeout", "evaluation interrupted: deadline passed");
-}
-
 /* Native code stored into a watched global (the store itself is inline). */
 static void rt_global_written(sx_ctx *cx, sx_val sym)
 {
@@ -148,7 +142,7 @@ const sx_jit_link sx_jit_link_table = {
     rt_closure,
     rt_dict,
     rt_new_env,
-    rt_interrupted,
+    sx_timeout,
     rt_call,
     rt_finish_tail,
     rt_frame_env,

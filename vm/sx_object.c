@@ -627,9 +627,31 @@ void sx_overflow(sx_ctx *cx, const char *name)
     sx_error(cx, "overflow", "%s: integer result out of range", name);
 }
 
+void sx__jit_limit_sync(sx_ctx *cx)
+{
+    /* sequentially consistent, against sx_vm_interrupt's two stores: if
+     * the flag reads clear, that setter's store of the limit comes after
+     * this one */
+    __atomic_store_n(&cx->jit_limit, cx->cstack_limit, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&cx->interrupt, __ATOMIC_SEQ_CST))
+        __atomic_store_n(&cx->jit_limit, SX_JIT_LIMIT_PENDING, __ATOMIC_SEQ_CST);
+}
+
+void sx_timeout(sx_ctx *cx)
+{
+    __atomic_store_n(&cx->interrupt, 0, __ATOMIC_SEQ_CST);
+    sx__jit_limit_sync(cx);
+    sx_error(cx, "timeout", "evaluation interrupted: deadline passed");
+}
+
 void sx_check_cstack(sx_ctx *cx)
 {
     char here;
+    /* the slow path of native code's test lands here (sx_core.h): a limit
+     * left poisoned with no interrupt pending is put back */
+    if (__atomic_load_n(&cx->jit_limit, __ATOMIC_RELAXED) != cx->cstack_limit &&
+        !__atomic_load_n(&cx->interrupt, __ATOMIC_RELAXED))
+        sx__jit_limit_sync(cx);
     if (cx->cstack_limit && &here < cx->cstack_limit)
         sx_error(cx, "stack-overflow", "native stack exhausted");
     if (!cx->cstack_base || !cx->heap_limit) return;

@@ -174,10 +174,7 @@ enter(sx_ctx *cx, sx_vmclosure *clo, sx_val *args, int argc, int stop, bool coun
     if (argc < p->nreq || (!p->rest && argc > p->nreq))
         sx_arity_error(cx, p->name == SX_NIL ? NULL : sx_sym_name(p->name), p->nreq,
                        p->rest ? -1 : p->nreq, argc);
-    if (cx->interrupt) {
-        cx->interrupt = 0;
-        sx_error(cx, "timeout", "evaluation interrupted: deadline passed");
-    }
+    if (cx->interrupt) sx_timeout(cx);
     /* the margin lets native code reuse a frame for a tail callee of up to
      * SX_JIT_FRAME_MARGIN words */
     if (args + p->nslots + p->maxstack + SX_JIT_FRAME_MARGIN >= V.stk_end ||
