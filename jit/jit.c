@@ -88,8 +88,9 @@
 #define JIT_SHA_HEX (2 * SHA256_DIGEST_SIZE + 1)
 #define JIT_MAX_REGIONS 65536
 /* functions of a compiled function besides its generic entry: its direct
- * entry, its body and SYMBOL_a (what its code assumes, jit_lower.c) */
-#define JIT_MORE 3
+ * entry, its body, SYMBOL_a (what its code assumes) and its specialized
+ * body (jit_lower.c) */
+#define JIT_MORE 4
 #define JIT_MAX_INJECT 32
 
 typedef struct jit_region {
@@ -574,7 +575,8 @@ static void deliver(sx_proto *p, void *fn, void **more, bool from_cache, uint64_
         J.done = n;
         J.donecap = ncap;
     }
-    J.done[J.ndone++] = (struct jit_done){p, fn, {more[0], more[1], more[2]}, from_cache, hot_us};
+    J.done[J.ndone++] =
+        (struct jit_done){p, fn, {more[0], more[1], more[2], more[3]}, from_cache, hot_us};
     __atomic_store_n(&J.pending, J.ndone, __ATOMIC_RELEASE);
 }
 
@@ -837,12 +839,13 @@ static int open_nofollow(const char *path)
 
 /* The generic entry `symbol` in the object h, or NULL; more[] is set to
  * the other functions of its code, the direct entry `symbol_d`, the body
- * `symbol_b` and `symbol_a` (jit_lower.c), or NULL where it has none. */
+ * `symbol_b`, `symbol_a` and `symbol_c` (jit_lower.c), or NULL where it
+ * has none. */
 static void *entries(void *h, const char *symbol, void **more)
 {
     char d[80];
     for (int i = 0; i < JIT_MORE; i++) {
-        snprintf(d, sizeof d, "%s_%c", symbol, "dba"[i]);
+        snprintf(d, sizeof d, "%s_%c", symbol, "dbac"[i]);
         more[i] = h ? dlsym(h, d) : NULL;
     }
     return h ? dlsym(h, symbol) : NULL;

@@ -107,6 +107,14 @@ typedef struct lower {
      * (l->Kv is that expression), not kept in a register. */
     bool by_me;
     gcc_jit_lvalue *me;
+    /* The specialized body SYMBOL_c (emit_spec): the body from spec_pc on,
+     * which the head restarts at when the parameters in spec_fix[] are
+     * fixnums. While it is emitted, fix_slot is spec_fix (else NULL) and
+     * fixd[j] tells an operand at depth j was loaded from such a slot. */
+    gcc_jit_function *spec;
+    gcc_jit_param *sparams[2 + JIT_DIRECT_ARGS];
+    int spec_pc;
+    bool *spec_fix, *fix_slot, *fixd;
 } lower;
 
 /* What the inline paths below assume of the value representation (vm/
@@ -1225,12 +1233,11 @@ static bool const_imm(const sx_proto *p, int i)
 }
 
 /* The tag test of a fixnum fast path on a and, unless NULL, b; an operand
- * known to be a fixnum constant (ka, kb) is not tested. NULL when nothing
- * needs testing. */
-static gcc_jit_rvalue *fix_test(lower *l, gcc_jit_rvalue *a, sx_val ka, gcc_jit_rvalue *b,
-                                sx_val kb)
+ * known to be a fixnum (fa, fb: a fixnum constant, or loaded from a slot
+ * known to hold one) is not tested. NULL when nothing needs testing. */
+static gcc_jit_rvalue *fix_test(lower *l, gcc_jit_rvalue *a, bool fa, gcc_jit_rvalue *b, bool fb)
 {
-    bool fa = imm_fix(ka), fb = !b || imm_fix(kb);
+    fb = fb || !b;
     if (fa && fb) return NULL;
     if (fb) return tag_is(l, a, (long)SX_TAG_FIX);
     if (fa) return tag_is(l, b, (long)SX_TAG_FIX);
@@ -1383,11 +1390,15 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
                                ? gcc_jit_context_new_rvalue_from_int(l->c, l->t_bool, 1)
                                : cmp(l, GCC_JIT_COMPARISON_EQ, S(l, at), rv(ptr_word(l, l->Kv, k)));
     gcc_jit_rvalue *guard = same, *result = NULL;
+    bool fa = n > 0 && (imm_fix(ka) || l->fixd[at + 1]),
+         fb = n > 1 && (imm_fix(kb) || l->fixd[at + 2]);
     if (op == OP_ADD && imm_fix(ka) && !imm_fix(kb)) { /* a constant first: add it second */
         gcc_jit_rvalue *t = a;
         sx_val tk = ka;
+        bool tf = fa;
         a = b, b = t;
         ka = kb, kb = tk;
+        fa = fb, fb = tf;
     }
     switch (op) {
     case OP_ADD:
@@ -1396,8 +1407,8 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
     case OP_GT:
     case OP_LE:
     case OP_GE:
-    case OP_NUMEQ: guard = and_maybe(l, same, fix_test(l, a, ka, b, kb)); break;
-    case OP_ZEROP: guard = and_maybe(l, same, fix_test(l, a, ka, NULL, 0)); break;
+    case OP_NUMEQ: guard = and_maybe(l, same, fix_test(l, a, fa, b, fb)); break;
+    case OP_ZEROP: guard = and_maybe(l, same, fix_test(l, a, fa, NULL, false)); break;
     case OP_CAR:
     case OP_CDR: guard = land(l, same, tag_is(l, a, (long)SX_TAG_PAIR)); break;
     case OP_EQ:
@@ -1418,7 +1429,7 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
             guard = NULL;
             break;
         }
-        guard = and_maybe(l, same, fix_test(l, a, ka, b, kb));
+        guard = and_maybe(l, same, fix_test(l, a, fa, b, fb));
         if (!imm_fix(kb))
             guard = land(l, guard, cmp(l, GCC_JIT_COMPARISON_NE, b, i64(l, (long)sx_mkfix(0))));
         break;
@@ -1885,6 +1896,8 @@ static bool emit_insn(lower *l, int pc, int d)
         bool as = site_assumed(l, pc);
         if (!as) assign(l, l->stk[d], rv(global_of(l, c[3])));
         assign(l, l->stk[d + 1], rv(l->slot[c[4]]));
+        l->fixd[d + 1] = l->fix_slot && l->fix_slot[c[4]];
+        l->fixd[d + 2] = false;
         sx_val kc = const_imm(l->p, c[5]) ? l->p->k[c[5]] : 0;
         assign(l, l->stk[d + 2], kc ? i64(l, (long)kc) : rv(ptr_word(l, l->Kv, c[5])));
         const int32_t prim[4] = {BC_PRIM, c[1], c[2], 2};
@@ -2091,6 +2104,69 @@ static void make_direct_entry(lower *l)
  * call with the head's arguments). */
 static bool resumable(lower *l, int pc);
 
+/* The most code words a specialized body (SYMBOL_c) copies. */
+#define JIT_SPEC_MAX 256
+
+static bool fixnum_op(int op)
+{
+    return op == OP_ADD || op == OP_SUB || op == OP_LT || op == OP_GT || op == OP_LE ||
+           op == OP_GE || op == OP_NUMEQ || op == OP_ZEROP || op == OP_QUOTIENT ||
+           op == OP_REMAINDER || op == OP_MODULO;
+}
+
+/* Whether parameter i is worth knowing to be a fixnum from pc on: nothing
+ * stores into it, and from pc on it is an operand of an inline fixnum
+ * primitive (loaded at most two instructions before it). */
+static bool fix_worth(const sx_proto *p, int i, int from)
+{
+    for (int q = 0; q < p->ncode; q += 1 + sx_opcode_operands[p->code[q]])
+        if (p->code[q] == BC_SET_LOCAL && p->code[q + 1] == i) return false;
+    for (int q = from; q < p->ncode; q += 1 + sx_opcode_operands[p->code[q]]) {
+        const int32_t *c = p->code + q;
+        if (c[0] == BC_PRIM_LK && c[4] == i && fixnum_op(c[1])) return true;
+        if (c[0] != BC_LOCAL || c[1] != i) continue;
+        int r = q;
+        for (int k = 0; k < 3 && r < p->ncode; k++) {
+            r += 1 + sx_opcode_operands[p->code[r]];
+            if (r < p->ncode && p->code[r] == BC_PRIM && fixnum_op(p->code[r + 1])) return true;
+        }
+    }
+    return false;
+}
+
+/* Whether the head's restart at pc at goes to the specialized body when
+ * its parameters are fixnums: there is one, for the first pc the head
+ * restarts at whose code is short enough and has parameters worth it
+ * (l->spec_fix); it is declared here and emitted by emit_spec. */
+static bool want_spec(lower *l, int at)
+{
+    sx_proto *p = l->p;
+    if (l->spec) return l->spec_pc == at;
+    /* a self tail call would leave it through the direct entry, giving up
+     * its frame where the body jumps back to its start (tak) */
+    if ((l->job->inject & ~JIT_CHECKED) || p->ncode - at > JIT_SPEC_MAX || has_tail_call(p))
+        return false;
+    if (!l->spec_fix && !(l->spec_fix = calloc((size_t)p->nslots + 1, sizeof *l->spec_fix)))
+        return false;
+    int nf = 0;
+    for (int i = 0; i < p->nreq; i++)
+        nf += l->spec_fix[i] = fix_worth(p, i, at);
+    if (!nf) return false;
+    gcc_jit_param **sp = l->sparams;
+    sp[0] = gcc_jit_context_new_param(l->c, NULL, l->t_voidp, "cx");
+    sp[1] = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "base");
+    char name[80];
+    for (int i = 0; i < p->nreq; i++) {
+        snprintf(name, sizeof name, "a%d", i);
+        sp[2 + i] = gcc_jit_context_new_param(l->c, NULL, l->t_i64, name);
+    }
+    snprintf(name, sizeof name, "%s_c", l->job->symbol);
+    l->spec = gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_EXPORTED, l->t_i64, name,
+                                           2 + p->nreq, sp, 0);
+    l->spec_pc = at;
+    return true;
+}
+
 static void end_restart(lower *l)
 {
     gcc_jit_rvalue *args[3 + JIT_DIRECT_ARGS] = {prv(l->cx), prv(l->base)};
@@ -2099,6 +2175,19 @@ static void end_restart(lower *l)
         args[n++] = prv(l->dargs[i]);
     if (l->resume) {
         int at = resumable(l, l->head_leader) ? l->head_leader : 0;
+        if (at && want_spec(l, at)) {
+            /* SYMBOL_c when the parameters it counts on are fixnums */
+            gcc_jit_rvalue *ok = NULL;
+            for (int i = 0; i < l->p->nreq; i++)
+                if (l->spec_fix[i])
+                    ok = and_maybe(l, tag_is(l, prv(l->dargs[i]), (long)SX_TAG_FIX), ok);
+            gcc_jit_block *yes = new_block(l), *no = new_block(l);
+            gcc_jit_block_end_with_conditional(l->cur, NULL, ok, yes, no);
+            gcc_jit_rvalue *call = gcc_jit_context_new_call(l->c, NULL, l->spec, n, args);
+            gcc_jit_rvalue_set_bool_require_tail_call(call, 1);
+            gcc_jit_block_end_with_return(yes, NULL, call);
+            l->cur = no;
+        }
         if (at) l->resumed[at] = true;
         args[n++] = i64(l, at);
     }
@@ -2325,8 +2414,10 @@ static int emit_guard(lower *l, int pc, int d)
 /* Forgets what is known of operand slots from depth `from` up. */
 static void forget_imm(lower *l, int from)
 {
-    for (int j = from < 0 ? 0 : from; j < l->p->maxstack + 2; j++)
+    for (int j = from < 0 ? 0 : from; j < l->p->maxstack + 2; j++) {
         l->imm[j] = 0;
+        l->fixd[j] = false;
+    }
 }
 
 /* After the instruction at pc (operand depth d before it): a constant
@@ -2337,11 +2428,13 @@ static void track_imm(lower *l, int pc, int d)
     const int32_t *c = l->p->code + pc;
     if (c[0] == BC_CONST && const_imm(l->p, c[1])) {
         l->imm[d] = l->p->k[c[1]];
+        l->fixd[d] = false;
         return;
     }
     int bd;
     int nd = succ_depth(c[0], c, d, &bd);
     forget_imm(l, nd < 0 ? 0 : nd - 1);
+    if (c[0] == BC_LOCAL && l->fix_slot) l->fixd[d] = l->fix_slot[c[1]];
 }
 
 /* Emits the instructions in [from, to) into l->fn, continuing l->cur;
@@ -2523,6 +2616,33 @@ static int emit_head(lower *l)
     return emit_range(l, 0, p->ncode); /* the entry block goes on to pc 0's */
 }
 
+/* The specialized body SYMBOL_c(cx, base, arg0, ...): the body from
+ * spec_pc on, entered by the head where it would restart the body there,
+ * when the parameters in spec_fix are fixnums; their fixnum tests are left
+ * out (nothing stores into them). A function with a tail call gets none
+ * (want_spec): its start is not the function's, so there is nowhere to
+ * jump back to. */
+static int emit_spec(lower *l)
+{
+    sx_proto *p = l->p;
+    l->fn = l->spec;
+    l->cx = l->sparams[0];
+    l->base = l->sparams[1];
+    l->L = NULL;
+    for (int i = 0; i < p->nreq; i++)
+        l->dargs[i] = l->sparams[2 + i];
+    for (int i = 0; i <= p->ncode; i++)
+        l->blk[i] = NULL;
+    l->head_mode = false;
+    l->ndirect = 0;
+    emit_prologue(l, true);
+    l->head = NULL;
+    l->fix_slot = l->spec_fix;
+    int rc = emit_range(l, l->spec_pc, p->ncode);
+    l->fix_slot = NULL;
+    return rc;
+}
+
 /* Makes the code assume its globals (l->fast) when it can and they hold
  * now, and then exports SYMBOL_a(), which returns how many it assumes:
  * the runtime installs the code only while they hold (jit.c). */
@@ -2574,8 +2694,9 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     l.depth = calloc((size_t)p->ncode + 1, sizeof *l.depth);
     l.pushed_by = calloc((size_t)nstk + 1, sizeof *l.pushed_by);
     l.imm = calloc((size_t)nstk + 1, sizeof *l.imm);
+    l.fixd = calloc((size_t)nstk + 1, sizeof *l.fixd);
     int rc = -1;
-    if (!l.slot || !l.stk || !l.blk || !l.depth || !l.pushed_by || !l.imm) goto out;
+    if (!l.slot || !l.stk || !l.blk || !l.depth || !l.pushed_by || !l.imm || !l.fixd) goto out;
     for (int i = 0; i <= nstk; i++)
         l.pushed_by[i] = -1;
     if (l.direct && !job->inject && assume_globals(&l) != 0) goto out;
@@ -2599,6 +2720,7 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     gcc_jit_block *start = l.head; /* the body's, before the head's */
     if (l.body && emit_head(&l) != 0) goto out;
     if (l.resume) emit_resume(&l, start);
+    if (l.spec && emit_spec(&l) != 0) goto out;
     rc = 0;
 out:
     free(l.slot);
@@ -2608,6 +2730,8 @@ out:
     free(l.depth);
     free(l.pushed_by);
     free(l.imm);
+    free(l.fixd);
+    free(l.spec_fix);
     free(l.head_ret);
     free(l.resumed);
     free(l.body_blk);
