@@ -5,6 +5,7 @@ exhaustion, the coverage report (--jit-report) that proves native code ran,
 and the test-only fault injection switch (SXPOOL_INJECT)."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -849,6 +850,48 @@ class Jit(unittest.TestCase):
                 self.assertReport(r, {"functions-compiled": 2, "functions-assuming": 0,
                                       "functions-redefined": 1, "functions-cached": 2 * cached})
                 self.assertGreater(r.counts["calls-native"], 1900, r)
+
+    def test_specialized_bodies_agree_with_cek_and_run(self):
+        # a function with a head and no tail call gets a body specialized
+        # for parameters that are fixnums (SYMBOL_c, jit/README.md): the
+        # head goes there only when they are; floats, other values, the
+        # fixnum range's ends (overflow in the specialized code) and a
+        # parameter that is stored into give what CEK gives
+        src = """
+(define (err thunk) (guard (e (#t 'caught)) (thunk)))
+(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
+(define (sub3 a b) (if (< a b) b (+ (- a 1) (* (- b 2) (+ a b)))))
+(define (bump n) (if (< n 0) n (begin (set! n (+ n 0.5)) (list n (- n 1)))))
+(define (down n k) (if (= n 0) k (+ 1 (down (- n 1) (- k 3)))))
+(print (fib 20) (fib 7.5) (fib -3) (fib 2.0))
+(print (sub3 10 3) (sub3 1 2) (sub3 2.5 1) (sub3 4 1.5) (err (lambda () (sub3 5 'a))))
+(print (bump 4) (bump -1) (down 30 7) (down 5 -2305843009213693930))
+(print (err (lambda () (sub3 2305843009213693951 -2305843009213693952))))
+(print (err (lambda () (down 3 -2305843009213693952))))
+"""
+        want = self.assertAgreesAtThresholds(src)
+        self.assertIn("6765", want[1])
+        self.assertEqual(want[1].count("caught"), 3, want)
+        # fib, sub3 and down have specialized bodies, bump (a stored
+        # parameter) none; they are in the code cache's objects
+        nm = shutil.which("nm")
+        self.assertIsNotNone(nm, "nm (binutils) is needed")
+        with tempfile.TemporaryDirectory(prefix="sxpool-test-jit-spec-") as cache:
+            os.chmod(cache, 0o700)
+            args = ["--tier=jit", "--jit-threshold=0", "--jit-cache=" + cache]
+            rc, out, err, r = run(args, src, report=True)
+            self.assertEqual((rc, out, err), want)
+            names = {c.name: c.hash for c in r.compiled}
+            syms = set()
+            for root, _, files in os.walk(cache):
+                for f in files:
+                    if f.endswith(".so"):
+                        p = subprocess.run([nm, "-D", "--defined-only", os.path.join(root, f)],
+                                           capture_output=True, text=True, check=True)
+                        syms |= {line.split()[-1] for line in p.stdout.splitlines()}
+            for name in ("fib", "sub3", "down"):
+                self.assertIn("sx_%s_c" % names[name], syms, name)
+            self.assertNotIn("sx_%s_c" % names["bump"], syms)
 
     def test_deep_mutual_recursion_through_direct_entries(self):
         # non-tail mutual recursion between two functions called through
