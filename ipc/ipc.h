@@ -263,6 +263,18 @@ int ipc_send(ipc_conn *c, const char *buf, size_t len);
  */
 int ipc_recv(ipc_conn *c, int timeout_ms, char **buf, size_t *len);
 
+/**
+ * Worker side, "unix://" only (nng ignores it): when ipc_recv() without a
+ * timeout finds no whole frame buffered, due(arg) says whether one is on
+ * its way (the supervisor has sent it, or is about to). If so the worker
+ * waits for it in recv() itself, one system call; if not, in poll() and
+ * then recv(), two (it never sleeps in recv() then: the supervisor's
+ * reading of the worker's earlier replies would wake it for nothing; see
+ * ipc_unix.c). Call once, after ipc_dial().
+ */
+typedef int (*ipc_due_cb)(void *arg);
+void ipc_set_due(ipc_conn *c, ipc_due_cb due, void *arg);
+
 /* Closes the connection. Never call from on_recv or an nng callback. */
 void ipc_close(ipc_conn *c);
 
@@ -335,6 +347,11 @@ typedef struct ipc_board {
      * run. */
     volatile uint64_t started;
     volatile uint64_t taken[IPC_BOARD_TAKEN];
+    /* How many REQUEST and SHADOW frames the supervisor has sent (numbered
+     * as above), stored after each: above the worker's own count of those
+     * it took up, one is on its way, and the worker waits for it in recv()
+     * (ipc_set_due). */
+    volatile uint64_t sent;
 } ipc_board;
 
 /* The path of slot `slot`'s board under rundir. */

@@ -83,6 +83,11 @@ void ipc_close(ipc_conn *c)
     if (c != NULL) c->ops->close(c);
 }
 
+void ipc_set_due(ipc_conn *c, ipc_due_cb due, void *arg)
+{
+    if (c != NULL && c->ops == &ipc__unix_ops) ipc__unix_set_due(c, due, arg);
+}
+
 int ipc_nng_error(const ipc_conn *c)
 {
     return c != NULL && c->ops == &ipc__nng_ops ? ipc__nng_error(c) : 0;

@@ -29,5 +29,6 @@ int ipc__unix_listen(const char *path, ipc_recv_cb on_recv, void *arg, ipc_conn 
 int ipc__unix_dial(const char *path, int timeout_ms, ipc_conn **out);
 int ipc__unix_listen_on_loop(struct uv_loop_s *loop, const char *path, ipc_recv_cb on_recv,
                              void *arg, ipc_conn **out);
+void ipc__unix_set_due(ipc_conn *c, ipc_due_cb due, void *arg);
 
 #endif

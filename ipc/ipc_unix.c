@@ -42,8 +42,9 @@
  *
  * Dialer (worker). Blocking calls from one thread at a time: every
  * recv() and send() passes MSG_DONTWAIT and waits in poll() (until its
- * deadline, if any) when the socket is not ready; see dialer_fill for why
- * a read never sleeps in recv(). A frame read only in
+ * deadline, if any) when the socket is not ready, except a read without a
+ * deadline while a frame is known to be on its way (ipc_set_due), which
+ * sleeps in recv(); see dialer_fill for why. A frame read only in
  * part when ipc_recv() times out stays buffered for the next call. Once
  * the peer is gone (EOF, a reset, a malformed length, or a send that timed
  * out with part of a frame written), every call returns IPC_ECLOSED.
@@ -54,6 +55,7 @@
 #include "ipc/ipc_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -138,6 +140,9 @@ struct ipc__unix {
 
     /* dialer */
     int lost;
+    int blocking;   /* fd is blocking (ipc_set_due): only recv(0) can sleep */
+    ipc_due_cb due; /* is a frame on its way? (NULL: not known) */
+    void *due_arg;
 };
 
 static int loop_peer_alive(ipc__unix *c);
@@ -845,20 +850,38 @@ static int wait_fd(int fd, short events, long long deadline)
  * IPC_ECLOSED (EOF or an error: the peer is gone) or -ENOMEM */
 static int dialer_fill(ipc__unix *c, size_t want, long long deadline)
 {
+    int polled = 0;
+
     while (c->in.len < want) {
         ssize_t r;
+        int flags = MSG_DONTWAIT;
 
         if (buf_reserve(&c->in, want - c->in.len > IPC__READ_CHUNK ? want - c->in.len
                                                                    : IPC__READ_CHUNK) != 0)
             return -ENOMEM;
-        /* Never a blocking recv(): a task asleep in recv() on a Unix stream
-         * socket is woken, for nothing, each time the peer reads what this
-         * side wrote (the write-space callback wakes every waiter on the
-         * socket), so a worker waiting for its next request was woken
-         * once per reply it had sent. poll() waits only for POLLIN. */
-        r = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
+        /* A task asleep in recv() on a Unix stream socket is woken, for
+         * nothing, each time the peer reads what this side wrote (the
+         * write-space callback wakes every waiter on the socket): a worker
+         * waiting for its next request that way was woken once per reply
+         * it had sent. poll() waits only for POLLIN. So a read sleeps in
+         * recv() only when a frame is known to be on its way (the wait is
+         * short, and the supervisor has read the replies before it sent
+         * it, or is reading them as it does), and otherwise waits in
+         * poll() first, without a recv() that would find nothing. Without
+         * ipc_set_due: recv(MSG_DONTWAIT), and poll() if it found nothing. */
+        if (deadline < 0 && c->due != NULL && !polled) {
+            if (c->due(c->due_arg)) {
+                flags = 0;
+            } else {
+                r = wait_fd(c->fd, POLLIN, -1);
+                if (r < 0) return IPC_ECLOSED;
+                polled = 1;
+            }
+        }
+        r = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, flags);
         if (r > 0) {
             c->in.len += (size_t)r;
+            polled = 0;
             continue;
         }
         if (r == 0) return IPC_ECLOSED;
@@ -912,6 +935,22 @@ static int unix_dialer_recv(ipc__unix *c, int timeout_ms, char **buf, size_t *le
     *buf = out;
     *len = n;
     return 0;
+}
+
+void ipc__unix_set_due(ipc_conn *conn, ipc_due_cb due, void *arg)
+{
+    ipc__unix *c = (ipc__unix *)conn;
+    int fl;
+
+    if (c->listener || c->fd < 0) return;
+    /* Every other call passes MSG_DONTWAIT: only recv(0) blocks. */
+    if (!c->blocking) {
+        fl = fcntl(c->fd, F_GETFL);
+        if (fl < 0 || fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK) != 0) return; /* poll() it is */
+        c->blocking = 1;
+    }
+    c->due = due;
+    c->due_arg = arg;
 }
 
 static int unix_dialer_send(ipc__unix *c, const char *buf, size_t len)

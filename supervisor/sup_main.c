@@ -55,7 +55,7 @@
 #define DEFAULT_PORT 8080
 #define DEFAULT_DATA "./sxpool-data"
 #define DEFAULT_TIMEOUT_S 30
-#define DEFAULT_INFLIGHT 2
+#define DEFAULT_INFLIGHT 4
 #define MAX_STOP_S 3600 /* --drain-delay, --graceful-timeout */
 #define DEFAULT_MAX_BODY (1u << 20)
 #define MAX_TIMEOUT_S 86400

@@ -1114,6 +1114,8 @@ static int send_request(sup_server *s, sup_slot *w, sup_request *r)
     r->slot = w->index;
     r->attempts++;
     r->seq = ++w->sent;
+    /* the worker waits for it in recv() (ipc_set_due) */
+    if (w->board) __atomic_store_n(&w->board->sent, w->sent, __ATOMIC_RELEASE);
     r->deadline_ms = uv_now(s->loop) + s->cfg.timeout_ms;
     if (w->ninflight == 1) w->head_since_ms = uv_now(s->loop);
     sup__debug("request %llu (attempt %d) sent to worker %d (pid %d)", (unsigned long long)r->id,

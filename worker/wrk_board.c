@@ -56,11 +56,12 @@ void wrk_board_copy(char *dst, size_t cap, const char *src)
     dst[i] = '\0';
 }
 
-/* The protocol is ipc_board's (ipc.h): frames counts the REQUEST and
- * SHADOW frames this process has taken up. */
+/* The REQUEST and SHADOW frames this process has taken up (ipc_board). */
+static uint64_t frames;
+
+/* The protocol is ipc_board's (ipc.h). */
 bool wrk_board_start(uint64_t id)
 {
-    static uint64_t frames;
     if (!board) return true; /* the supervisor takes nothing back: pid is never set */
     __atomic_store_n(&board->started, ++frames, __ATOMIC_SEQ_CST);
     for (int i = 0; i < IPC_BOARD_TAKEN; i++) {
@@ -71,6 +72,12 @@ bool wrk_board_start(uint64_t id)
             return false;
     }
     return true;
+}
+
+int wrk_board_frame_due(void *arg)
+{
+    (void)arg;
+    return board && __atomic_load_n(&board->sent, __ATOMIC_ACQUIRE) > frames;
 }
 
 void wrk_board_identity(const char *abi_hash)

@@ -46,6 +46,9 @@ void wrk_board_request_begin(uint64_t id);
 /* Before a REQUEST or SHADOW frame id is started. @return false if the
  * supervisor took it back: it is skipped and answered with nothing */
 bool wrk_board_start(uint64_t id);
+/* Has the supervisor sent a REQUEST or SHADOW frame this process has not
+ * taken up yet? (ipc_set_due's callback; arg unused) */
+int wrk_board_frame_due(void *arg);
 void wrk_board_request_end(void);
 /* Publishes the native tier's totals on the board (the supervisor's
  * /metrics): before every reply, so a reply's effects are in them. */

@@ -1078,6 +1078,9 @@ static int start(wrk *w)
         sx_vm_sources_free(&src);
         return 1;
     }
+    /* A frame known to be on its way is waited for in recv(), the others
+     * in poll() (ipc_set_due). */
+    if (wrk_board()) ipc_set_due(w->conn, wrk_board_frame_due, NULL);
     /* Again, now that BLACKLIST frames reach us: an entry added while we
      * were not yet connected was not pushed to us. */
     if (load_blacklist(w, true) != 0) {

@@ -33,11 +33,11 @@ Servers:
   node-cluster   node, cluster module, 2 workers, a Map as the store
   gunicorn       gunicorn, sync worker class, 2 workers, a dict as the store
   sxpool-jit     sxpool --workers=2 --cek-workers=1 (JIT workers, the
-                 defaults: threshold 1000, --inflight=2; 1 is the smallest CEK
+                 defaults: threshold 1000, --inflight=4; 1 is the smallest CEK
                  pool sxpool accepts, and it serves nothing while a JIT
                  worker is up)
-  sxpool-ahead   sxpool-jit with --inflight=4: each JIT worker holds up to 4
-                 requests, so it seldom waits for one
+  sxpool-ahead   sxpool-jit with --inflight=8 (the largest): each JIT worker
+                 holds up to 8 requests, so it seldom waits for one
   sxpool-vm      sxpool --workers=2 --cek-workers=1 --jit-exclude='*': no
                  native code, the bytecode VM only
   sxpool-cek     sxpool --workers=0 --cek-workers=2: CEK workers only (the
@@ -173,7 +173,7 @@ start_server() {
                 </dev/null >>"$out/$name.log" 2>&1 &
             ;;
         sxpool-ahead)
-            setsid "$sxpool_bin" --workers=2 --cek-workers=1 --inflight=4 \
+            setsid "$sxpool_bin" --workers=2 --cek-workers=1 --inflight=8 \
                 --listen="127.0.0.1:$srv_port" --app="$apps/sxpool" --data="$dir/data" \
                 </dev/null >>"$out/$name.log" 2>&1 &
             ;;

@@ -649,14 +649,27 @@ static void test_bad_length(const char *dir)
  * reads what the worker sent before (a Unix stream socket wakes every task
  * asleep in recv() on it when its peer frees room to write). The supervisor
  * side here is a bare socket, so the test decides when that read happens:
- * after the worker thread has gone to sleep in ipc_recv. */
+ * after the worker thread has gone to sleep in ipc_recv. It runs without
+ * ipc_set_due, with a due callback that says no frame is on its way (the
+ * worker must wait in poll(), not woken either), and with one that says a
+ * frame is (the worker sleeps in recv() and must still get every frame). */
 
 enum { SPURIOUS_ROUNDS = 20 };
+enum { DUE_UNSET, DUE_NONE, DUE_COMING };
 
 static struct {
     const char *url;
     pid_t tid;
+    int due;       /* DUE_* */
+    int due_calls; /* how often ipc_recv asked */
 } sw;
+
+static int spurious_due(void *arg)
+{
+    CHECK(arg == &sw);
+    __atomic_fetch_add(&sw.due_calls, 1, __ATOMIC_RELAXED);
+    return sw.due == DUE_COMING;
+}
 
 static void *spurious_worker(void *arg)
 {
@@ -665,6 +678,7 @@ static void *spurious_worker(void *arg)
     (void)arg;
     __atomic_store_n(&sw.tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
     CHECK_EQ(ipc_dial(sw.url, 5000, &w), 0);
+    if (sw.due != DUE_UNSET) ipc_set_due(w, spurious_due, &sw);
     for (uint64_t id = 1; id <= SPURIOUS_ROUNDS; id++) {
         size_t len;
         char *buf;
@@ -715,7 +729,7 @@ static void read_full(int fd, char *buf, size_t len)
     }
 }
 
-static void test_no_spurious_wakeup(const char *dir)
+static void test_no_spurious_wakeup(const char *dir, int due)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     char url[256], *buf;
@@ -724,6 +738,9 @@ static void test_no_spurious_wakeup(const char *dir)
     int woken = 0;
 
     if (transport != IPC_TRANSPORT_UNIX) return;
+    sw.due = due;
+    sw.due_calls = 0;
+    sw.tid = 0;
     ipc_slot_url(dir, 11, transport, url, sizeof(url));
     CHECK(strlen(url + 7) < sizeof(sa.sun_path));
     strcpy(sa.sun_path, url + 7); /* after "unix://" */
@@ -764,12 +781,13 @@ static void test_no_spurious_wakeup(const char *dir)
         free(buf);
     }
     CHECK_EQ(pthread_join(t, NULL), 0);
-    if (woken > 0)
+    if (due != DUE_UNSET) CHECK(sw.due_calls >= SPURIOUS_ROUNDS);
+    if (woken > 0 && due != DUE_COMING)
         fprintf(stderr,
-                "a worker waiting in ipc_recv was woken %d time(s) out of %d when its "
+                "a worker waiting in ipc_recv (due %d) was woken %d time(s) out of %d when its "
                 "reply was read\n",
-                woken, SPURIOUS_ROUNDS);
-    CHECK_EQ(woken, 0);
+                due, woken, SPURIOUS_ROUNDS);
+    if (due != DUE_COMING) CHECK_EQ(woken, 0);
     close(fd);
     close(lfd);
     unlink(url + 7);
@@ -818,7 +836,9 @@ int main(int argc, char **argv)
     test_restart(dir);
     test_close_race(dir);
     test_bad_length(dir);
-    test_no_spurious_wakeup(dir);
+    test_no_spurious_wakeup(dir, DUE_UNSET);
+    test_no_spurious_wakeup(dir, DUE_NONE);
+    test_no_spurious_wakeup(dir, DUE_COMING);
 
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     CHECK_EQ(system(cmd), 0);
