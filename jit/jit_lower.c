@@ -2050,11 +2050,12 @@ static int emit_range(lower *l, int from, int to);
 /* Whether p gets a direct entry: a fixed parameter list short enough that
  * cx, base, L and the arguments all travel in registers (the generic entry
  * calls it in tail position, so it must take no arguments on the stack),
- * no heap env (its env is its closure's) and a frame that fits a cframe
- * (where a caller puts the callee, and the callee a tail call). */
+ * no heap env made on entry (its env is its closure's: it has none, or a
+ * lazy one) and a frame that fits a cframe (where a caller puts the
+ * callee, and the callee a tail call). */
 static bool direct_entry_ok(const sx_proto *p)
 {
-    return !p->rest && p->nreq <= JIT_DIRECT_ARGS && p->env_size == 0 &&
+    return !p->rest && p->nreq <= JIT_DIRECT_ARGS && (p->env_size == 0 || p->env_lazy) &&
            p->nslots + p->maxstack < JIT_CFRAME;
 }
 
