@@ -346,6 +346,7 @@ static void compute_abi(void)
         buf, sizeof buf,
         "sxpool %s|gccjit %d.%d.%d|O%d %s %s %s %s|link %d %zu %s|tags %s|margin %d|sym %zu %zu|"
         "cx %zu %zu %zu %zu %zu %zu %zu %zu %zu|clo %zu %zu|proto %zu %zu %zu %zu %zu %zu %zu %zu "
+        "%zu "
         "%zu %zu|"
         "prim %zu %zu %zu %zu|env %zu %zu|alloc %d %d %zu %zu %zu|ops %d|idx %d|lower %d",
         SXPOOL_VERSION, gcc_jit_version_major(), gcc_jit_version_minor(),
@@ -359,11 +360,11 @@ static void compute_abi(void)
         offsetof(sx_vmclosure, env), offsetof(sx_proto, native), offsetof(sx_proto, native_d),
         offsetof(sx_proto, jit_entered), offsetof(sx_proto, nreq), offsetof(sx_proto, rest),
         offsetof(sx_proto, nslots), offsetof(sx_proto, maxstack), offsetof(sx_proto, env_size),
-        offsetof(sx_proto, k), offsetof(sx_obj, type), offsetof(sx_prim, fn),
-        offsetof(sx_prim, min_args), offsetof(sx_prim, max_args), offsetof(sx_prim, name_sym),
-        offsetof(sx_env, up), offsetof(sx_env, slots), (int)SX_T_ENV, SX_FL_GRANULES,
-        sizeof(sx_pair), sizeof(sx_vmclosure), sx__granules(sizeof(sx_env)), BC__COUNT,
-        JIT_CACHE_FORMAT, JIT_LOWER_VERSION);
+        offsetof(sx_proto, env_lazy), offsetof(sx_proto, k), offsetof(sx_obj, type),
+        offsetof(sx_prim, fn), offsetof(sx_prim, min_args), offsetof(sx_prim, max_args),
+        offsetof(sx_prim, name_sym), offsetof(sx_env, up), offsetof(sx_env, slots), (int)SX_T_ENV,
+        SX_FL_GRANULES, sizeof(sx_pair), sizeof(sx_vmclosure), sx__granules(sizeof(sx_env)),
+        BC__COUNT, JIT_CACHE_FORMAT, JIT_LOWER_VERSION);
     uint64_t h = 14695981039346656037ull;
     for (const char *c = buf; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211ull;

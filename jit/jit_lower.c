@@ -73,6 +73,12 @@ typedef struct lower {
     bool *head_ret;           /* head_returns() */
     gcc_jit_lvalue *env;      /* current env (changes on a self tail call) */
     gcc_jit_lvalue *up0;      /* the closure's env: parent of a fresh env */
+    /* The proto's env is lazy (env_lazy, sx_bc.h): the function is entered
+     * with its closure's env, reads its captured slots, which nothing
+     * stores into, from the slots, and makes its env when a closure first
+     * needs it; env_made says whether it has (l->env is valid only then). */
+    bool lazy;
+    gcc_jit_lvalue *env_made;
     gcc_jit_lvalue **slot, **stk, *argbuf;
     gcc_jit_block **blk; /* per pc: the block starting there, or NULL (made on first use) */
     gcc_jit_block *cur, *head;
@@ -612,6 +618,12 @@ static gcc_jit_rvalue *S(lower *l, int i)
 static gcc_jit_lvalue *env_slot(lower *l, int hops, int i)
 {
     gcc_jit_rvalue *e = rv(l->env);
+    if (l->lazy) {
+        /* the env's slots hold what the slots hold; its parent is up0 */
+        if (hops == 0) return l->slot[l->p->env_from[i]];
+        e = gcc_jit_context_new_cast(l->c, NULL, rv(l->up0), l->t_i64p);
+        hops--;
+    }
     for (int h = 0; h < hops; h++)
         e = gcc_jit_context_new_bitcast(l->c, NULL, rv(ptr_word(l, e, 1)), l->t_i64p);
     return ptr_word(l, e, 2 + i);
@@ -757,16 +769,20 @@ static void emit_frame_env(lower *l, gcc_jit_lvalue *e, gcc_jit_rvalue *pp, gcc_
 }
 
 /* The env a callee of proto pp (closure env cenv, frame at fbase) runs
- * with: its own heap env when it has captured slots, else cenv. */
+ * with: its own heap env when it has captured slots and its env is not
+ * lazy, else cenv. */
 static gcc_jit_rvalue *callee_env(lower *l, gcc_jit_rvalue *proto, gcc_jit_rvalue *pp,
                                   gcc_jit_rvalue *cenv, gcc_jit_rvalue *fbase)
 {
     gcc_jit_lvalue *e = gcc_jit_function_new_local(l->fn, NULL, l->t_voidp, "callee_env");
     gcc_jit_block *mk = new_block(l), *plain = new_block(l), *join = new_block(l);
+    /* a callee whose env is lazy makes it itself */
     gcc_jit_block_end_with_conditional(
         l->cur, NULL,
-        cmp(l, GCC_JIT_COMPARISON_NE, i32_at(l, pp, offsetof(sx_proto, env_size)), i64(l, 0)), mk,
-        plain);
+        land(l,
+             cmp(l, GCC_JIT_COMPARISON_NE, i32_at(l, pp, offsetof(sx_proto, env_size)), i64(l, 0)),
+             cmp(l, GCC_JIT_COMPARISON_EQ, i32_at(l, pp, offsetof(sx_proto, env_lazy)), i64(l, 0))),
+        mk, plain);
     l->cur = mk;
     emit_frame_env(l, e, pp, cenv, fbase, join);
     gcc_jit_rvalue *args[4] = {prv(l->cx), proto, fbase,
@@ -1708,7 +1724,12 @@ static void emit_self_tail_call(lower *l, int at, int n)
         assign(l, l->slot[i], S(l, at + 1 + i));
     for (int i = n; i < p->nslots; i++)
         assign(l, l->slot[i], i64(l, SX_UNDEF));
-    if (p->env_size) emit_own_env(l);
+    if (l->lazy) {
+        assign(l, l->env_made, i64(l, 0));
+        assign(l, l->env, gcc_jit_context_new_cast(l->c, NULL, rv(l->up0), l->t_i64p));
+    } else if (p->env_size) {
+        emit_own_env(l);
+    }
     gcc_jit_block_end_with_jump(l->cur, NULL, l->head);
 }
 
@@ -1779,6 +1800,16 @@ static int fusable_jump(lower *l, int next, int *not_k)
 /* BC_CLOSURE k at operand depth d: rt_closure's object, allocated inline. */
 static void emit_closure(lower *l, int k, int d)
 {
+    if (l->lazy) { /* the env this function has not made yet */
+        gcc_jit_block *mk = new_block(l), *made = new_block(l);
+        gcc_jit_block_end_with_conditional(
+            l->cur, NULL, cmp(l, GCC_JIT_COMPARISON_NE, rv(l->env_made), i64(l, 0)), made, mk);
+        l->cur = mk;
+        emit_own_env(l);
+        assign(l, l->env_made, i64(l, 1));
+        gcc_jit_block_end_with_jump(l->cur, NULL, made);
+        l->cur = made;
+    }
     /* sx_alloc's size class: a closure has a free list (asserted in sx_jitrt.c) */
     long g = (long)sx__granules(sizeof(sx_vmclosure));
     gcc_jit_lvalue *o = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "clo");
@@ -2024,6 +2055,7 @@ static void make_frame_locals(lower *l)
         l->fn, NULL, gcc_jit_context_new_array_type(l->c, NULL, l->t_i64, JIT_CFRAME + 1),
         "cframe");
     l->up0 = gcc_jit_function_new_local(l->fn, NULL, l->t_voidp, "up0");
+    l->env_made = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "env_made");
 }
 
 static int emit_range(lower *l, int from, int to);
@@ -2031,11 +2063,12 @@ static int emit_range(lower *l, int from, int to);
 /* Whether p gets a direct entry: a fixed parameter list short enough that
  * cx, base, L and the arguments all travel in registers (the generic entry
  * calls it in tail position, so it must take no arguments on the stack),
- * no heap env (its env is its closure's) and a frame that fits a cframe
- * (where a caller puts the callee, and the callee a tail call). */
+ * no heap env made on entry (its env is its closure's: it has none, or a
+ * lazy one) and a frame that fits a cframe (where a caller puts the
+ * callee, and the callee a tail call). */
 static bool direct_entry_ok(const sx_proto *p)
 {
-    return !p->rest && p->nreq <= JIT_DIRECT_ARGS && p->env_size == 0 &&
+    return !p->rest && p->nreq <= JIT_DIRECT_ARGS && (p->env_size == 0 || p->env_lazy) &&
            p->nslots + p->maxstack < JIT_CFRAME;
 }
 
@@ -2583,8 +2616,10 @@ static void emit_prologue(lower *l, bool direct)
     }
     if (direct && !l->head_mode) emit_entry_checks(l);
     assign(l, l->env, l->env0v);
-    /* the closure's env: the parent of the env this frame made, if any */
-    if (p->env_size)
+    /* the closure's env: the parent of the env this frame made, if any
+     * (a lazy env is made later, from the closure's) */
+    if (l->lazy) assign(l, l->env_made, i64(l, 0));
+    if (p->env_size && !l->lazy)
         assign(l, l->up0,
                gcc_jit_context_new_bitcast(ctxt, NULL, rv(ptr_word(l, l->env0v, 1)), l->t_voidp));
     else
@@ -2680,6 +2715,7 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     l.c = ctxt;
     l.p = p;
     l.job = job;
+    l.lazy = p->env_lazy != 0;
     make_types(&l);
     gcc_jit_param *params[5] = {l.cx, l.base, l.env0, l.K, l.L};
     l.fn = gcc_jit_context_new_function(ctxt, NULL, GCC_JIT_FUNCTION_EXPORTED, l.t_i64, job->symbol,

@@ -90,6 +90,13 @@ typedef struct sx_proto {
     /* per env index: the slot it is filled from (slot_env inverted), so a
      * frame's env is made without walking the slots that stay */
     int32_t *env_from;
+    /* env_writes: its code or a lambda inside it stores into an env
+     * (SET_ENV). env_lazy: it has a heap env whose slots nothing stores
+     * into after entry (no env_writes, no SET_LOCAL of a captured slot, no
+     * guard): its native code makes the env only when a closure needs it,
+     * so whoever enters native code of such a proto passes the closure's
+     * env, not a new one (sx_vm.c's enter, jit_lower.c's callee_env). */
+    int32_t env_writes, env_lazy;
 } sx_proto;
 
 enum sx_jit_state {

@@ -323,6 +323,29 @@ static void comp(bc_fn *f, sx_node *n, bool tail)
     }
 }
 
+/* Sets p->env_writes and p->env_lazy (sx_bc.h) once p and the lambdas
+ * inside it are compiled. */
+static void env_laziness(sx_proto *p)
+{
+    bool writes = false, lazy = p->env_size > 0;
+    for (int pc = 0; pc < p->ncode; pc += 1 + sx_opcode_operands[p->code[pc]]) {
+        const int32_t *c = p->code + pc;
+        switch (c[0]) {
+        case BC_SET_ENV: writes = true; break;
+        case BC_SET_LOCAL:
+            if (p->slot_env[c[1]] >= 0) lazy = false;
+            break;
+        case BC_GUARD: lazy = false; break;
+        case BC_CLOSURE:
+            if (SX_OBJ(sx_proto, p->k[c[1]])->env_writes) writes = true;
+            break;
+        default: break;
+        }
+    }
+    p->env_writes = writes;
+    p->env_lazy = lazy && !writes;
+}
+
 static sx_proto *compile_code(sx_ctx *cx, sx_code *c, bc_fn *up)
 {
     if (c->proto && c->proto->code) return c->proto;
@@ -347,6 +370,7 @@ static sx_proto *compile_code(sx_ctx *cx, sx_code *c, bc_fn *up)
     p->k = f.k;
     p->nk = f.nk;
     p->maxstack = f.maxdepth + 2;
+    env_laziness(p);
     return p;
 }
 

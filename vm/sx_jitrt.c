@@ -183,7 +183,7 @@ static uint64_t hash_const(uint64_t h, sx_val v, int depth)
 static uint64_t hash_proto(sx_proto *p, int depth)
 {
     uint64_t h = 14695981039346656037ull;
-    int32_t shape[5] = {p->nreq, p->rest, p->nslots, p->maxstack, p->env_size};
+    int32_t shape[6] = {p->nreq, p->rest, p->nslots, p->maxstack, p->env_size, p->env_lazy};
     h = fnv(h, shape, sizeof shape);
     h = fnv(h, p->slot_env, sizeof(int32_t) * (size_t)p->nslots);
     h = fnv(h, p->code, sizeof(int32_t) * (size_t)p->ncode);

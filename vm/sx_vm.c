@@ -166,9 +166,10 @@ static inline sx_val call_prim(sx_ctx *cx, sx_val fn, int argc, sx_val *argv)
  * (fn itself at args[-1]). Returns the new frame. A call (count: every
  * entry but a top-level form's) that will run interpreted is counted in
  * sx_jit_stats.vm_calls; one that runs native code is counted where the
- * native code is entered. */
+ * native code is entered. may_native: the caller runs the proto's native
+ * code if it has any (else it interprets the frame, which needs the env). */
 static inline __attribute__((always_inline)) vm_frame *
-enter(sx_ctx *cx, sx_vmclosure *clo, sx_val *args, int argc, int stop, bool count)
+enter(sx_ctx *cx, sx_vmclosure *clo, sx_val *args, int argc, int stop, bool count, bool may_native)
 {
     sx_proto *p = clo->proto;
     if (argc < p->nreq || (!p->rest && argc > p->nreq))
@@ -196,7 +197,8 @@ enter(sx_ctx *cx, sx_vmclosure *clo, sx_val *args, int argc, int stop, bool coun
     for (; i < p->nslots; i++)
         args[i] = SX_UNDEF;
     sx_env *env = clo->env;
-    if (p->env_size) {
+    /* native code of a proto with a lazy env makes its own (sx_bc.h) */
+    if (p->env_size && !(may_native && p->env_lazy && p->native)) {
         sx_env *ne = sx_alloc(sizeof(sx_env) + (size_t)p->env_size * sizeof(sx_val));
         ne->h.type = SX_T_ENV;
         ne->h.aux = (uint32_t)p->env_size;
@@ -527,7 +529,7 @@ next:
             if (sx_is(fn, SX_T_VMCLOSURE)) {
                 f->pc = pc;
                 SAVE();
-                f = enter(cx, SX_OBJ(sx_vmclosure, fn), args, n, 0, true);
+                f = enter(cx, SX_OBJ(sx_vmclosure, fn), args, n, 0, true, true);
                 if (f->p->native) goto native_entry;
                 LOAD_FRAME();
                 vmbreak;
@@ -559,7 +561,7 @@ next:
                 V.nframes--;
                 sp = base + n;
                 SAVE();
-                f = enter(cx, SX_OBJ(sx_vmclosure, fn), base, n, stop, true);
+                f = enter(cx, SX_OBJ(sx_vmclosure, fn), base, n, stop, true, true);
                 if (f->p->native) goto native_entry;
                 LOAD_FRAME();
                 vmbreak;
@@ -707,7 +709,7 @@ static sx_val apply_closure(sx_ctx *cx, sx_val fn, int argc, sx_val *argv, bool 
     sx_val *saved = args - 1;
     void *prev_native = cx->native_proto;
     cx->native_proto = NULL;
-    enter(cx, SX_OBJ(sx_vmclosure, fn), args, argc, 1, !toplevel);
+    enter(cx, SX_OBJ(sx_vmclosure, fn), args, argc, 1, !toplevel, false);
     sx_val r = run(cx);
     cx->native_proto = prev_native;
     V.sp = saved;
@@ -734,7 +736,7 @@ static sx_val __attribute__((noinline)) jit_apply(sx_ctx *cx, sx_val fn, int n, 
     V.sp = args + n;
     sx_val r;
     for (;;) {
-        vm_frame *f = enter(cx, SX_OBJ(sx_vmclosure, fn), args, n, 1, true);
+        vm_frame *f = enter(cx, SX_OBJ(sx_vmclosure, fn), args, n, 1, true, true);
         if (!f->p->native) { /* dropped meanwhile: interpret it */
             void *prev = cx->native_proto;
             cx->native_proto = NULL;
