@@ -2633,22 +2633,30 @@ static void emit_prologue(lower *l, bool direct)
  * (a tail call with the same arguments); only what it has computed is
  * lost. So a call that returns early (fib's (< n 2)) needs no callee-saved
  * register and no frame. */
-static int emit_head(lower *l)
+/* Starts emitting fn, a function with the direct entry's parameters
+ * (params: cx, base, the arguments), from its prologue; head: it is the
+ * head (emit_head). */
+static void begin_direct_fn(lower *l, gcc_jit_function *fn, gcc_jit_param **params, bool head)
 {
     sx_proto *p = l->p;
-    l->fn = l->direct;
-    l->cx = l->hparams[0];
-    l->base = l->hparams[1];
+    l->fn = fn;
+    l->cx = params[0];
+    l->base = params[1];
     l->L = NULL;
     for (int i = 0; i < p->nreq; i++)
-        l->dargs[i] = l->hparams[2 + i];
+        l->dargs[i] = params[2 + i];
     for (int i = 0; i <= p->ncode; i++)
         l->blk[i] = NULL;
-    l->head_mode = true;
-    l->head_leader = 0;
+    l->head_mode = head;
     emit_prologue(l, true);
     l->head = NULL;
-    return emit_range(l, 0, p->ncode); /* the entry block goes on to pc 0's */
+}
+
+static int emit_head(lower *l)
+{
+    l->head_leader = 0;
+    begin_direct_fn(l, l->direct, l->hparams, true);
+    return emit_range(l, 0, l->p->ncode); /* the entry block goes on to pc 0's */
 }
 
 /* The specialized body SYMBOL_c(cx, base, arg0, ...): the body from
@@ -2659,21 +2667,10 @@ static int emit_head(lower *l)
  * jump back to. */
 static int emit_spec(lower *l)
 {
-    sx_proto *p = l->p;
-    l->fn = l->spec;
-    l->cx = l->sparams[0];
-    l->base = l->sparams[1];
-    l->L = NULL;
-    for (int i = 0; i < p->nreq; i++)
-        l->dargs[i] = l->sparams[2 + i];
-    for (int i = 0; i <= p->ncode; i++)
-        l->blk[i] = NULL;
-    l->head_mode = false;
     l->ndirect = 0;
-    emit_prologue(l, true);
-    l->head = NULL;
+    begin_direct_fn(l, l->spec, l->sparams, false);
     l->fix_slot = l->spec_fix;
-    int rc = emit_range(l, l->spec_pc, p->ncode);
+    int rc = emit_range(l, l->spec_pc, l->p->ncode);
     l->fix_slot = NULL;
     return rc;
 }
