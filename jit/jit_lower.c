@@ -2080,6 +2080,29 @@ static bool direct_entry_ok(const sx_proto *p)
 static bool *head_returns(const sx_proto *p);
 static void emit_stamp(lower *l, gcc_jit_rvalue *proto);
 
+/* New parameters cx, base and one per argument into dp, as the direct
+ * entry takes them. @return how many */
+static int direct_params(lower *l, gcc_jit_param **dp)
+{
+    dp[0] = gcc_jit_context_new_param(l->c, NULL, l->t_voidp, "cx");
+    dp[1] = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "base");
+    char name[32];
+    for (int i = 0; i < l->p->nreq; i++) {
+        snprintf(name, sizeof name, "a%d", i);
+        dp[2 + i] = gcc_jit_context_new_param(l->c, NULL, l->t_i64, name);
+    }
+    return 2 + l->p->nreq;
+}
+
+/* The exported function SYMBOL_<suffix> of np parameters dp. */
+static gcc_jit_function *direct_fn(lower *l, char suffix, int np, gcc_jit_param **dp)
+{
+    char name[80];
+    snprintf(name, sizeof name, "%s_%c", l->job->symbol, suffix);
+    return gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_EXPORTED, l->t_i64, name, np,
+                                        dp, 0);
+}
+
 static void make_direct_entry(lower *l)
 {
     sx_proto *p = l->p;
@@ -2090,20 +2113,10 @@ static void make_direct_entry(lower *l)
     gcc_jit_function *fns[2] = {NULL, NULL};
     gcc_jit_param *dp[2][3 + JIT_DIRECT_ARGS];
     for (int f = 0; f < (head ? 2 : 1); f++) {
-        dp[f][0] = gcc_jit_context_new_param(l->c, NULL, l->t_voidp, "cx");
-        dp[f][1] = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "base");
-        char name[32];
-        for (int i = 0; i < p->nreq; i++) {
-            snprintf(name, sizeof name, "a%d", i);
-            dp[f][2 + i] = gcc_jit_context_new_param(l->c, NULL, l->t_i64, name);
-        }
-        int np = 2 + p->nreq;
+        int np = direct_params(l, dp[f]);
         if (f == 1) /* the body: where to start */
             dp[f][np++] = l->resume = gcc_jit_context_new_param(l->c, NULL, l->t_i64, "resume");
-        char dname[80];
-        snprintf(dname, sizeof dname, "%s_%c", l->job->symbol, f == 0 ? 'd' : 'b');
-        fns[f] = gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_EXPORTED, l->t_i64,
-                                              dname, np, dp[f], 0);
+        fns[f] = direct_fn(l, f == 0 ? 'd' : 'b', np, dp[f]);
     }
     l->direct = fns[0];
     gcc_jit_block *b = gcc_jit_function_new_block(l->fn, "entry");
@@ -2185,17 +2198,7 @@ static bool want_spec(lower *l, int at)
     for (int i = 0; i < p->nreq; i++)
         nf += l->spec_fix[i] = fix_worth(p, i, at);
     if (!nf) return false;
-    gcc_jit_param **sp = l->sparams;
-    sp[0] = gcc_jit_context_new_param(l->c, NULL, l->t_voidp, "cx");
-    sp[1] = gcc_jit_context_new_param(l->c, NULL, l->t_i64p, "base");
-    char name[80];
-    for (int i = 0; i < p->nreq; i++) {
-        snprintf(name, sizeof name, "a%d", i);
-        sp[2 + i] = gcc_jit_context_new_param(l->c, NULL, l->t_i64, name);
-    }
-    snprintf(name, sizeof name, "%s_c", l->job->symbol);
-    l->spec = gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_EXPORTED, l->t_i64, name,
-                                           2 + p->nreq, sp, 0);
+    l->spec = direct_fn(l, 'c', direct_params(l, l->sparams), l->sparams);
     l->spec_pc = at;
     return true;
 }
