@@ -48,7 +48,10 @@ class TakeBack(unittest.TestCase):
             long_req = srv.open_request("/write-then-work?n=60000000")
             a = sxtest.busy_one(jit, base)
             base = {p: sxtest.cpu_ticks(p) for p in jit}
-            short_req = srv.open_request("/write-then-work?n=4000000")
+            # long enough that both quick requests below are sent while it
+            # runs (at 4000000 it could end first on a fast moment, and
+            # both went to its worker)
+            short_req = srv.open_request("/write-then-work?n=12000000")
             sxtest.busy_one([p for p in jit if p != a], base)
             # both busy: one request is sent ahead to each
             quick = []
