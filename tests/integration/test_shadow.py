@@ -253,9 +253,12 @@ class Shadow(unittest.TestCase):
         self.kill_during("cek", "/count?fib=32", "1 %d" % fib(32))
 
     def test_jit_worker_killed_during_a_canary(self):
-        # long enough in native code for busy_one to see it (fib(34) took
-        # under 0.1 s of CPU once its code stopped testing its globals)
-        self.kill_during("jit", "/count?fib=36", "1 %d" % fib(36))
+        # long enough in native code for busy_one to see it (10 ticks):
+        # fib(34) took under 0.1 s of CPU once its code stopped testing its
+        # globals, fib(36) 0.12 s once its body was specialized; fib(38)
+        # takes about 0.3 s natively and a few seconds on CEK, where the
+        # request runs again
+        self.kill_during("jit", "/count?fib=38", "1 %d" % fib(38))
 
 
 if __name__ == "__main__":
