@@ -110,6 +110,8 @@ static struct {
     char cache[4096]; /* DIR/ABI, empty without a cache */
     jit_hooks hooks;
     char abi[17];
+    char cache_root[4096]; /* DIR of --jit-cache, until the cache is set up */
+    char unavailable[512]; /* why libgccjit could not be loaded, or empty */
     pthread_mutex_t mu;
     pthread_cond_t cv;   /* the compile thread waits here for work */
     pthread_cond_t idle; /* stop_compiling waits here for the batch to end */
@@ -1016,9 +1018,16 @@ static void *load_output(const char *path, char sha[JIT_SHA_HEX], char *why, siz
 
 /* Compiles jobs[0..n) into one shared object and installs what compiled.
  * Runs on the compile thread, or the evaluating one with threshold 0. */
+static bool native_ready(void);
+static void fail_unavailable(jit_job *jobs, int n);
+
 static void compile_batch(jit_job *jobs, int n)
 {
     if (n == 0) return;
+    if (!native_ready()) {
+        fail_unavailable(jobs, n);
+        return;
+    }
     const char *names[JIT_MAX_BATCH] = {0}, *hashes[JIT_MAX_BATCH] = {0};
     for (int i = 0; i < n; i++) {
         names[i] = jobs[i].name;
@@ -1157,6 +1166,7 @@ static void compile_batch(jit_job *jobs, int n)
 static void *compile_thread(void *arg)
 {
     (void)arg;
+    native_ready(); /* load libgccjit now, while the program starts */
     jit_job *jobs = calloc(JIT_MAX_BATCH, sizeof *jobs);
     if (!jobs) return NULL;
     for (;;) {
@@ -1226,6 +1236,23 @@ void jit_shutdown(void)
     pthread_mutex_unlock(&J.mu);
 }
 
+/* Starts the compile thread unless it runs. Called with J.mu held. */
+static void start_compile_thread(void)
+{
+    if (J.thread_started) return;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, (size_t)16 << 20);
+    if (pthread_create(&t, &attr, compile_thread, NULL) == 0) {
+        J.thread_started = true;
+        J.thread = t;
+    } else
+        jlog("unable to start the compile thread: %s", strerror(errno));
+    pthread_attr_destroy(&attr);
+}
+
 static void enqueue(sx_proto *p)
 {
     pthread_mutex_lock(&J.mu);
@@ -1266,19 +1293,7 @@ static void enqueue(sx_proto *p)
     }
     J.qtime[J.qn] = now_us();
     J.queue[J.qn++] = p;
-    if (!J.thread_started) {
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, (size_t)16 << 20);
-        if (pthread_create(&t, &attr, compile_thread, NULL) == 0) {
-            J.thread_started = true;
-            J.thread = t;
-        } else
-            jlog("unable to start the compile thread: %s", strerror(errno));
-        pthread_attr_destroy(&attr);
-    }
+    start_compile_thread();
     pthread_cond_signal(&J.cv);
     pthread_mutex_unlock(&J.mu);
 }
@@ -1486,34 +1501,84 @@ int jit_request_entered(jit_entered *out, int cap)
     return n;
 }
 
+/* Sets up DIR/ABI of --jit-cache, or leaves J.cache empty (compiling
+ * without a cache) and says why. */
+static void setup_cache(void)
+{
+    char why[256];
+    int rc = 0;
+    if (snprintf(J.cache, sizeof J.cache, "%s/%s", J.cache_root, J.abi) >= (int)sizeof J.cache)
+        rc = -ENAMETOOLONG;
+    else
+        rc = mkdir_p(J.cache);
+    if (rc != 0) {
+        jlog("unable to create the code cache %s: %s; compiling without it", J.cache,
+             strerror(-rc));
+        J.cache[0] = 0;
+    } else if (untrusted_dir(J.cache, why, sizeof why)) {
+        jlog("not using the code cache %s: %s; compiling without it", J.cache, why);
+        J.cache[0] = 0;
+    }
+}
+
+/* libgccjit is loaded on first use (jit_gcc.h), and with it come the ABI
+ * hash (libgccjit's version is part of it) and the code cache's directory
+ * (named by the ABI hash). That happens once, on whichever thread needs it
+ * first: the compile thread as soon as jit_init starts it, so the load
+ * overlaps the program's start; jit_init itself when there is a code
+ * cache; jit_abi_hash; a compile at threshold 0. When the library cannot
+ * be loaded that is logged once, every compile fails, and the program goes
+ * on in the VM. */
+static pthread_once_t ready_once = PTHREAD_ONCE_INIT;
+
+static void get_ready(void)
+{
+    if (jit_gcc_load(J.unavailable, sizeof J.unavailable) != 0) {
+        jlog("native tier unavailable: %s; running the bytecode VM only", J.unavailable);
+        return;
+    }
+    compute_abi();
+    if (J.cache_root[0]) setup_cache();
+}
+
+/* @return whether libgccjit is loaded (loading it first if nobody has) */
+static bool native_ready(void)
+{
+    pthread_once(&ready_once, get_ready);
+    return !J.unavailable[0];
+}
+
+/* A batch when libgccjit could not be loaded: every function fails, and
+ * nothing is recorded in the cache (that is no verdict on the code). */
+static void fail_unavailable(jit_job *jobs, int n)
+{
+    pthread_mutex_lock(&J.mu);
+    for (int i = 0; i < n; i++) {
+        if (jobs[i].p->jit_state == SX_JIT_QUEUED) jobs[i].p->jit_state = SX_JIT_FAILED;
+        sx_jit_stats.failed++;
+    }
+    pthread_mutex_unlock(&J.mu);
+    /* tests: a function the JIT should compile but cannot is a bug */
+    if (getenv("SXPOOL_JIT_STRICT")) {
+        jlog("SXPOOL_JIT_STRICT: exiting");
+        exit(3);
+    }
+}
+
 const char *jit_abi_hash(void)
 {
-    if (!J.abi[0]) compute_abi();
-    return J.abi;
+    return native_ready() ? J.abi : NULL;
 }
 
 int jit_init(const jit_options *opt, const jit_hooks *hooks)
 {
     if (J.on) return 0;
-    compute_abi();
     J.threshold = opt ? opt->threshold : 1000;
     if (hooks) J.hooks = *hooks;
     J.regions = mmap(NULL, sizeof(jit_region) * JIT_MAX_REGIONS, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (J.regions == MAP_FAILED) return -errno;
-    if (opt && opt->cache_dir) {
-        snprintf(J.cache, sizeof J.cache, "%s/%s", opt->cache_dir, J.abi);
-        char why[256];
-        int rc = mkdir_p(J.cache);
-        if (rc != 0) {
-            jlog("unable to create the code cache %s: %s; compiling without it", J.cache,
-                 strerror(-rc));
-            J.cache[0] = 0;
-        } else if (untrusted_dir(J.cache, why, sizeof why)) {
-            jlog("not using the code cache %s: %s; compiling without it", J.cache, why);
-            J.cache[0] = 0;
-        }
-    }
+    if (opt && opt->cache_dir) snprintf(J.cache_root, sizeof J.cache_root, "%s", opt->cache_dir);
     if (opt && opt->exclude) {
         char *copy = strdup(opt->exclude), *save = NULL;
         for (char *g = copy ? strtok_r(copy, ",", &save) : NULL; g; g = strtok_r(NULL, ",", &save))
@@ -1527,5 +1592,11 @@ int jit_init(const jit_options *opt, const jit_hooks *hooks)
     sx_jit_global_hook = global_hook;
     sx_jit_hot_hook = hot;
     J.on = true;
+    pthread_mutex_lock(&J.mu);
+    start_compile_thread();
+    pthread_mutex_unlock(&J.mu);
+    /* with a code cache, the first call of a function installs its cached
+     * code: the cache must be known before anything runs */
+    if (J.cache_root[0]) native_ready();
     return 0;
 }

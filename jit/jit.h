@@ -27,7 +27,10 @@ typedef struct jit_hooks {
 } jit_hooks;
 
 /* Turns the native tier on for this process (after sx_vm_init with the VM
- * tier). @return 0 or -errno */
+ * tier) and starts the compile thread, which loads libgccjit while the
+ * program runs (with a code cache, jit_init loads it itself). Should the
+ * library not load, that is logged, no function gets native code, and
+ * jit_abi_hash returns NULL. @return 0 or -errno */
 int jit_init(const jit_options *opt, const jit_hooks *hooks);
 
 /**
@@ -84,7 +87,9 @@ typedef struct jit_entered {
  */
 int jit_request_entered(jit_entered *out, int cap);
 
-/* The ABI hash (sxpool version, libgccjit version, options): 16 hex digits. */
+/* The ABI hash (sxpool version, libgccjit version, options): 16 hex digits,
+ * or NULL when libgccjit cannot be loaded (the native tier is unavailable;
+ * jit.c has logged why). Loads libgccjit if that has not happened yet. */
 const char *jit_abi_hash(void);
 
 /**

@@ -7,7 +7,7 @@
 #ifndef SXPOOL_JIT_INT_H
 #define SXPOOL_JIT_INT_H
 
-#include <libgccjit.h>
+#include "jit/jit_gcc.h"
 
 #include "jit/jit.h"
 #include "vm/sx_bc.h"

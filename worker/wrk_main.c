@@ -976,9 +976,14 @@ static void start_native(wrk *w)
         wlog(w, "unable to start the native tier: %s; running the bytecode VM only", strerror(-rc));
         return;
     }
-    w->native = true;
     const char *abi = wrk_native_abi_hash();
-    if (abi && *abi) snprintf(w->abi, sizeof w->abi, "%s", abi);
+    if (!abi) {
+        wlog(w, "the native tier is unavailable (libgccjit: see above); running the bytecode VM "
+                "only");
+        return;
+    }
+    w->native = true;
+    snprintf(w->abi, sizeof w->abi, "%s", abi);
 }
 
 static int send_ready(wrk *w)

@@ -495,6 +495,33 @@ class Jit(unittest.TestCase):
             rc, out, err = run(args, FIB)
             self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"), err)
 
+    def test_without_libgccjit_everything_runs_on_the_vm(self):
+        # libgccjit is loaded when the native tier starts, not linked into
+        # the binary: a process that cannot load it says why, once, and runs
+        # every function on the VM, with or without a code cache, at the
+        # threshold and before the first call; the cache records no failure
+        # (SXPOOL_TEST_GCCJIT names the library; sxpool-test only)
+        gone = {"SXPOOL_TEST_GCCJIT": "/nonexistent/libgccjit.so.0"}
+        with tempfile.TemporaryDirectory(prefix="sxpool-jitcache-") as top:
+            cache = os.path.join(top, "cache")
+            os.mkdir(cache, 0o700)
+            for args in (["--jit-threshold=0"], ["--jit-threshold=10"],
+                         ["--jit-threshold=0", "--jit-cache=" + cache]):
+                rc, out, err, r = run(["--tier=jit"] + args, FIB, env=gone, report=True)
+                self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 0 native #f\n"),
+                                 (args, err))
+                self.assertEqual(err.count("native tier unavailable: unable to load "
+                                           "/nonexistent/libgccjit.so.0"), 1, (args, err))
+                self.assertEqual(r.counts["calls-vm"], FIB_CALLS, r)
+                self.assertEqual(r.counts["calls-native"], 0, r)
+            # a function the JIT should compile but cannot is fatal in strict mode
+            rc, out, err = run(["--tier=jit", "--jit-threshold=0"], FIB,
+                               env=dict(gone, SXPOOL_JIT_STRICT="1"))
+            self.assertEqual(rc, 3, err)
+            # with the library, the same cache gives native code
+            rc, out, err = run(["--tier=jit", "--jit-threshold=0", "--jit-cache=" + cache], FIB)
+            self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"), err)
+
     def test_jit_exclude(self):
         src = '(jit-exclude! "fi*")\n' + FIB
         rc, out, err = run(["--tier=jit", "--jit-threshold=0"], src)

@@ -79,6 +79,23 @@ class PoolNative(unittest.TestCase):
             self.assertNotIn("fault:", text)
             self.assertNotIn("re-dispatch", text)
 
+    def test_jit_workers_without_libgccjit_serve_from_the_vm(self):
+        # a JIT worker that cannot load libgccjit says so and serves every
+        # request from the VM, without a fault (SXPOOL_TEST_GCCJIT names the
+        # library; sxpool-test only)
+        with Server(app=APP, workers=2, cek_workers=1, args=["--jit-threshold=0"],
+                    env={"SXPOOL_TEST_GCCJIT": "/nonexistent/libgccjit.so.0"}) as s:
+            for _ in range(3):
+                r = s.get("/compose")
+                self.assertEqual((r.status, r.body), (200, b"12"))
+            r = s.get("/stats")
+            self.assertEqual((r.status, r.body), (200, b"0 0"))
+            s.wait_line(r"native tier is unavailable .*running the bytecode VM only")
+            text = "\n".join(s.lines)
+            self.assertIn("unable to load /nonexistent/libgccjit.so.0", text)
+            self.assertNotIn("fault:", text)
+            self.assertNotIn("re-dispatch", text)
+
     def test_workers_stopped_mid_compile_leave_nothing(self):
         """SIGTERM to the server while its JIT workers compile, and a worker
         killed outright mid-compile: no crash, and the run directory (with
