@@ -102,8 +102,11 @@ typedef struct store_txn store_txn;
  *            the data file already uses); a larger map is kept in the
  *            data file, a smaller one takes effect as long as the data
  *            fits.
+ * The first URL a process opens loads libpq (store/store_pq.h): before a
+ * worker's sandbox, which would refuse it.
  * @return 0, -errno or STORE_ELMDB; for a URL 0, STORE_EPG (unreachable,
- *         refused; logged with libpq's message), STORE_ESCHEMA or -ENOMEM
+ *         refused; logged with libpq's message; or libpq cannot be loaded,
+ *         logged with what to install), STORE_ESCHEMA or -ENOMEM
  */
 int store_open(const char *location, size_t map_size, store **out);
 void store_close(store *s);

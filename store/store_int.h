@@ -86,8 +86,9 @@ struct store {
 
 /* Opens the LMDB environment in dir (store_lmdb.c). */
 int store__lmdb_open(const char *dir, size_t map_size, store **out);
-/* Connects to the PostgreSQL server of url (store_pg.c); migrate: create
- * or upgrade the schema instead of refusing one of another version. */
+/* Connects to the PostgreSQL server of url (store_pg.c), loading libpq
+ * first (store_pq.h); migrate: create or upgrade the schema instead of
+ * refusing one of another version. */
 int store__pg_open(const char *url, int migrate, store **out);
 
 /* The blacklist in LMDB (store_bl.c). */

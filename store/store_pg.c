@@ -1,4 +1,6 @@
-/* store_pg.c: the PostgreSQL backend (store__ops), with libpq.
+/* store_pg.c: the PostgreSQL backend (store__ops), with libpq, which
+ * store__pg_open loads first (store_pq.h: sxpool does not link it; its
+ * functions here go through a table filled then).
  *
  * Tables (schema version STORE__PG_SCHEMA, in sxpool_meta):
  *   sxpool_kv         k bytea primary key, v bytea: the application's data.
@@ -51,11 +53,11 @@
  * transaction is used by one thread at a time.
  */
 #include "store/store_int.h"
+#include "store/store_pq.h"
 
 #include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1154,10 +1156,16 @@ fail:
 
 int store__pg_open(const char *url, int do_migrate, store **out)
 {
-    store_pg *s = calloc(1, sizeof *s);
+    store_pg *s;
     PGconn *c = NULL;
     int version, rc;
+    char why[400];
 
+    if (store__pq_load(why, sizeof why) != 0) {
+        fprintf(stderr, "store: unable to open the store in PostgreSQL: %s\n", why);
+        return STORE_EPG;
+    }
+    s = calloc(1, sizeof *s);
     if (s == NULL || (s->url = strdup(url)) == NULL) {
         free(s);
         return -ENOMEM;

@@ -50,7 +50,9 @@ done
 # included, the conformance runner, tests/fuzz/run_fuzz.sh), clang for the
 # fuzz test, and as and ld, which the JIT's compile thread runs at run time to
 # make native code from what libgccjit writes; nm (binutils, as as and ld),
-# which integration/test_jit reads the code cache's objects with; mdb_stat (lmdb-utils), which the chaos test runs on the data directory;
+# which integration/test_jit reads the code cache's objects with; readelf
+# (binutils), which needed-test.sh reads the binaries' NEEDED entries with;
+# mdb_stat (lmdb-utils), which the chaos test runs on the data directory;
 # haproxy, which integration/test_haproxy runs in front of two servers (in
 # /usr/sbin, searched even when PATH leaves it out, as the test does);
 # valgrind, which unit/memcheck runs the unit tests under; chromium, which
@@ -60,8 +62,8 @@ done
 # when the tests run as root.
 PROGRAMS="cmake ctest make cc pkg-config python3 bash sh clang as ld nm timeout mktemp cmp diff
           sed grep awk od find xargs head tail sort paste tr basename dirname nproc readlink
-          realpath tee dpkg-query mdb_stat haproxy valgrind chromium initdb postgres pg_isready
-          psql setpriv"
+          realpath tee dpkg-query readelf mdb_stat haproxy valgrind chromium initdb postgres
+          pg_isready psql setpriv"
 PATH="$PATH:/usr/sbin:/usr/lib/postgresql/15/bin"
 
 fail=0

@@ -11,7 +11,8 @@
 # request or buffer that is never freed is a finding.
 #   ipc_frame  ipc/ipc.c
 #   http       supervisor/sup_http.c (included by fuzz_sup_env.h), ipc/ipc.c and llhttp
-#   record     the same, store/*.c, LMDB and libpq
+#   record     the same, store/*.c, LMDB and libpq's header (store_pq.c
+#              loads libpq itself when a store in PostgreSQL is opened)
 #   json       vm/*.c and the Boehm collector (leak detection off, as for
 #              the reader): json-decode and json-encode round trips
 #
@@ -44,11 +45,11 @@ case $target in
 ipc_frame) sources="$src/ipc/ipc.c" libs="" max_len=4096 ;;
 http) sources="$src/ipc/ipc.c $llhttp_src" libs="" max_len=80000 ;;
 record)
-    # the whole store: LMDB's backend and PostgreSQL's (libpq), which
-    # store_open picks between
+    # the whole store: LMDB's backend and PostgreSQL's (libpq, loaded
+    # with dlopen by store_pq.c, not linked), which store_open picks between
     sources="$src/ipc/ipc.c $src/store/*.c $llhttp_src"
     cflags=$(pkg-config --cflags libpq)
-    libs="$(pkg-config --libs lmdb 2>/dev/null || echo -llmdb) $(pkg-config --libs libpq)"
+    libs="$(pkg-config --libs lmdb 2>/dev/null || echo -llmdb) -ldl"
     max_len=4096
     ;;
 json)
