@@ -3,7 +3,7 @@
 # matching REGEX (grep -E, on the soname) among its ELF NEEDED entries, the
 # libraries the dynamic loader maps before main. Those sxpool loads only
 # when it needs them (dlopen) must not be there: each costs every process
-# its loading at start (libpq with its dependencies: ~10 ms).
+# its loading at start (libpq with its dependencies: ~10 ms; libgccjit ~11 ms).
 #
 # A binary that cannot be read, or whose NEEDED entries include no libc
 # (readelf printing something else than expected), fails too: the check
