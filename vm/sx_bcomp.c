@@ -220,15 +220,75 @@ static void comp_call(bc_fn *f, sx_node *n, bool tail)
     if (tail) f->depth = base;
 }
 
+/* Forward jumps waiting for one target (comp_test). */
+typedef struct jump_list {
+    int *at;
+    int n, cap;
+} jump_list;
+
+static void jumps_add(jump_list *j, int at)
+{
+    if (j->n == j->cap) {
+        int ncap = j->cap ? j->cap * 2 : 4;
+        int *na = sx_alloc_atomic(sizeof(int) * (size_t)ncap);
+        if (j->n) memcpy(na, j->at, sizeof(int) * (size_t)j->n);
+        j->at = na;
+        j->cap = ncap;
+    }
+    j->at[j->n++] = at;
+}
+
+static void jumps_patch_here(bc_fn *f, const jump_list *j)
+{
+    for (int i = 0; i < j->n; i++)
+        patch_here(f, j->at[i]);
+}
+
+/* Compiles the test of an if as branches: execution goes on after it when
+ * x is true, and every jump it adds to fails (to be patched to the else
+ * branch) is taken when x is false. An and or an or becomes the branches
+ * it stands for, so no value of it is kept (JUMP_*_KEEP) only to be tested
+ * again where its operands join, and each operand's JUMP_FALSE follows the
+ * operand at once, where the native tier branches on a predicate without
+ * making its boolean. A sequence (a let) ends in its test. */
+static void comp_test(bc_fn *f, sx_node *x, jump_list *fails)
+{
+    if (x->op == N_AND && x->n > 0) {
+        for (int i = 0; i < x->n; i++)
+            comp_test(f, x->kids[i], fails);
+        return;
+    }
+    if (x->op == N_OR && x->n > 0) {
+        jump_list yes = {0};
+        for (int i = 0; i < x->n - 1; i++) {
+            jump_list no = {0};
+            comp_test(f, x->kids[i], &no);
+            jumps_add(&yes, emit_jump(f, BC_JUMP, 0));
+            jumps_patch_here(f, &no);
+        }
+        comp_test(f, x->kids[x->n - 1], fails);
+        jumps_patch_here(f, &yes);
+        return;
+    }
+    if (x->op == N_SEQ && x->n > 0) { /* a let's bindings, then the test */
+        for (int i = 0; i < x->n - 1; i++)
+            comp_effect(f, x->kids[i]);
+        comp_test(f, x->kids[x->n - 1], fails);
+        return;
+    }
+    comp(f, x, false);
+    jumps_add(fails, emit_jump(f, BC_JUMP_FALSE, -1));
+}
+
 static void comp_if(bc_fn *f, sx_node *n, bool tail)
 {
-    comp(f, n->x, false);
-    int jf = emit_jump(f, BC_JUMP_FALSE, -1);
+    jump_list fails = {0};
+    comp_test(f, n->x, &fails);
     int base = f->depth;
     comp(f, n->y, tail);
     int jend = -1;
     if (!tail) jend = emit_jump(f, BC_JUMP, 0);
-    patch_here(f, jf);
+    jumps_patch_here(f, &fails);
     f->depth = base;
     comp(f, n->z, tail);
     if (jend >= 0) patch_here(f, jend);
