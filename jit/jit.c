@@ -88,9 +88,9 @@
 #define JIT_SHA_HEX (2 * SHA256_DIGEST_SIZE + 1)
 #define JIT_MAX_REGIONS 65536
 /* functions of a compiled function besides its generic entry: its direct
- * entry, its body, SYMBOL_a (what its code assumes) and its specialized
- * body (jit_lower.c) */
-#define JIT_MORE 4
+ * entry, its body, SYMBOL_a (what its code assumes), its specialized body
+ * and its head for fixnum arguments (jit_lower.c) */
+#define JIT_MORE 5
 #define JIT_MAX_INJECT 32
 
 typedef struct jit_region {
@@ -842,13 +842,13 @@ static int open_nofollow(const char *path)
 
 /* The generic entry `symbol` in the object h, or NULL; more[] is set to
  * the other functions of its code, the direct entry `symbol_d`, the body
- * `symbol_b`, `symbol_a` and `symbol_c` (jit_lower.c), or NULL where it
- * has none. */
+ * `symbol_b`, `symbol_a`, `symbol_c` and `symbol_e` (jit_lower.c), or NULL
+ * where it has none. */
 static void *entries(void *h, const char *symbol, void **more)
 {
     char d[80];
     for (int i = 0; i < JIT_MORE; i++) {
-        snprintf(d, sizeof d, "%s_%c", symbol, "dbac"[i]);
+        snprintf(d, sizeof d, "%s_%c", symbol, "dbace"[i]);
         more[i] = h ? dlsym(h, d) : NULL;
     }
     return h ? dlsym(h, symbol) : NULL;

@@ -121,6 +121,23 @@ typedef struct lower {
     gcc_jit_param *sparams[2 + JIT_DIRECT_ARGS];
     int spec_pc;
     bool *spec_fix, *fix_slot, *fixd;
+    /* A lower bound the specialized body knows of one parameter (the
+     * head's test that leads to spec_pc, made again in the spec's
+     * condition, where GCC folds it into the head's own): lo_slot >= 0
+     * and that slot's word is at least lo_word (a tagged fixnum); while the
+     * spec is emitted, lod[j] is that bound for an operand at depth j
+     * loaded from the slot, else 0. */
+    int lo_slot, lo_op;
+    sx_val lo_word, lo_k;
+    bool lo_on;
+    sx_val *lod;
+    /* The head again as SYMBOL_e, for callers that know the arguments
+     * the spec counts on are fixnums (the spec's self calls with such
+     * arguments): it tests only the rest. fix_result: the instruction just
+     * emitted leaves a fixnum (an add or sub that cannot overflow). */
+    gcc_jit_function *head_fix;
+    gcc_jit_param *eparams[2 + JIT_DIRECT_ARGS];
+    bool fix_result;
 } lower;
 
 /* What the inline paths below assume of the value representation (vm/
@@ -964,10 +981,14 @@ static void emit_self_call(lower *l, int at, int n, gcc_jit_block *join)
     if (l->direct) { /* the arguments in registers; cframe is the callee's base */
         gcc_jit_rvalue *dargs[2 + JIT_DIRECT_ARGS] = {
             prv(l->cx), gcc_jit_context_new_cast(l->c, NULL, cf_addr(l, 1), l->t_i64p)};
-        for (int i = 0; i < n; i++)
+        bool fix = l->head_fix && !l->head_mode;
+        for (int i = 0; i < n; i++) {
             dargs[2 + i] = S(l, at + 1 + i);
+            fix = fix && (!l->spec_fix[i] || l->fixd[at + 1 + i]);
+        }
         count_native_call(l);
-        assign(l, r, gcc_jit_context_new_call(l->c, NULL, l->direct, 2 + n, dargs));
+        assign(l, r,
+               gcc_jit_context_new_call(l->c, NULL, fix ? l->head_fix : l->direct, 2 + n, dargs));
         if (hands_back_tail(l)) {
             /* a native tail call the callee made left cx->native_proto at
              * its tail callee's proto: this function runs again */
@@ -1477,9 +1498,16 @@ static bool emit_prim(lower *l, const int32_t *pc, int d, sx_val ka, sx_val kb, 
         gcc_jit_lvalue *r = gcc_jit_function_new_local(l->fn, NULL, l->t_i64, "r");
         if (imm_fix(kb)) {
             int64_t c = (int64_t)(kb - SX_TAG_FIX);
+            sx_val lo = fa ? l->lod[at + 1] : 0;
             if (c == 0)
                 assign(l, r, a);
-            else
+            else if (op == OP_SUB && c > 0 && lo && (int64_t)lo >= INT64_MIN + c) {
+                /* a >= lo: a - c cannot go below the range; with nothing
+                 * but this path (the callee assumed), the result is a
+                 * fixnum */
+                assign(l, r, binop(l, GCC_JIT_BINARY_OP_MINUS, l->t_i64, a, i64(l, (long)c)));
+                l->fix_result = assumed;
+            } else
                 emit_checked_op(l, op == OP_ADD, a, i64(l, (long)c), r, slow);
         } else if (op == OP_ADD) {
             emit_checked_op(
@@ -1929,6 +1957,8 @@ static bool emit_insn(lower *l, int pc, int d)
         assign(l, l->stk[d + 1], rv(l->slot[c[4]]));
         l->fixd[d + 1] = l->fix_slot && l->fix_slot[c[4]];
         l->fixd[d + 2] = false;
+        l->lod[d + 1] = l->lo_on && c[4] == l->lo_slot ? l->lo_word : 0;
+        l->lod[d + 2] = 0;
         sx_val kc = const_imm(l->p, c[5]) ? l->p->k[c[5]] : 0;
         assign(l, l->stk[d + 2], kc ? i64(l, (long)kc) : rv(ptr_word(l, l->Kv, c[5])));
         const int32_t prim[4] = {BC_PRIM, c[1], c[2], 2};
@@ -2180,6 +2210,32 @@ static bool fix_worth(const sx_proto *p, int i, int from)
     return false;
 }
 
+/* A lower bound of a parameter at pc at, for the specialized body: when
+ * a JUMP_FALSE to at follows a test (< x C) or (<= x C) of a parameter x
+ * the spec counts on being a fixnum (PRIM_LK), x >= C or x > C there. The
+ * spec's condition tests it again, in the head's own terms, so it holds
+ * whichever way the body got there (the test's slow path, a redefined <);
+ * where the head has just made the same test, GCC drops the second. */
+static void spec_bound(lower *l, int at)
+{
+    const sx_proto *p = l->p;
+    l->lo_slot = -1;
+    for (int q = 0, prev = -1; q < at; prev = q, q += 1 + sx_opcode_operands[p->code[q]]) {
+        const int32_t *c = p->code + q, *t = prev >= 0 ? p->code + prev : NULL;
+        if (c[0] != BC_JUMP_FALSE || q + 2 + c[1] != at || !t || t[0] != BC_PRIM_LK ||
+            (t[1] != OP_LT && t[1] != OP_LE) || t[4] >= p->nreq || !l->spec_fix[t[4]] ||
+            !const_imm(p, t[5]) || !imm_fix(p->k[t[5]]))
+            continue;
+        int64_t v = sx_fix(p->k[t[5]]);
+        if (t[1] == OP_LE && !sx_fix_fits(v + 1)) continue;
+        l->lo_slot = t[4];
+        l->lo_op = t[1];
+        l->lo_k = p->k[t[5]];
+        l->lo_word = t[1] == OP_LT ? p->k[t[5]] : sx_mkfix(v + 1);
+        return;
+    }
+}
+
 /* Whether the head's restart at pc at goes to the specialized body when
  * its parameters are fixnums: there is one, for the first pc the head
  * restarts at whose code is short enough and has parameters worth it
@@ -2200,6 +2256,8 @@ static bool want_spec(lower *l, int at)
     if (!nf) return false;
     l->spec = direct_fn(l, 'c', direct_params(l, l->sparams), l->sparams);
     l->spec_pc = at;
+    spec_bound(l, at);
+    if (l->fast) l->head_fix = direct_fn(l, 'e', direct_params(l, l->eparams), l->eparams);
     return true;
 }
 
@@ -2215,10 +2273,19 @@ static void end_restart(lower *l)
             /* SYMBOL_c when the parameters it counts on are fixnums */
             gcc_jit_rvalue *ok = NULL;
             for (int i = 0; i < l->p->nreq; i++)
-                if (l->spec_fix[i])
+                if (l->spec_fix[i] && !(l->fix_slot && l->fix_slot[i]))
                     ok = and_maybe(l, tag_is(l, prv(l->dargs[i]), (long)SX_TAG_FIX), ok);
+            if (l->lo_slot >= 0) /* not (< x C), not (<= x C): as the head's fast path */
+                ok = and_maybe(
+                    l,
+                    cmp(l, l->lo_op == OP_LT ? GCC_JIT_COMPARISON_GE : GCC_JIT_COMPARISON_GT,
+                        prv(l->dargs[l->lo_slot]), i64(l, (long)l->lo_k)),
+                    ok);
             gcc_jit_block *yes = new_block(l), *no = new_block(l);
-            gcc_jit_block_end_with_conditional(l->cur, NULL, ok, yes, no);
+            if (ok)
+                gcc_jit_block_end_with_conditional(l->cur, NULL, ok, yes, no);
+            else
+                gcc_jit_block_end_with_jump(l->cur, NULL, yes);
             gcc_jit_rvalue *call = gcc_jit_context_new_call(l->c, NULL, l->spec, n, args);
             gcc_jit_rvalue_set_bool_require_tail_call(call, 1);
             gcc_jit_block_end_with_return(yes, NULL, call);
@@ -2453,6 +2520,7 @@ static void forget_imm(lower *l, int from)
     for (int j = from < 0 ? 0 : from; j < l->p->maxstack + 2; j++) {
         l->imm[j] = 0;
         l->fixd[j] = false;
+        l->lod[j] = 0;
     }
 }
 
@@ -2465,12 +2533,16 @@ static void track_imm(lower *l, int pc, int d)
     if (c[0] == BC_CONST && const_imm(l->p, c[1])) {
         l->imm[d] = l->p->k[c[1]];
         l->fixd[d] = false;
+        l->lod[d] = 0;
         return;
     }
     int bd;
     int nd = succ_depth(c[0], c, d, &bd);
     forget_imm(l, nd < 0 ? 0 : nd - 1);
     if (c[0] == BC_LOCAL && l->fix_slot) l->fixd[d] = l->fix_slot[c[1]];
+    if (c[0] == BC_LOCAL && l->lo_on && c[1] == l->lo_slot) l->lod[d] = l->lo_word;
+    if (l->fix_result && nd > 0) l->fixd[nd - 1] = true;
+    l->fix_result = false;
 }
 
 /* Emits the instructions in [from, to) into l->fn, continuing l->cur;
@@ -2662,6 +2734,19 @@ static int emit_head(lower *l)
     return emit_range(l, 0, l->p->ncode); /* the entry block goes on to pc 0's */
 }
 
+/* SYMBOL_e: the head, knowing the parameters in spec_fix are fixnums. It
+ * restarts where the head does (the body's resume points are the head's). */
+static int emit_head_fix(lower *l)
+{
+    l->head_leader = 0;
+    l->ndirect = 0;
+    begin_direct_fn(l, l->head_fix, l->eparams, true);
+    l->fix_slot = l->spec_fix;
+    int rc = emit_range(l, 0, l->p->ncode);
+    l->fix_slot = NULL;
+    return rc;
+}
+
 /* The specialized body SYMBOL_c(cx, base, arg0, ...): the body from
  * spec_pc on, entered by the head where it would restart the body there,
  * when the parameters in spec_fix are fixnums; their fixnum tests are left
@@ -2673,8 +2758,10 @@ static int emit_spec(lower *l)
     l->ndirect = 0;
     begin_direct_fn(l, l->spec, l->sparams, false);
     l->fix_slot = l->spec_fix;
+    l->lo_on = l->lo_slot >= 0;
     int rc = emit_range(l, l->spec_pc, l->p->ncode);
     l->fix_slot = NULL;
+    l->lo_on = false;
     return rc;
 }
 
@@ -2731,8 +2818,11 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     l.pushed_by = calloc((size_t)nstk + 1, sizeof *l.pushed_by);
     l.imm = calloc((size_t)nstk + 1, sizeof *l.imm);
     l.fixd = calloc((size_t)nstk + 1, sizeof *l.fixd);
+    l.lod = calloc((size_t)nstk + 1, sizeof *l.lod);
+    l.lo_slot = -1;
     int rc = -1;
-    if (!l.slot || !l.stk || !l.blk || !l.depth || !l.pushed_by || !l.imm || !l.fixd) goto out;
+    if (!l.slot || !l.stk || !l.blk || !l.depth || !l.pushed_by || !l.imm || !l.fixd || !l.lod)
+        goto out;
     for (int i = 0; i <= nstk; i++)
         l.pushed_by[i] = -1;
     if (l.direct && !job->inject && assume_globals(&l) != 0) goto out;
@@ -2755,6 +2845,7 @@ int jit__lower(gcc_jit_context *ctxt, jit_job *job)
     if (l.resume) memcpy(l.body_blk, l.blk, sizeof *l.blk * ((size_t)p->ncode + 1));
     gcc_jit_block *start = l.head; /* the body's, before the head's */
     if (l.body && emit_head(&l) != 0) goto out;
+    if (l.head_fix && emit_head_fix(&l) != 0) goto out;
     if (l.resume) emit_resume(&l, start);
     if (l.spec && emit_spec(&l) != 0) goto out;
     rc = 0;
@@ -2767,6 +2858,7 @@ out:
     free(l.pushed_by);
     free(l.imm);
     free(l.fixd);
+    free(l.lod);
     free(l.spec_fix);
     free(l.head_ret);
     free(l.resumed);

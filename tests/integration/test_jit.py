@@ -510,8 +510,12 @@ class Jit(unittest.TestCase):
                 rc, out, err, r = run(["--tier=jit"] + args, FIB, env=gone, report=True)
                 self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 0 native #f\n"),
                                  (args, err))
-                self.assertEqual(err.count("native tier unavailable: unable to load "
-                                           "/nonexistent/libgccjit.so.0"), 1, (args, err))
+                # the compile thread loads the library while the program
+                # runs: at threshold 10 the program may end before it says so
+                said = err.count("native tier unavailable: unable to load "
+                                 "/nonexistent/libgccjit.so.0")
+                self.assertIn(said, (0, 1) if "--jit-threshold=10" in args else (1,), (args, err))
+                self.assertNotIn("unable to compile", err)
                 self.assertEqual(r.counts["calls-vm"], FIB_CALLS, r)
                 self.assertEqual(r.counts["calls-native"], 0, r)
             # a function the JIT should compile but cannot is fatal in strict mode
