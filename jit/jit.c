@@ -43,6 +43,8 @@
 #include <link.h>
 #include <nettle/sha2.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,8 +75,13 @@
 #define JIT_IFCVT_OPTION "-fif-conversion"
 /* libgccjit writes assembly only; the compile thread runs the assembler
  * and the linker itself (assemble_and_link), two processes where the gcc
- * driver took four (itself, as, collect2 and ld). Both command lines are
- * part of the ABI hash. The object calls nothing but the link table: no
+ * driver took four (itself, as, collect2 and ld). Both command lines,
+ * without their file names, are part of the ABI hash. The assembler is
+ * started before the compile where a CPU is free for it (as_early) and
+ * reads the assembly from standard input (as_start): the object is the
+ * same byte for byte as from a file operand (the name of its input is
+ * not in it; the .file directive libgccjit writes is), so JIT_TOOLS
+ * stayed as it was. The object calls nothing but the link table: no
  * start files and no libraries. */
 #define JIT_AS_ARGS "as", "--64", "-o"
 #define JIT_LD_ARGS "ld", "-shared", "-m", "elf_x86_64", "--hash-style=gnu", "--eh-frame-hdr", "-o"
@@ -944,15 +951,16 @@ static gcc_jit_context *new_context(void)
     return c;
 }
 
-/* Runs argv (argv[0] found through PATH) to completion, its output and
- * errors on this process's stderr, environ only read. @return 0, or -1
- * with why set */
-static int run_tool(char *const argv[], char *why, size_t cap)
+/* Starts argv (argv[0] found through PATH), its standard input in_fd
+ * (the process's own if in_fd is -1), its output and errors on this
+ * process's stderr, environ only read. @return its pid, or -1 with why set */
+static pid_t spawn_tool(char *const argv[], int in_fd, char *why, size_t cap)
 {
     extern char **environ;
     pid_t pid;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
+    if (in_fd >= 0) posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
     posix_spawn_file_actions_adddup2(&fa, 2, 1); /* stdout is the program's */
     int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -960,27 +968,185 @@ static int run_tool(char *const argv[], char *why, size_t cap)
         snprintf(why, cap, "cannot run %s: %s", argv[0], strerror(rc));
         return -1;
     }
+    return pid;
+}
+
+/* Waits for the tool pid (named name) to end. @return 0 if it exited with
+ * status 0, or -1 with why set */
+static int wait_tool(pid_t pid, const char *name, char *why, size_t cap)
+{
     int st;
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR) {
-            snprintf(why, cap, "waiting for %s: %s", argv[0], strerror(errno));
+            snprintf(why, cap, "waiting for %s: %s", name, strerror(errno));
             return -1;
         }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
-    snprintf(why, cap, "%s failed (%s %d)", argv[0], WIFEXITED(st) ? "status" : "signal",
+    snprintf(why, cap, "%s failed (%s %d)", name, WIFEXITED(st) ? "status" : "signal",
              WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
     return -1;
 }
 
-/* Assembles asm_path into obj_path and links that into the shared object
- * so_path (JIT_AS_ARGS, JIT_LD_ARGS); removes asm_path and obj_path.
- * @return 0, or -1 with why set */
-static int assemble_and_link(const char *asm_path, const char *obj_path, const char *so_path,
-                             char *why, size_t cap)
+/* Runs argv to completion, as spawn_tool. @return 0, or -1 with why set */
+static int run_tool(char *const argv[], char *why, size_t cap)
 {
-    char *as[] = {JIT_AS_ARGS, (char *)obj_path, (char *)asm_path, NULL};
+    pid_t pid = spawn_tool(argv, -1, why, cap);
+    return pid < 0 ? -1 : wait_tool(pid, argv[0], why, cap);
+}
+
+/* The assembler of a batch, started before libgccjit compiles where a CPU
+ * is free for it (as_early) so that its start-up (an exec and the dynamic
+ * link of binutils' libraries, about 4.5 ms) overlaps the compile: it reads the assembly from a
+ * pipe on its standard input (GNU as reads standard input when given no file; the object is the
+ * same byte for byte as from the file, whose name it never records: the assembly's .file directive
+ * names it). */
+typedef struct jit_as {
+    pid_t pid;     /* -1 if it could not be started */
+    int fd;        /* the write end of its standard input, or -1 */
+    char why[256]; /* why it could not be started */
+} jit_as;
+
+/* Starts `as --64 -o obj_path` reading a pipe (JIT_AS_ARGS). A failure is
+ * kept in a->why for as_finish, which reports it after the compile as
+ * before (a compile error comes first). */
+static void as_start(jit_as *a, const char *obj_path)
+{
+    char *argv[] = {JIT_AS_ARGS, (char *)obj_path, NULL};
+    int p[2];
+    a->pid = -1;
+    a->fd = -1;
+    a->why[0] = 0;
+    /* close-on-exec: no other program this process starts holds the write
+     * end, so closing it is the end of the assembler's input */
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        snprintf(a->why, sizeof a->why, "cannot run as: pipe: %s", strerror(errno));
+        return;
+    }
+    a->pid = spawn_tool(argv, p[0], a->why, sizeof a->why);
+    close(p[0]);
+    if (a->pid < 0)
+        close(p[1]);
+    else
+        a->fd = p[1];
+}
+
+/* Whether to start the assembler before the compile rather than after:
+ * only when its start-up can run on a core of its own. On the compile
+ * thread the evaluating thread runs too (it made the functions hot), so
+ * that takes three CPUs; compiling before the first call (threshold 0)
+ * the evaluating thread waits, so two. Measured on two CPUs at the default
+ * threshold, starting it early made the first batch of bench/lang/fib.sx
+ * 1.5-3 ms slower (the compile lost more than the start-up took), and 2-4
+ * ms faster at threshold 0. */
+static bool as_early(void)
+{
+#ifdef SXPOOL_TEST_HOOKS
+    const char *force = getenv("SXPOOL_TEST_AS_EARLY"); /* tests: either order on any machine */
+    if (force && *force) return *force == '1';
+#endif
+    static int ncpu;
+    if (!ncpu) {
+        cpu_set_t set;
+        int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+        __atomic_store_n(&ncpu, n > 0 ? n : 1, __ATOMIC_RELAXED);
+    }
+    bool compile_thread = J.thread_started && pthread_equal(pthread_self(), J.thread);
+    return __atomic_load_n(&ncpu, __ATOMIC_RELAXED) >= (compile_thread ? 3 : 2);
+}
+
+/* Writes the file at path to fd, whose reader may have gone: SIGPIPE is
+ * blocked on this thread for the writes and one it raised is taken back,
+ * so a dying assembler cannot end the process (eval does not ignore
+ * SIGPIPE; workers do). @return 0, or -1 with why set */
+static int copy_to_pipe(const char *path, int fd, char *why, size_t cap)
+{
+    int in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (in < 0) {
+        snprintf(why, cap, "cannot read the assembly: %s", strerror(errno));
+        return -1;
+    }
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    char buf[16384];
+    int rc = 0, werr = 0;
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            snprintf(why, cap, "cannot read the assembly: %s", strerror(errno));
+            rc = -1;
+        }
+        if (n <= 0) break;
+        for (ssize_t off = 0; off < n && !werr;) {
+            ssize_t w = write(fd, buf + off, (size_t)(n - off));
+            if (w > 0)
+                off += w;
+            else if (w < 0 && errno != EINTR)
+                werr = errno;
+        }
+        if (werr) {
+            snprintf(why, cap, "writing to as: %s", strerror(werr));
+            rc = -1;
+            break;
+        }
+    }
+    close(in);
+    if (werr == EPIPE && !sigismember(&old, SIGPIPE)) {
+        /* not blocked before, so the one pending is ours */
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+/* Gives the started assembler the assembly at asm_path and waits for it;
+ * obj_path is removed unless it succeeds. @return 0, or -1 with why set
+ * (why the assembler could not start, or failed) */
+static int as_finish(jit_as *a, const char *asm_path, const char *obj_path, char *why, size_t cap)
+{
+    if (a->pid < 0) {
+        snprintf(why, cap, "%s", a->why);
+        return -1;
+    }
+    char copy_why[256];
+    int copied = copy_to_pipe(asm_path, a->fd, copy_why, sizeof copy_why);
+    close(a->fd);
+    int rc = wait_tool(a->pid, "as", why, cap);
+    a->fd = a->pid = -1;
+    if (rc == 0 && copied != 0) {
+        snprintf(why, cap, "%s", copy_why);
+        rc = -1;
+    }
+    if (rc != 0) unlink(obj_path);
+    return rc;
+}
+
+/* Ends the assembler started early, if any, when there is nothing to
+ * assemble (the compile failed): closing the pipe ends its input, so it assembles
+ * nothing and exits (a signal is no choice: a worker may signal only
+ * itself); it is reaped and the empty object it wrote removed. */
+static void as_abandon(jit_as *a, const char *obj_path)
+{
+    if (a->pid < 0) return;
+    close(a->fd);
+    char why[256];
+    wait_tool(a->pid, "as", why, sizeof why);
+    a->fd = a->pid = -1;
+    unlink(obj_path);
+}
+
+/* Assembles asm_path into obj_path with the assembler a started, and
+ * links that into the shared object so_path (JIT_LD_ARGS); removes
+ * asm_path and obj_path. @return 0, or -1 with why set */
+static int assemble_and_link(jit_as *a, const char *asm_path, const char *obj_path,
+                             const char *so_path, char *why, size_t cap)
+{
     char *ld[] = {JIT_LD_ARGS, (char *)so_path, (char *)obj_path, NULL};
-    int rc = run_tool(as, why, cap);
+    int rc = as_finish(a, asm_path, obj_path, why, cap);
     if (rc == 0) rc = run_tool(ld, why, cap);
     unlink(asm_path);
     unlink(obj_path);
@@ -1068,15 +1234,25 @@ static void compile_batch(jit_job *jobs, int n)
     const char *err = NULL;
     bool tool_failed = false; /* as or ld failed: not a verdict on the functions */
     u_lower = now_us();
+    uint64_t u_spawn = 0; /* starting as, charged to assembling */
     if (c && lowered) {
+        jit_as as = {.pid = -1, .fd = -1};
+        bool early = as_early();
+        if (early) as_start(&as, obj_path);
+        u_spawn = now_us() - u_lower;
         gcc_jit_context_compile_to_file(c, GCC_JIT_OUTPUT_KIND_ASSEMBLER, asm_path);
         err = gcc_jit_context_get_first_error(c);
         u_cc = now_us();
-        if (!err && assemble_and_link(asm_path, obj_path, so_path, tool_why, sizeof tool_why)) {
-            err = tool_why;
-            tool_failed = true;
-        } else if (err)
+        if (err) {
+            as_abandon(&as, obj_path);
             unlink(asm_path);
+        } else {
+            if (!early) as_start(&as, obj_path);
+            if (assemble_and_link(&as, asm_path, obj_path, so_path, tool_why, sizeof tool_why)) {
+                err = tool_why;
+                tool_failed = true;
+            }
+        }
     } else
         u_cc = now_us();
     u_as = now_us();
@@ -1149,8 +1325,8 @@ static void compile_batch(jit_job *jobs, int n)
              "assembling and linking %.1f, loading %.1f, cache and delivery %.1f ms; "
              "cpu %.1f ms, child processes %.1f ms",
              n, lowered, ms, first && first < u0 ? (double)(u0 - first) / 1e3 : 0.0,
-             (double)(u_lower - u0) / 1e3, (double)(u_cc - u_lower) / 1e3,
-             (double)(u_as - u_cc) / 1e3, (double)(u_load - u_as) / 1e3,
+             (double)(u_lower - u0) / 1e3, (double)(u_cc - u_lower - u_spawn) / 1e3,
+             (double)(u_as - u_cc + u_spawn) / 1e3, (double)(u_load - u_as) / 1e3,
              (double)(now_us() - u_load) / 1e3, (double)(cpu1 - cpu0) / 1e3,
              (double)(kids1 - kids0) / 1e3);
     }

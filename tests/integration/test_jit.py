@@ -477,6 +477,50 @@ class Jit(unittest.TestCase):
             self.assertEqual(sorted(os.path.splitext(n)[1] for n in os.listdir(abi)),
                              [".idx", ".so"], os.listdir(abi))
 
+    def test_assembler_that_fails_or_is_not_needed_leaves_no_file(self):
+        # `as` reads the assembly from a pipe, started before the compile
+        # where a CPU is free for it and after it otherwise (both orders,
+        # SXPOOL_TEST_AS_EARLY; sxpool-test only): one that exits without
+        # reading it (the write then fails with EPIPE; eval does not ignore
+        # SIGPIPE, which must not end it) is reported by its status, and the
+        # cache records no failure; a missing one is reported as before;
+        # when the compile fails, an `as` started early gets no input, is
+        # reaped and its empty object removed. TMPDIR is left empty.
+        stats = "(print (get (jit-stats) :compiled) \" \" (get (jit-stats) :failed))\n"
+        src = FIB.split("(define s")[0] + stats
+        for early in ("0", "1"):
+            with tempfile.TemporaryDirectory(prefix="sxpool-jitcache-") as top:
+                cache, tmp, bin_, empty = (os.path.join(top, n)
+                                           for n in ("cache", "tmp", "bin", "empty"))
+                for d in (cache, tmp, bin_, empty):
+                    os.mkdir(d, 0o700)
+                fake = os.path.join(bin_, "as")
+                with open(fake, "w") as f:
+                    f.write("#!/bin/sh\nexit 1\n")
+                os.chmod(fake, 0o700)
+                args = ["--tier=jit", "--jit-threshold=0", "--jit-cache=" + cache]
+                env = {"TMPDIR": tmp, "SXPOOL_TEST_AS_EARLY": early}
+                path = bin_ + os.pathsep + os.environ.get("PATH", "")
+                rc, out, err = run(args, FIB, env=dict(env, PATH=path))
+                self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 0 native #f\n"),
+                                 (early, err))
+                self.assertRegex(err, r"unable to compile fib \([0-9a-f]{16}\): "
+                                      r"as failed \(status 1\)")
+                self.assertEqual(os.listdir(tmp), [], early)
+                rc, out, err = run(args, FIB, env=dict(env, PATH=empty))
+                self.assertEqual((rc, out), (0, "6765\ncompiled 0 cache-hits 0 native #f\n"),
+                                 (early, err))
+                self.assertRegex(err, r"unable to compile fib \([0-9a-f]{16}\): cannot run as")
+                self.assertEqual(os.listdir(tmp), [], early)
+                rc, out, err = run(args, FIB, env=env)
+                self.assertEqual((rc, out), (0, "6765\ncompiled 1 cache-hits 0 native #t\n"),
+                                 (early, err))
+                rc, out, err = run(["--tier=jit", "--jit-threshold=0"], src,
+                                   env=dict(env, SXPOOL_INJECT="compile-error:fib"))
+                self.assertEqual((rc, out), (0, "6765\n0 1\n"), (early, err))
+                self.assertIn("unable to compile fib", err)
+                self.assertEqual(os.listdir(tmp), [], early)
+
     def test_missing_assembler_keeps_functions_on_the_vm_for_this_process_only(self):
         # without `as` on PATH nothing compiles: the program still runs on
         # the VM and says why, and the cache records no failure (a missing
