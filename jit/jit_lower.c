@@ -565,8 +565,9 @@ int jit__assumptions(const sx_proto *p, jit_assume *out, int cap, int *site_g, b
             break;
         case BC_POP: break;
         default:
-            if (nd < d || bd >= 0 || nd < 0) used(needed, cur, d - 1); /* reads the top */
-            if (nd > d) cur[d] = -1;                                   /* pushed something else */
+            /* reads the top (a JUMP does not, and may come with none) */
+            if (d > 0 && op != BC_JUMP && (nd < d || bd >= 0 || nd < 0)) used(needed, cur, d - 1);
+            if (nd > d) cur[d] = -1; /* pushed something else */
         }
         if (bd >= 0) {
             int target = next + c[1];
