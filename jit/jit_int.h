@@ -22,7 +22,7 @@
  * before must not be mixed with (an entry point's signature, a frame's
  * layout), and whenever the lowering changes enough that cached code
  * should be rebuilt. */
-#define JIT_LOWER_VERSION 14
+#define JIT_LOWER_VERSION 15
 
 /* Test-only fault injection (SXPOOL_INJECT=KIND:FUNCTION,...). */
 enum jit_inject {

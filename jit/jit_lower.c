@@ -2125,13 +2125,31 @@ static int direct_params(lower *l, gcc_jit_param **dp)
     return 2 + l->p->nreq;
 }
 
-/* The exported function SYMBOL_<suffix> of np parameters dp. */
+/* The function SYMBOL_<suffix> of np parameters dp, exported unless it is
+ * the head for fixnum arguments (`_e`): that one is called only from this
+ * code, so GCC may inline it at its calls (JIT_INLINE_OPTION, jit.c). */
 static gcc_jit_function *direct_fn(lower *l, char suffix, int np, gcc_jit_param **dp)
 {
     char name[80];
     snprintf(name, sizeof name, "%s_%c", l->job->symbol, suffix);
-    return gcc_jit_context_new_function(l->c, NULL, GCC_JIT_FUNCTION_EXPORTED, l->t_i64, name, np,
-                                        dp, 0);
+    enum gcc_jit_function_kind kind =
+        suffix == 'e' ? GCC_JIT_FUNCTION_INTERNAL : GCC_JIT_FUNCTION_EXPORTED;
+    return gcc_jit_context_new_function(l->c, NULL, kind, l->t_i64, name, np, dp, 0);
+}
+
+/* Ends the head's restart with a call of fn (the body or the specialized
+ * body) whose value it returns. It is a required tail call, except in
+ * `_e`: GCC 12 keeps that flag on a call of a function it inlines, and
+ * where `_e` is inlined its call is not in tail position (the caller goes
+ * on with its value), so a required tail call there would become a jump
+ * out of the caller (seen at -O2, which inlines it too). Without the flag
+ * `_e` not inlined costs one more frame, once per call. */
+static void end_with_restart(lower *l, gcc_jit_block *b, gcc_jit_function *fn, int n,
+                             gcc_jit_rvalue **args)
+{
+    gcc_jit_rvalue *call = gcc_jit_context_new_call(l->c, NULL, fn, n, args);
+    if (l->fn != l->head_fix) gcc_jit_rvalue_set_bool_require_tail_call(call, 1);
+    gcc_jit_block_end_with_return(b, NULL, call);
 }
 
 static void make_direct_entry(lower *l)
@@ -2287,17 +2305,13 @@ static void end_restart(lower *l)
                 gcc_jit_block_end_with_conditional(l->cur, NULL, ok, yes, no);
             else
                 gcc_jit_block_end_with_jump(l->cur, NULL, yes);
-            gcc_jit_rvalue *call = gcc_jit_context_new_call(l->c, NULL, l->spec, n, args);
-            gcc_jit_rvalue_set_bool_require_tail_call(call, 1);
-            gcc_jit_block_end_with_return(yes, NULL, call);
+            end_with_restart(l, yes, l->spec, n, args);
             l->cur = no;
         }
         if (at) l->resumed[at] = true;
         args[n++] = i64(l, at);
     }
-    gcc_jit_rvalue *call = gcc_jit_context_new_call(l->c, NULL, l->body, n, args);
-    gcc_jit_rvalue_set_bool_require_tail_call(call, 1);
-    gcc_jit_block_end_with_return(l->cur, NULL, call);
+    end_with_restart(l, l->cur, l->body, n, args);
 }
 
 /* Whether the body can start at pc, a block the head entered, rather
