@@ -13,7 +13,8 @@
  *   native function) while       to a CEK worker
  *   compiling
  *   any other death              re-dispatch once: to a CEK worker if one
- *                                is up, else to any
+ *                                is up, else to any (also when the CEK
+ *                                workers stay busy: sup_pool.c, pick_for)
  *   a second failure             502; a request never runs a third time
  *
  * A request runs again under the same id (so a worker answers it from its

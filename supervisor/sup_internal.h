@@ -53,6 +53,9 @@
 #define SUP_TAKE_BACK_MS                                                                           \
     2 /* a request sent ahead may be taken back once the one before it has                         \
          run this long (sup_pool.c, take_back) */
+#define SUP_RETRY_CEK_WAIT_MS                                                                      \
+    1000 /* a second attempt free to run anywhere waits at most this long                          \
+            for a busy CEK worker (sup_pool.c, pick_for) */
 #define SUP_LOG_EVERY_MS                                                                           \
     10000 /* a repeated condition is logged at most this often, with a count                       \
            */

@@ -7,8 +7,8 @@
  * BUSY); it waits otherwise, keeping the CEK workers free for re-dispatches.
  * Second attempts (the retry queue, see sup_fault.c) go first, to CEK
  * workers (need_cek: only there; else to any idle worker when no CEK worker
- * is up). Each slot's crash scoreboard is created before its first spawn and
- * zeroed before every spawn.
+ * is up, or when the CEK workers have been busy for retry_cek_wait_ms). Each slot's crash
+ * scoreboard is created before its first spawn and zeroed before every spawn.
  *
  * A JIT worker's CHECKED reply and a CEK worker's SHADOW_RESULT go to
  * sup_shadow.c; a request holding a SHADOW frame (r->shadow.frame) is sent
@@ -1058,12 +1058,30 @@ static bool any_up(const sup_server *s, enum pick kind)
     return false;
 }
 
+/* How long a second attempt that may run anywhere (not need_cek) waits
+ * for a busy CEK worker before it goes to any worker with room: a quarter
+ * of the request deadline, at most SUP_RETRY_CEK_WAIT_MS. A burst of
+ * deaths queues their requests behind the CEK workers, which run one
+ * request each; past this, a JIT worker is the better place for them than
+ * the queue, whose deadline answers 503. */
+static uint64_t retry_cek_wait_ms(const sup_server *s)
+{
+    uint64_t q = s->cfg.timeout_ms / 4;
+    return q < SUP_RETRY_CEK_WAIT_MS ? q : SUP_RETRY_CEK_WAIT_MS;
+}
+
 /* The worker for the request at the head of q, or NULL (it waits). */
 static sup_slot *pick_for(sup_server *s, const sup_request *r, bool retry)
 {
     if (retry) {
         sup_slot *w = pick_worker(s, PICK_CEK);
-        if (!w && !r->need_cek && !any_up(s, PICK_CEK)) w = pick_worker(s, PICK_ANY);
+        if (w || r->need_cek) return w;
+        if (!any_up(s, PICK_CEK)) return pick_worker(s, PICK_ANY);
+        uint64_t waited = uv_now(s->loop) - r->queued_ms;
+        if (waited < retry_cek_wait_ms(s) || !(w = pick_worker(s, PICK_ANY))) return NULL;
+        sup__info("request %llu waited %llu ms for a busy CEK worker; sending it to worker %d "
+                  "(pid %d) instead (more --cek-workers would take such bursts)",
+                  (unsigned long long)r->id, (unsigned long long)waited, w->index, w->pid);
         return w;
     }
     sup_slot *w = pick_worker(s, PICK_JIT);
@@ -1327,6 +1345,8 @@ void sup__pool_housekeeping(sup_server *s, uint64_t now)
         s->gone_dropped = 0;
         s->gone_log_ms = now;
     }
+    /* a second attempt may have waited long enough for a CEK worker (pick_for) */
+    if (s->retry.head) dispatch(s);
     sup_queue *qs[2] = {&s->retry, &s->queue};
     for (int k = 0; k < 2; k++) {
         while (qs[k]->head && now - qs[k]->head->queued_ms >= s->cfg.timeout_ms) {

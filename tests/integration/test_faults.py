@@ -14,7 +14,7 @@ import time
 import unittest
 
 import sxtest
-from sxtest import busy_one, cpu_ticks
+from sxtest import busy_one, cpu_ticks, pid_alive
 
 
 def in_thread(fn):
@@ -138,6 +138,47 @@ class Faults(unittest.TestCase):
             self.assertEqual(len(deaths), 2, deaths)
             srv.wait_ready(2, timeout=10, start=mark)  # both replaced
             self.assertEqual(srv.get("/").status, 200)
+
+    def test_second_attempt_does_not_wait_out_its_deadline_behind_a_busy_cek_worker(self):
+        # /loop dies on a JIT worker and its second attempt holds the one
+        # CEK worker until its deadline (504). /work dies on a JIT worker
+        # too: its second attempt waits for the busy CEK worker at most a
+        # second (a quarter of --timeout, at most 1 s), then runs on a JIT
+        # worker and is answered while /loop still holds the CEK worker.
+        # (No canaries: a new JIT worker's first native runs are answered
+        # by a CEK worker, which would wait for /loop too.)
+        with sxtest.Server(app="faults", workers=2, cek_workers=1,
+                           args=["--timeout=12", "--shadow-canary=0"]) as srv:
+            jits = srv.worker_pids("jit")
+            (cek,) = srv.worker_pids("cek")
+            base = {p: cpu_ticks(p) for p in jits + [cek]}
+            t1, out1 = in_thread(lambda: srv.get("/loop", timeout=60))
+            first = busy_one(jits, base)
+            mark = srv.log_size()
+            os.kill(first, signal.SIGKILL)
+            srv.wait_line(r"died of SIGKILL while running request (\d+); re-dispatched request "
+                          r"\1 to a CEK worker", timeout=5, start=mark)
+            busy_one([cek], {cek: cpu_ticks(cek)})
+            srv.wait_ready(1, timeout=20, start=mark)  # the first one's replacement
+            jits = srv.worker_pids("jit")
+            base = {p: cpu_ticks(p) for p in jits}
+            t2, out2 = in_thread(lambda: srv.get("/work?n=10000000", timeout=60))
+            second = busy_one(jits, base)
+            mark2 = srv.log_size()
+            os.kill(second, signal.SIGKILL)
+            m = srv.wait_line(r"request (\d+) waited \d+ ms for a busy CEK worker; sending it "
+                              r"to worker \d+ \(pid \d+\) instead", timeout=10, start=mark2)
+            t2.join(timeout=30)
+            self.assertFalse(t2.is_alive(), "no answer to /work")
+            self.assertNotIn("e", out2, out2.get("e"))
+            self.assertEqual((out2["r"].status, out2["r"].text), (200, "done"), out2["r"])
+            self.assertTrue(t1.is_alive(), "/loop was answered before /work: %r" % out1)
+            self.assertTrue(pid_alive(cek), "the CEK worker was replaced before /work ran")
+            srv.wait_line(r"died of SIGKILL while running request %s; re-dispatched" % m.group(1),
+                          timeout=5, start=mark2)
+            t1.join(timeout=30)
+            self.assertFalse(t1.is_alive(), "no answer to /loop")
+            self.assertEqual(out1["r"].status, 504, out1.get("r", out1))
 
     def test_killed_after_commit_is_answered_from_the_record(self):
         hook = {"SXPOOL_TEST_HOOK": "exit-after-commit:/commit"}
