@@ -7,8 +7,9 @@
  * BUSY); it waits otherwise, keeping the CEK workers free for re-dispatches.
  * Second attempts (the retry queue, see sup_fault.c) go first, to CEK
  * workers (need_cek: only there; else to any idle worker when no CEK worker
- * is up, or when the CEK workers have been busy for retry_cek_wait_ms). Each slot's crash
- * scoreboard is created before its first spawn and zeroed before every spawn.
+ * is up, or when the CEK workers have been busy for retry_cek_wait_ms).
+ * Each slot's crash scoreboard is created before its first spawn and zeroed
+ * before every spawn.
  *
  * A JIT worker's CHECKED reply and a CEK worker's SHADOW_RESULT go to
  * sup_shadow.c; a request holding a SHADOW frame (r->shadow.frame) is sent
@@ -1346,7 +1347,7 @@ void sup__pool_housekeeping(sup_server *s, uint64_t now)
         s->gone_log_ms = now;
     }
     /* a second attempt may have waited long enough for a CEK worker (pick_for) */
-    if (s->retry.head) dispatch(s);
+    if (s->retry.head) dispatch_queue(s, &s->retry, true);
     sup_queue *qs[2] = {&s->retry, &s->queue};
     for (int k = 0; k < 2; k++) {
         while (qs[k]->head && now - qs[k]->head->queued_ms >= s->cfg.timeout_ms) {
